@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * access.h — the thin map/clock access layer under the packet logic. The logic
+ * headers (parse, csum, hash, conntrack, select, nat) call only these names, so
+ * a userspace data plane can compile the same logic against its own versions.
+ */
+#ifndef XLB_ACCESS_H
+#define XLB_ACCESS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#define xlb_lookup(map, key) bpf_map_lookup_elem((map), (key))
+#define xlb_update(map, key, val, flags) bpf_map_update_elem((map), (key), (val), (flags))
+/* Coarse monotonic clock: ≈3 ns per call where bpf_ktime_get_ns costs ≈28 ns. */
+#define xlb_now_ns() bpf_ktime_get_coarse_ns()
+
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+#define XLB_INLINE static __always_inline
+
+#endif /* XLB_ACCESS_H */

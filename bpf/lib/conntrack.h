@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * conntrack.h — connection tracking decisions. One shared LRU hash holds both
+ * directions of every balanced flow, keyed by the packet's own 5-tuple:
+ *   forward  client->VIP     => rewrite destination to the backend
+ *   reverse  backend->client => rewrite source back to the VIP
+ * Entries hold addresses and ports (never an index that can be reused). LRU can
+ * evict one direction alone: a hit on the other recreates it.
+ */
+#ifndef XLB_CONNTRACK_H
+#define XLB_CONNTRACK_H
+
+#include "access.h"
+#include "maps.h"
+
+/* The reverse entry implied by a forward one, or the forward one by a reverse. */
+XLB_INLINE void xlb_ct4_other(const struct xlb_ct4_key *k, const struct xlb_ct4_val *v,
+			      struct xlb_ct4_key *ok, struct xlb_ct4_val *ov)
+{
+	ok->proto = k->proto;
+	ok->pad[0] = ok->pad[1] = ok->pad[2] = 0;
+	ov->dir = v->dir == XLB_DIR_FWD ? XLB_DIR_REV : XLB_DIR_FWD;
+	ov->flags = v->flags;
+	ov->vip_id = v->vip_id;
+	ov->backend_id = v->backend_id;
+	ov->last_seen_ns = v->last_seen_ns;
+	if (v->dir == XLB_DIR_FWD) {
+		/* k = client->VIP, v = backend; other: backend->client, nat back to VIP */
+		ok->saddr = v->nat_addr;
+		ok->daddr = k->saddr;
+		ok->sport = v->nat_port ? v->nat_port : k->dport;
+		ok->dport = k->sport;
+		ov->nat_addr = k->daddr;
+		ov->nat_port = v->nat_port ? k->dport : 0;
+	} else {
+		/* k = backend->client, v = VIP; other: client->VIP, nat to backend */
+		ok->saddr = k->daddr;
+		ok->daddr = v->nat_addr;
+		ok->sport = k->dport;
+		ok->dport = v->nat_port ? v->nat_port : k->sport;
+		ov->nat_addr = k->saddr;
+		ov->nat_port = v->nat_port ? k->sport : 0;
+	}
+}
+
+/* Looks the packet up; on a hit refreshes the timestamp (at most once per
+ * XLB_CT_REFRESH_NS, to keep the cache line clean) and makes sure the other
+ * direction exists. Returns the entry or NULL. */
+XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_ct4_key *k)
+{
+	struct xlb_ct4_val *v = xlb_lookup(&xlb_ct4, k);
+	struct xlb_ct4_key ok;
+	struct xlb_ct4_val ov;
+	__u64 now;
+
+	if (!v)
+		return NULL;
+	now = xlb_now_ns();
+	if (now - v->last_seen_ns > XLB_CT_REFRESH_NS)
+		v->last_seen_ns = now;
+	xlb_ct4_other(k, v, &ok, &ov);
+	if (!xlb_lookup(&xlb_ct4, &ok)) {
+		ov.last_seen_ns = now;
+		xlb_update(&xlb_ct4, &ok, &ov, BPF_NOEXIST);
+		xlb_count(XLB_G_CT_RECREATE);
+	}
+	return v;
+}
+
+/* Records a newly balanced flow in both directions. Returns 0 or a negative errno. */
+XLB_INLINE int xlb_ct4_create(const struct xlb_ct4_key *k, struct xlb_ct4_val *fwd)
+{
+	struct xlb_ct4_key rk;
+	struct xlb_ct4_val rv;
+	int err;
+
+	fwd->dir = XLB_DIR_FWD;
+	fwd->flags = 0;
+	fwd->last_seen_ns = xlb_now_ns();
+	xlb_ct4_other(k, fwd, &rk, &rv);
+	err = xlb_update(&xlb_ct4, &rk, &rv, BPF_ANY);
+	if (err)
+		return err;
+	return xlb_update(&xlb_ct4, k, fwd, BPF_ANY);
+}
+
+#endif /* XLB_CONNTRACK_H */

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hash.h — the flow hash that indexes a Maglev table. Both hooks (tc and XDP)
+ * and both directions of the control plane's tests use this one function, so a
+ * flow picks the same backend whichever hook saw it.
+ */
+#ifndef XLB_HASH_H
+#define XLB_HASH_H
+
+#include "access.h"
+
+#define XLB_HASH_SEED 0x9e3779b9u /* golden-ratio constant */
+#define XLB_MURMUR_C1 0xcc9e2d51u
+#define XLB_MURMUR_C2 0x1b873593u
+
+XLB_INLINE __u32 xlb_rotl32(__u32 x, __u32 r)
+{
+	return (x << r) | (x >> (32 - r));
+}
+
+/* One MurmurHash3 x86_32 block. */
+XLB_INLINE __u32 xlb_murmur_mix(__u32 h, __u32 k)
+{
+	k *= XLB_MURMUR_C1;
+	k = xlb_rotl32(k, 15);
+	k *= XLB_MURMUR_C2;
+	h ^= k;
+	h = xlb_rotl32(h, 13);
+	return h * 5 + 0xe6546b64u;
+}
+
+XLB_INLINE __u32 xlb_murmur_final(__u32 h, __u32 len)
+{
+	h ^= len;
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+/* Hash of a flow's 5-tuple as the client sent it (addresses/ports in network order). */
+XLB_INLINE __u32 xlb_hash_tuple4(__u32 saddr, __u32 daddr, __u16 sport, __u16 dport, __u8 proto)
+{
+	__u32 h = XLB_HASH_SEED;
+
+	h = xlb_murmur_mix(h, saddr);
+	h = xlb_murmur_mix(h, daddr);
+	h = xlb_murmur_mix(h, ((__u32)sport << 16) | dport);
+	h = xlb_murmur_mix(h, proto);
+	return xlb_murmur_final(h, 16);
+}
+
+#endif /* XLB_HASH_H */

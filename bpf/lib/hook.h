@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hook.h — what differs between the XDP and the tc hook: how the packet is
+ * reached, how it is rewritten, and the verdict codes. The pipeline passes the
+ * hook as a compile-time constant, so each program keeps only its own branch.
+ */
+#ifndef XLB_HOOK_H
+#define XLB_HOOK_H
+
+#include <linux/pkt_cls.h>
+#include "access.h"
+#include "nat.h"
+
+enum xlb_hook { XLB_HOOK_XDP = 1, XLB_HOOK_TC = 2 };
+enum xlb_verdict { XLB_V_PASS = 0, XLB_V_DROP = 1 };
+
+/* tc: rewrite through the skb helpers, which keep skb->csum and the
+ * CHECKSUM_PARTIAL seed right (BPF_F_PSEUDO_HDR for addresses; ports of a
+ * partial packet leave the seed alone, which the helper does by itself). */
+XLB_INLINE int xlb_nat4_skb(struct __sk_buff *skb, const struct xlb_pkt4 *p,
+			    const struct xlb_nat4 *n)
+{
+	__u32 old_addr = n->dst ? p->tuple.daddr : p->tuple.saddr;
+	__u16 old_port = n->dst ? p->tuple.dport : p->tuple.sport;
+	__u32 addr_off = p->l3_off + (n->dst ? XLB_IP_DADDR_OFF : XLB_IP_SADDR_OFF);
+	__u32 port_off = p->l4_off + (n->dst ? XLB_L4_DPORT_OFF : XLB_L4_SPORT_OFF);
+	__u64 mz = p->tuple.proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+
+	if (p->csum_off) {
+		__u32 csum_at = p->l4_off + p->csum_off;
+
+		if (bpf_l4_csum_replace(skb, csum_at, old_addr, n->new_addr,
+					BPF_F_PSEUDO_HDR | mz | sizeof(__u32)))
+			return -1;
+		if (n->new_port && n->new_port != old_port) {
+			if (bpf_l4_csum_replace(skb, csum_at, old_port, n->new_port,
+						mz | sizeof(__u16)))
+				return -1;
+			if (bpf_skb_store_bytes(skb, port_off, &n->new_port, sizeof(__u16), 0))
+				return -1;
+		}
+	}
+	if (bpf_l3_csum_replace(skb, p->l3_off + XLB_IP_CSUM_OFF, old_addr, n->new_addr,
+				sizeof(__u32)))
+		return -1;
+	return bpf_skb_store_bytes(skb, addr_off, &n->new_addr, sizeof(__u32), 0);
+}
+
+XLB_INLINE int xlb_hook_rewrite(void *ctx, enum xlb_hook hook, const struct xlb_pkt4 *p,
+				const struct xlb_nat4 *n)
+{
+	if (hook == XLB_HOOK_XDP) {
+		struct xdp_md *xdp = ctx;
+
+		return xlb_nat4_direct((void *)(long)xdp->data, (void *)(long)xdp->data_end, p, n);
+	}
+	return xlb_nat4_skb(ctx, p, n);
+}
+
+XLB_INLINE int xlb_hook_verdict(enum xlb_hook hook, enum xlb_verdict v)
+{
+	if (hook == XLB_HOOK_XDP)
+		return v == XLB_V_DROP ? XDP_DROP : XDP_PASS;
+	return v == XLB_V_DROP ? TC_ACT_SHOT : TC_ACT_OK;
+}
+
+#endif /* XLB_HOOK_H */

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lb.h — the pipeline shared by every entry point:
+ *   parse -> conntrack (either direction: apply the recorded NAT, never
+ *   re-balance) -> [ingress only] VIP -> Maglev -> conntrack insert -> DNAT.
+ * Anything that is not load-balancer traffic passes untouched.
+ *
+ * A TCP packet without SYN of an unknown flow to a VIP (an LRU eviction of both
+ * entries, a restart with lost state, a flow from before xlb) is re-balanced by
+ * the consistent hash: while the pool is unchanged it reaches the same backend.
+ */
+#ifndef XLB_LB_H
+#define XLB_LB_H
+
+#include "access.h"
+#include "maps.h"
+#include "parse.h"
+#include "conntrack.h"
+#include "select.h"
+#include "hook.h"
+
+enum xlb_stage { XLB_STAGE_INGRESS = 1, XLB_STAGE_EGRESS = 2 };
+
+XLB_INLINE void xlb_stats_add(void *map, __u32 id, __u32 len, int reply, int new_conn)
+{
+	struct xlb_stats *s = xlb_lookup(map, &id);
+
+	if (!s)
+		return;
+	if (reply) {
+		s->reply_packets += 1;
+		s->reply_bytes += len;
+	} else {
+		s->packets += 1;
+		s->bytes += len;
+	}
+	s->new_conns += new_conn;
+}
+
+XLB_INLINE enum xlb_verdict xlb_apply_ct4(void *ctx, enum xlb_hook hook, const struct xlb_pkt4 *p,
+					  const struct xlb_ct4_val *ct)
+{
+	int reply = ct->dir == XLB_DIR_REV;
+	struct xlb_nat4 n = {
+		.new_addr = ct->nat_addr,
+		.new_port = ct->nat_port,
+		.dst = !reply,
+	};
+
+	xlb_stats_add(&xlb_vip_stats, ct->vip_id, p->len, reply, 0);
+	xlb_stats_add(&xlb_backend_stats, ct->backend_id, p->len, reply, 0);
+	if (xlb_hook_rewrite(ctx, hook, p, &n))
+		xlb_count(XLB_G_NAT_ERROR);
+	return XLB_V_PASS;
+}
+
+XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const struct xlb_pkt4 *p,
+					 __u32 ifindex)
+{
+	struct xlb_ct4_val fwd = {};
+	struct xlb_backend4 *be;
+	struct xlb_vip_val *vip;
+	struct xlb_iface *ifc;
+	__u32 backend_id = 0;
+
+	ifc = xlb_lookup(&xlb_ifaces, &ifindex);
+	if (!ifc || !(ifc->flags & XLB_IFACE_F_BALANCE))
+		return XLB_V_PASS;
+	vip = xlb_vip4_find(p, ifc->scope);
+	if (!vip)
+		return XLB_V_PASS;
+
+	be = xlb_backend_pick(p, vip->vip_id, &backend_id);
+	if (!be) {
+		struct xlb_stats *s = xlb_lookup(&xlb_vip_stats, &vip->vip_id);
+
+		if (s)
+			s->drops += 1;
+		xlb_count(XLB_G_NO_BACKEND);
+		return XLB_V_DROP;
+	}
+	if (p->tuple.proto == IPPROTO_TCP && !(p->tcp_flags & XLB_TCP_FLAG_SYN))
+		xlb_count(XLB_G_MIDSTREAM);
+	xlb_count(XLB_G_NEW_FLOW);
+
+	fwd.nat_addr = be->addr;
+	fwd.nat_port = (vip->flags & XLB_VIP_F_IP_ONLY) ? 0 : be->port;
+	fwd.vip_id = vip->vip_id;
+	fwd.backend_id = backend_id;
+	if (xlb_ct4_create(&p->tuple, &fwd))
+		xlb_count(XLB_G_CT_FULL);
+
+	xlb_stats_add(&xlb_vip_stats, fwd.vip_id, p->len, 0, 1);
+	xlb_stats_add(&xlb_backend_stats, backend_id, p->len, 0, 1);
+
+	struct xlb_nat4 n = { .new_addr = fwd.nat_addr, .new_port = fwd.nat_port, .dst = 1 };
+
+	if (xlb_hook_rewrite(ctx, hook, p, &n))
+		xlb_count(XLB_G_NAT_ERROR);
+	return XLB_V_PASS;
+}
+
+/* The whole pipeline for one frame. len is the frame's full length. */
+XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
+					 void *data, void *data_end, __u32 len, __u32 ifindex)
+{
+	struct xlb_pkt4 p;
+	struct xlb_ct4_val *ct;
+
+	xlb_count(XLB_G_PACKETS);
+	switch (xlb_parse4(data, data_end, &p)) {
+	case XLB_PARSE_OK:
+		break;
+	case XLB_PARSE_NOT_IPV4:
+		xlb_count(XLB_G_NOT_IPV4);
+		return XLB_V_PASS;
+	case XLB_PARSE_FRAGMENT:
+		xlb_count(XLB_G_FRAGMENT);
+		return XLB_V_PASS;
+	default:
+		xlb_count(XLB_G_MALFORMED);
+		return XLB_V_PASS;
+	}
+	p.len = len;
+
+	ct = xlb_ct4_hit(&p.tuple);
+	if (ct) {
+		xlb_count(XLB_G_CT_HIT);
+		return xlb_apply_ct4(ctx, hook, &p, ct);
+	}
+	if (stage != XLB_STAGE_INGRESS)
+		return XLB_V_PASS;
+	return xlb_balance4(ctx, hook, &p, ifindex);
+}
+
+#endif /* XLB_LB_H */

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * maps.h — every map of the data plane. Keys and values come from xlb_shared.h;
+ * capacities are defaults the control plane may override before load. Maps are
+ * pinned by name under the pin root the loader chooses (/sys/fs/bpf/xlb).
+ */
+#ifndef XLB_MAPS_H
+#define XLB_MAPS_H
+
+#include "access.h"
+#include "../xlb_shared.h"
+
+/* VIPs: (scope, address, port, protocol) -> vip id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XLB_MAX_VIPS);
+	__type(key, struct xlb_vip4_key);
+	__type(value, struct xlb_vip_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_vip4 SEC(".maps");
+
+/* Template of one Maglev table: slot 0 = M, slots 1..M = backend ids. Inner
+ * maps are created by the control plane with their own size (BPF_F_INNER_MAP). */
+struct xlb_maglev_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, XLB_MAGLEV_DEFAULT_M + 1);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+/* vip id -> Maglev table (swapped atomically when the pool changes). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, XLB_MAX_VIPS);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct xlb_maglev_inner);
+} xlb_maglev SEC(".maps");
+
+/* backend id -> backend address and port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XLB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xlb_backend4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_backends SEC(".maps");
+
+/* Conntrack, both directions, shared by all CPUs (replies run elsewhere). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XLB_CT_MAX);
+	__type(key, struct xlb_ct4_key);
+	__type(value, struct xlb_ct4_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_ct4 SEC(".maps");
+
+/* ifindex -> attachment scope of the interface. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XLB_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, struct xlb_iface);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_ifaces SEC(".maps");
+
+/* Counters, per CPU (summed by the control plane). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XLB_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, struct xlb_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_vip_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XLB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xlb_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_backend_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XLB_G_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_global SEC(".maps");
+
+XLB_INLINE void xlb_count(__u32 which)
+{
+	__u64 *c = xlb_lookup(&xlb_global, &which);
+
+	if (c)
+		*c += 1;
+}
+
+#endif /* XLB_MAPS_H */

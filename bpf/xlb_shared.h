@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xlb_shared.h — the layout of every BPF map key and value, shared by the BPF
+ * C programs and the native addon (and mirrored by src/layout.ts, which a test
+ * checks against the offsets the addon reports from this very header).
+ *
+ * Rules: fixed-width fields only, explicit padding, no bitfields, addresses and
+ * ports in network byte order (as they sit in the packet), everything else in
+ * host order. A change here is a layout change: bump XLB_LAYOUT_VERSION.
+ */
+#ifndef XLB_SHARED_H
+#define XLB_SHARED_H
+
+#include <linux/types.h>
+#ifndef __BPF__
+#include <stddef.h> /* offsetof, for the static asserts */
+#endif
+
+/* Bumped whenever a struct below changes size or meaning. */
+#define XLB_LAYOUT_VERSION 1
+
+/* Default map capacities; the control plane may resize them before load. */
+#define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev slots */
+#define XLB_MAX_BACKENDS 65536    /* xlb_backends slots (id 0 is reserved) */
+#define XLB_MAX_IFACES 1024       /* interfaces xlb serves */
+#define XLB_CT_MAX 262144         /* conntrack entries (both directions count) */
+#define XLB_MAGLEV_DEFAULT_M 16381 /* default Maglev table size (prime) */
+
+/* Slot 0 of every Maglev inner map holds the table size M; slots 1..M hold
+ * backend ids. The size travels with the table, so a swap is self-consistent. */
+#define XLB_MAGLEV_HDR_SLOT 0
+#define XLB_MAGLEV_FIRST_SLOT 1
+
+/* Backend id 0 means "no backend" (an empty table drops or rejects). */
+#define XLB_BACKEND_NONE 0
+
+/* Conntrack timestamps are refreshed at most this often per entry (ns). */
+#define XLB_CT_REFRESH_NS 1000000000ULL
+
+/* xlb_vip_val.flags */
+#define XLB_VIP_F_IP_ONLY (1u << 0) /* VIP without a port: backends keep the port */
+
+/* xlb_ct4_val.dir */
+#define XLB_DIR_FWD 1 /* client -> VIP: rewrite destination to the backend */
+#define XLB_DIR_REV 2 /* backend -> client: rewrite source back to the VIP */
+
+/* xlb_iface.flags */
+#define XLB_IFACE_F_BALANCE (1u << 0) /* balance new flows arriving here */
+
+/* Indexes of xlb_global (per-CPU array of __u64 counters). */
+enum xlb_global_counter {
+	XLB_G_PACKETS = 0,     /* packets seen by any xlb program */
+	XLB_G_NOT_IPV4,        /* passed: not IPv4 */
+	XLB_G_MALFORMED,       /* passed: truncated or malformed header */
+	XLB_G_FRAGMENT,        /* passed: IP fragment (not balanced) */
+	XLB_G_CT_HIT,          /* conntrack hit (either direction) */
+	XLB_G_CT_RECREATE,     /* the other direction was missing and recreated */
+	XLB_G_NEW_FLOW,        /* new flow balanced */
+	XLB_G_MIDSTREAM,       /* new flow that was a TCP non-SYN (re-balanced) */
+	XLB_G_NO_BACKEND,      /* dropped: VIP without a usable backend */
+	XLB_G_CT_FULL,         /* conntrack insert failed */
+	XLB_G_NAT_ERROR,       /* rewrite failed (helper error) */
+	XLB_G_COUNT,
+};
+
+/* Key of xlb_vip4 (hash): one VIP in one attachment scope. */
+struct xlb_vip4_key {
+	__u32 addr;  /* VIP address, network order */
+	__u16 port;  /* VIP port, network order; 0 for an IP-only VIP */
+	__u8 proto;  /* IPPROTO_TCP/UDP; 0 for an IP-only VIP */
+	__u8 pad;    /* zero */
+	__u32 scope; /* attachment scope (xlb_iface.scope) */
+};
+
+/* Value of xlb_vip4. */
+struct xlb_vip_val {
+	__u32 vip_id; /* index into xlb_maglev and xlb_vip_stats */
+	__u32 flags;  /* XLB_VIP_F_* */
+};
+
+/* Value of xlb_backends (array indexed by backend id). */
+struct xlb_backend4 {
+	__u32 addr;  /* backend address, network order */
+	__u16 port;  /* backend port, network order; 0 keeps the destination port */
+	__u8 flags;  /* reserved, zero */
+	__u8 pad;    /* zero */
+};
+
+/* Key of xlb_ct4 (LRU hash): the packet's own 5-tuple, as it arrives. A
+ * forward entry is keyed by client->VIP, a reverse entry by backend->client. */
+struct xlb_ct4_key {
+	__u32 saddr; /* network order */
+	__u32 daddr; /* network order */
+	__u16 sport; /* network order; 0 for protocols without ports */
+	__u16 dport; /* network order; 0 for protocols without ports */
+	__u8 proto;  /* IPPROTO_* */
+	__u8 pad[3]; /* zero */
+};
+
+/* Value of xlb_ct4. */
+struct xlb_ct4_val {
+	__u32 nat_addr;     /* FWD: backend address; REV: VIP address */
+	__u16 nat_port;     /* FWD: backend port; REV: VIP port (0 for IP-only) */
+	__u8 dir;           /* XLB_DIR_FWD or XLB_DIR_REV */
+	__u8 flags;         /* reserved (TCP state), zero */
+	__u32 vip_id;       /* for counters */
+	__u32 backend_id;   /* for counters */
+	__u64 last_seen_ns; /* coarse monotonic clock */
+};
+
+/* Value of xlb_ifaces (hash keyed by __u32 ifindex). */
+struct xlb_iface {
+	__u32 scope; /* which VIP set applies to traffic entering here */
+	__u32 flags; /* XLB_IFACE_F_* */
+};
+
+/* Value of xlb_vip_stats and xlb_backend_stats (per-CPU arrays). */
+struct xlb_stats {
+	__u64 packets;       /* client->VIP packets rewritten */
+	__u64 bytes;         /* their bytes (L2 frame length) */
+	__u64 reply_packets; /* backend->client packets rewritten */
+	__u64 reply_bytes;   /* their bytes */
+	__u64 new_conns;     /* flows balanced */
+	__u64 drops;         /* packets dropped: no usable backend */
+};
+
+#ifndef __BPF__
+/* The addon and the TS layout test rely on these exact layouts. */
+_Static_assert(sizeof(struct xlb_vip4_key) == 12, "xlb_vip4_key size");
+_Static_assert(offsetof(struct xlb_vip4_key, scope) == 8, "xlb_vip4_key.scope");
+_Static_assert(sizeof(struct xlb_vip_val) == 8, "xlb_vip_val size");
+_Static_assert(sizeof(struct xlb_backend4) == 8, "xlb_backend4 size");
+_Static_assert(sizeof(struct xlb_ct4_key) == 16, "xlb_ct4_key size");
+_Static_assert(offsetof(struct xlb_ct4_key, proto) == 12, "xlb_ct4_key.proto");
+_Static_assert(sizeof(struct xlb_ct4_val) == 24, "xlb_ct4_val size");
+_Static_assert(offsetof(struct xlb_ct4_val, vip_id) == 8, "xlb_ct4_val.vip_id");
+_Static_assert(offsetof(struct xlb_ct4_val, last_seen_ns) == 16, "xlb_ct4_val.last_seen_ns");
+_Static_assert(sizeof(struct xlb_iface) == 8, "xlb_iface size");
+_Static_assert(sizeof(struct xlb_stats) == 48, "xlb_stats size");
+#endif
+
+#endif /* XLB_SHARED_H */

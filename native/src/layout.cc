@@ -1,0 +1,96 @@
+// Layout of bpf/xlb_shared.h as this compiler sees it (sizeof/offsetof), and its
+// constants. A separate translation unit: for userspace xlb_shared.h typedefs
+// __u8..__u64 itself, which conflicts with <linux/types.h> (__u64 is unsigned
+// long long there), pulled in by the libbpf/linux headers the other files need.
+#include <napi.h>
+
+// xlb_shared.h uses C11 _Static_assert; make it the C++ keyword so the
+// header's layout asserts are checked here too.
+#ifndef _Static_assert
+#define _Static_assert static_assert
+#endif
+#include "xlb_shared.h"
+
+#include "common.h"
+
+namespace xlb {
+
+uint32_t LayoutVersion() { return XLB_LAYOUT_VERSION; }
+
+void AddSharedConstants(Napi::Env env, Napi::Object c) {
+#define C(name) c.Set(#name, Napi::Number::New(env, static_cast<double>(name)));
+  // xlb_shared.h
+  C(XLB_LAYOUT_VERSION) C(XLB_MAX_VIPS) C(XLB_MAX_BACKENDS) C(XLB_MAX_IFACES) C(XLB_CT_MAX)
+  C(XLB_MAGLEV_DEFAULT_M) C(XLB_MAGLEV_HDR_SLOT) C(XLB_MAGLEV_FIRST_SLOT) C(XLB_BACKEND_NONE)
+  C(XLB_CT_REFRESH_NS) C(XLB_VIP_F_IP_ONLY) C(XLB_DIR_FWD) C(XLB_DIR_REV) C(XLB_IFACE_F_BALANCE)
+  C(XLB_G_PACKETS) C(XLB_G_NOT_IPV4) C(XLB_G_MALFORMED) C(XLB_G_FRAGMENT) C(XLB_G_CT_HIT)
+  C(XLB_G_CT_RECREATE) C(XLB_G_NEW_FLOW) C(XLB_G_MIDSTREAM) C(XLB_G_NO_BACKEND) C(XLB_G_CT_FULL)
+  C(XLB_G_NAT_ERROR) C(XLB_G_COUNT)
+#undef C
+}
+
+// ---- layout ---------------------------------------------------------------------------
+
+Napi::Value Layout(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object res = Napi::Object::New(env);
+  Napi::Object cur, offs;
+#define XLB_STRUCT(s)                                   \
+  cur = Napi::Object::New(env);                         \
+  offs = Napi::Object::New(env);                        \
+  cur.Set("size", Napi::Number::New(env, sizeof(struct s))); \
+  cur.Set("offsets", offs);                             \
+  res.Set(#s, cur);
+#define XLB_FIELD(s, f) offs.Set(#f, Napi::Number::New(env, offsetof(struct s, f)));
+
+  XLB_STRUCT(xlb_vip4_key)
+  XLB_FIELD(xlb_vip4_key, addr)
+  XLB_FIELD(xlb_vip4_key, port)
+  XLB_FIELD(xlb_vip4_key, proto)
+  XLB_FIELD(xlb_vip4_key, pad)
+  XLB_FIELD(xlb_vip4_key, scope)
+
+  XLB_STRUCT(xlb_vip_val)
+  XLB_FIELD(xlb_vip_val, vip_id)
+  XLB_FIELD(xlb_vip_val, flags)
+
+  XLB_STRUCT(xlb_backend4)
+  XLB_FIELD(xlb_backend4, addr)
+  XLB_FIELD(xlb_backend4, port)
+  XLB_FIELD(xlb_backend4, flags)
+  XLB_FIELD(xlb_backend4, pad)
+
+  XLB_STRUCT(xlb_ct4_key)
+  XLB_FIELD(xlb_ct4_key, saddr)
+  XLB_FIELD(xlb_ct4_key, daddr)
+  XLB_FIELD(xlb_ct4_key, sport)
+  XLB_FIELD(xlb_ct4_key, dport)
+  XLB_FIELD(xlb_ct4_key, proto)
+  XLB_FIELD(xlb_ct4_key, pad)
+
+  XLB_STRUCT(xlb_ct4_val)
+  XLB_FIELD(xlb_ct4_val, nat_addr)
+  XLB_FIELD(xlb_ct4_val, nat_port)
+  XLB_FIELD(xlb_ct4_val, dir)
+  XLB_FIELD(xlb_ct4_val, flags)
+  XLB_FIELD(xlb_ct4_val, vip_id)
+  XLB_FIELD(xlb_ct4_val, backend_id)
+  XLB_FIELD(xlb_ct4_val, last_seen_ns)
+
+  XLB_STRUCT(xlb_iface)
+  XLB_FIELD(xlb_iface, scope)
+  XLB_FIELD(xlb_iface, flags)
+
+  XLB_STRUCT(xlb_stats)
+  XLB_FIELD(xlb_stats, packets)
+  XLB_FIELD(xlb_stats, bytes)
+  XLB_FIELD(xlb_stats, reply_packets)
+  XLB_FIELD(xlb_stats, reply_bytes)
+  XLB_FIELD(xlb_stats, new_conns)
+  XLB_FIELD(xlb_stats, drops)
+#undef XLB_STRUCT
+#undef XLB_FIELD
+  return res;
+}
+
+}  // namespace xlb

@@ -1,0 +1,311 @@
+// Map operations: create, element ops, dump (batch with fallback), batch update/delete.
+#include "common.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+
+#include <cstring>
+#include <vector>
+
+namespace xlb {
+
+namespace {
+
+constexpr int kENOTSUPP = 524;  // kernel-internal; what the kernel returns for "no batch ops"
+
+bool BatchUnsupported(int err) {
+  if (err < 0) err = -err;
+  return err == EINVAL || err == kENOTSUPP || err == EOPNOTSUPP;
+}
+
+std::string FdStr(int fd) { return "(fd " + std::to_string(fd) + ")"; }
+
+Napi::Buffer<uint8_t> CopyBuffer(Napi::Env env, const uint8_t* p, size_t n) {
+  return Napi::Buffer<uint8_t>::Copy(env, p, n);
+}
+
+// What the kernel will read/write for one element of the map behind fd. Checked
+// before every element op so a wrong size cannot overrun a buffer (one extra
+// syscall); a failure here is reported as a failure of `op` itself.
+struct MapShape {
+  uint32_t type, key_size, value_size, max_entries;
+  bool ok;
+};
+
+bool IsPercpu(uint32_t type) {
+  return type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
+         type == BPF_MAP_TYPE_LRU_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
+}
+
+// If fd is not a BPF object at all (EBADF/EBADFD/EINVAL from the info call),
+// the returned shape is "unknown" (ok = false): the op itself then runs and
+// fails with the kernel's own errno for it (e.g. EBADF for a closed fd).
+MapShape GetShape(Napi::Env env, int fd, const char* op) {
+  struct bpf_map_info mi;
+  memset(&mi, 0, sizeof(mi));
+  __u32 len = sizeof(mi);
+  int err = bpf_obj_get_info_by_fd(fd, &mi, &len);
+  if (err) {
+    if (-err == EBADF || -err == EBADFD || -err == EINVAL) return MapShape{0, 0, 0, 0, false};
+    ThrowErrno(env, op, std::string(op) + FdStr(fd), err);
+  }
+  MapShape s{mi.type, mi.key_size, mi.value_size, mi.max_entries, true};
+  if (IsPercpu(mi.type)) {
+    int n = libbpf_num_possible_cpus();
+    if (n < 0) ThrowErrno(env, "libbpf_num_possible_cpus", "libbpf_num_possible_cpus()", n);
+    s.value_size = ((mi.value_size + 7) / 8) * 8 * static_cast<uint32_t>(n);
+  }
+  return s;
+}
+
+void CheckSize(Napi::Env env, const MapShape& sh, const char* op, const char* what, size_t got, uint32_t want) {
+  if (sh.ok && got != want)
+    ThrowType(env, std::string(op) + ": " + what + " is " + std::to_string(got) + " bytes, the map wants " +
+                       std::to_string(want) + (std::string(what).find("value") != std::string::npos
+                                                   ? " (per-CPU maps: roundup(value_size, 8) * numPossibleCpus())"
+                                                   : ""));
+}
+
+// Validates that buf holds `count` equally sized records; returns the record size.
+size_t RecordSize(Napi::Env env, const Napi::Uint8Array& buf, uint32_t count, const char* what) {
+  if (count == 0) return 0;
+  if (buf.ByteLength() % count != 0 || buf.ByteLength() == 0)
+    ThrowType(env, std::string(what) + ".length (" + std::to_string(buf.ByteLength()) +
+                       ") must be a non-zero multiple of count (" + std::to_string(count) + ")");
+  return buf.ByteLength() / count;
+}
+
+}  // namespace
+
+static Napi::Value MapCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) ThrowType(env, "mapCreate(opts): opts must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto type = PropOptU32(env, o, "type");
+  auto key_size = PropOptU32(env, o, "keySize");
+  auto value_size = PropOptU32(env, o, "valueSize");
+  auto max_entries = PropOptU32(env, o, "maxEntries");
+  if (!type || !key_size || !value_size || !max_entries)
+    ThrowType(env, "mapCreate(opts): type, keySize, valueSize and maxEntries are required");
+  auto flags = PropOptU32(env, o, "flags");
+  auto name = PropOptString(env, o, "name");
+  auto inner = PropOptI64(env, o, "innerMapFd");
+
+  LIBBPF_OPTS(bpf_map_create_opts, co);
+  co.map_flags = flags.value_or(0);
+  if (inner) co.inner_map_fd = static_cast<__u32>(*inner);
+  int fd = bpf_map_create(static_cast<enum bpf_map_type>(*type), name ? name->c_str() : nullptr, *key_size,
+                          *value_size, *max_entries, &co);
+  if (fd < 0)
+    ThrowErrno(env, "bpf_map_create",
+               "bpf_map_create(type " + std::to_string(*type) + ", " + (name ? *name : std::string("<unnamed>")) +
+                   ", key " + std::to_string(*key_size) + ", value " + std::to_string(*value_size) + ", max " +
+                   std::to_string(*max_entries) + ")",
+               fd);
+  return Napi::Number::New(env, fd);
+}
+
+static Napi::Value MapLookup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  Napi::Uint8Array key = ArgBytes(info, 1, "key");
+  uint32_t value_size = ArgU32(info, 2, "valueSize");
+  MapShape sh = GetShape(env, fd, "bpf_map_lookup_elem");
+  CheckSize(env, sh, "mapLookup", "key", key.ByteLength(), sh.key_size);
+  CheckSize(env, sh, "mapLookup", "valueSize", value_size, sh.value_size);
+  std::vector<uint8_t> value(value_size ? value_size : 1);
+  int err = bpf_map_lookup_elem(fd, key.Data(), value.data());
+  if (err) {
+    if (-err == ENOENT) return env.Null();
+    ThrowErrno(env, "bpf_map_lookup_elem", "bpf_map_lookup_elem" + FdStr(fd), err);
+  }
+  return CopyBuffer(env, value.data(), value_size);
+}
+
+static Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  Napi::Uint8Array key = ArgBytes(info, 1, "key");
+  Napi::Uint8Array value = ArgBytes(info, 2, "value");
+  uint64_t flags = ArgOptU32(info, 3, "flags").value_or(0);
+  MapShape sh = GetShape(env, fd, "bpf_map_update_elem");
+  CheckSize(env, sh, "mapUpdate", "key", key.ByteLength(), sh.key_size);
+  CheckSize(env, sh, "mapUpdate", "value", value.ByteLength(), sh.value_size);
+  int err = bpf_map_update_elem(fd, key.Data(), value.Data(), flags);
+  if (err) ThrowErrno(env, "bpf_map_update_elem", "bpf_map_update_elem" + FdStr(fd), err);
+  return env.Undefined();
+}
+
+static Napi::Value MapDelete(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  Napi::Uint8Array key = ArgBytes(info, 1, "key");
+  MapShape sh = GetShape(env, fd, "bpf_map_delete_elem");
+  CheckSize(env, sh, "mapDelete", "key", key.ByteLength(), sh.key_size);
+  int err = bpf_map_delete_elem(fd, key.Data());
+  if (err) {
+    if (-err == ENOENT) return Napi::Boolean::New(env, false);
+    ThrowErrno(env, "bpf_map_delete_elem", "bpf_map_delete_elem" + FdStr(fd), err);
+  }
+  return Napi::Boolean::New(env, true);
+}
+
+static Napi::Value MapDump(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  uint32_t key_size = ArgU32(info, 1, "keySize");
+  uint32_t value_size = ArgU32(info, 2, "valueSize");
+  MapShape sh = GetShape(env, fd, "bpf_map_lookup_batch");
+  CheckSize(env, sh, "mapDump", "keySize", key_size, sh.key_size);
+  CheckSize(env, sh, "mapDump", "valueSize", value_size, sh.value_size);
+  if (key_size == 0) ThrowType(env, "mapDump: maps without keys cannot be dumped");
+  uint32_t max_entries = sh.max_entries;
+
+  std::vector<uint8_t> keys, values;
+  size_t count = 0;
+
+  // 1) batch lookup
+  bool use_fallback = false;
+  {
+    uint32_t chunk = max_entries < 4096 ? (max_entries ? max_entries : 1) : 4096;
+    // The batch token is opaque (u32 bucket for hashes, a key for arrays).
+    size_t tok_size = key_size > 8 ? key_size : 8;
+    std::vector<uint8_t> in_tok(tok_size), out_tok(tok_size);
+    bool first = true;
+    LIBBPF_OPTS(bpf_map_batch_opts, bo);
+    for (;;) {
+      keys.resize((count + chunk) * key_size);
+      values.resize((count + chunk) * value_size);
+      __u32 n = chunk;
+      int err = bpf_map_lookup_batch(fd, first ? nullptr : in_tok.data(), out_tok.data(),
+                                     keys.data() + count * key_size, values.data() + count * value_size, &n, &bo);
+      if (err && -err != ENOENT) {
+        if (first && n == 0 && BatchUnsupported(err)) {
+          use_fallback = true;
+          break;
+        }
+        if (-err == ENOSPC && n == 0) {  // a hash bucket larger than chunk: retry bigger
+          chunk *= 2;
+          continue;
+        }
+        ThrowErrno(env, "bpf_map_lookup_batch", "bpf_map_lookup_batch" + FdStr(fd), err);
+      }
+      count += n;
+      if (err) break;  // ENOENT: done
+      first = false;
+      in_tok.swap(out_tok);
+    }
+  }
+
+  // 2) get_next_key + lookup
+  if (use_fallback) {
+    count = 0;
+    keys.assign(key_size, 0);
+    values.clear();
+    std::vector<uint8_t> cur(key_size), next(key_size), val(value_size ? value_size : 1);
+    bool have = false;
+    for (;;) {
+      int err = bpf_map_get_next_key(fd, have ? cur.data() : nullptr, next.data());
+      if (err) {
+        if (-err == ENOENT) break;
+        ThrowErrno(env, "bpf_map_get_next_key", "bpf_map_get_next_key" + FdStr(fd), err);
+      }
+      have = true;
+      cur.swap(next);
+      err = bpf_map_lookup_elem(fd, cur.data(), val.data());
+      if (err) {
+        if (-err == ENOENT) continue;  // deleted meanwhile
+        ThrowErrno(env, "bpf_map_lookup_elem", "bpf_map_lookup_elem" + FdStr(fd), err);
+      }
+      keys.resize((count + 1) * key_size);
+      memcpy(keys.data() + count * key_size, cur.data(), key_size);
+      values.insert(values.end(), val.begin(), val.begin() + value_size);
+      count++;
+    }
+  }
+
+  Napi::Object res = Napi::Object::New(env);
+  res.Set("keys", CopyBuffer(env, keys.data(), count * key_size));
+  res.Set("values", CopyBuffer(env, values.data(), count * value_size));
+  res.Set("count", Napi::Number::New(env, static_cast<double>(count)));
+  return res;
+}
+
+static Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  Napi::Uint8Array keys = ArgBytes(info, 1, "keys");
+  Napi::Uint8Array values = ArgBytes(info, 2, "values");
+  uint32_t count = ArgU32(info, 3, "count");
+  uint64_t flags = ArgOptU32(info, 4, "flags").value_or(0);
+  size_t ks = RecordSize(env, keys, count, "keys");
+  size_t vs = RecordSize(env, values, count, "values");
+  if (count == 0) return Napi::Number::New(env, 0);
+  MapShape sh = GetShape(env, fd, "bpf_map_update_batch");
+  CheckSize(env, sh, "mapUpdateBatch", "key", ks, sh.key_size);
+  CheckSize(env, sh, "mapUpdateBatch", "value", vs, sh.value_size);
+
+  LIBBPF_OPTS(bpf_map_batch_opts, bo);
+  bo.elem_flags = flags;
+  __u32 n = count;
+  int err = bpf_map_update_batch(fd, keys.Data(), values.Data(), &n, &bo);
+  if (!err) return Napi::Number::New(env, n);
+  if (!(n == 0 && BatchUnsupported(err)))
+    ThrowErrno(env, "bpf_map_update_batch",
+               "bpf_map_update_batch" + FdStr(fd) + " (" + std::to_string(n) + "/" + std::to_string(count) + " done)",
+               err);
+  for (uint32_t i = 0; i < count; i++) {
+    err = bpf_map_update_elem(fd, keys.Data() + i * ks, values.Data() + i * vs, flags);
+    if (err)
+      ThrowErrno(env, "bpf_map_update_elem",
+                 "bpf_map_update_elem" + FdStr(fd) + " (element " + std::to_string(i) + "/" + std::to_string(count) +
+                     ", batch fallback)",
+                 err);
+  }
+  return Napi::Number::New(env, count);
+}
+
+static Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  Napi::Uint8Array keys = ArgBytes(info, 1, "keys");
+  uint32_t count = ArgU32(info, 2, "count");
+  size_t ks = RecordSize(env, keys, count, "keys");
+  if (count == 0) return Napi::Number::New(env, 0);
+  MapShape sh = GetShape(env, fd, "bpf_map_delete_batch");
+  CheckSize(env, sh, "mapDeleteBatch", "key", ks, sh.key_size);
+
+  LIBBPF_OPTS(bpf_map_batch_opts, bo);
+  __u32 n = count;
+  int err = bpf_map_delete_batch(fd, keys.Data(), &n, &bo);
+  if (!err) return Napi::Number::New(env, n);
+  if (!(n == 0 && BatchUnsupported(err)))
+    ThrowErrno(env, "bpf_map_delete_batch",
+               "bpf_map_delete_batch" + FdStr(fd) + " (" + std::to_string(n) + "/" + std::to_string(count) + " done)",
+               err);
+  for (uint32_t i = 0; i < count; i++) {
+    err = bpf_map_delete_elem(fd, keys.Data() + i * ks);
+    if (err)
+      ThrowErrno(env, "bpf_map_delete_elem",
+                 "bpf_map_delete_elem" + FdStr(fd) + " (element " + std::to_string(i) + "/" + std::to_string(count) +
+                     ", batch fallback)",
+                 err);
+  }
+  return Napi::Number::New(env, count);
+}
+
+void InitMaps(Napi::Env env, Napi::Object exports) {
+  auto fn = [&](const char* name, Napi::Function::Callback cb) {
+    exports.Set(name, Napi::Function::New(env, cb, name));
+  };
+  fn("mapCreate", MapCreate);
+  fn("mapLookup", MapLookup);
+  fn("mapUpdate", MapUpdate);
+  fn("mapDelete", MapDelete);
+  fn("mapDump", MapDump);
+  fn("mapUpdateBatch", MapUpdateBatch);
+  fn("mapDeleteBatch", MapDeleteBatch);
+}
+
+}  // namespace xlb

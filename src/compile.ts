@@ -1,0 +1,253 @@
+/**
+ * compile(desired state) → map contents. Pure: no I/O, no clock, so the whole
+ * policy of what the kernel should hold is unit-testable without root.
+ *
+ * Identity rules (kept stable across applies so that conntrack, counters and
+ * Maglev tables survive unrelated changes):
+ * - a scope per logical switch / router (the set of VIPs its ports serve);
+ * - a VIP id per (load balancer, VIP, protocol): shared by every switch the
+ *   load balancer is attached to, and the index of its Maglev table and counters;
+ * - a backend id per (VIP id, backend address:port).
+ */
+import type { DesiredState, Hook, LoadBalancer, Vip } from './config.js';
+import { lbVips } from './config.js';
+import { parseIPv4 } from './addr.js';
+import { maglevTable } from './maglev.js';
+import { IPPROTO, XLB } from './layout.js';
+
+/** Ids handed out by earlier applies; compile keeps them where it can. */
+export interface Ids {
+  scopes: Record<string, number>;
+  vips: Record<string, number>;
+  backends: Record<string, number>;
+}
+
+export const EMPTY_IDS: Ids = { scopes: {}, vips: {}, backends: {} };
+
+/** One interface xlb serves. */
+export interface CompiledIface {
+  /** As written in the config: IFNAME or NETNS/IFNAME. */
+  interface: string;
+  netns: string | null;
+  ifname: string;
+  hook: Hook;
+  scope: number;
+  flags: number;
+  /** "switch NAME" or "router NAME". */
+  owner: string;
+}
+
+export interface CompiledBackend {
+  id: number;
+  addr: number;
+  port: number;
+  /** "A.B.C.D:PORT" or "A.B.C.D" as in the config. */
+  text: string;
+}
+
+/** One VIP of one load balancer, with its Maglev table. */
+export interface CompiledVip {
+  id: number;
+  /** Stable identity, e.g. "lb1 172.16.255.62:8000/tcp". */
+  name: string;
+  lb: string;
+  /** The VIP as written in OVN syntax. */
+  vip: string;
+  addr: number;
+  port: number;
+  /** IPPROTO number; 0 for an IP-only VIP. */
+  proto: number;
+  flags: number;
+  backends: CompiledBackend[];
+  /** Slot 0 = M, slots 1..M = backend ids (all XLB_BACKEND_NONE when empty). */
+  table: Uint32Array;
+}
+
+/** One entry of the VIP map: a VIP as served in one scope. */
+export interface CompiledVipEntry {
+  addr: number;
+  port: number;
+  proto: number;
+  scope: number;
+  vipId: number;
+  flags: number;
+}
+
+export interface Compiled {
+  ids: Ids;
+  ifaces: CompiledIface[];
+  vips: CompiledVip[];
+  entries: CompiledVipEntry[];
+}
+
+/** Allocates the lowest id ≥ 1 not taken, remembering the key. */
+class IdAllocator {
+  private readonly used = new Set<number>();
+  readonly out: Record<string, number> = {};
+  constructor(private readonly prev: Record<string, number>) {}
+
+  /** First pass: keep ids of keys that still exist. */
+  keep(keys: Iterable<string>): void {
+    for (const k of keys) {
+      const id = this.prev[k];
+      if (id !== undefined && !this.used.has(id)) {
+        this.used.add(id);
+        this.out[k] = id;
+      }
+    }
+  }
+
+  get(key: string): number {
+    const have = this.out[key];
+    if (have !== undefined) return have;
+    let id = 1;
+    while (this.used.has(id)) id++;
+    this.used.add(id);
+    this.out[key] = id;
+    return id;
+  }
+}
+
+function vipName(lb: string, v: Vip): string {
+  return `${lb} ${v.key}/${v.protocol ?? 'ip'}`;
+}
+
+function backendText(v: Vip, b: { addr: string; port: number }): string {
+  return v.port ? `${b.addr}:${b.port}` : b.addr;
+}
+
+/** Builds the Maglev table of one VIP, in the inner-map layout. */
+export function buildTable(backendIds: readonly number[], names: readonly string[], m: number): Uint32Array {
+  const table = new Uint32Array(m + 1);
+  table[XLB.MAGLEV_HDR_SLOT] = m;
+  if (backendIds.length === 0) return table;
+  const idx = maglevTable(names, m);
+  for (let i = 0; i < m; i++) {
+    const j = idx[i];
+    table[XLB.MAGLEV_FIRST_SLOT + i] = j < 0 ? XLB.BACKEND_NONE : backendIds[j];
+  }
+  return table;
+}
+
+/** Load balancers attached somewhere, in config order, with their scopes. */
+function attachments(d: DesiredState): Array<{ owner: string; lbs: string[]; ports: CompiledIface[] }> {
+  const out: Array<{ owner: string; lbs: string[]; ports: CompiledIface[] }> = [];
+  for (const ls of d.logical_switches) {
+    out.push({
+      owner: `switch ${ls.name}`,
+      lbs: ls.load_balancer,
+      ports: ls.ports.map((p) => ({
+        interface: p.interface,
+        netns: p.netns,
+        ifname: p.ifname,
+        hook: p.hook,
+        scope: 0,
+        flags: XLB.IFACE_F_BALANCE,
+        owner: `switch ${ls.name}`,
+      })),
+    });
+  }
+  for (const lr of d.logical_routers) {
+    out.push({
+      owner: `router ${lr.name}`,
+      lbs: lr.load_balancer,
+      ports: lr.ports.map((p) => ({
+        interface: p.interface,
+        netns: p.netns,
+        ifname: p.ifname,
+        hook: p.hook,
+        scope: 0,
+        flags: XLB.IFACE_F_BALANCE,
+        owner: `router ${lr.name}`,
+      })),
+    });
+  }
+  return out;
+}
+
+/**
+ * Compiles a validated desired state into the contents of every map. `prev`
+ * are the ids of the previous apply (kept for unchanged identities).
+ */
+export function compile(desired: DesiredState, prev: Ids = EMPTY_IDS): Compiled {
+  const att = attachments(desired);
+  const lbByName = new Map<string, LoadBalancer>(desired.load_balancers.map((lb) => [lb.name, lb]));
+
+  // Only load balancers attached to at least one switch/router with ports are served.
+  const served: LoadBalancer[] = [];
+  const seen = new Set<string>();
+  for (const a of att) {
+    for (const name of a.lbs) {
+      const lb = lbByName.get(name);
+      if (lb && !seen.has(name)) {
+        seen.add(name);
+        served.push(lb);
+      }
+    }
+  }
+  const parsed = served.map((lb) => ({ lb, vips: lbVips(lb) }));
+
+  const scopes = new IdAllocator(prev.scopes);
+  const vipIds = new IdAllocator(prev.vips);
+  const backendIds = new IdAllocator(prev.backends);
+  scopes.keep(att.map((a) => a.owner));
+  vipIds.keep(parsed.flatMap((p) => p.vips.map((v) => vipName(p.lb.name, v))));
+  backendIds.keep(
+    parsed.flatMap((p) =>
+      p.vips.flatMap((v) => v.backends.map((b) => `${vipName(p.lb.name, v)} ${backendText(v, b)}`)),
+    ),
+  );
+
+  const vips: CompiledVip[] = [];
+  const vipsByLb = new Map<string, CompiledVip[]>();
+  for (const { lb, vips: list } of parsed) {
+    const mine: CompiledVip[] = [];
+    for (const v of list) {
+      const name = vipName(lb.name, v);
+      const id = vipIds.get(name);
+      const backends = v.backends.map((b) => {
+        const text = backendText(v, b);
+        return { id: backendIds.get(`${name} ${text}`), addr: parseIPv4(b.addr), port: b.port, text };
+      });
+      const cv: CompiledVip = {
+        id,
+        name,
+        lb: lb.name,
+        vip: v.key,
+        addr: parseIPv4(v.addr),
+        port: v.port,
+        proto: v.protocol ? IPPROTO[v.protocol] : 0,
+        flags: v.protocol ? 0 : XLB.VIP_F_IP_ONLY,
+        backends,
+        table: buildTable(
+          backends.map((b) => b.id),
+          backends.map((b) => b.text),
+          v.maglevSize,
+        ),
+      };
+      vips.push(cv);
+      mine.push(cv);
+    }
+    vipsByLb.set(lb.name, mine);
+  }
+
+  const ifaces: CompiledIface[] = [];
+  const entries: CompiledVipEntry[] = [];
+  for (const a of att) {
+    const scope = scopes.get(a.owner);
+    for (const p of a.ports) ifaces.push({ ...p, scope });
+    if (a.ports.length === 0) continue;
+    for (const lbName of a.lbs) {
+      for (const v of vipsByLb.get(lbName) ?? []) {
+        entries.push({ addr: v.addr, port: v.port, proto: v.proto, scope, vipId: v.id, flags: v.flags });
+      }
+    }
+  }
+
+  return {
+    ids: { scopes: scopes.out, vips: vipIds.out, backends: backendIds.out },
+    ifaces,
+    vips,
+    entries,
+  };
+}

@@ -1,0 +1,771 @@
+/**
+ * Desired-state model of xlb, mirroring the OVN Northbound tables it borrows
+ * from (Load_Balancer, Logical_Switch, Logical_Router, NAT) with OVN's names,
+ * plus parsing (YAML or JSON) and strict, pure, all-or-nothing validation.
+ *
+ * Every problem is reported as a {@link ConfigError} naming the first bad
+ * field by path (e.g. `load_balancers[0].vips["172.16.255.62:8000"]`) and the
+ * offending value. A validated state is fully normalized (defaults filled in),
+ * and validating a normalized state again yields an equal state.
+ */
+import { parseDocument } from 'yaml';
+import {
+  AddrParseError,
+  isIPv4,
+  isIPv6Literal,
+  parseHostPort,
+  parseIPv4Cidr,
+  type HostPort,
+} from './addr.js';
+import { ConfigError } from './errors.js';
+import { isPrime } from './maglev.js';
+
+/** Transport protocol of a load balancer (OVN's `sctp` is not supported). */
+export type Protocol = 'tcp' | 'udp';
+/** Where xlb attaches on an interface: `auto` prefers XDP and falls back to tc. */
+export type Hook = 'auto' | 'tc' | 'xdp';
+
+/** An OVN Load_Balancer row. */
+export interface LoadBalancer {
+  name: string;
+  protocol: Protocol;
+  /** VIP (`IP:PORT` or IP-only `IP`) → comma-separated backends (normalized: no spaces). */
+  vips: Record<string, string>;
+  options: Record<string, string>;
+  /** Hash fields; empty means the default 5-tuple. */
+  selection_fields: string[];
+}
+
+/** A normalized logical switch port: an interface, optionally inside a named netns. */
+export interface SwitchPort {
+  /** `IFNAME` or `NETNS/IFNAME`. */
+  interface: string;
+  netns: string | null;
+  ifname: string;
+  hook: Hook;
+}
+
+/** An OVN Logical_Switch row (ports are host interfaces). */
+export interface LogicalSwitch {
+  name: string;
+  ports: SwitchPort[];
+  /** Names of attached load balancers. */
+  load_balancer: string[];
+}
+
+/** An OVN Logical_Router_Port bound to a host interface. */
+export interface RouterPort {
+  name: string;
+  interface: string;
+  netns: string | null;
+  ifname: string;
+  hook: Hook;
+  /** Lower-case `aa:bb:cc:dd:ee:ff`. */
+  mac: string;
+  /** `A.B.C.D/N` router addresses. */
+  networks: string[];
+}
+
+/** An OVN NAT row. */
+export interface NatRule {
+  type: 'snat' | 'dnat' | 'dnat_and_snat';
+  external_ip: string;
+  logical_ip: string;
+}
+
+/** An OVN Logical_Router row. */
+export interface LogicalRouter {
+  name: string;
+  ports: RouterPort[];
+  load_balancer: string[];
+  options: Record<string, string>;
+  nat: NatRule[];
+}
+
+/** The whole desired state. */
+export interface DesiredState {
+  load_balancers: LoadBalancer[];
+  logical_switches: LogicalSwitch[];
+  logical_routers: LogicalRouter[];
+}
+
+/** A backend of a VIP; `port` is 0 for IP-only VIPs. */
+export interface Backend {
+  addr: string;
+  port: number;
+}
+
+/** A parsed VIP of a validated load balancer. */
+export interface Vip {
+  /** Owning load balancer name. */
+  lb: string;
+  /** The VIP key as written in `vips`. */
+  key: string;
+  family: 4 | 6;
+  addr: string;
+  /** 0 for an IP-only VIP. */
+  port: number;
+  /** null = IP-only VIP, matches every IP protocol. */
+  protocol: Protocol | null;
+  backends: Backend[];
+  /** Maglev table size M (prime). */
+  maglevSize: number;
+}
+
+/** Default Maglev table size M (prime; matches XLB_MAGLEV_DEFAULT_M in bpf/xlb_shared.h). */
+export const DEFAULT_MAGLEV_SIZE = 16381;
+/** Smallest accepted `xlb_maglev_size`. */
+export const MIN_MAGLEV_SIZE = 3;
+/** Largest accepted `xlb_maglev_size`. */
+export const MAX_MAGLEV_SIZE = 1_000_003;
+
+/** Returns a frozen empty array typed as a mutable one (writes throw at runtime). */
+function frozenEmpty<T>(): T[] {
+  return Object.freeze<T[]>([]) as T[];
+}
+
+/** The empty desired state (deeply frozen). */
+export const EMPTY_STATE: DesiredState = Object.freeze({
+  load_balancers: frozenEmpty<LoadBalancer>(),
+  logical_switches: frozenEmpty<LogicalSwitch>(),
+  logical_routers: frozenEmpty<LogicalRouter>(),
+});
+
+// ---------------------------------------------------------------------------
+// Vocabulary
+
+const TOP_LEVEL_KEYS = ['load_balancers', 'logical_switches', 'logical_routers'] as const;
+const LB_KEYS = ['name', 'protocol', 'vips', 'options', 'selection_fields'] as const;
+const SWITCH_KEYS = ['name', 'ports', 'load_balancer'] as const;
+const SWITCH_PORT_KEYS = ['interface', 'netns', 'ifname', 'hook'] as const;
+const ROUTER_KEYS = ['name', 'ports', 'load_balancer', 'options', 'nat'] as const;
+const ROUTER_PORT_KEYS = ['name', 'interface', 'netns', 'ifname', 'hook', 'mac', 'networks'] as const;
+const NAT_KEYS = ['type', 'external_ip', 'logical_ip'] as const;
+
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp'];
+const HOOKS: readonly Hook[] = ['auto', 'tc', 'xdp'];
+const NAT_TYPES: readonly NatRule['type'][] = ['snat', 'dnat', 'dnat_and_snat'];
+/** OVN Load_Balancer selection_fields values. */
+const SELECTION_FIELDS = ['eth_src', 'eth_dst', 'ip_src', 'ip_dst', 'tp_src', 'tp_dst'] as const;
+/** OVN Logical_Router options xlb accepts (plus any `xlb_*` key). */
+const ROUTER_OPTION_KEYS = [
+  'lb_force_snat_ip',
+  'chassis',
+  'dynamic_neigh_routers',
+  'always_learn_from_arp_request',
+  'snat-ct-zone',
+  'mcast_relay',
+  'dnat_force_snat_ip',
+] as const;
+
+const NAME_RE = /^[A-Za-z0-9_.:-]+$/;
+const NETNS_RE = /^[A-Za-z0-9_.-]+$/;
+const MAC_RE = /^[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}$/;
+const DECIMAL_RE = /^(?:0|[1-9][0-9]*)$/;
+/** Linux IFNAMSIZ − 1. */
+const MAX_IFNAME_BYTES = 15;
+const IPV6_UNSUPPORTED = 'IPv6 is not supported yet';
+
+// ---------------------------------------------------------------------------
+// Generic field helpers
+
+/** A JSON-ish object value. */
+type Obj = Record<string, unknown>;
+
+/** `base.key`, or `base["key"]` when the key is not identifier-like; `key` alone at the root. */
+function keyPath(base: string, key: string): string {
+  if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) return base === '' ? key : `${base}.${key}`;
+  return `${base}[${JSON.stringify(key)}]`;
+}
+
+/** `base[i]`. */
+function indexPath(base: string, i: number): string {
+  return `${base}[${i}]`;
+}
+
+/** Quotes a list for messages: `"a", "b"`. */
+function quoteList(items: readonly string[]): string {
+  return items.map((s) => JSON.stringify(s)).join(', ');
+}
+
+/** True for plain objects (not arrays, not class instances). */
+function isObj(v: unknown): v is Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Requires a plain object. */
+function expectObj(v: unknown, field: string, what: string): Obj {
+  if (!isObj(v)) throw new ConfigError(field, `must be ${what}`, v);
+  return v;
+}
+
+/** Optional object field: missing or null means empty. */
+function optionalObj(v: unknown, field: string, what: string): Obj {
+  return v === undefined || v === null ? {} : expectObj(v, field, what);
+}
+
+/** Optional array field: missing or null means empty. */
+function optionalArray(v: unknown, field: string, what: string): unknown[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new ConfigError(field, `must be ${what}`, v);
+  return v;
+}
+
+/** Rejects keys of `obj` not in `allowed`. */
+function checkKeys(obj: Obj, field: string, allowed: readonly string[], what: string): void {
+  for (const key of Object.keys(obj)) {
+    if (!allowed.includes(key)) {
+      throw new ConfigError(keyPath(field, key), `unknown key in ${what} (allowed: ${allowed.join(', ')})`, obj[key]);
+    }
+  }
+}
+
+/** Requires a string. */
+function expectString(v: unknown, field: string): string {
+  if (v === undefined) throw new ConfigError(field, 'is required', v);
+  if (typeof v !== 'string') throw new ConfigError(field, 'must be a string', v);
+  return v;
+}
+
+/** Requires a string from `choices`; `fallback` applies when the field is missing. */
+function expectChoice<T extends string>(v: unknown, field: string, choices: readonly T[], fallback?: T): T {
+  if (v === undefined && fallback !== undefined) return fallback;
+  const found = choices.find((c) => c === v);
+  if (found === undefined) throw new ConfigError(field, `must be one of ${quoteList(choices)}`, v);
+  return found;
+}
+
+/** Requires a unique name matching {@link NAME_RE}; records it in `seen`. */
+function expectName(v: unknown, field: string, what: string, seen: Set<string>): string {
+  const name = expectString(v, field);
+  if (!NAME_RE.test(name)) {
+    throw new ConfigError(field, `${what} name must be non-empty and match [A-Za-z0-9_.:-]+`, v);
+  }
+  if (seen.has(name)) throw new ConfigError(field, `duplicate ${what} name "${name}"`, v);
+  seen.add(name);
+  return name;
+}
+
+/**
+ * Normalizes an NB string value: strings as-is, YAML booleans and finite
+ * numbers converted (`true` → "true", `30` → "30").
+ */
+function toNbString(v: unknown, field: string): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'boolean') return String(v);
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  throw new ConfigError(field, 'must be a string (booleans and numbers are converted)', v);
+}
+
+// ---------------------------------------------------------------------------
+// Options
+
+/** Checks an option value; returns a problem phrase or null when valid. */
+type OptionCheck = (value: string) => string | null;
+
+const anyString: OptionCheck = () => null;
+
+const boolString: OptionCheck = (v) => (v === 'true' || v === 'false' ? null : 'must be "true" or "false"');
+
+/** Decimal integer in lo..hi. */
+function intInRange(lo: number, hi: number): OptionCheck {
+  return (v) => {
+    const n = DECIMAL_RE.test(v) ? Number(v) : NaN;
+    return n >= lo && n <= hi ? null : `must be an integer in ${lo}..${hi}`;
+  };
+}
+
+/** One of the given strings. */
+function oneOf(...choices: string[]): OptionCheck {
+  return (v) => (choices.includes(v) ? null : `must be one of ${quoteList(choices)}`);
+}
+
+/** Space-separated IP addresses (OVN's hairpin_snat_ip). */
+const ipList: OptionCheck = (v) => {
+  const ips = v.split(' ').filter((s) => s !== '');
+  const ok = ips.length > 0 && ips.every((ip) => isIPv4(ip) || isIPv6Literal(ip));
+  return ok ? null : 'must be one or more space-separated IP addresses';
+};
+
+/** A prime Maglev table size in range. */
+const maglevSize: OptionCheck = (v) => {
+  const n = DECIMAL_RE.test(v) ? Number(v) : NaN;
+  if (n >= MIN_MAGLEV_SIZE && n <= MAX_MAGLEV_SIZE && isPrime(n)) return null;
+  return `must be a prime between ${MIN_MAGLEV_SIZE} and ${MAX_MAGLEV_SIZE} (e.g. ${DEFAULT_MAGLEV_SIZE})`;
+};
+
+/** OVN Load_Balancer options (plus xlb's) and their value checks. */
+const LB_OPTIONS: ReadonlyMap<string, OptionCheck> = new Map([
+  ['reject', boolString],
+  ['hairpin_snat_ip', ipList],
+  ['skip_snat', boolString],
+  ['force_snat', boolString],
+  ['affinity_timeout', intInRange(0, 65535)],
+  ['neighbor_responder', oneOf('reachable', 'all', 'none')],
+  ['ct_flush', boolString],
+  ['add_route', boolString],
+  ['event', boolString],
+  ['template', boolString],
+  ['address-family', oneOf('ipv4', 'ipv6')],
+  ['xlb_maglev_size', maglevSize],
+]);
+
+/** Checks for Logical_Router options (values unchecked; `xlb_*` keys allowed). */
+function routerOptionCheck(key: string): OptionCheck | undefined {
+  const known: readonly string[] = ROUTER_OPTION_KEYS;
+  return known.includes(key) || key.startsWith('xlb_') ? anyString : undefined;
+}
+
+/** Validates and normalizes an options map against `lookup` (undefined = unknown key). */
+function validateOptions(
+  v: unknown,
+  field: string,
+  lookup: (key: string) => OptionCheck | undefined,
+  allowedText: string,
+): Record<string, string> {
+  const raw = optionalObj(v, field, 'an object of option strings');
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    const keyField = keyPath(field, key);
+    const check = lookup(key);
+    if (check === undefined) throw new ConfigError(keyField, `unknown option "${key}" (allowed: ${allowedText})`, value);
+    const text = toNbString(value, keyField);
+    const problem = check(text);
+    if (problem !== null) throw new ConfigError(keyField, problem, value);
+    out[key] = text;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Load balancers
+
+/** Splits a backend list; "" (or only spaces) is the empty list. */
+function splitBackends(list: string): string[] {
+  return list.trim() === '' ? [] : list.split(',').map((s) => s.trim());
+}
+
+/** Parses one VIP or backend, turning address errors into ConfigErrors. */
+function parseEndpoint(text: string, role: 'VIP' | 'backend', field: string, value: unknown): HostPort {
+  try {
+    return parseHostPort(text);
+  } catch (err) {
+    if (err instanceof AddrParseError) throw new ConfigError(field, `${role} "${text}" ${err.reason}`, value);
+    throw err;
+  }
+}
+
+/** Checks families and port presence of a VIP against its backends. */
+function checkVipShape(key: string, vip: HostPort, backends: readonly HostPort[], items: readonly string[], field: string, value: string): void {
+  const familyName = (f: 4 | 6): string => `IPv${f}`;
+  backends.forEach((b, i) => {
+    if (b.family !== vip.family) {
+      throw new ConfigError(
+        field,
+        `mixed address families: VIP "${key}" is ${familyName(vip.family)} but backend "${items[i]}" is ${familyName(b.family)}`,
+        value,
+      );
+    }
+  });
+  if (vip.family === 6) throw new ConfigError(field, `${IPV6_UNSUPPORTED} (VIP "${key}")`, key);
+  backends.forEach((b, i) => {
+    if (vip.port !== 0 && b.port === 0) {
+      throw new ConfigError(field, `backend "${items[i]}" has no port but VIP "${key}" has one`, value);
+    }
+    if (vip.port === 0 && b.port !== 0) {
+      throw new ConfigError(field, `backend "${items[i]}" has a port but VIP "${key}" is IP-only (its backends must be IP-only too)`, value);
+    }
+  });
+}
+
+/** Rejects a backend listed twice in one VIP. */
+function checkDuplicateBackends(backends: readonly HostPort[], items: readonly string[], field: string, value: string): void {
+  const seen = new Set<string>();
+  backends.forEach((b, i) => {
+    const id = `${b.addr}|${b.port}`;
+    if (seen.has(id)) throw new ConfigError(field, `duplicate backend "${items[i]}"`, value);
+    seen.add(id);
+  });
+}
+
+/** Validates one `vips` entry; returns the normalized backend list. */
+function validateVip(key: string, value: unknown, field: string): string {
+  if (typeof value !== 'string') {
+    throw new ConfigError(field, 'must be a comma-separated backend list string (e.g. "10.0.0.1:80,10.0.0.2:80")', value);
+  }
+  const vip = parseEndpoint(key, 'VIP', field, key);
+  const items = splitBackends(value);
+  const backends = items.map((item) => {
+    if (item === '') throw new ConfigError(field, 'backend list has an empty entry (stray comma?)', value);
+    return parseEndpoint(item, 'backend', field, value);
+  });
+  checkVipShape(key, vip, backends, items, field, value);
+  checkDuplicateBackends(backends, items, field, value);
+  return items.join(',');
+}
+
+/** Validates `vips`. */
+function validateVips(v: unknown, field: string): Record<string, string> {
+  const raw = optionalObj(v, field, 'an object mapping "IP:PORT" (or "IP") to a backend list');
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    const normalized = validateVip(key, value, keyPath(field, key));
+    out[key] = normalized;
+  }
+  return out;
+}
+
+/** Validates `selection_fields`. */
+function validateSelectionFields(v: unknown, field: string): string[] {
+  const allowed: readonly string[] = SELECTION_FIELDS;
+  const seen = new Set<string>();
+  return optionalArray(v, field, 'an array of field names').map((item, i) => {
+    const itemField = indexPath(field, i);
+    if (typeof item !== 'string' || !allowed.includes(item)) {
+      throw new ConfigError(itemField, `must be one of ${quoteList(allowed)}`, item);
+    }
+    if (seen.has(item)) throw new ConfigError(itemField, `duplicate selection field "${item}"`, item);
+    seen.add(item);
+    return item;
+  });
+}
+
+/** Validates one load balancer. */
+function validateLoadBalancer(v: unknown, field: string, names: Set<string>): LoadBalancer {
+  const raw = expectObj(v, field, 'a load balancer object');
+  checkKeys(raw, field, LB_KEYS, 'a load balancer');
+  const allowedOptions = [...LB_OPTIONS.keys()].join(', ');
+  return {
+    name: expectName(raw.name, keyPath(field, 'name'), 'load balancer', names),
+    protocol: expectChoice(raw.protocol, keyPath(field, 'protocol'), PROTOCOLS, 'tcp'),
+    vips: validateVips(raw.vips, keyPath(field, 'vips')),
+    options: validateOptions(raw.options, keyPath(field, 'options'), (k) => LB_OPTIONS.get(k), allowedOptions),
+    selection_fields: validateSelectionFields(raw.selection_fields, keyPath(field, 'selection_fields')),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Interfaces (switch and router ports)
+
+/** An interface reference: where it lives and how to hook it. */
+interface IfaceRef {
+  interface: string;
+  netns: string | null;
+  ifname: string;
+  hook: Hook;
+}
+
+/** Why `name` is not a valid Linux interface name, or null. */
+function ifnameProblem(name: string): string | null {
+  if (name === '' || new TextEncoder().encode(name).length > MAX_IFNAME_BYTES) {
+    return `interface name must be 1..${MAX_IFNAME_BYTES} bytes`;
+  }
+  if (/[/:\s]/.test(name) || name === '.' || name === '..') {
+    return 'interface name must not contain "/", ":" or whitespace (nor be "." or "..")';
+  }
+  return null;
+}
+
+/** Parses `IFNAME` or `NETNS/IFNAME`. */
+function parseInterfaceSpec(spec: string, field: string, value: unknown): { netns: string | null; ifname: string } {
+  const parts = spec.split('/');
+  if (parts.length > 2) throw new ConfigError(field, 'interface must be "IFNAME" or "NETNS/IFNAME"', value);
+  const ifname = parts[parts.length - 1] ?? '';
+  const netns = parts.length === 2 ? (parts[0] ?? '') : null;
+  if (netns !== null && (!NETNS_RE.test(netns) || netns === '.' || netns === '..')) {
+    throw new ConfigError(field, `network namespace name "${netns}" must match [A-Za-z0-9_.-]+`, value);
+  }
+  const problem = ifnameProblem(ifname);
+  if (problem !== null) throw new ConfigError(field, `${problem}: "${ifname}"`, value);
+  return { netns, ifname };
+}
+
+/** Checks optional explicit `netns`/`ifname` fields agree with `interface`. */
+function checkIfaceEcho(raw: Obj, field: string, parsed: { netns: string | null; ifname: string }): void {
+  if (raw.netns !== undefined && raw.netns !== parsed.netns) {
+    throw new ConfigError(keyPath(field, 'netns'), `must match the namespace in interface (${JSON.stringify(parsed.netns)})`, raw.netns);
+  }
+  if (raw.ifname !== undefined && raw.ifname !== parsed.ifname) {
+    throw new ConfigError(keyPath(field, 'ifname'), `must match the name in interface (${JSON.stringify(parsed.ifname)})`, raw.ifname);
+  }
+}
+
+/** Validates the interface part of a port object (`interface`, `netns`, `ifname`, `hook`). */
+function validateIfaceFields(raw: Obj, field: string): IfaceRef {
+  const ifaceField = keyPath(field, 'interface');
+  const spec = expectString(raw.interface, ifaceField);
+  const parsed = parseInterfaceSpec(spec, ifaceField, raw.interface);
+  checkIfaceEcho(raw, field, parsed);
+  return {
+    interface: parsed.netns === null ? parsed.ifname : `${parsed.netns}/${parsed.ifname}`,
+    netns: parsed.netns,
+    ifname: parsed.ifname,
+    hook: expectChoice(raw.hook, keyPath(field, 'hook'), HOOKS, 'auto'),
+  };
+}
+
+/** Tracks interfaces across all switches and routers to reject double use. */
+class InterfaceRegistry {
+  private readonly used = new Map<string, string>();
+
+  /** Records `ref` used at `field`; throws if already used elsewhere. */
+  claim(ref: IfaceRef, field: string, value: unknown): void {
+    const id = `${ref.netns ?? ''}/${ref.ifname}`;
+    const previous = this.used.get(id);
+    if (previous !== undefined) {
+      throw new ConfigError(field, `interface "${ref.interface}" is already used by ${previous}`, value);
+    }
+    this.used.set(id, field);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Switches, routers and their load balancer references
+
+/** Validates one switch port (string or object form). */
+function validateSwitchPort(v: unknown, field: string): SwitchPort {
+  if (typeof v === 'string') {
+    const { netns, ifname } = parseInterfaceSpec(v, field, v);
+    return { interface: v, netns, ifname, hook: 'auto' };
+  }
+  const raw = expectObj(v, field, 'an interface name ("IFNAME" or "NETNS/IFNAME") or an object { interface, hook }');
+  checkKeys(raw, field, SWITCH_PORT_KEYS, 'a switch port');
+  return validateIfaceFields(raw, field);
+}
+
+/** A unique identity of a VIP for overlap checks on one switch/router. */
+function vipIdentity(vip: Vip): string {
+  return vip.protocol === null ? `${vip.addr} (IP-only)` : `${vip.addr}:${vip.port}/${vip.protocol}`;
+}
+
+/**
+ * Validates a `load_balancer` reference list: names must exist, be listed
+ * once, and their VIPs must not overlap on the same switch/router.
+ */
+function validateLbRefs(v: unknown, field: string, lbs: ReadonlyMap<string, LoadBalancer>, owner: string): string[] {
+  const names: string[] = [];
+  const vipOwners = new Map<string, string>();
+  optionalArray(v, field, 'an array of load balancer names').forEach((item, i) => {
+    const itemField = indexPath(field, i);
+    const name = expectString(item, itemField);
+    const lb = lbs.get(name);
+    if (lb === undefined) throw new ConfigError(itemField, `unknown load balancer "${name}"`, item);
+    if (names.includes(name)) throw new ConfigError(itemField, `load balancer "${name}" is listed twice`, item);
+    for (const vip of lbVips(lb)) {
+      const id = vipIdentity(vip);
+      const other = vipOwners.get(id);
+      if (other !== undefined) {
+        throw new ConfigError(itemField, `load balancers "${other}" and "${name}" both define VIP ${id} on ${owner}`, item);
+      }
+      vipOwners.set(id, name);
+    }
+    names.push(name);
+  });
+  return names;
+}
+
+/** Validates one logical switch. */
+function validateSwitch(v: unknown, field: string, ctx: Context): LogicalSwitch {
+  const raw = expectObj(v, field, 'a logical switch object');
+  checkKeys(raw, field, SWITCH_KEYS, 'a logical switch');
+  const name = expectName(raw.name, keyPath(field, 'name'), 'logical switch', ctx.switchNames);
+  const portsField = keyPath(field, 'ports');
+  const ports = optionalArray(raw.ports, portsField, 'an array of ports').map((item, i) => {
+    const port = validateSwitchPort(item, indexPath(portsField, i));
+    ctx.interfaces.claim(port, indexPath(portsField, i), item);
+    return port;
+  });
+  const lbField = keyPath(field, 'load_balancer');
+  return { name, ports, load_balancer: validateLbRefs(raw.load_balancer, lbField, ctx.lbs, `logical switch "${name}"`) };
+}
+
+/** Validates a router port's `networks`. */
+function validateNetworks(v: unknown, field: string): string[] {
+  const nets = optionalArray(v, field, 'an array of "A.B.C.D/N" networks');
+  if (nets.length === 0) throw new ConfigError(field, 'must list at least one "A.B.C.D/N" network', v);
+  const seen = new Set<string>();
+  return nets.map((item, i) => {
+    const itemField = indexPath(field, i);
+    const text = expectString(item, itemField);
+    if (text.includes(':')) throw new ConfigError(itemField, IPV6_UNSUPPORTED, item);
+    try {
+      parseIPv4Cidr(text);
+    } catch (err) {
+      if (err instanceof AddrParseError) throw new ConfigError(itemField, `network "${text}" ${err.reason}`, item);
+      throw err;
+    }
+    if (seen.has(text)) throw new ConfigError(itemField, `duplicate network "${text}"`, item);
+    seen.add(text);
+    return text;
+  });
+}
+
+/** Validates one router port. */
+function validateRouterPort(v: unknown, field: string, ctx: Context): RouterPort {
+  const raw = expectObj(v, field, 'a router port object { name, interface, mac, networks, hook? }');
+  checkKeys(raw, field, ROUTER_PORT_KEYS, 'a router port');
+  const name = expectName(raw.name, keyPath(field, 'name'), 'router port', ctx.routerPortNames);
+  const iface = validateIfaceFields(raw, field);
+  ctx.interfaces.claim(iface, keyPath(field, 'interface'), raw.interface);
+  const macField = keyPath(field, 'mac');
+  const mac = expectString(raw.mac, macField);
+  if (!MAC_RE.test(mac)) throw new ConfigError(macField, 'must be a MAC address "aa:bb:cc:dd:ee:ff"', raw.mac);
+  return { name, ...iface, mac: mac.toLowerCase(), networks: validateNetworks(raw.networks, keyPath(field, 'networks')) };
+}
+
+/** Requires an IPv4 address (IPv6 gets the "not supported yet" error). */
+function expectIPv4(v: unknown, field: string, allowPrefix: boolean): string {
+  const text = expectString(v, field);
+  const addr = allowPrefix && text.includes('/') ? text.slice(0, text.indexOf('/')) : text;
+  if (isIPv6Literal(addr)) throw new ConfigError(field, IPV6_UNSUPPORTED, v);
+  if (allowPrefix && text.includes('/')) {
+    try {
+      parseIPv4Cidr(text);
+    } catch (err) {
+      if (err instanceof AddrParseError) throw new ConfigError(field, `"${text}" ${err.reason}`, v);
+      throw err;
+    }
+  } else if (text.includes('/')) {
+    throw new ConfigError(field, `must be a single IPv4 address here, not a network`, v);
+  } else if (!isIPv4(text)) {
+    throw new ConfigError(field, `"${text}" is not a valid IPv4 address${allowPrefix ? ' or network' : ''}`, v);
+  }
+  return text;
+}
+
+/** Validates one NAT rule. */
+function validateNat(v: unknown, field: string): NatRule {
+  const raw = expectObj(v, field, 'a NAT object { type, external_ip, logical_ip }');
+  checkKeys(raw, field, NAT_KEYS, 'a NAT rule');
+  const type = expectChoice(raw.type, keyPath(field, 'type'), NAT_TYPES);
+  const external_ip = expectIPv4(raw.external_ip, keyPath(field, 'external_ip'), false);
+  // OVN: only snat may translate a whole logical network.
+  const logical_ip = expectIPv4(raw.logical_ip, keyPath(field, 'logical_ip'), type === 'snat');
+  return { type, external_ip, logical_ip };
+}
+
+/** Validates one logical router. */
+function validateRouter(v: unknown, field: string, ctx: Context): LogicalRouter {
+  const raw = expectObj(v, field, 'a logical router object');
+  checkKeys(raw, field, ROUTER_KEYS, 'a logical router');
+  const name = expectName(raw.name, keyPath(field, 'name'), 'logical router', ctx.routerNames);
+  const portsField = keyPath(field, 'ports');
+  const ports = optionalArray(raw.ports, portsField, 'an array of router ports').map((item, i) =>
+    validateRouterPort(item, indexPath(portsField, i), ctx),
+  );
+  const lbField = keyPath(field, 'load_balancer');
+  const load_balancer = validateLbRefs(raw.load_balancer, lbField, ctx.lbs, `logical router "${name}"`);
+  const allowedOptions = `${ROUTER_OPTION_KEYS.join(', ')}, xlb_*`;
+  const options = validateOptions(raw.options, keyPath(field, 'options'), routerOptionCheck, allowedOptions);
+  const natField = keyPath(field, 'nat');
+  const nat = optionalArray(raw.nat, natField, 'an array of NAT rules').map((item, i) => validateNat(item, indexPath(natField, i)));
+  return { name, ports, load_balancer, options, nat };
+}
+
+/** Cross-section state threaded through validation. */
+interface Context {
+  lbs: ReadonlyMap<string, LoadBalancer>;
+  switchNames: Set<string>;
+  routerNames: Set<string>;
+  routerPortNames: Set<string>;
+  interfaces: InterfaceRegistry;
+}
+
+// ---------------------------------------------------------------------------
+// Public API
+
+/** Field name used for problems with the document as a whole. */
+const ROOT_FIELD = '$';
+
+/**
+ * Validates a raw (parsed YAML/JSON) configuration and returns the fully
+ * normalized desired state. Pure and all-or-nothing.
+ * @throws ConfigError naming the first bad field and its value
+ */
+export function validateConfig(raw: unknown): DesiredState {
+  const top = expectObj(raw, ROOT_FIELD, `an object with keys ${TOP_LEVEL_KEYS.join(', ')}`);
+  checkKeys(top, '', TOP_LEVEL_KEYS, 'the top level');
+  const lbNames = new Set<string>();
+  const load_balancers = optionalArray(top.load_balancers, 'load_balancers', 'an array of load balancers').map((item, i) =>
+    validateLoadBalancer(item, indexPath('load_balancers', i), lbNames),
+  );
+  const ctx: Context = {
+    lbs: new Map(load_balancers.map((lb) => [lb.name, lb])),
+    switchNames: new Set(),
+    routerNames: new Set(),
+    routerPortNames: new Set(),
+    interfaces: new InterfaceRegistry(),
+  };
+  const logical_switches = optionalArray(top.logical_switches, 'logical_switches', 'an array of logical switches').map(
+    (item, i) => validateSwitch(item, indexPath('logical_switches', i), ctx),
+  );
+  const logical_routers = optionalArray(top.logical_routers, 'logical_routers', 'an array of logical routers').map(
+    (item, i) => validateRouter(item, indexPath('logical_routers', i), ctx),
+  );
+  return { load_balancers, logical_switches, logical_routers };
+}
+
+/** Removes the yaml library's " at line L, column C:" suffix and code frame. */
+function yamlProblem(message: string): string {
+  const firstLine = message.split('\n')[0] ?? message;
+  return firstLine.replace(/ at line \d+, column \d+:?$/, '');
+}
+
+/**
+ * Parses configuration text (YAML, or JSON since YAML accepts it) and validates it.
+ * An empty document is the empty state. Duplicate mapping keys are errors.
+ * @param source where the text came from (file name), used as `field` of syntax errors
+ * @throws ConfigError for syntax errors (`field` = source, message with line and
+ *   column, value = the offending line) and for every validation error
+ */
+export function parseConfigText(text: string, source: string): DesiredState {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  const error = doc.errors[0];
+  if (error !== undefined) {
+    const pos = error.linePos?.[0];
+    const where = pos === undefined ? '' : `line ${pos.line}, column ${pos.col}: `;
+    const lineText = pos === undefined ? text : (text.split(/\r?\n/)[pos.line - 1] ?? '');
+    throw new ConfigError(source, `${where}invalid YAML/JSON: ${yamlProblem(error.message)}`, lineText);
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (err) {
+    throw new ConfigError(source, `invalid YAML: ${err instanceof Error ? err.message : String(err)}`, text.slice(0, 80));
+  }
+  return validateConfig(raw ?? {});
+}
+
+/** The Maglev table size configured for a (validated) load balancer. */
+export function lbMaglevSize(lb: LoadBalancer): number {
+  const text = lb.options.xlb_maglev_size;
+  return text === undefined ? DEFAULT_MAGLEV_SIZE : Number(text);
+}
+
+/**
+ * Parses the VIPs of a validated load balancer, in `vips` order.
+ * IP-only VIPs get protocol null and port 0 (and so do their backends).
+ * @throws AddrParseError if `lb` was not validated and holds a bad address
+ */
+export function lbVips(lb: LoadBalancer): Vip[] {
+  const maglevSize = lbMaglevSize(lb);
+  return Object.entries(lb.vips).map(([key, list]) => {
+    const vip = parseHostPort(key);
+    const backends = splitBackends(list).map((item) => {
+      const b = parseHostPort(item);
+      return { addr: b.addr, port: b.port };
+    });
+    return {
+      lb: lb.name,
+      key,
+      family: vip.family,
+      addr: vip.addr,
+      port: vip.port,
+      protocol: vip.port === 0 ? null : lb.protocol,
+      backends,
+      maglevSize,
+    };
+  });
+}

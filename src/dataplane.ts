@@ -1,0 +1,474 @@
+/**
+ * The data plane as the control plane sees it: the BPF object (loaded once,
+ * then re-adopted from its pins), the kernel MapStore, and attaching the
+ * programs to interfaces. Mechanism only; what to attach where is decided by
+ * the caller.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { loadNative, type XlbNative } from './native.js';
+import { packageRoot } from './paths.js';
+import {
+  LAYOUT,
+  GLOBAL_COUNTERS,
+  decodeStatsPercpu,
+  decodeU64Percpu,
+  encodeU32,
+  type GlobalCounter,
+  type Stats,
+} from './layout.js';
+import { hex, type MapName, type MapStore } from './store.js';
+import type { Hook } from './config.js';
+
+export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/xlb';
+
+/** tc filter identity of xlb's programs (handle, priority) on every interface. */
+export const TC_HANDLE = 0x1;
+export const TC_PRIORITY = 0x7862; /* "xb" */
+
+export const MAP_NAMES = [
+  'xlb_vip4',
+  'xlb_maglev',
+  'xlb_backends',
+  'xlb_ct4',
+  'xlb_ifaces',
+  'xlb_vip_stats',
+  'xlb_backend_stats',
+  'xlb_global',
+] as const;
+export type KernelMapName = (typeof MAP_NAMES)[number];
+
+export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress'] as const;
+export type ProgName = (typeof PROG_NAMES)[number];
+
+/** Capacities that may be set before the object is first loaded. */
+export interface MapSizes {
+  conntrack?: number;
+  vips?: number;
+  backends?: number;
+}
+
+export interface DataplaneOptions {
+  pinRoot?: string;
+  /** Path of xlb.bpf.o; default build/bpf/xlb.bpf.o in the package. */
+  objectPath?: string;
+  mapSizes?: MapSizes;
+}
+
+export function defaultObjectPath(): string {
+  return join(packageRoot(), 'build', 'bpf', 'xlb.bpf.o');
+}
+
+const PROG_PIN_PREFIX = 'prog_';
+const HASH_PIN = 'object_sha256'; // bpffs refuses names with a dot
+
+/** The loaded (or re-adopted) BPF object: map and program fds. */
+export class Dataplane {
+  readonly native: XlbNative;
+  readonly pinRoot: string;
+  readonly maps: Record<KernelMapName, number>;
+  readonly progs: Record<ProgName, number>;
+  /** True when this open loaded the object; false when it re-adopted the pins. */
+  readonly loaded: boolean;
+  private readonly fds: number[] = [];
+  private readonly handle: number | null;
+
+  private constructor(
+    native: XlbNative,
+    pinRoot: string,
+    maps: Record<KernelMapName, number>,
+    progs: Record<ProgName, number>,
+    loaded: boolean,
+    handle: number | null,
+    fds: number[],
+  ) {
+    this.native = native;
+    this.pinRoot = pinRoot;
+    this.maps = maps;
+    this.progs = progs;
+    this.loaded = loaded;
+    this.handle = handle;
+    this.fds = fds;
+  }
+
+  /**
+   * Re-adopts the pinned maps and programs when they come from the same object
+   * file; otherwise loads the object (maps pinned by name are reused by libbpf)
+   * and pins the new programs.
+   */
+  static open(opts: DataplaneOptions = {}): Dataplane {
+    const native = loadNative();
+    const pinRoot = opts.pinRoot ?? DEFAULT_PIN_ROOT;
+    const objectPath = opts.objectPath ?? defaultObjectPath();
+    if (!existsSync(objectPath)) {
+      throw new Error(`BPF object ${objectPath} is missing: run \`npm run build\` first`);
+    }
+    native.ensureBpffs();
+    const digest = createHash('sha256').update(readFileSync(objectPath)).digest('hex');
+    const hashPin = join(pinRoot, HASH_PIN);
+    const pinsOk =
+      existsSync(hashPin) &&
+      PROG_NAMES.every((p) => existsSync(join(pinRoot, PROG_PIN_PREFIX + p))) &&
+      MAP_NAMES.every((m) => existsSync(join(pinRoot, m)));
+    if (pinsOk && readHashPin(native, hashPin) === digest) {
+      const fds: number[] = [];
+      const get = (p: string): number => {
+        const fd = native.objGet(join(pinRoot, p));
+        fds.push(fd);
+        return fd;
+      };
+      const maps = Object.fromEntries(MAP_NAMES.map((m) => [m, get(m)])) as Record<KernelMapName, number>;
+      const progs = Object.fromEntries(PROG_NAMES.map((p) => [p, get(PROG_PIN_PREFIX + p)])) as Record<
+        ProgName,
+        number
+      >;
+      return new Dataplane(native, pinRoot, maps, progs, false, null, fds);
+    }
+
+    const maxEntries: Record<string, number> = {};
+    if (opts.mapSizes?.conntrack) maxEntries.xlb_ct4 = opts.mapSizes.conntrack;
+    if (opts.mapSizes?.vips) {
+      maxEntries.xlb_vip4 = opts.mapSizes.vips;
+      maxEntries.xlb_maglev = opts.mapSizes.vips;
+      maxEntries.xlb_vip_stats = opts.mapSizes.vips;
+    }
+    if (opts.mapSizes?.backends) {
+      maxEntries.xlb_backends = opts.mapSizes.backends;
+      maxEntries.xlb_backend_stats = opts.mapSizes.backends;
+    }
+    const obj = native.openObject(objectPath, { pinRoot, maxEntries });
+    const maps = {} as Record<KernelMapName, number>;
+    for (const m of MAP_NAMES) {
+      const info = obj.maps.find((x) => x.name === m);
+      if (!info) throw new Error(`BPF object ${objectPath} has no map ${m}`);
+      maps[m] = info.fd;
+    }
+    const progs = {} as Record<ProgName, number>;
+    for (const p of PROG_NAMES) {
+      const info = obj.programs.find((x) => x.name === p);
+      if (!info) throw new Error(`BPF object ${objectPath} has no program ${p}`);
+      progs[p] = info.fd;
+      const pin = join(pinRoot, PROG_PIN_PREFIX + p);
+      if (existsSync(pin)) native.unlinkPin(pin);
+      native.objPin(info.fd, pin);
+    }
+    writeHashPin(native, hashPin, digest);
+    return new Dataplane(native, pinRoot, maps, progs, true, obj.handle, []);
+  }
+
+  close(): void {
+    for (const fd of this.fds) this.native.closeFd(fd);
+    this.fds.length = 0;
+    if (this.handle !== null) this.native.closeObject(this.handle);
+  }
+
+  store(): KernelStore {
+    return new KernelStore(this);
+  }
+
+  /** Per-CPU value size of a per-CPU map with the given value size. */
+  percpuSize(valueSize: number): number {
+    return Math.ceil(valueSize / 8) * 8 * this.native.numPossibleCpus();
+  }
+
+  vipStats(vipId: number): Stats {
+    const n = this.native.numPossibleCpus();
+    const v = this.native.mapLookup(this.maps.xlb_vip_stats, encodeU32(vipId), this.percpuSize(LAYOUT.xlb_stats.size));
+    return v ? decodeStatsPercpu(v, n) : decodeStatsPercpu(Buffer.alloc(this.percpuSize(48)), n);
+  }
+
+  backendStats(backendId: number): Stats {
+    const n = this.native.numPossibleCpus();
+    const v = this.native.mapLookup(
+      this.maps.xlb_backend_stats,
+      encodeU32(backendId),
+      this.percpuSize(LAYOUT.xlb_stats.size),
+    );
+    return v ? decodeStatsPercpu(v, n) : decodeStatsPercpu(Buffer.alloc(this.percpuSize(48)), n);
+  }
+
+  globalCounters(): Record<GlobalCounter, bigint> {
+    const n = this.native.numPossibleCpus();
+    const out = {} as Record<GlobalCounter, bigint>;
+    GLOBAL_COUNTERS.forEach((name, i) => {
+      const v = this.native.mapLookup(this.maps.xlb_global, encodeU32(i), this.percpuSize(8));
+      out[name] = v ? decodeU64Percpu(v, n) : 0n;
+    });
+    return out;
+  }
+
+  /** All conntrack entries (both directions), raw. */
+  conntrack(): { keys: Buffer[]; values: Buffer[] } {
+    const d = this.native.mapDump(this.maps.xlb_ct4, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size);
+    const keys: Buffer[] = [];
+    const values: Buffer[] = [];
+    for (let i = 0; i < d.count; i++) {
+      keys.push(d.keys.subarray(i * LAYOUT.xlb_ct4_key.size, (i + 1) * LAYOUT.xlb_ct4_key.size));
+      values.push(d.values.subarray(i * LAYOUT.xlb_ct4_val.size, (i + 1) * LAYOUT.xlb_ct4_val.size));
+    }
+    return { keys, values };
+  }
+
+  /** Removes every pin under the pin root (programs stay alive while attached). */
+  static removePins(pinRoot: string = DEFAULT_PIN_ROOT): void {
+    if (!existsSync(pinRoot)) return;
+    for (const f of readdirSync(pinRoot)) rmSync(join(pinRoot, f), { force: true });
+    rmSync(pinRoot, { recursive: true, force: true });
+  }
+}
+
+/* bpffs holds only BPF objects: the object's digest is kept in a tiny pinned
+ * array map (32 bytes), so re-adoption needs no file outside bpffs. */
+function readHashPin(native: XlbNative, path: string): string | null {
+  try {
+    const fd = native.objGet(path);
+    try {
+      const v = native.mapLookup(fd, encodeU32(0), 32);
+      return v ? v.toString('hex') : null;
+    } finally {
+      native.closeFd(fd);
+    }
+  } catch {
+    return null;
+  }
+}
+
+function writeHashPin(native: XlbNative, path: string, digest: string): void {
+  if (existsSync(path)) native.unlinkPin(path);
+  const fd = native.mapCreate({
+    type: native.constants.BPF_MAP_TYPE_ARRAY,
+    keySize: 4,
+    valueSize: 32,
+    maxEntries: 1,
+    name: 'xlb_objhash',
+  });
+  try {
+    native.mapUpdate(fd, encodeU32(0), Buffer.from(digest, 'hex'));
+    native.objPin(fd, path);
+  } finally {
+    native.closeFd(fd);
+  }
+}
+
+/** MapStore over the real kernel maps. */
+export class KernelStore implements MapStore {
+  constructor(private readonly dp: Dataplane) {}
+
+  private spec(map: MapName): { fd: number; keySize: number; valueSize: number; isArray: boolean } {
+    switch (map) {
+      case 'xlb_vip4':
+        return { fd: this.dp.maps.xlb_vip4, keySize: 12, valueSize: 8, isArray: false };
+      case 'xlb_backends':
+        return { fd: this.dp.maps.xlb_backends, keySize: 4, valueSize: 8, isArray: true };
+      case 'xlb_ifaces':
+        return { fd: this.dp.maps.xlb_ifaces, keySize: 4, valueSize: 8, isArray: false };
+    }
+  }
+
+  dump(map: MapName): Map<string, Buffer> {
+    const s = this.spec(map);
+    const d = this.dp.native.mapDump(s.fd, s.keySize, s.valueSize);
+    const out = new Map<string, Buffer>();
+    for (let i = 0; i < d.count; i++) {
+      const k = d.keys.subarray(i * s.keySize, (i + 1) * s.keySize);
+      const v = Buffer.from(d.values.subarray(i * s.valueSize, (i + 1) * s.valueSize));
+      if (s.isArray && v.every((x) => x === 0)) continue;
+      out.set(hex(k), v);
+    }
+    return out;
+  }
+
+  update(map: MapName, key: Buffer, value: Buffer): void {
+    this.dp.native.mapUpdate(this.spec(map).fd, key, value, 0);
+  }
+
+  delete(map: MapName, key: Buffer): void {
+    const s = this.spec(map);
+    if (s.isArray) this.dp.native.mapUpdate(s.fd, key, Buffer.alloc(s.valueSize), 0);
+    else this.dp.native.mapDelete(s.fd, key);
+  }
+
+  tableIds(): number[] {
+    const info = this.dp.native.mapInfo(this.dp.maps.xlb_maglev);
+    const ids: number[] = [];
+    for (let i = 0; i < info.maxEntries; i++) {
+      if (this.dp.native.mapLookup(this.dp.maps.xlb_maglev, encodeU32(i), 4)) ids.push(i);
+    }
+    return ids;
+  }
+
+  readTable(vipId: number): Uint32Array | null {
+    const v = this.dp.native.mapLookup(this.dp.maps.xlb_maglev, encodeU32(vipId), 4);
+    if (!v) return null;
+    const fd = this.dp.native.mapGetFdById(v.readUInt32LE(0));
+    try {
+      const info = this.dp.native.mapInfo(fd);
+      const d = this.dp.native.mapDump(fd, 4, 4);
+      const t = new Uint32Array(info.maxEntries);
+      for (let i = 0; i < d.count; i++) t[d.keys.readUInt32LE(i * 4)] = d.values.readUInt32LE(i * 4);
+      return t;
+    } finally {
+      this.dp.native.closeFd(fd);
+    }
+  }
+
+  swapTable(vipId: number, table: Uint32Array): void {
+    const n = this.dp.native;
+    const fd = n.mapCreate({
+      type: n.constants.BPF_MAP_TYPE_ARRAY,
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: table.length,
+      flags: n.constants.BPF_F_INNER_MAP,
+      name: `xlb_mg_${vipId}`,
+    });
+    try {
+      const keys = Buffer.alloc(table.length * 4);
+      for (let i = 0; i < table.length; i++) keys.writeUInt32LE(i, i * 4);
+      n.mapUpdateBatch(fd, keys, Buffer.from(table.buffer, table.byteOffset, table.byteLength), table.length, 0);
+      n.mapUpdate(this.dp.maps.xlb_maglev, encodeU32(vipId), encodeU32(fd), 0);
+    } finally {
+      n.closeFd(fd);
+    }
+  }
+
+  deleteTable(vipId: number): void {
+    this.dp.native.mapDelete(this.dp.maps.xlb_maglev, encodeU32(vipId));
+  }
+
+  resetStats(kind: 'vip' | 'backend', id: number): void {
+    const fd = kind === 'vip' ? this.dp.maps.xlb_vip_stats : this.dp.maps.xlb_backend_stats;
+    this.dp.native.mapUpdate(fd, encodeU32(id), Buffer.alloc(this.dp.percpuSize(LAYOUT.xlb_stats.size)), 0);
+  }
+}
+
+/** Where an interface is: NETNS/IFNAME or IFNAME. */
+export interface IfaceRef {
+  interface: string;
+  netns: string | null;
+  ifname: string;
+}
+
+/** What auto picks for an interface, and why. */
+export function chooseHook(ref: IfaceRef, hook: Hook): { hook: 'tc' | 'xdp'; reason: string } {
+  if (hook !== 'auto') return { hook, reason: 'set in the config' };
+  const args = [...(ref.netns ? ['-n', ref.netns] : []), '-d', '-j', 'link', 'show', 'dev', ref.ifname];
+  let kind: string | undefined;
+  try {
+    const out = JSON.parse(execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as Array<{
+      linkinfo?: { info_kind?: string };
+    }>;
+    kind = out[0]?.linkinfo?.info_kind;
+  } catch {
+    return { hook: 'tc', reason: 'link kind unknown: tc is the safe default' };
+  }
+  if (kind === undefined) return { hook: 'xdp', reason: 'physical NIC: native XDP' };
+  return {
+    hook: 'tc',
+    reason: `${kind} interface served by the kernel: tc (native XDP on it would turn off the peer's TSO)`,
+  };
+}
+
+/** What is attached to one interface. */
+export interface Attachment extends IfaceRef {
+  ifindex: number;
+  hook: 'tc' | 'xdp';
+  reason: string;
+  /** For the XDP hook: native, or generic when the driver refused native. */
+  xdpMode: 'native' | 'generic' | null;
+}
+
+function isErrno(e: unknown, ...codes: string[]): boolean {
+  return typeof e === 'object' && e !== null && codes.includes((e as { code?: string }).code ?? '');
+}
+
+/**
+ * Attaches (or replaces in place) xlb's programs on one interface: tc egress
+ * always (replies are rewritten there), and ingress on the chosen hook.
+ */
+export function attach(dp: Dataplane, ref: IfaceRef, choice: { hook: 'tc' | 'xdp'; reason: string }): Attachment {
+  const n = dp.native;
+  const ifindex = n.ifNameToIndex(ref.netns, ref.ifname);
+  n.tcHookCreate(ref.netns, ifindex);
+  n.tcAttach(ref.netns, ifindex, 'egress', dp.progs.xlb_tc_egress, TC_HANDLE, TC_PRIORITY, true);
+  let xdpMode: 'native' | 'generic' | null = null;
+  if (choice.hook === 'tc') {
+    n.tcAttach(ref.netns, ifindex, 'ingress', dp.progs.xlb_tc_ingress, TC_HANDLE, TC_PRIORITY, true);
+    detachXdpIfOurs(dp, ref.netns, ifindex);
+  } else {
+    const q = n.xdpQuery(ref.netns, ifindex);
+    const modes: Array<'native' | 'generic'> = q.mode === 'generic' ? ['generic'] : ['native', 'generic'];
+    let lastErr: unknown;
+    for (const mode of modes) {
+      let oldFd: number | undefined;
+      try {
+        const cur = mode === 'native' ? q.driverProgId : q.skbProgId;
+        if (cur) oldFd = n.progGetFdById(cur);
+        n.xdpAttach(ref.netns, ifindex, dp.progs.xlb_xdp_ingress, mode, oldFd);
+        xdpMode = mode;
+        break;
+      } catch (e) {
+        lastErr = e;
+        if (!isErrno(e, 'EOPNOTSUPP', 'EINVAL', 'ENOTSUP')) throw e;
+      } finally {
+        if (oldFd !== undefined) n.closeFd(oldFd);
+      }
+    }
+    if (!xdpMode) throw lastErr;
+    try {
+      n.tcDetach(ref.netns, ifindex, 'ingress', TC_HANDLE, TC_PRIORITY);
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT', 'EINVAL')) throw e;
+    }
+  }
+  const reason = xdpMode === 'generic' ? `${choice.reason}; native XDP refused, generic XDP in use` : choice.reason;
+  return { ...ref, ifindex, hook: choice.hook, reason, xdpMode };
+}
+
+function detachXdpIfOurs(dp: Dataplane, netns: string | null, ifindex: number): void {
+  const n = dp.native;
+  const q = n.xdpQuery(netns, ifindex);
+  if (!q.progId) return;
+  const ours = n.progInfo(dp.progs.xlb_xdp_ingress).name;
+  let name = '';
+  try {
+    const fd = n.progGetFdById(q.progId);
+    try {
+      name = n.progInfo(fd).name;
+    } finally {
+      n.closeFd(fd);
+    }
+  } catch {
+    return;
+  }
+  if (name !== ours) return;
+  if (q.driverProgId) n.xdpDetach(netns, ifindex, 'native');
+  if (q.skbProgId) n.xdpDetach(netns, ifindex, 'generic');
+}
+
+/** Removes xlb's programs from an interface. Missing interfaces/netns are not errors. */
+export function detach(dp: Dataplane | null, a: IfaceRef & { hook: 'tc' | 'xdp'; xdpMode?: string | null }): void {
+  const n = loadNative();
+  let ifindex: number;
+  try {
+    ifindex = n.ifNameToIndex(a.netns, a.ifname);
+  } catch (e) {
+    if (isErrno(e, 'ENODEV', 'ENOENT')) return;
+    throw e;
+  }
+  for (const dir of ['ingress', 'egress'] as const) {
+    try {
+      n.tcDetach(a.netns, ifindex, dir, TC_HANDLE, TC_PRIORITY);
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT', 'EINVAL')) throw e;
+    }
+  }
+  if (a.hook === 'xdp') {
+    const q = n.xdpQuery(a.netns, ifindex);
+    if (q.driverProgId) n.xdpDetach(a.netns, ifindex, 'native');
+    if (q.skbProgId) n.xdpDetach(a.netns, ifindex, 'generic');
+  }
+  void dp;
+}

@@ -1,0 +1,198 @@
+/**
+ * The seed lab in network namespaces: the classic OVN load-balancer topology
+ * on a plain Linux host. All names carry the `xlb-` prefix.
+ *
+ *   xlb-vm3 (client, 172.16.255.194) ── xlb-vm3-h ─ bridge xlb-inside (.193)
+ *                                                    │  xlb-hv: routes between
+ *   xlb-vm1 (172.16.255.130) ── xlb-vm1-h ─┐         │
+ *   xlb-vm2 (172.16.255.131) ── xlb-vm2-h ─┴ bridge xlb-dmz (.129)
+ *
+ * xlb-hv plays the OVS host and the router between the two switches. The VIP
+ * 172.16.255.62:8000 belongs to nobody: only xlb on xlb-vm3-h makes it answer.
+ * The host ends of the veths have tx checksum offload off, so a partial
+ * checksum is finished in software there: a wrong checksum seed after NAT
+ * breaks the connection instead of passing unnoticed.
+ */
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { packageRoot } from './paths.js';
+import type { Hook } from './config.js';
+
+export const LAB = {
+  hv: 'xlb-hv',
+  vip: '172.16.255.62',
+  port: 8000,
+  udpPort: 8053,
+  tcpEchoPort: 8001,
+  insideGw: '172.16.255.193',
+  dmzGw: '172.16.255.129',
+  vms: {
+    vm1: { ns: 'xlb-vm1', ip: '172.16.255.130', hostIf: 'xlb-vm1-h', bridge: 'xlb-dmz' },
+    vm2: { ns: 'xlb-vm2', ip: '172.16.255.131', hostIf: 'xlb-vm2-h', bridge: 'xlb-dmz' },
+    vm3: { ns: 'xlb-vm3', ip: '172.16.255.194', hostIf: 'xlb-vm3-h', bridge: 'xlb-inside' },
+  },
+} as const;
+
+export type VmName = keyof typeof LAB.vms;
+export const BACKENDS: VmName[] = ['vm1', 'vm2'];
+
+/** Pins and bookkeeping of the lab's own xlb instance (apart from a real one). */
+export const LAB_INSTANCE = { pinRoot: '/sys/fs/bpf/xlb-lab', stateDir: '/run/xlb-lab' };
+
+export interface LabOptions {
+  /** Turn tx checksum offload off inside the VMs too (full checksums from the senders). */
+  vmTxOff?: boolean;
+}
+
+const execFileAsync = promisify(execFile);
+
+function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function ip(...args: string[]): void {
+  sh('ip', args);
+}
+
+/** Runs a command inside a namespace and returns its stdout. */
+export function nsExec(ns: string, cmd: string, args: string[], timeoutMs = 30_000): string {
+  return execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: timeoutMs,
+  });
+}
+
+/** The desired state the lab applies: lb1 on the client's switch. */
+export function labConfig(hook: Hook = 'auto', backends: VmName[] = BACKENDS): object {
+  const list = (port: number): string => backends.map((b) => `${LAB.vms[b].ip}:${port}`).join(',');
+  return {
+    load_balancers: [
+      { name: 'lb1', protocol: 'tcp', vips: { [`${LAB.vip}:${LAB.port}`]: list(LAB.port), [`${LAB.vip}:${LAB.tcpEchoPort}`]: list(LAB.tcpEchoPort) } },
+      { name: 'lb1-udp', protocol: 'udp', vips: { [`${LAB.vip}:${LAB.udpPort}`]: list(LAB.udpPort) } },
+    ],
+    logical_switches: [
+      {
+        name: 'inside',
+        ports: [{ interface: `${LAB.hv}/${LAB.vms.vm3.hostIf}`, hook }],
+        load_balancer: ['lb1', 'lb1-udp'],
+      },
+    ],
+  };
+}
+
+export class Lab {
+  private readonly servers = new Map<VmName, ChildProcess>();
+
+  private constructor() {}
+
+  /** Builds the topology (removing leftovers of an earlier run first) and starts the backends. */
+  static async create(opts: LabOptions = {}): Promise<Lab> {
+    Lab.destroyTopology();
+    const lab = new Lab();
+    try {
+      lab.build(opts);
+      for (const vm of BACKENDS) await lab.startBackend(vm);
+    } catch (e) {
+      await lab.destroy();
+      throw e;
+    }
+    return lab;
+  }
+
+  private build(opts: LabOptions): void {
+    ip('netns', 'add', LAB.hv);
+    const hv = (...a: string[]): void => ip('-n', LAB.hv, ...a);
+    hv('link', 'set', 'lo', 'up');
+    sh('ip', ['netns', 'exec', LAB.hv, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    for (const [br, gw] of [
+      ['xlb-inside', LAB.insideGw],
+      ['xlb-dmz', LAB.dmzGw],
+    ] as const) {
+      hv('link', 'add', br, 'type', 'bridge');
+      hv('addr', 'add', `${gw}/26`, 'dev', br);
+      hv('link', 'set', br, 'up');
+    }
+    for (const [name, vm] of Object.entries(LAB.vms)) {
+      ip('netns', 'add', vm.ns);
+      ip('-n', vm.ns, 'link', 'set', 'lo', 'up');
+      ip('link', 'add', vm.hostIf, 'netns', LAB.hv, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', vm.ns);
+      hv('link', 'set', vm.hostIf, 'master', vm.bridge);
+      hv('link', 'set', vm.hostIf, 'up');
+      sh('ip', ['netns', 'exec', LAB.hv, 'ethtool', '-K', vm.hostIf, 'tx', 'off']);
+      ip('-n', vm.ns, 'addr', 'add', `${vm.ip}/26`, 'dev', 'eth0');
+      ip('-n', vm.ns, 'link', 'set', 'eth0', 'up');
+      ip('-n', vm.ns, 'route', 'add', 'default', 'via', name === 'vm3' ? LAB.insideGw : LAB.dmzGw);
+      if (opts.vmTxOff) sh('ip', ['netns', 'exec', vm.ns, 'ethtool', '-K', 'eth0', 'tx', 'off']);
+    }
+  }
+
+  /** Starts (or restarts) a backend's servers: HTTP on 8000, TCP line echo on 8001, UDP on 8053. */
+  async startBackend(vm: VmName): Promise<void> {
+    this.stopBackend(vm);
+    const script = join(packageRoot(), 'dist', 'src', 'lab-backend.js');
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', LAB.vms[vm].ns, process.execPath, script, `i am ${vm}`, String(LAB.port), String(LAB.tcpEchoPort), String(LAB.udpPort)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    this.servers.set(vm, child);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`backend ${vm} did not start within 10 s`)), 10_000);
+      child.stdout!.once('data', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`backend ${vm} exited with ${code}`));
+      });
+    });
+  }
+
+  stopBackend(vm: VmName): void {
+    const c = this.servers.get(vm);
+    if (c && c.exitCode === null) c.kill('SIGKILL');
+    this.servers.delete(vm);
+  }
+
+  /** One HTTP GET of the VIP from vm3: the body, or null when it failed. */
+  async curl(timeoutS = 2, target = `${LAB.vip}:${LAB.port}`): Promise<string | null> {
+    try {
+      const { stdout } = await execFileAsync(
+        'ip',
+        ['netns', 'exec', LAB.vms.vm3.ns, 'curl', '-s', '--max-time', String(timeoutS), `http://${target}/`],
+        { timeout: (timeoutS + 5) * 1000, encoding: 'utf8' },
+      );
+      return stdout.trim();
+    } catch {
+      return null;
+    }
+  }
+
+  /** Lets this process exit while the backends keep running (`xlb lab --keep`). */
+  release(): void {
+    for (const c of this.servers.values()) {
+      c.stdout?.destroy();
+      c.unref();
+    }
+    this.servers.clear();
+  }
+
+  async destroy(): Promise<void> {
+    for (const vm of [...this.servers.keys()]) this.stopBackend(vm);
+    Lab.destroyTopology();
+  }
+
+  /** Removes every namespace the lab creates (idempotent). */
+  static destroyTopology(): void {
+    for (const ns of [LAB.hv, ...Object.values(LAB.vms).map((v) => v.ns)]) {
+      try {
+        ip('netns', 'del', ns);
+      } catch {
+        /* not there */
+      }
+    }
+  }
+}

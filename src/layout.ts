@@ -1,0 +1,242 @@
+/**
+ * Encoders and decoders for every BPF map key and value, mirroring
+ * bpf/xlb_shared.h byte for byte. test/layout.test.ts checks the sizes and
+ * offsets here against the ones the addon compiles from that header.
+ *
+ * Addresses and ports are network order in the maps (as in the packet);
+ * everything else is host order (little-endian on every machine xlb runs on).
+ */
+import { endianness } from 'node:os';
+
+if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
+
+/** The layout version this build writes; pinned maps of another version are refused. */
+export const LAYOUT_VERSION = 1;
+
+export const IPPROTO = { tcp: 6, udp: 17 } as const;
+
+/** Mirrors the #defines of xlb_shared.h that the control plane needs. */
+export const XLB = {
+  MAGLEV_HDR_SLOT: 0,
+  MAGLEV_FIRST_SLOT: 1,
+  BACKEND_NONE: 0,
+  VIP_F_IP_ONLY: 1,
+  DIR_FWD: 1,
+  DIR_REV: 2,
+  IFACE_F_BALANCE: 1,
+} as const;
+
+/** Names of the per-CPU global counters, in enum xlb_global_counter order. */
+export const GLOBAL_COUNTERS = [
+  'packets',
+  'not_ipv4',
+  'malformed',
+  'fragment',
+  'ct_hit',
+  'ct_recreate',
+  'new_flow',
+  'midstream',
+  'no_backend',
+  'ct_full',
+  'nat_error',
+] as const;
+export type GlobalCounter = (typeof GLOBAL_COUNTERS)[number];
+
+/** Sizes and field offsets; must equal the C structs (checked by a test). */
+export const LAYOUT = {
+  xlb_vip4_key: { size: 12, offsets: { addr: 0, port: 4, proto: 6, pad: 7, scope: 8 } },
+  xlb_vip_val: { size: 8, offsets: { vip_id: 0, flags: 4 } },
+  xlb_backend4: { size: 8, offsets: { addr: 0, port: 4, flags: 6, pad: 7 } },
+  xlb_ct4_key: { size: 16, offsets: { saddr: 0, daddr: 4, sport: 8, dport: 10, proto: 12, pad: 13 } },
+  xlb_ct4_val: {
+    size: 24,
+    offsets: { nat_addr: 0, nat_port: 4, dir: 6, flags: 7, vip_id: 8, backend_id: 12, last_seen_ns: 16 },
+  },
+  xlb_iface: { size: 8, offsets: { scope: 0, flags: 4 } },
+  xlb_stats: {
+    size: 48,
+    offsets: { packets: 0, bytes: 8, reply_packets: 16, reply_bytes: 24, new_conns: 32, drops: 40 },
+  },
+} as const;
+
+export interface Vip4Key {
+  /** IPv4 address as a host-order uint32 (written in network order). */
+  addr: number;
+  /** 0 for an IP-only VIP. */
+  port: number;
+  /** 0 for an IP-only VIP. */
+  proto: number;
+  scope: number;
+}
+export interface VipVal {
+  vipId: number;
+  flags: number;
+}
+export interface Backend4 {
+  addr: number;
+  port: number;
+}
+export interface Ct4Key {
+  saddr: number;
+  daddr: number;
+  sport: number;
+  dport: number;
+  proto: number;
+}
+export interface Ct4Val {
+  natAddr: number;
+  natPort: number;
+  dir: number;
+  flags: number;
+  vipId: number;
+  backendId: number;
+  lastSeenNs: bigint;
+}
+export interface Iface {
+  scope: number;
+  flags: number;
+}
+export interface Stats {
+  packets: bigint;
+  bytes: bigint;
+  replyPackets: bigint;
+  replyBytes: bigint;
+  newConns: bigint;
+  drops: bigint;
+}
+
+const L = LAYOUT;
+
+export function encodeVip4Key(k: Vip4Key): Buffer {
+  const b = Buffer.alloc(L.xlb_vip4_key.size);
+  b.writeUInt32BE(k.addr >>> 0, L.xlb_vip4_key.offsets.addr);
+  b.writeUInt16BE(k.port, L.xlb_vip4_key.offsets.port);
+  b.writeUInt8(k.proto, L.xlb_vip4_key.offsets.proto);
+  b.writeUInt32LE(k.scope >>> 0, L.xlb_vip4_key.offsets.scope);
+  return b;
+}
+export function decodeVip4Key(b: Buffer): Vip4Key {
+  return {
+    addr: b.readUInt32BE(L.xlb_vip4_key.offsets.addr),
+    port: b.readUInt16BE(L.xlb_vip4_key.offsets.port),
+    proto: b.readUInt8(L.xlb_vip4_key.offsets.proto),
+    scope: b.readUInt32LE(L.xlb_vip4_key.offsets.scope),
+  };
+}
+
+export function encodeVipVal(v: VipVal): Buffer {
+  const b = Buffer.alloc(L.xlb_vip_val.size);
+  b.writeUInt32LE(v.vipId >>> 0, L.xlb_vip_val.offsets.vip_id);
+  b.writeUInt32LE(v.flags >>> 0, L.xlb_vip_val.offsets.flags);
+  return b;
+}
+export function decodeVipVal(b: Buffer): VipVal {
+  return { vipId: b.readUInt32LE(L.xlb_vip_val.offsets.vip_id), flags: b.readUInt32LE(L.xlb_vip_val.offsets.flags) };
+}
+
+export function encodeBackend4(v: Backend4): Buffer {
+  const b = Buffer.alloc(L.xlb_backend4.size);
+  b.writeUInt32BE(v.addr >>> 0, L.xlb_backend4.offsets.addr);
+  b.writeUInt16BE(v.port, L.xlb_backend4.offsets.port);
+  return b;
+}
+export function decodeBackend4(b: Buffer): Backend4 {
+  return { addr: b.readUInt32BE(L.xlb_backend4.offsets.addr), port: b.readUInt16BE(L.xlb_backend4.offsets.port) };
+}
+
+export function encodeCt4Key(k: Ct4Key): Buffer {
+  const b = Buffer.alloc(L.xlb_ct4_key.size);
+  const o = L.xlb_ct4_key.offsets;
+  b.writeUInt32BE(k.saddr >>> 0, o.saddr);
+  b.writeUInt32BE(k.daddr >>> 0, o.daddr);
+  b.writeUInt16BE(k.sport, o.sport);
+  b.writeUInt16BE(k.dport, o.dport);
+  b.writeUInt8(k.proto, o.proto);
+  return b;
+}
+export function decodeCt4Key(b: Buffer): Ct4Key {
+  const o = L.xlb_ct4_key.offsets;
+  return {
+    saddr: b.readUInt32BE(o.saddr),
+    daddr: b.readUInt32BE(o.daddr),
+    sport: b.readUInt16BE(o.sport),
+    dport: b.readUInt16BE(o.dport),
+    proto: b.readUInt8(o.proto),
+  };
+}
+
+export function encodeCt4Val(v: Ct4Val): Buffer {
+  const b = Buffer.alloc(L.xlb_ct4_val.size);
+  const o = L.xlb_ct4_val.offsets;
+  b.writeUInt32BE(v.natAddr >>> 0, o.nat_addr);
+  b.writeUInt16BE(v.natPort, o.nat_port);
+  b.writeUInt8(v.dir, o.dir);
+  b.writeUInt8(v.flags, o.flags);
+  b.writeUInt32LE(v.vipId >>> 0, o.vip_id);
+  b.writeUInt32LE(v.backendId >>> 0, o.backend_id);
+  b.writeBigUInt64LE(v.lastSeenNs, o.last_seen_ns);
+  return b;
+}
+export function decodeCt4Val(b: Buffer): Ct4Val {
+  const o = L.xlb_ct4_val.offsets;
+  return {
+    natAddr: b.readUInt32BE(o.nat_addr),
+    natPort: b.readUInt16BE(o.nat_port),
+    dir: b.readUInt8(o.dir),
+    flags: b.readUInt8(o.flags),
+    vipId: b.readUInt32LE(o.vip_id),
+    backendId: b.readUInt32LE(o.backend_id),
+    lastSeenNs: b.readBigUInt64LE(o.last_seen_ns),
+  };
+}
+
+export function encodeIface(v: Iface): Buffer {
+  const b = Buffer.alloc(L.xlb_iface.size);
+  b.writeUInt32LE(v.scope >>> 0, L.xlb_iface.offsets.scope);
+  b.writeUInt32LE(v.flags >>> 0, L.xlb_iface.offsets.flags);
+  return b;
+}
+export function decodeIface(b: Buffer): Iface {
+  return { scope: b.readUInt32LE(L.xlb_iface.offsets.scope), flags: b.readUInt32LE(L.xlb_iface.offsets.flags) };
+}
+
+export function encodeU32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+}
+export function decodeU32(b: Buffer, off = 0): number {
+  return b.readUInt32LE(off);
+}
+
+export function zeroStats(): Stats {
+  return { packets: 0n, bytes: 0n, replyPackets: 0n, replyBytes: 0n, newConns: 0n, drops: 0n };
+}
+
+/** Sums a per-CPU xlb_stats value (one 48-byte slot per possible CPU). */
+export function decodeStatsPercpu(b: Buffer, ncpus: number): Stats {
+  const o = L.xlb_stats.offsets;
+  const s = zeroStats();
+  for (let c = 0; c < ncpus; c++) {
+    const base = c * L.xlb_stats.size;
+    s.packets += b.readBigUInt64LE(base + o.packets);
+    s.bytes += b.readBigUInt64LE(base + o.bytes);
+    s.replyPackets += b.readBigUInt64LE(base + o.reply_packets);
+    s.replyBytes += b.readBigUInt64LE(base + o.reply_bytes);
+    s.newConns += b.readBigUInt64LE(base + o.new_conns);
+    s.drops += b.readBigUInt64LE(base + o.drops);
+  }
+  return s;
+}
+
+/** Sums a per-CPU __u64 counter. */
+export function decodeU64Percpu(b: Buffer, ncpus: number): bigint {
+  let sum = 0n;
+  for (let c = 0; c < ncpus; c++) sum += b.readBigUInt64LE(c * 8);
+  return sum;
+}
+
+/** A Maglev table as stored in an inner map: slot 0 = M, then M backend ids. */
+export function encodeTable(table: Uint32Array): Buffer {
+  return Buffer.from(table.buffer, table.byteOffset, table.byteLength);
+}

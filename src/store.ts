@@ -1,0 +1,80 @@
+/**
+ * All map I/O of the control plane goes through MapStore. The kernel
+ * implementation lives in dataplane.ts; MemoryStore here lets the reconciler be
+ * tested without root, with fault injection (fail the n-th write).
+ */
+
+/** Hash maps and plain arrays the writer reconciles (not the Maglev tables). */
+export type MapName = 'xlb_vip4' | 'xlb_backends' | 'xlb_ifaces';
+
+export interface MapStore {
+  /** Every entry of a hash map, or every non-zero entry of an array map, by hex key. */
+  dump(map: MapName): Map<string, Buffer>;
+  update(map: MapName, key: Buffer, value: Buffer): void;
+  /** Deletes a hash entry, or zeroes an array slot. */
+  delete(map: MapName, key: Buffer): void;
+  /** Ids of VIPs that have a Maglev table in the outer map. */
+  tableIds(): number[];
+  readTable(vipId: number): Uint32Array | null;
+  /** Builds a new inner map holding `table` and swaps it in, in one step. */
+  swapTable(vipId: number, table: Uint32Array): void;
+  deleteTable(vipId: number): void;
+  /** Zeroes the per-CPU counters of a VIP or backend id (ids are reused). */
+  resetStats(kind: 'vip' | 'backend', id: number): void;
+}
+
+export const hex = (b: Buffer): string => b.toString('hex');
+
+/** Thrown by MemoryStore when fault injection fires. */
+export class InjectedFault extends Error {
+  readonly code = 'EINJECTED';
+}
+
+/** An in-memory MapStore. `failAt` makes the n-th write (1-based) throw. */
+export class MemoryStore implements MapStore {
+  readonly maps: Record<MapName, Map<string, Buffer>> = {
+    xlb_vip4: new Map(),
+    xlb_backends: new Map(),
+    xlb_ifaces: new Map(),
+  };
+  readonly tables = new Map<number, Uint32Array>();
+  readonly statsResets: string[] = [];
+  writes = 0;
+  failAt = 0;
+
+  private write(): void {
+    this.writes++;
+    if (this.failAt && this.writes === this.failAt) throw new InjectedFault(`injected fault at write ${this.writes}`);
+  }
+
+  dump(map: MapName): Map<string, Buffer> {
+    return new Map([...this.maps[map]].map(([k, v]) => [k, Buffer.from(v)]));
+  }
+  update(map: MapName, key: Buffer, value: Buffer): void {
+    this.write();
+    if (map === 'xlb_backends' && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
+    else this.maps[map].set(hex(key), Buffer.from(value));
+  }
+  delete(map: MapName, key: Buffer): void {
+    this.write();
+    this.maps[map].delete(hex(key));
+  }
+  tableIds(): number[] {
+    return [...this.tables.keys()];
+  }
+  readTable(vipId: number): Uint32Array | null {
+    const t = this.tables.get(vipId);
+    return t ? t.slice() : null;
+  }
+  swapTable(vipId: number, table: Uint32Array): void {
+    this.write();
+    this.tables.set(vipId, table.slice());
+  }
+  deleteTable(vipId: number): void {
+    this.write();
+    this.tables.delete(vipId);
+  }
+  resetStats(kind: 'vip' | 'backend', id: number): void {
+    this.statsResets.push(`${kind}:${id}`);
+  }
+}

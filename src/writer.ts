@@ -1,0 +1,182 @@
+/**
+ * The writer: diffs compiled map contents against what the store (the kernel)
+ * holds and applies only the difference, in an order that never exposes a
+ * half-built VIP to a packet:
+ *   backends → Maglev tables (each swapped in one step) → VIP entries → interfaces,
+ * then removals in reverse: interfaces → VIP entries → tables → backends.
+ * Every write records its inverse; a failed write undoes all earlier ones, and
+ * the error names the VIP (or interface) being written.
+ */
+import type { Compiled } from './compile.js';
+import { ApplyError } from './errors.js';
+import {
+  encodeBackend4,
+  encodeIface,
+  encodeU32,
+  encodeVip4Key,
+  encodeVipVal,
+} from './layout.js';
+import { hex, type MapName, type MapStore } from './store.js';
+
+/** What an apply changed, for reports and tests ("apply twice is a no-op"). */
+export interface ApplySummary {
+  backends: { written: number; removed: number };
+  tables: { swapped: number; removed: number };
+  vips: { written: number; removed: number };
+  ifaces: { written: number; removed: number };
+  /** Total map writes (0 when nothing changed). */
+  writes: number;
+}
+
+interface Op {
+  what: string;
+  run: () => void;
+  undo: () => void;
+}
+
+function tablesEqual(a: Uint32Array | null, b: Uint32Array): boolean {
+  if (!a || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Plans and applies the difference. `ifindex` maps each compiled interface to its index. */
+export function applyCompiled(
+  store: MapStore,
+  c: Compiled,
+  ifindex: ReadonlyMap<string, number>,
+  prevIds: { vips: Record<string, number>; backends: Record<string, number> } = { vips: {}, backends: {} },
+): ApplySummary {
+  const summary: ApplySummary = {
+    backends: { written: 0, removed: 0 },
+    tables: { swapped: 0, removed: 0 },
+    vips: { written: 0, removed: 0 },
+    ifaces: { written: 0, removed: 0 },
+    writes: 0,
+  };
+  const adds: Op[] = [];
+  const removes: Op[] = [];
+
+  const upserts = (map: MapName, want: Map<string, { key: Buffer; value: Buffer; what: string }>, counter: { written: number; removed: number }): void => {
+    const have = store.dump(map);
+    for (const [k, w] of want) {
+      const old = have.get(k);
+      if (old && old.equals(w.value)) continue;
+      counter.written++;
+      adds.push({
+        what: w.what,
+        run: () => store.update(map, w.key, w.value),
+        undo: () => (old ? store.update(map, w.key, old) : store.delete(map, w.key)),
+      });
+    }
+    for (const [k, old] of have) {
+      if (want.has(k)) continue;
+      counter.removed++;
+      const key = Buffer.from(k, 'hex');
+      removes.push({
+        what: `${map} entry ${k}`,
+        run: () => store.delete(map, key),
+        undo: () => store.update(map, key, old),
+      });
+    }
+  };
+
+  // 1. backends
+  const wantBackends = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+  for (const v of c.vips) {
+    for (const b of v.backends) {
+      const key = encodeU32(b.id);
+      wantBackends.set(hex(key), { key, value: encodeBackend4(b), what: `VIP ${v.name}: backend ${b.text}` });
+    }
+  }
+  const removesBefore = removes.length;
+  upserts('xlb_backends', wantBackends, summary.backends);
+  const backendRemoves = removes.splice(removesBefore);
+
+  // 2. Maglev tables
+  const wantTables = new Set<number>();
+  for (const v of c.vips) {
+    wantTables.add(v.id);
+    const old = store.readTable(v.id);
+    if (tablesEqual(old, v.table)) continue;
+    summary.tables.swapped++;
+    adds.push({
+      what: `VIP ${v.name}: Maglev table`,
+      run: () => store.swapTable(v.id, v.table),
+      undo: () => (old ? store.swapTable(v.id, old) : store.deleteTable(v.id)),
+    });
+  }
+  const tableRemoves: Op[] = [];
+  for (const id of store.tableIds()) {
+    if (wantTables.has(id)) continue;
+    const old = store.readTable(id);
+    summary.tables.removed++;
+    tableRemoves.push({
+      what: `Maglev table of VIP id ${id}`,
+      run: () => store.deleteTable(id),
+      undo: () => {
+        if (old) store.swapTable(id, old);
+      },
+    });
+  }
+
+  // 3. VIP entries
+  const vipName = new Map(c.vips.map((v) => [v.id, v.name]));
+  const wantVips = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+  for (const e of c.entries) {
+    const key = encodeVip4Key(e);
+    wantVips.set(hex(key), {
+      key,
+      value: encodeVipVal({ vipId: e.vipId, flags: e.flags }),
+      what: `VIP ${vipName.get(e.vipId)} (scope ${e.scope})`,
+    });
+  }
+  const r0 = removes.length;
+  upserts('xlb_vip4', wantVips, summary.vips);
+  const vipRemoves = removes.splice(r0);
+
+  // 4. interfaces
+  const wantIfaces = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+  for (const i of c.ifaces) {
+    const idx = ifindex.get(i.interface);
+    if (idx === undefined) throw new ApplyError(`interface ${i.interface}: no ifindex resolved`);
+    const key = encodeU32(idx);
+    wantIfaces.set(hex(key), { key, value: encodeIface(i), what: `interface ${i.interface}` });
+  }
+  const r1 = removes.length;
+  upserts('xlb_ifaces', wantIfaces, summary.ifaces);
+  const ifaceRemoves = removes.splice(r1);
+
+  // Fresh ids start with zeroed counters (an id may have served something else).
+  const newVipIds = c.vips.filter((v) => !Object.values(prevIds.vips).includes(v.id)).map((v) => v.id);
+  const prevBackendIds = new Set(Object.values(prevIds.backends));
+  const newBackendIds = c.vips.flatMap((v) => v.backends.map((b) => b.id)).filter((id) => !prevBackendIds.has(id));
+
+  const plan = [...adds, ...ifaceRemoves, ...vipRemoves, ...tableRemoves, ...backendRemoves];
+  const done: Op[] = [];
+  try {
+    for (const id of newVipIds) store.resetStats('vip', id);
+    for (const id of newBackendIds) store.resetStats('backend', id);
+    for (const op of plan) {
+      op.run();
+      done.push(op);
+    }
+  } catch (err) {
+    const undoErrors: string[] = [];
+    for (const op of done.reverse()) {
+      try {
+        op.undo();
+      } catch (e) {
+        undoErrors.push(`${op.what}: ${(e as Error).message}`);
+      }
+    }
+    const failed = plan[done.length];
+    const msg = `${(err as Error).message}; rolled back ${done.length} earlier write(s)`;
+    throw new ApplyError(undoErrors.length ? `${msg}; rollback also failed: ${undoErrors.join('; ')}` : msg, {
+      vip: failed?.what,
+      cause: err,
+    });
+  }
+  summary.writes = plan.length;
+  return summary;
+}

@@ -1,0 +1,304 @@
+/**
+ * The public library API: apply a desired state, show what is served, reset.
+ * The CLI is a thin user of this class.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compile, EMPTY_IDS, type Compiled, type Ids } from './compile.js';
+import { parseConfigText, validateConfig, type DesiredState } from './config.js';
+import {
+  attach,
+  chooseHook,
+  Dataplane,
+  DEFAULT_PIN_ROOT,
+  detach,
+  type Attachment,
+  type DataplaneOptions,
+} from './dataplane.js';
+import { ApplyError } from './errors.js';
+import { formatIPv4 } from './addr.js';
+import { decodeCt4Key, decodeCt4Val, type GlobalCounter, type Stats } from './layout.js';
+import { applyCompiled, type ApplySummary } from './writer.js';
+
+export const DEFAULT_STATE_DIR = '/run/xlb';
+const STATE_FILE = 'state.json';
+const STATE_VERSION = 1;
+
+export interface XlbOptions extends DataplaneOptions {
+  /** Where xlb keeps its bookkeeping (names, ids, attachments); default /run/xlb. */
+  stateDir?: string;
+}
+
+/** An attached interface, with the switch/router it belongs to. */
+export interface ServedIface extends Attachment {
+  owner: string;
+  scope: number;
+}
+
+/** A VIP as remembered between runs (names and ids, no tables). */
+export interface VipRecord {
+  id: number;
+  name: string;
+  lb: string;
+  vip: string;
+  protocol: string;
+  maglevSize: number;
+  backends: Array<{ id: number; text: string }>;
+}
+
+interface State {
+  version: number;
+  pinRoot: string;
+  ids: Ids;
+  desired: DesiredState;
+  vips: VipRecord[];
+  ifaces: ServedIface[];
+}
+
+export interface ApplyReport {
+  summary: ApplySummary;
+  /** Interfaces served after the apply, with the hook picked for each and why. */
+  ifaces: ServedIface[];
+  /** Interfaces xlb no longer serves. */
+  detached: string[];
+  /** True when nothing in the kernel had to change. */
+  unchanged: boolean;
+}
+
+export interface VipView extends VipRecord {
+  stats: Stats;
+  backends: Array<{ id: number; text: string; stats: Stats }>;
+  /** Switches/routers whose ports serve this VIP. */
+  servedBy: string[];
+}
+
+export interface ShowReport {
+  pinRoot: string;
+  ifaces: ServedIface[];
+  vips: VipView[];
+  conntrack: { entries: number; max: number };
+  counters: Record<GlobalCounter, bigint>;
+}
+
+export interface ConntrackEntry {
+  src: string;
+  dst: string;
+  proto: number;
+  dir: 'forward' | 'reverse';
+  nat: string;
+  vipId: number;
+  backendId: number;
+}
+
+function emptyState(pinRoot: string): State {
+  return {
+    version: STATE_VERSION,
+    pinRoot,
+    ids: EMPTY_IDS,
+    desired: { load_balancers: [], logical_switches: [], logical_routers: [] },
+    vips: [],
+    ifaces: [],
+  };
+}
+
+function vipRecords(c: Compiled): VipRecord[] {
+  return c.vips.map((v) => ({
+    id: v.id,
+    name: v.name,
+    lb: v.lb,
+    vip: v.vip,
+    protocol: v.proto === 6 ? 'tcp' : v.proto === 17 ? 'udp' : 'ip',
+    maglevSize: v.table.length - 1,
+    backends: v.backends.map((b) => ({ id: b.id, text: b.text })),
+  }));
+}
+
+/** An xlb instance: one pin root and one state directory. */
+export class Xlb {
+  readonly dataplane: Dataplane;
+  readonly stateDir: string;
+  private state: State;
+
+  private constructor(dp: Dataplane, stateDir: string, state: State) {
+    this.dataplane = dp;
+    this.stateDir = stateDir;
+    this.state = state;
+  }
+
+  /** Loads the data plane (or re-adopts the pinned one) and the bookkeeping. */
+  static open(opts: XlbOptions = {}): Xlb {
+    const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
+    const pinRoot = opts.pinRoot ?? DEFAULT_PIN_ROOT;
+    const dp = Dataplane.open({ ...opts, pinRoot });
+    const path = join(stateDir, STATE_FILE);
+    let state = emptyState(pinRoot);
+    if (existsSync(path)) {
+      const s = JSON.parse(readFileSync(path, 'utf8')) as State;
+      if (s.version === STATE_VERSION && s.pinRoot === pinRoot) state = s;
+    }
+    return new Xlb(dp, stateDir, state);
+  }
+
+  close(): void {
+    this.dataplane.close();
+  }
+
+  /** The desired state last applied. */
+  get desired(): DesiredState {
+    return this.state.desired;
+  }
+
+  /** Validates and applies a config file (YAML or JSON). */
+  applyFile(path: string): ApplyReport {
+    return this.apply(parseConfigText(readFileSync(path, 'utf8'), path));
+  }
+
+  /**
+   * Makes the kernel serve `input` (validated first; nothing is written when
+   * it is invalid). Idempotent; changes are applied in place without touching
+   * established connections. A failed write rolls the whole apply back.
+   */
+  apply(input: unknown): ApplyReport {
+    const desired = validateConfig(input);
+    const compiled = compile(desired, this.state.ids);
+    const dp = this.dataplane;
+
+    // Resolve every interface before writing anything.
+    const ifindex = new Map<string, number>();
+    const byIndex = new Map<number, string>();
+    const choices = new Map<string, { hook: 'tc' | 'xdp'; reason: string }>();
+    for (const i of compiled.ifaces) {
+      let idx: number;
+      try {
+        idx = dp.native.ifNameToIndex(i.netns, i.ifname);
+      } catch (e) {
+        throw new ApplyError(`interface ${i.interface} (${i.owner}): ${(e as Error).message}`, { cause: e });
+      }
+      const other = byIndex.get(idx);
+      if (other !== undefined) {
+        throw new ApplyError(
+          `interfaces ${other} and ${i.interface} share ifindex ${idx} (in different network namespaces); xlb keys interfaces by ifindex`,
+        );
+      }
+      byIndex.set(idx, i.interface);
+      ifindex.set(i.interface, idx);
+      choices.set(i.interface, chooseHook(i, i.hook));
+    }
+
+    const summary = applyCompiled(dp.store(), compiled, ifindex, this.state.ids);
+
+    const served: ServedIface[] = [];
+    try {
+      for (const i of compiled.ifaces) {
+        const a = attach(dp, i, choices.get(i.interface)!);
+        served.push({ ...a, owner: i.owner, scope: i.scope });
+      }
+    } catch (e) {
+      // Put the maps back as they were and take our programs off new interfaces.
+      const before = new Set(this.state.ifaces.map((x) => x.interface));
+      for (const a of served) if (!before.has(a.interface)) detach(dp, a);
+      const prev = compile(this.state.desired, this.state.ids);
+      const prevIndex = new Map(this.state.ifaces.map((x) => [x.interface, x.ifindex]));
+      try {
+        applyCompiled(dp.store(), { ...prev, ifaces: prev.ifaces.filter((x) => prevIndex.has(x.interface)) }, prevIndex, compiled.ids);
+      } catch {
+        /* reported below */
+      }
+      throw new ApplyError(`attaching to ${compiled.ifaces[served.length]?.interface}: ${(e as Error).message}; rolled back`, {
+        cause: e,
+      });
+    }
+
+    const keep = new Set(served.map((s) => s.interface));
+    const detached: string[] = [];
+    for (const old of this.state.ifaces) {
+      if (keep.has(old.interface)) continue;
+      detach(dp, old);
+      detached.push(old.interface);
+    }
+
+    this.state = {
+      version: STATE_VERSION,
+      pinRoot: dp.pinRoot,
+      ids: compiled.ids,
+      desired,
+      vips: vipRecords(compiled),
+      ifaces: served,
+    };
+    this.saveState();
+    return { summary, ifaces: served, detached, unchanged: summary.writes === 0 && detached.length === 0 };
+  }
+
+  /** What is served, with counters read from the kernel. */
+  show(): ShowReport {
+    const dp = this.dataplane;
+    const servedBy = new Map<string, string[]>();
+    for (const ls of this.state.desired.logical_switches) {
+      for (const lb of ls.load_balancer) servedBy.set(lb, [...(servedBy.get(lb) ?? []), `switch ${ls.name}`]);
+    }
+    for (const lr of this.state.desired.logical_routers) {
+      for (const lb of lr.load_balancer) servedBy.set(lb, [...(servedBy.get(lb) ?? []), `router ${lr.name}`]);
+    }
+    const vips = this.state.vips.map((v) => ({
+      ...v,
+      stats: dp.vipStats(v.id),
+      backends: v.backends.map((b) => ({ ...b, stats: dp.backendStats(b.id) })),
+      servedBy: servedBy.get(v.lb) ?? [],
+    }));
+    const ct = dp.conntrack();
+    return {
+      pinRoot: dp.pinRoot,
+      ifaces: this.state.ifaces,
+      vips,
+      conntrack: { entries: ct.keys.length, max: dp.native.mapInfo(dp.maps.xlb_ct4).maxEntries },
+      counters: dp.globalCounters(),
+    };
+  }
+
+  /** Every conntrack entry, decoded. */
+  conntrack(): ConntrackEntry[] {
+    const ct = this.dataplane.conntrack();
+    return ct.keys.map((k, i) => {
+      const key = decodeCt4Key(k);
+      const val = decodeCt4Val(ct.values[i]);
+      const port = (p: number): string => (p ? `:${p}` : '');
+      return {
+        src: `${formatIPv4(key.saddr)}${port(key.sport)}`,
+        dst: `${formatIPv4(key.daddr)}${port(key.dport)}`,
+        proto: key.proto,
+        dir: val.dir === 1 ? 'forward' : 'reverse',
+        nat: `${formatIPv4(val.natAddr)}${port(val.natPort)}`,
+        vipId: val.vipId,
+        backendId: val.backendId,
+      };
+    });
+  }
+
+  private saveState(): void {
+    mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
+    const path = join(this.stateDir, STATE_FILE);
+    writeFileSync(`${path}.tmp`, JSON.stringify(this.state, null, 2), { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
+  }
+
+  /**
+   * Detaches xlb from every interface it serves and removes its pins and
+   * bookkeeping. Works without loading anything (and when nothing is there).
+   */
+  static reset(opts: { pinRoot?: string; stateDir?: string } = {}): { detached: string[] } {
+    const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
+    const pinRoot = opts.pinRoot ?? DEFAULT_PIN_ROOT;
+    const path = join(stateDir, STATE_FILE);
+    const detached: string[] = [];
+    if (existsSync(path)) {
+      const s = JSON.parse(readFileSync(path, 'utf8')) as State;
+      for (const i of s.ifaces ?? []) {
+        detach(null, i);
+        detached.push(i.interface);
+      }
+      rmSync(path, { force: true });
+    }
+    Dataplane.removePins(pinRoot);
+    return { detached };
+  }
+}
