@@ -108,7 +108,7 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 	struct xlb_ct4_val *ct;
 
 	xlb_count(XLB_G_PACKETS);
-	switch (xlb_parse4(data, data_end, &p)) {
+	switch (xlb_parse4(data, data_end, len, &p)) {
 	case XLB_PARSE_OK:
 		break;
 	case XLB_PARSE_NOT_IPV4:
@@ -121,7 +121,6 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 		xlb_count(XLB_G_MALFORMED);
 		return XLB_V_PASS;
 	}
-	p.len = len;
 
 	ct = xlb_ct4_hit(&p.tuple);
 	if (ct) {

@@ -66,8 +66,11 @@ XLB_INLINE int xlb_parse_eth(struct xlb_cursor *c, __u16 *proto)
 	return 0;
 }
 
-/* Parses Ethernet/IPv4 and the first L4 header; fills p. */
-XLB_INLINE enum xlb_parse_result xlb_parse4(void *data, void *data_end, struct xlb_pkt4 *p)
+/* Parses Ethernet/IPv4 and the first L4 header; fills p. frame_len is the
+ * whole frame's length: on tc the payload may lie beyond data_end (non-linear
+ * skb), so only the headers are required in [data, data_end). */
+XLB_INLINE enum xlb_parse_result xlb_parse4(void *data, void *data_end, __u32 frame_len,
+					   struct xlb_pkt4 *p)
 {
 	struct xlb_cursor c = { .pos = data, .end = data_end };
 	struct iphdr *ip;
@@ -87,11 +90,10 @@ XLB_INLINE enum xlb_parse_result xlb_parse4(void *data, void *data_end, struct x
 		return XLB_PARSE_MALFORMED;
 	ihl_len = ip->ihl * 4;
 	tot_len = bpf_ntohs(ip->tot_len);
-	if (tot_len < ihl_len || (void *)ip + tot_len > c.end)
-		return XLB_PARSE_MALFORMED;
-
 	p->l3_off = (__u32)((void *)ip - data);
-	p->len = (__u32)(data_end - data);
+	if (tot_len < ihl_len || p->l3_off + tot_len > frame_len)
+		return XLB_PARSE_MALFORMED;
+	p->len = frame_len;
 	p->l4_len = tot_len - ihl_len;
 	p->tuple.saddr = ip->saddr;
 	p->tuple.daddr = ip->daddr;
