@@ -119,7 +119,7 @@ export function buildCli(): Command {
     .command('lab')
     .description('build the seed topology in network namespaces, serve its VIP, curl it from vm3, tear down')
     .option('--requests <n>', 'number of curls from vm3', positiveInt, 20)
-    .addOption(new Option('--hook <hook>', 'ingress hook on vm3\'s interface').choices(['auto', 'tc', 'xdp']).default('auto'))
+    .addOption(new Option('--hook <hook>', 'ingress hook on vm3\'s interface').choices(['auto', 'tc', 'xdp', 'xdp-generic']).default('auto'))
     .option('--keep', 'leave the lab running (remove it with `xlb lab --down`)')
     .option('--down', 'only remove a lab left running')
     .action(async (opts: { requests: number; hook: Hook; keep?: boolean; down?: boolean }) => {

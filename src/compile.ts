@@ -80,20 +80,24 @@ export interface Compiled {
   entries: CompiledVipEntry[];
 }
 
-/** Allocates the lowest id ≥ 1 not taken, remembering the key. */
+/**
+ * Allocates the lowest id ≥ 1 not taken, remembering the key. An id freed in
+ * this apply is not handed out again in the same apply: its old VIP entry is
+ * removed only after the new tables are in, so reusing it at once would send
+ * the old VIP's new flows to the new owner for a moment.
+ */
 class IdAllocator {
-  private readonly used = new Set<number>();
+  private readonly used: Set<number>;
   readonly out: Record<string, number> = {};
-  constructor(private readonly prev: Record<string, number>) {}
+  constructor(private readonly prev: Record<string, number>) {
+    this.used = new Set(Object.values(prev));
+  }
 
   /** First pass: keep ids of keys that still exist. */
   keep(keys: Iterable<string>): void {
     for (const k of keys) {
       const id = this.prev[k];
-      if (id !== undefined && !this.used.has(id)) {
-        this.used.add(id);
-        this.out[k] = id;
-      }
+      if (id !== undefined) this.out[k] = id;
     }
   }
 
@@ -177,6 +181,7 @@ export function compile(desired: DesiredState, prev: Ids = EMPTY_IDS): Compiled 
   const served: LoadBalancer[] = [];
   const seen = new Set<string>();
   for (const a of att) {
+    if (a.ports.length === 0) continue;
     for (const name of a.lbs) {
       const lb = lbByName.get(name);
       if (lb && !seen.has(name)) {

@@ -22,8 +22,8 @@ import { isPrime } from './maglev.js';
 
 /** Transport protocol of a load balancer (OVN's `sctp` is not supported). */
 export type Protocol = 'tcp' | 'udp';
-/** Where xlb attaches on an interface: `auto` prefers XDP and falls back to tc. */
-export type Hook = 'auto' | 'tc' | 'xdp';
+/** Ingress hook on an interface: `auto` picks tc for kernel-served virtual interfaces (veth, tap) and native XDP for physical NICs; `xdp` tries native and falls back to generic; `xdp-generic` forces skb-mode XDP. */
+export type Hook = 'auto' | 'tc' | 'xdp' | 'xdp-generic';
 
 /** An OVN Load_Balancer row. */
 export interface LoadBalancer {
@@ -143,7 +143,7 @@ const ROUTER_PORT_KEYS = ['name', 'interface', 'netns', 'ifname', 'hook', 'mac',
 const NAT_KEYS = ['type', 'external_ip', 'logical_ip'] as const;
 
 const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp'];
-const HOOKS: readonly Hook[] = ['auto', 'tc', 'xdp'];
+const HOOKS: readonly Hook[] = ['auto', 'tc', 'xdp', 'xdp-generic'];
 const NAT_TYPES: readonly NatRule['type'][] = ['snat', 'dnat', 'dnat_and_snat'];
 /** OVN Load_Balancer selection_fields values. */
 const SELECTION_FIELDS = ['eth_src', 'eth_dst', 'ip_src', 'ip_dst', 'tp_src', 'tp_dst'] as const;

@@ -351,8 +351,17 @@ export interface IfaceRef {
   ifname: string;
 }
 
+/** The hook an interface gets, and why. */
+export interface HookChoice {
+  hook: 'tc' | 'xdp';
+  /** Force generic (skb-mode) XDP. */
+  generic?: boolean;
+  reason: string;
+}
+
 /** What auto picks for an interface, and why. */
-export function chooseHook(ref: IfaceRef, hook: Hook): { hook: 'tc' | 'xdp'; reason: string } {
+export function chooseHook(ref: IfaceRef, hook: Hook): HookChoice {
+  if (hook === 'xdp-generic') return { hook: 'xdp', generic: true, reason: 'set in the config (generic XDP)' };
   if (hook !== 'auto') return { hook, reason: 'set in the config' };
   const args = [...(ref.netns ? ['-n', ref.netns] : []), '-d', '-j', 'link', 'show', 'dev', ref.ifname];
   let kind: string | undefined;
@@ -388,7 +397,7 @@ function isErrno(e: unknown, ...codes: string[]): boolean {
  * Attaches (or replaces in place) xlb's programs on one interface: tc egress
  * always (replies are rewritten there), and ingress on the chosen hook.
  */
-export function attach(dp: Dataplane, ref: IfaceRef, choice: { hook: 'tc' | 'xdp'; reason: string }): Attachment {
+export function attach(dp: Dataplane, ref: IfaceRef, choice: HookChoice): Attachment {
   const n = dp.native;
   const ifindex = n.ifNameToIndex(ref.netns, ref.ifname);
   n.tcHookCreate(ref.netns, ifindex);
@@ -399,7 +408,7 @@ export function attach(dp: Dataplane, ref: IfaceRef, choice: { hook: 'tc' | 'xdp
     detachXdpIfOurs(dp, ref.netns, ifindex);
   } else {
     const q = n.xdpQuery(ref.netns, ifindex);
-    const modes: Array<'native' | 'generic'> = q.mode === 'generic' ? ['generic'] : ['native', 'generic'];
+    const modes: Array<'native' | 'generic'> = choice.generic || q.mode === 'generic' ? ['generic'] : ['native', 'generic'];
     let lastErr: unknown;
     for (const mode of modes) {
       let oldFd: number | undefined;
@@ -423,7 +432,7 @@ export function attach(dp: Dataplane, ref: IfaceRef, choice: { hook: 'tc' | 'xdp
       if (!isErrno(e, 'ENOENT', 'EINVAL')) throw e;
     }
   }
-  const reason = xdpMode === 'generic' ? `${choice.reason}; native XDP refused, generic XDP in use` : choice.reason;
+  const reason = xdpMode === 'generic' && !choice.generic ? `${choice.reason}; native XDP refused, generic XDP in use` : choice.reason;
   return { ...ref, ifindex, hook: choice.hook, reason, xdpMode };
 }
 

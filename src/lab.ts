@@ -25,6 +25,10 @@ export const LAB = {
   port: 8000,
   udpPort: 8053,
   tcpEchoPort: 8001,
+  /* VIP ports of the UDP and TCP-echo services differ from the backends' so
+   * that port rewriting (and its checksum) is exercised end to end. */
+  udpVipPort: 9053,
+  tcpEchoVipPort: 9001,
   insideGw: '172.16.255.193',
   dmzGw: '172.16.255.129',
   vms: {
@@ -69,8 +73,15 @@ export function labConfig(hook: Hook = 'auto', backends: VmName[] = BACKENDS): o
   const list = (port: number): string => backends.map((b) => `${LAB.vms[b].ip}:${port}`).join(',');
   return {
     load_balancers: [
-      { name: 'lb1', protocol: 'tcp', vips: { [`${LAB.vip}:${LAB.port}`]: list(LAB.port), [`${LAB.vip}:${LAB.tcpEchoPort}`]: list(LAB.tcpEchoPort) } },
-      { name: 'lb1-udp', protocol: 'udp', vips: { [`${LAB.vip}:${LAB.udpPort}`]: list(LAB.udpPort) } },
+      {
+        name: 'lb1',
+        protocol: 'tcp',
+        vips: {
+          [`${LAB.vip}:${LAB.port}`]: list(LAB.port),
+          [`${LAB.vip}:${LAB.tcpEchoVipPort}`]: list(LAB.tcpEchoPort),
+        },
+      },
+      { name: 'lb1-udp', protocol: 'udp', vips: { [`${LAB.vip}:${LAB.udpVipPort}`]: list(LAB.udpPort) } },
     ],
     logical_switches: [
       {

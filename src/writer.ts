@@ -10,6 +10,9 @@
 import type { Compiled } from './compile.js';
 import { ApplyError } from './errors.js';
 import {
+  decodeU32,
+  decodeVip4Key,
+  decodeVipVal,
   encodeBackend4,
   encodeIface,
   encodeU32,
@@ -57,6 +60,27 @@ export function applyCompiled(
   const adds: Op[] = [];
   const removes: Op[] = [];
 
+  // Names of what the store holds now (ids of the previous apply), so that a
+  // failed removal still names the VIP it belonged to.
+  const prevVipName = new Map(Object.entries(prevIds.vips).map(([name, id]) => [id, name]));
+  const prevBackendName = new Map(Object.entries(prevIds.backends).map(([key, id]) => [id, key]));
+  const removedWhat = (map: MapName, key: Buffer, old: Buffer): string => {
+    if (map === 'xlb_vip4') {
+      const id = decodeVipVal(old).vipId;
+      return `VIP ${prevVipName.get(id) ?? `id ${id}`} (scope ${decodeVip4Key(key).scope}): removal`;
+    }
+    if (map === 'xlb_backends') {
+      // Backend keys are "<VIP name> <backend text>" (see compile.ts).
+      const k = prevBackendName.get(decodeU32(key));
+      if (k !== undefined) {
+        const sp = k.lastIndexOf(' ');
+        return `VIP ${k.slice(0, sp)}: backend ${k.slice(sp + 1)} removal`;
+      }
+      return `backend id ${decodeU32(key)} removal`;
+    }
+    return `interface ifindex ${decodeU32(key)}: removal`;
+  };
+
   const upserts = (map: MapName, want: Map<string, { key: Buffer; value: Buffer; what: string }>, counter: { written: number; removed: number }): void => {
     const have = store.dump(map);
     for (const [k, w] of want) {
@@ -74,7 +98,7 @@ export function applyCompiled(
       counter.removed++;
       const key = Buffer.from(k, 'hex');
       removes.push({
-        what: `${map} entry ${k}`,
+        what: removedWhat(map, key, old),
         run: () => store.delete(map, key),
         undo: () => store.update(map, key, old),
       });
@@ -112,7 +136,7 @@ export function applyCompiled(
     const old = store.readTable(id);
     summary.tables.removed++;
     tableRemoves.push({
-      what: `Maglev table of VIP id ${id}`,
+      what: `VIP ${prevVipName.get(id) ?? `id ${id}`}: Maglev table removal`,
       run: () => store.deleteTable(id),
       undo: () => {
         if (old) store.swapTable(id, old);
@@ -147,10 +171,12 @@ export function applyCompiled(
   upserts('xlb_ifaces', wantIfaces, summary.ifaces);
   const ifaceRemoves = removes.splice(r1);
 
-  // Fresh ids start with zeroed counters (an id may have served something else).
-  const newVipIds = c.vips.filter((v) => !Object.values(prevIds.vips).includes(v.id)).map((v) => v.id);
-  const prevBackendIds = new Set(Object.values(prevIds.backends));
-  const newBackendIds = c.vips.flatMap((v) => v.backends.map((b) => b.id)).filter((id) => !prevBackendIds.has(id));
+  // Fresh ids start with zeroed counters (an id may have served something else,
+  // even in the previous apply: ids freed by a removal are reused at once).
+  const newVipIds = c.vips.filter((v) => prevIds.vips[v.name] !== v.id).map((v) => v.id);
+  const newBackendIds = c.vips.flatMap((v) =>
+    v.backends.filter((b) => prevIds.backends[`${v.name} ${b.text}`] !== b.id).map((b) => b.id),
+  );
 
   const plan = [...adds, ...ifaceRemoves, ...vipRemoves, ...tableRemoves, ...backendRemoves];
   const done: Op[] = [];

@@ -14,6 +14,7 @@ import {
   detach,
   type Attachment,
   type DataplaneOptions,
+  type HookChoice,
 } from './dataplane.js';
 import { ApplyError } from './errors.js';
 import { formatIPv4 } from './addr.js';
@@ -166,7 +167,7 @@ export class Xlb {
     // Resolve every interface before writing anything.
     const ifindex = new Map<string, number>();
     const byIndex = new Map<number, string>();
-    const choices = new Map<string, { hook: 'tc' | 'xdp'; reason: string }>();
+    const choices = new Map<string, HookChoice>();
     for (const i of compiled.ifaces) {
       let idx: number;
       try {

@@ -1,0 +1,220 @@
+// src/layout.ts against bpf/xlb_shared.h: sizes and offsets as compiled into
+// the native addon (needs `npm run build:native`), round trips, and bytes.
+import { describe, it, expect } from 'vitest';
+import {
+  LAYOUT,
+  LAYOUT_VERSION,
+  GLOBAL_COUNTERS,
+  XLB,
+  IPPROTO,
+  decodeBackend4,
+  decodeCt4Key,
+  decodeCt4Val,
+  decodeIface,
+  decodeStatsPercpu,
+  decodeU32,
+  decodeU64Percpu,
+  decodeVip4Key,
+  decodeVipVal,
+  encodeBackend4,
+  encodeCt4Key,
+  encodeCt4Val,
+  encodeIface,
+  encodeTable,
+  encodeU32,
+  encodeVip4Key,
+  encodeVipVal,
+  zeroStats,
+  type Ct4Val,
+} from '../src/layout.js';
+import { loadNative, type SharedStructName } from '../src/native.js';
+import { parseIPv4 } from '../src/addr.js';
+import { DEFAULT_MAGLEV_SIZE } from '../src/config.js';
+
+const native = loadNative();
+const C = native.layout();
+const STRUCTS = Object.keys(LAYOUT) as SharedStructName[];
+
+describe('LAYOUT matches bpf/xlb_shared.h (as compiled into the addon)', () => {
+  it('describes exactly the structs the addon reports', () => {
+    expect(STRUCTS.length).toBeGreaterThan(0);
+    expect([...STRUCTS].sort()).toEqual(Object.keys(C).sort());
+  });
+
+  it.each(STRUCTS)('%s: size and every field offset', (name) => {
+    const ts = LAYOUT[name];
+    const c = C[name];
+    expect(c, `addon reports no ${name}`).toBeDefined();
+    expect(ts.size).toBe(c.size);
+    // Same field names, same offsets.
+    expect(Object.keys(ts.offsets).sort()).toEqual(Object.keys(c.offsets).sort());
+    for (const [field, off] of Object.entries(ts.offsets)) expect(off, `${name}.${field}`).toBe(c.offsets[field]);
+  });
+
+  it('has the layout version of the header', () => {
+    expect(native.layoutVersion).toBe(LAYOUT_VERSION);
+    expect(native.constants.XLB_LAYOUT_VERSION).toBe(LAYOUT_VERSION);
+  });
+
+  it('mirrors the #defines the control plane uses', () => {
+    const k = native.constants;
+    const pairs: Array<[string, number]> = [
+      ['XLB_MAGLEV_HDR_SLOT', XLB.MAGLEV_HDR_SLOT],
+      ['XLB_MAGLEV_FIRST_SLOT', XLB.MAGLEV_FIRST_SLOT],
+      ['XLB_BACKEND_NONE', XLB.BACKEND_NONE],
+      ['XLB_VIP_F_IP_ONLY', XLB.VIP_F_IP_ONLY],
+      ['XLB_DIR_FWD', XLB.DIR_FWD],
+      ['XLB_DIR_REV', XLB.DIR_REV],
+      ['XLB_IFACE_F_BALANCE', XLB.IFACE_F_BALANCE],
+      ['XLB_MAGLEV_DEFAULT_M', DEFAULT_MAGLEV_SIZE],
+      ['XLB_G_COUNT', GLOBAL_COUNTERS.length],
+    ];
+    for (const [n, v] of pairs) expect(k[n], n).toBe(v);
+  });
+
+  it('lists the global counters in enum xlb_global_counter order', () => {
+    GLOBAL_COUNTERS.forEach((name, i) => expect(native.constants[`XLB_G_${name.toUpperCase()}`], name).toBe(i));
+  });
+});
+
+describe('round trips', () => {
+  it('xlb_vip4_key', () => {
+    const k = { addr: parseIPv4('255.254.253.252'), port: 65535, proto: 17, scope: 0xfffffffe };
+    const b = encodeVip4Key(k);
+    expect(b.length).toBe(LAYOUT.xlb_vip4_key.size);
+    expect(decodeVip4Key(b)).toEqual(k);
+    expect(b[LAYOUT.xlb_vip4_key.offsets.pad]).toBe(0);
+    const ipOnly = { addr: parseIPv4('10.0.0.1'), port: 0, proto: 0, scope: 1 };
+    expect(decodeVip4Key(encodeVip4Key(ipOnly))).toEqual(ipOnly);
+  });
+
+  it('xlb_vip_val', () => {
+    const v = { vipId: 16383, flags: XLB.VIP_F_IP_ONLY };
+    const b = encodeVipVal(v);
+    expect(b.length).toBe(LAYOUT.xlb_vip_val.size);
+    expect(decodeVipVal(b)).toEqual(v);
+  });
+
+  it('xlb_backend4', () => {
+    const v = { addr: parseIPv4('172.16.255.130'), port: 8000 };
+    const b = encodeBackend4(v);
+    expect(b.length).toBe(LAYOUT.xlb_backend4.size);
+    expect(decodeBackend4(b)).toEqual(v);
+    expect(b.toString('hex')).toBe('ac10ff82' + '1f40' + '00' + '00');
+  });
+
+  it('xlb_ct4_key', () => {
+    const k = { saddr: parseIPv4('192.168.1.2'), daddr: parseIPv4('172.16.255.62'), sport: 54321, dport: 8000, proto: 6 };
+    const b = encodeCt4Key(k);
+    expect(b.length).toBe(LAYOUT.xlb_ct4_key.size);
+    expect(decodeCt4Key(b)).toEqual(k);
+    expect(b.toString('hex')).toBe('c0a80102' + 'ac10ff3e' + 'd431' + '1f40' + '06' + '000000');
+  });
+
+  it('xlb_ct4_val', () => {
+    const v: Ct4Val = {
+      natAddr: parseIPv4('172.16.255.131'),
+      natPort: 8000,
+      dir: XLB.DIR_REV,
+      flags: 0,
+      vipId: 3,
+      backendId: 0x01020304,
+      lastSeenNs: 0x0102030405060708n,
+    };
+    const b = encodeCt4Val(v);
+    expect(b.length).toBe(LAYOUT.xlb_ct4_val.size);
+    expect(decodeCt4Val(b)).toEqual(v);
+    const o = LAYOUT.xlb_ct4_val.offsets;
+    expect(b.readUInt32LE(o.backend_id)).toBe(0x01020304);
+    expect(b.readBigUInt64LE(o.last_seen_ns)).toBe(0x0102030405060708n);
+    expect(b[o.dir]).toBe(2);
+    // The largest u64 survives.
+    const max = { ...v, lastSeenNs: 0xffffffffffffffffn };
+    expect(decodeCt4Val(encodeCt4Val(max)).lastSeenNs).toBe(0xffffffffffffffffn);
+  });
+
+  it('xlb_iface', () => {
+    const v = { scope: 7, flags: XLB.IFACE_F_BALANCE };
+    const b = encodeIface(v);
+    expect(b.length).toBe(LAYOUT.xlb_iface.size);
+    expect(decodeIface(b)).toEqual(v);
+    expect(b.toString('hex')).toBe('07000000' + '01000000');
+  });
+
+  it('xlb_stats (one CPU)', () => {
+    const b = Buffer.alloc(LAYOUT.xlb_stats.size);
+    const o = LAYOUT.xlb_stats.offsets;
+    b.writeBigUInt64LE(1n, o.packets);
+    b.writeBigUInt64LE(2n, o.bytes);
+    b.writeBigUInt64LE(3n, o.reply_packets);
+    b.writeBigUInt64LE(4n, o.reply_bytes);
+    b.writeBigUInt64LE(5n, o.new_conns);
+    b.writeBigUInt64LE(6n, o.drops);
+    expect(decodeStatsPercpu(b, 1)).toEqual({ packets: 1n, bytes: 2n, replyPackets: 3n, replyBytes: 4n, newConns: 5n, drops: 6n });
+    expect(decodeStatsPercpu(Buffer.alloc(48), 1)).toEqual(zeroStats());
+  });
+
+  it('u32 keys and Maglev tables', () => {
+    expect(encodeU32(0xdeadbeef).toString('hex')).toBe('efbeadde');
+    expect(decodeU32(encodeU32(0xffffffff))).toBe(0xffffffff);
+    expect(decodeU32(Buffer.from('0000000005000000', 'hex'), 4)).toBe(5);
+    const t = Uint32Array.from([5, 1, 2, 1, 2, 0x01020304]);
+    const b = encodeTable(t);
+    expect(b.length).toBe(24);
+    expect(b.toString('hex')).toBe('05000000' + '01000000' + '02000000' + '01000000' + '02000000' + '04030201');
+    // A view into a larger array encodes only its own slots.
+    const sub = new Uint32Array([9, 9, 3, 1, 1, 1, 9]).subarray(2, 6);
+    expect(encodeTable(sub).toString('hex')).toBe('03000000' + '01000000'.repeat(3));
+  });
+});
+
+describe('byte-level encoding', () => {
+  it('encodes the lab VIP key in network order with a host-order scope', () => {
+    const b = encodeVip4Key({ addr: parseIPv4('172.16.255.62'), port: 8000, proto: IPPROTO.tcp, scope: 3 });
+    expect([...b].map((x) => x.toString(16).padStart(2, '0')).join(' ')).toBe('ac 10 ff 3e 1f 40 06 00 03 00 00 00');
+  });
+
+  it('encodes a VIP value in host order', () => {
+    expect(encodeVipVal({ vipId: 0x0102, flags: 1 }).toString('hex')).toBe('02010000' + '01000000');
+  });
+
+  it('sums per-CPU stats slots', () => {
+    const ncpus = 4;
+    const size = LAYOUT.xlb_stats.size;
+    const o = LAYOUT.xlb_stats.offsets;
+    const b = Buffer.alloc(size * ncpus);
+    for (let c = 0; c < ncpus; c++) {
+      const base = c * size;
+      b.writeBigUInt64LE(BigInt(c + 1), base + o.packets); // 1+2+3+4 = 10
+      b.writeBigUInt64LE(BigInt(100 * (c + 1)), base + o.bytes); // 1000
+      b.writeBigUInt64LE(BigInt(c), base + o.reply_packets); // 0+1+2+3 = 6
+      b.writeBigUInt64LE(7n, base + o.reply_bytes); // 28
+      b.writeBigUInt64LE(c === 2 ? 5n : 0n, base + o.new_conns); // 5
+      b.writeBigUInt64LE(c === 3 ? 0xffffffffn : 0n, base + o.drops);
+    }
+    expect(decodeStatsPercpu(b, ncpus)).toEqual({
+      packets: 10n,
+      bytes: 1000n,
+      replyPackets: 6n,
+      replyBytes: 28n,
+      newConns: 5n,
+      drops: 0xffffffffn,
+    });
+    // Only the first ncpus slots count.
+    expect(decodeStatsPercpu(b, 2)).toEqual({ packets: 3n, bytes: 300n, replyPackets: 1n, replyBytes: 14n, newConns: 0n, drops: 0n });
+    // Sums past 2^64 / ncpus stay exact (bigint).
+    const big = Buffer.alloc(size * 2);
+    big.writeBigUInt64LE(0xffffffffffffffffn, o.packets);
+    big.writeBigUInt64LE(0xffffffffffffffffn, size + o.packets);
+    expect(decodeStatsPercpu(big, 2).packets).toBe(2n * 0xffffffffffffffffn);
+  });
+
+  it('sums per-CPU u64 counters', () => {
+    const b = Buffer.alloc(8 * 3);
+    b.writeBigUInt64LE(1n, 0);
+    b.writeBigUInt64LE(2n, 8);
+    b.writeBigUInt64LE(40n, 16);
+    expect(decodeU64Percpu(b, 3)).toBe(43n);
+    expect(decodeU64Percpu(b, 2)).toBe(3n);
+  });
+});
