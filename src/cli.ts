@@ -97,10 +97,15 @@ export function buildCli(): Command {
     .description('VIPs, backends, attached interfaces, conntrack usage and counters')
     .option('--json', 'machine-readable output')
     .action((opts: { json?: boolean }) => {
+      if (!Xlb.isLoaded(g().pinRoot)) {
+        // Showing must not load anything: say plainly that nothing is there.
+        console.log(opts.json ? JSON.stringify({ pinRoot: g().pinRoot, loaded: false, ifaces: [], vips: [] }) : `nothing is served: no xlb pins under ${g().pinRoot}`);
+        return;
+      }
       const x = Xlb.open({ pinRoot: g().pinRoot, stateDir: g().stateDir });
       try {
         const r = x.show();
-        console.log(opts.json ? JSON.stringify(r, jsonReplacer, 2) : renderShow(r));
+        console.log(opts.json ? JSON.stringify({ ...r, loaded: true }, jsonReplacer, 2) : renderShow(r));
       } finally {
         x.close();
       }

@@ -126,6 +126,11 @@ export class Xlb {
     this.state = state;
   }
 
+  /** True when a data plane is pinned under pinRoot (nothing is loaded to find out). */
+  static isLoaded(pinRoot: string = DEFAULT_PIN_ROOT): boolean {
+    return existsSync(join(pinRoot, 'xlb_vip4'));
+  }
+
   /** Loads the data plane (or re-adopts the pinned one) and the bookkeeping. */
   static open(opts: XlbOptions = {}): Xlb {
     const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
