@@ -44,6 +44,7 @@ export async function runLab(opts: LabRunOptions): Promise<number> {
     let failed = 0;
     for (let i = 1; i <= opts.requests && !interrupted; i++) {
       const body = await lab.curl();
+      if (interrupted) break;
       const who = body ?? 'FAILED';
       if (body === null) failed++;
       totals.set(who, (totals.get(who) ?? 0) + 1);

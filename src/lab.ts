@@ -199,6 +199,18 @@ export class Lab {
   /** Removes every namespace the lab creates (idempotent). */
   static destroyTopology(): void {
     for (const ns of [LAB.hv, ...Object.values(LAB.vms).map((v) => v.ns)]) {
+      // Processes left in a namespace (backends of `xlb lab --keep`) would outlive it.
+      try {
+        for (const pid of sh('ip', ['netns', 'pids', ns]).split(/\s+/).filter(Boolean)) {
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            /* already gone */
+          }
+        }
+      } catch {
+        /* no such namespace */
+      }
       try {
         ip('netns', 'del', ns);
       } catch {
