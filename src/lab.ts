@@ -19,24 +19,33 @@ import { join } from 'node:path';
 import { packageRoot } from './paths.js';
 import type { Hook } from './config.js';
 
-export const LAB = {
-  hv: 'xlb-hv',
-  vip: '172.16.255.62',
-  port: 8000,
-  udpPort: 8053,
-  tcpEchoPort: 8001,
-  /* VIP ports of the UDP and TCP-echo services differ from the backends' so
-   * that port rewriting (and its checksum) is exercised end to end. */
-  udpVipPort: 9053,
-  tcpEchoVipPort: 9001,
-  insideGw: '172.16.255.193',
-  dmzGw: '172.16.255.129',
-  vms: {
-    vm1: { ns: 'xlb-vm1', ip: '172.16.255.130', hostIf: 'xlb-vm1-h', bridge: 'xlb-dmz' },
-    vm2: { ns: 'xlb-vm2', ip: '172.16.255.131', hostIf: 'xlb-vm2-h', bridge: 'xlb-dmz' },
-    vm3: { ns: 'xlb-vm3', ip: '172.16.255.194', hostIf: 'xlb-vm3-h', bridge: 'xlb-inside' },
-  },
-} as const;
+/** Names and addresses of one lab. Namespace names carry the prefix, so labs with
+ * different prefixes can run side by side; interface names live inside them. */
+export function labNames(prefix = 'xlb-') {
+  return {
+    prefix,
+    hv: `${prefix}hv`,
+    vip: '172.16.255.62',
+    port: 8000,
+    udpPort: 8053,
+    tcpEchoPort: 8001,
+    /* VIP ports of the UDP and TCP-echo services differ from the backends' so
+     * that port rewriting (and its checksum) is exercised end to end. */
+    udpVipPort: 9053,
+    tcpEchoVipPort: 9001,
+    insideGw: '172.16.255.193',
+    dmzGw: '172.16.255.129',
+    vms: {
+      vm1: { ns: `${prefix}vm1`, ip: '172.16.255.130', hostIf: 'xlb-vm1-h', bridge: 'xlb-dmz' },
+      vm2: { ns: `${prefix}vm2`, ip: '172.16.255.131', hostIf: 'xlb-vm2-h', bridge: 'xlb-dmz' },
+      vm3: { ns: `${prefix}vm3`, ip: '172.16.255.194', hostIf: 'xlb-vm3-h', bridge: 'xlb-inside' },
+    },
+  } as const;
+}
+export type LabNames = ReturnType<typeof labNames>;
+
+/** The default lab (namespaces xlb-hv, xlb-vm1, xlb-vm2, xlb-vm3). */
+export const LAB = labNames();
 
 export type VmName = keyof typeof LAB.vms;
 export const BACKENDS: VmName[] = ['vm1', 'vm2'];
@@ -45,6 +54,8 @@ export const BACKENDS: VmName[] = ['vm1', 'vm2'];
 export const LAB_INSTANCE = { pinRoot: '/sys/fs/bpf/xlb-lab', stateDir: '/run/xlb-lab' };
 
 export interface LabOptions {
+  /** Prefix of the namespace names (default "xlb-"). */
+  prefix?: string;
   /** Turn tx checksum offload off inside the VMs too (full checksums from the senders). */
   vmTxOff?: boolean;
 }
@@ -69,7 +80,7 @@ export function nsExec(ns: string, cmd: string, args: string[], timeoutMs = 30_0
 }
 
 /** The desired state the lab applies: lb1 on the client's switch. */
-export function labConfig(hook: Hook = 'auto', backends: VmName[] = BACKENDS): object {
+export function labConfig(hook: Hook = 'auto', backends: VmName[] = BACKENDS, LAB: LabNames = labNames()): object {
   const list = (port: number): string => backends.map((b) => `${LAB.vms[b].ip}:${port}`).join(',');
   return {
     load_balancers: [
@@ -95,13 +106,18 @@ export function labConfig(hook: Hook = 'auto', backends: VmName[] = BACKENDS): o
 
 export class Lab {
   private readonly servers = new Map<VmName, ChildProcess>();
+  /** This lab's names and addresses. */
+  readonly names: LabNames;
 
-  private constructor() {}
+  private constructor(names: LabNames) {
+    this.names = names;
+  }
 
   /** Builds the topology (removing leftovers of an earlier run first) and starts the backends. */
   static async create(opts: LabOptions = {}): Promise<Lab> {
-    Lab.destroyTopology();
-    const lab = new Lab();
+    const names = labNames(opts.prefix);
+    Lab.destroyTopology(names);
+    const lab = new Lab(names);
     try {
       lab.build(opts);
       for (const vm of BACKENDS) await lab.startBackend(vm);
@@ -113,6 +129,7 @@ export class Lab {
   }
 
   private build(opts: LabOptions): void {
+    const LAB = this.names;
     ip('netns', 'add', LAB.hv);
     const hv = (...a: string[]): void => ip('-n', LAB.hv, ...a);
     hv('link', 'set', 'lo', 'up');
@@ -141,6 +158,7 @@ export class Lab {
 
   /** Starts (or restarts) a backend's servers: HTTP on 8000, TCP line echo on 8001, UDP on 8053. */
   async startBackend(vm: VmName): Promise<void> {
+    const LAB = this.names;
     this.stopBackend(vm);
     const script = join(packageRoot(), 'dist', 'src', 'lab-backend.js');
     const child = spawn(
@@ -169,11 +187,11 @@ export class Lab {
   }
 
   /** One HTTP GET of the VIP from vm3: the body, or null when it failed. */
-  async curl(timeoutS = 2, target = `${LAB.vip}:${LAB.port}`): Promise<string | null> {
+  async curl(timeoutS = 2, target = `${this.names.vip}:${this.names.port}`): Promise<string | null> {
     try {
       const { stdout } = await execFileAsync(
         'ip',
-        ['netns', 'exec', LAB.vms.vm3.ns, 'curl', '-s', '--max-time', String(timeoutS), `http://${target}/`],
+        ['netns', 'exec', this.names.vms.vm3.ns, 'curl', '-s', '--max-time', String(timeoutS), `http://${target}/`],
         { timeout: (timeoutS + 5) * 1000, encoding: 'utf8' },
       );
       return stdout.trim();
@@ -193,11 +211,11 @@ export class Lab {
 
   async destroy(): Promise<void> {
     for (const vm of [...this.servers.keys()]) this.stopBackend(vm);
-    Lab.destroyTopology();
+    Lab.destroyTopology(this.names);
   }
 
   /** Removes every namespace the lab creates (idempotent). */
-  static destroyTopology(): void {
+  static destroyTopology(LAB: LabNames = labNames()): void {
     for (const ns of [LAB.hv, ...Object.values(LAB.vms).map((v) => v.ns)]) {
       // Processes left in a namespace (backends of `xlb lab --keep`) would outlive it.
       try {
