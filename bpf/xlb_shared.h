@@ -22,7 +22,7 @@
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev slots */
 #define XLB_MAX_BACKENDS 65536    /* xlb_backends slots (id 0 is reserved) */
-#define XLB_MAX_IFACES 1024       /* interfaces xlb serves */
+#define XLB_MAX_IFINDEX 65536     /* xlb_ifaces slots: interfaces with a lower ifindex */
 #define XLB_CT_MAX 262144         /* conntrack entries (both directions count) */
 #define XLB_MAGLEV_DEFAULT_M 16381 /* default Maglev table size (prime) */
 
@@ -46,6 +46,7 @@
 
 /* xlb_iface.flags */
 #define XLB_IFACE_F_BALANCE (1u << 0) /* balance new flows arriving here */
+#define XLB_IFACE_F_IP_ONLY (1u << 1) /* the scope has IP-only VIPs: try them too */
 
 /* Indexes of xlb_global (per-CPU array of __u64 counters). */
 enum xlb_global_counter {
@@ -108,7 +109,7 @@ struct xlb_ct4_val {
 	__u64 last_seen_ns; /* coarse monotonic clock */
 };
 
-/* Value of xlb_ifaces (hash keyed by __u32 ifindex). */
+/* Value of xlb_ifaces (array indexed by ifindex; all zero = not served). */
 struct xlb_iface {
 	__u32 scope; /* which VIP set applies to traffic entering here */
 	__u32 flags; /* XLB_IFACE_F_* */

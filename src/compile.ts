@@ -43,6 +43,9 @@ export interface CompiledBackend {
   port: number;
   /** "A.B.C.D:PORT" or "A.B.C.D" as in the config. */
   text: string;
+  /** Set when a health check reported the backend down: it keeps its id and its entry in the
+   *  backends map (established connections on it are untouched) but has no slot in the table. */
+  down?: true;
 }
 
 /** One VIP of one load balancer, with its Maglev table. */
@@ -120,6 +123,15 @@ function backendText(v: Vip, b: { addr: string; port: number }): string {
   return v.port ? `${b.addr}:${b.port}` : b.addr;
 }
 
+/**
+ * The identity of one backend of one VIP: `"<VIP name> <backend>"`, e.g.
+ * `"lb1 172.16.255.62:8000/tcp 172.16.255.130:8000"`. The keys of Ids.backends
+ * and of the `down` set compile() takes.
+ */
+export function backendKey(vipName: string, backend: string): string {
+  return `${vipName} ${backend}`;
+}
+
 /** Builds the Maglev table of one VIP, in the inner-map layout. */
 export function buildTable(backendIds: readonly number[], names: readonly string[], m: number): Uint32Array {
   const table = new Uint32Array(m + 1);
@@ -169,11 +181,23 @@ function attachments(d: DesiredState): Array<{ owner: string; lbs: string[]; por
   return out;
 }
 
+const NONE_DOWN: ReadonlySet<string> = new Set<string>();
+
 /**
  * Compiles a validated desired state into the contents of every map. `prev`
  * are the ids of the previous apply (kept for unchanged identities).
+ *
+ * `down` (optional) holds backend keys (backendKey(): "<VIP name> <backend>")
+ * that health checks found down. Such a backend keeps its id and its backends
+ * map entry — connections already on it stay pinned by conntrack, and it gets
+ * the same id back when it recovers — but is left out of its VIP's Maglev
+ * table. The table is built from the names of the backends that are up, so it
+ * is exactly the table those backends would have without the others (Maglev's
+ * minimal disruption: the slots of healthy backends barely move), and a
+ * recovered backend restores the original table bit for bit. When every
+ * backend of a VIP is down the table is empty and new flows are dropped.
  */
-export function compile(desired: DesiredState, prev: Ids = EMPTY_IDS): Compiled {
+export function compile(desired: DesiredState, prev: Ids = EMPTY_IDS, down: ReadonlySet<string> = NONE_DOWN): Compiled {
   const att = attachments(desired);
   const lbByName = new Map<string, LoadBalancer>(desired.load_balancers.map((lb) => [lb.name, lb]));
 
@@ -210,10 +234,14 @@ export function compile(desired: DesiredState, prev: Ids = EMPTY_IDS): Compiled 
     for (const v of list) {
       const name = vipName(lb.name, v);
       const id = vipIds.get(name);
-      const backends = v.backends.map((b) => {
+      const backends: CompiledBackend[] = v.backends.map((b) => {
         const text = backendText(v, b);
-        return { id: backendIds.get(`${name} ${text}`), addr: parseIPv4(b.addr), port: b.port, text };
+        const key = backendKey(name, text);
+        const cb: CompiledBackend = { id: backendIds.get(key), addr: parseIPv4(b.addr), port: b.port, text };
+        if (down.has(key)) cb.down = true;
+        return cb;
       });
+      const up = backends.filter((b) => !b.down);
       const cv: CompiledVip = {
         id,
         name,
@@ -225,8 +253,8 @@ export function compile(desired: DesiredState, prev: Ids = EMPTY_IDS): Compiled 
         flags: v.protocol ? 0 : XLB.VIP_F_IP_ONLY,
         backends,
         table: buildTable(
-          backends.map((b) => b.id),
-          backends.map((b) => b.text),
+          up.map((b) => b.id),
+          up.map((b) => b.text),
           v.maglevSize,
         ),
       };
@@ -240,13 +268,17 @@ export function compile(desired: DesiredState, prev: Ids = EMPTY_IDS): Compiled 
   const entries: CompiledVipEntry[] = [];
   for (const a of att) {
     const scope = scopes.get(a.owner);
-    for (const p of a.ports) ifaces.push({ ...p, scope });
     if (a.ports.length === 0) continue;
+    let ipOnly = false;
     for (const lbName of a.lbs) {
       for (const v of vipsByLb.get(lbName) ?? []) {
         entries.push({ addr: v.addr, port: v.port, proto: v.proto, scope, vipId: v.id, flags: v.flags });
+        if (v.flags & XLB.VIP_F_IP_ONLY) ipOnly = true;
       }
     }
+    // The data plane tries the IP-only lookup only where the scope has such VIPs.
+    const flags = ipOnly ? XLB.IFACE_F_BALANCE | XLB.IFACE_F_IP_ONLY : XLB.IFACE_F_BALANCE;
+    for (const p of a.ports) ifaces.push({ ...p, scope, flags });
   }
 
   return {

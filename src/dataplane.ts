@@ -263,7 +263,7 @@ export class KernelStore implements MapStore {
       case 'xlb_backends':
         return { fd: this.dp.maps.xlb_backends, keySize: 4, valueSize: 8, isArray: true };
       case 'xlb_ifaces':
-        return { fd: this.dp.maps.xlb_ifaces, keySize: 4, valueSize: 8, isArray: false };
+        return { fd: this.dp.maps.xlb_ifaces, keySize: 4, valueSize: 8, isArray: true };
     }
   }
 

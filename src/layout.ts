@@ -24,6 +24,7 @@ export const XLB = {
   DIR_FWD: 1,
   DIR_REV: 2,
   IFACE_F_BALANCE: 1,
+  IFACE_F_IP_ONLY: 2,
 } as const;
 
 /** Names of the per-CPU global counters, in enum xlb_global_counter order. */

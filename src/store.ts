@@ -8,7 +8,7 @@
 export type MapName = 'xlb_vip4' | 'xlb_backends' | 'xlb_ifaces';
 
 export interface MapStore {
-  /** Every entry of a hash map, or every non-zero entry of an array map, by hex key. */
+  /** Every entry of a hash map, or every non-zero slot of an array map (xlb_backends, xlb_ifaces), by hex key. */
   dump(map: MapName): Map<string, Buffer>;
   update(map: MapName, key: Buffer, value: Buffer): void;
   /** Deletes a hash entry, or zeroes an array slot. */
@@ -52,7 +52,8 @@ export class MemoryStore implements MapStore {
   }
   update(map: MapName, key: Buffer, value: Buffer): void {
     this.write();
-    if (map === 'xlb_backends' && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
+    // Array maps (backends, interfaces): an all-zero slot is an absent entry.
+    if (map !== 'xlb_vip4' && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
     else this.maps[map].set(hex(key), Buffer.from(value));
   }
   delete(map: MapName, key: Buffer): void {

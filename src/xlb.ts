@@ -180,6 +180,10 @@ export class Xlb {
       } catch (e) {
         throw new ApplyError(`interface ${i.interface} (${i.owner}): ${(e as Error).message}`, { cause: e });
       }
+      const maxIfindex = dp.native.mapInfo(dp.maps.xlb_ifaces).maxEntries;
+      if (idx >= maxIfindex) {
+        throw new ApplyError(`interface ${i.interface} (${i.owner}): ifindex ${idx} is beyond xlb_ifaces (${maxIfindex} slots)`);
+      }
       const other = byIndex.get(idx);
       if (other !== undefined) {
         throw new ApplyError(

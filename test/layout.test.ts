@@ -66,6 +66,7 @@ describe('LAYOUT matches bpf/xlb_shared.h (as compiled into the addon)', () => {
       ['XLB_DIR_FWD', XLB.DIR_FWD],
       ['XLB_DIR_REV', XLB.DIR_REV],
       ['XLB_IFACE_F_BALANCE', XLB.IFACE_F_BALANCE],
+      ['XLB_IFACE_F_IP_ONLY', XLB.IFACE_F_IP_ONLY],
       ['XLB_MAGLEV_DEFAULT_M', DEFAULT_MAGLEV_SIZE],
       ['XLB_G_COUNT', GLOBAL_COUNTERS.length],
     ];

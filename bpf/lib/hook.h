@@ -20,30 +20,40 @@ enum xlb_verdict { XLB_V_PASS = 0, XLB_V_DROP = 1 };
 XLB_INLINE int xlb_nat4_skb(struct __sk_buff *skb, const struct xlb_pkt4 *p,
 			    const struct xlb_nat4 *n)
 {
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + sizeof(struct ethhdr);
 	__u32 old_addr = n->dst ? p->tuple.daddr : p->tuple.saddr;
 	__u16 old_port = n->dst ? p->tuple.dport : p->tuple.sport;
-	__u32 addr_off = p->l3_off + (n->dst ? XLB_IP_DADDR_OFF : XLB_IP_SADDR_OFF);
-	__u32 port_off = p->l4_off + (n->dst ? XLB_L4_DPORT_OFF : XLB_L4_SPORT_OFF);
 	__u64 mz = p->tuple.proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	int port_changed = 0;
 
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	if (n->dst)
+		ip->daddr = n->new_addr;
+	else
+		ip->saddr = n->new_addr;
+	if (p->csum_off && n->new_port && n->new_port != old_port) {
+		__u16 *portp = (void *)ip + ip->ihl * 4 + (n->dst ? XLB_L4_DPORT_OFF : XLB_L4_SPORT_OFF);
+
+		if ((void *)(portp + 1) > data_end)
+			return -1;
+		*portp = n->new_port;
+		port_changed = 1;
+	}
 	if (p->csum_off) {
 		__u32 csum_at = p->l4_off + p->csum_off;
 
 		if (bpf_l4_csum_replace(skb, csum_at, old_addr, n->new_addr,
 					BPF_F_PSEUDO_HDR | mz | sizeof(__u32)))
 			return -1;
-		if (n->new_port && n->new_port != old_port) {
-			if (bpf_l4_csum_replace(skb, csum_at, old_port, n->new_port,
-						mz | sizeof(__u16)))
-				return -1;
-			if (bpf_skb_store_bytes(skb, port_off, &n->new_port, sizeof(__u16), 0))
-				return -1;
-		}
+		if (port_changed && bpf_l4_csum_replace(skb, csum_at, old_port, n->new_port,
+							mz | sizeof(__u16)))
+			return -1;
 	}
-	if (bpf_l3_csum_replace(skb, p->l3_off + XLB_IP_CSUM_OFF, old_addr, n->new_addr,
-				sizeof(__u32)))
-		return -1;
-	return bpf_skb_store_bytes(skb, addr_off, &n->new_addr, sizeof(__u32), 0);
+	return bpf_l3_csum_replace(skb, p->l3_off + XLB_IP_CSUM_OFF, old_addr, n->new_addr,
+				   sizeof(__u32));
 }
 
 XLB_INLINE int xlb_hook_rewrite(void *ctx, enum xlb_hook hook, const struct xlb_pkt4 *p,

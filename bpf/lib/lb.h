@@ -66,7 +66,7 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 	ifc = xlb_lookup(&xlb_ifaces, &ifindex);
 	if (!ifc || !(ifc->flags & XLB_IFACE_F_BALANCE))
 		return XLB_V_PASS;
-	vip = xlb_vip4_find(p, ifc->scope);
+	vip = xlb_vip4_find(p, ifc);
 	if (!vip)
 		return XLB_V_PASS;
 

@@ -56,10 +56,10 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_ct4 SEC(".maps");
 
-/* ifindex -> attachment scope of the interface. */
+/* ifindex -> attachment scope of the interface (an array: one inlined load). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XLB_MAX_IFACES);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XLB_MAX_IFINDEX);
 	__type(key, __u32);
 	__type(value, struct xlb_iface);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

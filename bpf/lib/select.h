@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * select.h — VIP lookup and backend selection. The VIP is looked up by
- * (scope, address, port, protocol), then as an IP-only VIP (any protocol).
+ * (scope, address, port, protocol), then as an IP-only VIP (any protocol) when
+ * the interface's scope has any.
  * The flow hash indexes the VIP's Maglev table; the table's slot 0 carries its
  * own size M, so a table swapped in mid-lookup is never read with a stale M.
  */
@@ -13,8 +14,9 @@
 #include "hash.h"
 #include "parse.h"
 
-XLB_INLINE struct xlb_vip_val *xlb_vip4_find(const struct xlb_pkt4 *p, __u32 scope)
+XLB_INLINE struct xlb_vip_val *xlb_vip4_find(const struct xlb_pkt4 *p, const struct xlb_iface *ifc)
 {
+	__u32 scope = ifc->scope;
 	struct xlb_vip4_key vk = {
 		.addr = p->tuple.daddr,
 		.port = p->tuple.dport,
@@ -23,7 +25,7 @@ XLB_INLINE struct xlb_vip_val *xlb_vip4_find(const struct xlb_pkt4 *p, __u32 sco
 	};
 	struct xlb_vip_val *vip = xlb_lookup(&xlb_vip4, &vk);
 
-	if (vip)
+	if (vip || !(ifc->flags & XLB_IFACE_F_IP_ONLY))
 		return vip;
 	vk.port = 0;
 	vk.proto = 0;
