@@ -10,8 +10,10 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { loadNative, type XlbNative } from './native.js';
 import { packageRoot } from './paths.js';
+import { LayoutError } from './errors.js';
 import {
   LAYOUT,
+  LAYOUT_VERSION,
   GLOBAL_COUNTERS,
   decodeStatsPercpu,
   decodeU64Percpu,
@@ -62,7 +64,12 @@ export function defaultObjectPath(): string {
 }
 
 const PROG_PIN_PREFIX = 'prog_';
-const HASH_PIN = 'object_sha256'; // bpffs refuses names with a dot
+/* bpffs holds only BPF objects (and refuses names with a dot): what xlb must
+ * know about its pins lives in a one-entry array map pinned as xlb_meta:
+ * the layout version of the maps (u32) and the SHA-256 of the object whose
+ * programs are pinned (32 bytes). */
+const META_PIN = 'xlb_meta';
+const META_SIZE = 4 + 32;
 
 /** The loaded (or re-adopted) BPF object: map and program fds. */
 export class Dataplane {
@@ -107,12 +114,16 @@ export class Dataplane {
     }
     native.ensureBpffs();
     const digest = createHash('sha256').update(readFileSync(objectPath)).digest('hex');
-    const hashPin = join(pinRoot, HASH_PIN);
+    const metaPin = join(pinRoot, META_PIN);
+    const meta = existsSync(metaPin) ? readMeta(native, metaPin) : null;
+    if (existsSync(join(pinRoot, 'xlb_vip4')) && meta?.layoutVersion !== LAYOUT_VERSION) {
+      throw new LayoutError(pinRoot, meta?.layoutVersion ?? null);
+    }
     const pinsOk =
-      existsSync(hashPin) &&
+      meta !== null &&
       PROG_NAMES.every((p) => existsSync(join(pinRoot, PROG_PIN_PREFIX + p))) &&
       MAP_NAMES.every((m) => existsSync(join(pinRoot, m)));
-    if (pinsOk && readHashPin(native, hashPin) === digest) {
+    if (pinsOk && meta.digest === digest) {
       const fds: number[] = [];
       const get = (p: string): number => {
         const fd = native.objGet(join(pinRoot, p));
@@ -154,7 +165,7 @@ export class Dataplane {
       if (existsSync(pin)) native.unlinkPin(pin);
       native.objPin(info.fd, pin);
     }
-    writeHashPin(native, hashPin, digest);
+    writeMeta(native, metaPin, digest);
     return new Dataplane(native, pinRoot, maps, progs, true, obj.handle, []);
   }
 
@@ -219,14 +230,12 @@ export class Dataplane {
   }
 }
 
-/* bpffs holds only BPF objects: the object's digest is kept in a tiny pinned
- * array map (32 bytes), so re-adoption needs no file outside bpffs. */
-function readHashPin(native: XlbNative, path: string): string | null {
+function readMeta(native: XlbNative, path: string): { layoutVersion: number; digest: string } | null {
   try {
     const fd = native.objGet(path);
     try {
-      const v = native.mapLookup(fd, encodeU32(0), 32);
-      return v ? v.toString('hex') : null;
+      const v = native.mapLookup(fd, encodeU32(0), META_SIZE);
+      return v ? { layoutVersion: v.readUInt32LE(0), digest: v.subarray(4).toString('hex') } : null;
     } finally {
       native.closeFd(fd);
     }
@@ -235,17 +244,20 @@ function readHashPin(native: XlbNative, path: string): string | null {
   }
 }
 
-function writeHashPin(native: XlbNative, path: string, digest: string): void {
+function writeMeta(native: XlbNative, path: string, digest: string): void {
   if (existsSync(path)) native.unlinkPin(path);
   const fd = native.mapCreate({
     type: native.constants.BPF_MAP_TYPE_ARRAY,
     keySize: 4,
-    valueSize: 32,
+    valueSize: META_SIZE,
     maxEntries: 1,
-    name: 'xlb_objhash',
+    name: 'xlb_meta',
   });
   try {
-    native.mapUpdate(fd, encodeU32(0), Buffer.from(digest, 'hex'));
+    const v = Buffer.alloc(META_SIZE);
+    v.writeUInt32LE(LAYOUT_VERSION, 0);
+    Buffer.from(digest, 'hex').copy(v, 4);
+    native.mapUpdate(fd, encodeU32(0), v);
     native.objPin(fd, path);
   } finally {
     native.closeFd(fd);

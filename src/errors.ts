@@ -6,6 +6,8 @@
  * is documented in {@link ERROR_CODES}.
  */
 
+import { LAYOUT_VERSION } from './layout.js';
+
 /**
  * Documentation of every stable error code, keyed by code.
  * A test checks that each error class's code appears here.
@@ -18,6 +20,11 @@ export const ERROR_CODES = {
   XLB_APPLY:
     'Applying a validated desired state to the data plane failed. `vip` names the VIP ' +
     'being programmed when known; `cause` holds the underlying error.',
+  XLB_LAYOUT:
+    'The maps pinned under the pin root were written by an xlb with another map layout (or ' +
+    'carry no layout version). xlb refuses to reuse them rather than misread them; `pinRoot`, ' +
+    '`found` and `expected` say which. `xlb reset` removes them (established connections through ' +
+    'xlb are then lost).',
 } as const satisfies Record<string, string>;
 
 /** A documented error code (a key of {@link ERROR_CODES}). */
@@ -96,5 +103,29 @@ export class ApplyError extends XlbError {
       cause: options.cause,
     });
     if (options.vip !== undefined) this.vip = options.vip;
+  }
+}
+
+/** Pinned maps of another layout version: refused, never misread. */
+export class LayoutError extends XlbError {
+  readonly pinRoot: string;
+  /** The version found in the pins (null: none recorded). */
+  readonly found: number | null;
+  readonly expected: number;
+
+  /**
+   * @param pinRoot where the pins are
+   * @param found the layout version recorded there, or null
+   * @param expected the version this xlb writes (defaults to the current one)
+   */
+  constructor(pinRoot: string, found: number | null, expected = LAYOUT_VERSION) {
+    super(
+      'XLB_LAYOUT',
+      `maps pinned under ${pinRoot} have layout version ${found ?? 'unknown'}, this xlb uses version ${expected}: ` +
+        'refusing to reuse them; `xlb reset` removes them (connections through xlb are dropped)',
+    );
+    this.pinRoot = pinRoot;
+    this.found = found;
+    this.expected = expected;
   }
 }

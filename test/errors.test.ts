@@ -1,11 +1,12 @@
 // Every error class of src/errors.ts carries a documented, unique code.
 import { describe, it, expect } from 'vitest';
 import * as errors from '../src/errors.js';
-import { ApplyError, ConfigError, ERROR_CODES, XlbError, describeValue } from '../src/errors.js';
+import { ApplyError, ConfigError, LayoutError, ERROR_CODES, XlbError, describeValue } from '../src/errors.js';
 
 /** Plausible constructor arguments per exported XlbError subclass. */
 const SAMPLES: Record<string, () => XlbError> = {
   ConfigError: () => new ConfigError('load_balancers[0].protocol', 'must be one of "tcp", "udp"', 'sctp'),
+  LayoutError: () => new LayoutError('/sys/fs/bpf/xlb', 0),
   ApplyError: () => new ApplyError('bpf_map_update_elem failed', { vip: 'lb1 172.16.255.62:8000/tcp', cause: new Error('E2BIG') }),
 };
 
