@@ -17,13 +17,14 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 1
+#define XLB_LAYOUT_VERSION 2
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev slots */
 #define XLB_MAX_BACKENDS 65536    /* xlb_backends slots (id 0 is reserved) */
 #define XLB_MAX_IFINDEX 65536     /* xlb_ifaces slots: interfaces with a lower ifindex */
 #define XLB_CT_MAX 262144         /* conntrack entries (both directions count) */
+#define XLB_AFFINITY_MAX 65536    /* client affinity entries */
 #define XLB_MAGLEV_DEFAULT_M 16381 /* default Maglev table size (prime) */
 
 /* Slot 0 of every Maglev inner map holds the table size M; slots 1..M hold
@@ -34,11 +35,23 @@
 /* Backend id 0 means "no backend" (an empty table drops or rejects). */
 #define XLB_BACKEND_NONE 0
 
+#define XLB_NS_PER_S 1000000000ULL
+
 /* Conntrack timestamps are refreshed at most this often per entry (ns). */
 #define XLB_CT_REFRESH_NS 1000000000ULL
 
 /* xlb_vip_val.flags */
-#define XLB_VIP_F_IP_ONLY (1u << 0) /* VIP without a port: backends keep the port */
+#define XLB_VIP_F_IP_ONLY (1u << 0)  /* VIP without a port: backends keep the port */
+#define XLB_VIP_F_AFFINITY (1u << 1) /* client affinity (affinity_timeout_s) */
+
+/* xlb_vip_val.hash_fields: what the Maglev hash covers (OVN selection_fields).
+ * 0 means the default 5-tuple (addresses, ports and protocol). */
+#define XLB_HASH_ETH_SRC (1u << 0)
+#define XLB_HASH_ETH_DST (1u << 1)
+#define XLB_HASH_IP_SRC (1u << 2)
+#define XLB_HASH_IP_DST (1u << 3)
+#define XLB_HASH_TP_SRC (1u << 4)
+#define XLB_HASH_TP_DST (1u << 5)
 
 /* xlb_ct4_val.dir */
 #define XLB_DIR_FWD 1 /* client -> VIP: rewrite destination to the backend */
@@ -75,17 +88,36 @@ struct xlb_vip4_key {
 
 /* Value of xlb_vip4. */
 struct xlb_vip_val {
-	__u32 vip_id; /* index into xlb_maglev and xlb_vip_stats */
-	__u32 flags;  /* XLB_VIP_F_* */
+	__u32 vip_id;             /* index into xlb_maglev and xlb_vip_stats */
+	__u16 flags;              /* XLB_VIP_F_* */
+	__u8 hash_fields;         /* XLB_HASH_*; 0 = 5-tuple */
+	__u8 pad;                 /* zero */
+	__u32 affinity_timeout_s; /* with XLB_VIP_F_AFFINITY: idle timeout, seconds */
+};
+
+/* Key of xlb_affinity4 (LRU hash): one client of one VIP. */
+struct xlb_affinity4_key {
+	__u32 client; /* client address, network order */
+	__u32 vip_id;
+};
+
+/* Value of xlb_affinity4. */
+struct xlb_affinity4_val {
+	__u32 backend_id;   /* the backend the client's last new connection got */
+	__u32 pad;          /* zero */
+	__u64 last_seen_ns; /* coarse clock of that connection */
 };
 
 /* Value of xlb_backends (array indexed by backend id). */
 struct xlb_backend4 {
 	__u32 addr;  /* backend address, network order */
 	__u16 port;  /* backend port, network order; 0 keeps the destination port */
-	__u8 flags;  /* reserved, zero */
+	__u8 flags;  /* XLB_BACKEND_F_* */
 	__u8 pad;    /* zero */
 };
+
+/* xlb_backend4.flags */
+#define XLB_BACKEND_F_DRAIN (1u << 0) /* no new flows (weight 0 or health down); established continue */
 
 /* Key of xlb_ct4 (LRU hash): the packet's own 5-tuple, as it arrives. A
  * forward entry is keyed by client->VIP, a reverse entry by backend->client. */
@@ -129,7 +161,10 @@ struct xlb_stats {
 /* The addon and the TS layout test rely on these exact layouts. */
 _Static_assert(sizeof(struct xlb_vip4_key) == 12, "xlb_vip4_key size");
 _Static_assert(offsetof(struct xlb_vip4_key, scope) == 8, "xlb_vip4_key.scope");
-_Static_assert(sizeof(struct xlb_vip_val) == 8, "xlb_vip_val size");
+_Static_assert(sizeof(struct xlb_vip_val) == 12, "xlb_vip_val size");
+_Static_assert(offsetof(struct xlb_vip_val, affinity_timeout_s) == 8, "xlb_vip_val.affinity_timeout_s");
+_Static_assert(sizeof(struct xlb_affinity4_key) == 8, "xlb_affinity4_key size");
+_Static_assert(sizeof(struct xlb_affinity4_val) == 16, "xlb_affinity4_val size");
 _Static_assert(sizeof(struct xlb_backend4) == 8, "xlb_backend4 size");
 _Static_assert(sizeof(struct xlb_ct4_key) == 16, "xlb_ct4_key size");
 _Static_assert(offsetof(struct xlb_ct4_key, proto) == 12, "xlb_ct4_key.proto");

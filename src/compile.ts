@@ -13,7 +13,7 @@ import type { DesiredState, Hook, LoadBalancer, Vip } from './config.js';
 import { lbVips } from './config.js';
 import { parseIPv4 } from './addr.js';
 import { maglevTable } from './maglev.js';
-import { IPPROTO, XLB } from './layout.js';
+import { HASH_FIELDS, IPPROTO, XLB } from './layout.js';
 
 /** Ids handed out by earlier applies; compile keeps them where it can. */
 export interface Ids {
@@ -46,6 +46,10 @@ export interface CompiledBackend {
   /** Set when a health check reported the backend down: it keeps its id and its entry in the
    *  backends map (established connections on it are untouched) but has no slot in the table. */
   down?: true;
+  /** Maglev weight (xlb_weights; default 1). 0 drains: no slot, established flows continue. */
+  weight: number;
+  /** BACKEND_F_DRAIN when down or weight 0 (affinity then stops sending new flows to it). */
+  flags: number;
 }
 
 /** One VIP of one load balancer, with its Maglev table. */
@@ -61,6 +65,10 @@ export interface CompiledVip {
   /** IPPROTO number; 0 for an IP-only VIP. */
   proto: number;
   flags: number;
+  /** HASH_FIELDS bits from selection_fields (0 = the 5-tuple). */
+  hashFields: number;
+  /** affinity_timeout in seconds (0 = none). */
+  affinityTimeoutS: number;
   backends: CompiledBackend[];
   /** Slot 0 = M, slots 1..M = backend ids (all XLB_BACKEND_NONE when empty). */
   table: Uint32Array;
@@ -74,6 +82,8 @@ export interface CompiledVipEntry {
   scope: number;
   vipId: number;
   flags: number;
+  hashFields: number;
+  affinityTimeoutS: number;
 }
 
 export interface Compiled {
@@ -133,11 +143,17 @@ export function backendKey(vipName: string, backend: string): string {
 }
 
 /** Builds the Maglev table of one VIP, in the inner-map layout. */
-export function buildTable(backendIds: readonly number[], names: readonly string[], m: number): Uint32Array {
+export function buildTable(
+  backendIds: readonly number[],
+  names: readonly string[],
+  m: number,
+  weights?: readonly number[],
+): Uint32Array {
   const table = new Uint32Array(m + 1);
   table[XLB.MAGLEV_HDR_SLOT] = m;
   if (backendIds.length === 0) return table;
-  const idx = maglevTable(names, m);
+  // Equal weights build exactly the unweighted table.
+  const idx = weights && weights.some((w) => w !== weights[0]) ? maglevTable(names, m, weights) : maglevTable(names, m);
   for (let i = 0; i < m; i++) {
     const j = idx[i];
     table[XLB.MAGLEV_FIRST_SLOT + i] = j < 0 ? XLB.BACKEND_NONE : backendIds[j];
@@ -237,11 +253,19 @@ export function compile(desired: DesiredState, prev: Ids = EMPTY_IDS, down: Read
       const backends: CompiledBackend[] = v.backends.map((b) => {
         const text = backendText(v, b);
         const key = backendKey(name, text);
-        const cb: CompiledBackend = { id: backendIds.get(key), addr: parseIPv4(b.addr), port: b.port, text };
+        const cb: CompiledBackend = {
+          id: backendIds.get(key),
+          addr: parseIPv4(b.addr),
+          port: b.port,
+          text,
+          weight: b.weight,
+          flags: down.has(key) || b.weight === 0 ? XLB.BACKEND_F_DRAIN : 0,
+        };
         if (down.has(key)) cb.down = true;
         return cb;
       });
-      const up = backends.filter((b) => !b.down);
+      const up = backends.filter((b) => !b.down && b.weight > 0);
+      const affinity = Number(lb.options.affinity_timeout ?? '0');
       const cv: CompiledVip = {
         id,
         name,
@@ -250,12 +274,15 @@ export function compile(desired: DesiredState, prev: Ids = EMPTY_IDS, down: Read
         addr: parseIPv4(v.addr),
         port: v.port,
         proto: v.protocol ? IPPROTO[v.protocol] : 0,
-        flags: v.protocol ? 0 : XLB.VIP_F_IP_ONLY,
+        flags: (v.protocol ? 0 : XLB.VIP_F_IP_ONLY) | (affinity > 0 ? XLB.VIP_F_AFFINITY : 0),
+        hashFields: lb.selection_fields.reduce((m, f) => m | HASH_FIELDS[f as keyof typeof HASH_FIELDS], 0),
+        affinityTimeoutS: affinity,
         backends,
         table: buildTable(
           up.map((b) => b.id),
           up.map((b) => b.text),
           v.maglevSize,
+          up.map((b) => b.weight),
         ),
       };
       vips.push(cv);
@@ -272,7 +299,16 @@ export function compile(desired: DesiredState, prev: Ids = EMPTY_IDS, down: Read
     let ipOnly = false;
     for (const lbName of a.lbs) {
       for (const v of vipsByLb.get(lbName) ?? []) {
-        entries.push({ addr: v.addr, port: v.port, proto: v.proto, scope, vipId: v.id, flags: v.flags });
+        entries.push({
+          addr: v.addr,
+          port: v.port,
+          proto: v.proto,
+          scope,
+          vipId: v.id,
+          flags: v.flags,
+          hashFields: v.hashFields,
+          affinityTimeoutS: v.affinityTimeoutS,
+        });
         if (v.flags & XLB.VIP_F_IP_ONLY) ipOnly = true;
       }
     }

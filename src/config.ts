@@ -93,6 +93,8 @@ export interface DesiredState {
 export interface Backend {
   addr: string;
   port: number;
+  /** Maglev weight from the `xlb_weights` option (default 1; 0 = drain). */
+  weight: number;
 }
 
 /** A parsed VIP of a validated load balancer. */
@@ -296,6 +298,37 @@ const maglevSize: OptionCheck = (v) => {
   return `must be a prime between ${MIN_MAGLEV_SIZE} and ${MAX_MAGLEV_SIZE} (e.g. ${DEFAULT_MAGLEV_SIZE})`;
 };
 
+/** Largest backend weight in `xlb_weights`. */
+export const MAX_BACKEND_WEIGHT = 65535;
+
+/**
+ * xlb's backend weights: `"BACKEND=WEIGHT,…"` where BACKEND is written as in
+ * the VIPs (`ip:port`, or `ip` for IP-only VIPs) and WEIGHT an integer
+ * 0..65535 (default 1; 0 drains: no new connections, established ones stay).
+ */
+const weightList: OptionCheck = (v) => {
+  const items = v.split(',').map((x) => x.trim());
+  for (const item of items) {
+    const m = /^([^=\s]+)=(0|[1-9][0-9]*)$/.exec(item);
+    if (!m || Number(m[2]) > MAX_BACKEND_WEIGHT) {
+      return `must be a comma-separated list of BACKEND=WEIGHT with WEIGHT in 0..${MAX_BACKEND_WEIGHT} (bad item ${JSON.stringify(item)})`;
+    }
+  }
+  return null;
+};
+
+/** The `xlb_weights` option of a validated load balancer, by backend text. */
+export function lbWeights(lb: LoadBalancer): Map<string, number> {
+  const out = new Map<string, number>();
+  const text = lb.options.xlb_weights;
+  if (!text) return out;
+  for (const item of text.split(',')) {
+    const [backend, weight] = item.trim().split('=');
+    out.set(backend, Number(weight));
+  }
+  return out;
+}
+
 /** OVN Load_Balancer options (plus xlb's) and their value checks. */
 const LB_OPTIONS: ReadonlyMap<string, OptionCheck> = new Map([
   ['reject', boolString],
@@ -310,6 +343,7 @@ const LB_OPTIONS: ReadonlyMap<string, OptionCheck> = new Map([
   ['template', boolString],
   ['address-family', oneOf('ipv4', 'ipv6')],
   ['xlb_maglev_size', maglevSize],
+  ['xlb_weights', weightList],
 ]);
 
 /** Checks for Logical_Router options (values unchecked; `xlb_*` keys allowed). */
@@ -437,13 +471,25 @@ function validateLoadBalancer(v: unknown, field: string, names: Set<string>): Lo
   const raw = expectObj(v, field, 'a load balancer object');
   checkKeys(raw, field, LB_KEYS, 'a load balancer');
   const allowedOptions = [...LB_OPTIONS.keys()].join(', ');
-  return {
+  const lb: LoadBalancer = {
     name: expectName(raw.name, keyPath(field, 'name'), 'load balancer', names),
     protocol: expectChoice(raw.protocol, keyPath(field, 'protocol'), PROTOCOLS, 'tcp'),
     vips: validateVips(raw.vips, keyPath(field, 'vips')),
     options: validateOptions(raw.options, keyPath(field, 'options'), (k) => LB_OPTIONS.get(k), allowedOptions),
     selection_fields: validateSelectionFields(raw.selection_fields, keyPath(field, 'selection_fields')),
   };
+  // Every weighted backend must be a backend of this load balancer.
+  const known = new Set(Object.values(lb.vips).flatMap((list) => splitBackends(list).map((b) => b.trim())));
+  for (const backend of lbWeights(lb).keys()) {
+    if (!known.has(backend)) {
+      throw new ConfigError(
+        keyPath(keyPath(field, 'options'), 'xlb_weights'),
+        `backend ${JSON.stringify(backend)} is not a backend of any VIP of load balancer ${JSON.stringify(lb.name)}`,
+        lb.options.xlb_weights,
+      );
+    }
+  }
+  return lb;
 }
 
 // ---------------------------------------------------------------------------
@@ -751,11 +797,12 @@ export function lbMaglevSize(lb: LoadBalancer): number {
  */
 export function lbVips(lb: LoadBalancer): Vip[] {
   const maglevSize = lbMaglevSize(lb);
+  const weights = lbWeights(lb);
   return Object.entries(lb.vips).map(([key, list]) => {
     const vip = parseHostPort(key);
     const backends = splitBackends(list).map((item) => {
       const b = parseHostPort(item);
-      return { addr: b.addr, port: b.port };
+      return { addr: b.addr, port: b.port, weight: weights.get(item.trim()) ?? 1 };
     });
     return {
       lb: lb.name,

@@ -35,6 +35,7 @@ export const MAP_NAMES = [
   'xlb_maglev',
   'xlb_backends',
   'xlb_ct4',
+  'xlb_affinity4',
   'xlb_ifaces',
   'xlb_vip_stats',
   'xlb_backend_stats',
@@ -271,7 +272,7 @@ export class KernelStore implements MapStore {
   private spec(map: MapName): { fd: number; keySize: number; valueSize: number; isArray: boolean } {
     switch (map) {
       case 'xlb_vip4':
-        return { fd: this.dp.maps.xlb_vip4, keySize: 12, valueSize: 8, isArray: false };
+        return { fd: this.dp.maps.xlb_vip4, keySize: LAYOUT.xlb_vip4_key.size, valueSize: LAYOUT.xlb_vip_val.size, isArray: false };
       case 'xlb_backends':
         return { fd: this.dp.maps.xlb_backends, keySize: 4, valueSize: 8, isArray: true };
       case 'xlb_ifaces':

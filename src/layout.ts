@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 export const IPPROTO = { tcp: 6, udp: 17 } as const;
 
@@ -21,10 +21,23 @@ export const XLB = {
   MAGLEV_FIRST_SLOT: 1,
   BACKEND_NONE: 0,
   VIP_F_IP_ONLY: 1,
+  VIP_F_AFFINITY: 2,
+  BACKEND_F_DRAIN: 1,
+  NS_PER_S: 1_000_000_000,
   DIR_FWD: 1,
   DIR_REV: 2,
   IFACE_F_BALANCE: 1,
   IFACE_F_IP_ONLY: 2,
+} as const;
+
+/** xlb_vip_val.hash_fields bits, by OVN selection_fields name. */
+export const HASH_FIELDS = {
+  eth_src: 1 << 0,
+  eth_dst: 1 << 1,
+  ip_src: 1 << 2,
+  ip_dst: 1 << 3,
+  tp_src: 1 << 4,
+  tp_dst: 1 << 5,
 } as const;
 
 /** Names of the per-CPU global counters, in enum xlb_global_counter order. */
@@ -46,7 +59,9 @@ export type GlobalCounter = (typeof GLOBAL_COUNTERS)[number];
 /** Sizes and field offsets; must equal the C structs (checked by a test). */
 export const LAYOUT = {
   xlb_vip4_key: { size: 12, offsets: { addr: 0, port: 4, proto: 6, pad: 7, scope: 8 } },
-  xlb_vip_val: { size: 8, offsets: { vip_id: 0, flags: 4 } },
+  xlb_vip_val: { size: 12, offsets: { vip_id: 0, flags: 4, hash_fields: 6, pad: 7, affinity_timeout_s: 8 } },
+  xlb_affinity4_key: { size: 8, offsets: { client: 0, vip_id: 4 } },
+  xlb_affinity4_val: { size: 16, offsets: { backend_id: 0, pad: 4, last_seen_ns: 8 } },
   xlb_backend4: { size: 8, offsets: { addr: 0, port: 4, flags: 6, pad: 7 } },
   xlb_ct4_key: { size: 16, offsets: { saddr: 0, daddr: 4, sport: 8, dport: 10, proto: 12, pad: 13 } },
   xlb_ct4_val: {
@@ -72,10 +87,24 @@ export interface Vip4Key {
 export interface VipVal {
   vipId: number;
   flags: number;
+  /** HASH_FIELDS bits; 0 = the 5-tuple. */
+  hashFields: number;
+  /** Seconds; meaningful with VIP_F_AFFINITY. */
+  affinityTimeoutS: number;
 }
 export interface Backend4 {
   addr: number;
   port: number;
+  /** BACKEND_F_* (default 0). */
+  flags?: number;
+}
+export interface Affinity4Key {
+  client: number;
+  vipId: number;
+}
+export interface Affinity4Val {
+  backendId: number;
+  lastSeenNs: bigint;
 }
 export interface Ct4Key {
   saddr: number;
@@ -127,22 +156,49 @@ export function decodeVip4Key(b: Buffer): Vip4Key {
 
 export function encodeVipVal(v: VipVal): Buffer {
   const b = Buffer.alloc(L.xlb_vip_val.size);
-  b.writeUInt32LE(v.vipId >>> 0, L.xlb_vip_val.offsets.vip_id);
-  b.writeUInt32LE(v.flags >>> 0, L.xlb_vip_val.offsets.flags);
+  const o = L.xlb_vip_val.offsets;
+  b.writeUInt32LE(v.vipId >>> 0, o.vip_id);
+  b.writeUInt16LE(v.flags, o.flags);
+  b.writeUInt8(v.hashFields, o.hash_fields);
+  b.writeUInt32LE(v.affinityTimeoutS >>> 0, o.affinity_timeout_s);
   return b;
 }
 export function decodeVipVal(b: Buffer): VipVal {
-  return { vipId: b.readUInt32LE(L.xlb_vip_val.offsets.vip_id), flags: b.readUInt32LE(L.xlb_vip_val.offsets.flags) };
+  const o = L.xlb_vip_val.offsets;
+  return {
+    vipId: b.readUInt32LE(o.vip_id),
+    flags: b.readUInt16LE(o.flags),
+    hashFields: b.readUInt8(o.hash_fields),
+    affinityTimeoutS: b.readUInt32LE(o.affinity_timeout_s),
+  };
+}
+
+export function encodeAffinity4Key(k: Affinity4Key): Buffer {
+  const b = Buffer.alloc(L.xlb_affinity4_key.size);
+  b.writeUInt32BE(k.client >>> 0, L.xlb_affinity4_key.offsets.client);
+  b.writeUInt32LE(k.vipId >>> 0, L.xlb_affinity4_key.offsets.vip_id);
+  return b;
+}
+export function decodeAffinity4Val(b: Buffer): Affinity4Val {
+  return {
+    backendId: b.readUInt32LE(L.xlb_affinity4_val.offsets.backend_id),
+    lastSeenNs: b.readBigUInt64LE(L.xlb_affinity4_val.offsets.last_seen_ns),
+  };
 }
 
 export function encodeBackend4(v: Backend4): Buffer {
   const b = Buffer.alloc(L.xlb_backend4.size);
   b.writeUInt32BE(v.addr >>> 0, L.xlb_backend4.offsets.addr);
   b.writeUInt16BE(v.port, L.xlb_backend4.offsets.port);
+  b.writeUInt8(v.flags ?? 0, L.xlb_backend4.offsets.flags);
   return b;
 }
 export function decodeBackend4(b: Buffer): Backend4 {
-  return { addr: b.readUInt32BE(L.xlb_backend4.offsets.addr), port: b.readUInt16BE(L.xlb_backend4.offsets.port) };
+  return {
+    addr: b.readUInt32BE(L.xlb_backend4.offsets.addr),
+    port: b.readUInt16BE(L.xlb_backend4.offsets.port),
+    flags: b.readUInt8(L.xlb_backend4.offsets.flags),
+  };
 }
 
 export function encodeCt4Key(k: Ct4Key): Buffer {

@@ -151,7 +151,7 @@ export function applyCompiled(
     const key = encodeVip4Key(e);
     wantVips.set(hex(key), {
       key,
-      value: encodeVipVal({ vipId: e.vipId, flags: e.flags }),
+      value: encodeVipVal({ vipId: e.vipId, flags: e.flags, hashFields: e.hashFields, affinityTimeoutS: e.affinityTimeoutS }),
       what: `VIP ${vipName.get(e.vipId)} (scope ${e.scope})`,
     });
   }

@@ -18,7 +18,7 @@ import {
 } from './dataplane.js';
 import { ApplyError } from './errors.js';
 import { formatIPv4 } from './addr.js';
-import { decodeCt4Key, decodeCt4Val, type GlobalCounter, type Stats } from './layout.js';
+import { decodeCt4Key, decodeCt4Val, HASH_FIELDS, type GlobalCounter, type Stats } from './layout.js';
 import { applyCompiled, type ApplySummary } from './writer.js';
 
 export const DEFAULT_STATE_DIR = '/run/xlb';
@@ -44,7 +44,11 @@ export interface VipRecord {
   vip: string;
   protocol: string;
   maglevSize: number;
-  backends: Array<{ id: number; text: string }>;
+  /** OVN selection_fields the hash covers (empty: the 5-tuple). */
+  selectionFields: string[];
+  /** affinity_timeout in seconds (0: none). */
+  affinityTimeoutS: number;
+  backends: Array<{ id: number; text: string; weight: number; drained: boolean }>;
 }
 
 interface State {
@@ -68,7 +72,7 @@ export interface ApplyReport {
 
 export interface VipView extends VipRecord {
   stats: Stats;
-  backends: Array<{ id: number; text: string; stats: Stats }>;
+  backends: Array<{ id: number; text: string; weight: number; drained: boolean; stats: Stats }>;
   /** Switches/routers whose ports serve this VIP. */
   servedBy: string[];
 }
@@ -110,7 +114,11 @@ function vipRecords(c: Compiled): VipRecord[] {
     vip: v.vip,
     protocol: v.proto === 6 ? 'tcp' : v.proto === 17 ? 'udp' : 'ip',
     maglevSize: v.table.length - 1,
-    backends: v.backends.map((b) => ({ id: b.id, text: b.text })),
+    selectionFields: Object.entries(HASH_FIELDS)
+      .filter(([, bit]) => v.hashFields & bit)
+      .map(([name]) => name),
+    affinityTimeoutS: v.affinityTimeoutS,
+    backends: v.backends.map((b) => ({ id: b.id, text: b.text, weight: b.weight, drained: b.flags !== 0 })),
   }));
 }
 

@@ -82,8 +82,8 @@ describe('parseConfigText', () => {
         port: 8000,
         protocol: 'tcp',
         backends: [
-          { addr: '172.16.255.130', port: 8000 },
-          { addr: '172.16.255.131', port: 8000 },
+          { addr: '172.16.255.130', port: 8000, weight: 1 },
+          { addr: '172.16.255.131', port: 8000, weight: 1 },
         ],
         maglevSize: DEFAULT_MAGLEV_SIZE,
       },
@@ -160,8 +160,8 @@ describe('validateConfig: normal forms', () => {
         port: 0,
         protocol: null,
         backends: [
-          { addr: '10.0.1.1', port: 0 },
-          { addr: '10.0.1.2', port: 0 },
+          { addr: '10.0.1.1', port: 0, weight: 1 },
+          { addr: '10.0.1.2', port: 0, weight: 1 },
         ],
         maglevSize: DEFAULT_MAGLEV_SIZE,
       },

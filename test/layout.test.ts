@@ -90,18 +90,18 @@ describe('round trips', () => {
   });
 
   it('xlb_vip_val', () => {
-    const v = { vipId: 16383, flags: XLB.VIP_F_IP_ONLY };
+    const v = { vipId: 16383, flags: XLB.VIP_F_IP_ONLY | XLB.VIP_F_AFFINITY, hashFields: 0b100100, affinityTimeoutS: 65535 };
     const b = encodeVipVal(v);
     expect(b.length).toBe(LAYOUT.xlb_vip_val.size);
     expect(decodeVipVal(b)).toEqual(v);
   });
 
   it('xlb_backend4', () => {
-    const v = { addr: parseIPv4('172.16.255.130'), port: 8000 };
+    const v = { addr: parseIPv4('172.16.255.130'), port: 8000, flags: XLB.BACKEND_F_DRAIN };
     const b = encodeBackend4(v);
     expect(b.length).toBe(LAYOUT.xlb_backend4.size);
     expect(decodeBackend4(b)).toEqual(v);
-    expect(b.toString('hex')).toBe('ac10ff82' + '1f40' + '00' + '00');
+    expect(b.toString('hex')).toBe('ac10ff82' + '1f40' + '01' + '00');
   });
 
   it('xlb_ct4_key', () => {
@@ -176,7 +176,9 @@ describe('byte-level encoding', () => {
   });
 
   it('encodes a VIP value in host order', () => {
-    expect(encodeVipVal({ vipId: 0x0102, flags: 1 }).toString('hex')).toBe('02010000' + '01000000');
+    expect(encodeVipVal({ vipId: 0x0102, flags: 1, hashFields: 4, affinityTimeoutS: 30 }).toString('hex')).toBe(
+      '02010000' + '0100' + '04' + '00' + '1e000000',
+    );
   });
 
   it('sums per-CPU stats slots', () => {

@@ -115,7 +115,7 @@ describe('layout and constants', () => {
     const l = n.layout();
     expect(l.xlb_vip4_key.size).toBe(12);
     expect(l.xlb_vip4_key.offsets.scope).toBe(8);
-    expect(l.xlb_vip_val.size).toBe(8);
+    expect(l.xlb_vip_val.size).toBe(12);
     expect(l.xlb_backend4.size).toBe(8);
     expect(l.xlb_ct4_key.size).toBe(16);
     expect(l.xlb_ct4_key.offsets.proto).toBe(12);

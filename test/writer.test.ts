@@ -112,12 +112,12 @@ describe('applyCompiled: basic reconciliation', () => {
       expect(Array.from(h.store.readTable(v.id)!)).toEqual(Array.from(v.table));
       for (const b of v.backends) {
         const raw = h.store.maps.xlb_backends.get(encodeU32(b.id).toString('hex'));
-        expect(raw && decodeBackend4(raw)).toEqual({ addr: b.addr, port: b.port });
+        expect(raw && decodeBackend4(raw)).toEqual({ addr: b.addr, port: b.port, flags: 0 });
       }
     }
     const vips = [...h.store.dump('xlb_vip4')].map(([k, v]) => ({ ...decodeVip4Key(Buffer.from(k, 'hex')), ...decodeVipVal(v) }));
     expect(vips.sort((a, b) => a.scope - b.scope || a.vipId - b.vipId)).toEqual(
-      c.entries.map((e) => ({ addr: e.addr, port: e.port, proto: e.proto, scope: e.scope, vipId: e.vipId, flags: e.flags }))
+      c.entries.map((e) => ({ addr: e.addr, port: e.port, proto: e.proto, scope: e.scope, vipId: e.vipId, flags: e.flags, hashFields: e.hashFields, affinityTimeoutS: e.affinityTimeoutS }))
         .sort((a, b) => a.scope - b.scope || a.vipId - b.vipId),
     );
     const ifaces = [...h.store.dump('xlb_ifaces')].map(([k, v]) => [decodeU32(Buffer.from(k, 'hex')), decodeIface(v)]);
@@ -184,7 +184,7 @@ describe('applyCompiled: basic reconciliation', () => {
     const table = h.store.readTable(target)!;
     expect(table.includes(newId)).toBe(true);
     const raw = h.store.maps.xlb_backends.get(encodeU32(newId).toString('hex'))!;
-    expect(decodeBackend4(raw)).toEqual({ addr: parseIPv4('10.0.0.7'), port: 80 });
+    expect(decodeBackend4(raw)).toEqual({ addr: parseIPv4('10.0.0.7'), port: 80, flags: 0 });
   });
 
   it('removing an LB removes its VIP entries, table and backends', () => {

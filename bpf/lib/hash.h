@@ -8,6 +8,7 @@
 #define XLB_HASH_H
 
 #include "access.h"
+#include "../xlb_shared.h"
 
 #define XLB_HASH_SEED 0x9e3779b9u /* golden-ratio constant */
 #define XLB_MURMUR_C1 0xcc9e2d51u
@@ -50,6 +51,42 @@ XLB_INLINE __u32 xlb_hash_tuple4(__u32 saddr, __u32 daddr, __u16 sport, __u16 dp
 	h = xlb_murmur_mix(h, ((__u32)sport << 16) | dport);
 	h = xlb_murmur_mix(h, proto);
 	return xlb_murmur_final(h, 16);
+}
+
+/* The first 4 and last 2 bytes of a MAC address as hash words. */
+XLB_INLINE __u32 xlb_mac_hi(const __u8 *m)
+{
+	return ((__u32)m[0] << 24) | ((__u32)m[1] << 16) | ((__u32)m[2] << 8) | m[3];
+}
+
+XLB_INLINE __u32 xlb_mac_lo(const __u8 *m)
+{
+	return ((__u32)m[4] << 8) | m[5];
+}
+
+/* Hash of the fields OVN's selection_fields names (XLB_HASH_* bits). */
+XLB_INLINE __u32 xlb_hash_fields4(__u32 saddr, __u32 daddr, __u16 sport, __u16 dport,
+				  const __u8 *eth_src, const __u8 *eth_dst, __u8 fields)
+{
+	__u32 h = XLB_HASH_SEED;
+
+	if (fields & XLB_HASH_ETH_SRC) {
+		h = xlb_murmur_mix(h, xlb_mac_hi(eth_src));
+		h = xlb_murmur_mix(h, xlb_mac_lo(eth_src));
+	}
+	if (fields & XLB_HASH_ETH_DST) {
+		h = xlb_murmur_mix(h, xlb_mac_hi(eth_dst));
+		h = xlb_murmur_mix(h, xlb_mac_lo(eth_dst));
+	}
+	if (fields & XLB_HASH_IP_SRC)
+		h = xlb_murmur_mix(h, saddr);
+	if (fields & XLB_HASH_IP_DST)
+		h = xlb_murmur_mix(h, daddr);
+	if (fields & XLB_HASH_TP_SRC)
+		h = xlb_murmur_mix(h, sport);
+	if (fields & XLB_HASH_TP_DST)
+		h = xlb_murmur_mix(h, dport);
+	return xlb_murmur_final(h, fields);
 }
 
 #endif /* XLB_HASH_H */

@@ -70,7 +70,7 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 	if (!vip)
 		return XLB_V_PASS;
 
-	be = xlb_backend_pick(p, vip->vip_id, &backend_id);
+	be = xlb_backend_pick(p, vip, &backend_id);
 	if (!be) {
 		struct xlb_stats *s = xlb_lookup(&xlb_vip_stats, &vip->vip_id);
 

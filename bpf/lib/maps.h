@@ -56,6 +56,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_ct4 SEC(".maps");
 
+/* (client, VIP) -> backend of the client's last new connection (affinity_timeout). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XLB_AFFINITY_MAX);
+	__type(key, struct xlb_affinity4_key);
+	__type(value, struct xlb_affinity4_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_affinity4 SEC(".maps");
+
 /* ifindex -> attachment scope of the interface (an array: one inlined load). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -44,6 +44,8 @@ struct xlb_pkt4 {
 	__u16 l4_len;             /* IPv4 payload length (pseudo-header length) */
 	__u8 csum_off;            /* L4 checksum offset in the L4 header, 0 if none */
 	__u8 tcp_flags;           /* TCP flag byte (0 for others) */
+	__u8 eth_dst[ETH_ALEN];   /* for selection_fields eth_dst */
+	__u8 eth_src[ETH_ALEN];   /* for selection_fields eth_src */
 };
 
 #define XLB_TCP_FLAG_SYN 0x02
@@ -55,13 +57,15 @@ struct xlb_cursor {
 	void *end;
 };
 
-XLB_INLINE int xlb_parse_eth(struct xlb_cursor *c, __u16 *proto)
+XLB_INLINE int xlb_parse_eth(struct xlb_cursor *c, __u16 *proto, struct xlb_pkt4 *p)
 {
 	struct ethhdr *eth = c->pos;
 
 	if ((void *)(eth + 1) > c->end)
 		return -1;
 	*proto = eth->h_proto;
+	__builtin_memcpy(p->eth_dst, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(p->eth_src, eth->h_source, ETH_ALEN);
 	c->pos = eth + 1;
 	return 0;
 }
@@ -78,7 +82,7 @@ XLB_INLINE enum xlb_parse_result xlb_parse4(void *data, void *data_end, __u32 fr
 	__u32 ihl_len;
 	__u16 tot_len;
 
-	if (xlb_parse_eth(&c, &proto) < 0)
+	if (xlb_parse_eth(&c, &proto, p) < 0)
 		return XLB_PARSE_MALFORMED;
 	if (proto != bpf_htons(ETH_P_IP))
 		return XLB_PARSE_NOT_IPV4;

@@ -32,29 +32,74 @@ XLB_INLINE struct xlb_vip_val *xlb_vip4_find(const struct xlb_pkt4 *p, const str
 	return xlb_lookup(&xlb_vip4, &vk);
 }
 
-/* Picks the backend of a new flow; returns its id and entry, or NULL when the
- * VIP has no usable backend. */
-XLB_INLINE struct xlb_backend4 *xlb_backend_pick(const struct xlb_pkt4 *p, __u32 vip_id,
-						 __u32 *backend_id)
+/* The hash a VIP's selection_fields ask for (the 5-tuple by default). */
+XLB_INLINE __u32 xlb_flow_hash4(const struct xlb_pkt4 *p, __u8 fields)
 {
+	if (!fields)
+		return xlb_hash_tuple4(p->tuple.saddr, p->tuple.daddr, p->tuple.sport,
+				       p->tuple.dport, p->tuple.proto);
+	return xlb_hash_fields4(p->tuple.saddr, p->tuple.daddr, p->tuple.sport, p->tuple.dport,
+				p->eth_src, p->eth_dst, fields);
+}
+
+/* The client's remembered backend, if affinity holds and it still takes new flows. */
+XLB_INLINE struct xlb_backend4 *xlb_affinity4_get(const struct xlb_affinity4_key *ak,
+						  const struct xlb_vip_val *vip, __u64 now,
+						  __u32 *backend_id)
+{
+	struct xlb_affinity4_val *av = xlb_lookup(&xlb_affinity4, ak);
+	struct xlb_backend4 *be;
+	__u32 bid;
+
+	if (!av || now - av->last_seen_ns >= (__u64)vip->affinity_timeout_s * XLB_NS_PER_S)
+		return NULL;
+	bid = av->backend_id;
+	be = xlb_lookup(&xlb_backends, &bid);
+	if (!be || !be->addr || (be->flags & XLB_BACKEND_F_DRAIN))
+		return NULL;
+	av->last_seen_ns = now;
+	*backend_id = bid;
+	return be;
+}
+
+/* Picks the backend of a new flow; returns its id and entry, or NULL when the
+ * VIP has no usable backend. With affinity, a client's new flows follow its
+ * last one until affinity_timeout_s passes without a new flow. */
+XLB_INLINE struct xlb_backend4 *xlb_backend_pick(const struct xlb_pkt4 *p,
+						 const struct xlb_vip_val *vip, __u32 *backend_id)
+{
+	struct xlb_affinity4_key ak = { .client = p->tuple.saddr, .vip_id = vip->vip_id };
 	__u32 hdr = XLB_MAGLEV_HDR_SLOT;
+	__u32 vip_id = vip->vip_id;
+	struct xlb_backend4 *be;
 	__u32 *m, *bid, slot;
+	__u64 now = 0;
 	void *table;
 
+	if (vip->flags & XLB_VIP_F_AFFINITY) {
+		now = xlb_now_ns();
+		be = xlb_affinity4_get(&ak, vip, now, backend_id);
+		if (be)
+			return be;
+	}
 	table = xlb_lookup(&xlb_maglev, &vip_id);
 	if (!table)
 		return NULL;
 	m = xlb_lookup(table, &hdr);
 	if (!m || *m == 0)
 		return NULL;
-	slot = XLB_MAGLEV_FIRST_SLOT +
-	       xlb_hash_tuple4(p->tuple.saddr, p->tuple.daddr, p->tuple.sport,
-			       p->tuple.dport, p->tuple.proto) % *m;
+	slot = XLB_MAGLEV_FIRST_SLOT + xlb_flow_hash4(p, vip->hash_fields) % *m;
 	bid = xlb_lookup(table, &slot);
 	if (!bid || *bid == XLB_BACKEND_NONE)
 		return NULL;
 	*backend_id = *bid;
-	return xlb_lookup(&xlb_backends, bid);
+	be = xlb_lookup(&xlb_backends, bid);
+	if (be && (vip->flags & XLB_VIP_F_AFFINITY)) {
+		struct xlb_affinity4_val av = { .backend_id = *backend_id, .last_seen_ns = now };
+
+		xlb_update(&xlb_affinity4, &ak, &av, BPF_ANY);
+	}
+	return be;
 }
 
 #endif /* XLB_SELECT_H */

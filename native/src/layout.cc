@@ -23,6 +23,8 @@ void AddSharedConstants(Napi::Env env, Napi::Object c) {
   C(XLB_LAYOUT_VERSION) C(XLB_MAX_VIPS) C(XLB_MAX_BACKENDS) C(XLB_MAX_IFINDEX) C(XLB_CT_MAX)
   C(XLB_MAGLEV_DEFAULT_M) C(XLB_MAGLEV_HDR_SLOT) C(XLB_MAGLEV_FIRST_SLOT) C(XLB_BACKEND_NONE)
   C(XLB_CT_REFRESH_NS) C(XLB_VIP_F_IP_ONLY) C(XLB_DIR_FWD) C(XLB_DIR_REV) C(XLB_IFACE_F_BALANCE) C(XLB_IFACE_F_IP_ONLY)
+  C(XLB_VIP_F_AFFINITY) C(XLB_BACKEND_F_DRAIN) C(XLB_AFFINITY_MAX) C(XLB_NS_PER_S)
+  C(XLB_HASH_ETH_SRC) C(XLB_HASH_ETH_DST) C(XLB_HASH_IP_SRC) C(XLB_HASH_IP_DST) C(XLB_HASH_TP_SRC) C(XLB_HASH_TP_DST)
   C(XLB_G_PACKETS) C(XLB_G_NOT_IPV4) C(XLB_G_MALFORMED) C(XLB_G_FRAGMENT) C(XLB_G_CT_HIT)
   C(XLB_G_CT_RECREATE) C(XLB_G_NEW_FLOW) C(XLB_G_MIDSTREAM) C(XLB_G_NO_BACKEND) C(XLB_G_CT_FULL)
   C(XLB_G_NAT_ERROR) C(XLB_G_COUNT)
@@ -53,6 +55,18 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_STRUCT(xlb_vip_val)
   XLB_FIELD(xlb_vip_val, vip_id)
   XLB_FIELD(xlb_vip_val, flags)
+  XLB_FIELD(xlb_vip_val, hash_fields)
+  XLB_FIELD(xlb_vip_val, pad)
+  XLB_FIELD(xlb_vip_val, affinity_timeout_s)
+
+  XLB_STRUCT(xlb_affinity4_key)
+  XLB_FIELD(xlb_affinity4_key, client)
+  XLB_FIELD(xlb_affinity4_key, vip_id)
+
+  XLB_STRUCT(xlb_affinity4_val)
+  XLB_FIELD(xlb_affinity4_val, backend_id)
+  XLB_FIELD(xlb_affinity4_val, pad)
+  XLB_FIELD(xlb_affinity4_val, last_seen_ns)
 
   XLB_STRUCT(xlb_backend4)
   XLB_FIELD(xlb_backend4, addr)
