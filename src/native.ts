@@ -213,6 +213,14 @@ export interface NativeConstants {
   XLB_LAYOUT_VERSION: number;
 }
 
+/** An AF_PACKET socket opened by packetOpen(). */
+export interface PacketSocket {
+  fd: number;
+  ifindex: number;
+  /** The interface's own MAC address (6 bytes; zeros when it has none). */
+  mac: Buffer;
+}
+
 export interface XlbNative {
   /** Hand the error class to the addon (loadNative() does this with XlbNativeError). */
   init(ErrorClass: new (message: string) => Error): void;
@@ -281,6 +289,19 @@ export interface XlbNative {
   tcDetach(netns: string | null, ifindex: number, dir: TcDirection, handle: number, priority: number): void;
   /** prog id, or null when no such filter (ENOENT) */
   tcQuery(netns: string | null, ifindex: number, dir: TcDirection, handle: number, priority: number): number | null;
+
+  // ---- raw frames (AF_PACKET; the health checker's probes) ----
+  /** socket(AF_PACKET, SOCK_RAW, ETH_P_ALL) created in `netns`, bound to `ifname`, non-blocking,
+   *  not seeing its own outgoing frames (PACKET_IGNORE_OUTGOING). ENODEV when the interface is absent. */
+  packetOpen(netns: string | null, ifname: string): PacketSocket;
+  /** Sends one complete Ethernet frame out of the bound interface; returns the bytes sent. */
+  packetSend(fd: number, frame: Uint8Array): number;
+  /** Waits up to timeoutMs (on a worker thread: the event loop is not blocked) for frames received
+   *  on the interface and resolves with those queued (at most maxFrames, default 64; [] on timeout).
+   *  Do not close the fd while a packetRecv on it is pending. Asynchronous, unlike the other calls. */
+  packetRecv(fd: number, timeoutMs: number, maxFrames?: number): Promise<Buffer[]>;
+  /** close(2) of a packet socket. */
+  packetClose(fd: number): void;
 
   // ---- test runs ----
   progTestRun(progFd: number, opts: ProgTestRunOptions): ProgTestRunResult;

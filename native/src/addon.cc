@@ -602,6 +602,8 @@ static Napi::Object Constants(Napi::Env env) {
 
 // ---- module -----------------------------------------------------------------------------
 
+void InitPacket(Napi::Env env, Napi::Object exports);  // packet.cc (AF_PACKET, health checks)
+
 static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   static std::once_flag once;
   std::call_once(once, [] { libbpf_set_print(LibbpfPrint); });
@@ -631,6 +633,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("constants", Constants(env));
   InitMaps(env, exports);
   InitNet(env, exports);
+  InitPacket(env, exports);
   return exports;
 }
 
