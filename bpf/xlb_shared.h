@@ -17,7 +17,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 2
+#define XLB_LAYOUT_VERSION 3
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev slots */
@@ -56,6 +56,14 @@
 /* xlb_ct4_val.dir */
 #define XLB_DIR_FWD 1 /* client -> VIP: rewrite destination to the backend */
 #define XLB_DIR_REV 2 /* backend -> client: rewrite source back to the VIP */
+
+/* xlb_ct4_val.state: TCP connection state, kept in both directions. The data
+ * plane only records it; the control plane's garbage collector applies the
+ * per-state idle timeouts. */
+#define XLB_CT_NONE 0    /* not TCP */
+#define XLB_CT_SYN 1     /* client SYN seen, no answer yet */
+#define XLB_CT_EST 2     /* answered: established */
+#define XLB_CT_CLOSING 3 /* FIN or RST seen */
 
 /* xlb_iface.flags */
 #define XLB_IFACE_F_BALANCE (1u << 0) /* balance new flows arriving here */
@@ -135,7 +143,7 @@ struct xlb_ct4_val {
 	__u32 nat_addr;     /* FWD: backend address; REV: VIP address */
 	__u16 nat_port;     /* FWD: backend port; REV: VIP port (0 for IP-only) */
 	__u8 dir;           /* XLB_DIR_FWD or XLB_DIR_REV */
-	__u8 flags;         /* reserved (TCP state), zero */
+	__u8 state;         /* XLB_CT_* */
 	__u32 vip_id;       /* for counters */
 	__u32 backend_id;   /* for counters */
 	__u64 last_seen_ns; /* coarse monotonic clock */

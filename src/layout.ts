@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 export const IPPROTO = { tcp: 6, udp: 17 } as const;
 
@@ -24,6 +24,10 @@ export const XLB = {
   VIP_F_AFFINITY: 2,
   BACKEND_F_DRAIN: 1,
   NS_PER_S: 1_000_000_000,
+  CT_NONE: 0,
+  CT_SYN: 1,
+  CT_EST: 2,
+  CT_CLOSING: 3,
   DIR_FWD: 1,
   DIR_REV: 2,
   IFACE_F_BALANCE: 1,
@@ -66,7 +70,7 @@ export const LAYOUT = {
   xlb_ct4_key: { size: 16, offsets: { saddr: 0, daddr: 4, sport: 8, dport: 10, proto: 12, pad: 13 } },
   xlb_ct4_val: {
     size: 24,
-    offsets: { nat_addr: 0, nat_port: 4, dir: 6, flags: 7, vip_id: 8, backend_id: 12, last_seen_ns: 16 },
+    offsets: { nat_addr: 0, nat_port: 4, dir: 6, state: 7, vip_id: 8, backend_id: 12, last_seen_ns: 16 },
   },
   xlb_iface: { size: 8, offsets: { scope: 0, flags: 4 } },
   xlb_stats: {
@@ -117,7 +121,8 @@ export interface Ct4Val {
   natAddr: number;
   natPort: number;
   dir: number;
-  flags: number;
+  /** CT_STATE (TCP state; NONE for other protocols). */
+  state: number;
   vipId: number;
   backendId: number;
   lastSeenNs: bigint;
@@ -228,7 +233,7 @@ export function encodeCt4Val(v: Ct4Val): Buffer {
   b.writeUInt32BE(v.natAddr >>> 0, o.nat_addr);
   b.writeUInt16BE(v.natPort, o.nat_port);
   b.writeUInt8(v.dir, o.dir);
-  b.writeUInt8(v.flags, o.flags);
+  b.writeUInt8(v.state, o.state);
   b.writeUInt32LE(v.vipId >>> 0, o.vip_id);
   b.writeUInt32LE(v.backendId >>> 0, o.backend_id);
   b.writeBigUInt64LE(v.lastSeenNs, o.last_seen_ns);
@@ -240,7 +245,7 @@ export function decodeCt4Val(b: Buffer): Ct4Val {
     natAddr: b.readUInt32BE(o.nat_addr),
     natPort: b.readUInt16BE(o.nat_port),
     dir: b.readUInt8(o.dir),
-    flags: b.readUInt8(o.flags),
+    state: b.readUInt8(o.state),
     vipId: b.readUInt32LE(o.vip_id),
     backendId: b.readUInt32LE(o.backend_id),
     lastSeenNs: b.readBigUInt64LE(o.last_seen_ns),

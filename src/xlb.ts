@@ -20,6 +20,7 @@ import { ApplyError } from './errors.js';
 import { formatIPv4 } from './addr.js';
 import { decodeCt4Key, decodeCt4Val, HASH_FIELDS, type GlobalCounter, type Stats } from './layout.js';
 import { applyCompiled, type ApplySummary } from './writer.js';
+import { DEFAULT_CT_TIMEOUTS, flushConntrack, gcConntrack, type ConntrackTimeouts, type GcResult } from './conntrack.js';
 
 export const DEFAULT_STATE_DIR = '/run/xlb';
 const STATE_FILE = 'state.json';
@@ -66,6 +67,8 @@ export interface ApplyReport {
   ifaces: ServedIface[];
   /** Interfaces xlb no longer serves. */
   detached: string[];
+  /** Conntrack entries removed by ct_flush. */
+  flushed: number;
   /** True when nothing in the kernel had to change. */
   unchanged: boolean;
 }
@@ -90,6 +93,8 @@ export interface ConntrackEntry {
   dst: string;
   proto: number;
   dir: 'forward' | 'reverse';
+  /** TCP state ('none' for other protocols). */
+  state: 'none' | 'syn' | 'established' | 'closing';
   nat: string;
   vipId: number;
   backendId: number;
@@ -227,6 +232,8 @@ export class Xlb {
       });
     }
 
+    const flushed = this.flushRemovedBackends(desired, compiled);
+
     const keep = new Set(served.map((s) => s.interface));
     const detached: string[] = [];
     for (const old of this.state.ifaces) {
@@ -244,7 +251,31 @@ export class Xlb {
       ifaces: served,
     };
     this.saveState();
-    return { summary, ifaces: served, detached, unchanged: summary.writes === 0 && detached.length === 0 };
+    return { summary, ifaces: served, detached, flushed, unchanged: summary.writes === 0 && detached.length === 0 };
+  }
+
+  /**
+   * OVN's ct_flush: for load balancers with `ct_flush=true`, the connections
+   * of backends that left the pool (or whose VIP went away) are removed from
+   * conntrack. Without it (OVN's default) they continue until they close.
+   */
+  private flushRemovedBackends(desired: DesiredState, compiled: Compiled): number {
+    const flushOf = (lb: string): boolean =>
+      (desired.load_balancers.find((l) => l.name === lb) ?? this.state.desired.load_balancers.find((l) => l.name === lb))
+        ?.options.ct_flush === 'true';
+    const now = new Set(compiled.vips.flatMap((v) => v.backends.map((b) => `${v.id}/${b.id}`)));
+    const gone = new Set<string>();
+    for (const v of this.state.vips) {
+      if (!flushOf(v.lb)) continue;
+      for (const b of v.backends) if (!now.has(`${v.id}/${b.id}`)) gone.add(`${v.id}/${b.id}`);
+    }
+    if (gone.size === 0) return 0;
+    return flushConntrack(this.dataplane, (e) => gone.has(`${e.vipId}/${e.backendId}`));
+  }
+
+  /** Removes idle conntrack entries (see conntrack.ts for the timeouts). */
+  gc(timeouts: Partial<ConntrackTimeouts> = {}): GcResult {
+    return gcConntrack(this.dataplane, { ...DEFAULT_CT_TIMEOUTS, ...timeouts });
   }
 
   /** What is served, with counters read from the kernel. */
@@ -285,6 +316,7 @@ export class Xlb {
         dst: `${formatIPv4(key.daddr)}${port(key.dport)}`,
         proto: key.proto,
         dir: val.dir === 1 ? 'forward' : 'reverse',
+        state: (['none', 'syn', 'established', 'closing'] as const)[val.state] ?? 'none',
         nat: `${formatIPv4(val.natAddr)}${port(val.natPort)}`,
         vipId: val.vipId,
         backendId: val.backendId,

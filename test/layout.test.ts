@@ -117,7 +117,7 @@ describe('round trips', () => {
       natAddr: parseIPv4('172.16.255.131'),
       natPort: 8000,
       dir: XLB.DIR_REV,
-      flags: 0,
+      state: XLB.CT_EST,
       vipId: 3,
       backendId: 0x01020304,
       lastSeenNs: 0x0102030405060708n,

@@ -12,6 +12,7 @@
 
 #include "access.h"
 #include "maps.h"
+#include "parse.h"
 
 /* The reverse entry implied by a forward one, or the forward one by a reverse. */
 XLB_INLINE void xlb_ct4_other(const struct xlb_ct4_key *k, const struct xlb_ct4_val *v,
@@ -20,7 +21,7 @@ XLB_INLINE void xlb_ct4_other(const struct xlb_ct4_key *k, const struct xlb_ct4_
 	ok->proto = k->proto;
 	ok->pad[0] = ok->pad[1] = ok->pad[2] = 0;
 	ov->dir = v->dir == XLB_DIR_FWD ? XLB_DIR_REV : XLB_DIR_FWD;
-	ov->flags = v->flags;
+	ov->state = v->state;
 	ov->vip_id = v->vip_id;
 	ov->backend_id = v->backend_id;
 	ov->last_seen_ns = v->last_seen_ns;
@@ -43,14 +44,33 @@ XLB_INLINE void xlb_ct4_other(const struct xlb_ct4_key *k, const struct xlb_ct4_
 	}
 }
 
-/* Looks the packet up; on a hit refreshes the timestamp (at most once per
- * XLB_CT_REFRESH_NS, to keep the cache line clean) and makes sure the other
- * direction exists. Returns the entry or NULL. */
-XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_ct4_key *k)
+/* The TCP state after a packet of direction dir with flags in state cur. */
+XLB_INLINE __u8 xlb_ct_next_state(__u8 cur, __u8 dir, __u8 tcp_flags)
 {
+	if (tcp_flags & (XLB_TCP_FLAG_FIN | XLB_TCP_FLAG_RST))
+		return XLB_CT_CLOSING;
+	if (tcp_flags & XLB_TCP_FLAG_SYN) {
+		if (dir == XLB_DIR_FWD && !(tcp_flags & XLB_TCP_FLAG_ACK))
+			return cur == XLB_CT_EST ? XLB_CT_EST : XLB_CT_SYN; /* (re)open */
+		return XLB_CT_EST; /* SYN-ACK from the backend */
+	}
+	if (cur == XLB_CT_SYN && (tcp_flags & XLB_TCP_FLAG_ACK) && dir == XLB_DIR_REV)
+		return XLB_CT_EST;
+	return cur;
+}
+
+/* Looks the packet up; on a hit refreshes the timestamp (at most once per
+ * XLB_CT_REFRESH_NS, to keep the cache line clean), follows the TCP state in
+ * both directions and makes sure the other direction exists. Returns the
+ * entry or NULL. */
+XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_pkt4 *p)
+{
+	const struct xlb_ct4_key *k = &p->tuple;
 	struct xlb_ct4_val *v = xlb_lookup(&xlb_ct4, k);
+	struct xlb_ct4_val *o;
 	struct xlb_ct4_key ok;
 	struct xlb_ct4_val ov;
+	__u8 state;
 	__u64 now;
 
 	if (!v)
@@ -58,24 +78,37 @@ XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_ct4_key *k)
 	now = xlb_now_ns();
 	if (now - v->last_seen_ns > XLB_CT_REFRESH_NS)
 		v->last_seen_ns = now;
+	state = v->state;
+	if (k->proto == IPPROTO_TCP) {
+		state = xlb_ct_next_state(state, v->dir, p->tcp_flags);
+		if (state != v->state)
+			v->state = state;
+	}
 	xlb_ct4_other(k, v, &ok, &ov);
-	if (!xlb_lookup(&xlb_ct4, &ok)) {
+	o = xlb_lookup(&xlb_ct4, &ok);
+	if (!o) {
 		ov.last_seen_ns = now;
 		xlb_update(&xlb_ct4, &ok, &ov, BPF_NOEXIST);
 		xlb_count(XLB_G_CT_RECREATE);
+	} else if (o->state != state) {
+		o->state = state;
 	}
 	return v;
 }
 
 /* Records a newly balanced flow in both directions. Returns 0 or a negative errno. */
-XLB_INLINE int xlb_ct4_create(const struct xlb_ct4_key *k, struct xlb_ct4_val *fwd)
+XLB_INLINE int xlb_ct4_create(const struct xlb_pkt4 *p, struct xlb_ct4_val *fwd)
 {
+	const struct xlb_ct4_key *k = &p->tuple;
 	struct xlb_ct4_key rk;
 	struct xlb_ct4_val rv;
 	int err;
 
 	fwd->dir = XLB_DIR_FWD;
-	fwd->flags = 0;
+	fwd->state = XLB_CT_NONE;
+	if (k->proto == IPPROTO_TCP) /* a mid-stream packet starts established */
+		fwd->state = (p->tcp_flags & XLB_TCP_FLAG_SYN) && !(p->tcp_flags & XLB_TCP_FLAG_ACK) ?
+				     XLB_CT_SYN : xlb_ct_next_state(XLB_CT_EST, XLB_DIR_FWD, p->tcp_flags);
 	fwd->last_seen_ns = xlb_now_ns();
 	xlb_ct4_other(k, fwd, &rk, &rv);
 	err = xlb_update(&xlb_ct4, &rk, &rv, BPF_ANY);

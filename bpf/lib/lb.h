@@ -87,7 +87,7 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 	fwd.nat_port = (vip->flags & XLB_VIP_F_IP_ONLY) ? 0 : be->port;
 	fwd.vip_id = vip->vip_id;
 	fwd.backend_id = backend_id;
-	if (xlb_ct4_create(&p->tuple, &fwd))
+	if (xlb_ct4_create(p, &fwd))
 		xlb_count(XLB_G_CT_FULL);
 
 	xlb_stats_add(&xlb_vip_stats, fwd.vip_id, p->len, 0, 1);
@@ -122,7 +122,7 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 		return XLB_V_PASS;
 	}
 
-	ct = xlb_ct4_hit(&p.tuple);
+	ct = xlb_ct4_hit(&p);
 	if (ct) {
 		xlb_count(XLB_G_CT_HIT);
 		return xlb_apply_ct4(ctx, hook, &p, ct);

@@ -48,7 +48,9 @@ struct xlb_pkt4 {
 	__u8 eth_src[ETH_ALEN];   /* for selection_fields eth_src */
 };
 
+#define XLB_TCP_FLAG_FIN 0x01
 #define XLB_TCP_FLAG_SYN 0x02
+#define XLB_TCP_FLAG_RST 0x04
 #define XLB_TCP_FLAG_ACK 0x10
 #define XLB_TCP_FLAGS_OFF 13 /* byte offset of the flag byte in the TCP header */
 

@@ -1,0 +1,118 @@
+/**
+ * Conntrack upkeep from the control plane. The data plane records each flow's
+ * TCP state and last-seen time (coarse monotonic clock) in both directions;
+ * here the garbage collector applies idle timeouts per state, and ct_flush
+ * removes the flows of backends that left a pool.
+ */
+import type { Dataplane } from './dataplane.js';
+import { decodeCt4Key, decodeCt4Val, encodeCt4Key, LAYOUT, XLB, type Ct4Key, type Ct4Val } from './layout.js';
+
+/** Idle timeouts, in seconds. */
+export interface ConntrackTimeouts {
+  /** TCP: client SYN seen, not answered. */
+  tcpSyn: number;
+  /** TCP: answered. */
+  tcpEstablished: number;
+  /** TCP: FIN or RST seen. */
+  tcpClosing: number;
+  udp: number;
+  /** Every other protocol (IP-only VIPs). */
+  other: number;
+}
+
+/** Defaults close to OVS userspace conntrack's. */
+export const DEFAULT_CT_TIMEOUTS: ConntrackTimeouts = {
+  tcpSyn: 30,
+  tcpEstablished: 86_400,
+  tcpClosing: 30,
+  udp: 60,
+  other: 30,
+};
+
+const PROTO_TCP = 6;
+const PROTO_UDP = 17;
+
+/** The other direction's key, exactly as bpf/lib/conntrack.h derives it. */
+export function otherKey(k: Ct4Key, v: Ct4Val): Ct4Key {
+  if (v.dir === XLB.DIR_FWD) {
+    return { saddr: v.natAddr, daddr: k.saddr, sport: v.natPort || k.dport, dport: k.sport, proto: k.proto };
+  }
+  return { saddr: k.daddr, daddr: v.natAddr, sport: k.dport, dport: v.natPort || k.sport, proto: k.proto };
+}
+
+export function timeoutFor(proto: number, state: number, t: ConntrackTimeouts): number {
+  if (proto === PROTO_TCP) {
+    if (state === XLB.CT_SYN) return t.tcpSyn;
+    if (state === XLB.CT_CLOSING) return t.tcpClosing;
+    return t.tcpEstablished;
+  }
+  return proto === PROTO_UDP ? t.udp : t.other;
+}
+
+/** The clock the data plane stamps entries with (CLOCK_MONOTONIC, coarse). */
+export function monotonicNs(): bigint {
+  return process.hrtime.bigint();
+}
+
+interface Entry {
+  key: Buffer;
+  k: Ct4Key;
+  v: Ct4Val;
+}
+
+function dump(dp: Dataplane): Map<string, Entry> {
+  const ks = LAYOUT.xlb_ct4_key.size;
+  const vs = LAYOUT.xlb_ct4_val.size;
+  const d = dp.native.mapDump(dp.maps.xlb_ct4, ks, vs);
+  const out = new Map<string, Entry>();
+  for (let i = 0; i < d.count; i++) {
+    const key = Buffer.from(d.keys.subarray(i * ks, (i + 1) * ks));
+    out.set(key.toString('hex'), { key, k: decodeCt4Key(key), v: decodeCt4Val(d.values.subarray(i * vs, (i + 1) * vs)) });
+  }
+  return out;
+}
+
+function deleteKeys(dp: Dataplane, keys: Buffer[]): number {
+  let n = 0;
+  for (const k of keys) if (dp.native.mapDelete(dp.maps.xlb_ct4, k)) n++;
+  return n;
+}
+
+export interface GcResult {
+  /** Entries looked at (both directions count). */
+  scanned: number;
+  /** Entries removed. */
+  removed: number;
+}
+
+/**
+ * Removes flows idle for longer than their state's timeout. A flow's idle time
+ * is measured from the later of its two directions; both go together.
+ */
+export function gcConntrack(dp: Dataplane, timeouts: ConntrackTimeouts = DEFAULT_CT_TIMEOUTS, now = monotonicNs()): GcResult {
+  const all = dump(dp);
+  const doomed = new Set<string>();
+  for (const [hex, e] of all) {
+    if (doomed.has(hex)) continue;
+    const otherHex = encodeCt4Key(otherKey(e.k, e.v)).toString('hex');
+    const other = all.get(otherHex);
+    const last = other && other.v.lastSeenNs > e.v.lastSeenNs ? other.v.lastSeenNs : e.v.lastSeenNs;
+    const limit = BigInt(Math.round(timeoutFor(e.k.proto, e.v.state, timeouts) * 1e9));
+    if (now - last > limit) {
+      doomed.add(hex);
+      if (other) doomed.add(otherHex);
+    }
+  }
+  const removed = deleteKeys(
+    dp,
+    [...doomed].map((h) => all.get(h)!.key),
+  );
+  return { scanned: all.size, removed };
+}
+
+/** Removes every flow (both directions) whose entry matches. Returns the count removed. */
+export function flushConntrack(dp: Dataplane, match: (v: Ct4Val) => boolean): number {
+  const keys: Buffer[] = [];
+  for (const e of dump(dp).values()) if (match(e.v)) keys.push(e.key);
+  return deleteKeys(dp, keys);
+}
