@@ -80,6 +80,8 @@ export class Dataplane {
   readonly progs: Record<ProgName, number>;
   /** True when this open loaded the object; false when it re-adopted the pins. */
   readonly loaded: boolean;
+  /** Maglev tables this process wrote, by VIP id, with the inner map's id (see KernelStore.readTable). */
+  readonly tableCache = new Map<number, { innerId: number; table: Uint32Array }>();
   private readonly fds: number[] = [];
   private readonly handle: number | null;
 
@@ -304,23 +306,32 @@ export class KernelStore implements MapStore {
   }
 
   tableIds(): number[] {
-    const info = this.dp.native.mapInfo(this.dp.maps.xlb_maglev);
+    // The outer map lists only its filled slots (one batch read, not a scan).
+    const d = this.dp.native.mapDump(this.dp.maps.xlb_maglev, 4, 4);
     const ids: number[] = [];
-    for (let i = 0; i < info.maxEntries; i++) {
-      if (this.dp.native.mapLookup(this.dp.maps.xlb_maglev, encodeU32(i), 4)) ids.push(i);
-    }
+    for (let i = 0; i < d.count; i++) ids.push(d.keys.readUInt32LE(i * 4));
     return ids;
   }
 
+  /**
+   * A VIP's table as the kernel holds it. Inner maps are written only by
+   * swapTable and never changed in place, so when the outer slot still holds
+   * the inner map this process wrote, its remembered copy is the kernel's
+   * content and no read is needed.
+   */
   readTable(vipId: number): Uint32Array | null {
     const v = this.dp.native.mapLookup(this.dp.maps.xlb_maglev, encodeU32(vipId), 4);
     if (!v) return null;
-    const fd = this.dp.native.mapGetFdById(v.readUInt32LE(0));
+    const innerId = v.readUInt32LE(0);
+    const known = this.dp.tableCache.get(vipId);
+    if (known && known.innerId === innerId) return known.table.slice();
+    const fd = this.dp.native.mapGetFdById(innerId);
     try {
       const info = this.dp.native.mapInfo(fd);
       const d = this.dp.native.mapDump(fd, 4, 4);
       const t = new Uint32Array(info.maxEntries);
       for (let i = 0; i < d.count; i++) t[d.keys.readUInt32LE(i * 4)] = d.values.readUInt32LE(i * 4);
+      this.dp.tableCache.set(vipId, { innerId, table: t.slice() });
       return t;
     } finally {
       this.dp.native.closeFd(fd);
@@ -342,12 +353,14 @@ export class KernelStore implements MapStore {
       for (let i = 0; i < table.length; i++) keys.writeUInt32LE(i, i * 4);
       n.mapUpdateBatch(fd, keys, Buffer.from(table.buffer, table.byteOffset, table.byteLength), table.length, 0);
       n.mapUpdate(this.dp.maps.xlb_maglev, encodeU32(vipId), encodeU32(fd), 0);
+      this.dp.tableCache.set(vipId, { innerId: n.mapInfo(fd).id, table: table.slice() });
     } finally {
       n.closeFd(fd);
     }
   }
 
   deleteTable(vipId: number): void {
+    this.dp.tableCache.delete(vipId);
     this.dp.native.mapDelete(this.dp.maps.xlb_maglev, encodeU32(vipId));
   }
 
