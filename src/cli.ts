@@ -8,6 +8,7 @@ import { DEFAULT_PIN_ROOT } from './dataplane.js';
 import { DEFAULT_STATE_DIR } from './xlb.js';
 import { runLab } from './lab-run.js';
 import type { Hook } from './config.js';
+import { registerDaemonVerbs } from './daemon/cli-verbs.js';
 
 interface GlobalOpts {
   pinRoot: string;
@@ -39,14 +40,17 @@ export function renderShow(r: ShowReport): string {
   if (r.vips.length === 0) lines.push('  (none)');
   for (const v of r.vips) {
     const s = v.stats;
+    const sel = v.selectionFields?.length ? `, hash ${v.selectionFields.join('+')}` : '';
+    const aff = v.affinityTimeoutS ? `, affinity ${v.affinityTimeoutS}s` : '';
     lines.push(
-      `  ${v.vip}/${v.protocol} (lb ${v.lb}, M=${v.maglevSize}, on ${v.servedBy.join(', ') || 'nothing'}): ` +
+      `  ${v.vip}/${v.protocol} (lb ${v.lb}, M=${v.maglevSize}${sel}${aff}, on ${v.servedBy.join(', ') || 'nothing'}): ` +
         `${fmtBig(s.packets)} pkts ${fmtBig(s.bytes)} bytes in, ${fmtBig(s.replyPackets)} pkts out, ` +
         `${fmtBig(s.newConns)} conns, ${fmtBig(s.drops)} drops`,
     );
     if (v.backends.length === 0) lines.push('    (no backends)');
     for (const b of v.backends) {
-      lines.push(`    → ${b.text}: ${fmtBig(b.stats.packets)} pkts, ${fmtBig(b.stats.newConns)} conns`);
+      const w = b.drained ? ' (draining)' : b.weight !== undefined && b.weight !== 1 ? ` (weight ${b.weight})` : '';
+      lines.push(`    → ${b.text}${w}: ${fmtBig(b.stats.packets)} pkts, ${fmtBig(b.stats.newConns)} conns`);
     }
   }
   return lines.join('\n');
@@ -130,6 +134,9 @@ export function buildCli(): Command {
     .action(async (opts: { requests: number; hook: Hook; keep?: boolean; down?: boolean }) => {
       process.exitCode = await runLab(opts);
     });
+
+  // The daemon and the verbs of its API (src/daemon/cli-verbs.ts).
+  registerDaemonVerbs(program, g);
 
   return program;
 }
