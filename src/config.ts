@@ -18,6 +18,7 @@ import {
   type HostPort,
 } from './addr.js';
 import { ConfigError } from './errors.js';
+import { HealthConfigError, validateLbHealth, type LbHealthCheck } from './health/config.js';
 import { isPrime } from './maglev.js';
 
 /** Transport protocol of a load balancer (OVN's `sctp` is not supported). */
@@ -34,6 +35,10 @@ export interface LoadBalancer {
   options: Record<string, string>;
   /** Hash fields; empty means the default 5-tuple. */
   selection_fields: string[];
+  /** OVN ip_port_mappings: backend IP → "NETNS/IFNAME:SOURCE_IP" (where health probes leave from). */
+  ip_port_mappings?: Record<string, string>;
+  /** OVN Load_Balancer_Health_Check rows of this load balancer. */
+  health_check?: LbHealthCheck[];
 }
 
 /** A normalized logical switch port: an interface, optionally inside a named netns. */
@@ -137,7 +142,7 @@ export const EMPTY_STATE: DesiredState = Object.freeze({
 // Vocabulary
 
 const TOP_LEVEL_KEYS = ['load_balancers', 'logical_switches', 'logical_routers'] as const;
-const LB_KEYS = ['name', 'protocol', 'vips', 'options', 'selection_fields'] as const;
+const LB_KEYS = ['name', 'protocol', 'vips', 'options', 'selection_fields', 'ip_port_mappings', 'health_check'] as const;
 const SWITCH_KEYS = ['name', 'ports', 'load_balancer'] as const;
 const SWITCH_PORT_KEYS = ['interface', 'netns', 'ifname', 'hook'] as const;
 const ROUTER_KEYS = ['name', 'ports', 'load_balancer', 'options', 'nat'] as const;
@@ -329,6 +334,45 @@ export function lbWeights(lb: LoadBalancer): Map<string, number> {
   return out;
 }
 
+/**
+ * Health checks of one load balancer (OVN's ip_port_mappings and
+ * Load_Balancer_Health_Check): the checked VIP must be one of its VIPs with a
+ * port, and every backend of it needs an ip_port_mappings entry unless the
+ * probe is HTTP (TCP/UDP probes leave from the backend's VIF).
+ */
+function validateHealth(raw: Record<string, unknown>, field: string, lb: LoadBalancer): void {
+  if (raw.ip_port_mappings === undefined && raw.health_check === undefined) return;
+  let h;
+  try {
+    h = validateLbHealth(raw, 0);
+  } catch (e) {
+    if (e instanceof HealthConfigError) {
+      const sub = e.field.replace(/^load_balancers\[0\]/, '');
+      throw new ConfigError(`${field}${sub}`, e.message.slice(e.field.length + 2).replace(/ \(got .*\)$/s, ''), e.value);
+    }
+    throw e;
+  }
+  h.health_check.forEach((hc, i) => {
+    const at = `${field}.health_check[${i}].vip`;
+    const list = lb.vips[hc.vip];
+    if (list === undefined) throw new ConfigError(at, `is not a VIP of load balancer ${JSON.stringify(lb.name)}`, hc.vip);
+    if (!/:\d+$/.test(hc.vip)) throw new ConfigError(at, 'health checks need a VIP with a port', hc.vip);
+    if (hc.probe?.type === 'http') return;
+    for (const b of splitBackends(list)) {
+      const ip = b.trim().slice(0, b.trim().lastIndexOf(':'));
+      if (!h.ip_port_mappings[ip]) {
+        throw new ConfigError(
+          `${field}.ip_port_mappings`,
+          `backend ${JSON.stringify(b.trim())} of health-checked VIP ${JSON.stringify(hc.vip)} needs an entry "NETNS/IFNAME:SOURCE_IP" (its probes leave from its VIF)`,
+          raw.ip_port_mappings ?? null,
+        );
+      }
+    }
+  });
+  lb.ip_port_mappings = Object.fromEntries(Object.entries(h.ip_port_mappings).map(([ip, src]) => [ip, `${src.interface}:${src.ip}`]));
+  lb.health_check = h.health_check;
+}
+
 /** OVN Load_Balancer options (plus xlb's) and their value checks. */
 const LB_OPTIONS: ReadonlyMap<string, OptionCheck> = new Map([
   ['reject', boolString],
@@ -478,6 +522,7 @@ function validateLoadBalancer(v: unknown, field: string, names: Set<string>): Lo
     options: validateOptions(raw.options, keyPath(field, 'options'), (k) => LB_OPTIONS.get(k), allowedOptions),
     selection_fields: validateSelectionFields(raw.selection_fields, keyPath(field, 'selection_fields')),
   };
+  validateHealth(raw, field, lb);
   // Every weighted backend must be a backend of this load balancer.
   const known = new Set(Object.values(lb.vips).flatMap((list) => splitBackends(list).map((b) => b.trim())));
   for (const backend of lbWeights(lb).keys()) {

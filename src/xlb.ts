@@ -132,6 +132,7 @@ export class Xlb {
   readonly dataplane: Dataplane;
   readonly stateDir: string;
   private state: State;
+  private lastCompiled: Compiled | null = null;
 
   private constructor(dp: Dataplane, stateDir: string, state: State) {
     this.dataplane = dp;
@@ -162,6 +163,11 @@ export class Xlb {
     this.dataplane.close();
   }
 
+  /** What the last apply of this instance compiled (null before the first). */
+  get compiled(): Compiled | null {
+    return this.lastCompiled;
+  }
+
   /** The desired state last applied. */
   get desired(): DesiredState {
     return this.state.desired;
@@ -176,10 +182,12 @@ export class Xlb {
    * Makes the kernel serve `input` (validated first; nothing is written when
    * it is invalid). Idempotent; changes are applied in place without touching
    * established connections. A failed write rolls the whole apply back.
+   * `down` holds backends health checks found down (backendKey() keys): they
+   * keep their conntrack and ids but get no new flows.
    */
-  apply(input: unknown): ApplyReport {
+  apply(input: unknown, opts: { down?: ReadonlySet<string> } = {}): ApplyReport {
     const desired = validateConfig(input);
-    const compiled = compile(desired, this.state.ids);
+    const compiled = compile(desired, this.state.ids, opts.down);
     const dp = this.dataplane;
 
     // Resolve every interface before writing anything.
@@ -251,6 +259,7 @@ export class Xlb {
       ifaces: served,
     };
     this.saveState();
+    this.lastCompiled = compiled;
     return { summary, ifaces: served, detached, flushed, unchanged: summary.writes === 0 && detached.length === 0 };
   }
 

@@ -4,6 +4,7 @@
  * `xlb ls-lb-add/ls-lb-del`, `xlb top`. The API verbs find the running daemon
  * through STATE_DIR/daemon.json (or --api-socket) and say plainly when none runs.
  */
+import type { ConntrackTimeouts } from '../conntrack.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Level } from 'pino';
 import { XlbClient, XlbApiError, type LoadBalancerView, type StatsResponse, type Protocol } from './client.js';
@@ -86,6 +87,13 @@ export function registerDaemonVerbs(program: Command, g: () => GlobalOpts): void
     .option('--api-socket <path>', 'unix socket of the local HTTP API, mode 0600 (default STATE_DIR/api.sock, i.e. /run/xlb/api.sock)')
     .option('--api-tcp <host:port>', 'also serve the API on a loopback TCP port (127.0.0.0/8, ::1; port 0 picks one); requires --api-token-file')
     .option('--api-token-file <file>', 'file holding the bearer token the TCP listener requires (at least 16 characters)')
+    .option('--ovs-netns <netns>', "with --ovn-nb: the network namespace the OVS host's interfaces live in (labs; interfaces become NETNS/IFNAME)")
+    .option('--ct-gc-interval <seconds>', 'seconds between conntrack garbage collections (0: off)', parseSeconds, 10)
+    .option(
+      '--ct-timeouts <list>',
+      'conntrack idle timeouts in seconds, e.g. tcp_syn=30,tcp_established=86400,tcp_closing=30,udp=60,other=30',
+      parseCtTimeouts,
+    )
     .addOption(new Option('--log-level <level>', 'log level of the JSON logs on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
     .addHelpText(
       'after',
@@ -102,7 +110,18 @@ start re-adopts the pinned maps and programs and rewrites nothing unchanged); SI
 the config file. Global options --pin-root and --state-dir select the instance.`,
     )
     .action(
-      async (o: { config?: string; ovnNb?: string; ovsDb: string; apiSocket?: string; apiTcp?: string; apiTokenFile?: string; logLevel: Level }) => {
+      async (o: {
+        config?: string;
+        ovnNb?: string;
+        ovsDb: string;
+        apiSocket?: string;
+        apiTcp?: string;
+        apiTokenFile?: string;
+        ovsNetns?: string;
+        ctGcInterval: number;
+        ctTimeouts?: Partial<ConntrackTimeouts>;
+        logLevel: Level;
+      }) => {
         const { runDaemon } = await import('./daemon.js');
         if (o.apiTcp !== undefined && o.apiTokenFile === undefined) throw new Error('--api-tcp requires --api-token-file FILE');
         await runDaemon({
@@ -114,12 +133,34 @@ the config file. Global options --pin-root and --state-dir select the instance.`
           apiSocket: o.apiSocket,
           apiTcp: o.apiTcp,
           apiTokenFile: o.apiTokenFile,
+          ovsNetns: o.ovsNetns,
+          ctGcIntervalS: o.ctGcInterval,
+          ctTimeouts: o.ctTimeouts,
           logLevel: o.logLevel,
         });
         // Nothing should keep the process alive after a stop; make sure of it.
         setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
       },
     );
+
+  program
+    .command('gc')
+    .description('remove idle conntrack entries now (the daemon does it every --ct-gc-interval seconds)')
+    .option('--ct-timeouts <list>', 'idle timeouts in seconds, e.g. tcp_established=3600,udp=30', parseCtTimeouts)
+    .action(async (o: { ctTimeouts?: Partial<ConntrackTimeouts> }) => {
+      const { Xlb } = await import('../xlb.js');
+      if (!Xlb.isLoaded(g().pinRoot)) {
+        console.log(`nothing to collect: no xlb pins under ${g().pinRoot}`);
+        return;
+      }
+      const x = Xlb.open({ pinRoot: g().pinRoot, stateDir: g().stateDir });
+      try {
+        const r = x.gc(o.ctTimeouts ?? {});
+        console.log(`conntrack: ${r.scanned} entries scanned, ${r.removed} idle entries removed`);
+      } finally {
+        x.close();
+      }
+    });
 
   program
     .command('lb-add')
@@ -244,4 +285,31 @@ the config file. Global options --pin-root and --state-dir select the instance.`
         t0 = now;
       }
     });
+}
+
+function parseSeconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`must be a number of seconds ≥ 0 (got "${v}")`);
+  return n;
+}
+
+const CT_TIMEOUT_KEYS: Record<string, keyof ConntrackTimeouts> = {
+  tcp_syn: 'tcpSyn',
+  tcp_established: 'tcpEstablished',
+  tcp_closing: 'tcpClosing',
+  udp: 'udp',
+  other: 'other',
+};
+
+function parseCtTimeouts(v: string): Partial<ConntrackTimeouts> {
+  const out: Partial<ConntrackTimeouts> = {};
+  for (const item of v.split(',')) {
+    const [k, s] = item.split('=');
+    const key = CT_TIMEOUT_KEYS[k?.trim() ?? ''];
+    const n = Number(s);
+    if (!key) throw new InvalidArgumentError(`unknown timeout "${k}" (known: ${Object.keys(CT_TIMEOUT_KEYS).join(', ')})`);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${k} must be a positive number of seconds (got "${s}")`);
+    out[key] = n;
+  }
+  return out;
 }

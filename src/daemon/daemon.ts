@@ -42,6 +42,8 @@ import {
   type Target,
 } from './api.js';
 import { DaemonMetrics } from './metrics.js';
+import { HealthChecker, healthTargets, parseIpPortMapping, type HealthChange, type LbHealth } from '../health/index.js';
+import type { ConntrackTimeouts } from '../conntrack.js';
 import { DAEMON_FILE, DEFAULT_OVS_DB, defaultApiSocket, readDaemonInfo, type DaemonInfo } from './discovery.js';
 
 export { DAEMON_FILE, defaultApiSocket, readDaemonInfo, type DaemonInfo };
@@ -66,6 +68,12 @@ export interface DaemonOptions {
   logLevel?: Level;
   /** Debounce of config-file events (default 150 ms). */
   debounceMs?: number;
+  /** With --ovn-nb: the network namespace the OVS host's interfaces live in (ports become NETNS/IFNAME). */
+  ovsNetns?: string;
+  /** Seconds between conntrack garbage collections (default 10; 0 = off). */
+  ctGcIntervalS?: number;
+  /** Conntrack idle timeouts in seconds (defaults in conntrack.ts). */
+  ctTimeouts?: Partial<ConntrackTimeouts>;
 }
 
 export interface ApplyRecord {
@@ -160,13 +168,22 @@ export class Daemon implements ApiBackend {
   private lastApply: ApplyRecord | null = null;
   private startupApply: ApplyRecord | null = null;
   private stopped = false;
+  private health: HealthChecker | null = null;
+  /** Backends the health checks found down (backendKey() keys). */
+  private down: Set<string> = new Set();
+  private gcTimer: NodeJS.Timeout | null = null;
+  private gcRuns = 0;
+  private gcRemoved = 0;
+  private readonly ctTimeouts: Partial<ConntrackTimeouts>;
 
   private constructor(
     log: Logger,
     xlb: Xlb,
     info: DaemonInfo,
     sources: { api: ApiSource; file: FileSource | null; others: Source[] },
+    ctTimeouts: Partial<ConntrackTimeouts> = {},
   ) {
+    this.ctTimeouts = ctTimeouts;
     this.log = log;
     this.xlb = xlb;
     this.info = info;
@@ -206,10 +223,10 @@ export class Daemon implements ApiBackend {
     const api = new ApiSource({ stateDir });
     const file = opts.config !== undefined ? new FileSource({ path: opts.config, debounceMs: opts.debounceMs, logger: log }) : null;
     const others: Source[] = [];
-    if (opts.ovnNb !== undefined) others.push(await loadOvnSource(opts.ovnNb, opts.ovsDb ?? DEFAULT_OVS_DB, log));
+    if (opts.ovnNb !== undefined) others.push(await loadOvnSource(opts.ovnNb, opts.ovsDb ?? DEFAULT_OVS_DB, log, opts.ovsNetns));
 
     const info: DaemonInfo = { pid: process.pid, apiSocket, apiTcp: null, pinRoot, stateDir, startedAt: new Date().toISOString() };
-    const d = new Daemon(log, xlb, info, { api, file, others });
+    const d = new Daemon(log, xlb, info, { api, file, others }, opts.ctTimeouts);
     try {
       for (const s of d.sources) await s.start();
       d.startupApply = d.applyInitial();
@@ -218,6 +235,7 @@ export class Daemon implements ApiBackend {
       }
       await d.openApi(apiSocket, tcp, token);
       d.writeInfo();
+      d.startGc(opts.ctGcIntervalS ?? 10);
     } catch (e) {
       await d.teardown();
       throw e;
@@ -241,6 +259,8 @@ export class Daemon implements ApiBackend {
 
   private async teardown(): Promise<void> {
     this.stopped = true;
+    if (this.gcTimer) clearInterval(this.gcTimer);
+    await this.health?.stop();
     await Promise.all(this.servers.map(closeServer));
     this.servers = [];
     for (const s of this.sources) {
@@ -308,7 +328,7 @@ export class Daemon implements ApiBackend {
       throw e;
     }
     try {
-      report = this.xlb.apply(desired);
+      report = this.xlb.apply(desired, { down: this.down });
     } catch (e) {
       this.applyErrors++;
       this.metricsRegistry.applyErrors.inc({ source: src, kind: 'apply' });
@@ -320,6 +340,7 @@ export class Daemon implements ApiBackend {
     this.metricsRegistry.applyLatency.observe({ source: src }, durationMs / 1000);
     this.desired = desired;
     this.origins = origins(fragments);
+    this.syncHealth(desired);
     const rec: ApplyRecord = {
       at: new Date().toISOString(),
       source,
@@ -378,6 +399,73 @@ export class Daemon implements ApiBackend {
     }
   }
 
+  // ---- health checks and conntrack upkeep
+
+  /** Points the health checker at the health-checked backends of what is now served. */
+  private syncHealth(desired: DesiredState): void {
+    const compiled = this.xlb.compiled;
+    if (!compiled) return;
+    const lbHealth: Record<string, LbHealth> = {};
+    for (const lb of desired.load_balancers) {
+      if (!lb.health_check?.length) continue;
+      lbHealth[lb.name] = {
+        health_check: lb.health_check,
+        ip_port_mappings: Object.fromEntries(
+          Object.entries(lb.ip_port_mappings ?? {}).map(([ip, m]) => [ip, parseIpPortMapping(m, `ip_port_mappings[${ip}]`)]),
+        ),
+      };
+    }
+    let targets;
+    try {
+      targets = healthTargets(compiled, lbHealth);
+    } catch (e) {
+      this.log.error({ error: (e as Error).message }, `health checks not updated: ${(e as Error).message}`);
+      return;
+    }
+    if (!this.health) {
+      if (targets.length === 0) return;
+      this.health = new HealthChecker(targets);
+      this.health.on('change', (ev: HealthChange) => {
+        this.down = ev.down;
+        for (const c of ev.changed) this.log.warn({ backend: c.key, state: c.state, reason: c.reason }, `backend ${c.key} is ${c.state} (${c.reason})`);
+        void this.enqueue(() => this.applyHealth());
+      });
+      this.health.start();
+      return;
+    }
+    this.health.setTargets(targets);
+  }
+
+  /** Re-applies the served state with the current down set (a health change). */
+  private applyHealth(): void {
+    if (this.stopped) return;
+    const t0 = performance.now();
+    try {
+      const r = this.xlb.apply(this.desired, { down: this.down });
+      this.metricsRegistry.applies.inc({ source: 'health' });
+      this.metricsRegistry.applyLatency.observe({ source: 'health' }, (performance.now() - t0) / 1000);
+      this.log.info({ down: [...this.down], writes: r.summary.writes }, 'applied a health change');
+    } catch (e) {
+      this.applyErrors++;
+      this.metricsRegistry.applyErrors.inc({ source: 'health', kind: 'apply' });
+      this.log.error({ error: (e as Error).message }, `apply of a health change failed: ${(e as Error).message}`);
+    }
+  }
+
+  private startGc(intervalS: number): void {
+    if (!(intervalS > 0)) return;
+    this.gcTimer = setInterval(() => {
+      void this.enqueue(() => {
+        if (this.stopped) return;
+        const r = this.xlb.gc(this.ctTimeouts);
+        this.gcRuns++;
+        this.gcRemoved += r.removed;
+        if (r.removed) this.log.debug({ scanned: r.scanned, removed: r.removed }, 'conntrack garbage collected');
+      });
+    }, intervalS * 1000);
+    this.gcTimer.unref();
+  }
+
   // ---- ApiBackend
 
   state(): StateView {
@@ -401,7 +489,9 @@ export class Daemon implements ApiBackend {
         startupApply: this.startupApply,
         lastApply: this.lastApply,
         config: this.fileSource ? { path: this.fileSource.path, lastError: this.fileSource.lastError } : null,
+        conntrackGc: { runs: this.gcRuns, removed: this.gcRemoved },
       },
+      health: this.health?.status() ?? [],
     };
   }
 
@@ -435,16 +525,16 @@ export class Daemon implements ApiBackend {
 }
 
 /** The OVN Northbound source, loaded only when --ovn-nb is given. */
-async function loadOvnSource(nbRemote: string, ovsRemote: string, logger: Logger): Promise<Source> {
+async function loadOvnSource(nbRemote: string, ovsRemote: string, logger: Logger, interfaceNetns?: string): Promise<Source> {
   const spec = '../sources/ovn.js';
-  let mod: { OvnSource?: new (o: { nbRemote: string; ovsRemote?: string; logger?: Logger }) => Source };
+  let mod: { OvnSource?: new (o: { nbRemote: string; ovsRemote?: string; logger?: Logger; interfaceNetns?: string }) => Source };
   try {
     mod = (await import(spec)) as typeof mod;
   } catch (e) {
     throw new Error(`--ovn-nb: the OVN Northbound source is not available in this build (${(e as Error).message})`, { cause: e });
   }
   if (typeof mod.OvnSource !== 'function') throw new Error('--ovn-nb: the OVN Northbound source is not available in this build');
-  return new mod.OvnSource({ nbRemote, ovsRemote, logger });
+  return new mod.OvnSource({ nbRemote, ovsRemote, logger, ...(interfaceNetns ? { interfaceNetns } : {}) });
 }
 
 /** Runs the daemon until SIGTERM/SIGINT (SIGHUP re-reads the config file). */

@@ -70,6 +70,9 @@ export interface OvnSourceOptions {
   /** OVSDB client timeouts/backoff. */
   ovsdb?: OvnClientTuning;
   logger?: OvnLogger;
+  /** The network namespace this host's OVS interfaces live in (a lab or test
+   *  host in a namespace): interfaces are then written NETNS/IFNAME. */
+  interfaceNetns?: string;
 }
 
 export const DEFAULT_OVS_REMOTE = 'unix:/var/run/openvswitch/db.sock';
@@ -234,7 +237,7 @@ export class OvnSource implements Source {
     const note = (n: Note): void => {
       notes.set(n.msg, n);
     };
-    const fragment = buildFragment(this.nb, this.ovs, this.opts.chassis ?? null, note);
+    const fragment = buildFragment(this.nb, this.ovs, this.opts.chassis ?? null, note, this.opts.interfaceNetns ?? null);
     for (const [key, n] of notes) {
       if (!this.notes.has(key)) this.log[n.level](n.fields, n.msg);
     }
@@ -250,9 +253,24 @@ export class OvnSource implements Source {
 }
 
 /** Builds the fragment from the two replicas (pure apart from `note`). */
-function buildFragment(nb: OvsdbClient, ovs: OvsdbClient, chassisOpt: string | null, note: (n: Note) => void): StateFragment {
+function buildFragment(
+  nb: OvsdbClient,
+  ovs: OvsdbClient,
+  chassisOpt: string | null,
+  note: (n: Note) => void,
+  netns: string | null = null,
+): StateFragment {
   const out = emptyFragment();
 
+  // --- this host: interfaces by iface-id, bridges, chassis
+  const ifacesByLsp = new Map<string, string[]>();
+  for (const iface of ovs.table('Interface').values()) {
+    const id = val.map(iface.external_ids)['iface-id'];
+    if (id === undefined) continue;
+    const list = ifacesByLsp.get(id) ?? [];
+    list.push(netns ? `${netns}/${val.str(iface.name)}` : val.str(iface.name));
+    ifacesByLsp.set(id, list.sort());
+  }
   // --- load balancers
   const lbByUuid = new Map<string, Record<string, unknown>>();
   for (const row of uniqueByName(nb.table('Load_Balancer').values(), 'load balancer', note)) {
@@ -268,7 +286,9 @@ function buildFragment(nb: OvsdbClient, ovs: OvsdbClient, chassisOpt: string | n
       if (problem === null) options[k] = v;
       else note({ level: 'warn', msg: `load balancer "${name}": option ${k}=${JSON.stringify(v)} ignored: ${problem}`, fields: { load_balancer: name, option: k } });
     }
-    const lb = { name, protocol, vips: val.map(row.vips), options, selection_fields: val.strs(row.selection_fields).sort() };
+    const lb: Record<string, unknown> = { name, protocol, vips: val.map(row.vips), options, selection_fields: val.strs(row.selection_fields).sort() };
+    const health = healthOf(row, name);
+    if (health) Object.assign(lb, health);
     const problem = refusal({ load_balancers: [lb] });
     if (problem !== null) {
       note({ level: 'warn', msg: `load balancer "${name}" skipped: ${problem}`, fields: { load_balancer: name } });
@@ -276,6 +296,42 @@ function buildFragment(nb: OvsdbClient, ovs: OvsdbClient, chassisOpt: string | n
     }
     lbByUuid.set(val.str(row._uuid), lb);
     out.load_balancers.push(lb);
+  }
+
+  /**
+   * OVN's health checks of one load balancer: Load_Balancer_Health_Check rows
+   * and ip_port_mappings (backend IP -> "LSP:SOURCE_IP", the LSP mapped to its
+   * local interface). A check whose backends are not all bound on this host
+   * cannot be probed from here: it is left out (logged); the VIP is served.
+   */
+  function healthOf(row: OvsdbRow, lbName: string): { ip_port_mappings: Record<string, string>; health_check: unknown[] } | null {
+    const hcRows = val.strs(row.health_check).map((u) => nb.table('Load_Balancer_Health_Check').get(u)).filter((r) => r !== undefined);
+    if (hcRows.length === 0) return null;
+    const mappings: Record<string, string> = {};
+    for (const [ip, v] of Object.entries(val.map(row.ip_port_mappings))) {
+      const sep = v.indexOf(':');
+      const lsp = v.slice(0, sep);
+      const src = v.slice(sep + 1).split(':')[0];
+      const iface = ifacesByLsp.get(lsp)?.[0];
+      if (iface) mappings[ip] = `${iface}:${src}`;
+    }
+    const vips = val.map(row.vips);
+    const checks: unknown[] = [];
+    for (const hc of hcRows) {
+      const vip = val.str(hc.vip);
+      const backends = (vips[vip] ?? '').split(',').map((b) => b.trim()).filter(Boolean);
+      const unbound = backends.filter((b) => !mappings[b.slice(0, b.lastIndexOf(':'))]);
+      if (unbound.length) {
+        note({ level: 'info', msg: `load balancer "${lbName}": health check of ${vip} not run here: backends ${unbound.join(', ')} have no local ip_port_mappings port`, fields: { load_balancer: lbName, vip } });
+        continue;
+      }
+      const options: Record<string, number> = {};
+      for (const [k, v] of Object.entries(val.map(hc.options))) {
+        if (['interval', 'timeout', 'success_count', 'failure_count'].includes(k) && Number.isFinite(Number(v))) options[k] = Number(v);
+      }
+      checks.push({ vip, options });
+    }
+    return checks.length ? { ip_port_mappings: mappings, health_check: checks } : null;
   }
   const groups = nb.table('Load_Balancer_Group');
   /** LBs of a switch/router: direct + through groups, by name (skipped ones dropped). */
@@ -290,15 +346,6 @@ function buildFragment(nb: OvsdbClient, ovs: OvsdbClient, chassisOpt: string | n
     return [...found.values()].sort((a, b) => (String(a.name) < String(b.name) ? -1 : 1));
   };
 
-  // --- this host: interfaces by iface-id, bridges, chassis
-  const ifacesByLsp = new Map<string, string[]>();
-  for (const iface of ovs.table('Interface').values()) {
-    const id = val.map(iface.external_ids)['iface-id'];
-    if (id === undefined) continue;
-    const list = ifacesByLsp.get(id) ?? [];
-    list.push(val.str(iface.name));
-    ifacesByLsp.set(id, list.sort());
-  }
   const ovsRoot = [...ovs.table('Open_vSwitch').values()][0];
   const ovsIds = val.map(ovsRoot?.external_ids);
   const chassis = chassisOpt ?? ovsIds['system-id'] ?? null;
@@ -377,7 +424,7 @@ function buildFragment(nb: OvsdbClient, ovs: OvsdbClient, chassisOpt: string | n
       const what = candidates.length === 0 ? 'has no physical port' : `has several physical ports (${candidates.sort().join(', ')})`;
       return { why: `bridge "${bridgeName}" (for physical network "${physnet}") ${what}`, level: 'warn' };
     }
-    return { iface: candidates[0] as string };
+    return { iface: netns ? `${netns}/${candidates[0] as string}` : (candidates[0] as string) };
   };
 
   const lrps = nb.table('Logical_Router_Port');
