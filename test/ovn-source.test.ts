@@ -77,6 +77,15 @@ describe('OvnSource against real NB and Open_vSwitch databases', () => {
     expect(() => validateConfig(frag())).not.toThrow();
   });
 
+  it('asks for the XDP hook on interfaces of a userspace (netdev) bridge, which AF_PACKET reads before tc', async () => {
+    await vsctl(ovs, 'set', 'Bridge', 'br-int', 'datapath_type=netdev');
+    await until(() => typeof (ls('inside')?.ports as unknown[])[0] === 'object', 'netdev port');
+    expect(ls('inside')?.ports).toEqual([{ interface: 'xlb-vm3-h', hook: 'xdp' }]);
+    expect(validateConfig(frag()).logical_switches[0].ports[0].hook).toBe('xdp');
+    await vsctl(ovs, 'set', 'Bridge', 'br-int', 'datapath_type=system');
+    await until(() => (ls('inside')?.ports as unknown[])[0] === 'xlb-vm3-h', 'system port');
+  });
+
   it('turns a burst of NB updates into one change', async () => {
     const c = new OvsdbClient({ remote: nb.unixRemote, database: 'OVN_Northbound', ...tuning });
     c.start();

@@ -92,7 +92,7 @@ export const NB_MONITOR: MonitorSpec = {
 /** Open_vSwitch tables and columns mirrored. */
 export const OVS_MONITOR: MonitorSpec = {
   Open_vSwitch: ['external_ids'],
-  Bridge: ['name', 'ports'],
+  Bridge: ['name', 'ports', 'datapath_type'],
   Port: ['name', 'interfaces'],
   Interface: ['name', 'type', 'external_ids'],
 };
@@ -346,6 +346,23 @@ function buildFragment(
     return [...found.values()].sort((a, b) => (String(a.name) < String(b.name) ? -1 : 1));
   };
 
+  /* Interfaces on a bridge of OVS's userspace datapath (datapath_type netdev)
+   * are read through AF_PACKET before tc runs: only XDP sees their packets
+   * first, so their switch ports ask for the XDP hook. */
+  const netdevIfaces = new Set<string>();
+  {
+    const ifaceRows = ovs.table('Interface');
+    const portTable = ovs.table('Port');
+    for (const b of ovs.table('Bridge').values()) {
+      if (val.optStr(b.datapath_type) !== 'netdev') continue;
+      for (const pu of val.strs(b.ports)) {
+        for (const iu of val.strs(portTable.get(pu)?.interfaces)) {
+          const row = ifaceRows.get(iu);
+          if (row) netdevIfaces.add(netns ? `${netns}/${val.str(row.name)}` : val.str(row.name));
+        }
+      }
+    }
+  }
   const ovsRoot = [...ovs.table('Open_vSwitch').values()][0];
   const ovsIds = val.map(ovsRoot?.external_ids);
   const chassis = chassisOpt ?? ovsIds['system-id'] ?? null;
@@ -361,17 +378,18 @@ function buildFragment(
   const switches = uniqueByName(nb.table('Logical_Switch').values(), 'logical switch', note);
   for (const row of switches) {
     const name = val.str(row.name);
-    const ports: string[] = [];
+    const ports: Array<string | { interface: string; hook: 'xdp' }> = [];
     for (const lspUuid of val.strs(row.ports)) {
       const lsp = lsps.get(lspUuid);
       if (lsp === undefined) continue;
       for (const iface of ifacesByLsp.get(val.str(lsp.name)) ?? []) {
         if (claimed.has(iface)) {
           note({ level: 'warn', msg: `logical switch "${name}": interface "${iface}" left out: it is already used by another switch or router`, fields: { logical_switch: name, interface: iface } });
-        } else ports.push(iface);
+        } else ports.push(netdevIfaces.has(iface) ? { interface: iface, hook: 'xdp' } : iface);
       }
     }
-    ports.sort();
+    const portName = (p: string | { interface: string }): string => (typeof p === 'string' ? p : p.interface);
+    ports.sort((a, b) => (portName(a) < portName(b) ? -1 : 1));
     const lbs = lbRefs(row);
     const ls = { name, ports, load_balancer: lbs.map((lb) => String(lb.name)) };
     const problem = refusal({ load_balancers: lbs, logical_switches: [ls] });
@@ -379,7 +397,7 @@ function buildFragment(
       note({ level: 'warn', msg: `logical switch "${name}" skipped: ${problem}`, fields: { logical_switch: name } });
       continue;
     }
-    for (const p of ports) claimed.add(p);
+    for (const p of ports) claimed.add(portName(p));
     out.logical_switches.push(ls);
   }
 
