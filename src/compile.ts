@@ -295,7 +295,8 @@ export function compile(desired: DesiredState, prev: Ids = EMPTY_IDS, down: Read
   const entries: CompiledVipEntry[] = [];
   for (const a of att) {
     const scope = scopes.get(a.owner);
-    if (a.ports.length === 0) continue;
+    // Only ports of switches/routers with load balancers are served (attached to).
+    if (a.ports.length === 0 || a.lbs.length === 0) continue;
     let ipOnly = false;
     for (const lbName of a.lbs) {
       for (const v of vipsByLb.get(lbName) ?? []) {

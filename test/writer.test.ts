@@ -227,7 +227,10 @@ describe('applyCompiled: basic reconciliation', () => {
 
   it('refuses an interface without an ifindex before writing anything', () => {
     const h = new Harness();
-    const c = h.compile({ logical_switches: [{ name: 's', ports: ['nope0'] }] });
+    const c = h.compile({
+      load_balancers: [{ name: 'x', vips: { '10.9.9.9:80': '10.0.0.1:80' } }],
+      logical_switches: [{ name: 's', ports: ['nope0'], load_balancer: ['x'] }],
+    });
     expect(() => applyCompiled(h.store, c, IFINDEX)).toThrow(ApplyError);
     expect(() => applyCompiled(h.store, c, IFINDEX)).toThrow(/nope0/);
     expect(h.store.writes).toBe(0);
