@@ -11,6 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -47,6 +48,19 @@ function configWithHealth(): string {
   };
   lb1.health_check = [{ vip: `${N.vip}:${N.port}`, options: HC }];
   return stringify(c);
+}
+
+/** GET /metrics over the API socket. */
+function fetchMetrics(socketPath: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ socketPath, path: '/metrics', method: 'GET' }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 async function startDaemon(): Promise<DaemonProc> {
@@ -95,6 +109,9 @@ describe('health checks run by the daemon', () => {
     for (const r of after) expect(r.body).toBe('i am vm2');
     const stats = (await client.stats()) as unknown as { health: Array<{ key: string; state: string }> };
     expect(stats.health.find((h) => h.key.endsWith(`${N.vms.vm1.ip}:${N.port}`))?.state).toBe('down');
+    const metrics = await (await fetchMetrics(join(dir, 'api.sock')));
+    expect(metrics).toMatch(new RegExp(`xlb_backend_up\\{[^}]*backend="${N.vms.vm1.ip.replace(/\./g, '\\.')}:${N.port}"[^}]*\\} 0`));
+    expect(metrics).toMatch(new RegExp(`xlb_backend_up\\{[^}]*backend="${N.vms.vm2.ip.replace(/\./g, '\\.')}:${N.port}"[^}]*\\} 1`));
 
     await lab.startBackend('vm1');
     await waitFor(async () => ((await lab.curl(TIMEOUT_S)) === 'i am vm1' ? true : null), DAEMON_TIMEOUT_S, 'vm1 serving again');

@@ -497,6 +497,7 @@ export class Daemon implements ApiBackend {
 
   async metrics(): Promise<{ contentType: string; body: string }> {
     this.metricsRegistry.refresh(this.xlb.show());
+    this.metricsRegistry.refreshDaemon(this.health?.status() ?? [], this.gcRemoved);
     return { contentType: this.metricsRegistry.registry.contentType, body: await this.metricsRegistry.registry.metrics() };
   }
 

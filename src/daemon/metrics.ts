@@ -17,6 +17,8 @@ export class DaemonMetrics {
   private readonly vip: Record<'packets' | 'bytes' | 'replyPackets' | 'replyBytes' | 'newConns' | 'drops', Counter<(typeof VIP_LABELS)[number]>>;
   private readonly backend: Record<'packets' | 'bytes' | 'newConns' | 'drops', Counter<(typeof BACKEND_LABELS)[number]>>;
   private readonly ctEntries: Gauge;
+  private readonly backendUp: Gauge<'vip' | 'backend' | 'probe'>;
+  private readonly gcRemoved: Gauge;
   private readonly ctCapacity: Gauge;
   private readonly global: Counter<'counter'>;
 
@@ -41,6 +43,13 @@ export class DaemonMetrics {
       drops: beCounter('xlb_backend_drops_total', 'Packets for the backend dropped'),
     };
     this.ctEntries = new Gauge({ name: 'xlb_conntrack_entries', help: 'Conntrack entries in use (both directions)', registers: r });
+    this.backendUp = new Gauge({
+      name: 'xlb_backend_up',
+      help: 'Health-check state of a backend: 1 up, 0 down (only health-checked backends)',
+      labelNames: ['vip', 'backend', 'probe'],
+      registers: r,
+    });
+    this.gcRemoved = new Gauge({ name: 'xlb_conntrack_gc_removed', help: 'Conntrack entries removed by the garbage collector since the daemon started', registers: r });
     this.ctCapacity = new Gauge({ name: 'xlb_conntrack_capacity', help: 'Conntrack table capacity (max entries)', registers: r });
     this.global = new Counter({ name: 'xlb_datapath_events_total', help: 'Data-plane global counters (parse outcomes, conntrack events, drops)', labelNames: ['counter'], registers: r });
     this.applies = new Counter({ name: 'xlb_apply_total', help: 'Applies of the merged desired state, by the source that triggered them', labelNames: ['source'], registers: r });
@@ -58,6 +67,13 @@ export class DaemonMetrics {
       registers: r,
     });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'xlb_daemon_' });
+  }
+
+  /** Health-check states and GC totals (call before each scrape). */
+  refreshDaemon(health: ReadonlyArray<{ vip: string; backend: string; probe: string; state: string }>, gcRemoved: number): void {
+    this.backendUp.reset();
+    for (const h of health) this.backendUp.set({ vip: h.vip, backend: h.backend, probe: h.probe }, h.state === 'up' ? 1 : 0);
+    this.gcRemoved.set(gcRemoved);
   }
 
   /** Reads the kernel counters into the metrics (call before each scrape). */
