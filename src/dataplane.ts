@@ -12,6 +12,9 @@ import { loadNative, type XlbNative } from './native.js';
 import { packageRoot } from './paths.js';
 import { LayoutError } from './errors.js';
 import {
+  decodeTable,
+  encodeTable,
+  TABLE_STRIDE,
   LAYOUT,
   LAYOUT_VERSION,
   GLOBAL_COUNTERS,
@@ -282,15 +285,25 @@ export class KernelStore implements MapStore {
     }
   }
 
-  dump(map: MapName): Map<string, Buffer> {
+  dump(map: MapName, keys?: readonly Buffer[]): Map<string, Buffer> {
     const s = this.spec(map);
-    const d = this.dp.native.mapDump(s.fd, s.keySize, s.valueSize);
     const out = new Map<string, Buffer>();
+    const isZero = (b: Buffer, off: number): boolean => {
+      for (let j = 0; j < s.valueSize; j++) if (b[off + j] !== 0) return false;
+      return true;
+    };
+    if (keys) {
+      for (const k of keys) {
+        const v = this.dp.native.mapLookup(s.fd, k, s.valueSize);
+        if (v && !(s.isArray && isZero(v, 0))) out.set(hex(k), v);
+      }
+      return out;
+    }
+    const d = this.dp.native.mapDump(s.fd, s.keySize, s.valueSize);
     for (let i = 0; i < d.count; i++) {
+      if (s.isArray && isZero(d.values, i * s.valueSize)) continue;
       const k = d.keys.subarray(i * s.keySize, (i + 1) * s.keySize);
-      const v = Buffer.from(d.values.subarray(i * s.valueSize, (i + 1) * s.valueSize));
-      if (s.isArray && v.every((x) => x === 0)) continue;
-      out.set(hex(k), v);
+      out.set(hex(k), Buffer.from(d.values.subarray(i * s.valueSize, (i + 1) * s.valueSize)));
     }
     return out;
   }
@@ -327,10 +340,8 @@ export class KernelStore implements MapStore {
     if (known && known.innerId === innerId) return known.table.slice();
     const fd = this.dp.native.mapGetFdById(innerId);
     try {
-      const info = this.dp.native.mapInfo(fd);
-      const d = this.dp.native.mapDump(fd, 4, 4);
-      const t = new Uint32Array(info.maxEntries);
-      for (let i = 0; i < d.count; i++) t[d.keys.readUInt32LE(i * 4)] = d.values.readUInt32LE(i * 4);
+      const slots = this.dp.native.mapInfo(fd).maxEntries;
+      const t = decodeTable(this.dp.native.mapMmapRead(fd, slots * TABLE_STRIDE), slots);
       this.dp.tableCache.set(vipId, { innerId, table: t.slice() });
       return t;
     } finally {
@@ -338,24 +349,29 @@ export class KernelStore implements MapStore {
     }
   }
 
-  swapTable(vipId: number, table: Uint32Array): void {
+  swapTables(tables: ReadonlyArray<{ vipId: number; table: Uint32Array }>): void {
     const n = this.dp.native;
-    const fd = n.mapCreate({
-      type: n.constants.BPF_MAP_TYPE_ARRAY,
-      keySize: 4,
-      valueSize: 4,
-      maxEntries: table.length,
-      flags: n.constants.BPF_F_INNER_MAP,
-      name: `xlb_mg_${vipId}`,
-    });
+    const fds: number[] = [];
     try {
-      const keys = Buffer.alloc(table.length * 4);
-      for (let i = 0; i < table.length; i++) keys.writeUInt32LE(i, i * 4);
-      n.mapUpdateBatch(fd, keys, Buffer.from(table.buffer, table.byteOffset, table.byteLength), table.length, 0);
-      n.mapUpdate(this.dp.maps.xlb_maglev, encodeU32(vipId), encodeU32(fd), 0);
-      this.dp.tableCache.set(vipId, { innerId: n.mapInfo(fd).id, table: table.slice() });
+      for (const { vipId, table } of tables) {
+        const fd = n.mapCreate({
+          type: n.constants.BPF_MAP_TYPE_ARRAY,
+          keySize: 4,
+          valueSize: 4,
+          maxEntries: table.length,
+          flags: n.constants.BPF_F_INNER_MAP | n.constants.BPF_F_MMAPABLE,
+          name: `xlb_mg_${vipId}`,
+        });
+        fds.push(fd);
+        // Filled in one copy through mmap, complete before it is swapped in.
+        n.mapMmapWrite(fd, encodeTable(table));
+      }
+      const keys = Buffer.concat(tables.map((t) => encodeU32(t.vipId)));
+      const values = Buffer.concat(fds.map((fd) => encodeU32(fd)));
+      n.mapUpdateBatch(this.dp.maps.xlb_maglev, keys, values, tables.length, 0);
+      tables.forEach(({ vipId, table }, i) => this.dp.tableCache.set(vipId, { innerId: n.mapInfo(fds[i]).id, table: table.slice() }));
     } finally {
-      n.closeFd(fd);
+      for (const fd of fds) n.closeFd(fd);
     }
   }
 

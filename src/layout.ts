@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 3;
+export const LAYOUT_VERSION = 4;
 
 export const IPPROTO = { tcp: 6, udp: 17 } as const;
 
@@ -298,7 +298,19 @@ export function decodeU64Percpu(b: Buffer, ncpus: number): bigint {
   return sum;
 }
 
-/** A Maglev table as stored in an inner map: slot 0 = M, then M backend ids. */
+/** Distance between two elements of a BPF array map with 4-byte values. */
+export const TABLE_STRIDE = 8;
+
+/** A Maglev table (slot 0 = M, then M backend ids) in an array map's value-area layout. */
 export function encodeTable(table: Uint32Array): Buffer {
-  return Buffer.from(table.buffer, table.byteOffset, table.byteLength);
+  const words = new Uint32Array(table.length * (TABLE_STRIDE / 4));
+  for (let i = 0; i < table.length; i++) words[i * 2] = table[i];
+  return Buffer.from(words.buffer, words.byteOffset, words.byteLength);
+}
+
+/** The inverse of encodeTable. */
+export function decodeTable(area: Buffer, slots: number): Uint32Array {
+  const t = new Uint32Array(slots);
+  for (let i = 0; i < slots; i++) t[i] = area.readUInt32LE(i * TABLE_STRIDE);
+  return t;
 }

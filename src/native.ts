@@ -263,6 +263,10 @@ export interface XlbNative {
   mapDump(fd: number, keySize: number, valueSize: number): MapDump;
   /** bpf_map_update_batch (loop of updates where unsupported); returns the number updated */
   mapUpdateBatch(fd: number, keys: Uint8Array, values: Uint8Array, count: number, flags?: number): number;
+  /** Writes `data` at the start of an mmap-able array's value area (elements are round_up(value_size, 8) bytes apart). */
+  mapMmapWrite(fd: number, data: Uint8Array): void;
+  /** Reads the first `length` bytes of an mmap-able array's value area. */
+  mapMmapRead(fd: number, length: number): Buffer;
   /** bpf_map_delete_batch (loop of deletes where unsupported); returns the number deleted */
   mapDeleteBatch(fd: number, keys: Uint8Array, count: number): number;
 

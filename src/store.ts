@@ -8,16 +8,18 @@
 export type MapName = 'xlb_vip4' | 'xlb_backends' | 'xlb_ifaces';
 
 export interface MapStore {
-  /** Every entry of a hash map, or every non-zero slot of an array map (xlb_backends, xlb_ifaces), by hex key. */
-  dump(map: MapName): Map<string, Buffer>;
+  /** Every entry of a hash map, or every non-zero slot of an array map (xlb_backends, xlb_ifaces), by hex key.
+   *  With `keys`, only those entries (the ones present / non-zero). */
+  dump(map: MapName, keys?: readonly Buffer[]): Map<string, Buffer>;
   update(map: MapName, key: Buffer, value: Buffer): void;
   /** Deletes a hash entry, or zeroes an array slot. */
   delete(map: MapName, key: Buffer): void;
   /** Ids of VIPs that have a Maglev table in the outer map. */
   tableIds(): number[];
   readTable(vipId: number): Uint32Array | null;
-  /** Builds a new inner map holding `table` and swaps it in, in one step. */
-  swapTable(vipId: number, table: Uint32Array): void;
+  /** Builds a new inner map for each table and swaps them all in with one
+   *  write (each VIP's slot switches atomically to its complete new table). */
+  swapTables(tables: ReadonlyArray<{ vipId: number; table: Uint32Array }>): void;
   deleteTable(vipId: number): void;
   /** Zeroes the per-CPU counters of a VIP or backend id (ids are reused). */
   resetStats(kind: 'vip' | 'backend', id: number): void;
@@ -47,8 +49,9 @@ export class MemoryStore implements MapStore {
     if (this.failAt && this.writes === this.failAt) throw new InjectedFault(`injected fault at write ${this.writes}`);
   }
 
-  dump(map: MapName): Map<string, Buffer> {
-    return new Map([...this.maps[map]].map(([k, v]) => [k, Buffer.from(v)]));
+  dump(map: MapName, keys?: readonly Buffer[]): Map<string, Buffer> {
+    const only = keys ? new Set(keys.map(hex)) : null;
+    return new Map([...this.maps[map]].filter(([k]) => !only || only.has(k)).map(([k, v]) => [k, Buffer.from(v)]));
   }
   update(map: MapName, key: Buffer, value: Buffer): void {
     this.write();
@@ -67,9 +70,9 @@ export class MemoryStore implements MapStore {
     const t = this.tables.get(vipId);
     return t ? t.slice() : null;
   }
-  swapTable(vipId: number, table: Uint32Array): void {
+  swapTables(tables: ReadonlyArray<{ vipId: number; table: Uint32Array }>): void {
     this.write();
-    this.tables.set(vipId, table.slice());
+    for (const { vipId, table } of tables) this.tables.set(vipId, table.slice());
   }
   deleteTable(vipId: number): void {
     this.write();

@@ -31,6 +31,15 @@ export interface ApplySummary {
   writes: number;
 }
 
+export interface ApplyOptions {
+  /** Read every slot of the array maps (the default; once per process is
+   *  enough to find what an earlier, interrupted run left). false: only the
+   *  slots in use now or at the previous apply (prevIds, prevIfindexes). */
+  fullScan?: boolean;
+  /** ifindexes the previous apply served (their xlb_ifaces slots are read). */
+  prevIfindexes?: number[];
+}
+
 interface Op {
   what: string;
   run: () => void;
@@ -49,6 +58,7 @@ export function applyCompiled(
   c: Compiled,
   ifindex: ReadonlyMap<string, number>,
   prevIds: { vips: Record<string, number>; backends: Record<string, number> } = { vips: {}, backends: {} },
+  opts: ApplyOptions = {},
 ): ApplySummary {
   const summary: ApplySummary = {
     backends: { written: 0, removed: 0 },
@@ -81,8 +91,15 @@ export function applyCompiled(
     return `interface ifindex ${decodeU32(key)}: removal`;
   };
 
-  const upserts = (map: MapName, want: Map<string, { key: Buffer; value: Buffer; what: string }>, counter: { written: number; removed: number }): void => {
-    const have = store.dump(map);
+  const upserts = (
+    map: MapName,
+    want: Map<string, { key: Buffer; value: Buffer; what: string }>,
+    counter: { written: number; removed: number },
+    alsoKeys: Buffer[] = [],
+  ): void => {
+    // Array maps are large and sparse: unless a full scan is asked for, read
+    // only the slots this apply or the previous one uses.
+    const have = (opts.fullScan ?? true) || map === 'xlb_vip4' ? store.dump(map) : store.dump(map, [...[...want.values()].map((w) => w.key), ...alsoKeys]);
     for (const [k, w] of want) {
       const old = have.get(k);
       if (old && old.equals(w.value)) continue;
@@ -114,20 +131,35 @@ export function applyCompiled(
     }
   }
   const removesBefore = removes.length;
-  upserts('xlb_backends', wantBackends, summary.backends);
+  upserts(
+    'xlb_backends',
+    wantBackends,
+    summary.backends,
+    Object.values(prevIds.backends).map((id) => encodeU32(id)),
+  );
   const backendRemoves = removes.splice(removesBefore);
 
-  // 2. Maglev tables
+  // 2. Maglev tables: every changed table is built fresh and all are swapped
+  // into the outer map in one batch (each slot switches atomically; the
+  // kernel waits for running programs once per outer-map write, not per VIP).
   const wantTables = new Set<number>();
+  const swaps: Array<{ vipId: number; table: Uint32Array; old: Uint32Array | null; name: string }> = [];
   for (const v of c.vips) {
     wantTables.add(v.id);
     const old = store.readTable(v.id);
     if (tablesEqual(old, v.table)) continue;
     summary.tables.swapped++;
+    swaps.push({ vipId: v.id, table: v.table, old, name: v.name });
+  }
+  if (swaps.length > 0) {
     adds.push({
-      what: `VIP ${v.name}: Maglev table`,
-      run: () => store.swapTable(v.id, v.table),
-      undo: () => (old ? store.swapTable(v.id, old) : store.deleteTable(v.id)),
+      what: `Maglev table${swaps.length > 1 ? 's' : ''} of ${swaps.map((x) => `VIP ${x.name}`).join(', ')}`,
+      run: () => store.swapTables(swaps.map(({ vipId, table }) => ({ vipId, table }))),
+      undo: () => {
+        const back = swaps.filter((x) => x.old !== null).map((x) => ({ vipId: x.vipId, table: x.old! }));
+        if (back.length) store.swapTables(back);
+        for (const x of swaps) if (x.old === null) store.deleteTable(x.vipId);
+      },
     });
   }
   const tableRemoves: Op[] = [];
@@ -139,7 +171,7 @@ export function applyCompiled(
       what: `VIP ${prevVipName.get(id) ?? `id ${id}`}: Maglev table removal`,
       run: () => store.deleteTable(id),
       undo: () => {
-        if (old) store.swapTable(id, old);
+        if (old) store.swapTables([{ vipId: id, table: old }]);
       },
     });
   }
@@ -168,7 +200,12 @@ export function applyCompiled(
     wantIfaces.set(hex(key), { key, value: encodeIface(i), what: `interface ${i.interface}` });
   }
   const r1 = removes.length;
-  upserts('xlb_ifaces', wantIfaces, summary.ifaces);
+  upserts(
+    'xlb_ifaces',
+    wantIfaces,
+    summary.ifaces,
+    (opts.prevIfindexes ?? []).map((i) => encodeU32(i)),
+  );
   const ifaceRemoves = removes.splice(r1);
 
   // Fresh ids start with zeroed counters (an id may have served something else,

@@ -133,6 +133,8 @@ export class Xlb {
   readonly stateDir: string;
   private state: State;
   private lastCompiled: Compiled | null = null;
+  /** Whether an apply of this instance has read the array maps in full yet. */
+  private scanned = false;
 
   private constructor(dp: Dataplane, stateDir: string, state: State) {
     this.dataplane = dp;
@@ -216,7 +218,11 @@ export class Xlb {
       choices.set(i.interface, chooseHook(i, i.hook));
     }
 
-    const summary = applyCompiled(dp.store(), compiled, ifindex, this.state.ids);
+    const summary = applyCompiled(dp.store(), compiled, ifindex, this.state.ids, {
+      fullScan: !this.scanned,
+      prevIfindexes: this.state.ifaces.map((i) => i.ifindex),
+    });
+    this.scanned = true;
 
     const served: ServedIface[] = [];
     try {

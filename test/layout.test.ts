@@ -21,6 +21,7 @@ import {
   encodeCt4Val,
   encodeIface,
   encodeTable,
+  decodeTable,
   encodeU32,
   encodeVip4Key,
   encodeVipVal,
@@ -160,12 +161,15 @@ describe('round trips', () => {
     expect(decodeU32(encodeU32(0xffffffff))).toBe(0xffffffff);
     expect(decodeU32(Buffer.from('0000000005000000', 'hex'), 4)).toBe(5);
     const t = Uint32Array.from([5, 1, 2, 1, 2, 0x01020304]);
+    // An array map's value area: 4-byte values 8 bytes apart.
     const b = encodeTable(t);
-    expect(b.length).toBe(24);
-    expect(b.toString('hex')).toBe('05000000' + '01000000' + '02000000' + '01000000' + '02000000' + '04030201');
+    expect(b.length).toBe(48);
+    const pad = '00000000';
+    expect(b.toString('hex')).toBe(['05000000', '01000000', '02000000', '01000000', '02000000', '04030201'].map((w) => w + pad).join(''));
+    expect(Array.from(decodeTable(b, t.length))).toEqual(Array.from(t));
     // A view into a larger array encodes only its own slots.
     const sub = new Uint32Array([9, 9, 3, 1, 1, 1, 9]).subarray(2, 6);
-    expect(encodeTable(sub).toString('hex')).toBe('03000000' + '01000000'.repeat(3));
+    expect(encodeTable(sub).toString('hex')).toBe('03000000' + pad + ('01000000' + pad).repeat(3));
   });
 });
 

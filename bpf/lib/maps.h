@@ -20,10 +20,11 @@ struct {
 } xlb_vip4 SEC(".maps");
 
 /* Template of one Maglev table: slot 0 = M, slots 1..M = backend ids. Inner
- * maps are created by the control plane with their own size (BPF_F_INNER_MAP). */
+ * maps are created by the control plane with their own size (BPF_F_INNER_MAP)
+ * and filled through mmap in one copy (BPF_F_MMAPABLE) before the swap. */
 struct xlb_maglev_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	__uint(max_entries, XLB_MAGLEV_DEFAULT_M + 1);
 	__type(key, __u32);
 	__type(value, __u32);

@@ -5,6 +5,9 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <vector>
 
@@ -232,6 +235,52 @@ static Napi::Value MapDump(const Napi::CallbackInfo& info) {
   return res;
 }
 
+
+// ---- mmap-able arrays (BPF_F_MMAPABLE): the whole value area at once --------
+// An array's elements are round_up(value_size, 8) bytes apart; the caller
+// passes/receives exactly that layout.
+
+struct Mapping {
+  void* p;
+  size_t len;
+};
+
+static Mapping MapArea(Napi::Env env, int fd, const char* op, size_t want, int prot) {
+  MapShape sh = GetShape(env, fd, op);
+  if (!sh.ok) ThrowErrno(env, op, std::string(op) + FdStr(fd), EBADF);
+  if (sh.type != BPF_MAP_TYPE_ARRAY)
+    ThrowType(env, std::string(op) + ": only array maps (created with BPF_F_MMAPABLE) can be mapped");
+  size_t area = static_cast<size_t>((sh.value_size + 7) / 8) * 8 * sh.max_entries;
+  if (want > area)
+    ThrowType(env, std::string(op) + ": " + std::to_string(want) + " bytes do not fit the map's " +
+                       std::to_string(area) + "-byte value area");
+  long page = sysconf(_SC_PAGESIZE);
+  size_t len = ((area + page - 1) / page) * page;
+  void* p = mmap(nullptr, len, prot, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) ThrowErrno(env, "mmap", std::string("mmap") + FdStr(fd) + " for " + op, errno);
+  return Mapping{p, len};
+}
+
+static Napi::Value MapMmapWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  Napi::Uint8Array data = ArgBytes(info, 1, "data");
+  Mapping m = MapArea(env, fd, "mapMmapWrite", data.ByteLength(), PROT_READ | PROT_WRITE);
+  memcpy(m.p, data.Data(), data.ByteLength());
+  munmap(m.p, m.len);
+  return env.Undefined();
+}
+
+static Napi::Value MapMmapRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  uint32_t length = ArgU32(info, 1, "length");
+  Mapping m = MapArea(env, fd, "mapMmapRead", length, PROT_READ);
+  Napi::Buffer<uint8_t> out = CopyBuffer(env, static_cast<const uint8_t*>(m.p), length);
+  munmap(m.p, m.len);
+  return out;
+}
+
 static Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
@@ -306,6 +355,8 @@ void InitMaps(Napi::Env env, Napi::Object exports) {
   fn("mapDump", MapDump);
   fn("mapUpdateBatch", MapUpdateBatch);
   fn("mapDeleteBatch", MapDeleteBatch);
+  fn("mapMmapWrite", MapMmapWrite);
+  fn("mapMmapRead", MapMmapRead);
 }
 
 }  // namespace xlb
