@@ -33,11 +33,12 @@ const tcp = createTcp((sock) => {
 const udp = createSocket('udp4');
 udp.on('message', (msg, rinfo) => udp.send(`${greeting} ${msg.toString().trim()}\n`, rinfo.port, rinfo.address));
 
-let pending = 3;
+// HTTP port 0: another server (nginx) answers HTTP in this VM.
+let pending = Number(httpPort) === 0 ? 2 : 3;
 const ready = (): void => {
   if (--pending === 0) process.stdout.write('ready\n');
 };
-http.listen(Number(httpPort), '0.0.0.0', ready);
+if (Number(httpPort) !== 0) http.listen(Number(httpPort), '0.0.0.0', ready);
 tcp.listen(Number(tcpPort), '0.0.0.0', ready);
 udp.bind(Number(udpPort), '0.0.0.0', ready);
 process.on('SIGTERM', () => process.exit(0));

@@ -16,6 +16,8 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { packageRoot } from './paths.js';
 import type { Hook } from './config.js';
 
@@ -54,6 +56,9 @@ export const BACKENDS: VmName[] = ['vm1', 'vm2'];
 export const LAB_INSTANCE = { pinRoot: '/sys/fs/bpf/xlb-lab', stateDir: '/run/xlb-lab' };
 
 export interface LabOptions {
+  /** The backends' HTTP server on port 8000: the Node lab backend (default) or
+   *  nginx (deep listen backlog, for load). */
+  http?: 'node' | 'nginx';
   /** Prefix of the namespace names (default "xlb-"). */
   prefix?: string;
   /** Turn tx checksum offload off inside the VMs too (full checksums from the senders). */
@@ -106,18 +111,21 @@ export function labConfig(hook: Hook = 'auto', backends: VmName[] = BACKENDS, LA
 
 export class Lab {
   private readonly servers = new Map<VmName, ChildProcess>();
+  private readonly nginx = new Map<VmName, { child: ChildProcess; dir: string }>();
   /** This lab's names and addresses. */
   readonly names: LabNames;
+  readonly http: 'node' | 'nginx';
 
-  private constructor(names: LabNames) {
+  private constructor(names: LabNames, http: 'node' | 'nginx') {
     this.names = names;
+    this.http = http;
   }
 
   /** Builds the topology (removing leftovers of an earlier run first) and starts the backends. */
   static async create(opts: LabOptions = {}): Promise<Lab> {
     const names = labNames(opts.prefix);
     Lab.destroyTopology(names);
-    const lab = new Lab(names);
+    const lab = new Lab(names, opts.http ?? 'node');
     try {
       lab.build(opts);
       for (const vm of BACKENDS) await lab.startBackend(vm);
@@ -160,10 +168,12 @@ export class Lab {
   async startBackend(vm: VmName): Promise<void> {
     const LAB = this.names;
     this.stopBackend(vm);
+    if (this.http === 'nginx') await this.startNginx(vm);
     const script = join(packageRoot(), 'dist', 'src', 'lab-backend.js');
+    const httpPort = this.http === 'nginx' ? 0 : LAB.port;
     const child = spawn(
       'ip',
-      ['netns', 'exec', LAB.vms[vm].ns, process.execPath, script, `i am ${vm}`, String(LAB.port), String(LAB.tcpEchoPort), String(LAB.udpPort)],
+      ['netns', 'exec', LAB.vms[vm].ns, process.execPath, script, `i am ${vm}`, String(httpPort), String(LAB.tcpEchoPort), String(LAB.udpPort)],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     this.servers.set(vm, child);
@@ -184,6 +194,71 @@ export class Lab {
     const c = this.servers.get(vm);
     if (c && c.exitCode === null) c.kill('SIGKILL');
     this.servers.delete(vm);
+    const n = this.nginx.get(vm);
+    if (n) {
+      if (n.child.exitCode === null) n.child.kill('SIGKILL');
+      rmSync(n.dir, { recursive: true, force: true });
+      this.nginx.delete(vm);
+    }
+  }
+
+  /** nginx in the VM, one process (no master), answering "i am VM" on the HTTP port. */
+  private async startNginx(vm: VmName): Promise<void> {
+    const LAB = this.names;
+    const dir = mkdtempSync(join(tmpdir(), `xlb-nginx-${vm}-`));
+    const conf = `
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+daemon off;
+master_process off;
+worker_processes 1;
+events { worker_connections 8192; }
+http {
+  access_log ${dir}/access.log;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  keepalive_requests 100000;
+  server {
+    listen ${LAB.port} backlog=4096;
+    location / { default_type text/plain; return 200 "i am ${vm}\n"; }
+  }
+}
+`;
+    writeFileSync(join(dir, 'nginx.conf'), conf);
+    const child = spawn('ip', ['netns', 'exec', LAB.vms[vm].ns, 'nginx', '-c', join(dir, 'nginx.conf'), '-p', dir], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    this.nginx.set(vm, { child, dir });
+    for (let i = 0; i < 100; i++) {
+      try {
+        const { stdout } = await execFileAsync('ip', ['netns', 'exec', LAB.vms[vm].ns, 'curl', '-s', '--max-time', '1', `http://127.0.0.1:${LAB.port}/`], {
+          encoding: 'utf8',
+        });
+        if (stdout.trim() === `i am ${vm}`) return;
+      } catch {
+        /* not yet */
+      }
+      if (child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`nginx for ${vm} did not start (see ${dir}/error.log)`);
+  }
+
+  /** Client addresses the backend's nginx logged (nginx backends only). */
+  accessLogClients(vm: VmName): string[] {
+    const n = this.nginx.get(vm);
+    if (!n) return [];
+    try {
+      return readFileSync(join(n.dir, 'access.log'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(' ')[0]);
+    } catch {
+      return [];
+    }
   }
 
   /** One HTTP GET of the VIP from vm3: the body, or null when it failed. */
