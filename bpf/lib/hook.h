@@ -14,9 +14,11 @@
 enum xlb_hook { XLB_HOOK_XDP = 1, XLB_HOOK_TC = 2 };
 enum xlb_verdict { XLB_V_PASS = 0, XLB_V_DROP = 1 };
 
-/* tc: rewrite through the skb helpers, which keep skb->csum and the
- * CHECKSUM_PARTIAL seed right (BPF_F_PSEUDO_HDR for addresses; ports of a
- * partial packet leave the seed alone, which the helper does by itself). */
+/* tc: addresses and ports are written directly (cheaper than
+ * bpf_skb_store_bytes, same effect on skb->csum); the checksum fields go
+ * through the skb helpers, which keep skb->csum and the CHECKSUM_PARTIAL seed
+ * right (BPF_F_PSEUDO_HDR for addresses; the ports of a partial packet leave
+ * the seed alone, which the helper does by itself). */
 XLB_INLINE int xlb_nat4_skb(struct __sk_buff *skb, const struct xlb_pkt4 *p,
 			    const struct xlb_nat4 *n)
 {
