@@ -161,40 +161,31 @@ export function buildTable(
   return table;
 }
 
+type Attachment = { owner: string; lbs: string[]; ports: CompiledIface[] };
+
+/** One switch or router as a scope: its load balancers and its ports. */
+function attachment(owner: string, lbs: string[], ports: ReadonlyArray<Omit<CompiledIface, 'scope' | 'flags' | 'owner'>>): Attachment {
+  return {
+    owner,
+    lbs,
+    ports: ports.map((p) => ({
+      interface: p.interface,
+      netns: p.netns,
+      ifname: p.ifname,
+      hook: p.hook,
+      scope: 0,
+      flags: XLB.IFACE_F_BALANCE,
+      owner,
+    })),
+  };
+}
+
 /** Load balancers attached somewhere, in config order, with their scopes. */
-function attachments(d: DesiredState): Array<{ owner: string; lbs: string[]; ports: CompiledIface[] }> {
-  const out: Array<{ owner: string; lbs: string[]; ports: CompiledIface[] }> = [];
-  for (const ls of d.logical_switches) {
-    out.push({
-      owner: `switch ${ls.name}`,
-      lbs: ls.load_balancer,
-      ports: ls.ports.map((p) => ({
-        interface: p.interface,
-        netns: p.netns,
-        ifname: p.ifname,
-        hook: p.hook,
-        scope: 0,
-        flags: XLB.IFACE_F_BALANCE,
-        owner: `switch ${ls.name}`,
-      })),
-    });
-  }
-  for (const lr of d.logical_routers) {
-    out.push({
-      owner: `router ${lr.name}`,
-      lbs: lr.load_balancer,
-      ports: lr.ports.map((p) => ({
-        interface: p.interface,
-        netns: p.netns,
-        ifname: p.ifname,
-        hook: p.hook,
-        scope: 0,
-        flags: XLB.IFACE_F_BALANCE,
-        owner: `router ${lr.name}`,
-      })),
-    });
-  }
-  return out;
+function attachments(d: DesiredState): Attachment[] {
+  return [
+    ...d.logical_switches.map((ls) => attachment(`switch ${ls.name}`, ls.load_balancer, ls.ports)),
+    ...d.logical_routers.map((lr) => attachment(`router ${lr.name}`, lr.load_balancer, lr.ports)),
+  ];
 }
 
 const NONE_DOWN: ReadonlySet<string> = new Set<string>();
