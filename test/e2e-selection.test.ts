@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, LAB, LAB_INSTANCE } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
-import { nsNode, sleep, TIMEOUT_S } from './helpers/e2e.js';
+import { nsNode, run, sleep, TIMEOUT_S } from './helpers/e2e.js';
 
 const vm1 = `${LAB.vms.vm1.ip}:${LAB.port}`;
 const vm2 = `${LAB.vms.vm2.ip}:${LAB.port}`;
@@ -85,5 +85,23 @@ describe('selection in the lab', () => {
     for (const a of answers) expect(a.startsWith(`i am ${drainedVm} `)).toBe(true);
     const view = x.show().vips.find((v) => v.vip === `${LAB.vip}:${LAB.port}`)!;
     expect(view.backends.find((b) => b.text === (drainedVm === 'vm1' ? vm1 : vm2))!.drained).toBe(true);
+  });
+});
+
+describe('IP-only VIPs in the lab', () => {
+  it('ICMP echo to an IP-only VIP is answered by its backend, from the VIP; TCP keeps its port', async () => {
+    const ipOnly = '172.16.255.63';
+    x.apply({
+      load_balancers: [{ name: 'ip', vips: { [ipOnly]: LAB.vms.vm1.ip } }],
+      logical_switches: [{ name: 'inside', ports: [{ interface: `${LAB.hv}/${LAB.vms.vm3.hostIf}`, hook: 'tc' }], load_balancer: ['ip'] }],
+    });
+    const ping = await run('ip', ['netns', 'exec', LAB.vms.vm3.ns, 'ping', '-n', '-c', '3', '-i', '0.2', '-W', String(TIMEOUT_S), ipOnly], 30);
+    expect(ping.code).toBe(0);
+    expect(ping.stdout).toMatch(new RegExp(`3 packets transmitted, 3 received`));
+    expect(ping.stdout).toContain(`from ${ipOnly}`);
+    expect(await lab.curl(TIMEOUT_S, `${ipOnly}:${LAB.port}`)).toBe('i am vm1');
+    const vip = x.show().vips.find((v) => v.vip === ipOnly)!;
+    expect(vip.protocol).toBe('ip');
+    expect(vip.stats.newConns).toBeGreaterThanOrEqual(2n);
   });
 });
