@@ -1,169 +1,124 @@
 /**
- * `npm run bench`: per-packet cost of xlb's hot paths next to a no-op program
- * on the same hook.
+ * `npm run bench`: how much xlb costs per packet and per connection, next to
+ * floor programs, plain kernel routing, nftables DNAT and OVN's own load
+ * balancer, and how that grows with VIPs and connections.
  *
- * Method "cold": BPF_PROG_TEST_RUN with repeat = 1, once per packet, over many
- * packets; the figure is the median of the kernel-reported durations. (With
- * repeat > 1 the kernel re-runs the program on its own rewritten output, which
- * would measure the pass-through path instead.) The no-op program runs the
- * same packets in the same loop, interleaved, so the difference is xlb's cost.
+ *   npm run bench                      every stage, full counts
+ *   npm run bench -- --quick           a short pass
+ *   npm run bench -- --only hotpath    one stage (hotpath | e2e | scale; comma-separated for several)
  *
- * Paths: established flow (conntrack hit + DNAT), new flow (distinct 5-tuples:
- * conntrack miss → VIP → Maglev → two conntrack inserts → DNAT), non-LB
- * traffic passing through, and the reply (reverse NAT) on tc egress.
- *
- * Flags: --quick (fewer packets), --json FILE (write the results there too).
+ * Stages: hotpath.ts (per-packet cost: "cold" and "in place"), e2e.ts (the
+ * seed topology built five ways, OVN included), scale.ts (VIPs, conntrack,
+ * control plane). Output: <out>.json, <out>.md, <out>.svg (default
+ * bench/results/latest, or bench/results/quick with --quick); the Markdown is
+ * printed on stdout, progress bars go to stderr.
  */
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { cpus, release } from 'node:os';
-import { Dataplane } from '../src/dataplane.js';
-import { compile } from '../src/compile.js';
-import { validateConfig } from '../src/config.js';
-import { applyCompiled } from '../src/writer.js';
-import { loadNative } from '../src/native.js';
+import { Command } from 'commander';
 import { packageRoot } from '../src/paths.js';
-import { parseIPv4 } from '../src/addr.js';
+import { cleanupLeftovers, Progress, round, type StageResult } from './common.js';
+import { collectMeta, markdown, chart, type Report } from './report.js';
+import { runHotpath } from './hotpath.js';
+import { runE2e } from './e2e.js';
+import { runScale } from './scale.js';
+import { runCleanups } from './cleanup.js';
 
-const PIN_ROOT = '/sys/fs/bpf/xlb-bench';
-const IFINDEX = 1; // lo: a key in xlb_ifaces only; nothing is attached
+const STAGES = ['hotpath', 'e2e', 'scale'] as const;
+type Stage = (typeof STAGES)[number];
 
-interface Row {
-  hook: string;
-  path: string;
-  medianNs: number;
-  noopMedianNs: number;
-  aboveNoopNs: number;
-  samples: number;
+interface Opts {
+  quick?: boolean;
+  only?: string;
+  out?: string;
+  json?: string;
+  smoke?: boolean;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+async function write(report: Report, out: string, json: string | undefined): Promise<string> {
+  const md = markdown(report);
+  const jsonPath = json ?? `${out}.json`;
+  mkdirSync(dirname(jsonPath), { recursive: true });
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(`${out}.md`, md);
+  writeFileSync(`${out}.svg`, await chart(report));
+  return md;
 }
 
-/** An Ethernet/IPv4/TCP frame with a full checksum (64 bytes on the wire plus payload). */
-function tcpFrame(src: number, dst: number, sport: number, dport: number, flags: number): Buffer {
-  const f = Buffer.alloc(14 + 20 + 20 + 10);
-  f.writeUInt16BE(0x0800, 12);
-  const ip = 14;
-  f[ip] = 0x45;
-  f.writeUInt16BE(50, ip + 2);
-  f.writeUInt16BE(0x4000, ip + 6);
-  f[ip + 8] = 64;
-  f[ip + 9] = 6;
-  f.writeUInt32BE(src, ip + 12);
-  f.writeUInt32BE(dst, ip + 16);
-  let s = 0;
-  for (let i = 0; i < 20; i += 2) s += f.readUInt16BE(ip + i);
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  f.writeUInt16BE(~s & 0xffff, ip + 10);
-  const t = ip + 20;
-  f.writeUInt16BE(sport, t);
-  f.writeUInt16BE(dport, t + 2);
-  f[t + 12] = 5 << 4;
-  f[t + 13] = flags;
-  f.writeUInt16BE(64240, t + 14);
-  // The checksum value does not matter for the cost; xlb updates it incrementally.
-  return f;
-}
+async function main(): Promise<number> {
+  const program = new Command()
+    .name('bench')
+    .description("xlb's benchmark suite")
+    .option('--quick', 'a short pass (fewer packets, runs and seconds)')
+    .option('--smoke', 'the smallest pass that still produces every figure (CI)')
+    .option('--only <stages>', `only these stages (${STAGES.join(', ')}; comma-separated)`)
+    .option('--out <prefix>', 'write <prefix>.json, .md and .svg')
+    .option('--json <file>', 'write the JSON report here (overrides --out for the JSON)')
+    .parse(process.argv);
+  const o = program.opts<Opts>();
+  const quick = Boolean(o.quick || o.smoke);
+  const stages: Stage[] = o.only
+    ? o.only.split(',').map((s) => {
+        const t = s.trim();
+        if (!(STAGES as readonly string[]).includes(t)) throw new Error(`--only: unknown stage "${t}" (use ${STAGES.join(', ')})`);
+        return t as Stage;
+      })
+    : [...STAGES];
+  if (process.getuid && process.getuid() !== 0) throw new Error('the benchmark needs root (BPF, network namespaces)');
+  const out = o.out ?? join(packageRoot(), 'bench', 'results', quick ? 'quick' : 'latest');
+  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
 
-function main(): void {
-  const quick = process.argv.includes('--quick');
-  const jsonIdx = process.argv.indexOf('--json');
-  const jsonOut = jsonIdx >= 0 ? process.argv[jsonIdx + 1] : join(packageRoot(), 'bench', 'results', 'hotpath.json');
-  const n = quick ? 200 : 5000;
-  const native = loadNative();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    runCleanups();
+    cleanupLeftovers();
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
 
-  Dataplane.removePins(PIN_ROOT);
-  const dp = Dataplane.open({ pinRoot: PIN_ROOT });
-  const floor = native.openObject(join(packageRoot(), 'build', 'bpf', 'bench.bpf.o'), {});
-  const prog = (name: string): number => floor.programs.find((p) => p.name === name)!.fd;
+  cleanupLeftovers();
+  const progress = new Progress();
+  const report: Report = { meta: collectMeta(command, quick, stages), stages: {} };
+  let failed = false;
   try {
-    const backends = Array.from({ length: 16 }, (_, i) => `10.1.0.${i + 1}:8080`).join(',');
-    const desired = validateConfig({
-      load_balancers: [{ name: 'bench', protocol: 'tcp', vips: { '10.0.0.1:80': backends } }],
-      logical_switches: [{ name: 'sw', ports: ['lo'], load_balancer: ['bench'] }],
-    });
-    applyCompiled(dp.store(), compile(desired), new Map([['lo', IFINDEX]]));
-
-    const client = parseIPv4('192.168.0.1');
-    const vip = parseIPv4('10.0.0.1');
-    const run = (fd: number, data: Buffer): number => native.progTestRun(fd, { data, ifindex: IFINDEX, repeat: 1 }).duration;
-
-    const hooks = [
-      { hook: 'xdp', xlb: dp.progs.xlb_xdp_ingress, noop: prog('bench_xdp_noop') },
-      { hook: 'tc', xlb: dp.progs.xlb_tc_ingress, noop: prog('bench_tc_noop') },
-    ];
-    const rows: Row[] = [];
-    let port = 1024;
-    for (const h of hooks) {
-      const paths: Record<string, { xlb: number[]; noop: number[] }> = {
-        'established flow': { xlb: [], noop: [] },
-        'new flow': { xlb: [], noop: [] },
-        'not LB traffic': { xlb: [], noop: [] },
-      };
-      const established = tcpFrame(client, vip, 40000, 80, 0x02);
-      run(h.xlb, established); // creates the conntrack entries
-      const est = tcpFrame(client, vip, 40000, 80, 0x10);
-      const other = tcpFrame(client, parseIPv4('10.0.0.9'), 40000, 80, 0x10);
-      for (let i = 0; i < n; i++) {
-        // Interleave xlb and no-op on the same packets.
-        paths['established flow'].xlb.push(run(h.xlb, est));
-        paths['established flow'].noop.push(run(h.noop, est));
-        const fresh = tcpFrame(client + (port >>> 16), vip, port & 0xffff || 1, 80, 0x02);
-        port++;
-        paths['new flow'].xlb.push(run(h.xlb, fresh));
-        paths['new flow'].noop.push(run(h.noop, fresh));
-        paths['not LB traffic'].xlb.push(run(h.xlb, other));
-        paths['not LB traffic'].noop.push(run(h.noop, other));
+    for (const s of stages) {
+      const t0 = Date.now();
+      let res: StageResult;
+      let error: string | undefined;
+      try {
+        if (s === 'hotpath') res = await runHotpath({ quick, progress });
+        else if (s === 'e2e') res = await runE2e({ quick, smoke: Boolean(o.smoke), progress });
+        else res = await runScale({ quick, smoke: Boolean(o.smoke), progress });
+      } catch (e) {
+        failed = true;
+        error = (e as Error).stack ?? String(e);
+        res = { figures: [], ratios: [], notes: [] };
       }
-      for (const [path, s] of Object.entries(paths)) {
-        const m = median(s.xlb);
-        const f = median(s.noop);
-        rows.push({ hook: h.hook, path, medianNs: m, noopMedianNs: f, aboveNoopNs: m - f, samples: n });
-      }
+      report.stages[s] = { ...res, seconds: round((Date.now() - t0) / 1000, 1), ...(error ? { error } : {}) };
+      // Written after every stage, so that a later stage's failure keeps the earlier figures.
+      await write(report, out, o.json);
     }
-    // Reply path: tc egress, conntrack reverse hit + SNAT back to the VIP.
-    {
-      const syn = tcpFrame(client, vip, 41000, 80, 0x02);
-      const out = native.progTestRun(dp.progs.xlb_tc_ingress, { data: syn, ifindex: IFINDEX, repeat: 1 }).data;
-      const backend = out.readUInt32BE(14 + 16);
-      const reply = tcpFrame(backend, client, 8080, 41000, 0x12);
-      const x: number[] = [];
-      const f: number[] = [];
-      for (let i = 0; i < n; i++) {
-        x.push(run(dp.progs.xlb_tc_egress, reply));
-        f.push(run(prog('bench_tc_noop'), reply));
-      }
-      rows.push({ hook: 'tc egress', path: 'reply (reverse NAT)', medianNs: median(x), noopMedianNs: median(f), aboveNoopNs: median(x) - median(f), samples: n });
-    }
-
-    const meta = {
-      date: new Date().toISOString(),
-      kernel: release(),
-      cpu: cpus()[0]?.model ?? 'unknown',
-      cpus: cpus().length,
-      node: process.version,
-      method: 'cold: BPF_PROG_TEST_RUN, repeat=1 per packet, median of kernel-reported durations; no-op on the same hook interleaved',
-      samplesPerFigure: n,
-    };
-    console.log(`xlb hot path — ${meta.method}`);
-    console.log(`kernel ${meta.kernel}, ${meta.cpus} × ${meta.cpu}, ${n} samples per figure\n`);
-    console.log('| hook | path | xlb median (ns) | no-op median (ns) | xlb above no-op (ns) |');
-    console.log('|---|---|---:|---:|---:|');
-    for (const r of rows) {
-      console.log(`| ${r.hook} | ${r.path} | ${r.medianNs} | ${r.noopMedianNs} | ${r.aboveNoopNs} |`);
-    }
-    mkdirSync(dirname(jsonOut), { recursive: true });
-    writeFileSync(jsonOut, JSON.stringify({ meta, rows }, null, 2));
-    console.log(`\nresults: ${jsonOut}`);
   } finally {
-    native.closeObject(floor.handle);
-    dp.close();
-    Dataplane.removePins(PIN_ROOT);
+    progress.stop();
+    runCleanups();
+    cleanupLeftovers();
   }
+
+  const md = await write(report, out, o.json);
+  console.log(md);
+  console.log(`results: ${o.json ?? `${out}.json`}, ${out}.md, ${out}.svg`);
+  for (const [s, st] of Object.entries(report.stages)) {
+    if (st?.error) console.log(`stage ${s} FAILED: ${st.error.split('\n')[0]}`);
+  }
+  return failed ? 1 : 0;
 }
 
-main();
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(`bench: ${(e as Error).message}`);
+    runCleanups();
+    process.exit(1);
+  },
+);
