@@ -70,8 +70,10 @@ export interface CompiledVip {
   /** affinity_timeout in seconds (0 = none). */
   affinityTimeoutS: number;
   backends: CompiledBackend[];
-  /** Slot 0 = M, slots 1..M = backend ids (all XLB_BACKEND_NONE when empty). */
+  /** Slot 0 = M, slots 1..M = backend ids (all XLB_BACKEND_NONE when empty). Never mutated. */
   table: Uint32Array;
+  /** What the table is built from (ids, names, weights, M): equal keys, equal tables. */
+  tableKey: string;
 }
 
 /** One entry of the VIP map: a VIP as served in one scope. */
@@ -101,6 +103,8 @@ export interface Compiled {
  */
 class IdAllocator {
   private readonly used: Set<number>;
+  /** No id below this is free (ids are only ever taken): allocation stays linear. */
+  private next = 1;
   readonly out: Record<string, number> = {};
   constructor(private readonly prev: Record<string, number>) {
     this.used = new Set(Object.values(prev));
@@ -117,8 +121,8 @@ class IdAllocator {
   get(key: string): number {
     const have = this.out[key];
     if (have !== undefined) return have;
-    let id = 1;
-    while (this.used.has(id)) id++;
+    while (this.used.has(this.next)) this.next++;
+    const id = this.next;
     this.used.add(id);
     this.out[key] = id;
     return id;
@@ -204,7 +208,16 @@ const NONE_DOWN: ReadonlySet<string> = new Set<string>();
  * recovered backend restores the original table bit for bit. When every
  * backend of a VIP is down the table is empty and new flows are dropped.
  */
-export function compile(desired: DesiredState, prev: Ids = EMPTY_IDS, down: ReadonlySet<string> = NONE_DOWN): Compiled {
+export function compile(
+  desired: DesiredState,
+  prev: Ids = EMPTY_IDS,
+  down: ReadonlySet<string> = NONE_DOWN,
+  reuse: Compiled | null = null,
+): Compiled {
+  // Tables of an earlier compile whose inputs are unchanged are taken as they
+  // are (Maglev population is the costly part of compiling many VIPs).
+  const earlier = new Map<string, Uint32Array>();
+  for (const v of reuse?.vips ?? []) earlier.set(v.tableKey, v.table);
   const att = attachments(desired);
   const lbByName = new Map<string, LoadBalancer>(desired.load_balancers.map((lb) => [lb.name, lb]));
 
@@ -269,13 +282,18 @@ export function compile(desired: DesiredState, prev: Ids = EMPTY_IDS, down: Read
         hashFields: lb.selection_fields.reduce((m, f) => m | HASH_FIELDS[f as keyof typeof HASH_FIELDS], 0),
         affinityTimeoutS: affinity,
         backends,
-        table: buildTable(
+        tableKey: '',
+        table: new Uint32Array(0),
+      };
+      cv.tableKey = JSON.stringify([v.maglevSize, up.map((b) => [b.id, b.text, b.weight])]);
+      cv.table =
+        earlier.get(cv.tableKey) ??
+        buildTable(
           up.map((b) => b.id),
           up.map((b) => b.text),
           v.maglevSize,
           up.map((b) => b.weight),
-        ),
-      };
+        );
       vips.push(cv);
       mine.push(cv);
     }

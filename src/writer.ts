@@ -47,6 +47,7 @@ interface Op {
 }
 
 function tablesEqual(a: Uint32Array | null, b: Uint32Array): boolean {
+  if (a === b) return true; // the same (never mutated) table
   if (!a || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;

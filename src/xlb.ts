@@ -189,7 +189,7 @@ export class Xlb {
    */
   apply(input: unknown, opts: { down?: ReadonlySet<string> } = {}): ApplyReport {
     const desired = validateConfig(input);
-    const compiled = compile(desired, this.state.ids, opts.down);
+    const compiled = compile(desired, this.state.ids, opts.down, this.lastCompiled);
     const dp = this.dataplane;
 
     // Resolve every interface before writing anything.
