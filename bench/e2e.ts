@@ -4,7 +4,11 @@
  * interleaved (run 1: A B C D E, run 2: A B C D E, ...), torn down at the end:
  *
  *   plain kernel   kernel bridges + routing, no LB: vm3 → vm1 directly
+ *   no-op XDP      the same with a no-op native XDP program on vm3's host end
+ *                  (native XDP on a veth turns off the peer's TSO: this separates
+ *                  that effect from xlb's own cost)
  *   xlb (tc)       the same, xlb on vm3's interface (tc, as auto picks for a veth)
+ *   xlb (XDP)      the same, xlb on native XDP
  *   nftables DNAT  the same, an nftables DNAT LB in the router (numgen, kube-proxy style)
  *   OVN LB         real OVN (OVS userspace datapath, northd, controller), lb-add + ls-lb-add inside
  *   OVN + xlb      the same OVN topology without OVN's LB, xlb on vm3's OVS port (native XDP:
@@ -12,18 +16,22 @@
  *
  * Figures: new TCP connections/s (wrk, Connection: close, bounded duration),
  * request latency p50/p99 (same wrk run), bulk TCP Gbit/s (iperf3, one
- * stream, to a one-backend VIP), and for OVN ovs-vswitchd's CPU time per
- * packet received on the topology's ports during the bulk run. A run during
+ * stream, to a one-backend VIP), host CPU per packet during the bulk run (all
+ * CPUs' busy time from /proc/stat ÷ packets through the client's port; it
+ * includes iperf3's own work, alike for every configuration), and for OVN
+ * ovs-vswitchd's CPU time per packet received on the topology's ports. A run during
  * which ovs-vswitchd died is not counted: it is reported as lost and
  * ovs-vswitchd is restarted.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, labNames } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
 import { OvnSandbox } from '../src/ovn/sandbox.js';
+import { loadNative } from '../src/native.js';
+import { packageRoot } from '../src/paths.js';
 import { PREFIX, figure, nsSh, round, sh, type Figure, type Progress, type Ratio, type StageResult } from './common.js';
 import { onCleanup } from './cleanup.js';
 
@@ -37,7 +45,7 @@ const VIP = '172.16.255.62';
 const HTTP = 8000;
 const IPERF = 5201;
 const IPS = { vm1: '172.16.255.130', vm2: '172.16.255.131', vm3: '172.16.255.194' };
-const CONFIGS = ['plain kernel', 'xlb (tc)', 'nftables DNAT', 'OVN LB', 'OVN + xlb (XDP)'] as const;
+const CONFIGS = ['plain kernel', 'no-op XDP', 'xlb (tc)', 'xlb (XDP)', 'nftables DNAT', 'OVN LB', 'OVN + xlb (XDP)'] as const;
 type Config = (typeof CONFIGS)[number];
 
 interface Target {
@@ -47,6 +55,21 @@ interface Target {
   iperf: string;
   /** OVS ports of this topology (for CPU per packet) */
   ovsPorts?: string[];
+  /** The client's port on the host: namespace and interface (packets for CPU per packet). */
+  port: { ns: string; ifname: string };
+}
+
+/** Busy CPU time of the whole machine so far (ns): /proc/stat, every state but idle and iowait. */
+function busyNs(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return ((user + nice + system + irq + softirq + (steal ?? 0)) * 1e9) / 100; // USER_HZ = 100
+}
+
+/** Packets through an interface (rx + tx) so far. */
+function portPackets(p: { ns: string; ifname: string }): number {
+  const read = (k: string): number => Number(nsSh(p.ns, 'cat', [`/sys/class/net/${p.ifname}/statistics/${k}_packets`]).trim());
+  return read('rx') + read('tx');
 }
 
 function xlbConfig(iface: string, hook: 'tc' | 'xdp'): object {
@@ -255,8 +278,20 @@ export async function runE2e(opts: E2eOptions): Promise<StageResult> {
       servers.iperf(names.vms.vm1.ns);
       return lab;
     };
+    const hostPort = (l: Lab): { ns: string; ifname: string } => ({ ns: l.names.hv, ifname: l.names.vms.vm3.hostIf });
     const plain = await kernelLab('p');
-    targets.push({ config: 'plain kernel', clientNs: plain.names.vms.vm3.ns, http: `http://${IPS.vm1}:${HTTP}/`, iperf: IPS.vm1 });
+    targets.push({ config: 'plain kernel', clientNs: plain.names.vms.vm3.ns, http: `http://${IPS.vm1}:${HTTP}/`, iperf: IPS.vm1, port: hostPort(plain) });
+
+    const noop = await kernelLab('z');
+    {
+      const native = loadNative();
+      const obj = native.openObject(join(packageRoot(), 'build', 'bpf', 'bench.bpf.o'), {});
+      const fd = obj.programs.find((p) => p.name === 'bench_xdp_noop')!.fd;
+      const ifindex = native.ifNameToIndex(noop.names.hv, noop.names.vms.vm3.hostIf);
+      native.xdpAttach(noop.names.hv, ifindex, fd, 'native'); // stays until the namespace goes
+      native.closeObject(obj.handle);
+    }
+    targets.push({ config: 'no-op XDP', clientNs: noop.names.vms.vm3.ns, http: `http://${IPS.vm1}:${HTTP}/`, iperf: IPS.vm1, port: hostPort(noop) });
 
     const withXlb = await kernelLab('x');
     {
@@ -266,7 +301,17 @@ export async function runE2e(opts: E2eOptions): Promise<StageResult> {
       xlbs.push({ x, inst });
       x.apply(xlbConfig(`${withXlb.names.hv}/${withXlb.names.vms.vm3.hostIf}`, 'tc'));
     }
-    targets.push({ config: 'xlb (tc)', clientNs: withXlb.names.vms.vm3.ns, http: `http://${VIP}:${HTTP}/`, iperf: VIP });
+    targets.push({ config: 'xlb (tc)', clientNs: withXlb.names.vms.vm3.ns, http: `http://${VIP}:${HTTP}/`, iperf: VIP, port: hostPort(withXlb) });
+
+    const withXdp = await kernelLab('d');
+    {
+      const inst = { pinRoot: '/sys/fs/bpf/xlb-b-e2e-d', stateDir: '/run/xlb-b-e2e-d' };
+      Xlb.reset(inst);
+      const x = Xlb.open(inst);
+      xlbs.push({ x, inst });
+      x.apply(xlbConfig(`${withXdp.names.hv}/${withXdp.names.vms.vm3.hostIf}`, 'xdp'));
+    }
+    targets.push({ config: 'xlb (XDP)', clientNs: withXdp.names.vms.vm3.ns, http: `http://${VIP}:${HTTP}/`, iperf: VIP, port: hostPort(withXdp) });
 
     const nft = await kernelLab('n');
     {
@@ -282,7 +327,7 @@ export async function runE2e(opts: E2eOptions): Promise<StageResult> {
         rmSync(f, { force: true });
       }
     }
-    targets.push({ config: 'nftables DNAT', clientNs: nft.names.vms.vm3.ns, http: `http://${VIP}:${HTTP}/`, iperf: VIP });
+    targets.push({ config: 'nftables DNAT', clientNs: nft.names.vms.vm3.ns, http: `http://${VIP}:${HTTP}/`, iperf: VIP, port: hostPort(nft) });
     bar.tick('kernel topologies');
 
     const t0 = Date.now();
@@ -306,8 +351,8 @@ export async function runE2e(opts: E2eOptions): Promise<StageResult> {
       xlbs.push({ x, inst });
       x.apply(xlbConfig(`${PREFIX}ovs/${b.ns.vm3}h`, 'xdp'));
     }
-    targets.push({ config: 'OVN LB', clientNs: a.ns.vm3, http: `http://${VIP}:${HTTP}/`, iperf: VIP, ovsPorts: a.ports });
-    targets.push({ config: 'OVN + xlb (XDP)', clientNs: b.ns.vm3, http: `http://${VIP}:${HTTP}/`, iperf: VIP, ovsPorts: b.ports });
+    targets.push({ config: 'OVN LB', clientNs: a.ns.vm3, http: `http://${VIP}:${HTTP}/`, iperf: VIP, ovsPorts: a.ports, port: { ns: `${PREFIX}ovs`, ifname: `${a.ns.vm3}h` } });
+    targets.push({ config: 'OVN + xlb (XDP)', clientNs: b.ns.vm3, http: `http://${VIP}:${HTTP}/`, iperf: VIP, ovsPorts: b.ports, port: { ns: `${PREFIX}ovs`, ifname: `${b.ns.vm3}h` } });
     notes.push(`OVN sandbox (ovsdb ×3, ovs-vswitchd netdev, northd, controller) up and both topologies synced in ${round((Date.now() - t0) / 1000, 1)} s`);
     bar.tick('OVN sandbox');
 
@@ -339,7 +384,11 @@ export async function runE2e(opts: E2eOptions): Promise<StageResult> {
         const w = wrk(t.clientNs, t.http, secs);
         const cpu0 = t.ovsPorts ? sb.vswitchdCpuNs() : 0;
         const rx0 = t.ovsPorts ? sb.rxPackets(t.ovsPorts) : 0;
+        const busy0 = busyNs();
+        const pk0 = portPackets(t.port);
         const g = iperf(t.clientNs, t.iperf, secs);
+        const busy1 = busyNs();
+        const pk1 = portPackets(t.port);
         const cpu1 = t.ovsPorts ? sb.vswitchdCpuNs() : 0;
         const rx1 = t.ovsPorts ? sb.rxPackets(t.ovsPorts) : 0;
         if (t.ovsPorts && !sb.vswitchdAlive()) {
@@ -357,6 +406,7 @@ export async function runE2e(opts: E2eOptions): Promise<StageResult> {
         }
         push(t.config, 'gbps', g);
         if (t.ovsPorts && rx1 > rx0) push(t.config, 'cpu', (cpu1 - cpu0) / (rx1 - rx0) / 1000);
+        if (pk1 > pk0) push(t.config, 'hostcpu', (busy1 - busy0) / (pk1 - pk0) / 1000);
         bar.tick(t.config);
       }
     }
@@ -367,6 +417,7 @@ export async function runE2e(opts: E2eOptions): Promise<StageResult> {
       ['gbps', 'bulk TCP (iperf3, one stream, one-backend VIP)', 'Gbit/s'],
       ['p50', 'request latency p50 (wrk)', 'ms'],
       ['p99', 'request latency p99 (wrk)', 'ms'],
+      ['hostcpu', 'host CPU per packet through the client port (bulk run, all CPUs, iperf3 included)', 'µs'],
       ['cpu', 'ovs-vswitchd CPU per packet received (bulk run)', 'µs'],
     ];
     for (const [m, group, unit] of metrics) {
@@ -384,6 +435,9 @@ export async function runE2e(opts: E2eOptions): Promise<StageResult> {
         const v = med(c, m);
         ratios.push({ stage: 'e2e', what: `${m === 'cps' ? 'connections/s' : 'bulk Gbit/s'}: ${c} ÷ plain kernel`, value: v !== null && base ? round(v / base, 3) : null });
       }
+      const nx = med('no-op XDP', m);
+      const xx = med('xlb (XDP)', m);
+      ratios.push({ stage: 'e2e', what: `${m === 'cps' ? 'connections/s' : 'bulk Gbit/s'}: xlb (XDP) ÷ no-op XDP`, value: nx && xx !== null ? round(xx / nx, 3) : null });
       const o = med('OVN LB', m);
       const ox = med('OVN + xlb (XDP)', m);
       ratios.push({ stage: 'e2e', what: `${m === 'cps' ? 'connections/s' : 'bulk Gbit/s'}: OVN + xlb ÷ OVN LB`, value: o && ox !== null ? round(ox / o, 3) : null });
@@ -391,7 +445,8 @@ export async function runE2e(opts: E2eOptions): Promise<StageResult> {
     notes.push(
       `${runs} run(s) per configuration, interleaved; wrk ${secs} s (1 thread, 8 connections, Connection: close: every request is a new connection), iperf3 ${secs} s, one stream`,
       'backends: nginx (1 worker) in vm1/vm2, iperf3 -s in vm1; kernel topologies: veth host ends with tx checksum offload off; OVN: tx off on both ends (AF_PACKET)',
-      'CPU per packet is reported for ovs-vswitchd only (schedstat of all its threads ÷ packets OVS received on the topology\'s ports); for the kernel configurations that CPU is softirq time, not separated here',
+      'host CPU per packet: busy time of all CPUs (/proc/stat) during the iperf3 run ÷ packets through the client\'s port (rx + tx); ovs-vswitchd CPU per packet: schedstat of all its threads ÷ packets OVS received on the topology\'s ports',
+      'no-op XDP vs plain kernel: the cost of native XDP on the veth (the peer loses TSO); xlb (XDP) vs no-op XDP: xlb\'s own cost on that hook',
       'reference (issue 5, this kind of machine): OVN LB ≈ 0.6 Gbit/s and ≈ 13 µs vswitchd CPU per packet; nftables DNAT and plain kernel ≈ 11.5 Gbit/s',
     );
     bar.done();

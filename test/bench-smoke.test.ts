@@ -69,11 +69,11 @@ it('hotpath: cold and in-place figures for every path and hook, floors included'
   }
 }, 200_000);
 
-it('e2e: every configuration (kernel, xlb, nftables, OVN LB, OVN + xlb) produces numbers', async () => {
+it('e2e: every configuration (kernel, no-op XDP, xlb tc/XDP, nftables, OVN LB, OVN + xlb) produces numbers', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'xlb-bench-'));
   try {
     const st = (await smoke('e2e', dir)).stages.e2e;
-    for (const c of ['plain kernel', 'xlb (tc)', 'nftables DNAT', 'OVN LB', 'OVN + xlb']) {
+    for (const c of ['plain kernel', 'no-op XDP', 'xlb (tc)', 'xlb (XDP)', 'nftables DNAT', 'OVN LB', 'OVN + xlb']) {
       // A run lost to an ovs-vswitchd crash is allowed (reported, not counted); otherwise numbers are required.
       const f = st.figures.filter((x) => x.config.startsWith(c));
       expect(f.length, c).toBeGreaterThan(0);
@@ -81,6 +81,7 @@ it('e2e: every configuration (kernel, xlb, nftables, OVN LB, OVN + xlb) produces
       has(st, 'new TCP connections/s (wrk -c8, Connection: close)', c);
       has(st, 'bulk TCP (iperf3, one stream, one-backend VIP)', c);
       has(st, 'request latency p99 (wrk)', c);
+      has(st, 'host CPU per packet through the client port (bulk run, all CPUs, iperf3 included)', c);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
