@@ -23,6 +23,7 @@ function configWith(weights: string | null, affinity: number): object {
     load_balancers: [
       { name: 'by-client', vips: { '10.0.0.1:80': pool(8080) }, selection_fields: ['ip_src'] },
       { name: 'by-dst-port', vips: { '10.0.0.1:81': pool(8081) }, selection_fields: ['ip_dst', 'tp_dst'] },
+      { name: 'by-mac', vips: { '10.0.0.1:82': pool(8082) }, selection_fields: ['eth_src'] },
       { name: 'sticky', vips: { '10.0.0.2:80': pool(8080) }, options: { affinity_timeout: affinity } },
       {
         name: 'weighted',
@@ -30,7 +31,7 @@ function configWith(weights: string | null, affinity: number): object {
         options: weights === null ? {} : { xlb_weights: weights },
       },
     ],
-    logical_switches: [{ name: 'sw', ports: ['lo'], load_balancer: ['by-client', 'by-dst-port', 'sticky', 'weighted'] }],
+    logical_switches: [{ name: 'sw', ports: ['lo'], load_balancer: ['by-client', 'by-dst-port', 'by-mac', 'sticky', 'weighted'] }],
   };
 }
 
@@ -83,6 +84,12 @@ describe('selection_fields', () => {
   it('ip_dst + tp_dst: the same VIP and port always pick the same backend, whoever asks', () => {
     const seen = new Set<string>();
     for (let c = 1; c <= 20; c++) seen.add(send({ src: `192.168.4.${c}`, dst: '10.0.0.1', sport: 40000 + c, dport: 81 }).dst);
+    expect(seen.size).toBe(1);
+  });
+
+  it('eth_src: every flow from one MAC lands on one backend, whatever its addresses', () => {
+    const seen = new Set<string>();
+    for (let c = 1; c <= 20; c++) seen.add(send({ src: `192.168.11.${c}`, dst: '10.0.0.1', sport: 45000 + c, dport: 82 }).dst);
     expect(seen.size).toBe(1);
   });
 

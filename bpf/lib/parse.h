@@ -44,8 +44,7 @@ struct xlb_pkt4 {
 	__u16 l4_len;             /* IPv4 payload length (pseudo-header length) */
 	__u8 csum_off;            /* L4 checksum offset in the L4 header, 0 if none */
 	__u8 tcp_flags;           /* TCP flag byte (0 for others) */
-	__u8 eth_dst[ETH_ALEN];   /* for selection_fields eth_dst */
-	__u8 eth_src[ETH_ALEN];   /* for selection_fields eth_src */
+	const struct ethhdr *eth; /* the frame's Ethernet header (selection_fields eth_*), valid until a rewrite */
 };
 
 #define XLB_TCP_FLAG_FIN 0x01
@@ -66,8 +65,7 @@ XLB_INLINE int xlb_parse_eth(struct xlb_cursor *c, __u16 *proto, struct xlb_pkt4
 	if ((void *)(eth + 1) > c->end)
 		return -1;
 	*proto = eth->h_proto;
-	__builtin_memcpy(p->eth_dst, eth->h_dest, ETH_ALEN);
-	__builtin_memcpy(p->eth_src, eth->h_source, ETH_ALEN);
+	p->eth = eth;
 	c->pos = eth + 1;
 	return 0;
 }

@@ -39,7 +39,7 @@ XLB_INLINE __u32 xlb_flow_hash4(const struct xlb_pkt4 *p, __u8 fields)
 		return xlb_hash_tuple4(p->tuple.saddr, p->tuple.daddr, p->tuple.sport,
 				       p->tuple.dport, p->tuple.proto);
 	return xlb_hash_fields4(p->tuple.saddr, p->tuple.daddr, p->tuple.sport, p->tuple.dport,
-				p->eth_src, p->eth_dst, fields);
+				p->eth->h_source, p->eth->h_dest, fields);
 }
 
 /* The client's remembered backend, if affinity holds and it still takes new flows. */
