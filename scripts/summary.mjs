@@ -9,7 +9,10 @@ let skipped = 0;
 try {
   const r = JSON.parse(readFileSync(file, 'utf8'));
   passed = r.numPassedTests;
-  failed = r.numFailedTests + (r.numRuntimeErrorTestSuites ?? 0) + (r.numFailedTestSuites ?? 0);
+  // Failed tests count each; files that failed with no failed test (an
+  // import or hook error) count once.
+  failed = r.numFailedTests;
+  if (r.numFailedTests === 0 && r.numFailedTestSuites > 0) failed += r.numFailedTestSuites;
   skipped = r.numPendingTests + (r.numTodoTests ?? 0);
 } catch {
   failed += 1; // no report: vitest did not finish

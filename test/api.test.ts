@@ -123,7 +123,7 @@ describe('xlb API and CLI verbs', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('xlb: logical switch "nosuch" does not exist');
     expect(await c.state()).toEqual(before);
-    expect(await seen(6)).toEqual(['i am vm1', 'i am vm2']);
+    expect(await seen(20)).toEqual(['i am vm1', 'i am vm2']);
   });
 
   it('unknown route 404, wrong method 405 with Allow', async () => {
@@ -200,7 +200,7 @@ describe('xlb API and CLI verbs', () => {
   it('API objects survive a daemon restart, which rewrites nothing', async () => {
     expect(await daemon!.stop('SIGTERM')).toBe(0);
     expect(existsSync(socket)).toBe(false);
-    expect(await seen(4)).toEqual(['i am vm1', 'i am vm2']);
+    expect(await seen(20)).toEqual(['i am vm1', 'i am vm2']);
     await startDaemon();
     const stats = await client().stats();
     expect(stats.daemon.startupApply?.writes).toBe(0);

@@ -76,7 +76,7 @@ afterAll(async () => {
 describe('xlb daemon', () => {
   it('serves the config file', async () => {
     await start();
-    expect(await seen(16)).toEqual(['i am vm1', 'i am vm2']);
+    expect(await seen(20)).toEqual(['i am vm1', 'i am vm2']);
   });
 
   it('an edit of the config file reaches the kernel', async () => {
@@ -106,7 +106,7 @@ describe('xlb daemon', () => {
     const from3 = daemon!.logs.length;
     writeConfig(config(['vm1', 'vm2']));
     await daemon!.waitForLog((l) => l.source === 'file' && String(l.msg).startsWith('applied'), DAEMON_TIMEOUT_S, from3);
-    expect(await seen(16)).toEqual(['i am vm1', 'i am vm2']);
+    expect(await seen(20)).toEqual(['i am vm1', 'i am vm2']);
   });
 
   it('SIGTERM stops the daemon and leaves the programs attached and traffic flowing', async () => {
@@ -117,7 +117,7 @@ describe('xlb daemon', () => {
     expect(existsSync(socket)).toBe(false);
     expect(existsSync(join(D2.stateDir, 'daemon.json'))).toBe(false);
     expect(tcFilters()).toEqual(before);
-    expect(await seen(12)).toEqual(['i am vm1', 'i am vm2']);
+    expect(await seen(20)).toEqual(['i am vm1', 'i am vm2']);
   });
 
   it('a restarted daemon re-adopts the pins and rewrites nothing', async () => {
@@ -131,7 +131,7 @@ describe('xlb daemon', () => {
     const stats = await new XlbClient({ socketPath: socket }).stats();
     expect(stats.daemon.startupApply?.writes).toBe(0);
     expect(tcFilters()).toEqual(before);
-    expect(await seen(8)).toEqual(['i am vm1', 'i am vm2']);
+    expect(await seen(20)).toEqual(['i am vm1', 'i am vm2']);
   });
 
   it(`backends removed and re-added ${CHURN} times through the API under continuous connections: zero failures`, async () => {

@@ -141,7 +141,7 @@ describe('xlb CLI', () => {
     expect(r.stderr).toContain('xlb-nosuch');
     // Still both backends: the one-backend pool in that file was not applied.
     const seen = new Set<string | null>();
-    for (let i = 0; i < 12; i++) seen.add(await lab.curl(TIMEOUT_S));
+    for (let i = 0; i < 20; i++) seen.add(await lab.curl(TIMEOUT_S));
     expect([...seen].sort()).toEqual(['i am vm1', 'i am vm2']);
   });
 
