@@ -167,7 +167,7 @@ describe('xlb CLI', () => {
 describe('xlb lab', () => {
   it('exits 0 when every request succeeded and both backends answered', async () => {
     await lab.destroy();
-    const r = await run(process.execPath, [join(ROOT, 'dist', 'src', 'cli.js'), 'lab', '--requests', '12'], 120);
+    const r = await run(process.execPath, [join(ROOT, 'dist', 'src', 'cli.js'), 'lab', '--requests', '20'], 120);
     expect(r.stdout).toContain('OK: every request succeeded and both backends answered');
     expect(r.stdout).toMatch(/i am vm1: \d+/);
     expect(r.stdout).toMatch(/i am vm2: \d+/);
