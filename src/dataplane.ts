@@ -74,6 +74,8 @@ const PROG_PIN_PREFIX = 'prog_';
  * programs are pinned (32 bytes). */
 const META_PIN = 'xlb_meta';
 const META_SIZE = 4 + 32;
+/** Entries per batch syscall. */
+const BATCH = 65536;
 
 /** The loaded (or re-adopted) BPF object: map and program fds. */
 export class Dataplane {
@@ -382,9 +384,28 @@ export class KernelStore implements MapStore {
     this.dp.native.mapDelete(this.dp.maps.xlb_maglev, encodeU32(vipId));
   }
 
-  resetStats(kind: 'vip' | 'backend', id: number): void {
+  resetStats(kind: 'vip' | 'backend', ids: readonly number[]): void {
     const fd = kind === 'vip' ? this.dp.maps.xlb_vip_stats : this.dp.maps.xlb_backend_stats;
-    this.dp.native.mapUpdate(fd, encodeU32(id), Buffer.alloc(this.dp.percpuSize(LAYOUT.xlb_stats.size)), 0);
+    const size = this.dp.percpuSize(LAYOUT.xlb_stats.size);
+    for (let at = 0; at < ids.length; at += BATCH) {
+      const chunk = ids.slice(at, at + BATCH);
+      const keys = Buffer.concat(chunk.map((id) => encodeU32(id)));
+      this.dp.native.mapUpdateBatch(fd, keys, Buffer.alloc(size * chunk.length), chunk.length, 0);
+    }
+  }
+
+  updateMany(map: MapName, entries: ReadonlyArray<{ key: Buffer; value: Buffer }>): void {
+    const fd = this.spec(map).fd;
+    for (let at = 0; at < entries.length; at += BATCH) {
+      const chunk = entries.slice(at, at + BATCH);
+      this.dp.native.mapUpdateBatch(
+        fd,
+        Buffer.concat(chunk.map((e) => e.key)),
+        Buffer.concat(chunk.map((e) => e.value)),
+        chunk.length,
+        0,
+      );
+    }
   }
 }
 

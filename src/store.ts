@@ -12,6 +12,8 @@ export interface MapStore {
    *  With `keys`, only those entries (the ones present / non-zero). */
   dump(map: MapName, keys?: readonly Buffer[]): Map<string, Buffer>;
   update(map: MapName, key: Buffer, value: Buffer): void;
+  /** Many updates of one map in one write (a batch), e.g. thousands of backend slots. */
+  updateMany(map: MapName, entries: ReadonlyArray<{ key: Buffer; value: Buffer }>): void;
   /** Deletes a hash entry, or zeroes an array slot. */
   delete(map: MapName, key: Buffer): void;
   /** Ids of VIPs that have a Maglev table in the outer map. */
@@ -21,8 +23,8 @@ export interface MapStore {
    *  write (each VIP's slot switches atomically to its complete new table). */
   swapTables(tables: ReadonlyArray<{ vipId: number; table: Uint32Array }>): void;
   deleteTable(vipId: number): void;
-  /** Zeroes the per-CPU counters of a VIP or backend id (ids are reused). */
-  resetStats(kind: 'vip' | 'backend', id: number): void;
+  /** Zeroes the per-CPU counters of VIP or backend ids (ids are reused). */
+  resetStats(kind: 'vip' | 'backend', ids: readonly number[]): void;
 }
 
 export const hex = (b: Buffer): string => b.toString('hex');
@@ -59,6 +61,13 @@ export class MemoryStore implements MapStore {
     if (map !== 'xlb_vip4' && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
     else this.maps[map].set(hex(key), Buffer.from(value));
   }
+  updateMany(map: MapName, entries: ReadonlyArray<{ key: Buffer; value: Buffer }>): void {
+    this.write();
+    for (const { key, value } of entries) {
+      if (map !== 'xlb_vip4' && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
+      else this.maps[map].set(hex(key), Buffer.from(value));
+    }
+  }
   delete(map: MapName, key: Buffer): void {
     this.write();
     this.maps[map].delete(hex(key));
@@ -78,7 +87,7 @@ export class MemoryStore implements MapStore {
     this.write();
     this.tables.delete(vipId);
   }
-  resetStats(kind: 'vip' | 'backend', id: number): void {
-    this.statsResets.push(`${kind}:${id}`);
+  resetStats(kind: 'vip' | 'backend', ids: readonly number[]): void {
+    for (const id of ids) this.statsResets.push(`${kind}:${id}`);
   }
 }

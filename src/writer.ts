@@ -31,6 +31,9 @@ export interface ApplySummary {
   writes: number;
 }
 
+/** From this many changed backend slots on, they are written in one batch. */
+const BATCH_MIN = 64;
+
 export interface ApplyOptions {
   /** Read every slot of the array maps (the default; once per process is
    *  enough to find what an earlier, interrupted run left). false: only the
@@ -101,15 +104,29 @@ export function applyCompiled(
     // Array maps are large and sparse: unless a full scan is asked for, read
     // only the slots this apply or the previous one uses.
     const have = (opts.fullScan ?? true) || map === 'xlb_vip4' ? store.dump(map) : store.dump(map, [...[...want.values()].map((w) => w.key), ...alsoKeys]);
+    const changed: Array<{ key: Buffer; value: Buffer; old: Buffer | undefined; what: string }> = [];
     for (const [k, w] of want) {
       const old = have.get(k);
       if (old && old.equals(w.value)) continue;
       counter.written++;
+      changed.push({ key: w.key, value: w.value, old, what: w.what });
+    }
+    if (map === 'xlb_backends' && changed.length >= BATCH_MIN) {
+      // Many backend slots (a large apply): one batch write, undone by another.
+      const zero = Buffer.alloc(changed[0].value.length);
       adds.push({
-        what: w.what,
-        run: () => store.update(map, w.key, w.value),
-        undo: () => (old ? store.update(map, w.key, old) : store.delete(map, w.key)),
+        what: `${changed.length} backends (${changed[0].what}, …)`,
+        run: () => store.updateMany(map, changed),
+        undo: () => store.updateMany(map, changed.map((c) => ({ key: c.key, value: c.old ?? zero }))),
       });
+    } else {
+      for (const c of changed) {
+        adds.push({
+          what: c.what,
+          run: () => store.update(map, c.key, c.value),
+          undo: () => (c.old ? store.update(map, c.key, c.old) : store.delete(map, c.key)),
+        });
+      }
     }
     for (const [k, old] of have) {
       if (want.has(k)) continue;
@@ -219,8 +236,8 @@ export function applyCompiled(
   const plan = [...adds, ...ifaceRemoves, ...vipRemoves, ...tableRemoves, ...backendRemoves];
   const done: Op[] = [];
   try {
-    for (const id of newVipIds) store.resetStats('vip', id);
-    for (const id of newBackendIds) store.resetStats('backend', id);
+    if (newVipIds.length) store.resetStats('vip', newVipIds);
+    if (newBackendIds.length) store.resetStats('backend', newBackendIds);
     for (const op of plan) {
       op.run();
       done.push(op);
