@@ -523,7 +523,7 @@ function detachXdpIfOurs(dp: Dataplane, netns: string | null, ifindex: number): 
 }
 
 /** Removes xlb's programs from an interface. Missing interfaces/netns are not errors. */
-export function detach(dp: Dataplane | null, a: IfaceRef & { hook: 'tc' | 'xdp'; xdpMode?: string | null }): void {
+export function detach(a: IfaceRef & { hook: 'tc' | 'xdp'; xdpMode?: string | null }): void {
   const n = loadNative();
   let ifindex: number;
   try {
@@ -544,5 +544,4 @@ export function detach(dp: Dataplane | null, a: IfaceRef & { hook: 'tc' | 'xdp';
     if (q.driverProgId) n.xdpDetach(a.netns, ifindex, 'native');
     if (q.skbProgId) n.xdpDetach(a.netns, ifindex, 'generic');
   }
-  void dp;
 }

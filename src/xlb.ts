@@ -233,7 +233,7 @@ export class Xlb {
     } catch (e) {
       // Put the maps back as they were and take our programs off new interfaces.
       const before = new Set(this.state.ifaces.map((x) => x.interface));
-      for (const a of served) if (!before.has(a.interface)) detach(dp, a);
+      for (const a of served) if (!before.has(a.interface)) detach(a);
       const prev = compile(this.state.desired, this.state.ids);
       const prevIndex = new Map(this.state.ifaces.map((x) => [x.interface, x.ifindex]));
       try {
@@ -252,7 +252,7 @@ export class Xlb {
     const detached: string[] = [];
     for (const old of this.state.ifaces) {
       if (keep.has(old.interface)) continue;
-      detach(dp, old);
+      detach(old);
       detached.push(old.interface);
     }
 
@@ -358,7 +358,7 @@ export class Xlb {
     if (existsSync(path)) {
       const s = JSON.parse(readFileSync(path, 'utf8')) as State;
       for (const i of s.ifaces ?? []) {
-        detach(null, i);
+        detach(i);
         detached.push(i.interface);
       }
       rmSync(path, { force: true });
