@@ -17,7 +17,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 4
+#define XLB_LAYOUT_VERSION 5
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev slots */
@@ -82,6 +82,7 @@ enum xlb_global_counter {
 	XLB_G_NO_BACKEND,      /* dropped: VIP without a usable backend */
 	XLB_G_CT_FULL,         /* conntrack insert failed */
 	XLB_G_NAT_ERROR,       /* rewrite failed (helper error) */
+	XLB_G_ICMP_RELATED,    /* ICMP error of a tracked flow translated */
 	XLB_G_COUNT,
 };
 

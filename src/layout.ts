@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 4;
+export const LAYOUT_VERSION = 5;
 
 export const IPPROTO = { tcp: 6, udp: 17 } as const;
 
@@ -57,6 +57,7 @@ export const GLOBAL_COUNTERS = [
   'no_backend',
   'ct_full',
   'nat_error',
+  'icmp_related',
 ] as const;
 export type GlobalCounter = (typeof GLOBAL_COUNTERS)[number];
 

@@ -18,6 +18,7 @@
 #include "conntrack.h"
 #include "select.h"
 #include "hook.h"
+#include "icmp.h"
 
 enum xlb_stage { XLB_STAGE_INGRESS = 1, XLB_STAGE_EGRESS = 2 };
 
@@ -119,6 +120,12 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 		return XLB_V_PASS;
 	default:
 		xlb_count(XLB_G_MALFORMED);
+		return XLB_V_PASS;
+	}
+
+	/* An ICMP error about a tracked flow is translated, never balanced. */
+	if (p.tuple.proto == IPPROTO_ICMP && xlb_icmp4_related(data, data_end) == 1) {
+		xlb_count(XLB_G_ICMP_RELATED);
 		return XLB_V_PASS;
 	}
 

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * icmp.h — ICMP errors that belong to a balanced connection (destination
+ * unreachable, incl. port unreachable and fragmentation needed; time exceeded;
+ * parameter problem) are translated like conntrack's "related" packets, so the
+ * client sees the VIP and its socket (and PMTU discovery) gets the error:
+ *
+ *   backend -> client, about the client's request (inner: client -> backend):
+ *     inner destination := VIP:port; outer source := VIP if the backend sent it
+ *   client -> VIP, about a reply (inner: VIP -> client):
+ *     inner source := backend:port; outer destination := backend
+ *
+ * The inner packet's reversed 5-tuple is a conntrack key of the flow. Every
+ * changed word is compensated in its checksum and in the ICMP checksum, so the
+ * sum over the whole packet is unchanged (skb->csum stays valid): direct writes
+ * serve both hooks. Uses only packet pointers and the access layer.
+ */
+#ifndef XLB_ICMP_H
+#define XLB_ICMP_H
+
+#include "access.h"
+#include "csum.h"
+#include "maps.h"
+#include "parse.h"
+
+#define XLB_ICMP_DEST_UNREACH 3  /* incl. port unreachable, fragmentation needed */
+#define XLB_ICMP_TIME_EXCEEDED 11
+#define XLB_ICMP_PARAMETERPROB 12
+
+/* The ICMP header (linux/icmp.h drags userspace headers into BPF builds). */
+struct xlb_icmphdr {
+	__u8 type;
+	__u8 code;
+	__u16 checksum;
+	__u32 rest; /* id/sequence, MTU, pointer: untouched */
+};
+
+#define XLB_ICMP_HDR_LEN sizeof(struct xlb_icmphdr)
+
+XLB_INLINE int xlb_icmp_is_error(__u8 type)
+{
+	return type == XLB_ICMP_DEST_UNREACH || type == XLB_ICMP_TIME_EXCEEDED || type == XLB_ICMP_PARAMETERPROB;
+}
+
+/* Translates an ICMP error of a tracked flow in place. Returns 1 when the
+ * packet was one (translated), 0 when it is not (the caller goes on), -1 when
+ * it could not be read. */
+XLB_INLINE int xlb_icmp4_related(void *data, void *data_end)
+{
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	struct xlb_icmphdr *icmp;
+	struct iphdr *in;
+	__u16 *in_ports, *l4csum;
+	struct xlb_ct4_key k = {};
+	struct xlb_ct4_val *ct;
+	__u32 old_addr, new_addr;
+	__u16 old_port, new_port, old_ipsum, c;
+	int rev;
+
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	icmp = (void *)ip + ip->ihl * 4;
+	if ((void *)icmp + XLB_ICMP_HDR_LEN > data_end)
+		return -1;
+	if (!xlb_icmp_is_error(icmp->type))
+		return 0;
+	in = (void *)icmp + XLB_ICMP_HDR_LEN;
+	if ((void *)(in + 1) > data_end || in->ihl != XLB_IPV4_MIN_IHL)
+		return 0;
+	if (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP)
+		return 0;
+	in_ports = (void *)(in + 1);
+	if ((void *)(in_ports + 2) > data_end)
+		return 0;
+
+	/* The inner packet, reversed, is how the flow's other direction arrives. */
+	k.saddr = in->daddr;
+	k.daddr = in->saddr;
+	k.sport = in_ports[1];
+	k.dport = in_ports[0];
+	k.proto = in->protocol;
+	ct = xlb_lookup(&xlb_ct4, &k);
+	if (!ct)
+		return 0;
+	rev = ct->dir == XLB_DIR_REV;
+
+	/* rev: inner is client -> backend: rewrite its destination to the VIP.
+	 * fwd: inner is VIP -> client: rewrite its source to the backend. */
+	old_addr = rev ? in->daddr : in->saddr;
+	new_addr = ct->nat_addr;
+	old_port = rev ? in_ports[1] : in_ports[0];
+	new_port = ct->nat_port ? ct->nat_port : old_port;
+
+	c = icmp->checksum;
+	old_ipsum = in->check;
+	in->check = xlb_csum_replace4(in->check, old_addr, new_addr);
+	if (rev)
+		in->daddr = new_addr;
+	else
+		in->saddr = new_addr;
+	c = xlb_csum_replace4(c, old_addr, new_addr);
+	c = xlb_csum_replace2(c, old_ipsum, in->check);
+	if (new_port != old_port) {
+		if (rev)
+			in_ports[1] = new_port;
+		else
+			in_ports[0] = new_port;
+		c = xlb_csum_replace2(c, old_port, new_port);
+	}
+	/* The inner L4 checksum, when the quoted bytes include it. */
+	l4csum = (void *)in_ports + (in->protocol == IPPROTO_TCP ? XLB_TCP_CSUM_OFF : XLB_UDP_CSUM_OFF);
+	if ((void *)(l4csum + 1) <= data_end && !(in->protocol == IPPROTO_UDP && *l4csum == 0)) {
+		__u16 old_l4 = *l4csum;
+		__u16 l4 = xlb_csum_replace4(old_l4, old_addr, new_addr);
+
+		if (new_port != old_port)
+			l4 = xlb_csum_replace2(l4, old_port, new_port);
+		*l4csum = l4;
+		c = xlb_csum_replace2(c, old_l4, l4);
+	}
+	icmp->checksum = c;
+
+	/* The outer header: the error's sender or addressee is the one the
+	 * client (or backend) must see. */
+	if (rev && ip->saddr == old_addr) {
+		ip->check = xlb_csum_replace4(ip->check, ip->saddr, new_addr);
+		ip->saddr = new_addr;
+	} else if (!rev && ip->daddr == old_addr) {
+		ip->check = xlb_csum_replace4(ip->check, ip->daddr, new_addr);
+		ip->daddr = new_addr;
+	}
+	return 1;
+}
+
+#endif /* XLB_ICMP_H */
