@@ -3,6 +3,7 @@
  * shell helpers, frames, the `xlb-b-` namespace prefix and its cleanup, and
  * progress bars on stderr.
  */
+import { removeNamespace } from '../src/lab.js';
 import { execFileSync } from 'node:child_process';
 import cliProgress from 'cli-progress';
 
@@ -118,20 +119,7 @@ export function cleanupLeftovers(prefix = PREFIX): void {
   } catch {
     /* no netns support */
   }
-  for (const ns of names) {
-    try {
-      for (const pid of sh('ip', ['netns', 'pids', ns]).split(/\s+/).filter(Boolean)) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      }
-    } catch {
-      /* gone */
-    }
-    shQuiet('ip', ['netns', 'del', ns]);
-  }
+  for (const ns of names) removeNamespace(ns);
   try {
     const links = JSON.parse(sh('ip', ['-j', 'link', 'show'])) as Array<{ ifname: string }>;
     for (const l of links) if (l.ifname.startsWith(prefix)) shQuiet('ip', ['link', 'del', l.ifname]);

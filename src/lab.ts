@@ -109,6 +109,30 @@ export function labConfig(hook: Hook = 'auto', backends: VmName[] = BACKENDS, LA
   };
 }
 
+/**
+ * Deletes a network namespace, first killing what runs inside it (processes
+ * left there, e.g. backends of `xlb lab --keep`, would outlive it). Missing
+ * namespaces are fine.
+ */
+export function removeNamespace(ns: string): void {
+  try {
+    for (const pid of sh('ip', ['netns', 'pids', ns]).split(/\s+/).filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  } catch {
+    /* no such namespace */
+  }
+  try {
+    ip('netns', 'del', ns);
+  } catch {
+    /* not there */
+  }
+}
+
 export class Lab {
   private readonly servers = new Map<VmName, ChildProcess>();
   private readonly nginx = new Map<VmName, { child: ChildProcess; dir: string }>();
@@ -291,24 +315,6 @@ http {
 
   /** Removes every namespace the lab creates (idempotent). */
   static destroyTopology(LAB: LabNames = labNames()): void {
-    for (const ns of [LAB.hv, ...Object.values(LAB.vms).map((v) => v.ns)]) {
-      // Processes left in a namespace (backends of `xlb lab --keep`) would outlive it.
-      try {
-        for (const pid of sh('ip', ['netns', 'pids', ns]).split(/\s+/).filter(Boolean)) {
-          try {
-            process.kill(Number(pid), 'SIGKILL');
-          } catch {
-            /* already gone */
-          }
-        }
-      } catch {
-        /* no such namespace */
-      }
-      try {
-        ip('netns', 'del', ns);
-      } catch {
-        /* not there */
-      }
-    }
+    for (const ns of [LAB.hv, ...Object.values(LAB.vms).map((v) => v.ns)]) removeNamespace(ns);
   }
 }
