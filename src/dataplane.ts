@@ -5,7 +5,7 @@
  * the caller.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { loadNative, type XlbNative } from './native.js';
@@ -20,6 +20,7 @@ import {
   GLOBAL_COUNTERS,
   decodeStatsPercpu,
   decodeU64Percpu,
+  zeroStats,
   encodeU32,
   type GlobalCounter,
   type Stats,
@@ -193,19 +194,17 @@ export class Dataplane {
   }
 
   vipStats(vipId: number): Stats {
-    const n = this.native.numPossibleCpus();
-    const v = this.native.mapLookup(this.maps.xlb_vip_stats, encodeU32(vipId), this.percpuSize(LAYOUT.xlb_stats.size));
-    return v ? decodeStatsPercpu(v, n) : decodeStatsPercpu(Buffer.alloc(this.percpuSize(48)), n);
+    return this.stats(this.maps.xlb_vip_stats, vipId);
   }
 
   backendStats(backendId: number): Stats {
-    const n = this.native.numPossibleCpus();
-    const v = this.native.mapLookup(
-      this.maps.xlb_backend_stats,
-      encodeU32(backendId),
-      this.percpuSize(LAYOUT.xlb_stats.size),
-    );
-    return v ? decodeStatsPercpu(v, n) : decodeStatsPercpu(Buffer.alloc(this.percpuSize(48)), n);
+    return this.stats(this.maps.xlb_backend_stats, backendId);
+  }
+
+  /** One id's per-CPU counters, summed (an id never written reads as zero). */
+  private stats(fd: number, id: number): Stats {
+    const v = this.native.mapLookup(fd, encodeU32(id), this.percpuSize(LAYOUT.xlb_stats.size));
+    return v ? decodeStatsPercpu(v, this.native.numPossibleCpus()) : zeroStats();
   }
 
   globalCounters(): Record<GlobalCounter, bigint> {

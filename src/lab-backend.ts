@@ -10,7 +10,7 @@ import { createSocket } from 'node:dgram';
 
 const [greeting = 'i am backend', httpPort = '8000', tcpPort = '8001', udpPort = '8053'] = process.argv.slice(2);
 
-const http = createHttp((req, res) => {
+const http = createHttp((_req, res) => {
   res.writeHead(200, { 'content-type': 'text/plain' });
   res.end(`${greeting}\n`);
 });

@@ -196,6 +196,7 @@ export class Xlb {
     const ifindex = new Map<string, number>();
     const byIndex = new Map<number, string>();
     const choices = new Map<string, HookChoice>();
+    const maxIfindex = dp.native.mapInfo(dp.maps.xlb_ifaces).maxEntries;
     for (const i of compiled.ifaces) {
       let idx: number;
       try {
@@ -203,7 +204,6 @@ export class Xlb {
       } catch (e) {
         throw new ApplyError(`interface ${i.interface} (${i.owner}): ${(e as Error).message}`, { cause: e });
       }
-      const maxIfindex = dp.native.mapInfo(dp.maps.xlb_ifaces).maxEntries;
       if (idx >= maxIfindex) {
         throw new ApplyError(`interface ${i.interface} (${i.owner}): ifindex ${idx} is beyond xlb_ifaces (${maxIfindex} slots)`);
       }

@@ -6,6 +6,10 @@
  */
 import { request } from 'node:http';
 import { defaultApiSocket, readDaemonInfo } from './discovery.js';
+// Types only: erased at run time, so the client stays light to load.
+import type { ShowReport } from '../xlb.js';
+import type { Stats } from '../layout.js';
+import type { BackendHealth } from '../health/checker.js';
 
 /** The API's error body. */
 export interface ApiErrorInfo {
@@ -91,15 +95,17 @@ export interface WriteResult {
   apply: { writes: number; unchanged: boolean; durationMs: number };
 }
 
+/** A library value as it travels in JSON: bigint counters become numbers. */
+export type Jsonified<T> = T extends bigint
+  ? number
+  : T extends ReadonlyArray<infer U>
+    ? Jsonified<U>[]
+    : T extends object
+      ? { [K in keyof T]: Jsonified<T[K]> }
+      : T;
+
 /** Kernel counters as numbers. */
-export interface StatsNumbers {
-  packets: number;
-  bytes: number;
-  replyPackets: number;
-  replyBytes: number;
-  newConns: number;
-  drops: number;
-}
+export type StatsNumbers = Jsonified<Stats>;
 
 export interface ApplyRecordView {
   at: string;
@@ -110,24 +116,9 @@ export interface ApplyRecordView {
   detached: string[];
 }
 
-/** GET /v1/stats: `xlb show --json` plus the daemon's own figures. */
-export interface StatsResponse {
-  pinRoot: string;
+/** GET /v1/stats: `xlb show --json` (the library's ShowReport, in JSON) plus the daemon's own figures. */
+export type StatsResponse = Jsonified<ShowReport> & {
   loaded: true;
-  ifaces: Array<{ interface: string; ifindex: number; hook: string; xdpMode?: string | null; reason: string; owner: string }>;
-  vips: Array<{
-    id: number;
-    name: string;
-    lb: string;
-    vip: string;
-    protocol: string;
-    maglevSize: number;
-    servedBy: string[];
-    stats: StatsNumbers;
-    backends: Array<{ id: number; text: string; stats: StatsNumbers }>;
-  }>;
-  conntrack: { entries: number; max: number };
-  counters: Record<string, number>;
   daemon: {
     pid: number;
     startedAt: string;
@@ -136,8 +127,11 @@ export interface StatsResponse {
     startupApply: ApplyRecordView | null;
     lastApply: ApplyRecordView | null;
     config: { path: string; lastError: { field: string; message: string } | null } | null;
+    conntrackGc: { runs: number; removed: number };
   };
-}
+  /** Health-checked backends (empty without health checks). */
+  health: BackendHealth[];
+};
 
 export interface XlbClientOptions {
   /** Unix socket of the API. Default: the one in STATE_DIR/daemon.json, else STATE_DIR/api.sock. */
