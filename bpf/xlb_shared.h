@@ -17,7 +17,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 6
+#define XLB_LAYOUT_VERSION 7
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev slots */
@@ -89,6 +89,7 @@ enum xlb_global_counter {
 	XLB_G_REJECT,          /* reject=true: TCP RST or ICMP port unreachable sent back */
 	XLB_G_REJECT_FAIL,     /* reject=true but no answer allowed or possible: dropped */
 	XLB_G_NEIGH_REPLY,     /* ARP request for a VIP answered with the router port's MAC */
+	XLB_G_SCTP_TOO_LONG,   /* dropped: SCTP packet too long to recompute its CRC (sctp.h) */
 	XLB_G_COUNT,
 };
 
@@ -96,7 +97,7 @@ enum xlb_global_counter {
 struct xlb_vip4_key {
 	__u32 addr;  /* VIP address, network order */
 	__u16 port;  /* VIP port, network order; 0 for an IP-only VIP */
-	__u8 proto;  /* IPPROTO_TCP/UDP; 0 for an IP-only VIP */
+	__u8 proto;  /* IPPROTO_TCP/UDP/SCTP; 0 for an IP-only VIP */
 	__u8 pad;    /* zero */
 	__u32 scope; /* attachment scope (xlb_iface.scope) */
 };

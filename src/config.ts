@@ -21,8 +21,8 @@ import { ConfigError } from './errors.js';
 import { HealthConfigError, validateLbHealth, type LbHealthCheck } from './health/config.js';
 import { isPrime } from './maglev.js';
 
-/** Transport protocol of a load balancer (OVN's `sctp` is not supported). */
-export type Protocol = 'tcp' | 'udp';
+/** Transport protocol of a load balancer. */
+export type Protocol = 'tcp' | 'udp' | 'sctp';
 /** Ingress hook on an interface: `auto` picks tc for kernel-served virtual interfaces (veth, tap) and native XDP for physical NICs; `xdp` tries native and falls back to generic; `xdp-generic` forces skb-mode XDP. */
 export type Hook = 'auto' | 'tc' | 'xdp' | 'xdp-generic';
 
@@ -149,7 +149,7 @@ const ROUTER_KEYS = ['name', 'ports', 'load_balancer', 'options', 'nat'] as cons
 const ROUTER_PORT_KEYS = ['name', 'interface', 'netns', 'ifname', 'hook', 'mac', 'networks'] as const;
 const NAT_KEYS = ['type', 'external_ip', 'logical_ip'] as const;
 
-const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp'];
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp'];
 const HOOKS: readonly Hook[] = ['auto', 'tc', 'xdp', 'xdp-generic'];
 const NAT_TYPES: readonly NatRule['type'][] = ['snat', 'dnat', 'dnat_and_snat'];
 /** OVN Load_Balancer selection_fields values. */

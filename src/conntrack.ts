@@ -16,6 +16,8 @@ export interface ConntrackTimeouts {
   /** TCP: FIN or RST seen. */
   tcpClosing: number;
   udp: number;
+  /** SCTP (associations keep alive with heartbeats, 30 s apart by default). */
+  sctp: number;
   /** Every other protocol (IP-only VIPs). */
   other: number;
 }
@@ -26,11 +28,13 @@ export const DEFAULT_CT_TIMEOUTS: ConntrackTimeouts = {
   tcpEstablished: 86_400,
   tcpClosing: 30,
   udp: 60,
+  sctp: 210, // Linux's nf_conntrack_sctp_timeout_established
   other: 30,
 };
 
 const PROTO_TCP = 6;
 const PROTO_UDP = 17;
+const PROTO_SCTP = 132;
 
 /** The other direction's key, exactly as bpf/lib/conntrack.h derives it. */
 export function otherKey(k: Ct4Key, v: Ct4Val): Ct4Key {
@@ -46,7 +50,7 @@ export function timeoutFor(proto: number, state: number, t: ConntrackTimeouts): 
     if (state === XLB.CT_CLOSING) return t.tcpClosing;
     return t.tcpEstablished;
   }
-  return proto === PROTO_UDP ? t.udp : t.other;
+  return proto === PROTO_UDP ? t.udp : proto === PROTO_SCTP ? t.sctp : t.other;
 }
 
 /** The clock the data plane stamps entries with (CLOCK_MONOTONIC, coarse). */

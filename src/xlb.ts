@@ -121,7 +121,7 @@ function vipRecords(c: Compiled): VipRecord[] {
     name: v.name,
     lb: v.lb,
     vip: v.vip,
-    protocol: v.proto === 6 ? 'tcp' : v.proto === 17 ? 'udp' : 'ip',
+    protocol: v.proto === 6 ? 'tcp' : v.proto === 17 ? 'udp' : v.proto === 132 ? 'sctp' : 'ip',
     maglevSize: v.table.length - 1,
     selectionFields: Object.entries(HASH_FIELDS)
       .filter(([, bit]) => v.hashFields & bit)

@@ -102,7 +102,7 @@ describe('xlb API and CLI verbs', () => {
       [() => c.request('PUT', '/v1/load-balancers/lb2', { vips: {}, bogus: 1 }), 'bogus', /unknown key/],
       [() => c.putLogicalSwitch('other', { ports: ['bad/name/x'], load_balancer: [] }), 'ports[0]', /interface/],
       [() => c.putLogicalSwitch('other', { ports: [], load_balancer: ['nolb'] }), 'load_balancer[0]', /unknown load balancer "nolb"/],
-      [() => c.request('PUT', '/v1/load-balancers/lb3', { protocol: 'sctp' }), 'protocol', /tcp/],
+      [() => c.request('PUT', '/v1/load-balancers/lb3', { protocol: 'icmp' }), 'protocol', /tcp/],
     ];
     for (const [fn, field, msg] of cases) {
       const e = await fn().then(

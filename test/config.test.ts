@@ -480,7 +480,8 @@ describe('validateConfig: errors name the field and the bad value', () => {
       'load_balancers[1].name',
       'duplicate load balancer name "x"',
     );
-    expectConfigError(() => validateConfig(withLb({ protocol: 'sctp' })), 'load_balancers[0].protocol', '"tcp", "udp"', '"sctp"');
+    expectConfigError(() => validateConfig(withLb({ protocol: 'icmp' })), 'load_balancers[0].protocol', '"tcp", "udp", "sctp"', '"icmp"');
+    expect(validateConfig(withLb({ protocol: 'sctp' })).load_balancers[0]!.protocol).toBe('sctp');
     expectConfigError(
       () => validateConfig(withLb({ selection_fields: ['ip_src', 'tp_port'] })),
       'load_balancers[0].selection_fields[1]',

@@ -10,6 +10,7 @@
 #include <linux/pkt_cls.h>
 #include "access.h"
 #include "nat.h"
+#include "sctp.h"
 
 enum xlb_hook { XLB_HOOK_XDP = 1, XLB_HOOK_TC = 2 };
 enum xlb_verdict {
@@ -58,6 +59,11 @@ XLB_INLINE int xlb_nat4_skb(struct __sk_buff *skb, const struct xlb_pkt4 *p,
 		if (port_changed && bpf_l4_csum_replace(skb, csum_at, old_port, n->new_port,
 							mz | sizeof(__u16)))
 			return -1;
+	} else if (p->tuple.proto == IPPROTO_SCTP) {
+		int r = xlb_sctp_nat_ports(skb, 0, p, n->dst, n->new_port);
+
+		if (r)
+			return r;
 	}
 	return bpf_l3_csum_replace(skb, p->l3_off + XLB_IP_CSUM_OFF, old_addr, n->new_addr,
 				   sizeof(__u32));
@@ -68,8 +74,11 @@ XLB_INLINE int xlb_hook_rewrite(void *ctx, enum xlb_hook hook, const struct xlb_
 {
 	if (hook == XLB_HOOK_XDP) {
 		struct xdp_md *xdp = ctx;
+		int r = xlb_nat4_direct((void *)(long)xdp->data, (void *)(long)xdp->data_end, p, n);
 
-		return xlb_nat4_direct((void *)(long)xdp->data, (void *)(long)xdp->data_end, p, n);
+		if (r == XLB_NAT_SCTP_PORTS)
+			return xlb_sctp_nat_ports(ctx, 1, p, n->dst, n->new_port);
+		return r;
 	}
 	return xlb_nat4_skb(ctx, p, n);
 }

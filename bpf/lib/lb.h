@@ -47,11 +47,16 @@ XLB_INLINE enum xlb_verdict xlb_apply_ct4(void *ctx, enum xlb_hook hook, const s
 		.new_port = ct->nat_port,
 		.dst = !reply,
 	};
+	int err;
 
 	xlb_stats_add(&xlb_vip_stats, ct->vip_id, p->len, reply, 0);
 	xlb_stats_add(&xlb_backend_stats, ct->backend_id, p->len, reply, 0);
-	if (xlb_hook_rewrite(ctx, hook, p, &n))
+	err = xlb_hook_rewrite(ctx, hook, p, &n);
+	if (err) {
 		xlb_count(XLB_G_NAT_ERROR);
+		if (err == XLB_NAT_DROP)
+			return XLB_V_DROP;
+	}
 	return XLB_V_PASS;
 }
 
@@ -100,9 +105,13 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 	xlb_stats_add(&xlb_backend_stats, backend_id, p->len, 0, 1);
 
 	struct xlb_nat4 n = { .new_addr = fwd.nat_addr, .new_port = fwd.nat_port, .dst = 1 };
+	int err = xlb_hook_rewrite(ctx, hook, p, &n);
 
-	if (xlb_hook_rewrite(ctx, hook, p, &n))
+	if (err) {
 		xlb_count(XLB_G_NAT_ERROR);
+		if (err == XLB_NAT_DROP)
+			return XLB_V_DROP;
+	}
 	return XLB_V_PASS;
 }
 

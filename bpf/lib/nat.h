@@ -20,6 +20,10 @@
 
 #define XLB_UDP_CSUM_MANGLED_0 0xffff /* a computed 0 is sent as 0xffff (RFC 768) */
 
+/* Rewrite results besides 0 (done) and -1 (does not fit / helper failed). */
+#define XLB_NAT_SCTP_PORTS 1 /* addresses done; the SCTP port and CRC remain (sctp.h: helpers) */
+#define XLB_NAT_DROP (-2)    /* cannot be rewritten correctly: drop the packet */
+
 /* What a rewrite does: the destination (forward) or the source (reverse). */
 struct xlb_nat4 {
 	__u32 new_addr; /* network order */
@@ -28,7 +32,8 @@ struct xlb_nat4 {
 	__u8 pad;
 };
 
-/* Rewrites an IPv4 packet in place. Returns 0, or -1 if it does not fit. */
+/* Rewrites an IPv4 packet in place. Returns 0, -1 if it does not fit, or
+ * XLB_NAT_SCTP_PORTS when an SCTP port and CRC are left to sctp.h. */
 XLB_INLINE int xlb_nat4_direct(void *data, void *data_end, const struct xlb_pkt4 *p,
 			       const struct xlb_nat4 *n)
 {
@@ -49,7 +54,7 @@ XLB_INLINE int xlb_nat4_direct(void *data, void *data_end, const struct xlb_pkt4
 		ip->saddr = n->new_addr;
 
 	if (!p->csum_off)
-		return 0;
+		return p->tuple.proto == IPPROTO_SCTP ? XLB_NAT_SCTP_PORTS : 0;
 	l4 = (void *)ip + ip->ihl * 4;
 	if (l4 + sizeof(struct tcphdr) > data_end &&
 	    (p->tuple.proto != IPPROTO_UDP || l4 + sizeof(struct udphdr) > data_end))

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * parse.h — Ethernet/IPv4/TCP/UDP parsing with a bounds-checked cursor. Each
+ * parse.h — Ethernet/IPv4/TCP/UDP/SCTP parsing with a bounds-checked cursor. Each
  * step checks the bound right before it reads, so the verifier accepts it by
  * construction. Uses no helper: only packet pointers.
  */
@@ -22,6 +22,8 @@
 #define XLB_UDP_CSUM_OFF 6              /* offsetof(struct udphdr, check) */
 #define XLB_L4_SPORT_OFF 0              /* ports lead both TCP and UDP headers */
 #define XLB_L4_DPORT_OFF 2
+#define XLB_SCTP_HDR_LEN 12             /* SCTP common header: ports, verification tag, checksum */
+#define XLB_SCTP_CSUM_OFF 8             /* its CRC32c (sctp.h) */
 #define XLB_IP_CSUM_OFF 10              /* offsetof(struct iphdr, check) */
 #define XLB_IP_SADDR_OFF 12             /* offsetof(struct iphdr, saddr) */
 #define XLB_IP_DADDR_OFF 16             /* offsetof(struct iphdr, daddr) */
@@ -39,10 +41,10 @@ enum xlb_parse_result {
 struct xlb_pkt4 {
 	struct xlb_ct4_key tuple; /* the packet's own 5-tuple (ports 0 if none) */
 	__u32 l3_off;             /* IPv4 header */
-	__u32 l4_off;             /* TCP/UDP header (0 when the protocol has no ports) */
+	__u32 l4_off;             /* TCP/UDP/SCTP header (0 when the protocol has no ports) */
 	__u32 len;                /* frame length, for byte counters */
 	__u16 l4_len;             /* IPv4 payload length (pseudo-header length) */
-	__u8 csum_off;            /* L4 checksum offset in the L4 header, 0 if none */
+	__u8 csum_off;            /* L4 ones'-complement checksum offset in the L4 header, 0 if none (SCTP: none) */
 	__u8 tcp_flags;           /* TCP flag byte (0 for others) */
 	const struct ethhdr *eth; /* the frame's Ethernet header (selection_fields eth_*), valid until a rewrite */
 };
@@ -132,6 +134,14 @@ XLB_INLINE enum xlb_parse_result xlb_parse4(void *data, void *data_end, __u32 fr
 		p->tuple.dport = uh->dest;
 		p->csum_off = XLB_UDP_CSUM_OFF;
 		p->l4_off = (__u32)((void *)uh - data);
+	} else if (ip->protocol == IPPROTO_SCTP) {
+		__u16 *ports = c.pos; /* source and destination lead the common header */
+
+		if (c.pos + XLB_SCTP_HDR_LEN > c.end || p->l4_len < XLB_SCTP_HDR_LEN)
+			return XLB_PARSE_MALFORMED;
+		p->tuple.sport = ports[0];
+		p->tuple.dport = ports[1];
+		p->l4_off = (__u32)((void *)ports - data);
 	}
 	return XLB_PARSE_OK;
 }

@@ -285,8 +285,8 @@ export const ROUTES: readonly Route[] = [
       }
       const backends = body.backends;
       const protocol = body.protocol;
-      if (protocol !== undefined && protocol !== 'tcp' && protocol !== 'udp') {
-        throw new ApiError(400, 'XLB_CONFIG', 'protocol', `protocol: must be one of "tcp", "udp" (got ${describeValue(protocol)})`);
+      if (protocol !== undefined && protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'sctp') {
+        throw new ApiError(400, 'XLB_CONFIG', 'protocol', `protocol: must be one of "tcp", "udp", "sctp" (got ${describeValue(protocol)})`);
       }
       const vipField = `vips[${JSON.stringify(vip)}]`;
       const target: Target = { table: 'load_balancers', name, field: (inner) => (inner.startsWith(vipField) ? 'backends' : inner) };

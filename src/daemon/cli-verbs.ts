@@ -91,7 +91,7 @@ export function registerDaemonVerbs(program: Command, g: () => GlobalOpts): void
     .option('--ct-gc-interval <seconds>', 'seconds between conntrack garbage collections (0: off)', parseSeconds, 10)
     .option(
       '--ct-timeouts <list>',
-      'conntrack idle timeouts in seconds, e.g. tcp_syn=30,tcp_established=86400,tcp_closing=30,udp=60,other=30',
+      'conntrack idle timeouts in seconds, e.g. tcp_syn=30,tcp_established=86400,tcp_closing=30,udp=60,sctp=210,other=30',
       parseCtTimeouts,
     )
     .addOption(new Option('--log-level <level>', 'log level of the JSON logs on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
@@ -168,10 +168,10 @@ the config file. Global options --pin-root and --state-dir select the instance.`
     .argument('<lb>', 'load balancer name')
     .argument('<vip>', 'VIP: IP:PORT, or IP for an IP-only VIP')
     .argument('<backends>', 'comma-separated backends, e.g. 172.16.255.130:8000,172.16.255.131:8000')
-    .argument('[proto]', 'tcp (default) or udp')
+    .argument('[proto]', 'tcp (default), udp or sctp')
     .addOption(apiOpt())
     .action(async (lb: string, vip: string, backends: string, proto: string | undefined, o: ApiOpts) => {
-      if (proto !== undefined && proto !== 'tcp' && proto !== 'udp') throw new Error(`PROTO must be tcp or udp (got "${proto}")`);
+      if (proto !== undefined && proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') throw new Error(`PROTO must be tcp, udp or sctp (got "${proto}")`);
       const r = await call(() => client(o).setVip(lb, vip, backends, proto as Protocol | undefined));
       console.log(`${lb}: ${vip} → ${backends || '(no backends)'} (${r.apply.unchanged ? 'unchanged' : `${r.apply.writes} map writes`})`);
     });
@@ -298,6 +298,7 @@ const CT_TIMEOUT_KEYS: Record<string, keyof ConntrackTimeouts> = {
   tcp_established: 'tcpEstablished',
   tcp_closing: 'tcpClosing',
   udp: 'udp',
+  sctp: 'sctp',
   other: 'other',
 };
 

@@ -42,7 +42,7 @@ export class DaemonNotRunningError extends Error {
   }
 }
 
-export type Protocol = 'tcp' | 'udp';
+export type Protocol = 'tcp' | 'udp' | 'sctp';
 
 /** A load balancer in the config shape (as written). */
 export interface LoadBalancerInput {

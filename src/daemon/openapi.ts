@@ -62,7 +62,7 @@ export const OPENAPI = {
         additionalProperties: false,
         properties: {
           name: { type: 'string', description: 'optional in PUT; must equal the path name' },
-          protocol: { enum: ['tcp', 'udp'], default: 'tcp' },
+          protocol: { enum: ['tcp', 'udp', 'sctp'], default: 'tcp' },
           vips: { type: 'object', additionalProperties: { type: 'string' }, description: '"IP:PORT" or "IP" → "ip:port,ip:port"' },
           options: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } },
           selection_fields: { type: 'array', items: { type: 'string' } },
@@ -91,7 +91,7 @@ export const OPENAPI = {
         required: ['backends'],
         properties: {
           backends: { type: 'string', examples: ['172.16.255.130:8000,172.16.255.131:8000'] },
-          protocol: { enum: ['tcp', 'udp'], description: 'used when the load balancer is created; must match an existing one' },
+          protocol: { enum: ['tcp', 'udp', 'sctp'], description: 'used when the load balancer is created; must match an existing one' },
         },
       },
       State: {

@@ -151,6 +151,7 @@ export function healthTargets(compiled: Compiled, health: Readonly<Record<string
       const vips = compiled.vips.filter((v) => v.lb === lbName && v.vip === hc.vip);
       if (vips.length === 0) throw new HealthConfigError(`${f}.vip`, hc.vip, `is not a served VIP of load balancer ${lbName}`);
       for (const v of vips) {
+        if (v.proto === 132) throw new HealthConfigError(`${f}.vip`, hc.vip, 'health checks probe TCP and UDP VIPs only (as OVN\'s service monitors), not SCTP');
         if (v.proto !== 6 && v.proto !== 17) throw new HealthConfigError(`${f}.vip`, hc.vip, 'health checks need a VIP with a port');
         const protocol = v.proto === 6 ? 'tcp' : 'udp';
         const probe = hc.probe ?? { type: protocol };

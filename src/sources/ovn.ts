@@ -26,7 +26,6 @@
  * quotes the validator's error. In particular:
  * - a load balancer with an invalid VIP or backend (e.g. "10.0.0.300:80") is
  *   skipped, and so are references to it from switches and routers;
- * - protocol sctp → the load balancer is skipped (xlb has no SCTP yet);
  * - an option key or value xlb does not accept is dropped (the rest of the
  *   object is kept), as are NAT rules and router ports xlb refuses, and IPv6
  *   router networks (xlb is IPv4-only for now);
@@ -276,10 +275,6 @@ function buildFragment(
   for (const row of uniqueByName(nb.table('Load_Balancer').values(), 'load balancer', note)) {
     const name = val.str(row.name);
     const protocol = val.optStr(row.protocol) ?? 'tcp';
-    if (protocol === 'sctp') {
-      note({ level: 'warn', msg: `load balancer "${name}" skipped: protocol sctp is not supported by xlb yet`, fields: { load_balancer: name } });
-      continue;
-    }
     const options: Record<string, string> = {};
     for (const [k, v] of Object.entries(val.map(row.options))) {
       const problem = refusal({ load_balancers: [{ name: 'probe', options: { [k]: v } }] });

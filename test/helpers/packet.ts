@@ -6,13 +6,13 @@
 import { parseIPv4, formatIPv4 } from '../../src/addr.js';
 
 export const ETH_HLEN = 14;
-export const PROTO = { icmp: 1, tcp: 6, udp: 17 } as const;
+export const PROTO = { icmp: 1, tcp: 6, udp: 17, sctp: 132 } as const;
 export const TCP_FLAGS = { fin: 0x01, syn: 0x02, rst: 0x04, psh: 0x08, ack: 0x10 } as const;
 
 export interface PacketSpec {
   src: string;
   dst: string;
-  proto: 'tcp' | 'udp' | 'icmp';
+  proto: 'tcp' | 'udp' | 'icmp' | 'sctp';
   sport?: number;
   dport?: number;
   tcpFlags?: number;
@@ -21,6 +21,43 @@ export interface PacketSpec {
   csum?: 'full' | 'partial' | 'none';
   ipOptions?: Buffer;
   fragOff?: number;
+}
+
+/** CRC32c (Castagnoli, reflected 0x82f63b78), bit by bit: independent of the data plane's table. */
+export function crc32c(buf: Buffer): number {
+  let crc = 0xffffffff;
+  for (const byte of buf) {
+    crc ^= byte;
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** SCTP's checksum of an SCTP packet (common header + chunks): CRC32c with the field as zero. */
+export function sctpChecksum(sctp: Buffer): number {
+  const z = Buffer.from(sctp);
+  z.writeUInt32LE(0, 8);
+  return crc32c(z);
+}
+
+/** An SCTP packet: common header (ports, verification tag, CRC32c stored little-endian as Linux
+ *  does) and one DATA chunk carrying `payload` (padded to 4 bytes). */
+export function buildSctp(sport: number, dport: number, payload: Buffer, vtag = 0x01020304): Buffer {
+  const chunkLen = 16 + payload.length;
+  const l4 = Buffer.alloc(12 + chunkLen + ((4 - (chunkLen % 4)) % 4));
+  l4.writeUInt16BE(sport, 0);
+  l4.writeUInt16BE(dport, 2);
+  l4.writeUInt32BE(vtag, 4);
+  l4[12] = 0; // DATA
+  l4[13] = 0x03; // B|E: a whole message
+  l4.writeUInt16BE(chunkLen, 14);
+  l4.writeUInt32BE(1, 16); // TSN
+  l4.writeUInt16BE(0, 20); // stream
+  l4.writeUInt16BE(0, 22); // stream sequence
+  l4.writeUInt32BE(46, 24); // PPID (Diameter)
+  payload.copy(l4, 28);
+  l4.writeUInt32LE(sctpChecksum(l4), 8);
+  return l4;
 }
 
 /** Ones'-complement sum of a buffer, folded to 16 bits. */
@@ -59,6 +96,8 @@ export function buildPacket(s: PacketSpec): Buffer {
     l4[13] = s.tcpFlags ?? TCP_FLAGS.syn;
     l4.writeUInt16BE(64240, 14);
     payload.copy(l4, 20);
+  } else if (s.proto === 'sctp') {
+    l4 = buildSctp(s.sport ?? 40000, s.dport ?? 3868, payload);
   } else if (s.proto === 'udp') {
     l4 = Buffer.alloc(8 + payload.length);
     l4.writeUInt16BE(s.sport ?? 40000, 0);
@@ -91,7 +130,7 @@ export function buildPacket(s: PacketSpec): Buffer {
   opts.copy(ip, 20);
   ip.writeUInt16BE(checksum(ip), 10);
 
-  if (s.proto !== 'icmp') {
+  if (s.proto === 'tcp' || s.proto === 'udp') {
     const at = s.proto === 'tcp' ? 16 : 6;
     const mode = s.csum ?? 'full';
     if (mode === 'full') {
@@ -116,7 +155,7 @@ export interface Parsed {
   sport: number;
   dport: number;
   ipCsumOk: boolean;
-  /** For TCP/UDP: the L4 checksum verifies from scratch (UDP 0 counts as ok). */
+  /** For TCP/UDP: the L4 checksum verifies from scratch (UDP 0 counts as ok); SCTP: the CRC32c. */
   l4CsumOk: boolean;
   l4Csum: number;
   /** The pseudo-header seed of the packet as it now is (for partial packets). */
@@ -144,6 +183,11 @@ export function parsePacket(f: Buffer): Parsed {
     l4CsumOk = proto === PROTO.udp && l4Csum === 0 ? true : onesSum(l4, pseudoSum(src, dst, proto, l4.length)) === 0xffff;
   } else if (proto === PROTO.icmp) {
     l4CsumOk = onesSum(l4) === 0xffff;
+  } else if (proto === PROTO.sctp) {
+    sport = l4.readUInt16BE(0);
+    dport = l4.readUInt16BE(2);
+    l4Csum = l4.readUInt32LE(8);
+    l4CsumOk = l4Csum === sctpChecksum(l4);
   }
   return {
     src: formatIPv4(src.readUInt32BE(0)),
