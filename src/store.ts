@@ -5,10 +5,13 @@
  */
 
 /** Hash maps and plain arrays the writer reconciles (not the Maglev tables). */
-export type MapName = 'xlb_vip4' | 'xlb_backends' | 'xlb_ifaces';
+export type MapName = 'xlb_vip4' | 'xlb_backends' | 'xlb_ifaces' | 'xlb_vip6' | 'xlb_backends6';
+
+/** Hash maps among them (the others are arrays: an all-zero slot is absent). */
+export const isHashMap = (map: MapName): boolean => map === 'xlb_vip4' || map === 'xlb_vip6';
 
 export interface MapStore {
-  /** Every entry of a hash map, or every non-zero slot of an array map (xlb_backends, xlb_ifaces), by hex key.
+  /** Every entry of a hash map, or every non-zero slot of an array map (xlb_backends[6], xlb_ifaces), by hex key.
    *  With `keys`, only those entries (the ones present / non-zero). */
   dump(map: MapName, keys?: readonly Buffer[]): Map<string, Buffer>;
   update(map: MapName, key: Buffer, value: Buffer): void;
@@ -40,6 +43,8 @@ export class MemoryStore implements MapStore {
     xlb_vip4: new Map(),
     xlb_backends: new Map(),
     xlb_ifaces: new Map(),
+    xlb_vip6: new Map(),
+    xlb_backends6: new Map(),
   };
   readonly tables = new Map<number, Uint32Array>();
   readonly statsResets: string[] = [];
@@ -58,13 +63,13 @@ export class MemoryStore implements MapStore {
   update(map: MapName, key: Buffer, value: Buffer): void {
     this.write();
     // Array maps (backends, interfaces): an all-zero slot is an absent entry.
-    if (map !== 'xlb_vip4' && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
+    if (!isHashMap(map) && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
     else this.maps[map].set(hex(key), Buffer.from(value));
   }
   updateMany(map: MapName, entries: ReadonlyArray<{ key: Buffer; value: Buffer }>): void {
     this.write();
     for (const { key, value } of entries) {
-      if (map !== 'xlb_vip4' && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
+      if (!isHashMap(map) && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
       else this.maps[map].set(hex(key), Buffer.from(value));
     }
   }

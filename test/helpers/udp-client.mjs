@@ -1,6 +1,7 @@
 // UDP client for end-to-end tests: from COUNT different source ports, sends one
 // datagram each to HOST:PORT on a connected socket (so only an answer from
-// HOST:PORT itself is accepted) and prints each answer, or "timeout".
+// HOST:PORT itself is accepted) and prints each answer, "timeout", or
+// "error CODE" (e.g. ECONNREFUSED after an ICMP port unreachable). HOST may be IPv6.
 // Usage: node udp-client.mjs HOST PORT COUNT TIMEOUT_MS
 import { createSocket } from 'node:dgram';
 
@@ -8,11 +9,16 @@ const [host, port, count = '10', timeout = '2000'] = process.argv.slice(2);
 
 function one(i) {
   return new Promise((resolve) => {
-    const s = createSocket('udp4');
+    const s = createSocket(host.includes(':') ? 'udp6' : 'udp4');
     const timer = setTimeout(() => {
       s.close();
       resolve('timeout');
     }, Number(timeout));
+    s.on('error', (e) => {
+      clearTimeout(timer);
+      s.close();
+      resolve(`error ${e.code}`);
+    });
     s.on('message', (msg, rinfo) => {
       clearTimeout(timer);
       s.close();
