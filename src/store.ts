@@ -5,10 +5,7 @@
  */
 
 /** Hash maps and plain arrays the writer reconciles (not the Maglev tables). */
-export type MapName = 'xlb_vip4' | 'xlb_backends' | 'xlb_ifaces' | 'xlb_vip6' | 'xlb_backends6';
-
-/** Hash maps among them (the others are arrays: an all-zero slot is absent). */
-export const isHashMap = (map: MapName): boolean => map === 'xlb_vip4' || map === 'xlb_vip6';
+export type MapName = 'xlb_vip4' | 'xlb_backends' | 'xlb_ifaces' | 'xlb_neigh4' | 'xlb_vip6' | 'xlb_backends6';
 
 export interface MapStore {
   /** Every entry of a hash map, or every non-zero slot of an array map (xlb_backends[6], xlb_ifaces), by hex key.
@@ -32,6 +29,9 @@ export interface MapStore {
 
 export const hex = (b: Buffer): string => b.toString('hex');
 
+/** Array maps: every slot exists, an all-zero slot is an absent entry. */
+export const isArrayMap = (map: MapName): boolean => map === 'xlb_backends' || map === 'xlb_ifaces' || map === 'xlb_backends6';
+
 /** Thrown by MemoryStore when fault injection fires. */
 export class InjectedFault extends Error {
   readonly code = 'EINJECTED';
@@ -43,6 +43,7 @@ export class MemoryStore implements MapStore {
     xlb_vip4: new Map(),
     xlb_backends: new Map(),
     xlb_ifaces: new Map(),
+    xlb_neigh4: new Map(),
     xlb_vip6: new Map(),
     xlb_backends6: new Map(),
   };
@@ -63,13 +64,13 @@ export class MemoryStore implements MapStore {
   update(map: MapName, key: Buffer, value: Buffer): void {
     this.write();
     // Array maps (backends, interfaces): an all-zero slot is an absent entry.
-    if (!isHashMap(map) && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
+    if (isArrayMap(map) && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
     else this.maps[map].set(hex(key), Buffer.from(value));
   }
   updateMany(map: MapName, entries: ReadonlyArray<{ key: Buffer; value: Buffer }>): void {
     this.write();
     for (const { key, value } of entries) {
-      if (!isHashMap(map) && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
+      if (isArrayMap(map) && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
       else this.maps[map].set(hex(key), Buffer.from(value));
     }
   }

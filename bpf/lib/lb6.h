@@ -115,7 +115,7 @@ XLB_INLINE enum xlb_verdict xlb_process6(void *ctx, enum xlb_hook hook, int ingr
 		break;
 	case XLB_PARSE_NOT_IPV4:
 		xlb_count(XLB_G_NOT_IPV4);
-		return XLB_V_PASS;
+		return XLB_V_NOT_IP;
 	case XLB_PARSE_FRAGMENT:
 		xlb_count(XLB_G_IPV6);
 		xlb_count(XLB_G_FRAGMENT);

@@ -1,7 +1,7 @@
 // UDP client for end-to-end tests: from COUNT different source ports, sends one
 // datagram each to HOST:PORT on a connected socket (so only an answer from
-// HOST:PORT itself is accepted) and prints each answer, "timeout", or
-// "error CODE" (e.g. ECONNREFUSED after an ICMP port unreachable). HOST may be IPv6.
+// HOST:PORT itself is accepted) and prints each answer, "timeout", or the
+// socket's error (e.g. "error ECONNREFUSED" after an ICMP port unreachable). HOST may be IPv6.
 // Usage: node udp-client.mjs HOST PORT COUNT TIMEOUT_MS
 import { createSocket } from 'node:dgram';
 
@@ -17,7 +17,7 @@ function one(i) {
     s.on('error', (e) => {
       clearTimeout(timer);
       s.close();
-      resolve(`error ${e.code}`);
+      resolve(`error ${e.code ?? e.message}`);
     });
     s.on('message', (msg, rinfo) => {
       clearTimeout(timer);
