@@ -17,7 +17,7 @@ import { loadNative, type PacketSocket } from '../src/native.js';
 import { buildPacket, ETH_HLEN, parsePacket, PROTO } from './helpers/packet.js';
 import { cli, TIMEOUT_S } from './helpers/e2e.js';
 
-const L = labNames('xlb-rj-');
+const L = labNames('xlb-rj-s-');
 const INSTANCE = { pinRoot: `/sys/fs/bpf/xlb-rj-s-${process.pid}`, stateDir: `/run/xlb-rj-s-${process.pid}` };
 const VIP = L.vip;
 const IP_ONLY = '172.16.255.63';

@@ -26,8 +26,8 @@
 
 #define XLB_CRC32C_POLY 0x82f63b78 /* Castagnoli, reflected (RFC 3309) */
 #define XLB_CRC32C_INIT 0xffffffffu
-#define XLB_CRC_CHUNK 64            /* bytes per bpf_loop step */
-#define XLB_SCTP_MAX_CHUNKS 256
+#define XLB_CRC_CHUNK 32            /* bytes per bpf_loop step (its buffer is on the stack) */
+#define XLB_SCTP_MAX_CHUNKS 512
 /* Longest SCTP packet (common header + chunks) whose CRC xlb recomputes: 16 KiB. */
 #define XLB_SCTP_CRC_MAX_LEN (XLB_CRC_CHUNK * XLB_SCTP_MAX_CHUNKS)
 
@@ -83,109 +83,95 @@ static const __u32 xlb_crc32c_table[256] = {
 	0xbe2da0a5, 0x4c4623a6, 0x5f16d052, 0xad7d5351,
 };
 
-/* One CRC walk over [off, end) of the frame; the 4 checksum bytes read as zero. */
+/* One CRC walk over [start, end) of the frame; the 4 checksum bytes read as
+ * zero. Step i reads at start + i * XLB_CRC_CHUNK: the offset comes from the
+ * loop index, not from state carried between steps, so the verifier sees every
+ * step alike and checks the callback in a few passes. */
 struct xlb_crc_walk {
-	void *ctx;     /* the skb or xdp_md (load-bytes helpers) */
-	__u64 off;     /* next byte (frame offset); 64-bit: no truncation between check and use */
-	__u64 end;     /* first byte after the SCTP packet */
-	__u32 crc;     /* running CRC (not yet complemented) */
-	__u32 err;     /* a read failed */
+	void *ctx;   /* the skb or xdp_md (load-bytes helpers) */
+	__u32 start; /* the SCTP header (frame offset) */
+	__u32 end;   /* first byte after the SCTP packet */
+	__u32 crc;   /* running CRC (not yet complemented) */
+	__u32 err;   /* a read failed */
 	__u8 buf[XLB_CRC_CHUNK] __attribute__((aligned(8)));
 };
 
-XLB_INLINE long xlb_crc_fold(struct xlb_crc_walk *w, __u32 i, __u64 n)
+XLB_INLINE long xlb_crc_step(__u32 i, struct xlb_crc_walk *w, int xdp)
 {
-	__u32 crc = w->crc;
+	__u64 off = (__u64)w->start + (__u64)i * XLB_CRC_CHUNK;
+	__u64 n;
+	__u32 crc;
 
-	/* The walk starts at the SCTP header: its checksum field is in chunk 0. */
+	if (off >= w->end)
+		return 1;
+	n = w->end - off;
+	if (n > XLB_CRC_CHUNK)
+		n = XLB_CRC_CHUNK;
+	if (n == 0)
+		return 1;
+	if (xdp ? bpf_xdp_load_bytes(w->ctx, off, w->buf, n) : bpf_skb_load_bytes(w->ctx, off, w->buf, n)) {
+		w->err = 1;
+		return 1;
+	}
+	/* The walk starts at the SCTP header: its checksum field is in step 0. */
 	if (i == 0)
 		*(__u32 *)&w->buf[XLB_SCTP_CSUM_OFF] = 0;
+	crc = w->crc;
 	for (__u64 j = 0; j < n && j < XLB_CRC_CHUNK; j++)
 		crc = xlb_crc32c_table[(crc ^ w->buf[j]) & 0xff] ^ (crc >> 8);
 	w->crc = crc;
-	w->off += n;
-	return w->off >= w->end; /* 1 stops bpf_loop */
-}
-
-/* Bytes of the next step: 1..XLB_CRC_CHUNK, or 0 when done. */
-XLB_INLINE __u64 xlb_crc_step_len(const struct xlb_crc_walk *w)
-{
-	__u64 n;
-
-	if (w->off >= w->end)
-		return 0;
-	n = w->end - w->off;
-	return n > XLB_CRC_CHUNK ? XLB_CRC_CHUNK : n;
+	return off + n >= w->end; /* 1 stops bpf_loop */
 }
 
 static long xlb_crc_step_skb(__u32 i, void *arg)
 {
-	struct xlb_crc_walk *w = arg;
-	__u64 n = xlb_crc_step_len(w);
-
-	if (n == 0 || n > XLB_CRC_CHUNK)
-		return 1;
-	if (bpf_skb_load_bytes(w->ctx, w->off, w->buf, n)) {
-		w->err = 1;
-		return 1;
-	}
-	return xlb_crc_fold(w, i, n);
+	return xlb_crc_step(i, arg, 0);
 }
 
 static long xlb_crc_step_xdp(__u32 i, void *arg)
 {
-	struct xlb_crc_walk *w = arg;
-	__u64 n = xlb_crc_step_len(w);
-
-	if (n == 0 || n > XLB_CRC_CHUNK)
-		return 1;
-	if (bpf_xdp_load_bytes(w->ctx, w->off, w->buf, n)) {
-		w->err = 1;
-		return 1;
-	}
-	return xlb_crc_fold(w, i, n);
+	return xlb_crc_step(i, arg, 1);
 }
 
-/* The CRC32c of the SCTP packet at l4_off (len bytes), as stored in the packet
- * (little-endian on the wire, like Linux's sctp_compute_cksum). 0, or -1. */
-XLB_INLINE int xlb_sctp_crc(void *ctx, int xdp, __u32 l4_off, __u32 len, __u32 *out)
+/* The port (when it changes) and the CRC of an SCTP packet whose addresses
+ * are rewritten. Returns 0, -1 (helper failure) or XLB_NAT_DROP (too long to
+ * recompute). A subprogram: the walk's buffer stays off the pipeline's stack. */
+XLB_INLINE int xlb_sctp_ports(void *ctx, int xdp, const struct xlb_pkt4 *p, __u32 dst, __u16 new_port)
 {
-	struct xlb_crc_walk w = { .ctx = ctx, .off = l4_off, .end = l4_off + len, .crc = XLB_CRC32C_INIT };
-
-	if (len < XLB_SCTP_HDR_LEN || len > XLB_SCTP_CRC_MAX_LEN)
-		return -1;
-	if (bpf_loop(XLB_SCTP_MAX_CHUNKS, xdp ? xlb_crc_step_xdp : xlb_crc_step_skb, &w, 0) < 0)
-		return -1;
-	if (w.err || w.off != w.end)
-		return -1;
-	*out = ~w.crc; /* stored as is: little-endian, the byte order SCTP puts on the wire */
-	return 0;
-}
-
-/* After the addresses: the port (when it changes) and the CRC. Returns 0, -1
- * (helper failure) or XLB_NAT_DROP (too long to recompute). */
-XLB_INLINE int xlb_sctp_nat_ports(void *ctx, int xdp, const struct xlb_pkt4 *p, __u32 new_port_dst,
-				  __u16 new_port)
-{
-	__u16 old_port = new_port_dst ? p->tuple.dport : p->tuple.sport;
-	__u32 port_at = p->l4_off + (new_port_dst ? XLB_L4_DPORT_OFF : XLB_L4_SPORT_OFF);
+	struct xlb_crc_walk w = { .ctx = ctx, .start = p->l4_off, .end = p->l4_off + p->l4_len,
+				  .crc = XLB_CRC32C_INIT };
+	__u16 old_port = dst ? p->tuple.dport : p->tuple.sport;
+	__u32 port_at = p->l4_off + (dst ? XLB_L4_DPORT_OFF : XLB_L4_SPORT_OFF);
+	__u32 crc_at = p->l4_off + XLB_SCTP_CSUM_OFF;
 	__u32 crc;
 
 	if (!new_port || new_port == old_port)
 		return 0; /* the CRC covers no address: still valid */
-	if (p->l4_len > XLB_SCTP_CRC_MAX_LEN) {
+	if (p->l4_len > XLB_SCTP_CRC_MAX_LEN || p->l4_len < XLB_SCTP_HDR_LEN) {
 		xlb_count(XLB_G_SCTP_TOO_LONG);
 		return XLB_NAT_DROP;
 	}
 	if (xdp ? bpf_xdp_store_bytes(ctx, port_at, &new_port, sizeof(new_port))
 		: bpf_skb_store_bytes(ctx, port_at, &new_port, sizeof(new_port), BPF_F_RECOMPUTE_CSUM))
 		return -1;
-	if (xlb_sctp_crc(ctx, xdp, p->l4_off, p->l4_len, &crc))
+	if (bpf_loop(XLB_SCTP_MAX_CHUNKS, xdp ? xlb_crc_step_xdp : xlb_crc_step_skb, &w, 0) < 0 || w.err)
 		return -1;
+	crc = ~w.crc; /* stored as is: little-endian, the byte order SCTP puts on the wire */
 	if (xdp)
-		return bpf_xdp_store_bytes(ctx, p->l4_off + XLB_SCTP_CSUM_OFF, &crc, sizeof(crc)) ? -1 : 0;
-	return bpf_skb_store_bytes(ctx, p->l4_off + XLB_SCTP_CSUM_OFF, &crc, sizeof(crc),
-				   BPF_F_RECOMPUTE_CSUM) ? -1 : 0;
+		return bpf_xdp_store_bytes(ctx, crc_at, &crc, sizeof(crc)) ? -1 : 0;
+	return bpf_skb_store_bytes(ctx, crc_at, &crc, sizeof(crc), BPF_F_RECOMPUTE_CSUM) ? -1 : 0;
+}
+
+static __attribute__((noinline)) int xlb_sctp_ports_skb(struct __sk_buff *skb, const struct xlb_pkt4 *p,
+							 __u32 dst, __u16 new_port)
+{
+	return xlb_sctp_ports(skb, 0, p, dst, new_port);
+}
+
+static __attribute__((noinline)) int xlb_sctp_ports_xdp(struct xdp_md *ctx, const struct xlb_pkt4 *p,
+							 __u32 dst, __u16 new_port)
+{
+	return xlb_sctp_ports(ctx, 1, p, dst, new_port);
 }
 
 #endif /* XLB_SCTP_H */
