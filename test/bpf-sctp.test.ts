@@ -10,7 +10,7 @@ import { compile } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
 import { LAYOUT } from '../src/layout.js';
-import { buildPacket, crc32c, ETH_HLEN, parsePacket, PROTO } from './helpers/packet.js';
+import { buildPacket, buildPacket6, crc32c, ETH_HLEN, parsePacket, parsePacket6, PROTO } from './helpers/packet.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-rj-sctp-${process.pid}`;
 const IFINDEX = 1;
@@ -24,8 +24,10 @@ const config = {
     { name: 'diameter', protocol: 'sctp', vips: { '10.0.0.1:3868': BACKENDS.map((b) => `${b}:3869`).join(',') } },
     { name: 'same-port', protocol: 'sctp', vips: { '10.0.0.1:2905': '10.1.0.3:2905' } },
     { name: 'iponly', vips: { '10.0.0.2': '10.1.0.9' } },
+    { name: 'diameter6', protocol: 'sctp', vips: { '[fd00::1]:3868': '[fd00:1::1]:3869' } },
+    { name: 'iponly6', vips: { 'fd00::2': 'fd00:1::9' } },
   ],
-  logical_switches: [{ name: 'sw', ports: ['lo'], load_balancer: ['diameter', 'same-port', 'iponly'] }],
+  logical_switches: [{ name: 'sw', ports: ['lo'], load_balancer: ['diameter', 'same-port', 'iponly', 'diameter6', 'iponly6'] }],
 };
 
 let dp: Dataplane;
@@ -122,5 +124,30 @@ describe.each(['tc', 'xdp'] as const)('SCTP on the %s hook', (hook) => {
     const before = dp.globalCounters().malformed;
     expect(run(hook, Buffer.from(short)).pass).toBe(true);
     expect(dp.globalCounters().malformed - before).toBe(1n);
+  });
+
+  it('IPv6: DNATs an SCTP VIP with a port (CRC recomputed), an IP-only VIP (CRC kept), and the reply', () => {
+    for (const size of [5, 700]) {
+      const payload = Buffer.alloc(size, 0x5a);
+      const req = buildPacket6({ src: 'fd00:9::10', dst: 'fd00::1', proto: 'sctp', sport: 43000 + size, dport: 3868, payload });
+      expect(parsePacket6(req).l4CsumOk).toBe(true);
+      const r = run(hook, req);
+      expect(r.pass).toBe(true);
+      const p = parsePacket6(r.out);
+      expect(p.dst).toBe('fd00:1::1');
+      expect(p.dport).toBe(3869);
+      expect(p.l4CsumOk).toBe(true);
+      expect(p.l4.subarray(12)).toEqual(parsePacket6(req).l4.subarray(12));
+      const reply = buildPacket6({ src: 'fd00:1::1', dst: 'fd00:9::10', proto: 'sctp', sport: 3869, dport: 43000 + size, payload });
+      const back = parsePacket6(run(hook === 'tc' ? 'egress' : 'xdp', reply).out);
+      expect(back.src).toBe('fd00::1');
+      expect(back.sport).toBe(3868);
+      expect(back.l4CsumOk).toBe(true);
+    }
+    const req = buildPacket6({ src: 'fd00:9::11', dst: 'fd00::2', proto: 'sctp', sport: 44000, dport: 9 });
+    const p = parsePacket6(run(hook, req).out);
+    expect(p.dst).toBe('fd00:1::9');
+    expect(p.l4).toEqual(parsePacket6(req).l4);
+    expect(p.l4CsumOk).toBe(true);
   });
 });

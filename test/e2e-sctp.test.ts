@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { Lab, labNames, nsExec } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
 import { loadNative, type PacketSocket } from '../src/native.js';
-import { buildPacket, ETH_HLEN, parsePacket, PROTO } from './helpers/packet.js';
+import { buildPacket, buildPacket6, ETH_HLEN, parsePacket, parsePacket6, PROTO } from './helpers/packet.js';
 import { cli, TIMEOUT_S } from './helpers/e2e.js';
 
 const L = labNames('xlb-rj-s-');
@@ -42,8 +42,11 @@ function config(hook: 'tc' | 'xdp'): object {
     load_balancers: [
       { name: 'diameter', protocol: 'sctp', vips: { [`${VIP}:${VIP_PORT}`]: `${L.vms.vm1.ip}:${BACKEND_PORT}` } },
       { name: 'any', vips: { [IP_ONLY]: L.vms.vm2.ip } },
+      { name: 'diameter6', protocol: 'sctp', vips: { [`[${L.vip6}]:${VIP_PORT}`]: `[${L.vms.vm1.ip6}]:${BACKEND_PORT}` } },
     ],
-    logical_switches: [{ name: 'inside', ports: [{ interface: `${L.hv}/${L.vms.vm3.hostIf}`, hook }], load_balancer: ['diameter', 'any'] }],
+    logical_switches: [
+      { name: 'inside', ports: [{ interface: `${L.hv}/${L.vms.vm3.hostIf}`, hook }], load_balancer: ['diameter', 'any', 'diameter6'] },
+    ],
   };
 }
 
@@ -68,6 +71,19 @@ async function receive(vm: 'vm1' | 'vm2' | 'vm3', match: (p: ReturnType<typeof p
   return null;
 }
 
+/** The first IPv6 SCTP frame `vm` receives within the timeout that matches. */
+async function receive6(vm: 'vm1' | 'vm3', match: (p: ReturnType<typeof parsePacket6>) => boolean): Promise<ReturnType<typeof parsePacket6> | null> {
+  const deadline = Date.now() + TIMEOUT_S * 1000;
+  while (Date.now() < deadline) {
+    for (const f of await n.packetRecv(sock[vm]!.fd, Math.max(1, deadline - Date.now()))) {
+      if (f.length < ETH_HLEN + 40 || f.readUInt16BE(12) !== 0x86dd || f[ETH_HLEN + 6] !== PROTO.sctp) continue;
+      const p = parsePacket6(f);
+      if (match(p)) return p;
+    }
+  }
+  return null;
+}
+
 function payloadOf(sctpPayloadLen: number, seed: number): Buffer {
   const b = Buffer.alloc(sctpPayloadLen);
   for (let i = 0; i < b.length; i++) b[i] = (i * 31 + seed) & 0xff;
@@ -76,7 +92,7 @@ function payloadOf(sctpPayloadLen: number, seed: number): Buffer {
 
 beforeAll(async () => {
   Xlb.reset(INSTANCE);
-  lab = await Lab.create({ prefix: L.prefix });
+  lab = await Lab.create({ prefix: L.prefix, ipv6: true });
   x = Xlb.open(INSTANCE);
   for (const vm of ['vm1', 'vm2', 'vm3'] as const) sock[vm] = n.packetOpen(L.vms[vm].ns, 'eth0');
   insideMac = bridgeMac('xlb-inside');
@@ -132,6 +148,31 @@ describe.each(['tc', 'xdp'] as const)('SCTP through xlb on the %s hook', (hook) 
     expect(reply).not.toBeNull();
     expect(reply!.src).toBe(IP_ONLY);
     expect(reply!.l4CsumOk).toBe(true);
+  });
+
+  it('IPv6: the backend gets its port with a valid CRC, the reply comes from the VIP', async () => {
+    const sport = hook === 'tc' ? 53001 : 53002;
+    const payload = payloadOf(900, sport);
+    const req = buildPacket6({ src: L.vms.vm3.ip6, dst: L.vip6, proto: 'sctp', sport, dport: VIP_PORT, payload });
+    insideMac.copy(req, 0);
+    sock.vm3!.mac.copy(req, 6);
+    n.packetSend(sock.vm3!.fd, req);
+    const got = await receive6('vm1', (p) => p.sport === sport);
+    expect(got, 'request reached vm1').not.toBeNull();
+    expect(got!.src).toBe(L.vms.vm3.ip6);
+    expect(got!.dst).toBe(L.vms.vm1.ip6);
+    expect(got!.dport).toBe(BACKEND_PORT);
+    expect(got!.l4CsumOk).toBe(true);
+    expect(got!.l4.subarray(28, 28 + payload.length)).toEqual(payload);
+    const reply = buildPacket6({ src: L.vms.vm1.ip6, dst: L.vms.vm3.ip6, proto: 'sctp', sport: BACKEND_PORT, dport: sport, payload });
+    dmzMac.copy(reply, 0);
+    sock.vm1!.mac.copy(reply, 6);
+    n.packetSend(sock.vm1!.fd, reply);
+    const back = await receive6('vm3', (p) => p.dport === sport);
+    expect(back, 'reply reached vm3').not.toBeNull();
+    expect(back!.src).toBe(L.vip6);
+    expect(back!.sport).toBe(VIP_PORT);
+    expect(back!.l4CsumOk).toBe(true);
   });
 
   it('`xlb show` lists the SCTP VIP with its traffic', async () => {

@@ -60,7 +60,8 @@ XLB_INLINE int xlb_nat4_skb(struct __sk_buff *skb, const struct xlb_pkt4 *p,
 							mz | sizeof(__u16)))
 			return -1;
 	} else if (p->tuple.proto == IPPROTO_SCTP) {
-		int r = xlb_sctp_ports_skb(skb, p, n->dst, n->new_port);
+		int r = xlb_sctp_ports_skb(skb, p->l4_off, p->l4_len, XLB_SCTP_PORT_AT(p->l4_off, n->dst),
+					   XLB_SCTP_PORTS(old_port, n->new_port));
 
 		if (r)
 			return r;
@@ -77,7 +78,8 @@ XLB_INLINE int xlb_hook_rewrite(void *ctx, enum xlb_hook hook, const struct xlb_
 		int r = xlb_nat4_direct((void *)(long)xdp->data, (void *)(long)xdp->data_end, p, n);
 
 		if (r == XLB_NAT_SCTP_PORTS)
-			return xlb_sctp_ports_xdp(xdp, p, n->dst, n->new_port);
+			return xlb_sctp_ports_xdp(xdp, p->l4_off, p->l4_len, XLB_SCTP_PORT_AT(p->l4_off, n->dst),
+						  XLB_SCTP_PORTS(n->dst ? p->tuple.dport : p->tuple.sport, n->new_port));
 		return r;
 	}
 	return xlb_nat4_skb(ctx, p, n);

@@ -24,12 +24,17 @@ XLB_INLINE enum xlb_verdict xlb_apply_ct6(void *ctx, enum xlb_hook hook, const s
 {
 	int reply = ct->dir == XLB_DIR_REV;
 	struct xlb_nat6 n = { .new_port = ct->nat_port, .dst = !reply };
+	int err;
 
 	xlb_addr6_copy(n.new_addr, ct->nat_addr);
 	xlb_stats_add(&xlb_vip_stats, ct->vip_id, p->len, reply, 0);
 	xlb_stats_add(&xlb_backend_stats, ct->backend_id, p->len, reply, 0);
-	if (xlb_hook_rewrite6(ctx, hook, p, &n))
+	err = xlb_hook_rewrite6(ctx, hook, p, &n);
+	if (err) {
 		xlb_count(XLB_G_NAT_ERROR);
+		if (err == XLB_NAT_DROP)
+			return XLB_V_DROP;
+	}
 	return XLB_V_PASS;
 }
 
@@ -42,6 +47,7 @@ XLB_INLINE enum xlb_verdict xlb_balance6(void *ctx, enum xlb_hook hook, const st
 	struct xlb_iface *ifc;
 	struct xlb_nat6 n = { .dst = 1 };
 	__u32 backend_id = 0;
+	int err;
 
 	ifc = xlb_lookup(&xlb_ifaces, &ifindex);
 	if (!ifc || !(ifc->flags & XLB_IFACE_F_BALANCE))
@@ -75,8 +81,12 @@ XLB_INLINE enum xlb_verdict xlb_balance6(void *ctx, enum xlb_hook hook, const st
 
 	xlb_addr6_copy(n.new_addr, fwd.nat_addr);
 	n.new_port = fwd.nat_port;
-	if (xlb_hook_rewrite6(ctx, hook, p, &n))
+	err = xlb_hook_rewrite6(ctx, hook, p, &n);
+	if (err) {
 		xlb_count(XLB_G_NAT_ERROR);
+		if (err == XLB_NAT_DROP)
+			return XLB_V_DROP;
+	}
 	return XLB_V_PASS;
 }
 

@@ -62,7 +62,7 @@ XLB_INLINE int xlb_nat6_direct(void *data, void *data_end, const struct xlb_pkt6
 	xlb_addr6_copy(addr, n->new_addr);
 
 	if (!p->csum_off)
-		return 0;
+		return p->tuple.proto == IPPROTO_SCTP ? XLB_NAT_SCTP_PORTS : 0;
 	l4 = xlb_l4_6(data, data_end, p);
 	if (!l4)
 		return -1;
@@ -116,8 +116,12 @@ XLB_INLINE int xlb_nat6_skb(struct __sk_buff *skb, const struct xlb_pkt6 *p,
 	xlb_addr6_copy(old_addr, addr);
 	xlb_addr6_copy(new_addr, n->new_addr);
 	xlb_addr6_copy(addr, new_addr);
-	if (!p->csum_off)
-		return 0;
+	if (!p->csum_off) {
+		if (p->tuple.proto != IPPROTO_SCTP)
+			return 0;
+		return xlb_sctp_ports_skb(skb, p->l4_off, p->l4_len, XLB_SCTP_PORT_AT(p->l4_off, n->dst),
+					  XLB_SCTP_PORTS(n->dst ? p->tuple.dport : p->tuple.sport, n->new_port));
+	}
 	if (p->has_ports && n->new_port) {
 		void *l4 = xlb_l4_6(data, data_end, p);
 		__u16 *portp;
@@ -151,8 +155,12 @@ XLB_INLINE int xlb_hook_rewrite6(void *ctx, enum xlb_hook hook, const struct xlb
 {
 	if (hook == XLB_HOOK_XDP) {
 		struct xdp_md *xdp = ctx;
+		int r = xlb_nat6_direct((void *)(long)xdp->data, (void *)(long)xdp->data_end, p, n);
 
-		return xlb_nat6_direct((void *)(long)xdp->data, (void *)(long)xdp->data_end, p, n);
+		if (r == XLB_NAT_SCTP_PORTS)
+			return xlb_sctp_ports_xdp(xdp, p->l4_off, p->l4_len, XLB_SCTP_PORT_AT(p->l4_off, n->dst),
+						  XLB_SCTP_PORTS(n->dst ? p->tuple.dport : p->tuple.sport, n->new_port));
+		return r;
 	}
 	return xlb_nat6_skb(ctx, p, n);
 }

@@ -202,6 +202,16 @@ XLB_INLINE int xlb_parse6(void *data, void *data_end, __u32 frame_len, struct xl
 			return XLB_PARSE6_TRUNCATED;
 		p->icmp_type = *type;
 		p->csum_off = XLB_ICMP6_CSUM_OFF;
+	} else if (nh == IPPROTO_SCTP) {
+		__u16 *ports = c.pos; /* source and destination lead the common header (sctp.h) */
+
+		if (c.pos + XLB_SCTP_HDR_LEN > c.end)
+			return XLB_PARSE6_TRUNCATED;
+		if (p->l4_len < XLB_SCTP_HDR_LEN)
+			return XLB_PARSE_MALFORMED;
+		p->tuple.sport = ports[0];
+		p->tuple.dport = ports[1];
+		p->has_ports = 1;
 	} else {
 		return XLB_PARSE_OK;
 	}

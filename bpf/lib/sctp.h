@@ -134,20 +134,21 @@ static long xlb_crc_step_xdp(__u32 i, void *arg)
 }
 
 /* The port (when it changes) and the CRC of an SCTP packet whose addresses
- * are rewritten. Returns 0, -1 (helper failure) or XLB_NAT_DROP (too long to
- * recompute). A subprogram: the walk's buffer stays off the pipeline's stack. */
-XLB_INLINE int xlb_sctp_ports(void *ctx, int xdp, const struct xlb_pkt4 *p, __u32 dst, __u16 new_port)
+ * are rewritten (IPv4 or IPv6: the CRC covers no address). port_at is the
+ * frame offset of the port to change, ports = old << 16 | new (network order
+ * values; at most five arguments reach a BPF function). Returns 0, -1 (helper
+ * failure) or XLB_NAT_DROP (too long to recompute). */
+XLB_INLINE int xlb_sctp_ports(void *ctx, int xdp, __u32 l4_off, __u32 l4_len, __u32 port_at, __u32 ports)
 {
-	struct xlb_crc_walk w = { .ctx = ctx, .start = p->l4_off, .end = p->l4_off + p->l4_len,
-				  .crc = XLB_CRC32C_INIT };
-	__u16 old_port = dst ? p->tuple.dport : p->tuple.sport;
-	__u32 port_at = p->l4_off + (dst ? XLB_L4_DPORT_OFF : XLB_L4_SPORT_OFF);
-	__u32 crc_at = p->l4_off + XLB_SCTP_CSUM_OFF;
+	struct xlb_crc_walk w = { .ctx = ctx, .start = l4_off, .end = l4_off + l4_len, .crc = XLB_CRC32C_INIT };
+	__u16 old_port = ports >> 16;
+	__u16 new_port = ports & 0xffff;
+	__u32 crc_at = l4_off + XLB_SCTP_CSUM_OFF;
 	__u32 crc;
 
 	if (!new_port || new_port == old_port)
 		return 0; /* the CRC covers no address: still valid */
-	if (p->l4_len > XLB_SCTP_CRC_MAX_LEN || p->l4_len < XLB_SCTP_HDR_LEN) {
+	if (l4_len > XLB_SCTP_CRC_MAX_LEN || l4_len < XLB_SCTP_HDR_LEN) {
 		xlb_count(XLB_G_SCTP_TOO_LONG);
 		return XLB_NAT_DROP;
 	}
@@ -162,16 +163,22 @@ XLB_INLINE int xlb_sctp_ports(void *ctx, int xdp, const struct xlb_pkt4 *p, __u3
 	return bpf_skb_store_bytes(ctx, crc_at, &crc, sizeof(crc), BPF_F_RECOMPUTE_CSUM) ? -1 : 0;
 }
 
-static __attribute__((noinline)) int xlb_sctp_ports_skb(struct __sk_buff *skb, const struct xlb_pkt4 *p,
-							 __u32 dst, __u16 new_port)
+/* Global subprograms: verified once, whatever calls them, with the walk's
+ * buffer off the pipeline's stack. */
+__attribute__((noinline)) int xlb_sctp_ports_skb(struct __sk_buff *skb, __u32 l4_off, __u32 l4_len,
+						  __u32 port_at, __u32 ports)
 {
-	return xlb_sctp_ports(skb, 0, p, dst, new_port);
+	return xlb_sctp_ports(skb, 0, l4_off, l4_len, port_at, ports);
 }
 
-static __attribute__((noinline)) int xlb_sctp_ports_xdp(struct xdp_md *ctx, const struct xlb_pkt4 *p,
-							 __u32 dst, __u16 new_port)
+__attribute__((noinline)) int xlb_sctp_ports_xdp(struct xdp_md *ctx, __u32 l4_off, __u32 l4_len,
+						  __u32 port_at, __u32 ports)
 {
-	return xlb_sctp_ports(ctx, 1, p, dst, new_port);
+	return xlb_sctp_ports(ctx, 1, l4_off, l4_len, port_at, ports);
 }
+
+/* The arguments for a rewrite of the destination (dst) or the source port. */
+#define XLB_SCTP_PORT_AT(l4_off, dst) ((l4_off) + ((dst) ? XLB_L4_DPORT_OFF : XLB_L4_SPORT_OFF))
+#define XLB_SCTP_PORTS(old_port, new_port) (((__u32)(old_port) << 16) | (__u16)(new_port))
 
 #endif /* XLB_SCTP_H */

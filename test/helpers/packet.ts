@@ -220,7 +220,7 @@ export type Ext6 =
 export interface Packet6Spec {
   src: string;
   dst: string;
-  proto: 'tcp' | 'udp' | 'icmp6';
+  proto: 'tcp' | 'udp' | 'icmp6' | 'sctp';
   sport?: number;
   dport?: number;
   tcpFlags?: number;
@@ -293,6 +293,9 @@ function l4Bytes6(s: Packet6Spec, src: Buffer, dst: Buffer): { l4: Buffer; proto
     l4.writeUInt16BE(l4.length, 4);
     payload.copy(l4, 8);
     at = 6;
+  } else if (s.proto === 'sctp') {
+    // No pseudo-header: SCTP's CRC32c covers only the SCTP packet.
+    return { l4: buildSctp(s.sport ?? 40000, s.dport ?? 3868, payload), proto: PROTO.sctp };
   } else {
     proto = PROTO6.icmp6;
     l4 = Buffer.alloc(8 + payload.length);
@@ -360,7 +363,7 @@ export interface Parsed6 {
   proto: number;
   sport: number;
   dport: number;
-  /** The L4 (or ICMPv6) checksum verifies from scratch with the pseudo-header (UDP 0 counts as ok). */
+  /** The L4 (or ICMPv6) checksum verifies from scratch with the pseudo-header (UDP 0 counts as ok); SCTP: the CRC32c. */
   l4CsumOk: boolean;
   l4Csum: number;
   pseudoSeed: number;
@@ -385,13 +388,17 @@ export function parsePacket6(f: Buffer): Parsed6 {
   let sport = 0;
   let dport = 0;
   let at = 2;
-  if (nh === PROTO6.tcp || nh === PROTO6.udp) {
+  if (nh === PROTO6.tcp || nh === PROTO6.udp || nh === PROTO.sctp) {
     sport = l4.readUInt16BE(0);
     dport = l4.readUInt16BE(2);
     at = nh === PROTO6.tcp ? 16 : 6;
   }
-  const l4Csum = l4.readUInt16BE(at);
   const seed = pseudoSum6(src, dst, nh, l4.length);
+  if (nh === PROTO.sctp) {
+    const crc = l4.readUInt32LE(8);
+    return { src: formatIPv6(src), dst: formatIPv6(dst), proto: nh, sport, dport, l4CsumOk: crc === sctpChecksum(l4), l4Csum: crc, pseudoSeed: seed, l4, ext: Buffer.from(ip.subarray(40, off)) };
+  }
+  const l4Csum = l4.readUInt16BE(at);
   return {
     src: formatIPv6(src),
     dst: formatIPv6(dst),
