@@ -484,12 +484,34 @@ function validateVip(key: string, value: unknown, field: string): string {
   return items.join(',');
 }
 
+/**
+ * VIPs validated before, by key: validation is a pure function of (key,
+ * backend list), so an unchanged VIP of a big config is not parsed again
+ * (a re-apply costs what changed). Bounded: cleared when it grows past
+ * VIP_CACHE_MAX entries.
+ */
+const vipCache = new Map<string, { value: string; normalized: string; vip: HostPort }>();
+const VIP_CACHE_MAX = 1 << 18;
+
+/** The parsed VIP address of a validated `vips` key. */
+function vipOfKey(key: string): HostPort {
+  return vipCache.get(key)?.vip ?? parseHostPort(key);
+}
+
 /** Validates `vips`. */
 function validateVips(v: unknown, field: string): Record<string, string> {
   const raw = optionalObj(v, field, 'an object mapping "IP:PORT" (or "IP") to a backend list');
   const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(raw)) {
+  for (const key in raw) {
+    const value = raw[key];
+    const hit = vipCache.get(key);
+    if (hit !== undefined && hit.value === value) {
+      out[key] = hit.normalized;
+      continue;
+    }
     const normalized = validateVip(key, value, keyPath(field, key));
+    if (vipCache.size >= VIP_CACHE_MAX) vipCache.clear();
+    vipCache.set(key, { value: value as string, normalized, vip: parseHostPort(key) });
     out[key] = normalized;
   }
   return out;
@@ -524,8 +546,9 @@ function validateLoadBalancer(v: unknown, field: string, names: Set<string>): Lo
   };
   validateHealth(raw, field, lb);
   // Every weighted backend must be a backend of this load balancer.
-  const known = new Set(Object.values(lb.vips).flatMap((list) => splitBackends(list).map((b) => b.trim())));
-  for (const backend of lbWeights(lb).keys()) {
+  const weights = lbWeights(lb);
+  const known = weights.size === 0 ? new Set<string>() : new Set(Object.values(lb.vips).flatMap((list) => splitBackends(list).map((b) => b.trim())));
+  for (const backend of weights.keys()) {
     if (!known.has(backend)) {
       throw new ConfigError(
         keyPath(keyPath(field, 'options'), 'xlb_weights'),
@@ -627,7 +650,7 @@ function validateSwitchPort(v: unknown, field: string): SwitchPort {
 }
 
 /** A unique identity of a VIP for overlap checks on one switch/router. */
-function vipIdentity(vip: Vip): string {
+function vipIdentity(vip: Pick<Vip, 'addr' | 'port' | 'protocol'>): string {
   return vip.protocol === null ? `${vip.addr} (IP-only)` : `${vip.addr}:${vip.port}/${vip.protocol}`;
 }
 
@@ -644,8 +667,9 @@ function validateLbRefs(v: unknown, field: string, lbs: ReadonlyMap<string, Load
     const lb = lbs.get(name);
     if (lb === undefined) throw new ConfigError(itemField, `unknown load balancer "${name}"`, item);
     if (names.includes(name)) throw new ConfigError(itemField, `load balancer "${name}" is listed twice`, item);
-    for (const vip of lbVips(lb)) {
-      const id = vipIdentity(vip);
+    for (const key in lb.vips) {
+      const vip = vipOfKey(key);
+      const id = vipIdentity({ addr: vip.addr, port: vip.port, protocol: vip.port === 0 ? null : lb.protocol });
       const other = vipOwners.get(id);
       if (other !== undefined) {
         throw new ConfigError(itemField, `load balancers "${other}" and "${name}" both define VIP ${id} on ${owner}`, item);
