@@ -259,10 +259,16 @@ interface VipMemo {
   entries: CompiledVipEntry[];
 }
 
+/** The VIPs of one load balancer: by key, and in `vips` order. */
+interface LbMemo {
+  byKey: Map<string, VipMemo>;
+  order: VipMemo[];
+}
+
 /** Kept with each Compiled (not enumerable): what the next compile may reuse. */
 interface Memo {
-  /** load balancer name → VIP key → memo. */
-  byLb: Map<string, Map<string, VipMemo>>;
+  /** load balancer name → its VIPs. */
+  byLb: Map<string, LbMemo>;
   vipIds: IdSet;
   backendIds: IdSet;
 }
@@ -340,8 +346,10 @@ export function compile(
   // Tables of an earlier compile whose inputs are unchanged are taken as they
   // are (Maglev population is the costly part of compiling many VIPs).
   let earlier: Map<string, Uint32Array> | null = null;
-  const earlierTable = (key: string): Uint32Array | undefined => {
-    if (!reuse) return undefined;
+  const earlierTable = (key: string, was: CompiledVip | null): Uint32Array | undefined => {
+    if (was?.tableKey === key) return was.table;
+    // (With a memo, a VIP's earlier table is its own: no index of every table is built.)
+    if (!reuse || memo) return undefined;
     if (!earlier) {
       earlier = new Map();
       for (const v of reuse.vips) earlier.set(v.tableKey, v.table);
@@ -384,18 +392,23 @@ export function compile(
   const freedBackends: number[] = [];
 
   const vips: CompiledVip[] = [];
-  const byLb = new Map<string, Map<string, VipMemo>>();
+  const byLb = new Map<string, LbMemo>();
   for (const lb of served) {
     const lbSig = lbSignature(lb);
     const old = memo?.byLb.get(lb.name);
-    const mine = new Map<string, VipMemo>();
-    byLb.set(lb.name, mine);
+    const order: VipMemo[] = [];
+    // The previous compile's index, copied on the first change only.
+    let byKey: Map<string, VipMemo> | null = old ? null : new Map();
     let parsed: Map<string, Vip> | null = null;
-    for (const key in lb.vips) {
+    let kept = 0;
+    const keys = Object.keys(lb.vips);
+    for (let k = 0; k < keys.length; k++) {
+      const key = keys[k]!;
       const list = lb.vips[key]!;
-      const was = old?.get(key);
+      const was = old?.byKey.get(key);
+      if (was) kept++;
       if (was && was.list === list && was.lbSig === lbSig && was.downSig === downSigOf(was.cv.name)) {
-        mine.set(key, was);
+        order.push(was);
         vips.push(was.cv);
         continue;
       }
@@ -404,20 +417,42 @@ export function compile(
       const name = vipName(lb.name, v);
       const cv = compileVip(lb, v, name, was?.cv ?? null, memo === null ? prev : null, vipAlloc, backendAlloc, down, earlierTable);
       if (was) {
-        const kept = new Set(cv.backends.map((b) => b.id));
-        for (const b of was.cv.backends) if (!kept.has(b.id)) freedBackends.push(b.id);
+        const still = new Set(cv.backends.map((b) => b.id));
+        for (const b of was.cv.backends) if (!still.has(b.id)) freedBackends.push(b.id);
         if (was.cv.id !== cv.id) freedVips.push(was.cv.id);
       }
-      mine.set(key, { lbSig, list, downSig: downSigOf(name), cv, entries: [] });
+      // Its VIP-map entries stay the same objects when their content is unchanged.
+      const entries = (was?.entries ?? []).filter(
+        (e) =>
+          e.vipId === cv.id &&
+          e.addr === cv.addr &&
+          e.port === cv.port &&
+          e.proto === cv.proto &&
+          e.flags === cv.flags &&
+          e.hashFields === cv.hashFields &&
+          e.affinityTimeoutS === cv.affinityTimeoutS,
+      );
+      const vm: VipMemo = { lbSig, list, downSig: downSigOf(name), cv, entries };
+      (byKey ??= new Map(old!.byKey)).set(key, vm);
+      order.push(vm);
       vips.push(cv);
     }
+    // VIPs of the previous compile that are gone free their ids.
+    if (old && kept !== old.byKey.size) {
+      for (const [key, was] of old.byKey) {
+        if (Object.hasOwn(lb.vips, key)) continue;
+        freedVips.push(was.cv.id);
+        for (const b of was.cv.backends) freedBackends.push(b.id);
+        (byKey ??= new Map(old.byKey)).delete(key);
+      }
+    }
+    byLb.set(lb.name, { byKey: byKey ?? old!.byKey, order });
   }
-  // VIPs of the previous compile that are gone free their ids.
+  // So do those of load balancers no longer served.
   if (memo) {
     for (const [lbName, old] of memo.byLb) {
-      const now = byLb.get(lbName);
-      for (const [key, was] of old) {
-        if (now?.has(key)) continue;
+      if (byLb.has(lbName)) continue;
+      for (const was of old.order) {
         freedVips.push(was.cv.id);
         for (const b of was.cv.backends) freedBackends.push(b.id);
       }
@@ -436,9 +471,10 @@ export function compile(
     if (a.ports.length === 0 || a.lbs.length === 0) continue;
     let ipOnly = false;
     for (const lbName of a.lbs) {
-      for (const vm of byLb.get(lbName)?.values() ?? []) {
+      for (const vm of byLb.get(lbName)?.order ?? []) {
         const v = vm.cv;
-        let e = vm.entries.find((x) => x.scope === scope);
+        let e: CompiledVipEntry | undefined;
+        for (let j = 0; j < vm.entries.length; j++) if (vm.entries[j]!.scope === scope) e = vm.entries[j];
         if (!e) {
           e = {
             addr: v.addr,
@@ -495,7 +531,7 @@ function compileVip(
   vipAlloc: Allocator,
   backendAlloc: Allocator,
   down: ReadonlySet<string>,
-  earlierTable: (key: string) => Uint32Array | undefined,
+  earlierTable: (key: string, was: CompiledVip | null) => Uint32Array | undefined,
 ): CompiledVip {
   const wasBackend = new Map(was?.backends.map((b) => [b.text, b.id]) ?? []);
   const id = was?.id ?? prevIds?.vips[name] ?? vipAlloc.take();
@@ -533,7 +569,7 @@ function compileVip(
     backends,
     tableKey,
     table:
-      earlierTable(tableKey) ??
+      earlierTable(tableKey, was) ??
       buildTable(
         up.map((b) => b.id),
         up.map((b) => b.text),

@@ -490,19 +490,27 @@ function validateVip(key: string, value: unknown, field: string): string {
  * (a re-apply costs what changed). Bounded: cleared when it grows past
  * VIP_CACHE_MAX entries.
  */
-const vipCache = new Map<string, { value: string; normalized: string; vip: HostPort }>();
+const vipCache = new Map<string, { value: string; normalized: string; vip: HostPort; ident?: Partial<Record<Protocol, string>> }>();
 const VIP_CACHE_MAX = 1 << 18;
 
-/** The parsed VIP address of a validated `vips` key. */
-function vipOfKey(key: string): HostPort {
-  return vipCache.get(key)?.vip ?? parseHostPort(key);
+/** vipIdentity() of a validated `vips` key of a load balancer with `protocol` (cached). */
+function vipKeyIdentity(key: string, protocol: Protocol): string {
+  const hit = vipCache.get(key);
+  const known = hit?.ident?.[protocol];
+  if (known !== undefined) return known;
+  const vip = hit?.vip ?? parseHostPort(key);
+  const id = vipIdentity({ addr: vip.addr, port: vip.port, protocol: vip.port === 0 ? null : protocol });
+  if (hit) (hit.ident ??= {})[protocol] = id;
+  return id;
 }
 
 /** Validates `vips`. */
 function validateVips(v: unknown, field: string): Record<string, string> {
   const raw = optionalObj(v, field, 'an object mapping "IP:PORT" (or "IP") to a backend list');
   const out: Record<string, string> = {};
-  for (const key in raw) {
+  const keys = Object.keys(raw);
+  for (let k = 0; k < keys.length; k++) {
+    const key = keys[k]!;
     const value = raw[key];
     const hit = vipCache.get(key);
     if (hit !== undefined && hit.value === value) {
@@ -667,9 +675,9 @@ function validateLbRefs(v: unknown, field: string, lbs: ReadonlyMap<string, Load
     const lb = lbs.get(name);
     if (lb === undefined) throw new ConfigError(itemField, `unknown load balancer "${name}"`, item);
     if (names.includes(name)) throw new ConfigError(itemField, `load balancer "${name}" is listed twice`, item);
-    for (const key in lb.vips) {
-      const vip = vipOfKey(key);
-      const id = vipIdentity({ addr: vip.addr, port: vip.port, protocol: vip.port === 0 ? null : lb.protocol });
+    const keys = Object.keys(lb.vips);
+    for (let k = 0; k < keys.length; k++) {
+      const id = vipKeyIdentity(keys[k]!, lb.protocol);
       const other = vipOwners.get(id);
       if (other !== undefined) {
         throw new ConfigError(itemField, `load balancers "${other}" and "${name}" both define VIP ${id} on ${owner}`, item);
