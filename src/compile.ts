@@ -11,7 +11,7 @@
  */
 import type { DesiredState, Hook, LoadBalancer, Vip } from './config.js';
 import { lbVips } from './config.js';
-import { parseIPv4 } from './addr.js';
+import { parseIPv4, parseIPv4Cidr } from './addr.js';
 import { maglevTable } from './maglev.js';
 import { HASH_FIELDS, IPPROTO, XLB } from './layout.js';
 
@@ -34,6 +34,16 @@ export interface CompiledIface {
   scope: number;
   flags: number;
   /** "switch NAME" or "router NAME". */
+  owner: string;
+  /** A router port's MAC (neighbor_responder answers with it). */
+  mac?: string;
+}
+
+/** An address a router answers ARP for on its ports (OVN's neighbor_responder). */
+export interface CompiledNeigh {
+  addr: number;
+  scope: number;
+  /** "router NAME". */
   owner: string;
 }
 
@@ -93,6 +103,8 @@ export interface Compiled {
   ifaces: CompiledIface[];
   vips: CompiledVip[];
   entries: CompiledVipEntry[];
+  /** ARP-answered VIP addresses per router scope. */
+  neigh: CompiledNeigh[];
 }
 
 function vipName(lb: string, v: Vip): string {
@@ -131,10 +143,21 @@ export function buildTable(
   return table;
 }
 
-type Attachment = { owner: string; lbs: string[]; ports: CompiledIface[] };
+type Attachment = {
+  owner: string;
+  lbs: string[];
+  ports: CompiledIface[];
+  /** A router's networks (every port's), for neighbor_responder=reachable; null for a switch. */
+  networks: Array<{ addr: number; prefix: number }> | null;
+};
 
 /** One switch or router as a scope: its load balancers and its ports. */
-function attachment(owner: string, lbs: string[], ports: ReadonlyArray<Omit<CompiledIface, 'scope' | 'flags' | 'owner'>>): Attachment {
+function attachment(
+  owner: string,
+  lbs: string[],
+  ports: ReadonlyArray<Omit<CompiledIface, 'scope' | 'flags' | 'owner'> & { networks?: string[] }>,
+  router: boolean,
+): Attachment {
   return {
     owner,
     lbs,
@@ -146,15 +169,17 @@ function attachment(owner: string, lbs: string[], ports: ReadonlyArray<Omit<Comp
       scope: 0,
       flags: XLB.IFACE_F_BALANCE,
       owner,
+      ...(p.mac ? { mac: p.mac } : {}),
     })),
+    networks: router ? ports.flatMap((p) => (p.networks ?? []).map((n) => parseIPv4Cidr(n))) : null,
   };
 }
 
 /** Load balancers attached somewhere, in config order, with their scopes. */
 function attachments(d: DesiredState): Attachment[] {
   return [
-    ...d.logical_switches.map((ls) => attachment(`switch ${ls.name}`, ls.load_balancer, ls.ports)),
-    ...d.logical_routers.map((lr) => attachment(`router ${lr.name}`, lr.load_balancer, lr.ports)),
+    ...d.logical_switches.map((ls) => attachment(`switch ${ls.name}`, ls.load_balancer, ls.ports, false)),
+    ...d.logical_routers.map((lr) => attachment(`router ${lr.name}`, lr.load_balancer, lr.ports, true)),
   ];
 }
 
@@ -244,7 +269,7 @@ function scopeIds(owners: readonly string[], prev: Record<string, number>): Reco
  */
 function lbSignature(lb: LoadBalancer): string {
   const o = lb.options;
-  return `${lb.protocol}|${o.xlb_maglev_size ?? ''}|${o.affinity_timeout ?? ''}|${o.xlb_weights ?? ''}|${lb.selection_fields.join(',')}`;
+  return `${lb.protocol}|${o.xlb_maglev_size ?? ''}|${o.affinity_timeout ?? ''}|${o.xlb_weights ?? ''}|${o.reject ?? ''}|${lb.selection_fields.join(',')}`;
 }
 
 /** What one VIP was compiled from, and the result (reused while the inputs are equal). */
@@ -303,6 +328,14 @@ function derivedIds(scopes: Record<string, number>, vips: readonly CompiledVip[]
       return backendIds;
     },
   };
+}
+
+/** Whether addr lies in one of the networks (OVN's lrouter_port_ipv4_reachable over every port). */
+function reachable(addr: number, networks: ReadonlyArray<{ addr: number; prefix: number }>): boolean {
+  return networks.some((n) => {
+    const mask = n.prefix === 0 ? 0 : (~0 << (32 - n.prefix)) >>> 0;
+    return ((addr & mask) >>> 0) === ((n.addr & mask) >>> 0);
+  });
 }
 
 const NONE_DOWN: ReadonlySet<string> = new Set<string>();
@@ -465,6 +498,7 @@ export function compile(
   );
   const ifaces: CompiledIface[] = [];
   const entries: CompiledVipEntry[] = [];
+  const neigh: CompiledNeigh[] = [];
   for (const a of att) {
     const scope = scopes[a.owner]!;
     // Only ports of switches/routers with load balancers are served (attached to).
@@ -492,8 +526,23 @@ export function compile(
         if (v.flags & XLB.VIP_F_IP_ONLY) ipOnly = true;
       }
     }
+    // OVN's neighbor_responder (default reachable): a router answers ARP on its
+    // ports for its load balancers' VIPs (all), or for those inside one of its
+    // networks (reachable), or for none.
+    const answered = new Set<number>();
+    if (a.networks) {
+      for (const lbName of a.lbs) {
+        const mode = lbByName.get(lbName)?.options.neighbor_responder ?? 'reachable';
+        if (mode === 'none') continue;
+        for (const { cv: v } of byLb.get(lbName)?.order ?? []) {
+          if (mode === 'all' || reachable(v.addr, a.networks)) answered.add(v.addr);
+        }
+      }
+      for (const addr of answered) neigh.push({ addr, scope, owner: a.owner });
+    }
     // The data plane tries the IP-only lookup only where the scope has such VIPs.
-    const flags = ipOnly ? XLB.IFACE_F_BALANCE | XLB.IFACE_F_IP_ONLY : XLB.IFACE_F_BALANCE;
+    const flags =
+      (ipOnly ? XLB.IFACE_F_BALANCE | XLB.IFACE_F_IP_ONLY : XLB.IFACE_F_BALANCE) | (answered.size ? XLB.IFACE_F_NEIGH : 0);
     for (const p of a.ports) ifaces.push({ ...p, scope, flags });
   }
 
@@ -512,7 +561,7 @@ export function compile(
     backendIds = IdSet.of(vips.flatMap((v) => v.backends.map((b) => b.id)));
   }
 
-  const out: WithMemo = { ids: derivedIds(scopes, vips), ifaces, vips, entries };
+  const out: WithMemo = { ids: derivedIds(scopes, vips), ifaces, vips, entries, neigh };
   Object.defineProperty(out, MEMO, { value: { byLb, vipIds, backendIds } satisfies Memo, enumerable: false });
   return out;
 }
@@ -554,6 +603,7 @@ function compileVip(
   });
   const up = backends.filter((b) => !b.down && b.weight > 0);
   const affinity = Number(lb.options.affinity_timeout ?? '0');
+  const reject = lb.options.reject === 'true' ? XLB.VIP_F_REJECT : 0;
   const tableKey = JSON.stringify([v.maglevSize, up.map((b) => [b.id, b.text, b.weight])]);
   return {
     id,
@@ -563,7 +613,7 @@ function compileVip(
     addr: parseIPv4(v.addr),
     port: v.port,
     proto: v.protocol ? IPPROTO[v.protocol] : 0,
-    flags: (v.protocol ? 0 : XLB.VIP_F_IP_ONLY) | (affinity > 0 ? XLB.VIP_F_AFFINITY : 0),
+    flags: (v.protocol ? 0 : XLB.VIP_F_IP_ONLY) | (affinity > 0 ? XLB.VIP_F_AFFINITY : 0) | reject,
     hashFields: lb.selection_fields.reduce((m, f) => m | HASH_FIELDS[f as keyof typeof HASH_FIELDS], 0),
     affinityTimeoutS: affinity,
     backends,

@@ -41,13 +41,14 @@ export const MAP_NAMES = [
   'xlb_ct4',
   'xlb_affinity4',
   'xlb_ifaces',
+  'xlb_neigh4',
   'xlb_vip_stats',
   'xlb_backend_stats',
   'xlb_global',
 ] as const;
 export type KernelMapName = (typeof MAP_NAMES)[number];
 
-export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress'] as const;
+export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_reply'] as const;
 export type ProgName = (typeof PROG_NAMES)[number];
 
 /** Capacities that may be set before the object is first loaded. */
@@ -284,7 +285,9 @@ export class KernelStore implements MapStore {
       case 'xlb_backends':
         return { fd: this.dp.maps.xlb_backends, keySize: 4, valueSize: 8, isArray: true };
       case 'xlb_ifaces':
-        return { fd: this.dp.maps.xlb_ifaces, keySize: 4, valueSize: 8, isArray: true };
+        return { fd: this.dp.maps.xlb_ifaces, keySize: 4, valueSize: LAYOUT.xlb_iface.size, isArray: true };
+      case 'xlb_neigh4':
+        return { fd: this.dp.maps.xlb_neigh4, keySize: LAYOUT.xlb_neigh4_key.size, valueSize: 4, isArray: false };
     }
   }
 
@@ -504,7 +507,8 @@ function isErrno(e: unknown, ...codes: string[]): boolean {
 
 /**
  * Attaches (or replaces in place) xlb's programs on one interface: tc egress
- * always (replies are rewritten there), and ingress on the chosen hook.
+ * always (replies are rewritten there), and ingress on the chosen hook; with
+ * XDP, tc ingress gets the companion xlb_tc_reply.
  */
 export function attach(dp: Dataplane, ref: IfaceRef, choice: HookChoice): Attachment {
   const n = dp.native;
@@ -535,11 +539,9 @@ export function attach(dp: Dataplane, ref: IfaceRef, choice: HookChoice): Attach
       }
     }
     if (!xdpMode) throw lastErr;
-    try {
-      n.tcDetach(ref.netns, ifindex, 'ingress', TC_HANDLE, TC_PRIORITY);
-    } catch (e) {
-      if (!isErrno(e, 'ENOENT', 'EINVAL')) throw e;
-    }
+    // What XDP cannot send back toward the VIF (RST, ICMP, ARP replies) leaves
+    // by tc redirect: the tc ingress companion does it (bpf/lib/bounce.h).
+    n.tcAttach(ref.netns, ifindex, 'ingress', dp.progs.xlb_tc_reply, TC_HANDLE, TC_PRIORITY, true);
   }
   const reason = xdpMode === 'generic' && !choice.generic ? `${choice.reason}; native XDP refused, generic XDP in use` : choice.reason;
   return { ...ref, ifindex, hook: choice.hook, reason, xdpMode };

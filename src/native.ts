@@ -179,6 +179,7 @@ export type SharedStructName =
   | 'xlb_ct4_key'
   | 'xlb_ct4_val'
   | 'xlb_iface'
+  | 'xlb_neigh4_key'
   | 'xlb_stats';
 
 /** Numeric constants from linux/bpf.h, if_link.h, pkt_cls.h, libbpf and xlb_shared.h. */

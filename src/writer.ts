@@ -27,12 +27,15 @@ import {
   decodeVip4Key,
   decodeVipVal,
   encodeBackend4,
+  decodeNeigh4Key,
   encodeIface,
+  encodeNeigh4Key,
   encodeU32,
   encodeVip4Key,
   encodeVipVal,
 } from './layout.js';
-import { hex, type MapName, type MapStore } from './store.js';
+import { formatIPv4 } from './addr.js';
+import { hex, isArrayMap, type MapName, type MapStore } from './store.js';
 
 /** What an apply changed, for reports and tests ("apply twice is a no-op"). */
 export interface ApplySummary {
@@ -41,6 +44,8 @@ export interface ApplySummary {
   tables: { swapped: number; patched: number; removed: number };
   vips: { written: number; removed: number };
   ifaces: { written: number; removed: number };
+  /** Addresses routers answer ARP for (neighbor_responder). */
+  neigh: { written: number; removed: number };
   /** Total map writes (0 when nothing changed). */
   writes: number;
 }
@@ -97,6 +102,7 @@ export function applyCompiled(
     tables: { swapped: 0, patched: 0, removed: 0 },
     vips: { written: 0, removed: 0 },
     ifaces: { written: 0, removed: 0 },
+    neigh: { written: 0, removed: 0 },
     writes: 0,
   };
   const adds: Op[] = [];
@@ -125,6 +131,10 @@ export function applyCompiled(
       }
       return `backend id ${decodeU32(key)} removal`;
     }
+    if (map === 'xlb_neigh4') {
+      const k = decodeNeigh4Key(key);
+      return `ARP responder for ${formatIPv4(k.addr)} (scope ${k.scope}): removal`;
+    }
     return `interface ifindex ${decodeU32(key)}: removal`;
   };
 
@@ -136,7 +146,7 @@ export function applyCompiled(
   ): void => {
     // Array maps are large and sparse: unless a full scan is asked for, read
     // only the slots this apply or the previous one uses.
-    const have = (opts.prev ? false : (opts.fullScan ?? true)) || map === 'xlb_vip4' ? store.dump(map) : store.dump(map, [...[...want.values()].map((w) => w.key), ...alsoKeys]);
+    const have = (opts.prev ? false : (opts.fullScan ?? true)) || !isArrayMap(map) ? store.dump(map) : store.dump(map, [...[...want.values()].map((w) => w.key), ...alsoKeys]);
     const changed: Array<{ key: Buffer; value: Buffer; old: Buffer | undefined; what: string }> = [];
     for (const [k, w] of want) {
       const old = have.get(k);
@@ -286,6 +296,15 @@ export function applyCompiled(
   );
   const ifaceRemoves = removes.splice(r1);
 
+  // 5. ARP responder addresses (after the VIPs they answer for, removed first)
+  const wantNeigh = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+  for (const n of c.neigh) {
+    const key = encodeNeigh4Key(n);
+    wantNeigh.set(hex(key), { key, value: encodeU32(0), what: `ARP responder for ${formatIPv4(n.addr)} (${n.owner})` });
+  }
+  const r2 = removes.length;
+  upserts('xlb_neigh4', wantNeigh, summary.neigh);
+  const neighRemoves = removes.splice(r2);
 
   // After an in-place table rewrite, a program may still hold a slot it read
   // just before: removed backends wait for a grace period (deferred to the
@@ -299,7 +318,7 @@ export function applyCompiled(
       backendRemoves.unshift({ what: 'grace period before backend removals', run: () => store.synchronize(), undo: () => {} });
     }
   }
-  const plan = [...adds, ...ifaceRemoves, ...vipRemoves, ...tableRemoves, ...backendRemoves];
+  const plan = [...adds, ...neighRemoves, ...ifaceRemoves, ...vipRemoves, ...tableRemoves, ...backendRemoves];
   const done: Op[] = [];
   try {
     if (newVipIds.length) store.resetStats('vip', newVipIds);

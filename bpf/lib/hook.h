@@ -12,7 +12,12 @@
 #include "nat.h"
 
 enum xlb_hook { XLB_HOOK_XDP = 1, XLB_HOOK_TC = 2 };
-enum xlb_verdict { XLB_V_PASS = 0, XLB_V_DROP = 1 };
+enum xlb_verdict {
+	XLB_V_PASS = 0,
+	XLB_V_DROP = 1,
+	XLB_V_REJECT = 2, /* answer it (reject.h): tc builds the answer, XDP defers to tc */
+	XLB_V_NOT_IP = 3, /* not IPv4: passes (tc ingress first looks for ARP, neigh.h) */
+};
 
 /* tc: addresses and ports are written directly (cheaper than
  * bpf_skb_store_bytes, same effect on skb->csum); the checksum fields go
@@ -73,7 +78,7 @@ XLB_INLINE int xlb_hook_verdict(enum xlb_hook hook, enum xlb_verdict v)
 {
 	if (hook == XLB_HOOK_XDP)
 		return v == XLB_V_DROP ? XDP_DROP : XDP_PASS;
-	return v == XLB_V_DROP ? TC_ACT_SHOT : TC_ACT_OK;
+	return v == XLB_V_DROP ? TC_ACT_SHOT : TC_ACT_OK; /* REJECT / NOT_IP: see xlb.bpf.c */
 }
 
 #endif /* XLB_HOOK_H */

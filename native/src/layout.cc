@@ -28,7 +28,8 @@ void AddSharedConstants(Napi::Env env, Napi::Object c) {
   C(XLB_HASH_ETH_SRC) C(XLB_HASH_ETH_DST) C(XLB_HASH_IP_SRC) C(XLB_HASH_IP_DST) C(XLB_HASH_TP_SRC) C(XLB_HASH_TP_DST)
   C(XLB_G_PACKETS) C(XLB_G_NOT_IPV4) C(XLB_G_MALFORMED) C(XLB_G_FRAGMENT) C(XLB_G_CT_HIT)
   C(XLB_G_CT_RECREATE) C(XLB_G_NEW_FLOW) C(XLB_G_MIDSTREAM) C(XLB_G_NO_BACKEND) C(XLB_G_CT_FULL)
-  C(XLB_G_NAT_ERROR) C(XLB_G_ICMP_RELATED) C(XLB_G_COUNT)
+  C(XLB_G_NAT_ERROR) C(XLB_G_ICMP_RELATED) C(XLB_G_REJECT) C(XLB_G_REJECT_FAIL) C(XLB_G_NEIGH_REPLY) C(XLB_G_COUNT)
+  C(XLB_VIP_F_REJECT) C(XLB_IFACE_F_NEIGH) C(XLB_NEIGH_MAX)
 #undef C
 }
 
@@ -95,6 +96,12 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_STRUCT(xlb_iface)
   XLB_FIELD(xlb_iface, scope)
   XLB_FIELD(xlb_iface, flags)
+  XLB_FIELD(xlb_iface, mac)
+  XLB_FIELD(xlb_iface, pad)
+
+  XLB_STRUCT(xlb_neigh4_key)
+  XLB_FIELD(xlb_neigh4_key, addr)
+  XLB_FIELD(xlb_neigh4_key, scope)
 
   XLB_STRUCT(xlb_stats)
   XLB_FIELD(xlb_stats, packets)
@@ -103,6 +110,7 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_FIELD(xlb_stats, reply_bytes)
   XLB_FIELD(xlb_stats, new_conns)
   XLB_FIELD(xlb_stats, drops)
+  XLB_FIELD(xlb_stats, rejects)
 #undef XLB_STRUCT
 #undef XLB_FIELD
   return res;
