@@ -2,7 +2,8 @@
 /*
  * xlb.bpf.c — entry points only: tc ingress, tc egress and XDP ingress, each a
  * thin wrapper around the shared pipeline in lib/lb.h; and xlb_tc_reply, the
- * tc ingress companion of the XDP hook (what XDP cannot send back, bounce.h).
+ * tc ingress companion of the XDP hook (what XDP cannot send back, bounce.h;
+ * neighbour answers, neigh.h).
  */
 #include "lib/lb.h"
 #include "lib/bounce.h"
@@ -34,7 +35,7 @@ static __always_inline int xlb_tc_run(struct __sk_buff *skb, enum xlb_stage stag
 			 (void *)(long)skb->data_end, skb->len, skb->ifindex);
 	if (v == XLB_V_REJECT)
 		return xlb_tc_reject(skb);
-	if (v == XLB_V_NOT_IP && stage == XLB_STAGE_INGRESS)
+	if ((v == XLB_V_NOT_IP || v == XLB_V_NEIGH) && stage == XLB_STAGE_INGRESS)
 		return xlb_tc_neigh(skb);
 	return xlb_hook_verdict(XLB_HOOK_TC, v);
 }
@@ -71,7 +72,8 @@ int xlb_xdp_ingress(struct xdp_md *ctx)
 }
 
 /* tc ingress where the XDP hook serves: finishes what XDP deferred (bounce.h)
- * and answers ARP for VIPs (neigh.h); every other frame passes untouched. */
+ * and answers ARP and neighbour solicitations for VIPs (neigh.h); every other
+ * frame passes untouched. */
 SEC("tc")
 int xlb_tc_reply(struct __sk_buff *skb)
 {
@@ -88,5 +90,7 @@ int xlb_tc_reply(struct __sk_buff *skb)
 		xlb_tc_linearize(skb);
 		return xlb_tc_neigh(skb);
 	}
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return xlb_tc_neigh(skb); /* a solicitation is small and linear: no pull for the rest */
 	return TC_ACT_OK;
 }

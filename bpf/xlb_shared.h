@@ -17,7 +17,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 8
+#define XLB_LAYOUT_VERSION 9
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev slots */
@@ -25,7 +25,7 @@
 #define XLB_MAX_IFINDEX 65536     /* xlb_ifaces slots: interfaces with a lower ifindex */
 #define XLB_CT_MAX 262144         /* conntrack entries (both directions count) */
 #define XLB_AFFINITY_MAX 65536    /* client affinity entries */
-#define XLB_NEIGH_MAX 16384       /* xlb_neigh4 entries: (router, VIP address) pairs */
+#define XLB_NEIGH_MAX 16384       /* xlb_neigh4 (and xlb_neigh6) entries: (router, VIP address) pairs */
 #define XLB_MAGLEV_DEFAULT_M 16381 /* default Maglev table size (prime) */
 
 /* Slot 0 of every Maglev inner map holds the table size M; slots 1..M hold
@@ -70,7 +70,7 @@
 /* xlb_iface.flags */
 #define XLB_IFACE_F_BALANCE (1u << 0) /* balance new flows arriving here */
 #define XLB_IFACE_F_IP_ONLY (1u << 1) /* the scope has IP-only VIPs: try them too */
-#define XLB_IFACE_F_NEIGH (1u << 2)   /* a router port: answer ARP for its router's xlb_neigh4 addresses with mac */
+#define XLB_IFACE_F_NEIGH (1u << 2)   /* a router port: answer ARP / NS for its router's xlb_neigh4/6 addresses with mac */
 
 /* Indexes of xlb_global (per-CPU array of __u64 counters). */
 enum xlb_global_counter {
@@ -88,7 +88,7 @@ enum xlb_global_counter {
 	XLB_G_ICMP_RELATED,    /* ICMP error of a tracked flow translated */
 	XLB_G_REJECT,          /* reject=true: TCP RST or ICMP port unreachable sent back */
 	XLB_G_REJECT_FAIL,     /* reject=true but no answer allowed or possible: dropped */
-	XLB_G_NEIGH_REPLY,     /* ARP request for a VIP answered with the router port's MAC */
+	XLB_G_NEIGH_REPLY,     /* ARP request / neighbour solicitation for a VIP answered with the router port's MAC */
 	XLB_G_IPV6,            /* IPv6 packets seen (also counted in PACKETS) */
 	XLB_G_EXT_PASS,        /* passed: IPv6 extension chain not followed (too long, routing header with segments left) */
 	XLB_G_SCTP_TOO_LONG,   /* dropped: SCTP packet too long to recompute its CRC (sctp.h) */
@@ -172,6 +172,12 @@ struct xlb_iface {
 struct xlb_neigh4_key {
 	__u32 addr;  /* VIP address, network order */
 	__u32 scope; /* the router's scope (xlb_iface.scope of its ports) */
+};
+
+/* Key of xlb_neigh6 (hash): the same for IPv6 (neighbour solicitations). */
+struct xlb_neigh6_key {
+	__u32 addr[4]; /* VIP address, network order */
+	__u32 scope;   /* the router's scope */
 };
 
 /* Value of xlb_vip_stats and xlb_backend_stats (per-CPU arrays). */
@@ -264,6 +270,8 @@ _Static_assert(offsetof(struct xlb_ct4_val, last_seen_ns) == 16, "xlb_ct4_val.la
 _Static_assert(sizeof(struct xlb_iface) == 16, "xlb_iface size");
 _Static_assert(offsetof(struct xlb_iface, mac) == 8, "xlb_iface.mac");
 _Static_assert(sizeof(struct xlb_neigh4_key) == 8, "xlb_neigh4_key size");
+_Static_assert(sizeof(struct xlb_neigh6_key) == 20, "xlb_neigh6_key size");
+_Static_assert(offsetof(struct xlb_neigh6_key, scope) == 16, "xlb_neigh6_key.scope");
 _Static_assert(sizeof(struct xlb_stats) == 56, "xlb_stats size");
 #endif
 

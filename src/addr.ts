@@ -240,3 +240,18 @@ export function formatIPv6(b: Uint8Array): string {
 export function canonicalAddr(family: 4 | 6, addr: string): string {
   return family === 6 ? formatIPv6(parseIPv6(addr)) : addr;
 }
+
+/**
+ * Parses "X:X::X/N" into its 16 network-order bytes and prefix length.
+ * @throws AddrParseError if `s` is not an IPv6 network
+ */
+export function parseIPv6Cidr(s: string): { addr: Buffer; prefix: number } {
+  const slash = s.indexOf('/');
+  if (slash < 0) throw new AddrParseError(s, 'is not "X:X::X/N" (prefix length missing)');
+  const addrText = s.slice(0, slash);
+  if (!isIPv6Literal(addrText)) throw new AddrParseError(s, 'is not a valid IPv6 network (bad address)');
+  const prefixText = s.slice(slash + 1);
+  const prefix = /^[0-9]{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
+  if (!(prefix >= 0 && prefix <= 128)) throw new AddrParseError(s, `has an invalid prefix length "${prefixText}" (must be 0..128)`);
+  return { addr: parseIPv6(addrText), prefix };
+}

@@ -45,7 +45,7 @@ export function renderShow(r: ShowReport): string {
     const sel = v.selectionFields?.length ? `, hash ${v.selectionFields.join('+')}` : '';
     const aff = v.affinityTimeoutS ? `, affinity ${v.affinityTimeoutS}s` : '';
     const rej = v.reject ? ', reject' : '';
-    const arp = v.arpOn?.length ? `, ARP answered on ${v.arpOn.join(', ')}` : '';
+    const arp = v.arpOn?.length ? `, ${v.vip.includes('[') || v.vip.split(':').length > 2 ? 'ND' : 'ARP'} answered on ${v.arpOn.join(', ')}` : '';
     lines.push(
       `  ${v.vip}/${v.protocol} (lb ${v.lb}, M=${v.maglevSize}${sel}${aff}${rej}${arp}, on ${v.servedBy.join(', ') || 'nothing'}): ` +
         `${fmtBig(s.packets)} pkts ${fmtBig(s.bytes)} bytes in, ${fmtBig(s.replyPackets)} pkts out, ` +

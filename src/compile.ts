@@ -11,7 +11,7 @@
  */
 import type { DesiredState, Hook, LoadBalancer, Vip } from './config.js';
 import { lbVips } from './config.js';
-import { parseIPv4, parseIPv4Cidr, parseIPv6 } from './addr.js';
+import { parseIPv4, parseIPv4Cidr, parseIPv6, parseIPv6Cidr } from './addr.js';
 import { maglevTable } from './maglev.js';
 import { HASH_FIELDS, IPPROTO, XLB } from './layout.js';
 
@@ -39,9 +39,13 @@ export interface CompiledIface {
   mac?: string;
 }
 
-/** An address a router answers ARP for on its ports (OVN's neighbor_responder). */
+/** An address a router answers ARP (IPv4) or neighbour solicitations (IPv6, addr6) for on its
+ *  ports (OVN's neighbor_responder). */
 export interface CompiledNeigh {
+  /** IPv4 address (0 for IPv6). */
   addr: number;
+  /** IPv6 address, 16 bytes. */
+  addr6?: Buffer;
   scope: number;
   /** "router NAME". */
   owner: string;
@@ -154,8 +158,10 @@ type Attachment = {
   owner: string;
   lbs: string[];
   ports: CompiledIface[];
-  /** A router's networks (every port's), for neighbor_responder=reachable; null for a switch. */
+  /** A router's IPv4 networks (every port's), for neighbor_responder=reachable; null for a switch. */
   networks: Array<{ addr: number; prefix: number }> | null;
+  /** Its IPv6 networks. */
+  networks6: Array<{ addr: Buffer; prefix: number }>;
 };
 
 /** One switch or router as a scope: its load balancers and its ports. */
@@ -178,7 +184,8 @@ function attachment(
       owner,
       ...(p.mac ? { mac: p.mac } : {}),
     })),
-    networks: router ? ports.flatMap((p) => (p.networks ?? []).map((n) => parseIPv4Cidr(n))) : null,
+    networks: router ? ports.flatMap((p) => (p.networks ?? []).filter((n) => !n.includes(':')).map((n) => parseIPv4Cidr(n))) : null,
+    networks6: router ? ports.flatMap((p) => (p.networks ?? []).filter((n) => n.includes(':')).map((n) => parseIPv6Cidr(n))) : [],
   };
 }
 
@@ -335,6 +342,18 @@ function derivedIds(scopes: Record<string, number>, vips: readonly CompiledVip[]
       return backendIds;
     },
   };
+}
+
+/** Whether the IPv6 addr lies in one of the networks (OVN's lrouter_port_ipv6_reachable). */
+function reachable6(addr: Buffer, networks: ReadonlyArray<{ addr: Buffer; prefix: number }>): boolean {
+  return networks.some((n) => {
+    for (let bit = 0; bit < n.prefix; bit += 8) {
+      const bits = Math.min(8, n.prefix - bit);
+      const mask = (0xff << (8 - bits)) & 0xff;
+      if ((addr[bit / 8]! & mask) !== (n.addr[bit / 8]! & mask)) return false;
+    }
+    return true;
+  });
 }
 
 /** Whether addr lies in one of the networks (OVN's lrouter_port_ipv4_reachable over every port). */
@@ -539,20 +558,23 @@ export function compile(
     // ports for its load balancers' VIPs (all), or for those inside one of its
     // networks (reachable), or for none.
     const answered = new Set<number>();
+    const answered6 = new Map<string, Buffer>();
     if (a.networks) {
       for (const lbName of a.lbs) {
         const mode = lbByName.get(lbName)?.options.neighbor_responder ?? 'reachable';
         if (mode === 'none') continue;
         for (const { cv: v } of byLb.get(lbName)?.order ?? []) {
-          if (v.addr6) continue; // ARP is IPv4's; neighbour solicitations are not answered yet
-          if (mode === 'all' || reachable(v.addr, a.networks)) answered.add(v.addr);
+          if (v.addr6) {
+            if (mode === 'all' || reachable6(v.addr6, a.networks6)) answered6.set(v.addr6.toString('hex'), v.addr6);
+          } else if (mode === 'all' || reachable(v.addr, a.networks)) answered.add(v.addr);
         }
       }
       for (const addr of answered) neigh.push({ addr, scope, owner: a.owner });
+      for (const addr6 of answered6.values()) neigh.push({ addr: 0, addr6, scope, owner: a.owner });
     }
     // The data plane tries the IP-only lookup only where the scope has such VIPs.
     const flags =
-      (ipOnly ? XLB.IFACE_F_BALANCE | XLB.IFACE_F_IP_ONLY : XLB.IFACE_F_BALANCE) | (answered.size ? XLB.IFACE_F_NEIGH : 0);
+      (ipOnly ? XLB.IFACE_F_BALANCE | XLB.IFACE_F_IP_ONLY : XLB.IFACE_F_BALANCE) | (answered.size || answered6.size ? XLB.IFACE_F_NEIGH : 0);
     for (const p of a.ports) ifaces.push({ ...p, scope, flags });
   }
 

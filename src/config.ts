@@ -15,6 +15,7 @@ import {
   isIPv6Literal,
   parseHostPort,
   parseIPv4Cidr,
+  parseIPv6Cidr,
   canonicalAddr,
   type HostPort,
 } from './addr.js';
@@ -68,7 +69,7 @@ export interface RouterPort {
   hook: Hook;
   /** Lower-case `aa:bb:cc:dd:ee:ff`. */
   mac: string;
-  /** `A.B.C.D/N` router addresses. */
+  /** `A.B.C.D/N` or `X:X::X/N` router addresses. */
   networks: string[];
 }
 
@@ -716,15 +717,15 @@ function validateSwitch(v: unknown, field: string, ctx: Context): LogicalSwitch 
 
 /** Validates a router port's `networks`. */
 function validateNetworks(v: unknown, field: string): string[] {
-  const nets = optionalArray(v, field, 'an array of "A.B.C.D/N" networks');
-  if (nets.length === 0) throw new ConfigError(field, 'must list at least one "A.B.C.D/N" network', v);
+  const nets = optionalArray(v, field, 'an array of "A.B.C.D/N" or "X:X::X/N" networks');
+  if (nets.length === 0) throw new ConfigError(field, 'must list at least one "A.B.C.D/N" or "X:X::X/N" network', v);
   const seen = new Set<string>();
   return nets.map((item, i) => {
     const itemField = indexPath(field, i);
     const text = expectString(item, itemField);
-    if (text.includes(':')) throw new ConfigError(itemField, IPV6_UNSUPPORTED, item);
     try {
-      parseIPv4Cidr(text);
+      if (text.includes(':')) parseIPv6Cidr(text);
+      else parseIPv4Cidr(text);
     } catch (err) {
       if (err instanceof AddrParseError) throw new ConfigError(itemField, `network "${text}" ${err.reason}`, item);
       throw err;

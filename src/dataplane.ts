@@ -42,6 +42,7 @@ export const MAP_NAMES = [
   'xlb_affinity4',
   'xlb_ifaces',
   'xlb_neigh4',
+  'xlb_neigh6',
   'xlb_vip_stats',
   'xlb_backend_stats',
   'xlb_global',
@@ -308,6 +309,8 @@ export class KernelStore implements MapStore {
         return { fd: this.dp.maps.xlb_ifaces, keySize: 4, valueSize: LAYOUT.xlb_iface.size, isArray: true };
       case 'xlb_neigh4':
         return { fd: this.dp.maps.xlb_neigh4, keySize: LAYOUT.xlb_neigh4_key.size, valueSize: 4, isArray: false };
+      case 'xlb_neigh6':
+        return { fd: this.dp.maps.xlb_neigh6, keySize: LAYOUT.xlb_neigh6_key.size, valueSize: 4, isArray: false };
       case 'xlb_vip6':
         return { fd: this.dp.maps.xlb_vip6, keySize: LAYOUT.xlb_vip6_key.size, valueSize: LAYOUT.xlb_vip_val.size, isArray: false };
       case 'xlb_backends6':

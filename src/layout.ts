@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 8;
+export const LAYOUT_VERSION = 9;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 
@@ -83,6 +83,7 @@ export const LAYOUT = {
   },
   xlb_iface: { size: 16, offsets: { scope: 0, flags: 4, mac: 8, pad: 14 } },
   xlb_neigh4_key: { size: 8, offsets: { addr: 0, scope: 4 } },
+  xlb_neigh6_key: { size: 20, offsets: { addr: 0, scope: 16 } },
   xlb_stats: {
     size: 56,
     offsets: { packets: 0, bytes: 8, reply_packets: 16, reply_bytes: 24, new_conns: 32, drops: 40, rejects: 48 },
@@ -293,6 +294,21 @@ export function decodeIface(b: Buffer): Iface {
   const out: Iface = { scope: b.readUInt32LE(L.xlb_iface.offsets.scope), flags: b.readUInt32LE(L.xlb_iface.offsets.flags) };
   if (mac.some((x) => x !== 0)) out.mac = [...mac].map((x) => x.toString(16).padStart(2, '0')).join(':');
   return out;
+}
+
+export interface Neigh6Key {
+  /** 16 bytes, network order. */
+  addr: Buffer;
+  scope: number;
+}
+export function encodeNeigh6Key(k: Neigh6Key): Buffer {
+  const b = Buffer.alloc(L.xlb_neigh6_key.size);
+  k.addr.copy(b, L.xlb_neigh6_key.offsets.addr, 0, 16);
+  b.writeUInt32LE(k.scope >>> 0, L.xlb_neigh6_key.offsets.scope);
+  return b;
+}
+export function decodeNeigh6Key(b: Buffer): Neigh6Key {
+  return { addr: Buffer.from(b.subarray(0, 16)), scope: b.readUInt32LE(L.xlb_neigh6_key.offsets.scope) };
 }
 
 export function encodeNeigh4Key(k: Neigh4Key): Buffer {

@@ -180,6 +180,7 @@ export type SharedStructName =
   | 'xlb_ct4_val'
   | 'xlb_iface'
   | 'xlb_neigh4_key'
+  | 'xlb_neigh6_key'
   | 'xlb_stats'
   | 'xlb_vip6_key'
   | 'xlb_backend6'

@@ -28,6 +28,8 @@ import {
   decodeVipVal,
   encodeBackend4,
   decodeNeigh4Key,
+  decodeNeigh6Key,
+  encodeNeigh6Key,
   encodeBackend6,
   encodeIface,
   encodeNeigh4Key,
@@ -37,7 +39,7 @@ import {
   encodeVipVal,
   decodeVip6Key,
 } from './layout.js';
-import { formatIPv4 } from './addr.js';
+import { formatIPv4, formatIPv6 } from './addr.js';
 import { hex, isArrayMap, type MapName, type MapStore } from './store.js';
 
 /** What an apply changed, for reports and tests ("apply twice is a no-op"). */
@@ -138,6 +140,10 @@ export function applyCompiled(
     if (map === 'xlb_neigh4') {
       const k = decodeNeigh4Key(key);
       return `ARP responder for ${formatIPv4(k.addr)} (scope ${k.scope}): removal`;
+    }
+    if (map === 'xlb_neigh6') {
+      const k = decodeNeigh6Key(key);
+      return `ND responder for ${formatIPv6(k.addr)} (scope ${k.scope}): removal`;
     }
     return `interface ifindex ${decodeU32(key)}: removal`;
   };
@@ -315,14 +321,22 @@ export function applyCompiled(
   );
   const ifaceRemoves = removes.splice(r1);
 
-  // 5. ARP responder addresses (after the VIPs they answer for, removed first)
+  // 5. ARP / neighbour-solicitation responder addresses (after the VIPs they
+  // answer for, removed first)
   const wantNeigh = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+  const wantNeigh6 = new Map<string, { key: Buffer; value: Buffer; what: string }>();
   for (const n of c.neigh) {
-    const key = encodeNeigh4Key(n);
-    wantNeigh.set(hex(key), { key, value: encodeU32(0), what: `ARP responder for ${formatIPv4(n.addr)} (${n.owner})` });
+    if (n.addr6) {
+      const key = encodeNeigh6Key({ addr: n.addr6, scope: n.scope });
+      wantNeigh6.set(hex(key), { key, value: encodeU32(0), what: `ND responder for ${formatIPv6(n.addr6)} (${n.owner})` });
+    } else {
+      const key = encodeNeigh4Key(n);
+      wantNeigh.set(hex(key), { key, value: encodeU32(0), what: `ARP responder for ${formatIPv4(n.addr)} (${n.owner})` });
+    }
   }
   const r2 = removes.length;
   upserts('xlb_neigh4', wantNeigh, summary.neigh);
+  upserts('xlb_neigh6', wantNeigh6, summary.neigh);
   const neighRemoves = removes.splice(r2);
 
 

@@ -12,7 +12,8 @@ import { compile } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
 import { parseIPv4 } from '../src/addr.js';
-import { buildPacket, ETH_HLEN, onesSum, parsePacket, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
+import { buildPacket, buildPacket6, ETH_HLEN, onesSum, parsePacket, parsePacket6, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
+import { parseIPv6 } from '../src/addr.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-rj-bpf-${process.pid}`;
 const IFINDEX = 1; // lo: only a key in xlb_ifaces here
@@ -34,12 +35,13 @@ const config = {
     { name: 'far', protocol: 'tcp', vips: { '10.9.0.1:80': '10.1.0.1:80' } },
     { name: 'far-all', protocol: 'tcp', vips: { '10.9.0.2:80': '10.1.0.1:80' }, options: { neighbor_responder: 'all' } },
     { name: 'near-none', protocol: 'tcp', vips: { '10.0.0.6:80': '10.1.0.1:80' }, options: { neighbor_responder: 'none' } },
+    { name: 'v6', protocol: 'tcp', vips: { '[fd00:a::3]:80': '[fd00:b::1]:80', '[fd00:c::1]:80': '[fd00:b::1]:80' } },
   ],
   logical_routers: [
     {
       name: 'r1',
-      ports: [{ name: 'lrp1', interface: 'lo', mac: ROUTER_MAC, networks: ['10.0.0.254/24'] }],
-      load_balancer: ['rej', 'rej-udp', 'rej-ip', 'drop', 'far', 'far-all', 'near-none'],
+      ports: [{ name: 'lrp1', interface: 'lo', mac: ROUTER_MAC, networks: ['10.0.0.254/24', 'fd00:a::fe/64'] }],
+      load_balancer: ['rej', 'rej-udp', 'rej-ip', 'drop', 'far', 'far-all', 'near-none', 'v6'],
     },
   ],
 };
@@ -247,3 +249,54 @@ describe('neighbor_responder: ARP for a VIP answered with the router port MAC', 
     expect(r.out).toEqual(req);
   });
 });
+
+/** A neighbour solicitation from fd00:a::1 (02:00:00:00:00:02) for `target`, with its
+ *  source link-layer address option; `src` '::' makes it duplicate address detection. */
+function nsRequest(target: string, src = 'fd00:a::1'): Buffer {
+  const body = Buffer.concat([parseIPv6(target), Buffer.from([1, 1, 2, 0, 0, 0, 0, 2])]);
+  const f = buildPacket6({ src, dst: 'ff02::1:ff00:3', proto: 'icmp6', icmpType: 135, icmpCode: 0, icmpRest: 0, payload: body });
+  f[ETH_HLEN + 7] = 255; // hop limit (not in the checksum)
+  return f;
+}
+
+describe('neighbor_responder: a neighbour solicitation for an IPv6 VIP answered with the router port MAC', () => {
+  it.each(['xlb_tc_ingress', 'xlb_tc_reply'] as const)('%s turns it into the advertisement and redirects it', (prog) => {
+    const before = dp.globalCounters().neigh_reply;
+    const req = nsRequest('fd00:a::3');
+    expect(parsePacket6(req).l4CsumOk).toBe(true);
+    const { retval, out } = runProg(dp.progs[prog], req);
+    expect(retval).toBe(TC_ACT_REDIRECT);
+    expect(out.length).toBe(ETH_HLEN + 40 + 32);
+    expect(out.subarray(0, 6)).toEqual(mac('02:00:00:00:00:02'));
+    expect(out.subarray(6, 12)).toEqual(mac(ROUTER_MAC));
+    expect(out[ETH_HLEN + 7]).toBe(255);
+    const p = parsePacket6(out);
+    expect(p.src).toBe('fd00:a::3');
+    expect(p.dst).toBe('fd00:a::1');
+    expect(p.proto).toBe(58);
+    expect(p.l4CsumOk).toBe(true);
+    expect(p.l4[0]).toBe(136); // advertisement
+    expect(p.l4[4]).toBe(0xe0); // router, solicited, override
+    expect(p.l4.subarray(8, 24)).toEqual(parseIPv6('fd00:a::3'));
+    expect(p.l4.subarray(24, 32)).toEqual(Buffer.concat([Buffer.from([2, 1]), mac(ROUTER_MAC)])); // target link-layer address
+    expect(dp.globalCounters().neigh_reply - before).toBe(1n);
+  });
+
+  it('not answered: a VIP outside the router networks (reachable), an address that is no VIP, DAD, a hop limit below 255', () => {
+    const low = nsRequest('fd00:a::3');
+    low[ETH_HLEN + 7] = 64;
+    for (const req of [nsRequest('fd00:c::1'), nsRequest('fd00:a::99'), nsRequest('fd00:a::3', '::'), low]) {
+      const r = runProg(dp.progs.xlb_tc_ingress, req);
+      expect(r.retval).toBe(TC_ACT_OK);
+      expect(r.out).toEqual(req);
+    }
+  });
+
+  it('XDP passes the solicitation untouched (the tc companion answers it)', () => {
+    const req = nsRequest('fd00:a::3');
+    const r = runProg(dp.progs.xlb_xdp_ingress, req);
+    expect(r.retval).toBe(XDP_PASS);
+    expect(r.out).toEqual(req);
+  });
+});
+

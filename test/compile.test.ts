@@ -221,6 +221,31 @@ describe('compile: scopes and attachment', () => {
     expect(port('veth-s').mac).toBeUndefined();
   });
 
+  it('neighbor_responder for IPv6 VIPs: reachable within the router\'s IPv6 networks, all, none', () => {
+    const d = validateConfig({
+      load_balancers: [
+        { name: 'near6', vips: { '[fd00:1::50]:80': '[fd00:9::1]:80', '[fd00:5::1]:80': '[fd00:9::1]:80' } },
+        { name: 'all6', vips: { '[fd00:6::1]:80': '[fd00:9::1]:80' }, options: { neighbor_responder: 'all' } },
+        { name: 'none6', vips: { '[fd00:1::60]:80': '[fd00:9::1]:80' }, options: { neighbor_responder: 'none' } },
+      ],
+      logical_routers: [
+        {
+          name: 'r6',
+          ports: [{ name: 'rp', interface: 'veth-r', mac: '02:00:00:00:00:01', networks: ['10.0.0.1/24', 'fd00:1::1/64'] }],
+          load_balancer: ['near6', 'all6', 'none6'],
+        },
+      ],
+    });
+    const c = compile(d);
+    expect(c.neigh.map((n) => [n.addr, n.addr6?.toString('hex')]).sort()).toEqual(
+      [
+        [0, 'fd000001000000000000000000000050'],
+        [0, 'fd000006000000000000000000000001'],
+      ].sort(),
+    );
+    expect(c.ifaces[0]!.flags & XLB.IFACE_F_NEIGH).toBe(XLB.IFACE_F_NEIGH);
+  });
+
   it('reject=true sets VIP_F_REJECT on every VIP of the load balancer', () => {
     const c = compile(lab({ vips: { [VIP]: '', '172.16.255.63:80': B1 }, options: { reject: 'true' } }));
     expect(c.vips.map((v) => v.flags & XLB.VIP_F_REJECT)).toEqual([XLB.VIP_F_REJECT, XLB.VIP_F_REJECT]);

@@ -422,6 +422,13 @@ describe('validateConfig: errors name the field and the bad value', () => {
     );
   });
 
+  it('router ports take IPv6 networks too (neighbor_responder=reachable for IPv6 VIPs), checked', () => {
+    const port = (networks: unknown) => ({ logical_routers: [{ name: 'r', ports: [{ name: 'p', interface: 'e0', mac: '02:00:00:00:00:01', networks }] }] });
+    expect(validateConfig(port(['10.0.0.1/24', 'fd00:1::1/64'])).logical_routers[0]!.ports[0]!.networks).toEqual(['10.0.0.1/24', 'fd00:1::1/64']);
+    expectConfigError(() => validateConfig(port(['fd00:1::1/129'])), 'logical_routers[0].ports[0].networks[0]', 'invalid prefix length "129"', '"fd00:1::1/129"');
+    expectConfigError(() => validateConfig(port(['fd00::1::1/64'])), 'logical_routers[0].ports[0].networks[0]', 'bad address', '"fd00::1::1/64"');
+  });
+
   it('IPv6 where xlb does not support it yet', () => {
     expectConfigError(
       () => validateConfig({ logical_routers: [{ name: 'r', nat: [{ type: 'snat', external_ip: 'fd00::1', logical_ip: '10.0.0.0/8' }] }] }),

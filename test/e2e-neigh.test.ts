@@ -36,6 +36,28 @@ function config(hook: 'tc' | 'xdp', mode: string, networks = [`${L.insideGw}/26`
   };
 }
 
+/** On vm3's IPv6 subnet (fd00:ff:1::/64), owned by nobody. */
+const ONLINK6 = 'fd00:ff:1::200';
+
+function config6(hook: 'tc' | 'xdp', mode: string): object {
+  const backends = `[${L.vms.vm1.ip6}]:${L.port},[${L.vms.vm2.ip6}]:${L.port}`;
+  return {
+    load_balancers: [{ name: 'onlink6', protocol: 'tcp', vips: { [`[${ONLINK6}]:${PORT}`]: backends }, options: { neighbor_responder: mode } }],
+    logical_routers: [
+      {
+        name: 'edge',
+        ports: [{ name: 'lrp-inside', interface: `${L.hv}/${L.vms.vm3.hostIf}`, hook, mac: routerMac, networks: [`${L.insideGw}/26`, `${L.insideGw6}/64`] }],
+        load_balancer: ['onlink6'],
+      },
+    ],
+  };
+}
+
+function vm3Neigh6(): string | null {
+  const out = nsExec(L.vms.vm3.ns, 'ip', ['-6', 'neigh', 'show', ONLINK6, 'dev', 'eth0']);
+  return /lladdr ([0-9a-f:]{17})/.exec(out)?.[1] ?? null;
+}
+
 /** vm3's neighbour entry for the VIP: its MAC, or null when unresolved. */
 function vm3Neigh(): string | null {
   const out = nsExec(L.vms.vm3.ns, 'ip', ['neigh', 'show', ONLINK, 'dev', 'eth0']);
@@ -48,7 +70,7 @@ function flushNeigh(): void {
 
 beforeAll(async () => {
   Xlb.reset(INSTANCE);
-  lab = await Lab.create({ prefix: L.prefix });
+  lab = await Lab.create({ prefix: L.prefix, ipv6: true });
   x = Xlb.open(INSTANCE);
   const link = JSON.parse(execFileSync('ip', ['-n', L.hv, '-j', 'link', 'show', 'xlb-inside'], { encoding: 'utf8' })) as Array<{ address: string }>;
   routerMac = link[0].address;
@@ -81,6 +103,20 @@ describe.each(['tc', 'xdp'] as const)('neighbor_responder on the %s hook', (hook
     expect(await lab.curl(TIMEOUT_S, `${ONLINK}:${PORT}`)).toBeNull();
     expect(vm3Neigh()).toBeNull();
     expect(x.show().counters.neigh_reply - before).toBe(0n);
+  });
+
+  it('IPv6: vm3 resolves the on-link VIP by neighbour solicitation to the router port MAC and connects; none: unresolved', async () => {
+    x.apply(config6(hook, 'reachable'));
+    nsExec(L.vms.vm3.ns, 'ip', ['-6', 'neigh', 'flush', 'to', ONLINK6, 'dev', 'eth0']);
+    const seen = new Set<string | null>();
+    for (let i = 0; i < 4; i++) seen.add(await lab.curl(TIMEOUT_S, `[${ONLINK6}]:${PORT}`));
+    expect([...seen].every((s) => s === 'i am vm1' || s === 'i am vm2'), [...seen].join(',')).toBe(true);
+    expect(vm3Neigh6()).toBe(routerMac);
+    expect((await cli(INSTANCE, 'show')).stdout).toContain(`[${ONLINK6}]:${PORT}/tcp (lb onlink6, M=16381, ND answered on router edge`);
+    x.apply(config6(hook, 'none'));
+    nsExec(L.vms.vm3.ns, 'ip', ['-6', 'neigh', 'flush', 'to', ONLINK6, 'dev', 'eth0']);
+    expect(await lab.curl(TIMEOUT_S, `[${ONLINK6}]:${PORT}`)).toBeNull();
+    expect(vm3Neigh6()).toBeNull();
   });
 
   it('reachable with the VIP outside every router network: unanswered; all: answered', async () => {

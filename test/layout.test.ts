@@ -13,6 +13,8 @@ import {
   decodeIface,
   decodeNeigh4Key,
   encodeNeigh4Key,
+  decodeNeigh6Key,
+  encodeNeigh6Key,
   decodeStatsPercpu,
   decodeU32,
   decodeU64Percpu,
@@ -149,6 +151,14 @@ describe('round trips', () => {
     const pb = encodeIface(port);
     expect(decodeIface(pb)).toEqual(port);
     expect(pb.toString('hex')).toBe('03000000' + '05000000' + '0a000000ff01' + '0000');
+  });
+
+  it('xlb_neigh6_key', () => {
+    const k = { addr: Buffer.from('fd00ff01000000000000000000000200', 'hex'), scope: 3 };
+    const b = encodeNeigh6Key(k);
+    expect(b.length).toBe(LAYOUT.xlb_neigh6_key.size);
+    expect(decodeNeigh6Key(b)).toEqual(k);
+    expect(b.toString('hex')).toBe('fd00ff01000000000000000000000200' + '03000000');
   });
 
   it('xlb_neigh4_key', () => {

@@ -16,7 +16,7 @@ const IFINDEX = new Map([
   ['eth4', 14],
   ['ns1/eth5', 15],
 ]);
-const MAPS: MapName[] = ['xlb_vip4', 'xlb_backends', 'xlb_ifaces', 'xlb_neigh4'];
+const MAPS: MapName[] = ['xlb_vip4', 'xlb_backends', 'xlb_ifaces', 'xlb_neigh4', 'xlb_neigh6'];
 /** Small tables keep the deep comparisons cheap; the writer does not care about M. */
 const SMALL = { xlb_maglev_size: '97' };
 
@@ -224,7 +224,7 @@ describe('applyCompiled: basic reconciliation', () => {
     const s = h.apply({});
     expect(s.writes).toBe(18);
     expect(s.backends.removed + s.tables.removed + s.vips.removed + s.ifaces.removed).toBe(18);
-    expect(snapshot(h.store)).toEqual({ xlb_vip4: [], xlb_backends: [], xlb_ifaces: [], xlb_neigh4: [], tables: [] });
+    expect(snapshot(h.store)).toEqual({ xlb_vip4: [], xlb_backends: [], xlb_ifaces: [], xlb_neigh4: [], xlb_neigh6: [], tables: [] });
   });
 
   it('refuses an interface without an ifindex before writing anything', () => {

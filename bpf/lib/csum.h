@@ -22,6 +22,18 @@ XLB_INLINE __u16 xlb_csum_fold(__u32 sum)
 	return (__u16)sum;
 }
 
+/* Uncomplemented ones'-complement sum of n bytes (n even, constant: unrolled). */
+XLB_INLINE __u32 xlb_sum_words(const void *p, __u32 n)
+{
+	const __u16 *w = p;
+	__u32 sum = 0;
+
+#pragma unroll
+	for (__u32 i = 0; i < n / 2; i++)
+		sum += w[i];
+	return sum;
+}
+
 /* A stored (complemented) checksum after a 32-bit field changed from old to new. */
 XLB_INLINE __u16 xlb_csum_replace4(__u16 check, __u32 old, __u32 new)
 {

@@ -17,7 +17,8 @@ enum xlb_verdict {
 	XLB_V_PASS = 0,
 	XLB_V_DROP = 1,
 	XLB_V_REJECT = 2, /* answer it (reject.h): tc builds the answer, XDP defers to tc */
-	XLB_V_NOT_IP = 3, /* not IPv4: passes (tc ingress first looks for ARP, neigh.h) */
+	XLB_V_NOT_IP = 3, /* not IP: passes (tc ingress first looks for ARP, neigh.h) */
+	XLB_V_NEIGH = 4,  /* an IPv6 neighbour solicitation: passes (tc ingress answers one for a VIP) */
 };
 
 /* tc: addresses and ports are written directly (cheaper than

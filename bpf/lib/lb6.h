@@ -148,7 +148,9 @@ XLB_INLINE enum xlb_verdict xlb_process6(void *ctx, enum xlb_hook hook, int ingr
 			return XLB_V_PASS;
 		}
 		if (p.icmp_type != XLB_ICMP6_ECHO_REQUEST && p.icmp_type != XLB_ICMP6_ECHO_REPLY)
-			return XLB_V_PASS; /* neighbour discovery and the like */
+			/* neighbour discovery and the like; tc ingress answers a
+			 * solicitation for a router's VIP (neigh.h) */
+			return ingress && p.icmp_type == XLB_ICMP6_ND_NS ? XLB_V_NEIGH : XLB_V_PASS;
 	}
 
 	ct = xlb_ct6_hit(&p);

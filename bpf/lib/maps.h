@@ -119,6 +119,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_neigh4 SEC(".maps");
 
+/* The same for IPv6 VIPs: addresses a router answers neighbour solicitations for. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XLB_NEIGH_MAX);
+	__type(key, struct xlb_neigh6_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_neigh6 SEC(".maps");
+
 /* Counters, per CPU (summed by the control plane). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -42,6 +42,7 @@
 #define XLB_ICMP6_PARAMPROB 4
 #define XLB_ICMP6_ECHO_REQUEST 128
 #define XLB_ICMP6_ECHO_REPLY 129
+#define XLB_ICMP6_ND_NS 135 /* neighbour solicitation (neigh.h answers those for VIPs) */
 
 /* Parse results beyond enum xlb_parse_result. */
 #define XLB_PARSE6_EXT_PASS 16  /* extension chain not followed: pass, counted */

@@ -49,18 +49,6 @@
 #define XLB_L3_OFF sizeof(struct ethhdr)
 #define XLB_L4_OFF (XLB_L3_OFF + XLB_IPV4_HDR_LEN)
 
-/* Uncomplemented ones'-complement sum of n bytes (n even, constant). */
-XLB_INLINE __u32 xlb_sum_words(const void *p, __u32 n)
-{
-	const __u16 *w = p;
-	__u32 sum = 0;
-
-#pragma unroll
-	for (__u32 i = 0; i < n / 2; i++)
-		sum += w[i];
-	return sum;
-}
-
 /* What the answer needs of the packet, saved before it is overwritten. */
 struct xlb_reject_in {
 	__u8 src_mac[ETH_ALEN];

@@ -104,6 +104,10 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_FIELD(xlb_neigh4_key, addr)
   XLB_FIELD(xlb_neigh4_key, scope)
 
+  XLB_STRUCT(xlb_neigh6_key)
+  XLB_FIELD(xlb_neigh6_key, addr)
+  XLB_FIELD(xlb_neigh6_key, scope)
+
   XLB_STRUCT(xlb_stats)
   XLB_FIELD(xlb_stats, packets)
   XLB_FIELD(xlb_stats, bytes)

@@ -27,8 +27,8 @@
  * - a load balancer with an invalid VIP or backend (e.g. "10.0.0.300:80") is
  *   skipped, and so are references to it from switches and routers;
  * - an option key or value xlb does not accept is dropped (the rest of the
- *   object is kept), as are NAT rules and router ports xlb refuses, and IPv6
- *   router networks (IPv6 VIPs and backends pass through as OVN writes them,
+ *   object is kept), as are NAT rules and router ports xlb refuses (IPv6
+ *   router networks, VIPs and backends pass through as OVN writes them,
  *   "[V6]:PORT" or "V6"; a VIP mixing IPv4 and IPv6 skips its load balancer);
  * - names xlb refuses, and names shared by several rows of one table
  *   (OVN does not force them unique), skip the objects;
@@ -478,9 +478,7 @@ function buildFragment(
         leftOut(`interface "${phys.iface}" is already used by another switch or router`, 'warn');
         continue;
       }
-      const all = val.strs(lrp.networks);
-      const networks = all.filter((n) => !n.includes(':'));
-      if (networks.length < all.length) note({ level: 'info', msg: `logical router "${name}" port "${lrpName}": IPv6 networks not mirrored (IPv4 only for now)`, fields: { logical_router: name, port: lrpName } });
+      const networks = val.strs(lrp.networks);
       const port = { name: lrpName, interface: phys.iface, mac: val.str(lrp.mac), networks };
       const problem = refusal({ logical_routers: [{ name: 'probe', ports: [port] }] });
       if (problem !== null) {
