@@ -183,7 +183,7 @@ describe('OvnSource against real NB and Open_vSwitch databases', () => {
     await until(() => (lr('edge1')?.load_balancer as string[] | undefined)?.length === 1 && lr('edge2') !== undefined && source.warnings().some((w) => w.startsWith('logical router "edge2" port "lr2-ext"')), 'routers');
     expect(lr('edge1')).toEqual({
       name: 'edge1',
-      ports: [{ name: 'lr-ext', interface: 'eth-ext', mac: '00:00:00:00:FF:01', networks: ['172.16.254.1/24'] }],
+      ports: [{ name: 'lr-ext', interface: 'eth-ext', mac: '00:00:00:00:FF:01', networks: ['172.16.254.1/24', 'fd00::1/64'] }],
       load_balancer: ['lb1'],
       options: { chassis: 'chassis1', always_learn_from_arp_request: 'false' },
       nat: [{ type: 'snat', external_ip: '172.16.254.1', logical_ip: '10.0.0.0/24' }],
