@@ -17,13 +17,14 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 6
+#define XLB_LAYOUT_VERSION 7
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev slots */
 #define XLB_MAX_BACKENDS 65536    /* xlb_backends slots (id 0 is reserved) */
 #define XLB_MAX_IFINDEX 65536     /* xlb_ifaces slots: interfaces with a lower ifindex */
 #define XLB_CT_MAX 262144         /* conntrack entries (both directions count) */
+#define XLB_CT_NEW_MAX 32768      /* unconfirmed flows' entries (new-flow tier, see lib/conntrack.h) */
 #define XLB_AFFINITY_MAX 65536    /* client affinity entries */
 #define XLB_NEIGH_MAX 16384       /* xlb_neigh4 entries: (router, VIP address) pairs */
 #define XLB_MAGLEV_DEFAULT_M 16381 /* default Maglev table size (prime) */
@@ -89,6 +90,7 @@ enum xlb_global_counter {
 	XLB_G_REJECT,          /* reject=true: TCP RST or ICMP port unreachable sent back */
 	XLB_G_REJECT_FAIL,     /* reject=true but no answer allowed or possible: dropped */
 	XLB_G_NEIGH_REPLY,     /* ARP request for a VIP answered with the router port's MAC */
+	XLB_G_CT_PROMOTED,     /* flow confirmed by its backend: moved from the new-flow tier */
 	XLB_G_COUNT,
 };
 

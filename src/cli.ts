@@ -27,7 +27,7 @@ const fmtBig = (n: bigint): string => n.toLocaleString('en-US');
 export function renderShow(r: ShowReport): string {
   const lines: string[] = [];
   lines.push(`pins: ${r.pinRoot}`);
-  lines.push(`conntrack: ${r.conntrack.entries} of ${r.conntrack.max} entries`);
+  lines.push(`conntrack: ${r.conntrack.entries} of ${r.conntrack.max} entries (${r.conntrack.unconfirmed} of ${r.conntrack.unconfirmedMax} in the new-flow tier)`);
   lines.push('');
   lines.push('interfaces:');
   if (r.ifaces.length === 0) lines.push('  (none)');

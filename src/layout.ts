@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 6;
+export const LAYOUT_VERSION = 7;
 
 export const IPPROTO = { tcp: 6, udp: 17 } as const;
 
@@ -63,6 +63,7 @@ export const GLOBAL_COUNTERS = [
   'reject',
   'reject_fail',
   'neigh_reply',
+  'ct_promoted',
 ] as const;
 export type GlobalCounter = (typeof GLOBAL_COUNTERS)[number];
 

@@ -88,7 +88,9 @@ export interface ShowReport {
   pinRoot: string;
   ifaces: ServedIface[];
   vips: VipView[];
-  conntrack: { entries: number; max: number };
+  /** Conntrack: every entry (both directions, both tiers) against the main table's capacity;
+   *  `unconfirmed`: those of flows no backend has answered yet (the new-flow tier, its own capacity). */
+  conntrack: { entries: number; max: number; unconfirmed: number; unconfirmedMax: number };
   counters: Record<GlobalCounter, bigint>;
 }
 
@@ -366,7 +368,12 @@ export class Xlb {
       pinRoot: dp.pinRoot,
       ifaces: this.state.ifaces,
       vips,
-      conntrack: { entries: ct.keys.length, max: dp.native.mapInfo(dp.maps.xlb_ct4).maxEntries },
+      conntrack: {
+        entries: ct.keys.length,
+        max: dp.native.mapInfo(dp.maps.xlb_ct4).maxEntries,
+        unconfirmed: ct.confirmed.filter((c) => !c).length,
+        unconfirmedMax: dp.native.mapInfo(dp.maps.xlb_ct4_new).maxEntries,
+      },
       counters: dp.globalCounters(),
     };
   }
