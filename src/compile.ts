@@ -11,7 +11,7 @@
  */
 import type { DesiredState, Hook, LoadBalancer, Vip } from './config.js';
 import { lbVips } from './config.js';
-import { parseIPv4, parseIPv4Cidr } from './addr.js';
+import { parseIPv4, parseIPv4Cidr, parseIPv6 } from './addr.js';
 import { maglevTable } from './maglev.js';
 import { HASH_FIELDS, IPPROTO, XLB } from './layout.js';
 
@@ -51,8 +51,10 @@ export interface CompiledBackend {
   id: number;
   addr: number;
   port: number;
-  /** "A.B.C.D:PORT" or "A.B.C.D" as in the config. */
+  /** "A.B.C.D:PORT" or "A.B.C.D" as in the config ("[V6]:PORT" or "V6" for IPv6). */
   text: string;
+  /** IPv6 backends: the address (16 bytes; `addr` is then 0). Goes to xlb_backends6. */
+  addr6?: Buffer;
   /** Set when a health check reported the backend down: it keeps its id and its entry in the
    *  backends map (established connections on it are untouched) but has no slot in the table. */
   down?: true;
@@ -71,6 +73,8 @@ export interface CompiledVip {
   /** The VIP as written in OVN syntax. */
   vip: string;
   addr: number;
+  /** IPv6 VIPs: the address (16 bytes; `addr` is then 0). */
+  addr6?: Buffer;
   port: number;
   /** IPPROTO number; 0 for an IP-only VIP. */
   proto: number;
@@ -89,6 +93,8 @@ export interface CompiledVip {
 /** One entry of the VIP map: a VIP as served in one scope. */
 export interface CompiledVipEntry {
   addr: number;
+  /** IPv6 VIPs: the address (16 bytes; `addr` is then 0). Goes to xlb_vip6. */
+  addr6?: Buffer;
   port: number;
   proto: number;
   scope: number;
@@ -112,7 +118,8 @@ function vipName(lb: string, v: Vip): string {
 }
 
 function backendText(v: Vip, b: { addr: string; port: number }): string {
-  return v.port ? `${b.addr}:${b.port}` : b.addr;
+  if (!v.port) return b.addr;
+  return v.family === 6 ? `[${b.addr}]:${b.port}` : `${b.addr}:${b.port}`;
 }
 
 /**
@@ -459,6 +466,7 @@ export function compile(
         (e) =>
           e.vipId === cv.id &&
           e.addr === cv.addr &&
+          (e.addr6 === undefined ? cv.addr6 === undefined : cv.addr6 !== undefined && e.addr6.equals(cv.addr6)) &&
           e.port === cv.port &&
           e.proto === cv.proto &&
           e.flags === cv.flags &&
@@ -511,6 +519,7 @@ export function compile(
         for (let j = 0; j < vm.entries.length; j++) if (vm.entries[j]!.scope === scope) e = vm.entries[j];
         if (!e) {
           e = {
+            ...(v.addr6 ? { addr6: v.addr6 } : {}),
             addr: v.addr,
             port: v.port,
             proto: v.proto,
@@ -592,25 +601,26 @@ function compileVip(
     const isDown = down.has(keys[i]!);
     const cb: CompiledBackend = {
       id: ids[i] || backendAlloc.take(),
-      addr: parseIPv4(b.addr),
+      addr: v.family === 6 ? 0 : parseIPv4(b.addr),
       port: b.port,
       text: texts[i]!,
       weight: b.weight,
       flags: isDown || b.weight === 0 ? XLB.BACKEND_F_DRAIN : 0,
     };
     if (isDown) cb.down = true;
+    if (v.family === 6) cb.addr6 = parseIPv6(b.addr);
     return cb;
   });
   const up = backends.filter((b) => !b.down && b.weight > 0);
   const affinity = Number(lb.options.affinity_timeout ?? '0');
   const reject = lb.options.reject === 'true' ? XLB.VIP_F_REJECT : 0;
   const tableKey = JSON.stringify([v.maglevSize, up.map((b) => [b.id, b.text, b.weight])]);
-  return {
+  const cv: CompiledVip = {
     id,
     name,
     lb: lb.name,
     vip: v.key,
-    addr: parseIPv4(v.addr),
+    addr: v.family === 6 ? 0 : parseIPv4(v.addr),
     port: v.port,
     proto: v.protocol ? IPPROTO[v.protocol] : 0,
     flags: (v.protocol ? 0 : XLB.VIP_F_IP_ONLY) | (affinity > 0 ? XLB.VIP_F_AFFINITY : 0) | reject,
@@ -627,4 +637,6 @@ function compileVip(
         up.map((b) => b.weight),
       ),
   };
+  if (v.family === 6) cv.addr6 = parseIPv6(v.addr);
+  return cv;
 }

@@ -15,6 +15,7 @@ import {
   isIPv6Literal,
   parseHostPort,
   parseIPv4Cidr,
+  canonicalAddr,
   type HostPort,
 } from './addr.js';
 import { ConfigError } from './errors.js';
@@ -357,6 +358,7 @@ function validateHealth(raw: Record<string, unknown>, field: string, lb: LoadBal
     const list = lb.vips[hc.vip];
     if (list === undefined) throw new ConfigError(at, `is not a VIP of load balancer ${JSON.stringify(lb.name)}`, hc.vip);
     if (!/:\d+$/.test(hc.vip)) throw new ConfigError(at, 'health checks need a VIP with a port', hc.vip);
+    if (hc.vip.startsWith('[')) throw new ConfigError(at, 'health checks of IPv6 VIPs are not supported yet', hc.vip);
     if (hc.probe?.type === 'http') return;
     for (const b of splitBackends(list)) {
       const ip = b.trim().slice(0, b.trim().lastIndexOf(':'));
@@ -447,7 +449,6 @@ function checkVipShape(key: string, vip: HostPort, backends: readonly HostPort[]
       );
     }
   });
-  if (vip.family === 6) throw new ConfigError(field, `${IPV6_UNSUPPORTED} (VIP "${key}")`, key);
   backends.forEach((b, i) => {
     if (vip.port !== 0 && b.port === 0) {
       throw new ConfigError(field, `backend "${items[i]}" has no port but VIP "${key}" has one`, value);
@@ -462,7 +463,7 @@ function checkVipShape(key: string, vip: HostPort, backends: readonly HostPort[]
 function checkDuplicateBackends(backends: readonly HostPort[], items: readonly string[], field: string, value: string): void {
   const seen = new Set<string>();
   backends.forEach((b, i) => {
-    const id = `${b.addr}|${b.port}`;
+    const id = `${canonicalAddr(b.family, b.addr)}|${b.port}`;
     if (seen.has(id)) throw new ConfigError(field, `duplicate backend "${items[i]}"`, value);
     seen.add(id);
   });
@@ -499,7 +500,7 @@ function vipKeyIdentity(key: string, protocol: Protocol): string {
   const known = hit?.ident?.[protocol];
   if (known !== undefined) return known;
   const vip = hit?.vip ?? parseHostPort(key);
-  const id = vipIdentity({ addr: vip.addr, port: vip.port, protocol: vip.port === 0 ? null : protocol });
+  const id = vipIdentity({ family: vip.family, addr: vip.addr, port: vip.port, protocol: vip.port === 0 ? null : protocol });
   if (hit) (hit.ident ??= {})[protocol] = id;
   return id;
 }
@@ -508,19 +509,26 @@ function vipKeyIdentity(key: string, protocol: Protocol): string {
 function validateVips(v: unknown, field: string): Record<string, string> {
   const raw = optionalObj(v, field, 'an object mapping "IP:PORT" (or "IP") to a backend list');
   const out: Record<string, string> = {};
+  // IPv6 has many spellings of one address: one VIP, one key (IPv4 is parsed strictly: one spelling).
+  const seen6 = new Map<string, string>();
   const keys = Object.keys(raw);
   for (let k = 0; k < keys.length; k++) {
     const key = keys[k]!;
     const value = raw[key];
-    const hit = vipCache.get(key);
-    if (hit !== undefined && hit.value === value) {
-      out[key] = hit.normalized;
-      continue;
+    let entry = vipCache.get(key);
+    if (entry === undefined || entry.value !== value) {
+      const normalized = validateVip(key, value, keyPath(field, key));
+      if (vipCache.size >= VIP_CACHE_MAX) vipCache.clear();
+      entry = { value: value as string, normalized, vip: parseHostPort(key) };
+      vipCache.set(key, entry);
     }
-    const normalized = validateVip(key, value, keyPath(field, key));
-    if (vipCache.size >= VIP_CACHE_MAX) vipCache.clear();
-    vipCache.set(key, { value: value as string, normalized, vip: parseHostPort(key) });
-    out[key] = normalized;
+    if (entry.vip.family === 6) {
+      const id = `${canonicalAddr(6, entry.vip.addr)}|${entry.vip.port}`;
+      const other = seen6.get(id);
+      if (other !== undefined) throw new ConfigError(keyPath(field, key), `VIP "${key}" is the same as VIP "${other}"`, key);
+      seen6.set(id, key);
+    }
+    out[key] = entry.normalized;
   }
   return out;
 }
@@ -658,8 +666,10 @@ function validateSwitchPort(v: unknown, field: string): SwitchPort {
 }
 
 /** A unique identity of a VIP for overlap checks on one switch/router. */
-function vipIdentity(vip: Pick<Vip, 'addr' | 'port' | 'protocol'>): string {
-  return vip.protocol === null ? `${vip.addr} (IP-only)` : `${vip.addr}:${vip.port}/${vip.protocol}`;
+function vipIdentity(vip: Pick<Vip, 'family' | 'addr' | 'port' | 'protocol'>): string {
+  const addr = canonicalAddr(vip.family, vip.addr);
+  if (vip.protocol === null) return `${addr} (IP-only)`;
+  return vip.family === 6 ? `[${addr}]:${vip.port}/${vip.protocol}` : `${addr}:${vip.port}/${vip.protocol}`;
 }
 
 /**

@@ -28,11 +28,14 @@ import {
   decodeVipVal,
   encodeBackend4,
   decodeNeigh4Key,
+  encodeBackend6,
   encodeIface,
   encodeNeigh4Key,
   encodeU32,
   encodeVip4Key,
+  encodeVip6Key,
   encodeVipVal,
+  decodeVip6Key,
 } from './layout.js';
 import { formatIPv4 } from './addr.js';
 import { hex, isArrayMap, type MapName, type MapStore } from './store.js';
@@ -118,11 +121,12 @@ export function applyCompiled(
   const prevBackendName = (id: number): string | undefined =>
     (backendNames ??= new Map(Object.entries(prevIds.backends).map(([key, i]) => [i, key]))).get(id);
   const removedWhat = (map: MapName, key: Buffer, old: Buffer): string => {
-    if (map === 'xlb_vip4') {
+    if (map === 'xlb_vip4' || map === 'xlb_vip6') {
       const id = decodeVipVal(old).vipId;
-      return `VIP ${prevVipName(id) ?? `id ${id}`} (scope ${decodeVip4Key(key).scope}): removal`;
+      const scope = map === 'xlb_vip4' ? decodeVip4Key(key).scope : decodeVip6Key(key).scope;
+      return `VIP ${prevVipName(id) ?? `id ${id}`} (scope ${scope}): removal`;
     }
-    if (map === 'xlb_backends') {
+    if (map === 'xlb_backends' || map === 'xlb_backends6') {
       // Backend keys are "<VIP name> <backend text>" (see compile.ts).
       const k = prevBackendName(decodeU32(key));
       if (k !== undefined) {
@@ -154,7 +158,7 @@ export function applyCompiled(
       counter.written++;
       changed.push({ key: w.key, value: w.value, old, what: w.what });
     }
-    if (map === 'xlb_backends' && changed.length >= BATCH_MIN) {
+    if ((map === 'xlb_backends' || map === 'xlb_backends6') && changed.length >= BATCH_MIN) {
       // Many backend slots (a large apply): one batch write, undone by another.
       const zero = Buffer.alloc(changed[0].value.length);
       adds.push({
@@ -203,16 +207,29 @@ export function applyCompiled(
   } else {
     // 1. backends
     const wantBackends = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+    const wantBackends6 = new Map<string, { key: Buffer; value: Buffer; what: string }>();
     for (const v of c.vips) {
       for (const b of v.backends) {
         const key = encodeU32(b.id);
-        wantBackends.set(hex(key), { key, value: encodeBackend4(b), what: `VIP ${v.name}: backend ${b.text}` });
+        if (b.addr6) {
+          const value = encodeBackend6({ addr: b.addr6, port: b.port, flags: b.flags });
+          wantBackends6.set(hex(key), { key, value, what: `VIP ${v.name}: backend ${b.text}` });
+        } else {
+          wantBackends.set(hex(key), { key, value: encodeBackend4(b), what: `VIP ${v.name}: backend ${b.text}` });
+        }
       }
     }
     const removesBefore = removes.length;
     upserts(
       'xlb_backends',
       wantBackends,
+      summary.backends,
+      Object.values(prevIds.backends).map((id) => encodeU32(id)),
+    );
+    // IPv6 backends share the id space: an id is in at most one of the two maps.
+    upserts(
+      'xlb_backends6',
+      wantBackends6,
       summary.backends,
       Object.values(prevIds.backends).map((id) => encodeU32(id)),
     );
@@ -258,9 +275,10 @@ export function applyCompiled(
     // 3. VIP entries
     const vipName = new Map(c.vips.map((v) => [v.id, v.name]));
     const wantVips = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+    const wantVips6 = new Map<string, { key: Buffer; value: Buffer; what: string }>();
     for (const e of c.entries) {
-      const key = encodeVip4Key(e);
-      wantVips.set(hex(key), {
+      const key = e.addr6 ? encodeVip6Key({ addr: e.addr6, port: e.port, proto: e.proto, scope: e.scope }) : encodeVip4Key(e);
+      (e.addr6 ? wantVips6 : wantVips).set(hex(key), {
         key,
         value: encodeVipVal({ vipId: e.vipId, flags: e.flags, hashFields: e.hashFields, affinityTimeoutS: e.affinityTimeoutS }),
         what: `VIP ${vipName.get(e.vipId)} (scope ${e.scope})`,
@@ -268,6 +286,7 @@ export function applyCompiled(
     }
     const r0 = removes.length;
     upserts('xlb_vip4', wantVips, summary.vips);
+    upserts('xlb_vip6', wantVips6, summary.vips);
     vipRemoves = removes.splice(r0);
 
     newVipIds = c.vips.filter((v) => prevIds.vips[v.name] !== v.id).map((v) => v.id);
@@ -305,6 +324,7 @@ export function applyCompiled(
   const r2 = removes.length;
   upserts('xlb_neigh4', wantNeigh, summary.neigh);
   const neighRemoves = removes.splice(r2);
+
 
   // After an in-place table rewrite, a program may still hold a slot it read
   // just before: removed backends wait for a grace period (deferred to the
@@ -401,16 +421,20 @@ function planFromPrev(
   const gone = [...stale.values()];
 
   // 1. backends
-  const writes: Array<Entry & { old: Buffer | undefined }> = [];
+  // IPv6 backends go to xlb_backends6 (one id space: an id is in one of the two maps).
+  const mapOf = (b: CompiledBackend): MapName => (b.addr6 ? 'xlb_backends6' : 'xlb_backends');
+  const encode = (b: CompiledBackend): Buffer => (b.addr6 ? encodeBackend6({ addr: b.addr6, port: b.port, flags: b.flags }) : encodeBackend4(b));
+  const writes: Record<'xlb_backends' | 'xlb_backends6', Array<Entry & { old: Buffer | undefined }>> = { xlb_backends: [], xlb_backends6: [] };
   const removeBackend = (o: CompiledVip, b: CompiledBackend): void => {
     summary.backends.removed++;
     const key = encodeU32(b.id);
-    const old = encodeBackend4(b);
+    const old = encode(b);
+    const map = mapOf(b);
     backendRemoves.push({
       what: `VIP ${o.name}: backend ${b.text} removal`,
       ids: [b.id],
-      run: () => store.delete('xlb_backends', key),
-      undo: () => store.update('xlb_backends', key, old),
+      run: () => store.delete(map, key),
+      undo: () => store.update(map, key, old),
     });
   };
   for (const [o, v] of pairs) {
@@ -418,31 +442,34 @@ function planFromPrev(
     for (const b of v.backends) {
       const ob = before.get(b.id);
       before.delete(b.id);
-      const value = encodeBackend4(b);
-      const old = ob ? encodeBackend4(ob) : undefined;
+      const value = encode(b);
+      const old = ob && mapOf(ob) === mapOf(b) ? encode(ob) : undefined;
       if (old && old.equals(value)) continue;
       if (!ob) newBackendIds.push(b.id);
       summary.backends.written++;
-      writes.push({ key: encodeU32(b.id), value, old, what: `VIP ${v.name}: backend ${b.text}` });
+      writes[b.addr6 ? 'xlb_backends6' : 'xlb_backends'].push({ key: encodeU32(b.id), value, old, what: `VIP ${v.name}: backend ${b.text}` });
     }
     for (const ob of before.values()) removeBackend(o!, ob);
     if (!o) newVipIds.push(v.id);
   }
   for (const o of gone) for (const b of o.backends) removeBackend(o, b);
-  if (writes.length >= BATCH_MIN) {
-    const zero = Buffer.alloc(writes[0].value.length);
-    adds.push({
-      what: `${writes.length} backends (${writes[0].what}, …)`,
-      run: () => store.updateMany('xlb_backends', writes),
-      undo: () => store.updateMany('xlb_backends', writes.map((w) => ({ key: w.key, value: w.old ?? zero }))),
-    });
-  } else {
-    for (const w of writes) {
+  for (const map of ['xlb_backends', 'xlb_backends6'] as const) {
+    const list = writes[map];
+    if (list.length >= BATCH_MIN) {
+      const zero = Buffer.alloc(list[0].value.length);
       adds.push({
-        what: w.what,
-        run: () => store.update('xlb_backends', w.key, w.value),
-        undo: () => (w.old ? store.update('xlb_backends', w.key, w.old) : store.delete('xlb_backends', w.key)),
+        what: `${list.length} backends (${list[0].what}, …)`,
+        run: () => store.updateMany(map, list),
+        undo: () => store.updateMany(map, list.map((w) => ({ key: w.key, value: w.old ?? zero }))),
       });
+    } else {
+      for (const w of list) {
+        adds.push({
+          what: w.what,
+          run: () => store.update(map, w.key, w.value),
+          undo: () => (w.old ? store.update(map, w.key, w.old) : store.delete(map, w.key)),
+        });
+      }
     }
   }
 
@@ -492,21 +519,23 @@ function planFromPrev(
     let names: Map<number, string> | null = null;
     const nameOf = (id: number): string =>
       (names ??= new Map([...prev.vips, ...c.vips].map((v) => [v.id, v.name]))).get(id) ?? `id ${id}`;
-    const encode = (e: CompiledVipEntry): { key: Buffer; value: Buffer } => ({
-      key: encodeVip4Key(e),
+    const encodeEntry = (e: CompiledVipEntry): { key: Buffer; value: Buffer; map: MapName } => ({
+      key: e.addr6 ? encodeVip6Key({ addr: e.addr6, port: e.port, proto: e.proto, scope: e.scope }) : encodeVip4Key(e),
       value: encodeVipVal({ vipId: e.vipId, flags: e.flags, hashFields: e.hashFields, affinityTimeoutS: e.affinityTimeoutS }),
+      map: e.addr6 ? 'xlb_vip6' : 'xlb_vip4',
     });
-    const want = new Map<string, Entry>();
+    type VipEntry = Entry & { map: MapName };
+    const want = new Map<string, VipEntry>();
     for (const e of c.entries) {
       if (beforeSet.has(e)) continue;
-      const x = encode(e);
-      want.set(hex(x.key), { ...x, what: `VIP ${nameOf(e.vipId)} (scope ${e.scope})` });
+      const x = encodeEntry(e);
+      want.set(`${x.map} ${hex(x.key)}`, { ...x, what: `VIP ${nameOf(e.vipId)} (scope ${e.scope})` });
     }
-    const have = new Map<string, Entry>();
+    const have = new Map<string, VipEntry>();
     for (const e of prev.entries) {
       if (nowSet.has(e)) continue;
-      const x = encode(e);
-      have.set(hex(x.key), { ...x, what: `VIP ${nameOf(e.vipId)} (scope ${e.scope}): removal` });
+      const x = encodeEntry(e);
+      have.set(`${x.map} ${hex(x.key)}`, { ...x, what: `VIP ${nameOf(e.vipId)} (scope ${e.scope}): removal` });
     }
     for (const [k, w] of want) {
       const old = have.get(k);
@@ -514,8 +543,8 @@ function planFromPrev(
       summary.vips.written++;
       adds.push({
         what: w.what,
-        run: () => store.update('xlb_vip4', w.key, w.value),
-        undo: () => (old ? store.update('xlb_vip4', w.key, old.value) : store.delete('xlb_vip4', w.key)),
+        run: () => store.update(w.map, w.key, w.value),
+        undo: () => (old ? store.update(w.map, w.key, old.value) : store.delete(w.map, w.key)),
       });
     }
     for (const [k, old] of have) {
@@ -523,8 +552,8 @@ function planFromPrev(
       summary.vips.removed++;
       vipRemoves.push({
         what: old.what,
-        run: () => store.delete('xlb_vip4', old.key),
-        undo: () => store.update('xlb_vip4', old.key, old.value),
+        run: () => store.delete(old.map, old.key),
+        undo: () => store.update(old.map, old.key, old.value),
       });
     }
   }

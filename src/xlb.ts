@@ -17,10 +17,12 @@ import {
   type HookChoice,
 } from './dataplane.js';
 import { ApplyError } from './errors.js';
-import { formatIPv4 } from './addr.js';
+import { formatIPv4, formatIPv6 } from './addr.js';
 import { decodeCt4Key, decodeCt4Val, HASH_FIELDS, XLB, type GlobalCounter, type Stats } from './layout.js';
+import { decodeCt6Key, decodeCt6Val } from './layout.js';
 import { applyCompiled, type ApplySummary, type Deferred } from './writer.js';
 import { DEFAULT_CT_TIMEOUTS, flushConntrack, gcConntrack, type ConntrackTimeouts, type GcResult } from './conntrack.js';
+import { flushConntrack6, gcConntrack6 } from './conntrack.js';
 
 export const DEFAULT_STATE_DIR = '/run/xlb';
 const STATE_FILE = 'state.json';
@@ -88,9 +90,10 @@ export interface ShowReport {
   pinRoot: string;
   ifaces: ServedIface[];
   vips: VipView[];
-  /** Conntrack: every entry (both directions, both tiers) against the main table's capacity;
-   *  `unconfirmed`: those of flows no backend has answered yet (the new-flow tier, its own capacity). */
-  conntrack: { entries: number; max: number; unconfirmed: number; unconfirmedMax: number };
+  /** IPv4 conntrack: every entry (both directions, both tiers) against the main table's (xlb_ct4)
+   *  capacity; `unconfirmed`: those of flows no backend has answered yet (the new-flow tier
+   *  xlb_ct4_new, its own capacity). `ipv6` is the IPv6 table (xlb_ct6), sized alike. */
+  conntrack: { entries: number; max: number; unconfirmed: number; unconfirmedMax: number; ipv6: { entries: number; max: number } };
   counters: Record<GlobalCounter, bigint>;
 }
 
@@ -339,12 +342,16 @@ export class Xlb {
       for (const b of v.backends) if (!now.has(`${v.id}/${b.id}`)) gone.add(`${v.id}/${b.id}`);
     }
     if (gone.size === 0) return 0;
-    return flushConntrack(this.dataplane, (e) => gone.has(`${e.vipId}/${e.backendId}`));
+    const match = (e: { vipId: number; backendId: number }): boolean => gone.has(`${e.vipId}/${e.backendId}`);
+    return flushConntrack(this.dataplane, match) + flushConntrack6(this.dataplane, match);
   }
 
   /** Removes idle conntrack entries (see conntrack.ts for the timeouts). */
   gc(timeouts: Partial<ConntrackTimeouts> = {}): GcResult {
-    return gcConntrack(this.dataplane, { ...DEFAULT_CT_TIMEOUTS, ...timeouts });
+    const t = { ...DEFAULT_CT_TIMEOUTS, ...timeouts };
+    const r4 = gcConntrack(this.dataplane, t);
+    const r6 = gcConntrack6(this.dataplane, t);
+    return { ...r4, scanned: r4.scanned + r6.scanned, removed: r4.removed + r6.removed };
   }
 
   /** What is served, with counters read from the kernel. */
@@ -373,6 +380,7 @@ export class Xlb {
         max: dp.native.mapInfo(dp.maps.xlb_ct4).maxEntries,
         unconfirmed: ct.confirmed.filter((c) => !c).length,
         unconfirmedMax: dp.native.mapInfo(dp.maps.xlb_ct4_new).maxEntries,
+        ipv6: { entries: dp.conntrack6().keys.length, max: dp.native.mapInfo(dp.maps.xlb_ct6).maxEntries },
       },
       counters: dp.globalCounters(),
     };
@@ -381,7 +389,7 @@ export class Xlb {
   /** Every conntrack entry, decoded. */
   conntrack(): ConntrackEntry[] {
     const ct = this.dataplane.conntrack();
-    return ct.keys.map((k, i) => {
+    const v4: ConntrackEntry[] = ct.keys.map((k, i) => {
       const key = decodeCt4Key(k);
       const val = decodeCt4Val(ct.values[i]);
       const port = (p: number): string => (p ? `:${p}` : '');
@@ -396,6 +404,24 @@ export class Xlb {
         backendId: val.backendId,
       };
     });
+    const ct6 = this.dataplane.conntrack6();
+    const at6 = (a: Buffer, p: number): string => (p ? `[${formatIPv6(a)}]:${p}` : formatIPv6(a));
+    return v4.concat(
+      ct6.keys.map((k, i) => {
+        const key = decodeCt6Key(k);
+        const val = decodeCt6Val(ct6.values[i]);
+        return {
+          src: at6(key.saddr, key.sport),
+          dst: at6(key.daddr, key.dport),
+          proto: key.proto,
+          dir: val.dir === 1 ? 'forward' : 'reverse',
+          state: (['none', 'syn', 'established', 'closing'] as const)[val.state] ?? 'none',
+          nat: at6(val.natAddr, val.natPort),
+          vipId: val.vipId,
+          backendId: val.backendId,
+        };
+      }),
+    );
   }
 
   private saveState(): void {

@@ -13,7 +13,7 @@ const IFINDEX = new Map([
   ['eth1', 11],
   ['eth2', 12],
 ]);
-const MAPS: MapName[] = ['xlb_vip4', 'xlb_backends', 'xlb_ifaces'];
+const MAPS: MapName[] = ['xlb_vip4', 'xlb_backends', 'xlb_ifaces', 'xlb_vip6', 'xlb_backends6'];
 const M = '97';
 
 /** n VIPs of one LB (10.20.x.y:80), each with `per` backends; `edit` may change any VIP's list. */
@@ -123,7 +123,9 @@ describe('compile: reuse of an earlier compile', () => {
               ]),
             ),
           },
-          ...(withMail ? [{ name: 'mail', options: { xlb_maglev_size: M }, vips: { '10.30.0.1:25': '10.3.0.1:25,10.3.0.2:25' } }] : []),
+          ...(withMail
+            ? [{ name: 'mail', options: { xlb_maglev_size: M }, vips: { '10.30.0.1:25': '10.3.0.1:25,10.3.0.2:25', '[2001:db8::1]:25': step % 2 ? '[2001:db8::10]:25' : '[2001:db8::10]:25,[2001:db8::11]:25' } }]
+            : []),
         ],
         logical_switches: [
           { name: 's1', ports: ['eth1'], load_balancer: withMail ? ['big', 'mail'] : ['big'] },
@@ -217,8 +219,8 @@ describe('incremental apply: only what changed is written', () => {
 
   it('adds, removes and changes of every kind give the store of a from-scratch apply', () => {
     const x = new Incremental();
-    x.apply(config(30, 4, undefined, [{ name: 'mail', options: { xlb_maglev_size: M }, vips: { '10.30.0.1:25': '10.3.0.1:25' } }]));
-    // 10 VIPs fewer, one changed in size (new M: swapped, not patched), mail removed, one VIP emptied.
+    x.apply(config(30, 4, undefined, [{ name: 'mail', options: { xlb_maglev_size: M }, vips: { '10.30.0.1:25': '10.3.0.1:25', '[2001:db8::1]:25': '[2001:db8::10]:25' } }]));
+    // 10 VIPs fewer, mail removed, one VIP emptied, a new LB with another M (and an IPv6 VIP).
     const b = validateConfig({
       load_balancers: [
         {
@@ -226,13 +228,13 @@ describe('incremental apply: only what changed is written', () => {
           options: { xlb_maglev_size: M },
           vips: { ...Object.fromEntries(Object.entries(config(20, 4).load_balancers[0]!.vips)), '10.20.0.5:80': '' },
         },
-        { name: 'big2', options: { xlb_maglev_size: '101' }, vips: { '10.20.0.6:81': '10.1.6.1:8080' } },
+        { name: 'big2', options: { xlb_maglev_size: '101' }, vips: { '10.20.0.6:81': '10.1.6.1:8080', '[2001:db8::2]:80': '[2001:db8::20]:80' } },
       ],
       logical_switches: [{ name: 's1', ports: ['eth2'], load_balancer: ['big', 'big2'] }],
     });
     const { c, s } = x.apply(b);
     x.reclaim();
-    expect(s.tables.removed).toBe(11);
+    expect(s.tables.removed).toBe(12); // 10 VIPs of big, both of mail
     const fresh = new MemoryStore();
     applyCompiled(fresh, c, IFINDEX);
     expect(snapshot(x.store)).toEqual(snapshot(fresh));
