@@ -153,7 +153,8 @@ function dump6(dp: Dataplane): Map<string, Entry6> {
 
 function deleteKeys6(dp: Dataplane, keys: Buffer[]): number {
   let n = 0;
-  for (const k of keys) if (dp.native.mapDelete(dp.maps.xlb_ct6, k)) n++;
+  // (A flow is in one of the two tiers.)
+  for (const k of keys) if (dp.native.mapDelete(dp.maps.xlb_ct6, k) || dp.native.mapDelete(dp.maps.xlb_ct6_new, k)) n++;
   return n;
 }
 

@@ -49,6 +49,7 @@ export const MAP_NAMES = [
   'xlb_vip6',
   'xlb_backends6',
   'xlb_ct6',
+  'xlb_ct6_new',
   'xlb_affinity6',
 ] as const;
 export type KernelMapName = (typeof MAP_NAMES)[number];
@@ -159,7 +160,7 @@ export class Dataplane {
 
     const maxEntries: Record<string, number> = {};
     if (opts.mapSizes?.conntrack) maxEntries.xlb_ct4 = maxEntries.xlb_ct6 = opts.mapSizes.conntrack;
-    if (opts.mapSizes?.conntrackNew) maxEntries.xlb_ct4_new = opts.mapSizes.conntrackNew;
+    if (opts.mapSizes?.conntrackNew) maxEntries.xlb_ct4_new = maxEntries.xlb_ct6_new = opts.mapSizes.conntrackNew;
     if (opts.mapSizes?.vips) {
       maxEntries.xlb_vip4 = opts.mapSizes.vips;
       maxEntries.xlb_vip6 = opts.mapSizes.vips;
@@ -247,18 +248,22 @@ export class Dataplane {
     return { keys, values, confirmed };
   }
 
-  /** All IPv6 conntrack entries (both directions), raw. */
-  conntrack6(): { keys: Buffer[]; values: Buffer[] } {
+  /** All IPv6 conntrack entries (both directions, both tiers as in conntrack()), raw. */
+  conntrack6(): { keys: Buffer[]; values: Buffer[]; confirmed: boolean[] } {
     const ks = LAYOUT.xlb_ct6_key.size;
     const vs = LAYOUT.xlb_ct6_val.size;
-    const d = this.native.mapDump(this.maps.xlb_ct6, ks, vs);
     const keys: Buffer[] = [];
     const values: Buffer[] = [];
-    for (let i = 0; i < d.count; i++) {
-      keys.push(d.keys.subarray(i * ks, (i + 1) * ks));
-      values.push(d.values.subarray(i * vs, (i + 1) * vs));
+    const confirmed: boolean[] = [];
+    for (const map of [this.maps.xlb_ct6, this.maps.xlb_ct6_new]) {
+      const d = this.native.mapDump(map, ks, vs);
+      for (let i = 0; i < d.count; i++) {
+        keys.push(d.keys.subarray(i * ks, (i + 1) * ks));
+        values.push(d.values.subarray(i * vs, (i + 1) * vs));
+        confirmed.push(map === this.maps.xlb_ct6);
+      }
     }
-    return { keys, values };
+    return { keys, values, confirmed };
   }
 
   /** Removes every pin under the pin root (programs stay alive while attached). */

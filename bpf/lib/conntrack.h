@@ -79,13 +79,12 @@ XLB_INLINE int xlb_ct4_confirms(const struct xlb_pkt4 *p, const struct xlb_ct4_v
 
 /* A hit in the new-flow tier: follows the TCP state like xlb_ct4_hit, and
  * moves the flow (both directions) to xlb_ct4 when this packet confirms it. */
-XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit_new(const struct xlb_pkt4 *p)
+XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit_new(const struct xlb_pkt4 *p, struct xlb_ct4_key *okp,
+					       struct xlb_ct4_val *ovp)
 {
 	const struct xlb_ct4_key *k = &p->tuple;
 	struct xlb_ct4_val *v = xlb_lookup(&xlb_ct4_new, k);
 	struct xlb_ct4_val *m, *o;
-	struct xlb_ct4_key ok;
-	struct xlb_ct4_val ov, fv;
 	__u64 now;
 
 	if (!v)
@@ -94,24 +93,25 @@ XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit_new(const struct xlb_pkt4 *p)
 	v->last_seen_ns = now;
 	if (k->proto == IPPROTO_TCP)
 		v->state = xlb_ct_next_state(v->state, v->dir, p->tcp_flags);
-	xlb_ct4_other(k, v, &ok, &ov);
+	xlb_ct4_other(k, v, okp, ovp);
 	if (!xlb_ct4_confirms(p, v)) {
-		o = xlb_lookup(&xlb_ct4_new, &ok);
+		o = xlb_lookup(&xlb_ct4_new, okp);
 		if (!o) {
-			xlb_update(&xlb_ct4_new, &ok, &ov, BPF_NOEXIST);
+			xlb_update(&xlb_ct4_new, okp, ovp, BPF_NOEXIST);
 			xlb_count(XLB_G_CT_RECREATE);
-		} else if (o->state != v->state)
+		} else if (o->state != v->state) {
 			o->state = v->state;
+		}
 		return v;
 	}
-	fv = *v;
-	if (xlb_update(&xlb_ct4, &ok, &ov, BPF_ANY) || xlb_update(&xlb_ct4, k, &fv, BPF_ANY))
+	/* (The value is copied from the new-tier entry itself: no stack copy.) */
+	if (xlb_update(&xlb_ct4, okp, ovp, BPF_ANY) || xlb_update(&xlb_ct4, k, v, BPF_ANY))
 		return v;
 	m = xlb_lookup(&xlb_ct4, k);
 	if (!m)
 		return v;
 	xlb_delete(&xlb_ct4_new, k);
-	xlb_delete(&xlb_ct4_new, &ok);
+	xlb_delete(&xlb_ct4_new, okp);
 	xlb_count(XLB_G_CT_PROMOTED);
 	return m;
 }
@@ -131,7 +131,7 @@ XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_pkt4 *p)
 	__u64 now;
 
 	if (!v)
-		return xlb_ct4_hit_new(p);
+		return xlb_ct4_hit_new(p, &ok, &ov); /* (its stack slots shared with this path's) */
 	now = xlb_now_ns();
 	if (now - v->last_seen_ns > XLB_CT_REFRESH_NS)
 		v->last_seen_ns = now;

@@ -102,6 +102,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_ct6 SEC(".maps");
 
+/* IPv6 conntrack's new-flow tier (as xlb_ct4_new). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XLB_CT_NEW_MAX);
+	__type(key, struct xlb_ct6_key);
+	__type(value, struct xlb_ct6_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_ct6_new SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, XLB_AFFINITY_MAX);
