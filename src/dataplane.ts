@@ -97,6 +97,8 @@ export class Dataplane {
   readonly progs: Record<ProgName, number>;
   /** True when this open loaded the object; false when it re-adopted the pins. */
   readonly loaded: boolean;
+  /** True when this open created the maps (none was pinned): they are known to be empty. */
+  readonly fresh: boolean;
   /** Maglev tables this process wrote, by VIP id, with the inner map's id (see KernelStore.readTable). */
   readonly tableCache = new Map<number, { innerId: number; table: Uint32Array }>();
   private readonly fds: number[] = [];
@@ -108,6 +110,7 @@ export class Dataplane {
     maps: Record<KernelMapName, number>,
     progs: Record<ProgName, number>,
     loaded: boolean,
+    fresh: boolean,
     handle: number | null,
     fds: number[],
   ) {
@@ -116,6 +119,7 @@ export class Dataplane {
     this.maps = maps;
     this.progs = progs;
     this.loaded = loaded;
+    this.fresh = fresh;
     this.handle = handle;
     this.fds = fds;
   }
@@ -155,9 +159,10 @@ export class Dataplane {
         ProgName,
         number
       >;
-      return new Dataplane(native, pinRoot, maps, progs, false, null, fds);
+      return new Dataplane(native, pinRoot, maps, progs, false, false, null, fds);
     }
 
+    const fresh = !MAP_NAMES.some((m) => existsSync(join(pinRoot, m)));
     const maxEntries: Record<string, number> = {};
     if (opts.mapSizes?.conntrack) maxEntries.xlb_ct4 = maxEntries.xlb_ct6 = opts.mapSizes.conntrack;
     if (opts.mapSizes?.conntrackNew) maxEntries.xlb_ct4_new = maxEntries.xlb_ct6_new = opts.mapSizes.conntrackNew;
@@ -189,7 +194,7 @@ export class Dataplane {
       native.objPin(info.fd, pin);
     }
     writeMeta(native, metaPin, digest);
-    return new Dataplane(native, pinRoot, maps, progs, true, obj.handle, []);
+    return new Dataplane(native, pinRoot, maps, progs, true, fresh, obj.handle, []);
   }
 
   close(): void {

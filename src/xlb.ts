@@ -4,7 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compile, EMPTY_IDS, type Compiled, type Ids } from './compile.js';
+import { compile, EMPTY_IDS, emptyCompiled, type Compiled, type Ids } from './compile.js';
 import { parseConfigText, validateConfig, type DesiredState } from './config.js';
 import {
   attach,
@@ -176,7 +176,10 @@ export class Xlb {
       const s = JSON.parse(readFileSync(path, 'utf8')) as State;
       if (s.version === STATE_VERSION && s.pinRoot === pinRoot) state = s;
     }
-    return new Xlb(dp, stateDir, state);
+    const x = new Xlb(dp, stateDir, state);
+    // Maps this open created are empty: the first apply need not read them back.
+    if (dp.fresh) x.inKernel = emptyCompiled();
+    return x;
   }
 
   close(): void {
