@@ -90,8 +90,10 @@ export interface ShowReport {
   pinRoot: string;
   ifaces: ServedIface[];
   vips: VipView[];
-  /** IPv4 conntrack (xlb_ct4); `ipv6` is the IPv6 table (xlb_ct6), sized alike. */
-  conntrack: { entries: number; max: number; ipv6: { entries: number; max: number } };
+  /** IPv4 conntrack: every entry (both directions, both tiers) against the main table's (xlb_ct4)
+   *  capacity; `unconfirmed`: those of flows no backend has answered yet (the new-flow tier
+   *  xlb_ct4_new, its own capacity). `ipv6` is the IPv6 table (xlb_ct6), sized alike. */
+  conntrack: { entries: number; max: number; unconfirmed: number; unconfirmedMax: number; ipv6: { entries: number; max: number } };
   counters: Record<GlobalCounter, bigint>;
 }
 
@@ -379,6 +381,8 @@ export class Xlb {
       conntrack: {
         entries: ct.keys.length,
         max: dp.native.mapInfo(dp.maps.xlb_ct4).maxEntries,
+        unconfirmed: ct.confirmed.filter((c) => !c).length,
+        unconfirmedMax: dp.native.mapInfo(dp.maps.xlb_ct4_new).maxEntries,
         ipv6: { entries: dp.conntrack6().keys.length, max: dp.native.mapInfo(dp.maps.xlb_ct6).maxEntries },
       },
       counters: dp.globalCounters(),

@@ -44,6 +44,53 @@ XLB_INLINE void xlb_ct6_other(const struct xlb_ct6_key *k, const struct xlb_ct6_
 }
 
 /* Looks the packet up (see xlb_ct4_hit). Returns the entry or NULL. */
+/* As xlb_ct4_confirms: the backend answered, and for TCP not only with SYN-ACK, RST or FIN. */
+XLB_INLINE int xlb_ct6_confirms(const struct xlb_pkt6 *p, const struct xlb_ct6_val *v)
+{
+	if (v->dir != XLB_DIR_REV)
+		return 0;
+	return p->tuple.proto != IPPROTO_TCP ||
+	       !(p->tcp_flags & (XLB_TCP_FLAG_SYN | XLB_TCP_FLAG_RST | XLB_TCP_FLAG_FIN));
+}
+
+/* As xlb_ct4_hit_new: a hit in the new-flow tier, promoted once confirmed. */
+XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit_new(const struct xlb_pkt6 *p, struct xlb_ct6_key *okp,
+					       struct xlb_ct6_val *ovp)
+{
+	const struct xlb_ct6_key *k = &p->tuple;
+	struct xlb_ct6_val *v = xlb_lookup(&xlb_ct6_new, k);
+	struct xlb_ct6_val *m, *o;
+	__u64 now;
+
+	if (!v)
+		return NULL;
+	now = xlb_now_ns();
+	v->last_seen_ns = now;
+	if (k->proto == IPPROTO_TCP)
+		v->state = xlb_ct_next_state(v->state, v->dir, p->tcp_flags);
+	xlb_ct6_other(k, v, okp, ovp);
+	if (!xlb_ct6_confirms(p, v)) {
+		o = xlb_lookup(&xlb_ct6_new, okp);
+		if (!o) {
+			xlb_update(&xlb_ct6_new, okp, ovp, BPF_NOEXIST);
+			xlb_count(XLB_G_CT_RECREATE);
+		} else if (o->state != v->state) {
+			o->state = v->state;
+		}
+		return v;
+	}
+	/* (The value is copied from the new-tier entry itself: no stack copy.) */
+	if (xlb_update(&xlb_ct6, okp, ovp, BPF_ANY) || xlb_update(&xlb_ct6, k, v, BPF_ANY))
+		return v;
+	m = xlb_lookup(&xlb_ct6, k);
+	if (!m)
+		return v;
+	xlb_delete(&xlb_ct6_new, k);
+	xlb_delete(&xlb_ct6_new, okp);
+	xlb_count(XLB_G_CT_PROMOTED);
+	return m;
+}
+
 XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 {
 	const struct xlb_ct6_key *k = &p->tuple;
@@ -55,7 +102,7 @@ XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 	__u64 now;
 
 	if (!v)
-		return NULL;
+		return xlb_ct6_hit_new(p, &ok, &ov); /* (its stack slots shared with this path's) */
 	now = xlb_now_ns();
 	if (now - v->last_seen_ns > XLB_CT_REFRESH_NS)
 		v->last_seen_ns = now;
@@ -77,7 +124,8 @@ XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 	return v;
 }
 
-/* Records a newly balanced flow in both directions. Returns 0 or a negative errno. */
+/* Records a newly balanced flow in both directions, in the new-flow tier.
+ * Returns 0 or a negative errno. */
 XLB_INLINE int xlb_ct6_create(const struct xlb_pkt6 *p, struct xlb_ct6_val *fwd)
 {
 	const struct xlb_ct6_key *k = &p->tuple;
@@ -93,10 +141,10 @@ XLB_INLINE int xlb_ct6_create(const struct xlb_pkt6 *p, struct xlb_ct6_val *fwd)
 				     XLB_CT_SYN : xlb_ct_next_state(XLB_CT_EST, XLB_DIR_FWD, p->tcp_flags);
 	fwd->last_seen_ns = xlb_now_ns();
 	xlb_ct6_other(k, fwd, &rk, &rv);
-	err = xlb_update(&xlb_ct6, &rk, &rv, BPF_ANY);
+	err = xlb_update(&xlb_ct6_new, &rk, &rv, BPF_ANY);
 	if (err)
 		return err;
-	return xlb_update(&xlb_ct6, k, fwd, BPF_ANY);
+	return xlb_update(&xlb_ct6_new, k, fwd, BPF_ANY);
 }
 
 #endif /* XLB_CONNTRACK6_H */
