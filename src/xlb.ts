@@ -273,6 +273,7 @@ export class Xlb {
     }
 
     const prev = this.inKernel;
+    const pendingBefore = this.pending.length;
     // Until this apply completes, the kernel is only known to hold what it held.
     this.inKernel = null;
     const summary = applyCompiled(dp.store(), compiled, ifindex, this.state.ids, {
@@ -291,6 +292,8 @@ export class Xlb {
       }
     } catch (e) {
       // Put the maps back as they were and take our programs off new interfaces.
+      // The backends this apply meant to remove are needed again: drop their deferred removal.
+      for (const d of this.pending.splice(pendingBefore)) for (const id of d.backendIds) this.reserved.delete(id);
       const before = new Set(this.state.ifaces.map((x) => x.interface));
       for (const a of served) if (!before.has(a.interface)) detach(a);
       const prev = compile(this.state.desired, this.state.ids);
