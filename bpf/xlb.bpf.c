@@ -6,6 +6,7 @@
  * neighbour answers, neigh.h).
  */
 #include "lib/lb.h"
+#include "lib/lb6.h"
 #include "lib/bounce.h"
 #include "lib/neigh.h"
 #include "lib/reject.h"
@@ -26,6 +27,18 @@ static __always_inline void xlb_tc_linearize(struct __sk_buff *skb)
 	bpf_skb_pull_data(skb, want);
 }
 
+/* tc, an IPv6 frame (lb6.h): a subprogram called in tail position, so the
+ * IPv4 path keeps its code. A neighbour solicitation on ingress may be for a
+ * router's VIP (neigh.h). */
+static __attribute__((noinline)) int xlb_tc_ipv6(struct __sk_buff *skb, int ingress)
+{
+	enum xlb_verdict v = xlb_process6_tc(skb, ingress);
+
+	if (v == XLB_V_NEIGH)
+		return xlb_tc_ns(skb);
+	return xlb_hook_verdict(XLB_HOOK_TC, v);
+}
+
 static __always_inline int xlb_tc_run(struct __sk_buff *skb, enum xlb_stage stage)
 {
 	enum xlb_verdict v;
@@ -35,7 +48,9 @@ static __always_inline int xlb_tc_run(struct __sk_buff *skb, enum xlb_stage stag
 			 (void *)(long)skb->data_end, skb->len, skb->ifindex);
 	if (v == XLB_V_REJECT)
 		return xlb_tc_reject(skb);
-	if ((v == XLB_V_NOT_IP || v == XLB_V_NEIGH) && stage == XLB_STAGE_INGRESS)
+	if (v == XLB_V_NOT_IP && skb->protocol == bpf_htons(ETH_P_IPV6))
+		return xlb_tc_ipv6(skb, stage == XLB_STAGE_INGRESS);
+	if (v == XLB_V_NOT_IP && stage == XLB_STAGE_INGRESS)
 		return xlb_tc_neigh(skb);
 	return xlb_hook_verdict(XLB_HOOK_TC, v);
 }
@@ -68,6 +83,8 @@ int xlb_xdp_ingress(struct xdp_md *ctx)
 		}
 		return XDP_PASS;
 	}
+	if (v == XLB_V_NOT_IP)
+		return xlb_process6_xdp(ctx);
 	return xlb_hook_verdict(XLB_HOOK_XDP, v);
 }
 

@@ -561,6 +561,15 @@ function validateLoadBalancer(v: unknown, field: string, names: Set<string>): Lo
     options: validateOptions(raw.options, keyPath(field, 'options'), (k) => LB_OPTIONS.get(k), allowedOptions),
     selection_fields: validateSelectionFields(raw.selection_fields, keyPath(field, 'selection_fields')),
   };
+  if (lb.protocol === 'sctp') {
+    // The SCTP port+CRC step does not fit the IPv6 pipeline's stack yet: IPv6
+    // SCTP is served by IP-only VIPs (ports kept, CRC untouched).
+    for (const key of Object.keys(lb.vips)) {
+      if (key.startsWith('[')) {
+        throw new ConfigError(keyPath(keyPath(field, 'vips'), key), 'SCTP VIPs with a port are IPv4 only for now (an IP-only IPv6 VIP serves SCTP)', key);
+      }
+    }
+  }
   validateHealth(raw, field, lb);
   // Every weighted backend must be a backend of this load balancer.
   const weights = lbWeights(lb);

@@ -84,16 +84,6 @@ function ip(...args: string[]): void {
   sh('ip', args);
 }
 
-/**
- * No IPv6 duplicate address detection in a lab namespace, for the link-local
- * addresses the kernel generates too (set before any interface exists there):
- * a router whose link-local address is still tentative holds its first
- * neighbour solicitation, and so the first forwarded packet, for about a second.
- */
-function noDad(ns: string): void {
-  sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
-}
-
 /** Runs a command inside a namespace and returns its stdout. */
 export function nsExec(ns: string, cmd: string, args: string[], timeoutMs = 30_000): string {
   return execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], {
@@ -185,7 +175,7 @@ export class Lab {
   private build(opts: LabOptions): void {
     const LAB = this.names;
     ip('netns', 'add', LAB.hv);
-    noDad(LAB.hv);
+    if (opts.ipv6) Lab.noDad(LAB.hv);
     const hv = (...a: string[]): void => ip('-n', LAB.hv, ...a);
     hv('link', 'set', 'lo', 'up');
     sh('ip', ['netns', 'exec', LAB.hv, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
@@ -199,7 +189,7 @@ export class Lab {
     }
     for (const [name, vm] of Object.entries(LAB.vms)) {
       ip('netns', 'add', vm.ns);
-      noDad(vm.ns);
+      if (opts.ipv6) Lab.noDad(vm.ns);
       ip('-n', vm.ns, 'link', 'set', 'lo', 'up');
       ip('link', 'add', vm.hostIf, 'netns', LAB.hv, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', vm.ns);
       hv('link', 'set', vm.hostIf, 'master', vm.bridge);
@@ -211,6 +201,13 @@ export class Lab {
       if (opts.vmTxOff) sh('ip', ['netns', 'exec', vm.ns, 'ethtool', '-K', 'eth0', 'tx', 'off']);
     }
     if (opts.ipv6) this.buildIPv6();
+  }
+
+  /** No duplicate address detection in a namespace, link-local addresses included (set before
+   *  its interfaces exist): a router whose link-local is still tentative cannot send neighbour
+   *  solicitations, and the first forwarded packet would wait a second for it. */
+  private static noDad(ns: string): void {
+    sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
   }
 
   /** IPv6 on top of the IPv4 topology: addresses without DAD, routes, forwarding in xlb-hv. */

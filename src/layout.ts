@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 9;
+export const LAYOUT_VERSION = 10;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 
@@ -65,6 +65,7 @@ export const GLOBAL_COUNTERS = [
   'neigh_reply',
   'ipv6',
   'ext_pass',
+  'ct_promoted',
   'sctp_too_long',
 ] as const;
 export type GlobalCounter = (typeof GLOBAL_COUNTERS)[number];

@@ -24,10 +24,9 @@ const config = {
     { name: 'diameter', protocol: 'sctp', vips: { '10.0.0.1:3868': BACKENDS.map((b) => `${b}:3869`).join(',') } },
     { name: 'same-port', protocol: 'sctp', vips: { '10.0.0.1:2905': '10.1.0.3:2905' } },
     { name: 'iponly', vips: { '10.0.0.2': '10.1.0.9' } },
-    { name: 'diameter6', protocol: 'sctp', vips: { '[fd00::1]:3868': '[fd00:1::1]:3869' } },
     { name: 'iponly6', vips: { 'fd00::2': 'fd00:1::9' } },
   ],
-  logical_switches: [{ name: 'sw', ports: ['lo'], load_balancer: ['diameter', 'same-port', 'iponly', 'diameter6', 'iponly6'] }],
+  logical_switches: [{ name: 'sw', ports: ['lo'], load_balancer: ['diameter', 'same-port', 'iponly', 'iponly6'] }],
 };
 
 let dp: Dataplane;
@@ -126,28 +125,16 @@ describe.each(['tc', 'xdp'] as const)('SCTP on the %s hook', (hook) => {
     expect(dp.globalCounters().malformed - before).toBe(1n);
   });
 
-  it('IPv6: DNATs an SCTP VIP with a port (CRC recomputed), an IP-only VIP (CRC kept), and the reply', () => {
-    for (const size of [5, 700]) {
-      const payload = Buffer.alloc(size, 0x5a);
-      const req = buildPacket6({ src: 'fd00:9::10', dst: 'fd00::1', proto: 'sctp', sport: 43000 + size, dport: 3868, payload });
-      expect(parsePacket6(req).l4CsumOk).toBe(true);
-      const r = run(hook, req);
-      expect(r.pass).toBe(true);
-      const p = parsePacket6(r.out);
-      expect(p.dst).toBe('fd00:1::1');
-      expect(p.dport).toBe(3869);
-      expect(p.l4CsumOk).toBe(true);
-      expect(p.l4.subarray(12)).toEqual(parsePacket6(req).l4.subarray(12));
-      const reply = buildPacket6({ src: 'fd00:1::1', dst: 'fd00:9::10', proto: 'sctp', sport: 3869, dport: 43000 + size, payload });
-      const back = parsePacket6(run(hook === 'tc' ? 'egress' : 'xdp', reply).out);
-      expect(back.src).toBe('fd00::1');
-      expect(back.sport).toBe(3868);
-      expect(back.l4CsumOk).toBe(true);
-    }
-    const req = buildPacket6({ src: 'fd00:9::11', dst: 'fd00::2', proto: 'sctp', sport: 44000, dport: 9 });
+  it('IPv6: an IP-only VIP serves SCTP (addresses rewritten both ways, CRC untouched and valid)', () => {
+    const req = buildPacket6({ src: 'fd00:9::11', dst: 'fd00::2', proto: 'sctp', sport: 44000, dport: 9, payload: Buffer.alloc(300, 7) });
+    expect(parsePacket6(req).l4CsumOk).toBe(true);
     const p = parsePacket6(run(hook, req).out);
     expect(p.dst).toBe('fd00:1::9');
     expect(p.l4).toEqual(parsePacket6(req).l4);
     expect(p.l4CsumOk).toBe(true);
+    const reply = buildPacket6({ src: 'fd00:1::9', dst: 'fd00:9::11', proto: 'sctp', sport: 9, dport: 44000 });
+    const back = parsePacket6(run(hook === 'tc' ? 'egress' : 'xdp', reply).out);
+    expect(back.src).toBe('fd00::2');
+    expect(back.l4CsumOk).toBe(true);
   });
 });

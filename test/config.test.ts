@@ -530,6 +530,13 @@ describe('validateConfig: errors name the field and the bad value', () => {
     expectConfigError(() => validateConfig(withLb({ protocol: 'icmp' })), 'load_balancers[0].protocol', '"tcp", "udp", "sctp"', '"icmp"');
     expect(validateConfig(withLb({ protocol: 'sctp' })).load_balancers[0]!.protocol).toBe('sctp');
     expectConfigError(
+      () => validateConfig(withLb({ protocol: 'sctp', vips: { '[fd00::1]:3868': '[fd00::2]:3868' } })),
+      'load_balancers[0].vips["[fd00::1]:3868"]',
+      'SCTP VIPs with a port are IPv4 only for now',
+      '"[fd00::1]:3868"',
+    );
+    expect(validateConfig(withLb({ protocol: 'sctp', vips: { 'fd00::1': 'fd00::2' } })).load_balancers[0]!.vips).toEqual({ 'fd00::1': 'fd00::2' });
+    expectConfigError(
       () => validateConfig(withLb({ selection_fields: ['ip_src', 'tp_port'] })),
       'load_balancers[0].selection_fields[1]',
       'tp_src',

@@ -12,7 +12,8 @@ import { Lab, labNames, nsExec } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
 import { cli, TIMEOUT_S } from './helpers/e2e.js';
 
-const L = labNames('xlb-rj-n-');
+// The pid keeps concurrent runs of this file (other worktrees run it too) apart.
+const L = labNames(`xlb-rj-n${process.pid}-`);
 const INSTANCE = { pinRoot: `/sys/fs/bpf/xlb-rj-n-${process.pid}`, stateDir: `/run/xlb-rj-n-${process.pid}` };
 /** On vm3's subnet (172.16.255.192/26), owned by nobody. */
 const ONLINK = '172.16.255.200';

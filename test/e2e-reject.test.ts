@@ -12,7 +12,8 @@ import { Xlb } from '../src/xlb.js';
 import { backendKey } from '../src/compile.js';
 import { cli, nsNode, TIMEOUT_S } from './helpers/e2e.js';
 
-const L = labNames('xlb-rj-');
+// The pid keeps concurrent runs of this file (other worktrees run it too) apart.
+const L = labNames(`xlb-rj-${process.pid}-`);
 const INSTANCE = { pinRoot: `/sys/fs/bpf/xlb-rj-${process.pid}`, stateDir: `/run/xlb-rj-${process.pid}` };
 const VIP = L.vip;
 const ECHO = (vm: 'vm1' | 'vm2'): string => `${L.vms[vm].ip}:${L.tcpEchoPort}`;

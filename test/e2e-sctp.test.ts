@@ -17,7 +17,8 @@ import { loadNative, type PacketSocket } from '../src/native.js';
 import { buildPacket, buildPacket6, ETH_HLEN, parsePacket, parsePacket6, PROTO } from './helpers/packet.js';
 import { cli, TIMEOUT_S } from './helpers/e2e.js';
 
-const L = labNames('xlb-rj-s-');
+// The pid keeps concurrent runs of this file (other worktrees run it too) apart.
+const L = labNames(`xlb-rj-s${process.pid}-`);
 const INSTANCE = { pinRoot: `/sys/fs/bpf/xlb-rj-s-${process.pid}`, stateDir: `/run/xlb-rj-s-${process.pid}` };
 const VIP = L.vip;
 const IP_ONLY = '172.16.255.63';
@@ -42,10 +43,10 @@ function config(hook: 'tc' | 'xdp'): object {
     load_balancers: [
       { name: 'diameter', protocol: 'sctp', vips: { [`${VIP}:${VIP_PORT}`]: `${L.vms.vm1.ip}:${BACKEND_PORT}` } },
       { name: 'any', vips: { [IP_ONLY]: L.vms.vm2.ip } },
-      { name: 'diameter6', protocol: 'sctp', vips: { [`[${L.vip6}]:${VIP_PORT}`]: `[${L.vms.vm1.ip6}]:${BACKEND_PORT}` } },
+      { name: 'any6', vips: { [L.vip6IpOnly]: L.vms.vm1.ip6 } },
     ],
     logical_switches: [
-      { name: 'inside', ports: [{ interface: `${L.hv}/${L.vms.vm3.hostIf}`, hook }], load_balancer: ['diameter', 'any', 'diameter6'] },
+      { name: 'inside', ports: [{ interface: `${L.hv}/${L.vms.vm3.hostIf}`, hook }], load_balancer: ['diameter', 'any', 'any6'] },
     ],
   };
 }
@@ -150,10 +151,10 @@ describe.each(['tc', 'xdp'] as const)('SCTP through xlb on the %s hook', (hook) 
     expect(reply!.l4CsumOk).toBe(true);
   });
 
-  it('IPv6: the backend gets its port with a valid CRC, the reply comes from the VIP', async () => {
+  it('IPv6 through an IP-only VIP: the backend gets the packet with its CRC valid, the reply comes from the VIP', async () => {
     const sport = hook === 'tc' ? 53001 : 53002;
     const payload = payloadOf(900, sport);
-    const req = buildPacket6({ src: L.vms.vm3.ip6, dst: L.vip6, proto: 'sctp', sport, dport: VIP_PORT, payload });
+    const req = buildPacket6({ src: L.vms.vm3.ip6, dst: L.vip6IpOnly, proto: 'sctp', sport, dport: VIP_PORT, payload });
     insideMac.copy(req, 0);
     sock.vm3!.mac.copy(req, 6);
     n.packetSend(sock.vm3!.fd, req);
@@ -161,16 +162,16 @@ describe.each(['tc', 'xdp'] as const)('SCTP through xlb on the %s hook', (hook) 
     expect(got, 'request reached vm1').not.toBeNull();
     expect(got!.src).toBe(L.vms.vm3.ip6);
     expect(got!.dst).toBe(L.vms.vm1.ip6);
-    expect(got!.dport).toBe(BACKEND_PORT);
+    expect(got!.dport).toBe(VIP_PORT);
     expect(got!.l4CsumOk).toBe(true);
     expect(got!.l4.subarray(28, 28 + payload.length)).toEqual(payload);
-    const reply = buildPacket6({ src: L.vms.vm1.ip6, dst: L.vms.vm3.ip6, proto: 'sctp', sport: BACKEND_PORT, dport: sport, payload });
+    const reply = buildPacket6({ src: L.vms.vm1.ip6, dst: L.vms.vm3.ip6, proto: 'sctp', sport: VIP_PORT, dport: sport, payload });
     dmzMac.copy(reply, 0);
     sock.vm1!.mac.copy(reply, 6);
     n.packetSend(sock.vm1!.fd, reply);
     const back = await receive6('vm3', (p) => p.dport === sport);
     expect(back, 'reply reached vm3').not.toBeNull();
-    expect(back!.src).toBe(L.vip6);
+    expect(back!.src).toBe(L.vip6IpOnly);
     expect(back!.sport).toBe(VIP_PORT);
     expect(back!.l4CsumOk).toBe(true);
   });
