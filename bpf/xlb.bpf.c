@@ -28,6 +28,8 @@ static __always_inline int xlb_tc_run(struct __sk_buff *skb, enum xlb_stage stag
 	xlb_tc_linearize(skb);
 	v = xlb_process4(skb, XLB_HOOK_TC, stage, (void *)(long)skb->data,
 			 (void *)(long)skb->data_end, skb->len, skb->ifindex);
+	if (v == XLB_V_BOUNCE)
+		return xlb_tc_bounce(skb);
 	return xlb_hook_verdict(XLB_HOOK_TC, v);
 }
 
@@ -43,6 +45,14 @@ int xlb_tc_egress(struct __sk_buff *skb)
 	return xlb_tc_run(skb, XLB_STAGE_EGRESS);
 }
 
+/* tc ingress on an interface whose ingress hook is XDP: only finishes what XDP
+ * marked (frames to send back out this interface). */
+SEC("tc")
+int xlb_tc_handoff(struct __sk_buff *skb)
+{
+	return xlb_tc_handoff_run(skb);
+}
+
 SEC("xdp")
 int xlb_xdp_ingress(struct xdp_md *ctx)
 {
@@ -52,5 +62,7 @@ int xlb_xdp_ingress(struct xdp_md *ctx)
 
 	v = xlb_process4(ctx, XLB_HOOK_XDP, XLB_STAGE_INGRESS, data, data_end,
 			 (__u32)(data_end - data), ctx->ingress_ifindex);
+	if (v == XLB_V_BOUNCE)
+		return xlb_xdp_bounce(ctx);
 	return xlb_hook_verdict(XLB_HOOK_XDP, v);
 }

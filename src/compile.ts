@@ -9,11 +9,11 @@
  *   load balancer is attached to, and the index of its Maglev table and counters;
  * - a backend id per (VIP id, backend address:port).
  */
-import type { DesiredState, Hook, LoadBalancer, Vip } from './config.js';
+import type { DesiredState, Hook, LoadBalancer, LogicalRouter, LogicalSwitch, Vip } from './config.js';
 import { lbVips } from './config.js';
-import { parseIPv4 } from './addr.js';
+import { isIPv4, parseIPv4, parseIPv4Cidr } from './addr.js';
 import { maglevTable } from './maglev.js';
-import { HASH_FIELDS, IPPROTO, XLB } from './layout.js';
+import { HASH_FIELDS, IPPROTO, XLB, type Snat4Entry } from './layout.js';
 
 /** Ids handed out by earlier applies; compile keeps them where it can. */
 export interface Ids {
@@ -86,6 +86,10 @@ export interface CompiledVipEntry {
   flags: number;
   hashFields: number;
   affinityTimeoutS: number;
+  /** With VIP_F_SNAT_ADDR: the source address (0 otherwise). */
+  snatAddr: number;
+  /** Hairpin source address (hairpin_snat_ip); 0 = the VIP. */
+  hairpinAddr: number;
 }
 
 export interface Compiled {
@@ -93,6 +97,10 @@ export interface Compiled {
   ifaces: CompiledIface[];
   vips: CompiledVip[];
   entries: CompiledVipEntry[];
+  /** xlb_snat4: router_ip addresses per backend, NAT rules per client network. */
+  snat: Snat4Entry[];
+  /** What an operator should know about this state (nothing is refused for it). */
+  warnings: string[];
 }
 
 /**
@@ -165,13 +173,21 @@ export function buildTable(
   return table;
 }
 
-type Attachment = { owner: string; lbs: string[]; ports: CompiledIface[] };
+type Attachment = { owner: string; lbs: string[]; ports: CompiledIface[]; router?: LogicalRouter; sw?: LogicalSwitch };
 
 /** One switch or router as a scope: its load balancers and its ports. */
-function attachment(owner: string, lbs: string[], ports: ReadonlyArray<Omit<CompiledIface, 'scope' | 'flags' | 'owner'>>): Attachment {
+function attachment(
+  owner: string,
+  lbs: string[],
+  ports: ReadonlyArray<Omit<CompiledIface, 'scope' | 'flags' | 'owner'>>,
+  router?: LogicalRouter,
+  sw?: LogicalSwitch,
+): Attachment {
   return {
     owner,
     lbs,
+    router,
+    sw,
     ports: ports.map((p) => ({
       interface: p.interface,
       netns: p.netns,
@@ -187,12 +203,86 @@ function attachment(owner: string, lbs: string[], ports: ReadonlyArray<Omit<Comp
 /** Load balancers attached somewhere, in config order, with their scopes. */
 function attachments(d: DesiredState): Attachment[] {
   return [
-    ...d.logical_switches.map((ls) => attachment(`switch ${ls.name}`, ls.load_balancer, ls.ports)),
-    ...d.logical_routers.map((lr) => attachment(`router ${lr.name}`, lr.load_balancer, lr.ports)),
+    ...d.logical_switches.map((ls) => attachment(`switch ${ls.name}`, ls.load_balancer, ls.ports, undefined, ls)),
+    ...d.logical_routers.map((lr) => attachment(`router ${lr.name}`, lr.load_balancer, lr.ports, lr)),
   ];
 }
 
 const NONE_DOWN: ReadonlySet<string> = new Set<string>();
+
+/** hairpin_snat_ip's IPv4 address as a uint32 (0: none, the VIP is used). */
+function hairpinAddr(lb: LoadBalancer): number {
+  const v4 = (lb.options.hairpin_snat_ip ?? '').split(' ').find((x) => isIPv4(x));
+  return v4 ? parseIPv4(v4) : 0;
+}
+
+/**
+ * OVN applies a switch's load balancers to traffic entering from the switch's
+ * own ports. When every port of the switch is a backend of a load balancer,
+ * only its backends can reach it (the seed's lesson: lb1 on "dmz" does not
+ * serve vm3 on "inside"). A port's addresses come from its `addresses` (OVN
+ * Logical_Switch_Port) or from a load balancer's ip_port_mappings; a switch
+ * with a port of unknown address gets no warning.
+ */
+function onlyBackendsWarnings(sw: LogicalSwitch, lbs: readonly LoadBalancer[], mapped: ReadonlyMap<string, string[]>): string[] {
+  const byIface = new Map<string, Set<string>>();
+  for (const p of sw.ports) {
+    byIface.set(p.interface, new Set([...(p.addresses ?? []).flatMap((a) => a.split(' ').filter(isIPv4)), ...(mapped.get(p.interface) ?? [])]));
+  }
+  if (sw.ports.length === 0 || [...byIface.values()].some((s) => s.size === 0)) return [];
+  const out: string[] = [];
+  for (const lb of lbs) {
+    const backends = new Set(lbVips(lb).flatMap((v) => v.backends.map((b) => b.addr)));
+    if (backends.size === 0) continue;
+    if (![...byIface.values()].every((addrs) => [...addrs].some((a) => backends.has(a)))) continue;
+    out.push(
+      `switch ${sw.name}: load balancer ${lb.name} can be reached only by its own backends (every port of the switch — ` +
+        `${sw.ports.map((p) => p.interface).join(', ')} — is one of them): OVN applies a switch's load balancers to traffic ` +
+        `entering from the switch's own ports; attach it to the clients' switch or to a router`,
+    );
+  }
+  return out;
+}
+
+/** The router port whose network holds addr (OVN's connected route), else null. */
+function portToward(lr: LogicalRouter, addr: number): { name: string; ip: number } | null {
+  for (const p of lr.ports) {
+    for (const n of p.networks) {
+      const c = parseIPv4Cidr(n);
+      const mask = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) >>> 0;
+      if (((addr & mask) >>> 0) === ((c.addr & mask) >>> 0)) return { name: p.name, ip: parseIPv4(n.slice(0, n.indexOf('/'))) };
+    }
+  }
+  return null;
+}
+
+/** What source a router gives a load balancer's balanced flows, for people (`xlb show`). */
+export function describeRouterSnat(lr: LogicalRouter, lb: LoadBalancer): string {
+  if (lb.options.skip_snat === 'true') {
+    return lr.options.lb_force_snat_ip !== undefined || lr.nat.some((n) => n.type !== 'dnat') ? 'none (skip_snat)' : 'none';
+  }
+  const force = lr.options.lb_force_snat_ip;
+  if (force === 'router_ip') return 'the router port toward the backend (lb_force_snat_ip=router_ip)';
+  if (force !== undefined) return `${force} (lb_force_snat_ip)`;
+  const rules = lr.nat.filter((n) => n.type !== 'dnat');
+  if (rules.length) return `by NAT rule: ${rules.map((n) => `${n.logical_ip} -> ${n.external_ip}`).join(', ')}; others keep the client`;
+  return 'none';
+}
+
+/**
+ * Source NAT of a router's load balancers, as OVN applies it: skip_snat on the
+ * load balancer exempts it; else lb_force_snat_ip (an address, or router_ip:
+ * the router port toward the backend); else the router's snat rules (source
+ * network → external_ip) by the client's address. VIP flags and the source.
+ */
+function routerSnat(lr: LogicalRouter, lb: LoadBalancer): { flags: number; addr: number } {
+  if (lb.options.skip_snat === 'true') return { flags: 0, addr: 0 };
+  const force = lr.options.lb_force_snat_ip;
+  if (force === 'router_ip') return { flags: XLB.VIP_F_SNAT_BACKEND, addr: 0 };
+  if (force !== undefined) return { flags: XLB.VIP_F_SNAT_ADDR, addr: parseIPv4(force) };
+  if (lr.nat.some((n) => n.type !== 'dnat')) return { flags: XLB.VIP_F_SNAT_CLIENT, addr: 0 };
+  return { flags: 0, addr: 0 };
+}
 
 /**
  * Compiles a validated desired state into the contents of every map. `prev`
@@ -302,12 +392,32 @@ export function compile(
 
   const ifaces: CompiledIface[] = [];
   const entries: CompiledVipEntry[] = [];
+  const snat: Snat4Entry[] = [];
+  const warnings: string[] = [];
+  // Interfaces whose addresses ip_port_mappings tell (backend IP -> "NETNS/IFNAME:SOURCE").
+  const mappedIps = new Map<string, string[]>();
+  for (const lb of desired.load_balancers) {
+    for (const [ip, where] of Object.entries(lb.ip_port_mappings ?? {})) {
+      const iface = where.slice(0, where.lastIndexOf(':'));
+      mappedIps.set(iface, [...(mappedIps.get(iface) ?? []), ip]);
+    }
+  }
   for (const a of att) {
     const scope = scopes.get(a.owner);
     // Only ports of switches/routers with load balancers are served (attached to).
     if (a.ports.length === 0 || a.lbs.length === 0) continue;
     let ipOnly = false;
+    const snatKeys = new Set<string>();
+    const addSnat = (e: Snat4Entry): void => {
+      const k = `${e.kind} ${e.addr}/${e.prefixLen}`;
+      if (snatKeys.has(k)) return;
+      snatKeys.add(k);
+      snat.push(e);
+    };
     for (const lbName of a.lbs) {
+      const lb = lbByName.get(lbName);
+      const sn = a.router && lb ? routerSnat(a.router, lb) : { flags: 0, addr: 0 };
+      const hairpin = lb ? hairpinAddr(lb) : 0;
       for (const v of vipsByLb.get(lbName) ?? []) {
         entries.push({
           addr: v.addr,
@@ -315,12 +425,39 @@ export function compile(
           proto: v.proto,
           scope,
           vipId: v.id,
-          flags: v.flags,
+          flags: v.flags | sn.flags,
           hashFields: v.hashFields,
           affinityTimeoutS: v.affinityTimeoutS,
+          snatAddr: sn.addr,
+          hairpinAddr: hairpin,
         });
         if (v.flags & XLB.VIP_F_IP_ONLY) ipOnly = true;
+        if (sn.flags & XLB.VIP_F_SNAT_BACKEND && a.router) {
+          for (const b of v.backends) {
+            const port = portToward(a.router, b.addr) ?? null;
+            const first = a.router.ports[0];
+            if (!port) {
+              warnings.push(
+                `router ${a.router.name}: backend ${b.text} of ${v.name} is in none of its ports' networks; lb_force_snat_ip=router_ip uses port ${first.name}'s address`,
+              );
+            }
+            const ip = port ? port.ip : parseIPv4(first.networks[0].slice(0, first.networks[0].indexOf('/')));
+            addSnat({ scope, kind: XLB.SNAT_K_BACKEND, addr: b.addr, prefixLen: 32, snat: ip });
+          }
+        }
       }
+      if (sn.flags & XLB.VIP_F_SNAT_CLIENT && a.router) {
+        for (const n of a.router.nat) {
+          if (n.type === 'dnat') continue;
+          const c = n.logical_ip.includes('/') ? parseIPv4Cidr(n.logical_ip) : { addr: parseIPv4(n.logical_ip), prefix: 32 };
+          const mask = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) >>> 0;
+          addSnat({ scope, kind: XLB.SNAT_K_CLIENT, addr: (c.addr & mask) >>> 0, prefixLen: c.prefix, snat: parseIPv4(n.external_ip) });
+        }
+      }
+    }
+    if (a.sw) {
+      const mine = a.lbs.map((n) => lbByName.get(n)).filter((l): l is LoadBalancer => l !== undefined);
+      warnings.push(...onlyBackendsWarnings(a.sw, mine, mappedIps));
     }
     // The data plane tries the IP-only lookup only where the scope has such VIPs.
     const flags = ipOnly ? XLB.IFACE_F_BALANCE | XLB.IFACE_F_IP_ONLY : XLB.IFACE_F_BALANCE;
@@ -332,5 +469,7 @@ export function compile(
     ifaces,
     vips,
     entries,
+    snat,
+    warnings,
   };
 }

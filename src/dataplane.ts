@@ -41,13 +41,14 @@ export const MAP_NAMES = [
   'xlb_ct4',
   'xlb_affinity4',
   'xlb_ifaces',
+  'xlb_snat4',
   'xlb_vip_stats',
   'xlb_backend_stats',
   'xlb_global',
 ] as const;
 export type KernelMapName = (typeof MAP_NAMES)[number];
 
-export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress'] as const;
+export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_handoff'] as const;
 export type ProgName = (typeof PROG_NAMES)[number];
 
 /** Capacities that may be set before the object is first loaded. */
@@ -283,6 +284,8 @@ export class KernelStore implements MapStore {
         return { fd: this.dp.maps.xlb_backends, keySize: 4, valueSize: 8, isArray: true };
       case 'xlb_ifaces':
         return { fd: this.dp.maps.xlb_ifaces, keySize: 4, valueSize: 8, isArray: true };
+      case 'xlb_snat4':
+        return { fd: this.dp.maps.xlb_snat4, keySize: LAYOUT.xlb_snat4_key.size, valueSize: LAYOUT.xlb_snat4_val.size, isArray: false };
     }
   }
 
@@ -490,11 +493,8 @@ export function attach(dp: Dataplane, ref: IfaceRef, choice: HookChoice): Attach
       }
     }
     if (!xdpMode) throw lastErr;
-    try {
-      n.tcDetach(ref.netns, ifindex, 'ingress', TC_HANDLE, TC_PRIORITY);
-    } catch (e) {
-      if (!isErrno(e, 'ENOENT', 'EINVAL')) throw e;
-    }
+    // XDP cannot send a frame back toward a veth peer: tc ingress finishes what XDP marks (hairpin).
+    n.tcAttach(ref.netns, ifindex, 'ingress', dp.progs.xlb_tc_handoff, TC_HANDLE, TC_PRIORITY, true);
   }
   const reason = xdpMode === 'generic' && !choice.generic ? `${choice.reason}; native XDP refused, generic XDP in use` : choice.reason;
   return { ...ref, ifindex, hook: choice.hook, reason, xdpMode };

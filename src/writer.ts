@@ -15,10 +15,13 @@ import {
   decodeVipVal,
   encodeBackend4,
   encodeIface,
+  encodeSnat4Key,
+  encodeSnat4Val,
   encodeU32,
   encodeVip4Key,
   encodeVipVal,
 } from './layout.js';
+import { formatIPv4 } from './addr.js';
 import { hex, type MapName, type MapStore } from './store.js';
 
 /** What an apply changed, for reports and tests ("apply twice is a no-op"). */
@@ -92,6 +95,7 @@ export function applyCompiled(
       }
       return `backend id ${decodeU32(key)} removal`;
     }
+    if (map === 'xlb_snat4') return `source NAT entry ${hex(key)}: removal`;
     return `interface ifindex ${decodeU32(key)}: removal`;
   };
 
@@ -103,7 +107,7 @@ export function applyCompiled(
   ): void => {
     // Array maps are large and sparse: unless a full scan is asked for, read
     // only the slots this apply or the previous one uses.
-    const have = (opts.fullScan ?? true) || map === 'xlb_vip4' ? store.dump(map) : store.dump(map, [...[...want.values()].map((w) => w.key), ...alsoKeys]);
+    const have = (opts.fullScan ?? true) || map === 'xlb_vip4' || map === 'xlb_snat4' ? store.dump(map) : store.dump(map, [...[...want.values()].map((w) => w.key), ...alsoKeys]);
     const changed: Array<{ key: Buffer; value: Buffer; old: Buffer | undefined; what: string }> = [];
     for (const [k, w] of want) {
       const old = have.get(k);
@@ -194,6 +198,20 @@ export function applyCompiled(
     });
   }
 
+  // 3a. source NAT entries (read by new flows of the VIP entries below)
+  const wantSnat = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+  for (const e of c.snat) {
+    const key = encodeSnat4Key(e);
+    wantSnat.set(hex(key), {
+      key,
+      value: encodeSnat4Val(e.snat),
+      what: `source NAT (scope ${e.scope}) ${formatIPv4(e.addr)}/${e.prefixLen} -> ${formatIPv4(e.snat)}`,
+    });
+  }
+  const rs = removes.length;
+  upserts('xlb_snat4', wantSnat, { written: 0, removed: 0 });
+  const snatRemoves = removes.splice(rs);
+
   // 3. VIP entries
   const vipName = new Map(c.vips.map((v) => [v.id, v.name]));
   const wantVips = new Map<string, { key: Buffer; value: Buffer; what: string }>();
@@ -201,7 +219,14 @@ export function applyCompiled(
     const key = encodeVip4Key(e);
     wantVips.set(hex(key), {
       key,
-      value: encodeVipVal({ vipId: e.vipId, flags: e.flags, hashFields: e.hashFields, affinityTimeoutS: e.affinityTimeoutS }),
+      value: encodeVipVal({
+        vipId: e.vipId,
+        flags: e.flags,
+        hashFields: e.hashFields,
+        affinityTimeoutS: e.affinityTimeoutS,
+        snatAddr: e.snatAddr,
+        hairpinAddr: e.hairpinAddr,
+      }),
       what: `VIP ${vipName.get(e.vipId)} (scope ${e.scope})`,
     });
   }
@@ -233,7 +258,7 @@ export function applyCompiled(
     v.backends.filter((b) => prevIds.backends[`${v.name} ${b.text}`] !== b.id).map((b) => b.id),
   );
 
-  const plan = [...adds, ...ifaceRemoves, ...vipRemoves, ...tableRemoves, ...backendRemoves];
+  const plan = [...adds, ...ifaceRemoves, ...vipRemoves, ...snatRemoves, ...tableRemoves, ...backendRemoves];
   const done: Op[] = [];
   try {
     if (newVipIds.length) store.resetStats('vip', newVipIds);

@@ -14,6 +14,7 @@
 #define xlb_update(map, key, val, flags) bpf_map_update_elem((map), (key), (val), (flags))
 /* Coarse monotonic clock: ≈3 ns per call where bpf_ktime_get_ns costs ≈28 ns. */
 #define xlb_now_ns() bpf_ktime_get_coarse_ns()
+#define xlb_random() bpf_get_prandom_u32()
 
 #ifndef __always_inline
 #define __always_inline inline __attribute__((always_inline))

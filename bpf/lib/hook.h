@@ -12,7 +12,17 @@
 #include "nat.h"
 
 enum xlb_hook { XLB_HOOK_XDP = 1, XLB_HOOK_TC = 2 };
-enum xlb_verdict { XLB_V_PASS = 0, XLB_V_DROP = 1 };
+enum xlb_verdict {
+	XLB_V_PASS = 0,
+	XLB_V_DROP = 1,
+	XLB_V_BOUNCE = 2, /* send back out the interface it came in by (hairpin) */
+};
+
+/* XDP cannot send a frame back toward a veth peer (XDP_TX and redirects from a
+ * veth host end are lost unless the peer runs XDP): it marks the frame with
+ * this word in the XDP metadata and passes it; xlb's tc ingress program on the
+ * same interface redirects it. */
+#define XLB_META_BOUNCE 0x786c6231 /* "xlb1" */
 
 /* tc: addresses and ports are written directly (cheaper than
  * bpf_skb_store_bytes, same effect on skb->csum); the checksum fields go
@@ -67,6 +77,75 @@ XLB_INLINE int xlb_hook_rewrite(void *ctx, enum xlb_hook hook, const struct xlb_
 		return xlb_nat4_direct((void *)(long)xdp->data, (void *)(long)xdp->data_end, p, n);
 	}
 	return xlb_nat4_skb(ctx, p, n);
+}
+
+/* The second half of a two-sided rewrite (destination and source NAT): n is
+ * applied to a packet already rewritten by first, so the old values come from
+ * first where it changed them. */
+XLB_INLINE int xlb_hook_rewrite_second(void *ctx, enum xlb_hook hook, const struct xlb_pkt4 *p,
+				       const struct xlb_nat4 *first, const struct xlb_nat4 *n)
+{
+	struct xlb_pkt4 q = *p;
+
+	if (first->dst) {
+		q.tuple.daddr = first->new_addr;
+		if (first->new_port)
+			q.tuple.dport = first->new_port;
+	} else {
+		q.tuple.saddr = first->new_addr;
+		if (first->new_port)
+			q.tuple.sport = first->new_port;
+	}
+	return xlb_hook_rewrite(ctx, hook, &q, n);
+}
+
+/* Swaps the frame's Ethernet addresses (a frame sent back to its sender). */
+XLB_INLINE int xlb_eth_swap(void *data, void *data_end)
+{
+	struct ethhdr *eth = data;
+	__u8 tmp[ETH_ALEN];
+
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	__builtin_memcpy(tmp, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, tmp, ETH_ALEN);
+	return 0;
+}
+
+/* tc: the frame goes back out the interface it came in by (a Linux bridge
+ * would never send it back out its ingress port). */
+XLB_INLINE int xlb_tc_bounce(struct __sk_buff *skb)
+{
+	if (xlb_eth_swap((void *)(long)skb->data, (void *)(long)skb->data_end))
+		return TC_ACT_SHOT;
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* XDP: marks the frame for xlb's tc ingress program on the same interface. */
+XLB_INLINE int xlb_xdp_bounce(struct xdp_md *ctx)
+{
+	__u32 *meta;
+
+	if (xlb_eth_swap((void *)(long)ctx->data, (void *)(long)ctx->data_end))
+		return XDP_DROP;
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(__u32)))
+		return XDP_DROP;
+	meta = (void *)(long)ctx->data_meta;
+	if ((void *)(meta + 1) > (void *)(long)ctx->data)
+		return XDP_DROP;
+	*meta = XLB_META_BOUNCE;
+	return XDP_PASS;
+}
+
+/* tc ingress behind XDP: redirects the frames XDP marked for bouncing. */
+XLB_INLINE int xlb_tc_handoff_run(struct __sk_buff *skb)
+{
+	__u32 *meta = (void *)(long)skb->data_meta;
+
+	if ((void *)(meta + 1) > (void *)(long)skb->data || *meta != XLB_META_BOUNCE)
+		return TC_ACT_OK;
+	return bpf_redirect(skb->ifindex, 0);
 }
 
 XLB_INLINE int xlb_hook_verdict(enum xlb_hook hook, enum xlb_verdict v)

@@ -17,6 +17,7 @@
 #include "parse.h"
 #include "conntrack.h"
 #include "select.h"
+#include "snat.h"
 #include "hook.h"
 #include "icmp.h"
 
@@ -38,8 +39,24 @@ XLB_INLINE void xlb_stats_add(void *map, __u32 id, __u32 len, int reply, int new
 	s->new_conns += new_conn;
 }
 
-XLB_INLINE enum xlb_verdict xlb_apply_ct4(void *ctx, enum xlb_hook hook, const struct xlb_pkt4 *p,
-					  const struct xlb_ct4_val *ct)
+/* The source half of a source-NATed flow's rewrite, and where it goes next. */
+XLB_INLINE enum xlb_verdict xlb_apply_snat4(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
+					    const struct xlb_pkt4 *p, const struct xlb_nat4 *first,
+					    __u32 addr, __u16 port, __u8 flags)
+{
+	struct xlb_nat4 n = { .new_addr = addr, .new_port = port, .dst = !first->dst };
+
+	if (xlb_hook_rewrite_second(ctx, hook, p, first, &n))
+		xlb_count(XLB_G_NAT_ERROR);
+	if ((flags & XLB_CT_F_HAIRPIN) && stage == XLB_STAGE_INGRESS) {
+		xlb_count(XLB_G_HAIRPIN);
+		return XLB_V_BOUNCE;
+	}
+	return XLB_V_PASS;
+}
+
+XLB_INLINE enum xlb_verdict xlb_apply_ct4(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
+					  const struct xlb_pkt4 *p, const struct xlb_ct4_val *ct)
 {
 	int reply = ct->dir == XLB_DIR_REV;
 	struct xlb_nat4 n = {
@@ -52,6 +69,8 @@ XLB_INLINE enum xlb_verdict xlb_apply_ct4(void *ctx, enum xlb_hook hook, const s
 	xlb_stats_add(&xlb_backend_stats, ct->backend_id, p->len, reply, 0);
 	if (xlb_hook_rewrite(ctx, hook, p, &n))
 		xlb_count(XLB_G_NAT_ERROR);
+	if (ct->flags & XLB_CT_F_SNAT)
+		return xlb_apply_snat4(ctx, hook, stage, p, &n, ct->snat_addr, ct->snat_port, ct->flags);
 	return XLB_V_PASS;
 }
 
@@ -88,8 +107,19 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 	fwd.nat_port = (vip->flags & XLB_VIP_F_IP_ONLY) ? 0 : be->port;
 	fwd.vip_id = vip->vip_id;
 	fwd.backend_id = backend_id;
-	if (xlb_ct4_create(p, &fwd))
+	fwd.snat_addr = xlb_snat4_pick(p, vip, be, ifc->scope, &fwd.flags);
+	if (fwd.snat_addr) {
+		/* Without both entries the reply could not be un-NATed: drop. */
+		int err = xlb_ct4_create_snat(p, &fwd);
+
+		if (err) {
+			xlb_count(err == -EEXIST ? XLB_G_SNAT_NO_PORT : XLB_G_CT_FULL);
+			return XLB_V_DROP;
+		}
+		xlb_count(XLB_G_SNAT);
+	} else if (xlb_ct4_create(p, &fwd)) {
 		xlb_count(XLB_G_CT_FULL);
+	}
 
 	xlb_stats_add(&xlb_vip_stats, fwd.vip_id, p->len, 0, 1);
 	xlb_stats_add(&xlb_backend_stats, backend_id, p->len, 0, 1);
@@ -98,6 +128,9 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 
 	if (xlb_hook_rewrite(ctx, hook, p, &n))
 		xlb_count(XLB_G_NAT_ERROR);
+	if (fwd.flags & XLB_CT_F_SNAT)
+		return xlb_apply_snat4(ctx, hook, XLB_STAGE_INGRESS, p, &n, fwd.snat_addr, fwd.snat_port,
+				       fwd.flags);
 	return XLB_V_PASS;
 }
 
@@ -132,7 +165,7 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 	ct = xlb_ct4_hit(&p);
 	if (ct) {
 		xlb_count(XLB_G_CT_HIT);
-		return xlb_apply_ct4(ctx, hook, &p, ct);
+		return xlb_apply_ct4(ctx, hook, stage, &p, ct);
 	}
 	if (stage != XLB_STAGE_INGRESS)
 		return XLB_V_PASS;
