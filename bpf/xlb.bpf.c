@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * xlb.bpf.c — entry points only: tc ingress, tc egress and XDP ingress, each a
- * thin wrapper around the shared pipeline in lib/lb.h.
+ * thin wrapper around the shared pipeline in lib/lb.h; and xlb_tc_reply, the
+ * tc ingress companion of the XDP hook (what XDP cannot send back, bounce.h).
  */
 #include "lib/lb.h"
+#include "lib/bounce.h"
+#include "lib/neigh.h"
+#include "lib/reject.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -28,8 +32,13 @@ static __always_inline int xlb_tc_run(struct __sk_buff *skb, enum xlb_stage stag
 	xlb_tc_linearize(skb);
 	v = xlb_process4(skb, XLB_HOOK_TC, stage, (void *)(long)skb->data,
 			 (void *)(long)skb->data_end, skb->len, skb->ifindex);
-	if (v == XLB_V_BOUNCE)
-		return xlb_tc_bounce(skb);
+	if (v == XLB_V_REJECT)
+		return xlb_tc_reject(skb);
+	if (v == XLB_V_NOT_IP && stage == XLB_STAGE_INGRESS)
+		return xlb_tc_neigh(skb);
+	if (v == XLB_V_BOUNCE) /* hairpin: back to the sender */
+		return xlb_eth_swap((void *)(long)skb->data, (void *)(long)skb->data_end) ? TC_ACT_SHOT
+											    : xlb_tc_bounce(skb);
 	return xlb_hook_verdict(XLB_HOOK_TC, v);
 }
 
@@ -45,14 +54,6 @@ int xlb_tc_egress(struct __sk_buff *skb)
 	return xlb_tc_run(skb, XLB_STAGE_EGRESS);
 }
 
-/* tc ingress on an interface whose ingress hook is XDP: only finishes what XDP
- * marked (frames to send back out this interface). */
-SEC("tc")
-int xlb_tc_handoff(struct __sk_buff *skb)
-{
-	return xlb_tc_handoff_run(skb);
-}
-
 SEC("xdp")
 int xlb_xdp_ingress(struct xdp_md *ctx)
 {
@@ -62,7 +63,39 @@ int xlb_xdp_ingress(struct xdp_md *ctx)
 
 	v = xlb_process4(ctx, XLB_HOOK_XDP, XLB_STAGE_INGRESS, data, data_end,
 			 (__u32)(data_end - data), ctx->ingress_ifindex);
-	if (v == XLB_V_BOUNCE)
-		return xlb_xdp_bounce(ctx);
+	if (v == XLB_V_REJECT) {
+		if (xlb_xdp_defer(ctx, XLB_DEFER_REJECT)) {
+			xlb_count(XLB_G_REJECT_FAIL);
+			return XDP_DROP;
+		}
+		return XDP_PASS;
+	}
+	if (v == XLB_V_BOUNCE) { /* hairpin: back to the sender, by the tc companion */
+		if (xlb_eth_swap((void *)(long)ctx->data, (void *)(long)ctx->data_end) ||
+		    xlb_xdp_defer(ctx, XLB_DEFER_BOUNCE))
+			return XDP_DROP;
+		return XDP_PASS;
+	}
 	return xlb_hook_verdict(XLB_HOOK_XDP, v);
+}
+
+/* tc ingress where the XDP hook serves: finishes what XDP deferred (bounce.h)
+ * and answers ARP for VIPs (neigh.h); every other frame passes untouched. */
+SEC("tc")
+int xlb_tc_reply(struct __sk_buff *skb)
+{
+	switch (xlb_tc_deferred(skb)) {
+	case XLB_DEFER_REJECT:
+		xlb_tc_linearize(skb);
+		return xlb_tc_reject(skb);
+	case XLB_DEFER_BOUNCE:
+		return xlb_tc_bounce(skb);
+	default:
+		break;
+	}
+	if (skb->protocol == bpf_htons(ETH_P_ARP)) {
+		xlb_tc_linearize(skb);
+		return xlb_tc_neigh(skb);
+	}
+	return TC_ACT_OK;
 }

@@ -17,7 +17,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 6
+#define XLB_LAYOUT_VERSION 7
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev slots */
@@ -26,6 +26,7 @@
 #define XLB_CT_MAX 262144         /* conntrack entries (both directions count) */
 #define XLB_AFFINITY_MAX 65536    /* client affinity entries */
 #define XLB_SNAT_RULES_MAX 4096   /* xlb_snat4 entries (router ports, NAT rules) */
+#define XLB_NEIGH_MAX 16384       /* xlb_neigh4 entries: (router, VIP address) pairs */
 #define XLB_MAGLEV_DEFAULT_M 16381 /* default Maglev table size (prime) */
 
 /* Slot 0 of every Maglev inner map holds the table size M; slots 1..M hold
@@ -44,11 +45,12 @@
 /* xlb_vip_val.flags */
 #define XLB_VIP_F_IP_ONLY (1u << 0)  /* VIP without a port: backends keep the port */
 #define XLB_VIP_F_AFFINITY (1u << 1) /* client affinity (affinity_timeout_s) */
+#define XLB_VIP_F_REJECT (1u << 2)   /* no usable backend: answer (TCP RST, ICMP port unreachable), not drop */
 /* Source NAT of balanced flows (a router's lb_force_snat_ip / NAT rules); at
  * most one of these is set. Hairpin SNAT needs no flag (see hairpin_addr). */
-#define XLB_VIP_F_SNAT_ADDR (1u << 2)    /* source := snat_addr */
-#define XLB_VIP_F_SNAT_BACKEND (1u << 3) /* source := xlb_snat4[scope, BACKEND, backend] (router_ip) */
-#define XLB_VIP_F_SNAT_CLIENT (1u << 4)  /* source := xlb_snat4[scope, CLIENT, client] if any (snat rules) */
+#define XLB_VIP_F_SNAT_ADDR (1u << 3)    /* source := snat_addr */
+#define XLB_VIP_F_SNAT_BACKEND (1u << 4) /* source := xlb_snat4[scope, BACKEND, backend] (router_ip) */
+#define XLB_VIP_F_SNAT_CLIENT (1u << 5)  /* source := xlb_snat4[scope, CLIENT, client] if any (snat rules) */
 
 /* xlb_snat4_key.kind: what the looked-up address is. */
 #define XLB_SNAT_K_BACKEND 1 /* the backend: value = the router port address toward it */
@@ -89,6 +91,7 @@
 /* xlb_iface.flags */
 #define XLB_IFACE_F_BALANCE (1u << 0) /* balance new flows arriving here */
 #define XLB_IFACE_F_IP_ONLY (1u << 1) /* the scope has IP-only VIPs: try them too */
+#define XLB_IFACE_F_NEIGH (1u << 2)   /* a router port: answer ARP for its router's xlb_neigh4 addresses with mac */
 
 /* Indexes of xlb_global (per-CPU array of __u64 counters). */
 enum xlb_global_counter {
@@ -104,6 +107,9 @@ enum xlb_global_counter {
 	XLB_G_CT_FULL,         /* conntrack insert failed */
 	XLB_G_NAT_ERROR,       /* rewrite failed (helper error) */
 	XLB_G_ICMP_RELATED,    /* ICMP error of a tracked flow translated */
+	XLB_G_REJECT,          /* reject=true: TCP RST or ICMP port unreachable sent back */
+	XLB_G_REJECT_FAIL,     /* reject=true but no answer allowed or possible: dropped */
+	XLB_G_NEIGH_REPLY,     /* ARP request for a VIP answered with the router port's MAC */
 	XLB_G_SNAT,            /* new flow source-NATed (force_snat, NAT rule or hairpin) */
 	XLB_G_SNAT_NO_PORT,    /* dropped: no free source port after XLB_SNAT_TRIES */
 	XLB_G_HAIRPIN,         /* packet sent back out the interface it came in by */
@@ -195,8 +201,17 @@ struct xlb_snat4_val {
 
 /* Value of xlb_ifaces (array indexed by ifindex; all zero = not served). */
 struct xlb_iface {
-	__u32 scope; /* which VIP set applies to traffic entering here */
-	__u32 flags; /* XLB_IFACE_F_* */
+	__u32 scope;  /* which VIP set applies to traffic entering here */
+	__u32 flags;  /* XLB_IFACE_F_* */
+	__u8 mac[6];  /* with XLB_IFACE_F_NEIGH: the router port's MAC */
+	__u8 pad[2];  /* zero */
+};
+
+/* Key of xlb_neigh4 (hash): an address the router of `scope` answers ARP for
+ * (OVN's neighbor_responder); the value is a __u32, zero (reserved). */
+struct xlb_neigh4_key {
+	__u32 addr;  /* VIP address, network order */
+	__u32 scope; /* the router's scope (xlb_iface.scope of its ports) */
 };
 
 /* Value of xlb_vip_stats and xlb_backend_stats (per-CPU arrays). */
@@ -207,6 +222,7 @@ struct xlb_stats {
 	__u64 reply_bytes;   /* their bytes */
 	__u64 new_conns;     /* flows balanced */
 	__u64 drops;         /* packets dropped: no usable backend */
+	__u64 rejects;       /* packets answered by reject=true (RST / ICMP unreachable) */
 };
 
 #ifndef __BPF__
@@ -228,8 +244,10 @@ _Static_assert(sizeof(struct xlb_snat4_key) == 16, "xlb_snat4_key size");
 _Static_assert(sizeof(struct xlb_snat4_val) == 4, "xlb_snat4_val size");
 _Static_assert(offsetof(struct xlb_ct4_val, vip_id) == 8, "xlb_ct4_val.vip_id");
 _Static_assert(offsetof(struct xlb_ct4_val, last_seen_ns) == 16, "xlb_ct4_val.last_seen_ns");
-_Static_assert(sizeof(struct xlb_iface) == 8, "xlb_iface size");
-_Static_assert(sizeof(struct xlb_stats) == 48, "xlb_stats size");
+_Static_assert(sizeof(struct xlb_iface) == 16, "xlb_iface size");
+_Static_assert(offsetof(struct xlb_iface, mac) == 8, "xlb_iface.mac");
+_Static_assert(sizeof(struct xlb_neigh4_key) == 8, "xlb_neigh4_key size");
+_Static_assert(sizeof(struct xlb_stats) == 56, "xlb_stats size");
 #endif
 
 #endif /* XLB_SHARED_H */

@@ -33,7 +33,8 @@ export function renderShow(r: ShowReport): string {
   if (r.ifaces.length === 0) lines.push('  (none)');
   for (const i of r.ifaces) {
     const mode = i.hook === 'xdp' ? `xdp/${i.xdpMode}` : 'tc';
-    lines.push(`  ${i.interface} (ifindex ${i.ifindex}, ${i.owner}): ${mode} ingress + tc egress — ${i.reason}`);
+    const companion = i.hook === 'xdp' ? ' (+ tc ingress for replies sent back)' : '';
+    lines.push(`  ${i.interface} (ifindex ${i.ifindex}, ${i.owner}): ${mode} ingress${companion} + tc egress — ${i.reason}`);
   }
   lines.push('');
   lines.push('VIPs:');
@@ -42,10 +43,12 @@ export function renderShow(r: ShowReport): string {
     const s = v.stats;
     const sel = v.selectionFields?.length ? `, hash ${v.selectionFields.join('+')}` : '';
     const aff = v.affinityTimeoutS ? `, affinity ${v.affinityTimeoutS}s` : '';
+    const rej = v.reject ? ', reject' : '';
+    const arp = v.arpOn?.length ? `, ARP answered on ${v.arpOn.join(', ')}` : '';
     lines.push(
-      `  ${v.vip}/${v.protocol} (lb ${v.lb}, M=${v.maglevSize}${sel}${aff}, on ${v.servedBy.join(', ') || 'nothing'}): ` +
+      `  ${v.vip}/${v.protocol} (lb ${v.lb}, M=${v.maglevSize}${sel}${aff}${rej}${arp}, on ${v.servedBy.join(', ') || 'nothing'}): ` +
         `${fmtBig(s.packets)} pkts ${fmtBig(s.bytes)} bytes in, ${fmtBig(s.replyPackets)} pkts out, ` +
-        `${fmtBig(s.newConns)} conns, ${fmtBig(s.drops)} drops`,
+        `${fmtBig(s.newConns)} conns, ${fmtBig(s.drops)} drops${v.reject ? `, ${fmtBig(s.rejects)} rejected` : ''}`,
     );
     for (const sn of v.snat ?? []) lines.push(`    source NAT on ${sn}`);
     if (v.hairpinSource) lines.push(`    hairpin: a backend calling its own VIP sees ${v.hairpinSource}`);

@@ -35,6 +35,16 @@ export interface CompiledIface {
   flags: number;
   /** "switch NAME" or "router NAME". */
   owner: string;
+  /** A router port's MAC (neighbor_responder answers with it). */
+  mac?: string;
+}
+
+/** An address a router answers ARP for on its ports (OVN's neighbor_responder). */
+export interface CompiledNeigh {
+  addr: number;
+  scope: number;
+  /** "router NAME". */
+  owner: string;
 }
 
 export interface CompiledBackend {
@@ -97,6 +107,8 @@ export interface Compiled {
   ifaces: CompiledIface[];
   vips: CompiledVip[];
   entries: CompiledVipEntry[];
+  /** ARP-answered VIP addresses per router scope. */
+  neigh: CompiledNeigh[];
   /** xlb_snat4: router_ip addresses per backend, NAT rules per client network. */
   snat: Snat4Entry[];
   /** What an operator should know about this state (nothing is refused for it). */
@@ -173,20 +185,29 @@ export function buildTable(
   return table;
 }
 
-type Attachment = { owner: string; lbs: string[]; ports: CompiledIface[]; router?: LogicalRouter; sw?: LogicalSwitch };
+type Attachment = {
+  owner: string;
+  lbs: string[];
+  ports: CompiledIface[];
+  /** A router's networks (every port's), for neighbor_responder=reachable; null for a switch. */
+  networks: Array<{ addr: number; prefix: number }> | null;
+  /** The router itself (source NAT), or the switch (attachment warnings). */
+  router?: LogicalRouter;
+  sw?: LogicalSwitch;
+};
 
 /** One switch or router as a scope: its load balancers and its ports. */
 function attachment(
   owner: string,
   lbs: string[],
-  ports: ReadonlyArray<Omit<CompiledIface, 'scope' | 'flags' | 'owner'>>,
-  router?: LogicalRouter,
+  ports: ReadonlyArray<Omit<CompiledIface, 'scope' | 'flags' | 'owner'> & { networks?: string[] }>,
+  router: LogicalRouter | null,
   sw?: LogicalSwitch,
 ): Attachment {
   return {
     owner,
     lbs,
-    router,
+    router: router ?? undefined,
     sw,
     ports: ports.map((p) => ({
       interface: p.interface,
@@ -196,16 +217,26 @@ function attachment(
       scope: 0,
       flags: XLB.IFACE_F_BALANCE,
       owner,
+      ...(p.mac ? { mac: p.mac } : {}),
     })),
+    networks: router ? ports.flatMap((p) => (p.networks ?? []).map((n) => parseIPv4Cidr(n))) : null,
   };
 }
 
 /** Load balancers attached somewhere, in config order, with their scopes. */
 function attachments(d: DesiredState): Attachment[] {
   return [
-    ...d.logical_switches.map((ls) => attachment(`switch ${ls.name}`, ls.load_balancer, ls.ports, undefined, ls)),
+    ...d.logical_switches.map((ls) => attachment(`switch ${ls.name}`, ls.load_balancer, ls.ports, null, ls)),
     ...d.logical_routers.map((lr) => attachment(`router ${lr.name}`, lr.load_balancer, lr.ports, lr)),
   ];
+}
+
+/** Whether addr lies in one of the networks (OVN's lrouter_port_ipv4_reachable over every port). */
+function reachable(addr: number, networks: ReadonlyArray<{ addr: number; prefix: number }>): boolean {
+  return networks.some((n) => {
+    const mask = n.prefix === 0 ? 0 : (~0 << (32 - n.prefix)) >>> 0;
+    return ((addr & mask) >>> 0) === ((n.addr & mask) >>> 0);
+  });
 }
 
 const NONE_DOWN: ReadonlySet<string> = new Set<string>();
@@ -360,6 +391,7 @@ export function compile(
       });
       const up = backends.filter((b) => !b.down && b.weight > 0);
       const affinity = Number(lb.options.affinity_timeout ?? '0');
+      const reject = lb.options.reject === 'true' ? XLB.VIP_F_REJECT : 0;
       const cv: CompiledVip = {
         id,
         name,
@@ -368,7 +400,7 @@ export function compile(
         addr: parseIPv4(v.addr),
         port: v.port,
         proto: v.protocol ? IPPROTO[v.protocol] : 0,
-        flags: (v.protocol ? 0 : XLB.VIP_F_IP_ONLY) | (affinity > 0 ? XLB.VIP_F_AFFINITY : 0),
+        flags: (v.protocol ? 0 : XLB.VIP_F_IP_ONLY) | (affinity > 0 ? XLB.VIP_F_AFFINITY : 0) | reject,
         hashFields: lb.selection_fields.reduce((m, f) => m | HASH_FIELDS[f as keyof typeof HASH_FIELDS], 0),
         affinityTimeoutS: affinity,
         backends,
@@ -392,6 +424,7 @@ export function compile(
 
   const ifaces: CompiledIface[] = [];
   const entries: CompiledVipEntry[] = [];
+  const neigh: CompiledNeigh[] = [];
   const snat: Snat4Entry[] = [];
   const warnings: string[] = [];
   // Interfaces whose addresses ip_port_mappings tell (backend IP -> "NETNS/IFNAME:SOURCE").
@@ -459,8 +492,23 @@ export function compile(
       const mine = a.lbs.map((n) => lbByName.get(n)).filter((l): l is LoadBalancer => l !== undefined);
       warnings.push(...onlyBackendsWarnings(a.sw, mine, mappedIps));
     }
+    // OVN's neighbor_responder (default reachable): a router answers ARP on its
+    // ports for its load balancers' VIPs (all), or for those inside one of its
+    // networks (reachable), or for none.
+    const answered = new Set<number>();
+    if (a.networks) {
+      for (const lbName of a.lbs) {
+        const mode = lbByName.get(lbName)?.options.neighbor_responder ?? 'reachable';
+        if (mode === 'none') continue;
+        for (const v of vipsByLb.get(lbName) ?? []) {
+          if (mode === 'all' || reachable(v.addr, a.networks)) answered.add(v.addr);
+        }
+      }
+      for (const addr of answered) neigh.push({ addr, scope, owner: a.owner });
+    }
     // The data plane tries the IP-only lookup only where the scope has such VIPs.
-    const flags = ipOnly ? XLB.IFACE_F_BALANCE | XLB.IFACE_F_IP_ONLY : XLB.IFACE_F_BALANCE;
+    const flags =
+      (ipOnly ? XLB.IFACE_F_BALANCE | XLB.IFACE_F_IP_ONLY : XLB.IFACE_F_BALANCE) | (answered.size ? XLB.IFACE_F_NEIGH : 0);
     for (const p of a.ports) ifaces.push({ ...p, scope, flags });
   }
 
@@ -469,6 +517,7 @@ export function compile(
     ifaces,
     vips,
     entries,
+    neigh,
     snat,
     warnings,
   };

@@ -41,6 +41,7 @@ export const MAP_NAMES = [
   'xlb_ct4',
   'xlb_affinity4',
   'xlb_ifaces',
+  'xlb_neigh4',
   'xlb_snat4',
   'xlb_vip_stats',
   'xlb_backend_stats',
@@ -48,7 +49,7 @@ export const MAP_NAMES = [
 ] as const;
 export type KernelMapName = (typeof MAP_NAMES)[number];
 
-export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_handoff'] as const;
+export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_reply'] as const;
 export type ProgName = (typeof PROG_NAMES)[number];
 
 /** Capacities that may be set before the object is first loaded. */
@@ -283,7 +284,9 @@ export class KernelStore implements MapStore {
       case 'xlb_backends':
         return { fd: this.dp.maps.xlb_backends, keySize: 4, valueSize: 8, isArray: true };
       case 'xlb_ifaces':
-        return { fd: this.dp.maps.xlb_ifaces, keySize: 4, valueSize: 8, isArray: true };
+        return { fd: this.dp.maps.xlb_ifaces, keySize: 4, valueSize: LAYOUT.xlb_iface.size, isArray: true };
+      case 'xlb_neigh4':
+        return { fd: this.dp.maps.xlb_neigh4, keySize: LAYOUT.xlb_neigh4_key.size, valueSize: 4, isArray: false };
       case 'xlb_snat4':
         return { fd: this.dp.maps.xlb_snat4, keySize: LAYOUT.xlb_snat4_key.size, valueSize: LAYOUT.xlb_snat4_val.size, isArray: false };
     }
@@ -462,7 +465,8 @@ function isErrno(e: unknown, ...codes: string[]): boolean {
 
 /**
  * Attaches (or replaces in place) xlb's programs on one interface: tc egress
- * always (replies are rewritten there), and ingress on the chosen hook.
+ * always (replies are rewritten there), and ingress on the chosen hook; with
+ * XDP, tc ingress gets the companion xlb_tc_reply.
  */
 export function attach(dp: Dataplane, ref: IfaceRef, choice: HookChoice): Attachment {
   const n = dp.native;
@@ -493,8 +497,9 @@ export function attach(dp: Dataplane, ref: IfaceRef, choice: HookChoice): Attach
       }
     }
     if (!xdpMode) throw lastErr;
-    // XDP cannot send a frame back toward a veth peer: tc ingress finishes what XDP marks (hairpin).
-    n.tcAttach(ref.netns, ifindex, 'ingress', dp.progs.xlb_tc_handoff, TC_HANDLE, TC_PRIORITY, true);
+    // What XDP cannot send back toward the VIF (RST, ICMP, ARP replies, hairpin) leaves
+    // by tc redirect: the tc ingress companion does it (bpf/lib/bounce.h).
+    n.tcAttach(ref.netns, ifindex, 'ingress', dp.progs.xlb_tc_reply, TC_HANDLE, TC_PRIORITY, true);
   }
   const reason = xdpMode === 'generic' && !choice.generic ? `${choice.reason}; native XDP refused, generic XDP in use` : choice.reason;
   return { ...ref, ifindex, hook: choice.hook, reason, xdpMode };

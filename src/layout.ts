@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 6;
+export const LAYOUT_VERSION = 7;
 
 export const IPPROTO = { tcp: 6, udp: 17 } as const;
 
@@ -22,6 +22,7 @@ export const XLB = {
   BACKEND_NONE: 0,
   VIP_F_IP_ONLY: 1,
   VIP_F_AFFINITY: 2,
+  VIP_F_REJECT: 4,
   BACKEND_F_DRAIN: 1,
   NS_PER_S: 1_000_000_000,
   CT_NONE: 0,
@@ -32,9 +33,10 @@ export const XLB = {
   DIR_REV: 2,
   IFACE_F_BALANCE: 1,
   IFACE_F_IP_ONLY: 2,
-  VIP_F_SNAT_ADDR: 4,
-  VIP_F_SNAT_BACKEND: 8,
-  VIP_F_SNAT_CLIENT: 16,
+  IFACE_F_NEIGH: 4,
+  VIP_F_SNAT_ADDR: 8,
+  VIP_F_SNAT_BACKEND: 16,
+  VIP_F_SNAT_CLIENT: 32,
   SNAT_K_BACKEND: 1,
   SNAT_K_CLIENT: 2,
   CT_F_SNAT: 1,
@@ -65,6 +67,9 @@ export const GLOBAL_COUNTERS = [
   'ct_full',
   'nat_error',
   'icmp_related',
+  'reject',
+  'reject_fail',
+  'neigh_reply',
   'snat',
   'snat_no_port',
   'hairpin',
@@ -98,12 +103,13 @@ export const LAYOUT = {
       pad: 31,
     },
   },
+  xlb_iface: { size: 16, offsets: { scope: 0, flags: 4, mac: 8, pad: 14 } },
+  xlb_neigh4_key: { size: 8, offsets: { addr: 0, scope: 4 } },
   xlb_snat4_key: { size: 16, offsets: { prefixlen: 0, scope: 4, kind: 8, addr: 12 } },
   xlb_snat4_val: { size: 4, offsets: { addr: 0 } },
-  xlb_iface: { size: 8, offsets: { scope: 0, flags: 4 } },
   xlb_stats: {
-    size: 48,
-    offsets: { packets: 0, bytes: 8, reply_packets: 16, reply_bytes: 24, new_conns: 32, drops: 40 },
+    size: 56,
+    offsets: { packets: 0, bytes: 8, reply_packets: 16, reply_bytes: 24, new_conns: 32, drops: 40, rejects: 48 },
   },
 } as const;
 
@@ -175,6 +181,13 @@ export interface Ct4Val {
 export interface Iface {
   scope: number;
   flags: number;
+  /** With IFACE_F_NEIGH: the router port's MAC, "aa:bb:cc:dd:ee:ff" (default all zero). */
+  mac?: string;
+}
+export interface Neigh4Key {
+  /** IPv4 address as a host-order uint32 (written in network order). */
+  addr: number;
+  scope: number;
 }
 export interface Stats {
   packets: bigint;
@@ -183,6 +196,8 @@ export interface Stats {
   replyBytes: bigint;
   newConns: bigint;
   drops: bigint;
+  /** Packets answered because of reject=true (RST / ICMP port unreachable). */
+  rejects: bigint;
 }
 
 const L = LAYOUT;
@@ -325,14 +340,30 @@ export function decodeCt4Val(b: Buffer): Ct4Val {
   };
 }
 
+const MAC_LEN = 6;
+
 export function encodeIface(v: Iface): Buffer {
   const b = Buffer.alloc(L.xlb_iface.size);
   b.writeUInt32LE(v.scope >>> 0, L.xlb_iface.offsets.scope);
   b.writeUInt32LE(v.flags >>> 0, L.xlb_iface.offsets.flags);
+  if (v.mac) Buffer.from(v.mac.replace(/:/g, ''), 'hex').copy(b, L.xlb_iface.offsets.mac, 0, MAC_LEN);
   return b;
 }
 export function decodeIface(b: Buffer): Iface {
-  return { scope: b.readUInt32LE(L.xlb_iface.offsets.scope), flags: b.readUInt32LE(L.xlb_iface.offsets.flags) };
+  const mac = b.subarray(L.xlb_iface.offsets.mac, L.xlb_iface.offsets.mac + MAC_LEN);
+  const out: Iface = { scope: b.readUInt32LE(L.xlb_iface.offsets.scope), flags: b.readUInt32LE(L.xlb_iface.offsets.flags) };
+  if (mac.some((x) => x !== 0)) out.mac = [...mac].map((x) => x.toString(16).padStart(2, '0')).join(':');
+  return out;
+}
+
+export function encodeNeigh4Key(k: Neigh4Key): Buffer {
+  const b = Buffer.alloc(L.xlb_neigh4_key.size);
+  b.writeUInt32BE(k.addr >>> 0, L.xlb_neigh4_key.offsets.addr);
+  b.writeUInt32LE(k.scope >>> 0, L.xlb_neigh4_key.offsets.scope);
+  return b;
+}
+export function decodeNeigh4Key(b: Buffer): Neigh4Key {
+  return { addr: b.readUInt32BE(L.xlb_neigh4_key.offsets.addr), scope: b.readUInt32LE(L.xlb_neigh4_key.offsets.scope) };
 }
 
 export function encodeU32(n: number): Buffer {
@@ -345,10 +376,10 @@ export function decodeU32(b: Buffer, off = 0): number {
 }
 
 export function zeroStats(): Stats {
-  return { packets: 0n, bytes: 0n, replyPackets: 0n, replyBytes: 0n, newConns: 0n, drops: 0n };
+  return { packets: 0n, bytes: 0n, replyPackets: 0n, replyBytes: 0n, newConns: 0n, drops: 0n, rejects: 0n };
 }
 
-/** Sums a per-CPU xlb_stats value (one 48-byte slot per possible CPU). */
+/** Sums a per-CPU xlb_stats value (one 56-byte slot per possible CPU). */
 export function decodeStatsPercpu(b: Buffer, ncpus: number): Stats {
   const o = L.xlb_stats.offsets;
   const s = zeroStats();
@@ -360,6 +391,7 @@ export function decodeStatsPercpu(b: Buffer, ncpus: number): Stats {
     s.replyBytes += b.readBigUInt64LE(base + o.reply_bytes);
     s.newConns += b.readBigUInt64LE(base + o.new_conns);
     s.drops += b.readBigUInt64LE(base + o.drops);
+    s.rejects += b.readBigUInt64LE(base + o.rejects);
   }
   return s;
 }

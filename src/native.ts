@@ -181,6 +181,7 @@ export type SharedStructName =
   | 'xlb_snat4_key'
   | 'xlb_snat4_val'
   | 'xlb_iface'
+  | 'xlb_neigh4_key'
   | 'xlb_stats';
 
 /** Numeric constants from linux/bpf.h, if_link.h, pkt_cls.h, libbpf and xlb_shared.h. */

@@ -5,7 +5,7 @@
  */
 
 /** Hash maps and plain arrays the writer reconciles (not the Maglev tables). */
-export type MapName = 'xlb_vip4' | 'xlb_backends' | 'xlb_ifaces' | 'xlb_snat4';
+export type MapName = 'xlb_vip4' | 'xlb_backends' | 'xlb_ifaces' | 'xlb_neigh4' | 'xlb_snat4';
 
 export interface MapStore {
   /** Every entry of a hash map, or every non-zero slot of an array map (xlb_backends, xlb_ifaces), by hex key.
@@ -29,8 +29,8 @@ export interface MapStore {
 
 export const hex = (b: Buffer): string => b.toString('hex');
 
-/** Hash-like maps (absent = no entry); the others are arrays (an all-zero slot is absent). */
-const isHash = (map: MapName): boolean => map === 'xlb_vip4' || map === 'xlb_snat4';
+/** Array maps: every slot exists, an all-zero slot is an absent entry. */
+export const isArrayMap = (map: MapName): boolean => map === 'xlb_backends' || map === 'xlb_ifaces';
 
 /** Thrown by MemoryStore when fault injection fires. */
 export class InjectedFault extends Error {
@@ -43,6 +43,7 @@ export class MemoryStore implements MapStore {
     xlb_vip4: new Map(),
     xlb_backends: new Map(),
     xlb_ifaces: new Map(),
+    xlb_neigh4: new Map(),
     xlb_snat4: new Map(),
   };
   readonly tables = new Map<number, Uint32Array>();
@@ -62,13 +63,13 @@ export class MemoryStore implements MapStore {
   update(map: MapName, key: Buffer, value: Buffer): void {
     this.write();
     // Array maps (backends, interfaces): an all-zero slot is an absent entry.
-    if (!isHash(map) && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
+    if (isArrayMap(map) && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
     else this.maps[map].set(hex(key), Buffer.from(value));
   }
   updateMany(map: MapName, entries: ReadonlyArray<{ key: Buffer; value: Buffer }>): void {
     this.write();
     for (const { key, value } of entries) {
-      if (!isHash(map) && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
+      if (isArrayMap(map) && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
       else this.maps[map].set(hex(key), Buffer.from(value));
     }
   }

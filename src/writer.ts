@@ -14,7 +14,9 @@ import {
   decodeVip4Key,
   decodeVipVal,
   encodeBackend4,
+  decodeNeigh4Key,
   encodeIface,
+  encodeNeigh4Key,
   encodeSnat4Key,
   encodeSnat4Val,
   encodeU32,
@@ -22,7 +24,7 @@ import {
   encodeVipVal,
 } from './layout.js';
 import { formatIPv4 } from './addr.js';
-import { hex, type MapName, type MapStore } from './store.js';
+import { hex, isArrayMap, type MapName, type MapStore } from './store.js';
 
 /** What an apply changed, for reports and tests ("apply twice is a no-op"). */
 export interface ApplySummary {
@@ -30,6 +32,8 @@ export interface ApplySummary {
   tables: { swapped: number; removed: number };
   vips: { written: number; removed: number };
   ifaces: { written: number; removed: number };
+  /** Addresses routers answer ARP for (neighbor_responder). */
+  neigh: { written: number; removed: number };
   /** Total map writes (0 when nothing changed). */
   writes: number;
 }
@@ -72,6 +76,7 @@ export function applyCompiled(
     tables: { swapped: 0, removed: 0 },
     vips: { written: 0, removed: 0 },
     ifaces: { written: 0, removed: 0 },
+    neigh: { written: 0, removed: 0 },
     writes: 0,
   };
   const adds: Op[] = [];
@@ -95,6 +100,10 @@ export function applyCompiled(
       }
       return `backend id ${decodeU32(key)} removal`;
     }
+    if (map === 'xlb_neigh4') {
+      const k = decodeNeigh4Key(key);
+      return `ARP responder for ${formatIPv4(k.addr)} (scope ${k.scope}): removal`;
+    }
     if (map === 'xlb_snat4') return `source NAT entry ${hex(key)}: removal`;
     return `interface ifindex ${decodeU32(key)}: removal`;
   };
@@ -107,7 +116,7 @@ export function applyCompiled(
   ): void => {
     // Array maps are large and sparse: unless a full scan is asked for, read
     // only the slots this apply or the previous one uses.
-    const have = (opts.fullScan ?? true) || map === 'xlb_vip4' || map === 'xlb_snat4' ? store.dump(map) : store.dump(map, [...[...want.values()].map((w) => w.key), ...alsoKeys]);
+    const have = (opts.fullScan ?? true) || !isArrayMap(map) ? store.dump(map) : store.dump(map, [...[...want.values()].map((w) => w.key), ...alsoKeys]);
     const changed: Array<{ key: Buffer; value: Buffer; old: Buffer | undefined; what: string }> = [];
     for (const [k, w] of want) {
       const old = have.get(k);
@@ -251,6 +260,16 @@ export function applyCompiled(
   );
   const ifaceRemoves = removes.splice(r1);
 
+  // 5. ARP responder addresses (after the VIPs they answer for, removed first)
+  const wantNeigh = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+  for (const n of c.neigh) {
+    const key = encodeNeigh4Key(n);
+    wantNeigh.set(hex(key), { key, value: encodeU32(0), what: `ARP responder for ${formatIPv4(n.addr)} (${n.owner})` });
+  }
+  const r2 = removes.length;
+  upserts('xlb_neigh4', wantNeigh, summary.neigh);
+  const neighRemoves = removes.splice(r2);
+
   // Fresh ids start with zeroed counters (an id may have served something else,
   // even in the previous apply: ids freed by a removal are reused at once).
   const newVipIds = c.vips.filter((v) => prevIds.vips[v.name] !== v.id).map((v) => v.id);
@@ -258,7 +277,7 @@ export function applyCompiled(
     v.backends.filter((b) => prevIds.backends[`${v.name} ${b.text}`] !== b.id).map((b) => b.id),
   );
 
-  const plan = [...adds, ...ifaceRemoves, ...vipRemoves, ...snatRemoves, ...tableRemoves, ...backendRemoves];
+  const plan = [...adds, ...neighRemoves, ...ifaceRemoves, ...vipRemoves, ...snatRemoves, ...tableRemoves, ...backendRemoves];
   const done: Op[] = [];
   try {
     if (newVipIds.length) store.resetStats('vip', newVipIds);

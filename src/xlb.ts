@@ -49,6 +49,10 @@ export interface VipRecord {
   selectionFields: string[];
   /** affinity_timeout in seconds (0: none). */
   affinityTimeoutS: number;
+  /** reject=true: with no usable backend, TCP gets a RST and the rest ICMP port unreachable (else dropped). */
+  reject: boolean;
+  /** Routers that answer ARP for this VIP on their ports (neighbor_responder). */
+  arpOn: string[];
   backends: Array<{ id: number; text: string; weight: number; drained: boolean }>;
 }
 
@@ -136,6 +140,8 @@ function vipRecords(c: Compiled): VipRecord[] {
       .filter(([, bit]) => v.hashFields & bit)
       .map(([name]) => name),
     affinityTimeoutS: v.affinityTimeoutS,
+    reject: (v.flags & XLB.VIP_F_REJECT) !== 0,
+    arpOn: [...new Set(c.neigh.filter((n) => n.addr === v.addr && c.entries.some((e) => e.scope === n.scope && e.vipId === v.id)).map((n) => n.owner))],
     backends: v.backends.map((b) => ({ id: b.id, text: b.text, weight: b.weight, drained: b.flags !== 0 })),
   }));
 }

@@ -176,9 +176,10 @@ describe('hairpin: a backend calling its own VIP', () => {
     const inFrame = buildPacket(spec);
     const r = run('xdp', spec);
     expect(r.verdict).toBe('pass');
-    // The output starts at data_meta: the 4-byte mark ("xlb1", XLB_META_BOUNCE), then the frame.
-    expect(r.out.readUInt32LE(0)).toBe(0x786c6231);
-    const frame = r.out.subarray(4);
+    // The output starts at data_meta: the tag (bounce.h: magic "xlb!", action XLB_DEFER_BOUNCE), then the frame.
+    expect(r.out.readUInt32LE(0)).toBe(0x786c6221);
+    expect(r.out.readUInt32LE(4)).toBe(1);
+    const frame = r.out.subarray(8);
     expect(frame.subarray(0, 6)).toEqual(inFrame.subarray(6, 12));
     const p = parsePacket(frame);
     expect([p.src, p.sport, p.dst, p.dport]).toEqual(['10.0.0.1', 33334, '10.1.0.1', 8080]);

@@ -184,6 +184,50 @@ describe('compile: scopes and attachment', () => {
     ]);
   });
 
+  it('neighbor_responder: a router answers ARP for reachable VIPs by default, all, or none; switches never', () => {
+    const d = validateConfig({
+      load_balancers: [
+        { name: 'near', vips: { '10.0.0.50:80': B1, '10.5.0.1:80': B1 } },
+        { name: 'all', vips: { '10.6.0.1:80': B1 }, options: { neighbor_responder: 'all' } },
+        { name: 'none', vips: { '10.0.1.60:80': B1 }, options: { neighbor_responder: 'none' } },
+        { name: 'sw', vips: { '10.0.0.70:80': B1 }, options: { neighbor_responder: 'all' } },
+      ],
+      logical_switches: [{ name: 's1', ports: ['veth-s'], load_balancer: ['sw'] }],
+      logical_routers: [
+        {
+          name: 'r1',
+          ports: [
+            { name: 'rp1', interface: 'veth-r', mac: '02:00:00:00:00:01', networks: ['10.0.0.1/24'] },
+            { name: 'rp2', interface: 'veth-q', mac: '02:00:00:00:00:02', networks: ['10.0.1.1/24'] },
+          ],
+          load_balancer: ['near', 'all', 'none'],
+        },
+      ],
+    });
+    const c = compile(d);
+    const r1 = c.ids.scopes['router r1'];
+    // reachable: inside one of the router's networks (any port); all: every VIP; none: none.
+    expect(c.neigh.map((n) => [n.addr, n.scope, n.owner]).sort()).toEqual(
+      [
+        [parseIPv4('10.0.0.50'), r1, 'router r1'],
+        [parseIPv4('10.6.0.1'), r1, 'router r1'],
+      ].sort(),
+    );
+    const port = (n: string) => c.ifaces.find((i) => i.interface === n)!;
+    expect(port('veth-r').flags).toBe(XLB.IFACE_F_BALANCE | XLB.IFACE_F_NEIGH);
+    expect(port('veth-r').mac).toBe('02:00:00:00:00:01');
+    expect(port('veth-q').mac).toBe('02:00:00:00:00:02');
+    expect(port('veth-s').flags).toBe(XLB.IFACE_F_BALANCE);
+    expect(port('veth-s').mac).toBeUndefined();
+  });
+
+  it('reject=true sets VIP_F_REJECT on every VIP of the load balancer', () => {
+    const c = compile(lab({ vips: { [VIP]: '', '172.16.255.63:80': B1 }, options: { reject: 'true' } }));
+    expect(c.vips.map((v) => v.flags & XLB.VIP_F_REJECT)).toEqual([XLB.VIP_F_REJECT, XLB.VIP_F_REJECT]);
+    expect(c.entries.every((e) => e.flags & XLB.VIP_F_REJECT)).toBe(true);
+    expect(compile(lab()).vips[0]!.flags & XLB.VIP_F_REJECT).toBe(0);
+  });
+
   it('produces nothing for a load balancer attached nowhere', () => {
     const d = validateConfig({
       load_balancers: [
@@ -199,7 +243,7 @@ describe('compile: scopes and attachment', () => {
     expect(c.entries.every((e) => e.vipId === c.vips[0]!.id)).toBe(true);
 
     const none = compile(validateConfig({ load_balancers: [{ name: 'lonely', vips: { [VIP]: B1 } }] }));
-    expect(none).toEqual({ ids: { scopes: {}, vips: {}, backends: {} }, ifaces: [], vips: [], entries: [], snat: [], warnings: [] });
+    expect(none).toEqual({ ids: { scopes: {}, vips: {}, backends: {} }, ifaces: [], vips: [], entries: [], neigh: [], snat: [], warnings: [] });
   });
 
   it('produces no VIP entries (and no tables) for an LB whose only switch has no ports', () => {

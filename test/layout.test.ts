@@ -11,6 +11,8 @@ import {
   decodeCt4Key,
   decodeCt4Val,
   decodeIface,
+  decodeNeigh4Key,
+  encodeNeigh4Key,
   decodeStatsPercpu,
   decodeU32,
   decodeU64Percpu,
@@ -70,6 +72,8 @@ describe('LAYOUT matches bpf/xlb_shared.h (as compiled into the addon)', () => {
       ['XLB_DIR_REV', XLB.DIR_REV],
       ['XLB_IFACE_F_BALANCE', XLB.IFACE_F_BALANCE],
       ['XLB_IFACE_F_IP_ONLY', XLB.IFACE_F_IP_ONLY],
+      ['XLB_IFACE_F_NEIGH', XLB.IFACE_F_NEIGH],
+      ['XLB_VIP_F_REJECT', XLB.VIP_F_REJECT],
       ['XLB_VIP_F_SNAT_ADDR', XLB.VIP_F_SNAT_ADDR],
       ['XLB_VIP_F_SNAT_BACKEND', XLB.VIP_F_SNAT_BACKEND],
       ['XLB_VIP_F_SNAT_CLIENT', XLB.VIP_F_SNAT_CLIENT],
@@ -162,7 +166,19 @@ describe('round trips', () => {
     const b = encodeIface(v);
     expect(b.length).toBe(LAYOUT.xlb_iface.size);
     expect(decodeIface(b)).toEqual(v);
-    expect(b.toString('hex')).toBe('07000000' + '01000000');
+    expect(b.toString('hex')).toBe('07000000' + '01000000' + '000000000000' + '0000');
+    const port = { scope: 3, flags: XLB.IFACE_F_BALANCE | XLB.IFACE_F_NEIGH, mac: '0a:00:00:00:ff:01' };
+    const pb = encodeIface(port);
+    expect(decodeIface(pb)).toEqual(port);
+    expect(pb.toString('hex')).toBe('03000000' + '05000000' + '0a000000ff01' + '0000');
+  });
+
+  it('xlb_neigh4_key', () => {
+    const k = { addr: parseIPv4('172.16.255.200'), scope: 2 };
+    const b = encodeNeigh4Key(k);
+    expect(b.length).toBe(LAYOUT.xlb_neigh4_key.size);
+    expect(decodeNeigh4Key(b)).toEqual(k);
+    expect(b.toString('hex')).toBe('ac10ffc8' + '02000000');
   });
 
   it('xlb_stats (one CPU)', () => {
@@ -174,8 +190,9 @@ describe('round trips', () => {
     b.writeBigUInt64LE(4n, o.reply_bytes);
     b.writeBigUInt64LE(5n, o.new_conns);
     b.writeBigUInt64LE(6n, o.drops);
-    expect(decodeStatsPercpu(b, 1)).toEqual({ packets: 1n, bytes: 2n, replyPackets: 3n, replyBytes: 4n, newConns: 5n, drops: 6n });
-    expect(decodeStatsPercpu(Buffer.alloc(48), 1)).toEqual(zeroStats());
+    b.writeBigUInt64LE(7n, o.rejects);
+    expect(decodeStatsPercpu(b, 1)).toEqual({ packets: 1n, bytes: 2n, replyPackets: 3n, replyBytes: 4n, newConns: 5n, drops: 6n, rejects: 7n });
+    expect(decodeStatsPercpu(Buffer.alloc(LAYOUT.xlb_stats.size), 1)).toEqual(zeroStats());
   });
 
   it('u32 keys and Maglev tables', () => {
@@ -233,6 +250,7 @@ describe('byte-level encoding', () => {
       b.writeBigUInt64LE(7n, base + o.reply_bytes); // 28
       b.writeBigUInt64LE(c === 2 ? 5n : 0n, base + o.new_conns); // 5
       b.writeBigUInt64LE(c === 3 ? 0xffffffffn : 0n, base + o.drops);
+      b.writeBigUInt64LE(c === 1 ? 2n : 0n, base + o.rejects);
     }
     expect(decodeStatsPercpu(b, ncpus)).toEqual({
       packets: 10n,
@@ -241,9 +259,10 @@ describe('byte-level encoding', () => {
       replyBytes: 28n,
       newConns: 5n,
       drops: 0xffffffffn,
+      rejects: 2n,
     });
     // Only the first ncpus slots count.
-    expect(decodeStatsPercpu(b, 2)).toEqual({ packets: 3n, bytes: 300n, replyPackets: 1n, replyBytes: 14n, newConns: 0n, drops: 0n });
+    expect(decodeStatsPercpu(b, 2)).toEqual({ packets: 3n, bytes: 300n, replyPackets: 1n, replyBytes: 14n, newConns: 0n, drops: 0n, rejects: 2n });
     // Sums past 2^64 / ncpus stay exact (bigint).
     const big = Buffer.alloc(size * 2);
     big.writeBigUInt64LE(0xffffffffffffffffn, o.packets);

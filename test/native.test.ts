@@ -127,10 +127,11 @@ describe('layout and constants', () => {
     expect(l.xlb_snat4_val.size).toBe(4);
     expect(l.xlb_ct4_val.offsets.vip_id).toBe(8);
     expect(l.xlb_ct4_val.offsets.last_seen_ns).toBe(16);
-    expect(l.xlb_iface.size).toBe(8);
-    expect(l.xlb_stats.size).toBe(48);
+    expect(l.xlb_iface.size).toBe(16);
+    expect(l.xlb_neigh4_key.size).toBe(8);
+    expect(l.xlb_stats.size).toBe(56);
     expect(Object.keys(l.xlb_stats.offsets)).toEqual([
-      'packets', 'bytes', 'reply_packets', 'reply_bytes', 'new_conns', 'drops',
+      'packets', 'bytes', 'reply_packets', 'reply_bytes', 'new_conns', 'drops', 'rejects',
     ]);
     expect(n.layoutVersion).toBe(C.XLB_LAYOUT_VERSION);
   });

@@ -16,7 +16,7 @@ const IFINDEX = new Map([
   ['eth4', 14],
   ['ns1/eth5', 15],
 ]);
-const MAPS: MapName[] = ['xlb_vip4', 'xlb_backends', 'xlb_ifaces'];
+const MAPS: MapName[] = ['xlb_vip4', 'xlb_backends', 'xlb_ifaces', 'xlb_neigh4'];
 /** Small tables keep the deep comparisons cheap; the writer does not care about M. */
 const SMALL = { xlb_maglev_size: '97' };
 
@@ -102,6 +102,7 @@ describe('applyCompiled: basic reconciliation', () => {
       // web's 2 VIPs in s1 and s2, dns's VIP in s2.
       vips: { written: 5, removed: 0 },
       ifaces: { written: 3, removed: 0 },
+      neigh: { written: 0, removed: 0 },
       writes: 7 + 1 + 5 + 3, // the 3 tables are swapped in one batch
     });
     expect(h.store.writes).toBe(s.writes);
@@ -144,6 +145,7 @@ describe('applyCompiled: basic reconciliation', () => {
       tables: { swapped: 0, removed: 0 },
       vips: { written: 0, removed: 0 },
       ifaces: { written: 0, removed: 0 },
+      neigh: { written: 0, removed: 0 },
       writes: 0,
     });
     expect(h.store.writes).toBe(writes);
@@ -222,7 +224,7 @@ describe('applyCompiled: basic reconciliation', () => {
     const s = h.apply({});
     expect(s.writes).toBe(18);
     expect(s.backends.removed + s.tables.removed + s.vips.removed + s.ifaces.removed).toBe(18);
-    expect(snapshot(h.store)).toEqual({ xlb_vip4: [], xlb_backends: [], xlb_ifaces: [], tables: [] });
+    expect(snapshot(h.store)).toEqual({ xlb_vip4: [], xlb_backends: [], xlb_ifaces: [], xlb_neigh4: [], tables: [] });
   });
 
   it('refuses an interface without an ifindex before writing anything', () => {

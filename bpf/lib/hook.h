@@ -15,14 +15,10 @@ enum xlb_hook { XLB_HOOK_XDP = 1, XLB_HOOK_TC = 2 };
 enum xlb_verdict {
 	XLB_V_PASS = 0,
 	XLB_V_DROP = 1,
-	XLB_V_BOUNCE = 2, /* send back out the interface it came in by (hairpin) */
+	XLB_V_REJECT = 2, /* answer it (reject.h): tc builds the answer, XDP defers to tc */
+	XLB_V_NOT_IP = 3, /* not IPv4: passes (tc ingress first looks for ARP, neigh.h) */
+	XLB_V_BOUNCE = 4, /* rewritten, with Ethernet addresses swapped: send back out the interface it came in by (hairpin, bounce.h) */
 };
-
-/* XDP cannot send a frame back toward a veth peer (XDP_TX and redirects from a
- * veth host end are lost unless the peer runs XDP): it marks the frame with
- * this word in the XDP metadata and passes it; xlb's tc ingress program on the
- * same interface redirects it. */
-#define XLB_META_BOUNCE 0x786c6231 /* "xlb1" */
 
 /* tc: addresses and ports are written directly (cheaper than
  * bpf_skb_store_bytes, same effect on skb->csum); the checksum fields go
@@ -113,46 +109,11 @@ XLB_INLINE int xlb_eth_swap(void *data, void *data_end)
 	return 0;
 }
 
-/* tc: the frame goes back out the interface it came in by (a Linux bridge
- * would never send it back out its ingress port). */
-XLB_INLINE int xlb_tc_bounce(struct __sk_buff *skb)
-{
-	if (xlb_eth_swap((void *)(long)skb->data, (void *)(long)skb->data_end))
-		return TC_ACT_SHOT;
-	return bpf_redirect(skb->ifindex, 0);
-}
-
-/* XDP: marks the frame for xlb's tc ingress program on the same interface. */
-XLB_INLINE int xlb_xdp_bounce(struct xdp_md *ctx)
-{
-	__u32 *meta;
-
-	if (xlb_eth_swap((void *)(long)ctx->data, (void *)(long)ctx->data_end))
-		return XDP_DROP;
-	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(__u32)))
-		return XDP_DROP;
-	meta = (void *)(long)ctx->data_meta;
-	if ((void *)(meta + 1) > (void *)(long)ctx->data)
-		return XDP_DROP;
-	*meta = XLB_META_BOUNCE;
-	return XDP_PASS;
-}
-
-/* tc ingress behind XDP: redirects the frames XDP marked for bouncing. */
-XLB_INLINE int xlb_tc_handoff_run(struct __sk_buff *skb)
-{
-	__u32 *meta = (void *)(long)skb->data_meta;
-
-	if ((void *)(meta + 1) > (void *)(long)skb->data || *meta != XLB_META_BOUNCE)
-		return TC_ACT_OK;
-	return bpf_redirect(skb->ifindex, 0);
-}
-
 XLB_INLINE int xlb_hook_verdict(enum xlb_hook hook, enum xlb_verdict v)
 {
 	if (hook == XLB_HOOK_XDP)
 		return v == XLB_V_DROP ? XDP_DROP : XDP_PASS;
-	return v == XLB_V_DROP ? TC_ACT_SHOT : TC_ACT_OK;
+	return v == XLB_V_DROP ? TC_ACT_SHOT : TC_ACT_OK; /* REJECT / NOT_IP: see xlb.bpf.c */
 }
 
 #endif /* XLB_HOOK_H */

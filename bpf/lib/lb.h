@@ -94,6 +94,11 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 	if (!be) {
 		struct xlb_stats *s = xlb_lookup(&xlb_vip_stats, &vip->vip_id);
 
+		if (vip->flags & XLB_VIP_F_REJECT) {
+			if (s)
+				s->rejects += 1;
+			return XLB_V_REJECT;
+		}
 		if (s)
 			s->drops += 1;
 		xlb_count(XLB_G_NO_BACKEND);
@@ -147,7 +152,7 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 		break;
 	case XLB_PARSE_NOT_IPV4:
 		xlb_count(XLB_G_NOT_IPV4);
-		return XLB_V_PASS;
+		return XLB_V_NOT_IP;
 	case XLB_PARSE_FRAGMENT:
 		xlb_count(XLB_G_FRAGMENT);
 		return XLB_V_PASS;

@@ -87,6 +87,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_ifaces SEC(".maps");
 
+/* (VIP address, router scope) -> 0: addresses a router answers ARP for
+ * (neighbor_responder), on its ports (xlb_iface with XLB_IFACE_F_NEIGH). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XLB_NEIGH_MAX);
+	__type(key, struct xlb_neigh4_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_neigh4 SEC(".maps");
+
 /* Counters, per CPU (summed by the control plane). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -28,8 +28,10 @@ void AddSharedConstants(Napi::Env env, Napi::Object c) {
   C(XLB_HASH_ETH_SRC) C(XLB_HASH_ETH_DST) C(XLB_HASH_IP_SRC) C(XLB_HASH_IP_DST) C(XLB_HASH_TP_SRC) C(XLB_HASH_TP_DST)
   C(XLB_G_PACKETS) C(XLB_G_NOT_IPV4) C(XLB_G_MALFORMED) C(XLB_G_FRAGMENT) C(XLB_G_CT_HIT)
   C(XLB_G_CT_RECREATE) C(XLB_G_NEW_FLOW) C(XLB_G_MIDSTREAM) C(XLB_G_NO_BACKEND) C(XLB_G_CT_FULL)
-  C(XLB_G_NAT_ERROR) C(XLB_G_ICMP_RELATED) C(XLB_G_SNAT) C(XLB_G_SNAT_NO_PORT) C(XLB_G_HAIRPIN)
-  C(XLB_G_COUNT) C(XLB_VIP_F_SNAT_ADDR) C(XLB_VIP_F_SNAT_BACKEND) C(XLB_VIP_F_SNAT_CLIENT)
+  C(XLB_G_NAT_ERROR) C(XLB_G_ICMP_RELATED) C(XLB_G_REJECT) C(XLB_G_REJECT_FAIL) C(XLB_G_NEIGH_REPLY)
+  C(XLB_G_SNAT) C(XLB_G_SNAT_NO_PORT) C(XLB_G_HAIRPIN) C(XLB_G_COUNT)
+  C(XLB_VIP_F_REJECT) C(XLB_IFACE_F_NEIGH) C(XLB_NEIGH_MAX)
+  C(XLB_VIP_F_SNAT_ADDR) C(XLB_VIP_F_SNAT_BACKEND) C(XLB_VIP_F_SNAT_CLIENT)
   C(XLB_SNAT_K_BACKEND) C(XLB_SNAT_K_CLIENT) C(XLB_CT_F_SNAT) C(XLB_CT_F_HAIRPIN) C(XLB_SNAT_RULES_MAX)
 #undef C
 }
@@ -112,6 +114,12 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_STRUCT(xlb_iface)
   XLB_FIELD(xlb_iface, scope)
   XLB_FIELD(xlb_iface, flags)
+  XLB_FIELD(xlb_iface, mac)
+  XLB_FIELD(xlb_iface, pad)
+
+  XLB_STRUCT(xlb_neigh4_key)
+  XLB_FIELD(xlb_neigh4_key, addr)
+  XLB_FIELD(xlb_neigh4_key, scope)
 
   XLB_STRUCT(xlb_stats)
   XLB_FIELD(xlb_stats, packets)
@@ -120,6 +128,7 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_FIELD(xlb_stats, reply_bytes)
   XLB_FIELD(xlb_stats, new_conns)
   XLB_FIELD(xlb_stats, drops)
+  XLB_FIELD(xlb_stats, rejects)
 #undef XLB_STRUCT
 #undef XLB_FIELD
   return res;

@@ -14,7 +14,7 @@ export class DaemonMetrics {
   readonly applies: Counter<'source'>;
   readonly applyErrors: Counter<'source' | 'kind'>;
   readonly applyLatency: Histogram<'source'>;
-  private readonly vip: Record<'packets' | 'bytes' | 'replyPackets' | 'replyBytes' | 'newConns' | 'drops', Counter<(typeof VIP_LABELS)[number]>>;
+  private readonly vip: Record<'packets' | 'bytes' | 'replyPackets' | 'replyBytes' | 'newConns' | 'drops' | 'rejects', Counter<(typeof VIP_LABELS)[number]>>;
   private readonly backend: Record<'packets' | 'bytes' | 'newConns' | 'drops', Counter<(typeof BACKEND_LABELS)[number]>>;
   private readonly ctEntries: Gauge;
   private readonly backendUp: Gauge<'vip' | 'backend' | 'probe'>;
@@ -35,6 +35,7 @@ export class DaemonMetrics {
       replyBytes: vipCounter('xlb_vip_reply_bytes_total', 'Reply bytes from the backends of the VIP'),
       newConns: vipCounter('xlb_vip_new_connections_total', 'New connections balanced to a backend'),
       drops: vipCounter('xlb_vip_drops_total', 'Packets dropped (no backend)'),
+      rejects: vipCounter('xlb_vip_rejects_total', 'Packets answered with a TCP RST or ICMP port unreachable (reject=true, no backend)'),
     };
     this.backend = {
       packets: beCounter('xlb_backend_packets_total', 'Packets sent to the backend'),
@@ -90,6 +91,7 @@ export class DaemonMetrics {
       this.vip.replyBytes.inc(l, Number(v.stats.replyBytes));
       this.vip.newConns.inc(l, Number(v.stats.newConns));
       this.vip.drops.inc(l, Number(v.stats.drops));
+      this.vip.rejects.inc(l, Number(v.stats.rejects));
       for (const b of v.backends) {
         const bl = { ...l, backend: b.text };
         this.backend.packets.inc(bl, Number(b.stats.packets));

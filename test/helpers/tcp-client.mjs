@@ -1,16 +1,19 @@
 // A long-lived TCP client for end-to-end tests: connects once, sends COUNT
 // lines INTERVAL_MS apart, prints each answer, exits 0 only if every line was
-// answered on the same connection. Usage: node tcp-client.mjs HOST PORT COUNT INTERVAL_MS
+// answered on the same connection. Errors say how long after the start they
+// came (ms), e.g. a refused connection.
+// Usage: node tcp-client.mjs HOST PORT COUNT INTERVAL_MS [TIMEOUT_MS]
 import { connect } from 'node:net';
 
-const [host, port, count = '20', interval = '100'] = process.argv.slice(2);
+const [host, port, count = '20', interval = '100', timeout = '5000'] = process.argv.slice(2);
 const want = Number(count);
+const start = Date.now();
 let got = 0;
 let buf = '';
 const sock = connect({ host, port: Number(port) });
 sock.setEncoding('utf8');
-sock.setTimeout(5000, () => {
-  console.error(`timeout after ${got} answers`);
+sock.setTimeout(Number(timeout), () => {
+  console.error(`timeout after ${got} answers (${Date.now() - start} ms)`);
   process.exit(2);
 });
 sock.on('connect', () => {
@@ -34,7 +37,7 @@ sock.on('data', (d) => {
   }
 });
 sock.on('error', (e) => {
-  console.error(`error after ${got} answers: ${e.message}`);
+  console.error(`error after ${got} answers: ${e.message} (${Date.now() - start} ms)`);
   process.exit(3);
 });
 sock.on('close', () => {

@@ -1,6 +1,7 @@
 // UDP client for end-to-end tests: from COUNT different source ports, sends one
 // datagram each to HOST:PORT on a connected socket (so only an answer from
-// HOST:PORT itself is accepted) and prints each answer, or "timeout".
+// HOST:PORT itself is accepted) and prints each answer, "timeout", or the
+// socket's error (e.g. "error ECONNREFUSED" after an ICMP port unreachable).
 // Usage: node udp-client.mjs HOST PORT COUNT TIMEOUT_MS
 import { createSocket } from 'node:dgram';
 
@@ -13,6 +14,11 @@ function one(i) {
       s.close();
       resolve('timeout');
     }, Number(timeout));
+    s.on('error', (e) => {
+      clearTimeout(timer);
+      s.close();
+      resolve(`error ${e.code ?? e.message}`);
+    });
     s.on('message', (msg, rinfo) => {
       clearTimeout(timer);
       s.close();
