@@ -15,7 +15,7 @@ import { applyCompiled } from '../src/writer.js';
 import { encodeCt4Key, encodeCt4Val, LAYOUT, XLB } from '../src/layout.js';
 import { parseIPv4 } from '../src/addr.js';
 import { gcConntrack } from '../src/conntrack.js';
-import { buildPacket, parsePacket, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
+import { buildPacket, checksum, ETH_HLEN, onesSum, parsePacket, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-gw-bpf-${process.pid}`;
 const IFINDEX = 1;
@@ -192,6 +192,42 @@ describe('hairpin: a backend calling its own VIP', () => {
     const p = parsePacket(r.out);
     expect([p.src, p.sport, p.dst, p.dport]).toEqual([HAIRPIN, 5000, '10.1.0.1', 5353]);
     expect(p.l4CsumOk).toBe(true);
+  });
+});
+
+/** An ICMP destination unreachable (port) from src to dst quoting `quoted` (IPv4, no Ethernet). */
+function portUnreachable(src: string, dst: string, quoted: Buffer): Buffer {
+  const icmp = Buffer.alloc(8 + quoted.length);
+  icmp[0] = 3;
+  icmp[1] = 3;
+  quoted.copy(icmp, 8);
+  icmp.writeUInt16BE(checksum(icmp), 2);
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45;
+  ip.writeUInt16BE(20 + icmp.length, 2);
+  ip[8] = 64;
+  ip[9] = 1;
+  ip.writeUInt32BE(parseIPv4(src), 12);
+  ip.writeUInt32BE(parseIPv4(dst), 16);
+  ip.writeUInt16BE(checksum(ip), 10);
+  const eth = Buffer.alloc(ETH_HLEN);
+  eth.writeUInt16BE(0x0800, 12);
+  return Buffer.concat([eth, ip, icmp]);
+}
+
+describe('ICMP errors of source-NATed flows', () => {
+  it("a backend's port unreachable reaches the client from the VIP, quoting the client's own request", () => {
+    const req = run('tc', { src: '192.168.1.1', dst: '10.0.0.1', proto: 'udp', sport: 5000, dport: 53 });
+    const fwd = parsePacket(req.out);
+    expect([fwd.src, fwd.dst]).toEqual([SNAT, '10.1.0.1']);
+    const out = dp.native.progTestRun(dp.progs.xlb_tc_ingress, { data: portUnreachable('10.1.0.1', SNAT, req.out.subarray(ETH_HLEN)), ifindex: IFINDEX }).data;
+    const outer = parsePacket(out);
+    expect([outer.src, outer.dst, outer.ipCsumOk]).toEqual(['10.0.0.1', '192.168.1.1', true]);
+    expect(onesSum(outer.l4)).toBe(0xffff); // the ICMP checksum
+    const inner = parsePacket(Buffer.concat([req.out.subarray(0, ETH_HLEN), outer.l4.subarray(8)]));
+    expect([inner.src, inner.sport, inner.dst, inner.dport]).toEqual(['192.168.1.1', 5000, '10.0.0.1', 53]);
+    expect(inner.ipCsumOk).toBe(true);
+    expect(inner.l4CsumOk).toBe(true);
   });
 });
 
