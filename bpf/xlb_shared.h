@@ -17,7 +17,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 7
+#define XLB_LAYOUT_VERSION 8
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev slots */
@@ -96,7 +96,7 @@
 /* Indexes of xlb_global (per-CPU array of __u64 counters). */
 enum xlb_global_counter {
 	XLB_G_PACKETS = 0,     /* packets seen by any xlb program */
-	XLB_G_NOT_IPV4,        /* passed: not IPv4 */
+	XLB_G_NOT_IPV4,        /* passed: neither IPv4 nor IPv6 */
 	XLB_G_MALFORMED,       /* passed: truncated or malformed header */
 	XLB_G_FRAGMENT,        /* passed: IP fragment (not balanced) */
 	XLB_G_CT_HIT,          /* conntrack hit (either direction) */
@@ -110,6 +110,8 @@ enum xlb_global_counter {
 	XLB_G_REJECT,          /* reject=true: TCP RST or ICMP port unreachable sent back */
 	XLB_G_REJECT_FAIL,     /* reject=true but no answer allowed or possible: dropped */
 	XLB_G_NEIGH_REPLY,     /* ARP request for a VIP answered with the router port's MAC */
+	XLB_G_IPV6,            /* IPv6 packets seen (also counted in PACKETS) */
+	XLB_G_EXT_PASS,        /* passed: IPv6 extension chain not followed (too long, routing header with segments left) */
 	XLB_G_SNAT,            /* new flow source-NATed (force_snat, NAT rule or hairpin) */
 	XLB_G_SNAT_NO_PORT,    /* dropped: no free source port after XLB_SNAT_TRIES */
 	XLB_G_HAIRPIN,         /* packet sent back out the interface it came in by */
@@ -224,6 +226,68 @@ struct xlb_stats {
 	__u64 drops;         /* packets dropped: no usable backend */
 	__u64 rejects;       /* packets answered by reject=true (RST / ICMP unreachable) */
 };
+
+/* IPv6: the same maps as IPv4 with 16-byte addresses (four network-order words).
+ * VIP ids, backend ids, Maglev tables and counters are shared with IPv4: one id
+ * space, so a backend id indexes either xlb_backends or xlb_backends6. */
+#define XLB_IPV6_WORDS 4
+
+/* Key of xlb_vip6 (hash). */
+struct xlb_vip6_key {
+	__u32 addr[XLB_IPV6_WORDS]; /* VIP address, network order */
+	__u16 port;                 /* network order; 0 for an IP-only VIP */
+	__u8 proto;                 /* IPPROTO_TCP/UDP; 0 for an IP-only VIP */
+	__u8 pad;                   /* zero */
+	__u32 scope;                /* attachment scope (xlb_iface.scope) */
+};
+/* Value of xlb_vip6: struct xlb_vip_val. */
+
+/* Value of xlb_backends6 (array indexed by backend id, like xlb_backends). */
+struct xlb_backend6 {
+	__u32 addr[XLB_IPV6_WORDS]; /* backend address, network order; all zero = no backend */
+	__u16 port;                 /* network order; 0 keeps the destination port */
+	__u8 flags;                 /* XLB_BACKEND_F_* */
+	__u8 pad;                   /* zero */
+};
+
+/* Key of xlb_ct6 (LRU hash): the packet's own 5-tuple, as it arrives. */
+struct xlb_ct6_key {
+	__u32 saddr[XLB_IPV6_WORDS]; /* network order */
+	__u32 daddr[XLB_IPV6_WORDS]; /* network order */
+	__u16 sport;                 /* network order; 0 for protocols without ports */
+	__u16 dport;                 /* network order; 0 for protocols without ports */
+	__u8 proto;                  /* IPPROTO_* (after the extension headers) */
+	__u8 pad[3];                 /* zero */
+};
+
+/* Value of xlb_ct6 (fields as in xlb_ct4_val). */
+struct xlb_ct6_val {
+	__u32 nat_addr[XLB_IPV6_WORDS]; /* FWD: backend address; REV: VIP address */
+	__u16 nat_port;                 /* FWD: backend port; REV: VIP port (0 for IP-only) */
+	__u8 dir;                       /* XLB_DIR_FWD or XLB_DIR_REV */
+	__u8 state;                     /* XLB_CT_* */
+	__u32 vip_id;                   /* for counters */
+	__u32 backend_id;               /* for counters */
+	__u32 pad;                      /* zero */
+	__u64 last_seen_ns;             /* coarse monotonic clock */
+};
+
+/* Key of xlb_affinity6 (LRU hash); the value is struct xlb_affinity4_val. */
+struct xlb_affinity6_key {
+	__u32 client[XLB_IPV6_WORDS]; /* client address, network order */
+	__u32 vip_id;
+};
+
+#ifndef __BPF__
+_Static_assert(sizeof(struct xlb_vip6_key) == 24, "xlb_vip6_key size");
+_Static_assert(offsetof(struct xlb_vip6_key, scope) == 20, "xlb_vip6_key.scope");
+_Static_assert(sizeof(struct xlb_backend6) == 20, "xlb_backend6 size");
+_Static_assert(sizeof(struct xlb_ct6_key) == 40, "xlb_ct6_key size");
+_Static_assert(offsetof(struct xlb_ct6_key, proto) == 36, "xlb_ct6_key.proto");
+_Static_assert(sizeof(struct xlb_ct6_val) == 40, "xlb_ct6_val size");
+_Static_assert(offsetof(struct xlb_ct6_val, last_seen_ns) == 32, "xlb_ct6_val.last_seen_ns");
+_Static_assert(sizeof(struct xlb_affinity6_key) == 20, "xlb_affinity6_key size");
+#endif
 
 #ifndef __BPF__
 /* The addon and the TS layout test rely on these exact layouts. */

@@ -179,3 +179,64 @@ export function parseIPv4Cidr(s: string): { addr: number; prefix: number } {
   }
   return { addr, prefix };
 }
+
+/**
+ * Parses an IPv6 literal (see {@link isIPv6Literal}) into its 16 bytes,
+ * network order.
+ * @throws AddrParseError if `s` is not a valid IPv6 address
+ */
+export function parseIPv6(s: string): Buffer {
+  if (!isIPv6Literal(s)) throw new AddrParseError(s, 'is not a valid IPv6 address');
+  const out = Buffer.alloc(16);
+  const words = (run: string): number[] => {
+    if (run === '') return [];
+    const res: number[] = [];
+    for (const g of run.split(':')) {
+      if (isIPv4(g)) {
+        const v = parseIPv4(g);
+        res.push(v >>> 16, v & 0xffff);
+      } else res.push(parseInt(g, 16));
+    }
+    return res;
+  };
+  const halves = s.split('::');
+  const head = words(halves[0] ?? '');
+  const tail = halves.length === 2 ? words(halves[1] ?? '') : [];
+  const all = halves.length === 2 ? [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail] : head;
+  all.forEach((w, i) => out.writeUInt16BE(w, i * 2));
+  return out;
+}
+
+/**
+ * Formats 16 bytes as the canonical IPv6 text (RFC 5952: lower case, no
+ * leading zeros, the longest run of two or more zero groups as `::`).
+ * @throws RangeError if `b` is not 16 bytes
+ */
+export function formatIPv6(b: Uint8Array): string {
+  if (b.length !== 16) throw new RangeError(`an IPv6 address has 16 bytes, not ${b.length}`);
+  const g: number[] = [];
+  for (let i = 0; i < 16; i += 2) g.push((b[i] << 8) | b[i + 1]);
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hexes = g.map((x) => x.toString(16));
+  if (best < 0) return hexes.join(':');
+  return `${hexes.slice(0, best).join(':')}::${hexes.slice(best + bestLen).join(':')}`;
+}
+
+/** The canonical text of an address: IPv4 as is, IPv6 per RFC 5952. */
+export function canonicalAddr(family: 4 | 6, addr: string): string {
+  return family === 6 ? formatIPv6(parseIPv6(addr)) : addr;
+}

@@ -28,6 +28,7 @@ export function renderShow(r: ShowReport): string {
   const lines: string[] = [];
   lines.push(`pins: ${r.pinRoot}`);
   lines.push(`conntrack: ${r.conntrack.entries} of ${r.conntrack.max} entries`);
+  if (r.conntrack.ipv6) lines.push(`conntrack IPv6: ${r.conntrack.ipv6.entries} of ${r.conntrack.ipv6.max} entries`);
   lines.push('');
   lines.push('interfaces:');
   if (r.ifaces.length === 0) lines.push('  (none)');

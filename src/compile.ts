@@ -11,7 +11,7 @@
  */
 import type { DesiredState, Hook, LoadBalancer, LogicalRouter, LogicalSwitch, Vip } from './config.js';
 import { lbVips } from './config.js';
-import { isIPv4, parseIPv4, parseIPv4Cidr } from './addr.js';
+import { isIPv4, parseIPv4, parseIPv4Cidr, parseIPv6 } from './addr.js';
 import { maglevTable } from './maglev.js';
 import { HASH_FIELDS, IPPROTO, XLB, type Snat4Entry } from './layout.js';
 
@@ -51,8 +51,10 @@ export interface CompiledBackend {
   id: number;
   addr: number;
   port: number;
-  /** "A.B.C.D:PORT" or "A.B.C.D" as in the config. */
+  /** "A.B.C.D:PORT" or "A.B.C.D" as in the config ("[V6]:PORT" or "V6" for IPv6). */
   text: string;
+  /** IPv6 backends: the address (16 bytes; `addr` is then 0). Goes to xlb_backends6. */
+  addr6?: Buffer;
   /** Set when a health check reported the backend down: it keeps its id and its entry in the
    *  backends map (established connections on it are untouched) but has no slot in the table. */
   down?: true;
@@ -71,6 +73,8 @@ export interface CompiledVip {
   /** The VIP as written in OVN syntax. */
   vip: string;
   addr: number;
+  /** IPv6 VIPs: the address (16 bytes; `addr` is then 0). */
+  addr6?: Buffer;
   port: number;
   /** IPPROTO number; 0 for an IP-only VIP. */
   proto: number;
@@ -89,6 +93,8 @@ export interface CompiledVip {
 /** One entry of the VIP map: a VIP as served in one scope. */
 export interface CompiledVipEntry {
   addr: number;
+  /** IPv6 VIPs: the address (16 bytes; `addr` is then 0). Goes to xlb_vip6. */
+  addr6?: Buffer;
   port: number;
   proto: number;
   scope: number;
@@ -154,7 +160,8 @@ function vipName(lb: string, v: Vip): string {
 }
 
 function backendText(v: Vip, b: { addr: string; port: number }): string {
-  return v.port ? `${b.addr}:${b.port}` : b.addr;
+  if (!v.port) return b.addr;
+  return v.family === 6 ? `[${b.addr}]:${b.port}` : `${b.addr}:${b.port}`;
 }
 
 /**
@@ -380,13 +387,14 @@ export function compile(
         const key = backendKey(name, text);
         const cb: CompiledBackend = {
           id: backendIds.get(key),
-          addr: parseIPv4(b.addr),
+          addr: v.family === 6 ? 0 : parseIPv4(b.addr),
           port: b.port,
           text,
           weight: b.weight,
           flags: down.has(key) || b.weight === 0 ? XLB.BACKEND_F_DRAIN : 0,
         };
         if (down.has(key)) cb.down = true;
+        if (v.family === 6) cb.addr6 = parseIPv6(b.addr);
         return cb;
       });
       const up = backends.filter((b) => !b.down && b.weight > 0);
@@ -397,7 +405,7 @@ export function compile(
         name,
         lb: lb.name,
         vip: v.key,
-        addr: parseIPv4(v.addr),
+        addr: v.family === 6 ? 0 : parseIPv4(v.addr),
         port: v.port,
         proto: v.protocol ? IPPROTO[v.protocol] : 0,
         flags: (v.protocol ? 0 : XLB.VIP_F_IP_ONLY) | (affinity > 0 ? XLB.VIP_F_AFFINITY : 0) | reject,
@@ -407,6 +415,7 @@ export function compile(
         tableKey: '',
         table: new Uint32Array(0),
       };
+      if (v.family === 6) cv.addr6 = parseIPv6(v.addr);
       cv.tableKey = JSON.stringify([v.maglevSize, up.map((b) => [b.id, b.text, b.weight])]);
       cv.table =
         earlier.get(cv.tableKey) ??
@@ -452,20 +461,23 @@ export function compile(
       const sn = a.router && lb ? routerSnat(a.router, lb) : { flags: 0, addr: 0 };
       const hairpin = lb ? hairpinAddr(lb) : 0;
       for (const v of vipsByLb.get(lbName) ?? []) {
+        // Source NAT and hairpin are IPv4 only: IPv6 VIPs carry neither.
+        const v4 = v.addr6 === undefined;
         entries.push({
+          ...(v.addr6 ? { addr6: v.addr6 } : {}),
           addr: v.addr,
           port: v.port,
           proto: v.proto,
           scope,
           vipId: v.id,
-          flags: v.flags | sn.flags,
+          flags: v.flags | (v4 ? sn.flags : 0),
           hashFields: v.hashFields,
           affinityTimeoutS: v.affinityTimeoutS,
-          snatAddr: sn.addr,
-          hairpinAddr: hairpin,
+          snatAddr: v4 ? sn.addr : 0,
+          hairpinAddr: v4 ? hairpin : 0,
         });
         if (v.flags & XLB.VIP_F_IP_ONLY) ipOnly = true;
-        if (sn.flags & XLB.VIP_F_SNAT_BACKEND && a.router) {
+        if (v4 && sn.flags & XLB.VIP_F_SNAT_BACKEND && a.router) {
           for (const b of v.backends) {
             const port = portToward(a.router, b.addr) ?? null;
             const first = a.router.ports[0];

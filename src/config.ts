@@ -15,6 +15,7 @@ import {
   isIPv6Literal,
   parseHostPort,
   parseIPv4Cidr,
+  canonicalAddr,
   type HostPort,
 } from './addr.js';
 import { ConfigError } from './errors.js';
@@ -372,6 +373,7 @@ function validateHealth(raw: Record<string, unknown>, field: string, lb: LoadBal
     const list = lb.vips[hc.vip];
     if (list === undefined) throw new ConfigError(at, `is not a VIP of load balancer ${JSON.stringify(lb.name)}`, hc.vip);
     if (!/:\d+$/.test(hc.vip)) throw new ConfigError(at, 'health checks need a VIP with a port', hc.vip);
+    if (hc.vip.startsWith('[')) throw new ConfigError(at, 'health checks of IPv6 VIPs are not supported yet', hc.vip);
     if (hc.probe?.type === 'http') return;
     for (const b of splitBackends(list)) {
       const ip = b.trim().slice(0, b.trim().lastIndexOf(':'));
@@ -463,7 +465,6 @@ function checkVipShape(key: string, vip: HostPort, backends: readonly HostPort[]
       );
     }
   });
-  if (vip.family === 6) throw new ConfigError(field, `${IPV6_UNSUPPORTED} (VIP "${key}")`, key);
   backends.forEach((b, i) => {
     if (vip.port !== 0 && b.port === 0) {
       throw new ConfigError(field, `backend "${items[i]}" has no port but VIP "${key}" has one`, value);
@@ -478,7 +479,7 @@ function checkVipShape(key: string, vip: HostPort, backends: readonly HostPort[]
 function checkDuplicateBackends(backends: readonly HostPort[], items: readonly string[], field: string, value: string): void {
   const seen = new Set<string>();
   backends.forEach((b, i) => {
-    const id = `${b.addr}|${b.port}`;
+    const id = `${canonicalAddr(b.family, b.addr)}|${b.port}`;
     if (seen.has(id)) throw new ConfigError(field, `duplicate backend "${items[i]}"`, value);
     seen.add(id);
   });
@@ -504,8 +505,15 @@ function validateVip(key: string, value: unknown, field: string): string {
 function validateVips(v: unknown, field: string): Record<string, string> {
   const raw = optionalObj(v, field, 'an object mapping "IP:PORT" (or "IP") to a backend list');
   const out: Record<string, string> = {};
+  const seen = new Map<string, string>();
   for (const [key, value] of Object.entries(raw)) {
     const normalized = validateVip(key, value, keyPath(field, key));
+    // IPv6 has many spellings of one address: one VIP, one key.
+    const hp = parseHostPort(key);
+    const id = `${canonicalAddr(hp.family, hp.addr)}|${hp.port}`;
+    const other = seen.get(id);
+    if (other !== undefined) throw new ConfigError(keyPath(field, key), `VIP "${key}" is the same as VIP "${other}"`, key);
+    seen.set(id, key);
     out[key] = normalized;
   }
   return out;
@@ -660,7 +668,9 @@ function validateLspAddresses(v: unknown, field: string): string[] {
 
 /** A unique identity of a VIP for overlap checks on one switch/router. */
 function vipIdentity(vip: Vip): string {
-  return vip.protocol === null ? `${vip.addr} (IP-only)` : `${vip.addr}:${vip.port}/${vip.protocol}`;
+  const addr = canonicalAddr(vip.family, vip.addr);
+  if (vip.protocol === null) return `${addr} (IP-only)`;
+  return vip.family === 6 ? `[${addr}]:${vip.port}/${vip.protocol}` : `${addr}:${vip.port}/${vip.protocol}`;
 }
 
 /**

@@ -6,6 +6,7 @@
  */
 import type { Dataplane } from './dataplane.js';
 import { decodeCt4Key, decodeCt4Val, encodeCt4Key, LAYOUT, XLB, type Ct4Key, type Ct4Val } from './layout.js';
+import { decodeCt6Key, decodeCt6Val, encodeCt6Key, type Ct6Key, type Ct6Val } from './layout.js';
 
 /** Idle timeouts, in seconds. */
 export interface ConntrackTimeouts {
@@ -126,4 +127,62 @@ export function flushConntrack(dp: Dataplane, match: (v: Ct4Val) => boolean): nu
   const keys: Buffer[] = [];
   for (const e of dump(dp).values()) if (match(e.v)) keys.push(e.key);
   return deleteKeys(dp, keys);
+}
+
+// ---------------------------------------------------------------------------
+// IPv6 (xlb_ct6): the same rules over 16-byte addresses.
+
+/** The other direction's key of an IPv6 entry, exactly as bpf/lib/conntrack6.h derives it. */
+export function otherKey6(k: Ct6Key, v: Ct6Val): Ct6Key {
+  if (v.dir === XLB.DIR_FWD) {
+    return { saddr: v.natAddr, daddr: k.saddr, sport: v.natPort || k.dport, dport: k.sport, proto: k.proto };
+  }
+  return { saddr: k.daddr, daddr: v.natAddr, sport: k.dport, dport: v.natPort || k.sport, proto: k.proto };
+}
+
+interface Entry6 {
+  key: Buffer;
+  k: Ct6Key;
+  v: Ct6Val;
+}
+
+function dump6(dp: Dataplane): Map<string, Entry6> {
+  const ct = dp.conntrack6();
+  const out = new Map<string, Entry6>();
+  ct.keys.forEach((k, i) => {
+    const key = Buffer.from(k);
+    out.set(key.toString('hex'), { key, k: decodeCt6Key(key), v: decodeCt6Val(ct.values[i]) });
+  });
+  return out;
+}
+
+function deleteKeys6(dp: Dataplane, keys: Buffer[]): number {
+  let n = 0;
+  for (const k of keys) if (dp.native.mapDelete(dp.maps.xlb_ct6, k)) n++;
+  return n;
+}
+
+/** gcConntrack for the IPv6 table. */
+export function gcConntrack6(dp: Dataplane, timeouts: ConntrackTimeouts = DEFAULT_CT_TIMEOUTS, now = monotonicNs()): GcResult {
+  const all = dump6(dp);
+  const doomed = new Set<string>();
+  for (const [hex, e] of all) {
+    if (doomed.has(hex)) continue;
+    const otherHex = encodeCt6Key(otherKey6(e.k, e.v)).toString('hex');
+    const other = all.get(otherHex);
+    const last = other && other.v.lastSeenNs > e.v.lastSeenNs ? other.v.lastSeenNs : e.v.lastSeenNs;
+    const limit = BigInt(Math.round(timeoutFor(e.k.proto, e.v.state, timeouts) * 1e9));
+    if (now - last > limit) {
+      doomed.add(hex);
+      if (other) doomed.add(otherHex);
+    }
+  }
+  return { scanned: all.size, removed: deleteKeys6(dp, [...doomed].map((h) => all.get(h)!.key)) };
+}
+
+/** flushConntrack for the IPv6 table (the match sees vipId and backendId). */
+export function flushConntrack6(dp: Dataplane, match: (v: { vipId: number; backendId: number }) => boolean): number {
+  const keys: Buffer[] = [];
+  for (const e of dump6(dp).values()) if (match(e.v)) keys.push(e.key);
+  return deleteKeys6(dp, keys);
 }

@@ -46,6 +46,10 @@ export const MAP_NAMES = [
   'xlb_vip_stats',
   'xlb_backend_stats',
   'xlb_global',
+  'xlb_vip6',
+  'xlb_backends6',
+  'xlb_ct6',
+  'xlb_affinity6',
 ] as const;
 export type KernelMapName = (typeof MAP_NAMES)[number];
 
@@ -150,14 +154,16 @@ export class Dataplane {
     }
 
     const maxEntries: Record<string, number> = {};
-    if (opts.mapSizes?.conntrack) maxEntries.xlb_ct4 = opts.mapSizes.conntrack;
+    if (opts.mapSizes?.conntrack) maxEntries.xlb_ct4 = maxEntries.xlb_ct6 = opts.mapSizes.conntrack;
     if (opts.mapSizes?.vips) {
       maxEntries.xlb_vip4 = opts.mapSizes.vips;
+      maxEntries.xlb_vip6 = opts.mapSizes.vips;
       maxEntries.xlb_maglev = opts.mapSizes.vips;
       maxEntries.xlb_vip_stats = opts.mapSizes.vips;
     }
     if (opts.mapSizes?.backends) {
       maxEntries.xlb_backends = opts.mapSizes.backends;
+      maxEntries.xlb_backends6 = opts.mapSizes.backends;
       maxEntries.xlb_backend_stats = opts.mapSizes.backends;
     }
     const obj = native.openObject(objectPath, { pinRoot, maxEntries });
@@ -231,6 +237,20 @@ export class Dataplane {
     return { keys, values };
   }
 
+  /** All IPv6 conntrack entries (both directions), raw. */
+  conntrack6(): { keys: Buffer[]; values: Buffer[] } {
+    const ks = LAYOUT.xlb_ct6_key.size;
+    const vs = LAYOUT.xlb_ct6_val.size;
+    const d = this.native.mapDump(this.maps.xlb_ct6, ks, vs);
+    const keys: Buffer[] = [];
+    const values: Buffer[] = [];
+    for (let i = 0; i < d.count; i++) {
+      keys.push(d.keys.subarray(i * ks, (i + 1) * ks));
+      values.push(d.values.subarray(i * vs, (i + 1) * vs));
+    }
+    return { keys, values };
+  }
+
   /** Removes every pin under the pin root (programs stay alive while attached). */
   static removePins(pinRoot: string = DEFAULT_PIN_ROOT): void {
     if (!existsSync(pinRoot)) return;
@@ -287,6 +307,10 @@ export class KernelStore implements MapStore {
         return { fd: this.dp.maps.xlb_ifaces, keySize: 4, valueSize: LAYOUT.xlb_iface.size, isArray: true };
       case 'xlb_neigh4':
         return { fd: this.dp.maps.xlb_neigh4, keySize: LAYOUT.xlb_neigh4_key.size, valueSize: 4, isArray: false };
+      case 'xlb_vip6':
+        return { fd: this.dp.maps.xlb_vip6, keySize: LAYOUT.xlb_vip6_key.size, valueSize: LAYOUT.xlb_vip_val.size, isArray: false };
+      case 'xlb_backends6':
+        return { fd: this.dp.maps.xlb_backends6, keySize: 4, valueSize: LAYOUT.xlb_backend6.size, isArray: true };
       case 'xlb_snat4':
         return { fd: this.dp.maps.xlb_snat4, keySize: LAYOUT.xlb_snat4_key.size, valueSize: LAYOUT.xlb_snat4_val.size, isArray: false };
     }

@@ -37,10 +37,16 @@ export function labNames(prefix = 'xlb-') {
     tcpEchoVipPort: 9001,
     insideGw: '172.16.255.193',
     dmzGw: '172.16.255.129',
+    /* IPv6 (only with LabOptions.ipv6): a VIP with ports, an IP-only VIP, and
+     * one /64 per bridge, mirroring the IPv4 plan. */
+    vip6: 'fd00:ff:ff::62',
+    vip6IpOnly: 'fd00:ff:ff::63',
+    insideGw6: 'fd00:ff:1::193',
+    dmzGw6: 'fd00:ff:2::129',
     vms: {
-      vm1: { ns: `${prefix}vm1`, ip: '172.16.255.130', hostIf: 'xlb-vm1-h', bridge: 'xlb-dmz' },
-      vm2: { ns: `${prefix}vm2`, ip: '172.16.255.131', hostIf: 'xlb-vm2-h', bridge: 'xlb-dmz' },
-      vm3: { ns: `${prefix}vm3`, ip: '172.16.255.194', hostIf: 'xlb-vm3-h', bridge: 'xlb-inside' },
+      vm1: { ns: `${prefix}vm1`, ip: '172.16.255.130', ip6: 'fd00:ff:2::130', hostIf: 'xlb-vm1-h', bridge: 'xlb-dmz' },
+      vm2: { ns: `${prefix}vm2`, ip: '172.16.255.131', ip6: 'fd00:ff:2::131', hostIf: 'xlb-vm2-h', bridge: 'xlb-dmz' },
+      vm3: { ns: `${prefix}vm3`, ip: '172.16.255.194', ip6: 'fd00:ff:1::194', hostIf: 'xlb-vm3-h', bridge: 'xlb-inside' },
     },
   } as const;
 }
@@ -63,6 +69,9 @@ export interface LabOptions {
   prefix?: string;
   /** Turn tx checksum offload off inside the VMs too (full checksums from the senders). */
   vmTxOff?: boolean;
+  /** Also give every namespace IPv6 addresses (added `nodad`), routes and forwarding, and
+   *  make the backends listen on IPv6 too. Off by default: the default lab is IPv4 only. */
+  ipv6?: boolean;
 }
 
 const execFileAsync = promisify(execFile);
@@ -139,17 +148,20 @@ export class Lab {
   /** This lab's names and addresses. */
   readonly names: LabNames;
   readonly http: 'node' | 'nginx';
+  /** The lab has IPv6 addresses (LabOptions.ipv6). */
+  readonly ipv6: boolean;
 
-  private constructor(names: LabNames, http: 'node' | 'nginx') {
+  private constructor(names: LabNames, http: 'node' | 'nginx', ipv6 = false) {
     this.names = names;
     this.http = http;
+    this.ipv6 = ipv6;
   }
 
   /** Builds the topology (removing leftovers of an earlier run first) and starts the backends. */
   static async create(opts: LabOptions = {}): Promise<Lab> {
     const names = labNames(opts.prefix);
     Lab.destroyTopology(names);
-    const lab = new Lab(names, opts.http ?? 'node');
+    const lab = new Lab(names, opts.http ?? 'node', opts.ipv6 ?? false);
     try {
       lab.build(opts);
       for (const vm of BACKENDS) await lab.startBackend(vm);
@@ -189,6 +201,25 @@ export class Lab {
       ip('-n', vm.ns, 'route', 'add', 'default', 'via', name === 'vm3' ? LAB.insideGw : LAB.dmzGw);
       if (opts.vmTxOff) sh('ip', ['netns', 'exec', vm.ns, 'ethtool', '-K', 'eth0', 'tx', 'off']);
     }
+    if (opts.ipv6) this.buildIPv6();
+  }
+
+  /** IPv6 on top of the IPv4 topology: addresses without DAD, routes, forwarding in xlb-hv. */
+  private buildIPv6(): void {
+    const LAB = this.names;
+    sh('ip', ['netns', 'exec', LAB.hv, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
+    for (const [br, gw] of [
+      ['xlb-inside', LAB.insideGw6],
+      ['xlb-dmz', LAB.dmzGw6],
+    ] as const) {
+      ip('-n', LAB.hv, '-6', 'addr', 'add', `${gw}/64`, 'dev', br, 'nodad');
+    }
+    for (const [name, vm] of Object.entries(LAB.vms)) {
+      ip('-n', vm.ns, '-6', 'addr', 'add', `${vm.ip6}/64`, 'dev', 'eth0', 'nodad');
+      ip('-n', vm.ns, '-6', 'route', 'add', 'default', 'via', name === 'vm3' ? LAB.insideGw6 : LAB.dmzGw6);
+      // Every error a test provokes must be sent (no per-peer ICMPv6 rate limit).
+      sh('ip', ['netns', 'exec', vm.ns, 'sysctl', '-qw', 'net.ipv6.icmp.ratelimit=0']);
+    }
   }
 
   /** Starts (or restarts) a backend's servers: HTTP on 8000, TCP line echo on 8001, UDP on 8053. */
@@ -200,7 +231,18 @@ export class Lab {
     const httpPort = this.http === 'nginx' ? 0 : LAB.port;
     const child = spawn(
       'ip',
-      ['netns', 'exec', LAB.vms[vm].ns, process.execPath, script, `i am ${vm}`, String(httpPort), String(LAB.tcpEchoPort), String(LAB.udpPort)],
+      [
+        'netns',
+        'exec',
+        LAB.vms[vm].ns,
+        process.execPath,
+        script,
+        `i am ${vm}`,
+        String(httpPort),
+        String(LAB.tcpEchoPort),
+        String(LAB.udpPort),
+        ...(this.ipv6 ? ['v6'] : []),
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     this.servers.set(vm, child);

@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 7;
+export const LAYOUT_VERSION = 8;
 
 export const IPPROTO = { tcp: 6, udp: 17 } as const;
 
@@ -70,6 +70,8 @@ export const GLOBAL_COUNTERS = [
   'reject',
   'reject_fail',
   'neigh_reply',
+  'ipv6',
+  'ext_pass',
   'snat',
   'snat_no_port',
   'hairpin',
@@ -111,6 +113,14 @@ export const LAYOUT = {
     size: 56,
     offsets: { packets: 0, bytes: 8, reply_packets: 16, reply_bytes: 24, new_conns: 32, drops: 40, rejects: 48 },
   },
+  xlb_vip6_key: { size: 24, offsets: { addr: 0, port: 16, proto: 18, pad: 19, scope: 20 } },
+  xlb_backend6: { size: 20, offsets: { addr: 0, port: 16, flags: 18, pad: 19 } },
+  xlb_ct6_key: { size: 40, offsets: { saddr: 0, daddr: 16, sport: 32, dport: 34, proto: 36, pad: 37 } },
+  xlb_ct6_val: {
+    size: 40,
+    offsets: { nat_addr: 0, nat_port: 16, dir: 18, state: 19, vip_id: 20, backend_id: 24, pad: 28, last_seen_ns: 32 },
+  },
+  xlb_affinity6_key: { size: 20, offsets: { client: 0, vip_id: 16 } },
 } as const;
 
 export interface Vip4Key {
@@ -418,4 +428,126 @@ export function decodeTable(area: Buffer, slots: number): Uint32Array {
   const t = new Uint32Array(slots);
   for (let i = 0; i < slots; i++) t[i] = area.readUInt32LE(i * TABLE_STRIDE);
   return t;
+}
+
+// ---------------------------------------------------------------------------
+// IPv6: addresses are 16-byte Buffers (network order), as in the packet.
+
+export interface Vip6Key {
+  addr: Buffer;
+  port: number;
+  proto: number;
+  scope: number;
+}
+export interface Backend6 {
+  addr: Buffer;
+  port: number;
+  flags?: number;
+}
+export interface Ct6Key {
+  saddr: Buffer;
+  daddr: Buffer;
+  sport: number;
+  dport: number;
+  proto: number;
+}
+export interface Ct6Val {
+  natAddr: Buffer;
+  natPort: number;
+  dir: number;
+  state: number;
+  vipId: number;
+  backendId: number;
+  lastSeenNs: bigint;
+}
+
+function addr6(a: Buffer): Buffer {
+  if (a.length !== 16) throw new RangeError(`an IPv6 address has 16 bytes, not ${a.length}`);
+  return a;
+}
+
+export function encodeVip6Key(k: Vip6Key): Buffer {
+  const o = L.xlb_vip6_key.offsets;
+  const b = Buffer.alloc(L.xlb_vip6_key.size);
+  addr6(k.addr).copy(b, o.addr);
+  b.writeUInt16BE(k.port, o.port);
+  b.writeUInt8(k.proto, o.proto);
+  b.writeUInt32LE(k.scope >>> 0, o.scope);
+  return b;
+}
+export function decodeVip6Key(b: Buffer): Vip6Key {
+  const o = L.xlb_vip6_key.offsets;
+  return {
+    addr: Buffer.from(b.subarray(o.addr, o.addr + 16)),
+    port: b.readUInt16BE(o.port),
+    proto: b.readUInt8(o.proto),
+    scope: b.readUInt32LE(o.scope),
+  };
+}
+
+export function encodeBackend6(v: Backend6): Buffer {
+  const o = L.xlb_backend6.offsets;
+  const b = Buffer.alloc(L.xlb_backend6.size);
+  addr6(v.addr).copy(b, o.addr);
+  b.writeUInt16BE(v.port, o.port);
+  b.writeUInt8(v.flags ?? 0, o.flags);
+  return b;
+}
+export function decodeBackend6(b: Buffer): Backend6 {
+  const o = L.xlb_backend6.offsets;
+  return { addr: Buffer.from(b.subarray(o.addr, o.addr + 16)), port: b.readUInt16BE(o.port), flags: b.readUInt8(o.flags) };
+}
+
+export function encodeCt6Key(k: Ct6Key): Buffer {
+  const o = L.xlb_ct6_key.offsets;
+  const b = Buffer.alloc(L.xlb_ct6_key.size);
+  addr6(k.saddr).copy(b, o.saddr);
+  addr6(k.daddr).copy(b, o.daddr);
+  b.writeUInt16BE(k.sport, o.sport);
+  b.writeUInt16BE(k.dport, o.dport);
+  b.writeUInt8(k.proto, o.proto);
+  return b;
+}
+export function decodeCt6Key(b: Buffer): Ct6Key {
+  const o = L.xlb_ct6_key.offsets;
+  return {
+    saddr: Buffer.from(b.subarray(o.saddr, o.saddr + 16)),
+    daddr: Buffer.from(b.subarray(o.daddr, o.daddr + 16)),
+    sport: b.readUInt16BE(o.sport),
+    dport: b.readUInt16BE(o.dport),
+    proto: b.readUInt8(o.proto),
+  };
+}
+
+export function encodeCt6Val(v: Ct6Val): Buffer {
+  const o = L.xlb_ct6_val.offsets;
+  const b = Buffer.alloc(L.xlb_ct6_val.size);
+  addr6(v.natAddr).copy(b, o.nat_addr);
+  b.writeUInt16BE(v.natPort, o.nat_port);
+  b.writeUInt8(v.dir, o.dir);
+  b.writeUInt8(v.state, o.state);
+  b.writeUInt32LE(v.vipId >>> 0, o.vip_id);
+  b.writeUInt32LE(v.backendId >>> 0, o.backend_id);
+  b.writeBigUInt64LE(v.lastSeenNs, o.last_seen_ns);
+  return b;
+}
+export function decodeCt6Val(b: Buffer): Ct6Val {
+  const o = L.xlb_ct6_val.offsets;
+  return {
+    natAddr: Buffer.from(b.subarray(o.nat_addr, o.nat_addr + 16)),
+    natPort: b.readUInt16BE(o.nat_port),
+    dir: b.readUInt8(o.dir),
+    state: b.readUInt8(o.state),
+    vipId: b.readUInt32LE(o.vip_id),
+    backendId: b.readUInt32LE(o.backend_id),
+    lastSeenNs: b.readBigUInt64LE(o.last_seen_ns),
+  };
+}
+
+export function encodeAffinity6Key(k: { client: Buffer; vipId: number }): Buffer {
+  const o = L.xlb_affinity6_key.offsets;
+  const b = Buffer.alloc(L.xlb_affinity6_key.size);
+  addr6(k.client).copy(b, o.client);
+  b.writeUInt32LE(k.vipId >>> 0, o.vip_id);
+  return b;
 }

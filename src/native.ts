@@ -182,7 +182,12 @@ export type SharedStructName =
   | 'xlb_snat4_val'
   | 'xlb_iface'
   | 'xlb_neigh4_key'
-  | 'xlb_stats';
+  | 'xlb_stats'
+  | 'xlb_vip6_key'
+  | 'xlb_backend6'
+  | 'xlb_ct6_key'
+  | 'xlb_ct6_val'
+  | 'xlb_affinity6_key';
 
 /** Numeric constants from linux/bpf.h, if_link.h, pkt_cls.h, libbpf and xlb_shared.h. */
 export interface NativeConstants {

@@ -5,10 +5,10 @@
  */
 
 /** Hash maps and plain arrays the writer reconciles (not the Maglev tables). */
-export type MapName = 'xlb_vip4' | 'xlb_backends' | 'xlb_ifaces' | 'xlb_neigh4' | 'xlb_snat4';
+export type MapName = 'xlb_vip4' | 'xlb_backends' | 'xlb_ifaces' | 'xlb_neigh4' | 'xlb_vip6' | 'xlb_backends6' | 'xlb_snat4';
 
 export interface MapStore {
-  /** Every entry of a hash map, or every non-zero slot of an array map (xlb_backends, xlb_ifaces), by hex key.
+  /** Every entry of a hash map, or every non-zero slot of an array map (xlb_backends[6], xlb_ifaces), by hex key.
    *  With `keys`, only those entries (the ones present / non-zero). */
   dump(map: MapName, keys?: readonly Buffer[]): Map<string, Buffer>;
   update(map: MapName, key: Buffer, value: Buffer): void;
@@ -30,7 +30,7 @@ export interface MapStore {
 export const hex = (b: Buffer): string => b.toString('hex');
 
 /** Array maps: every slot exists, an all-zero slot is an absent entry. */
-export const isArrayMap = (map: MapName): boolean => map === 'xlb_backends' || map === 'xlb_ifaces';
+export const isArrayMap = (map: MapName): boolean => map === 'xlb_backends' || map === 'xlb_ifaces' || map === 'xlb_backends6';
 
 /** Thrown by MemoryStore when fault injection fires. */
 export class InjectedFault extends Error {
@@ -44,6 +44,8 @@ export class MemoryStore implements MapStore {
     xlb_backends: new Map(),
     xlb_ifaces: new Map(),
     xlb_neigh4: new Map(),
+    xlb_vip6: new Map(),
+    xlb_backends6: new Map(),
     xlb_snat4: new Map(),
   };
   readonly tables = new Map<number, Uint32Array>();

@@ -15,13 +15,16 @@ import {
   decodeVipVal,
   encodeBackend4,
   decodeNeigh4Key,
+  encodeBackend6,
   encodeIface,
   encodeNeigh4Key,
   encodeSnat4Key,
   encodeSnat4Val,
   encodeU32,
   encodeVip4Key,
+  encodeVip6Key,
   encodeVipVal,
+  decodeVip6Key,
 } from './layout.js';
 import { formatIPv4 } from './addr.js';
 import { hex, isArrayMap, type MapName, type MapStore } from './store.js';
@@ -87,11 +90,12 @@ export function applyCompiled(
   const prevVipName = new Map(Object.entries(prevIds.vips).map(([name, id]) => [id, name]));
   const prevBackendName = new Map(Object.entries(prevIds.backends).map(([key, id]) => [id, key]));
   const removedWhat = (map: MapName, key: Buffer, old: Buffer): string => {
-    if (map === 'xlb_vip4') {
+    if (map === 'xlb_vip4' || map === 'xlb_vip6') {
       const id = decodeVipVal(old).vipId;
-      return `VIP ${prevVipName.get(id) ?? `id ${id}`} (scope ${decodeVip4Key(key).scope}): removal`;
+      const scope = map === 'xlb_vip4' ? decodeVip4Key(key).scope : decodeVip6Key(key).scope;
+      return `VIP ${prevVipName.get(id) ?? `id ${id}`} (scope ${scope}): removal`;
     }
-    if (map === 'xlb_backends') {
+    if (map === 'xlb_backends' || map === 'xlb_backends6') {
       // Backend keys are "<VIP name> <backend text>" (see compile.ts).
       const k = prevBackendName.get(decodeU32(key));
       if (k !== undefined) {
@@ -124,7 +128,7 @@ export function applyCompiled(
       counter.written++;
       changed.push({ key: w.key, value: w.value, old, what: w.what });
     }
-    if (map === 'xlb_backends' && changed.length >= BATCH_MIN) {
+    if ((map === 'xlb_backends' || map === 'xlb_backends6') && changed.length >= BATCH_MIN) {
       // Many backend slots (a large apply): one batch write, undone by another.
       const zero = Buffer.alloc(changed[0].value.length);
       adds.push({
@@ -155,16 +159,29 @@ export function applyCompiled(
 
   // 1. backends
   const wantBackends = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+  const wantBackends6 = new Map<string, { key: Buffer; value: Buffer; what: string }>();
   for (const v of c.vips) {
     for (const b of v.backends) {
       const key = encodeU32(b.id);
-      wantBackends.set(hex(key), { key, value: encodeBackend4(b), what: `VIP ${v.name}: backend ${b.text}` });
+      if (b.addr6) {
+        const value = encodeBackend6({ addr: b.addr6, port: b.port, flags: b.flags });
+        wantBackends6.set(hex(key), { key, value, what: `VIP ${v.name}: backend ${b.text}` });
+      } else {
+        wantBackends.set(hex(key), { key, value: encodeBackend4(b), what: `VIP ${v.name}: backend ${b.text}` });
+      }
     }
   }
   const removesBefore = removes.length;
   upserts(
     'xlb_backends',
     wantBackends,
+    summary.backends,
+    Object.values(prevIds.backends).map((id) => encodeU32(id)),
+  );
+  // IPv6 backends share the id space: an id is in at most one of the two maps.
+  upserts(
+    'xlb_backends6',
+    wantBackends6,
     summary.backends,
     Object.values(prevIds.backends).map((id) => encodeU32(id)),
   );
@@ -224,9 +241,10 @@ export function applyCompiled(
   // 3. VIP entries
   const vipName = new Map(c.vips.map((v) => [v.id, v.name]));
   const wantVips = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+  const wantVips6 = new Map<string, { key: Buffer; value: Buffer; what: string }>();
   for (const e of c.entries) {
-    const key = encodeVip4Key(e);
-    wantVips.set(hex(key), {
+    const key = e.addr6 ? encodeVip6Key({ addr: e.addr6, port: e.port, proto: e.proto, scope: e.scope }) : encodeVip4Key(e);
+    (e.addr6 ? wantVips6 : wantVips).set(hex(key), {
       key,
       value: encodeVipVal({
         vipId: e.vipId,
@@ -241,6 +259,7 @@ export function applyCompiled(
   }
   const r0 = removes.length;
   upserts('xlb_vip4', wantVips, summary.vips);
+  upserts('xlb_vip6', wantVips6, summary.vips);
   const vipRemoves = removes.splice(r0);
 
   // 4. interfaces

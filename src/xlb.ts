@@ -17,10 +17,12 @@ import {
   type HookChoice,
 } from './dataplane.js';
 import { ApplyError } from './errors.js';
-import { formatIPv4 } from './addr.js';
+import { formatIPv4, formatIPv6 } from './addr.js';
 import { decodeCt4Key, decodeCt4Val, HASH_FIELDS, XLB, type GlobalCounter, type Stats } from './layout.js';
+import { decodeCt6Key, decodeCt6Val } from './layout.js';
 import { applyCompiled, type ApplySummary } from './writer.js';
 import { DEFAULT_CT_TIMEOUTS, flushConntrack, gcConntrack, type ConntrackTimeouts, type GcResult } from './conntrack.js';
+import { flushConntrack6, gcConntrack6 } from './conntrack.js';
 
 export const DEFAULT_STATE_DIR = '/run/xlb';
 const STATE_FILE = 'state.json';
@@ -96,7 +98,8 @@ export interface ShowReport {
   pinRoot: string;
   ifaces: ServedIface[];
   vips: VipView[];
-  conntrack: { entries: number; max: number };
+  /** IPv4 conntrack (xlb_ct4); `ipv6` is the IPv6 table (xlb_ct6), sized alike. */
+  conntrack: { entries: number; max: number; ipv6: { entries: number; max: number } };
   counters: Record<GlobalCounter, bigint>;
   /** Warnings of the last apply. */
   warnings: string[];
@@ -312,12 +315,16 @@ export class Xlb {
       for (const b of v.backends) if (!now.has(`${v.id}/${b.id}`)) gone.add(`${v.id}/${b.id}`);
     }
     if (gone.size === 0) return 0;
-    return flushConntrack(this.dataplane, (e) => gone.has(`${e.vipId}/${e.backendId}`));
+    const match = (e: { vipId: number; backendId: number }): boolean => gone.has(`${e.vipId}/${e.backendId}`);
+    return flushConntrack(this.dataplane, match) + flushConntrack6(this.dataplane, match);
   }
 
   /** Removes idle conntrack entries (see conntrack.ts for the timeouts). */
   gc(timeouts: Partial<ConntrackTimeouts> = {}): GcResult {
-    return gcConntrack(this.dataplane, { ...DEFAULT_CT_TIMEOUTS, ...timeouts });
+    const t = { ...DEFAULT_CT_TIMEOUTS, ...timeouts };
+    const r4 = gcConntrack(this.dataplane, t);
+    const r6 = gcConntrack6(this.dataplane, t);
+    return { ...r4, scanned: r4.scanned + r6.scanned, removed: r4.removed + r6.removed };
   }
 
   /** What is served, with counters read from the kernel. */
@@ -334,6 +341,7 @@ export class Xlb {
     const vips = this.state.vips.map((v) => {
       const lb = lbs.get(v.lb);
       const hairpin = lb?.options.hairpin_snat_ip?.split(' ').find((x) => x.includes('.'));
+      const v6 = v.vip.startsWith('[') || (v.vip.match(/:/g)?.length ?? 0) > 1; // source NAT is IPv4 only
       return {
         ...v,
         stats: dp.vipStats(v.id),
@@ -342,9 +350,9 @@ export class Xlb {
         snat: lb
           ? this.state.desired.logical_routers
               .filter((lr) => lr.load_balancer.includes(v.lb))
-              .map((lr) => `router ${lr.name}: ${describeRouterSnat(lr, lb)}`)
+              .map((lr) => `router ${lr.name}: ${v6 ? 'none (IPv6)' : describeRouterSnat(lr, lb)}`)
           : [],
-        hairpinSource: hairpin ? `${hairpin} (hairpin_snat_ip)` : 'the VIP',
+        hairpinSource: v6 ? 'no answer (no hairpin for IPv6 yet)' : hairpin ? `${hairpin} (hairpin_snat_ip)` : 'the VIP',
       };
     });
     const ct = dp.conntrack();
@@ -352,7 +360,11 @@ export class Xlb {
       pinRoot: dp.pinRoot,
       ifaces: this.state.ifaces,
       vips,
-      conntrack: { entries: ct.keys.length, max: dp.native.mapInfo(dp.maps.xlb_ct4).maxEntries },
+      conntrack: {
+        entries: ct.keys.length,
+        max: dp.native.mapInfo(dp.maps.xlb_ct4).maxEntries,
+        ipv6: { entries: dp.conntrack6().keys.length, max: dp.native.mapInfo(dp.maps.xlb_ct6).maxEntries },
+      },
       counters: dp.globalCounters(),
       warnings: this.state.warnings ?? [],
     };
@@ -361,7 +373,7 @@ export class Xlb {
   /** Every conntrack entry, decoded. */
   conntrack(): ConntrackEntry[] {
     const ct = this.dataplane.conntrack();
-    return ct.keys.map((k, i) => {
+    const v4: ConntrackEntry[] = ct.keys.map((k, i) => {
       const key = decodeCt4Key(k);
       const val = decodeCt4Val(ct.values[i]);
       const port = (p: number): string => (p ? `:${p}` : '');
@@ -378,6 +390,24 @@ export class Xlb {
         backendId: val.backendId,
       };
     });
+    const ct6 = this.dataplane.conntrack6();
+    const at6 = (a: Buffer, p: number): string => (p ? `[${formatIPv6(a)}]:${p}` : formatIPv6(a));
+    return v4.concat(
+      ct6.keys.map((k, i) => {
+        const key = decodeCt6Key(k);
+        const val = decodeCt6Val(ct6.values[i]);
+        return {
+          src: at6(key.saddr, key.sport),
+          dst: at6(key.daddr, key.dport),
+          proto: key.proto,
+          dir: val.dir === 1 ? 'forward' : 'reverse',
+          state: (['none', 'syn', 'established', 'closing'] as const)[val.state] ?? 'none',
+          nat: at6(val.natAddr, val.natPort),
+          vipId: val.vipId,
+          backendId: val.backendId,
+        };
+      }),
+    );
   }
 
   private saveState(): void {

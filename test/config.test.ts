@@ -8,7 +8,7 @@ import {
   type DesiredState,
 } from '../src/config.js';
 import { ConfigError, ERROR_CODES } from '../src/errors.js';
-import { formatIPv4, isIPv6Literal, parseHostPort, parseIPv4 } from '../src/addr.js';
+import { formatIPv4, formatIPv6, isIPv6Literal, parseHostPort, parseIPv4, parseIPv6 } from '../src/addr.js';
 
 const EXAMPLE = `
 load_balancers:
@@ -371,18 +371,58 @@ describe('validateConfig: errors name the field and the bad value', () => {
     );
   });
 
-  it('IPv6 unsupported', () => {
-    expectConfigError(
-      () => validateConfig(withLb({ vips: { '[fd00::1]:80': '[fd00::2]:80' } })),
-      'load_balancers[0].vips["[fd00::1]:80"]',
-      'IPv6 is not supported yet',
-      '"[fd00::1]:80"',
+  it('IPv6 VIPs and backends in OVN syntax', () => {
+    const d = validateConfig(
+      withLb({ vips: { '[fd00::1]:80': '[fd00:1::1]:8080, [fd00:1::2]:8080', 'fd00::2': 'fd00:1::9', '10.0.0.1:80': '10.0.1.1:80' } }),
     );
+    expect(d.load_balancers[0].vips['[fd00::1]:80']).toBe('[fd00:1::1]:8080,[fd00:1::2]:8080');
+    const vips = lbVips(d.load_balancers[0]);
+    expect(vips.map((v) => [v.family, v.addr, v.port, v.protocol])).toEqual([
+      [6, 'fd00::1', 80, 'tcp'],
+      [6, 'fd00::2', 0, null],
+      [4, '10.0.0.1', 80, 'tcp'],
+    ]);
+    expect(vips[0].backends).toEqual([
+      { addr: 'fd00:1::1', port: 8080, weight: 1 },
+      { addr: 'fd00:1::2', port: 8080, weight: 1 },
+    ]);
+  });
+
+  it('IPv4/IPv6 mixing in one IP-only VIP, and IPv6 shape errors', () => {
     expectConfigError(
-      () => validateConfig(withLb({ vips: { 'fd00::1': '' } })),
+      () => validateConfig(withLb({ vips: { 'fd00::1': '10.0.0.2' } })),
       'load_balancers[0].vips["fd00::1"]',
-      'IPv6 is not supported yet',
+      'mixed address families: VIP "fd00::1" is IPv6 but backend "10.0.0.2" is IPv4',
+      '"10.0.0.2"',
     );
+    expectConfigError(
+      () => validateConfig(withLb({ vips: { '10.0.0.1': 'fd00::2' } })),
+      'load_balancers[0].vips["10.0.0.1"]',
+      'VIP "10.0.0.1" is IPv4 but backend "fd00::2" is IPv6',
+    );
+    expectConfigError(
+      () => validateConfig(withLb({ vips: { '[fd00::1]:80': 'fd00::2' } })),
+      'load_balancers[0].vips["[fd00::1]:80"]',
+      'backend "fd00::2" has no port but VIP "[fd00::1]:80" has one',
+    );
+    expectConfigError(
+      () => validateConfig(withLb({ vips: { '[fd00::1]:80': '[fd00::g]:80' } })),
+      'load_balancers[0].vips["[fd00::1]:80"]',
+      'backend "[fd00::g]:80" is not a valid IPv6 address',
+    );
+    expectConfigError(
+      () => validateConfig(withLb({ vips: { '[fd00::1]:80': '[fd00::2]:80,[fd00:0::2]:80' } })),
+      'load_balancers[0].vips["[fd00::1]:80"]',
+      'duplicate backend "[fd00:0::2]:80"',
+    );
+    expectConfigError(
+      () => validateConfig(withLb({ vips: { '[fd00::1]:80': '[fd00::2]:80', '[fd00:0:0::1]:80': '[fd00::3]:80' } })),
+      'load_balancers[0].vips["[fd00:0:0::1]:80"]',
+      'VIP "[fd00:0:0::1]:80" is the same as VIP "[fd00::1]:80"',
+    );
+  });
+
+  it('IPv6 where xlb does not support it yet', () => {
     expectConfigError(
       () => validateConfig({ logical_routers: [{ name: 'r', nat: [{ type: 'snat', external_ip: 'fd00::1', logical_ip: '10.0.0.0/8' }] }] }),
       'logical_routers[0].nat[0].external_ip',
@@ -526,6 +566,17 @@ describe('addr helpers', () => {
     for (const bad of ['1.2.3', '1.2.3.4.5', '01.2.3.4', '1.2.3.256', '1.2.3.-1', ' 1.2.3.4', '1.2.3.4 ', '']) {
       expect(() => parseIPv4(bad)).toThrow(/not a valid IPv4/);
     }
+  });
+
+  it('parses IPv6 into bytes and formats it canonically (RFC 5952)', () => {
+    expect(parseIPv6('fd00::1').toString('hex')).toBe('fd000000000000000000000000000001');
+    expect(parseIPv6('::ffff:1.2.3.4').toString('hex')).toBe('00000000000000000000ffff01020304');
+    expect(parseIPv6('1:2:3:4:5:6:7:8').toString('hex')).toBe('00010002000300040005000600070008');
+    expect(formatIPv6(parseIPv6('FD00:0:0:0::0001'))).toBe('fd00::1');
+    expect(formatIPv6(parseIPv6('1:0:0:2:0:0:0:3'))).toBe('1:0:0:2::3');
+    expect(formatIPv6(parseIPv6('1:0:2:3:4:5:6:7'))).toBe('1:0:2:3:4:5:6:7');
+    expect(formatIPv6(parseIPv6('::'))).toBe('::');
+    expect(() => parseIPv6('fd00::g')).toThrow(/not a valid IPv6/);
   });
 
   it('recognizes IPv6 literals', () => {

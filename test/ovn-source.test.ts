@@ -140,6 +140,24 @@ describe('OvnSource against real NB and Open_vSwitch databases', () => {
     await nbctl(nb, 'lb-del', 'lbs', '--', 'lb-del', 'bad', '--', 'remove', 'Load_Balancer', 'lb1', 'options', 'hairpin_snat_ip', 'ovn_future_knob');
   });
 
+  it('passes IPv6 VIPs through as OVN writes them, and skips a load balancer mixing v4 and v6', async () => {
+    await nbctl(nb, 'lb-add', 'lb6', '[fd00::1]:80', '[fd00:1::1]:8080,[fd00:1::2]:8080', 'tcp');
+    await nbctl(nb, 'lb-add', 'lb6', 'fd00::2', 'fd00:1::9');
+    await nbctl(nb, 'create', 'Load_Balancer', 'name=mixed6', 'protocol=tcp', 'vips:"[fd00::3]:80"="10.0.0.1:80"');
+    await nbctl(nb, 'ls-lb-add', 'inside', 'lb6');
+    await until(
+      () => Object.keys((lb('lb6')?.vips as object | undefined) ?? {}).length === 2 && (ls('inside')?.load_balancer as string[]).includes('lb6'),
+      'lb6 on inside',
+    );
+    expect(lb('lb6')?.vips).toEqual({ '[fd00::1]:80': '[fd00:1::1]:8080,[fd00:1::2]:8080', 'fd00::2': 'fd00:1::9' });
+    await until(() => warnings.some((w) => w.startsWith('load balancer "mixed6" skipped: ')), 'mixed6 warning');
+    expect(lb('mixed6')).toBeUndefined();
+    expect(warnings.find((w) => w.startsWith('load balancer "mixed6" skipped: ') && w.includes('mixed address families'))).toBeDefined();
+    expect(() => validateConfig(frag())).not.toThrow();
+    await nbctl(nb, 'ls-lb-del', 'inside', 'lb6', '--', 'lb-del', 'lb6', '--', 'lb-del', 'mixed6');
+    await until(() => lb('lb6') === undefined, 'lb6 removed');
+  });
+
   it('skips objects whose names xlb refuses, never sanitizing them', async () => {
     await nbctl(nb, 'ls-add', 'sw with space');
     await nbctl(nb, 'ls-add', 'ok-sw');

@@ -89,4 +89,51 @@ XLB_INLINE __u32 xlb_hash_fields4(__u32 saddr, __u32 daddr, __u16 sport, __u16 d
 	return xlb_murmur_final(h, fields);
 }
 
+/* An IPv6 address (four network-order words) into the hash. */
+XLB_INLINE __u32 xlb_murmur_mix6(__u32 h, const __u32 *a)
+{
+	h = xlb_murmur_mix(h, a[0]);
+	h = xlb_murmur_mix(h, a[1]);
+	h = xlb_murmur_mix(h, a[2]);
+	return xlb_murmur_mix(h, a[3]);
+}
+
+/* Hash of an IPv6 flow's 5-tuple as the client sent it. */
+XLB_INLINE __u32 xlb_hash_tuple6(const __u32 *saddr, const __u32 *daddr, __u16 sport, __u16 dport,
+				 __u8 proto)
+{
+	__u32 h = XLB_HASH_SEED;
+
+	h = xlb_murmur_mix6(h, saddr);
+	h = xlb_murmur_mix6(h, daddr);
+	h = xlb_murmur_mix(h, ((__u32)sport << 16) | dport);
+	h = xlb_murmur_mix(h, proto);
+	return xlb_murmur_final(h, 40);
+}
+
+/* Hash of the selection_fields of an IPv6 flow (XLB_HASH_* bits). */
+XLB_INLINE __u32 xlb_hash_fields6(const __u32 *saddr, const __u32 *daddr, __u16 sport, __u16 dport,
+				  const __u8 *eth_src, const __u8 *eth_dst, __u8 fields)
+{
+	__u32 h = XLB_HASH_SEED;
+
+	if (fields & XLB_HASH_ETH_SRC) {
+		h = xlb_murmur_mix(h, xlb_mac_hi(eth_src));
+		h = xlb_murmur_mix(h, xlb_mac_lo(eth_src));
+	}
+	if (fields & XLB_HASH_ETH_DST) {
+		h = xlb_murmur_mix(h, xlb_mac_hi(eth_dst));
+		h = xlb_murmur_mix(h, xlb_mac_lo(eth_dst));
+	}
+	if (fields & XLB_HASH_IP_SRC)
+		h = xlb_murmur_mix6(h, saddr);
+	if (fields & XLB_HASH_IP_DST)
+		h = xlb_murmur_mix6(h, daddr);
+	if (fields & XLB_HASH_TP_SRC)
+		h = xlb_murmur_mix(h, sport);
+	if (fields & XLB_HASH_TP_DST)
+		h = xlb_murmur_mix(h, dport);
+	return xlb_murmur_final(h, fields);
+}
+
 #endif /* XLB_HASH_H */

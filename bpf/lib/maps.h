@@ -66,6 +66,39 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_affinity4 SEC(".maps");
 
+/* IPv6: VIPs, backends, conntrack and affinity with 16-byte addresses. The
+ * Maglev tables, counters and ifaces are shared with IPv4 (one id space). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XLB_MAX_VIPS);
+	__type(key, struct xlb_vip6_key);
+	__type(value, struct xlb_vip_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_vip6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XLB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xlb_backend6);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_backends6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XLB_CT_MAX);
+	__type(key, struct xlb_ct6_key);
+	__type(value, struct xlb_ct6_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_ct6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XLB_AFFINITY_MAX);
+	__type(key, struct xlb_affinity6_key);
+	__type(value, struct xlb_affinity4_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_affinity6 SEC(".maps");
 /* (scope, kind, address/prefix) -> source address of a source-NATed new flow:
  * a router's port address toward a backend (lb_force_snat_ip=router_ip) or
  * the external_ip of the NAT rule covering a client. */

@@ -33,6 +33,7 @@ void AddSharedConstants(Napi::Env env, Napi::Object c) {
   C(XLB_VIP_F_REJECT) C(XLB_IFACE_F_NEIGH) C(XLB_NEIGH_MAX)
   C(XLB_VIP_F_SNAT_ADDR) C(XLB_VIP_F_SNAT_BACKEND) C(XLB_VIP_F_SNAT_CLIENT)
   C(XLB_SNAT_K_BACKEND) C(XLB_SNAT_K_CLIENT) C(XLB_CT_F_SNAT) C(XLB_CT_F_HAIRPIN) C(XLB_SNAT_RULES_MAX)
+  C(XLB_G_IPV6) C(XLB_G_EXT_PASS) C(XLB_IPV6_WORDS)
 #undef C
 }
 
@@ -129,6 +130,41 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_FIELD(xlb_stats, new_conns)
   XLB_FIELD(xlb_stats, drops)
   XLB_FIELD(xlb_stats, rejects)
+
+  XLB_STRUCT(xlb_vip6_key)
+  XLB_FIELD(xlb_vip6_key, addr)
+  XLB_FIELD(xlb_vip6_key, port)
+  XLB_FIELD(xlb_vip6_key, proto)
+  XLB_FIELD(xlb_vip6_key, pad)
+  XLB_FIELD(xlb_vip6_key, scope)
+
+  XLB_STRUCT(xlb_backend6)
+  XLB_FIELD(xlb_backend6, addr)
+  XLB_FIELD(xlb_backend6, port)
+  XLB_FIELD(xlb_backend6, flags)
+  XLB_FIELD(xlb_backend6, pad)
+
+  XLB_STRUCT(xlb_ct6_key)
+  XLB_FIELD(xlb_ct6_key, saddr)
+  XLB_FIELD(xlb_ct6_key, daddr)
+  XLB_FIELD(xlb_ct6_key, sport)
+  XLB_FIELD(xlb_ct6_key, dport)
+  XLB_FIELD(xlb_ct6_key, proto)
+  XLB_FIELD(xlb_ct6_key, pad)
+
+  XLB_STRUCT(xlb_ct6_val)
+  XLB_FIELD(xlb_ct6_val, nat_addr)
+  XLB_FIELD(xlb_ct6_val, nat_port)
+  XLB_FIELD(xlb_ct6_val, dir)
+  XLB_FIELD(xlb_ct6_val, state)
+  XLB_FIELD(xlb_ct6_val, vip_id)
+  XLB_FIELD(xlb_ct6_val, backend_id)
+  XLB_FIELD(xlb_ct6_val, pad)
+  XLB_FIELD(xlb_ct6_val, last_seen_ns)
+
+  XLB_STRUCT(xlb_affinity6_key)
+  XLB_FIELD(xlb_affinity6_key, client)
+  XLB_FIELD(xlb_affinity6_key, vip_id)
 #undef XLB_STRUCT
 #undef XLB_FIELD
   return res;

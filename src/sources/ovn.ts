@@ -30,7 +30,8 @@
  * - protocol sctp → the load balancer is skipped (xlb has no SCTP yet);
  * - an option key or value xlb does not accept is dropped (the rest of the
  *   object is kept), as are NAT rules and router ports xlb refuses, and IPv6
- *   router networks (xlb is IPv4-only for now);
+ *   router networks (IPv6 VIPs and backends pass through as OVN writes them,
+ *   "[V6]:PORT" or "V6"; a VIP mixing IPv4 and IPv6 skips its load balancer);
  * - names xlb refuses, and names shared by several rows of one table
  *   (OVN does not force them unique), skip the objects;
  * - a switch or router the validator still refuses (e.g. two of its load

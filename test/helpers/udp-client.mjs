@@ -1,7 +1,7 @@
 // UDP client for end-to-end tests: from COUNT different source ports, sends one
 // datagram each to HOST:PORT on a connected socket (so only an answer from
 // HOST:PORT itself is accepted) and prints each answer, "timeout", or the
-// socket's error (e.g. "error ECONNREFUSED" after an ICMP port unreachable).
+// socket's error (e.g. "error ECONNREFUSED" after an ICMP port unreachable). HOST may be IPv6.
 // Usage: node udp-client.mjs HOST PORT COUNT TIMEOUT_MS
 import { createSocket } from 'node:dgram';
 
@@ -9,7 +9,7 @@ const [host, port, count = '10', timeout = '2000'] = process.argv.slice(2);
 
 function one(i) {
   return new Promise((resolve) => {
-    const s = createSocket('udp4');
+    const s = createSocket(host.includes(':') ? 'udp6' : 'udp4');
     const timer = setTimeout(() => {
       s.close();
       resolve('timeout');

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * conntrack6.h — connection tracking of IPv6 flows in xlb_ct6: the same rules
+ * as conntrack.h (both directions keyed by the packet's own 5-tuple, an entry
+ * evicted alone is recreated from the other, TCP state followed in both).
+ */
+#ifndef XLB_CONNTRACK6_H
+#define XLB_CONNTRACK6_H
+
+#include "access.h"
+#include "maps.h"
+#include "parse6.h"
+#include "conntrack.h"
+
+/* The reverse entry implied by a forward one, or the forward one by a reverse. */
+XLB_INLINE void xlb_ct6_other(const struct xlb_ct6_key *k, const struct xlb_ct6_val *v,
+			      struct xlb_ct6_key *ok, struct xlb_ct6_val *ov)
+{
+	ok->proto = k->proto;
+	ok->pad[0] = ok->pad[1] = ok->pad[2] = 0;
+	ov->dir = v->dir == XLB_DIR_FWD ? XLB_DIR_REV : XLB_DIR_FWD;
+	ov->state = v->state;
+	ov->vip_id = v->vip_id;
+	ov->backend_id = v->backend_id;
+	ov->pad = 0;
+	ov->last_seen_ns = v->last_seen_ns;
+	if (v->dir == XLB_DIR_FWD) {
+		/* k = client->VIP, v = backend; other: backend->client, nat back to VIP */
+		xlb_addr6_copy(ok->saddr, v->nat_addr);
+		xlb_addr6_copy(ok->daddr, k->saddr);
+		ok->sport = v->nat_port ? v->nat_port : k->dport;
+		ok->dport = k->sport;
+		xlb_addr6_copy(ov->nat_addr, k->daddr);
+		ov->nat_port = v->nat_port ? k->dport : 0;
+	} else {
+		/* k = backend->client, v = VIP; other: client->VIP, nat to backend */
+		xlb_addr6_copy(ok->saddr, k->daddr);
+		xlb_addr6_copy(ok->daddr, v->nat_addr);
+		ok->sport = k->dport;
+		ok->dport = v->nat_port ? v->nat_port : k->sport;
+		xlb_addr6_copy(ov->nat_addr, k->saddr);
+		ov->nat_port = v->nat_port ? k->sport : 0;
+	}
+}
+
+/* Looks the packet up (see xlb_ct4_hit). Returns the entry or NULL. */
+XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
+{
+	const struct xlb_ct6_key *k = &p->tuple;
+	struct xlb_ct6_val *v = xlb_lookup(&xlb_ct6, k);
+	struct xlb_ct6_val *o;
+	struct xlb_ct6_key ok;
+	struct xlb_ct6_val ov;
+	__u8 state;
+	__u64 now;
+
+	if (!v)
+		return NULL;
+	now = xlb_now_ns();
+	if (now - v->last_seen_ns > XLB_CT_REFRESH_NS)
+		v->last_seen_ns = now;
+	state = v->state;
+	if (k->proto == IPPROTO_TCP) {
+		state = xlb_ct_next_state(state, v->dir, p->tcp_flags);
+		if (state != v->state)
+			v->state = state;
+	}
+	xlb_ct6_other(k, v, &ok, &ov);
+	o = xlb_lookup(&xlb_ct6, &ok);
+	if (!o) {
+		ov.last_seen_ns = now;
+		xlb_update(&xlb_ct6, &ok, &ov, BPF_NOEXIST);
+		xlb_count(XLB_G_CT_RECREATE);
+	} else if (o->state != state) {
+		o->state = state;
+	}
+	return v;
+}
+
+/* Records a newly balanced flow in both directions. Returns 0 or a negative errno. */
+XLB_INLINE int xlb_ct6_create(const struct xlb_pkt6 *p, struct xlb_ct6_val *fwd)
+{
+	const struct xlb_ct6_key *k = &p->tuple;
+	struct xlb_ct6_key rk;
+	struct xlb_ct6_val rv;
+	int err;
+
+	fwd->dir = XLB_DIR_FWD;
+	fwd->state = XLB_CT_NONE;
+	fwd->pad = 0;
+	if (k->proto == IPPROTO_TCP)
+		fwd->state = (p->tcp_flags & XLB_TCP_FLAG_SYN) && !(p->tcp_flags & XLB_TCP_FLAG_ACK) ?
+				     XLB_CT_SYN : xlb_ct_next_state(XLB_CT_EST, XLB_DIR_FWD, p->tcp_flags);
+	fwd->last_seen_ns = xlb_now_ns();
+	xlb_ct6_other(k, fwd, &rk, &rv);
+	err = xlb_update(&xlb_ct6, &rk, &rv, BPF_ANY);
+	if (err)
+		return err;
+	return xlb_update(&xlb_ct6, k, fwd, BPF_ANY);
+}
+
+#endif /* XLB_CONNTRACK6_H */

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lb6.h — the IPv6 pipeline, the same steps as lb.h's IPv4 one:
+ *   parse (extension chain) -> ICMPv6 error of a tracked flow? translate ->
+ *   conntrack (either direction) -> [ingress only] VIP -> Maglev -> DNAT.
+ * ICMPv6 other than echo and errors (neighbour discovery, MLD, router
+ * advertisements) passes untouched, even to a VIP address. Included by lb.h,
+ * which reaches it only for frames that are not IPv4: the IPv4 path does not
+ * pay for it.
+ */
+#ifndef XLB_LB6_H
+#define XLB_LB6_H
+
+#include "access.h"
+#include "maps.h"
+#include "parse6.h"
+#include "conntrack6.h"
+#include "select6.h"
+#include "nat6.h"
+#include "icmp6.h"
+
+XLB_INLINE enum xlb_verdict xlb_apply_ct6(void *ctx, enum xlb_hook hook, const struct xlb_pkt6 *p,
+					  const struct xlb_ct6_val *ct)
+{
+	int reply = ct->dir == XLB_DIR_REV;
+	struct xlb_nat6 n = { .new_port = ct->nat_port, .dst = !reply };
+
+	xlb_addr6_copy(n.new_addr, ct->nat_addr);
+	xlb_stats_add(&xlb_vip_stats, ct->vip_id, p->len, reply, 0);
+	xlb_stats_add(&xlb_backend_stats, ct->backend_id, p->len, reply, 0);
+	if (xlb_hook_rewrite6(ctx, hook, p, &n))
+		xlb_count(XLB_G_NAT_ERROR);
+	return XLB_V_PASS;
+}
+
+XLB_INLINE enum xlb_verdict xlb_balance6(void *ctx, enum xlb_hook hook, const struct xlb_pkt6 *p,
+					 __u32 ifindex)
+{
+	struct xlb_ct6_val fwd = {};
+	struct xlb_backend6 *be;
+	struct xlb_vip_val *vip;
+	struct xlb_iface *ifc;
+	struct xlb_nat6 n = { .dst = 1 };
+	__u32 backend_id = 0;
+
+	ifc = xlb_lookup(&xlb_ifaces, &ifindex);
+	if (!ifc || !(ifc->flags & XLB_IFACE_F_BALANCE))
+		return XLB_V_PASS;
+	vip = xlb_vip6_find(p, ifc);
+	if (!vip)
+		return XLB_V_PASS;
+
+	be = xlb_backend6_pick(p, vip, &backend_id);
+	if (!be || xlb_addr6_is_zero(be->addr)) {
+		struct xlb_stats *s = xlb_lookup(&xlb_vip_stats, &vip->vip_id);
+
+		if (s)
+			s->drops += 1;
+		xlb_count(XLB_G_NO_BACKEND);
+		return XLB_V_DROP;
+	}
+	if (p->tuple.proto == IPPROTO_TCP && !(p->tcp_flags & XLB_TCP_FLAG_SYN))
+		xlb_count(XLB_G_MIDSTREAM);
+	xlb_count(XLB_G_NEW_FLOW);
+
+	xlb_addr6_copy(fwd.nat_addr, be->addr);
+	fwd.nat_port = (vip->flags & XLB_VIP_F_IP_ONLY) ? 0 : be->port;
+	fwd.vip_id = vip->vip_id;
+	fwd.backend_id = backend_id;
+	if (xlb_ct6_create(p, &fwd))
+		xlb_count(XLB_G_CT_FULL);
+
+	xlb_stats_add(&xlb_vip_stats, fwd.vip_id, p->len, 0, 1);
+	xlb_stats_add(&xlb_backend_stats, backend_id, p->len, 0, 1);
+
+	xlb_addr6_copy(n.new_addr, fwd.nat_addr);
+	n.new_port = fwd.nat_port;
+	if (xlb_hook_rewrite6(ctx, hook, p, &n))
+		xlb_count(XLB_G_NAT_ERROR);
+	return XLB_V_PASS;
+}
+
+/* Parses; on tc, an extension chain longer than the linear area is pulled in
+ * once and parsed again. */
+XLB_INLINE int xlb_parse6_ctx(void *ctx, enum xlb_hook hook, void **data, void **data_end,
+			      __u32 len, struct xlb_pkt6 *p)
+{
+	int r = xlb_parse6(*data, *data_end, len, p);
+
+	if (r != XLB_PARSE6_TRUNCATED)
+		return r;
+	if (hook != XLB_HOOK_TC || len <= (__u32)(*data_end - *data))
+		return XLB_PARSE_MALFORMED;
+	{
+		struct __sk_buff *skb = ctx;
+
+		if (bpf_skb_pull_data(skb, len < XLB_IPV6_PULL_LEN ? len : XLB_IPV6_PULL_LEN))
+			return XLB_PARSE_MALFORMED;
+		*data = (void *)(long)skb->data;
+		*data_end = (void *)(long)skb->data_end;
+	}
+	r = xlb_parse6(*data, *data_end, len, p);
+	return r == XLB_PARSE6_TRUNCATED ? XLB_PARSE_MALFORMED : r;
+}
+
+/* The IPv6 pipeline for one frame that is not IPv4. */
+XLB_INLINE enum xlb_verdict xlb_process6(void *ctx, enum xlb_hook hook, int ingress,
+					 void *data, void *data_end, __u32 len, __u32 ifindex)
+{
+	struct xlb_pkt6 p;
+	struct xlb_ct6_val *ct;
+
+	switch (xlb_parse6_ctx(ctx, hook, &data, &data_end, len, &p)) {
+	case XLB_PARSE_OK:
+		break;
+	case XLB_PARSE_NOT_IPV4:
+		xlb_count(XLB_G_NOT_IPV4);
+		return XLB_V_NOT_IP;
+	case XLB_PARSE_FRAGMENT:
+		xlb_count(XLB_G_IPV6);
+		xlb_count(XLB_G_FRAGMENT);
+		return XLB_V_PASS;
+	case XLB_PARSE6_EXT_PASS:
+		xlb_count(XLB_G_IPV6);
+		xlb_count(XLB_G_EXT_PASS);
+		return XLB_V_PASS;
+	default:
+		xlb_count(XLB_G_MALFORMED);
+		return XLB_V_PASS;
+	}
+	xlb_count(XLB_G_IPV6);
+
+	if (p.tuple.proto == IPPROTO_ICMPV6) {
+		/* An error about a tracked flow is translated, never balanced. */
+		if (xlb_icmp6_is_error(p.icmp_type)) {
+			if (xlb_icmp6_related(data, data_end, &p) == 1)
+				xlb_count(XLB_G_ICMP_RELATED);
+			return XLB_V_PASS;
+		}
+		if (p.icmp_type != XLB_ICMP6_ECHO_REQUEST && p.icmp_type != XLB_ICMP6_ECHO_REPLY)
+			return XLB_V_PASS; /* neighbour discovery and the like */
+	}
+
+	ct = xlb_ct6_hit(&p);
+	if (ct) {
+		xlb_count(XLB_G_CT_HIT);
+		return xlb_apply_ct6(ctx, hook, &p, ct);
+	}
+	if (!ingress)
+		return XLB_V_PASS;
+	return xlb_balance6(ctx, hook, &p, ifindex);
+}
+
+#endif /* XLB_LB6_H */
