@@ -100,7 +100,7 @@ export function buildCli(): Command {
           r.unchanged
             ? 'unchanged: the kernel already serves this config'
             : `applied: ${s.vips.written} VIP entries written, ${s.vips.removed} removed; ` +
-                `${s.tables.swapped} Maglev tables swapped, ${s.tables.removed} removed; ` +
+                `${s.tables.swapped} Maglev tables swapped${s.tables.patched ? ` (${s.tables.patched} rewritten in place)` : ''}, ${s.tables.removed} removed; ` +
                 `${s.backends.written} backends written, ${s.backends.removed} removed`,
         );
       } finally {

@@ -121,40 +121,6 @@ export interface Compiled {
   warnings: string[];
 }
 
-/**
- * Allocates the lowest id ≥ 1 not taken, remembering the key. An id freed in
- * this apply is not handed out again in the same apply: its old VIP entry is
- * removed only after the new tables are in, so reusing it at once would send
- * the old VIP's new flows to the new owner for a moment.
- */
-class IdAllocator {
-  private readonly used: Set<number>;
-  /** No id below this is free (ids are only ever taken): allocation stays linear. */
-  private next = 1;
-  readonly out: Record<string, number> = {};
-  constructor(private readonly prev: Record<string, number>) {
-    this.used = new Set(Object.values(prev));
-  }
-
-  /** First pass: keep ids of keys that still exist. */
-  keep(keys: Iterable<string>): void {
-    for (const k of keys) {
-      const id = this.prev[k];
-      if (id !== undefined) this.out[k] = id;
-    }
-  }
-
-  get(key: string): number {
-    const have = this.out[key];
-    if (have !== undefined) return have;
-    while (this.used.has(this.next)) this.next++;
-    const id = this.next;
-    this.used.add(id);
-    this.out[key] = id;
-    return id;
-  }
-}
-
 function vipName(lb: string, v: Vip): string {
   return `${lb} ${v.key}/${v.protocol ?? 'ip'}`;
 }
@@ -238,6 +204,153 @@ function attachments(d: DesiredState): Attachment[] {
   ];
 }
 
+
+/**
+ * Ids in use, as a growable bitmap (one byte per id): copying it is one
+ * memcpy, so an incremental compile derives its set from the previous one
+ * without walking every id.
+ */
+class IdSet {
+  constructor(
+    private bits: Uint8Array = new Uint8Array(1024),
+    /** No id below this is free. */
+    public low = 1,
+  ) {}
+  static of(ids: Iterable<number>): IdSet {
+    const s = new IdSet();
+    for (const id of ids) s.add(id);
+    return s;
+  }
+  clone(): IdSet {
+    return new IdSet(this.bits.slice(), this.low);
+  }
+  has(id: number): boolean {
+    return id < this.bits.length && this.bits[id] === 1;
+  }
+  add(id: number): void {
+    if (id >= this.bits.length) {
+      const grown = new Uint8Array(Math.max(id + 1, this.bits.length * 2));
+      grown.set(this.bits);
+      this.bits = grown;
+    }
+    this.bits[id] = 1;
+  }
+  remove(id: number): void {
+    if (id < this.bits.length) this.bits[id] = 0;
+    if (id < this.low) this.low = Math.max(1, id);
+  }
+}
+
+/**
+ * Hands out the lowest id ≥ 1 that is neither in use by the previous compile
+ * (`used`, which already holds every kept id) nor reserved. An id freed in
+ * this compile is not handed out again in the same compile: its old VIP entry
+ * is removed only after the new tables are in, so reusing it at once would
+ * send the old VIP's new flows to the new owner for a moment.
+ */
+class Allocator {
+  private next: number;
+  constructor(
+    /** Previous ids plus the ones allocated here (freed ones are removed by the caller afterwards). */
+    readonly used: IdSet,
+    private readonly reserved: ReadonlySet<number>,
+  ) {
+    this.next = used.low;
+  }
+  /** Lowest reserved id skipped (free again once no longer reserved). */
+  private skipped = Infinity;
+  take(): number {
+    while (this.used.has(this.next) || this.reserved.has(this.next)) {
+      if (!this.used.has(this.next)) this.skipped = Math.min(this.skipped, this.next);
+      this.next++;
+    }
+    const id = this.next;
+    this.used.add(id);
+    return id;
+  }
+  /** Lowest id that may be free once the caller has removed the freed ids. */
+  get low(): number {
+    return Math.min(this.next, this.skipped);
+  }
+}
+
+/** The (small) scope ids: kept by owner name, new ones lowest-free. */
+function scopeIds(owners: readonly string[], prev: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  const alloc = new Allocator(IdSet.of(Object.values(prev)), new Set());
+  for (const o of owners) if (prev[o] !== undefined) out[o] = prev[o];
+  for (const o of owners) if (out[o] === undefined) out[o] = alloc.take();
+  return out;
+}
+
+/**
+ * Everything compile reads from a load balancer besides its `vips`: a VIP is
+ * recompiled when its backend list, its down backends or this signature
+ * changes. A field compile() starts to read must be added here.
+ */
+function lbSignature(lb: LoadBalancer): string {
+  const o = lb.options;
+  return `${lb.protocol}|${o.xlb_maglev_size ?? ''}|${o.affinity_timeout ?? ''}|${o.xlb_weights ?? ''}|${o.reject ?? ''}|${lb.selection_fields.join(',')}`;
+}
+
+/** What one VIP was compiled from, and the result (reused while the inputs are equal). */
+interface VipMemo {
+  lbSig: string;
+  /** The VIP's backend list as validated. */
+  list: string;
+  /** Its down backends, sorted and joined. */
+  downSig: string;
+  cv: CompiledVip;
+  /** Its VIP-map entries, one per scope, reused as objects while unchanged. */
+  entries: CompiledVipEntry[];
+}
+
+/** The VIPs of one load balancer: by key, and in `vips` order. */
+interface LbMemo {
+  byKey: Map<string, VipMemo>;
+  order: VipMemo[];
+}
+
+/** Kept with each Compiled (not enumerable): what the next compile may reuse. */
+interface Memo {
+  /** load balancer name → its VIPs. */
+  byLb: Map<string, LbMemo>;
+  vipIds: IdSet;
+  backendIds: IdSet;
+}
+
+const MEMO = Symbol('xlb.compile.memo');
+type WithMemo = Compiled & { [MEMO]?: Memo };
+
+/** The memo of `c`, when `c` is the compile its ids came from. */
+function memoOf(c: Compiled | null, prev: Ids): Memo | null {
+  const m = (c as WithMemo | null)?.[MEMO];
+  return m && c!.ids === prev ? m : null;
+}
+
+/** Ids derived from the compiled VIPs, built only when read (a big state has ~10⁶ backend keys). */
+function derivedIds(scopes: Record<string, number>, vips: readonly CompiledVip[]): Ids {
+  let vipIds: Record<string, number> | undefined;
+  let backendIds: Record<string, number> | undefined;
+  return {
+    scopes,
+    get vips(): Record<string, number> {
+      if (!vipIds) {
+        vipIds = {};
+        for (const v of vips) vipIds[v.name] = v.id;
+      }
+      return vipIds;
+    },
+    get backends(): Record<string, number> {
+      if (!backendIds) {
+        backendIds = {};
+        for (const v of vips) for (const b of v.backends) backendIds[backendKey(v.name, b.text)] = b.id;
+      }
+      return backendIds;
+    },
+  };
+}
+
 /** Whether addr lies in one of the networks (OVN's lrouter_port_ipv4_reachable over every port). */
 function reachable(addr: number, networks: ReadonlyArray<{ addr: number; prefix: number }>): boolean {
   return networks.some((n) => {
@@ -247,6 +360,13 @@ function reachable(addr: number, networks: ReadonlyArray<{ addr: number; prefix:
 }
 
 const NONE_DOWN: ReadonlySet<string> = new Set<string>();
+const NONE_RESERVED: ReadonlySet<number> = new Set<number>();
+
+/** Options of compile() beyond the desired state. */
+export interface CompileOptions {
+  /** Backend ids not to hand out (still referenced by the kernel until a grace period ends). */
+  reservedBackendIds?: ReadonlySet<number>;
+}
 
 /** hairpin_snat_ip's IPv4 address as a uint32 (0: none, the VIP is used). */
 function hairpinAddr(lb: LoadBalancer): number {
@@ -335,17 +455,35 @@ function routerSnat(lr: LogicalRouter, lb: LoadBalancer): { flags: number; addr:
  * minimal disruption: the slots of healthy backends barely move), and a
  * recovered backend restores the original table bit for bit. When every
  * backend of a VIP is down the table is empty and new flows are dropped.
+ *
+ * `reuse` (optional) is an earlier result. When its ids are `prev` (the
+ * previous apply's own compile), every VIP whose inputs are unchanged is taken
+ * from it as it is — the same CompiledVip object, ids, table and VIP-map
+ * entries — so the work is proportional to what changed; the writer then
+ * recognises unchanged VIPs by identity. Otherwise only its tables are reused
+ * where their inputs are equal. The result is the same either way.
  */
 export function compile(
   desired: DesiredState,
   prev: Ids = EMPTY_IDS,
   down: ReadonlySet<string> = NONE_DOWN,
   reuse: Compiled | null = null,
+  opts: CompileOptions = {},
 ): Compiled {
+  const memo = memoOf(reuse, prev);
   // Tables of an earlier compile whose inputs are unchanged are taken as they
   // are (Maglev population is the costly part of compiling many VIPs).
-  const earlier = new Map<string, Uint32Array>();
-  for (const v of reuse?.vips ?? []) earlier.set(v.tableKey, v.table);
+  let earlier: Map<string, Uint32Array> | null = null;
+  const earlierTable = (key: string, was: CompiledVip | null): Uint32Array | undefined => {
+    if (was?.tableKey === key) return was.table;
+    // (With a memo, a VIP's earlier table is its own: no index of every table is built.)
+    if (!reuse || memo) return undefined;
+    if (!earlier) {
+      earlier = new Map();
+      for (const v of reuse.vips) earlier.set(v.tableKey, v.table);
+    }
+    return earlier.get(key);
+  };
   const att = attachments(desired);
   const lbByName = new Map<string, LoadBalancer>(desired.load_balancers.map((lb) => [lb.name, lb]));
 
@@ -362,75 +500,98 @@ export function compile(
       }
     }
   }
-  const parsed = served.map((lb) => ({ lb, vips: lbVips(lb) }));
 
-  const scopes = new IdAllocator(prev.scopes);
-  const vipIds = new IdAllocator(prev.vips);
-  const backendIds = new IdAllocator(prev.backends);
-  scopes.keep(att.map((a) => a.owner));
-  vipIds.keep(parsed.flatMap((p) => p.vips.map((v) => vipName(p.lb.name, v))));
-  backendIds.keep(
-    parsed.flatMap((p) =>
-      p.vips.flatMap((v) => v.backends.map((b) => `${vipName(p.lb.name, v)} ${backendText(v, b)}`)),
-    ),
-  );
+  // Down backends grouped by VIP name (the key is "<VIP name> <backend>").
+  const downByVip = new Map<string, string[]>();
+  for (const key of down) {
+    const sp = key.lastIndexOf(' ');
+    const name = key.slice(0, sp);
+    const list = downByVip.get(name);
+    if (list) list.push(key.slice(sp + 1));
+    else downByVip.set(name, [key.slice(sp + 1)]);
+  }
+  const downSigOf = (name: string): string => (downByVip.size === 0 ? '' : (downByVip.get(name)?.sort().join(',') ?? ''));
+
+  const reserved = opts.reservedBackendIds ?? NONE_RESERVED;
+  const vipAlloc = new Allocator(memo ? memo.vipIds.clone() : IdSet.of(Object.values(prev.vips)), NONE_RESERVED);
+  const backendAlloc = new Allocator(memo ? memo.backendIds.clone() : IdSet.of(Object.values(prev.backends)), reserved);
+  /** Ids the previous compile used that this one does not (freed once allocation is over). */
+  const freedVips: number[] = [];
+  const freedBackends: number[] = [];
 
   const vips: CompiledVip[] = [];
-  const vipsByLb = new Map<string, CompiledVip[]>();
-  for (const { lb, vips: list } of parsed) {
-    const mine: CompiledVip[] = [];
-    for (const v of list) {
+  const byLb = new Map<string, LbMemo>();
+  for (const lb of served) {
+    const lbSig = lbSignature(lb);
+    const old = memo?.byLb.get(lb.name);
+    const order: VipMemo[] = [];
+    // The previous compile's index, copied on the first change only.
+    let byKey: Map<string, VipMemo> | null = old ? null : new Map();
+    let parsed: Map<string, Vip> | null = null;
+    let kept = 0;
+    const keys = Object.keys(lb.vips);
+    for (let k = 0; k < keys.length; k++) {
+      const key = keys[k]!;
+      const list = lb.vips[key]!;
+      const was = old?.byKey.get(key);
+      if (was) kept++;
+      if (was && was.list === list && was.lbSig === lbSig && was.downSig === downSigOf(was.cv.name)) {
+        order.push(was);
+        vips.push(was.cv);
+        continue;
+      }
+      // Recompiled: parse this VIP only (every VIP at once for a load balancer new here).
+      const v = old ? lbVips({ ...lb, vips: { [key]: list } })[0]! : (parsed ??= new Map(lbVips(lb).map((x) => [x.key, x]))).get(key)!;
       const name = vipName(lb.name, v);
-      const id = vipIds.get(name);
-      const backends: CompiledBackend[] = v.backends.map((b) => {
-        const text = backendText(v, b);
-        const key = backendKey(name, text);
-        const cb: CompiledBackend = {
-          id: backendIds.get(key),
-          addr: v.family === 6 ? 0 : parseIPv4(b.addr),
-          port: b.port,
-          text,
-          weight: b.weight,
-          flags: down.has(key) || b.weight === 0 ? XLB.BACKEND_F_DRAIN : 0,
-        };
-        if (down.has(key)) cb.down = true;
-        if (v.family === 6) cb.addr6 = parseIPv6(b.addr);
-        return cb;
-      });
-      const up = backends.filter((b) => !b.down && b.weight > 0);
-      const affinity = Number(lb.options.affinity_timeout ?? '0');
-      const reject = lb.options.reject === 'true' ? XLB.VIP_F_REJECT : 0;
-      const cv: CompiledVip = {
-        id,
-        name,
-        lb: lb.name,
-        vip: v.key,
-        addr: v.family === 6 ? 0 : parseIPv4(v.addr),
-        port: v.port,
-        proto: v.protocol ? IPPROTO[v.protocol] : 0,
-        flags: (v.protocol ? 0 : XLB.VIP_F_IP_ONLY) | (affinity > 0 ? XLB.VIP_F_AFFINITY : 0) | reject,
-        hashFields: lb.selection_fields.reduce((m, f) => m | HASH_FIELDS[f as keyof typeof HASH_FIELDS], 0),
-        affinityTimeoutS: affinity,
-        backends,
-        tableKey: '',
-        table: new Uint32Array(0),
-      };
-      if (v.family === 6) cv.addr6 = parseIPv6(v.addr);
-      cv.tableKey = JSON.stringify([v.maglevSize, up.map((b) => [b.id, b.text, b.weight])]);
-      cv.table =
-        earlier.get(cv.tableKey) ??
-        buildTable(
-          up.map((b) => b.id),
-          up.map((b) => b.text),
-          v.maglevSize,
-          up.map((b) => b.weight),
-        );
+      const cv = compileVip(lb, v, name, was?.cv ?? null, memo === null ? prev : null, vipAlloc, backendAlloc, down, earlierTable);
+      if (was) {
+        const still = new Set(cv.backends.map((b) => b.id));
+        for (const b of was.cv.backends) if (!still.has(b.id)) freedBackends.push(b.id);
+        if (was.cv.id !== cv.id) freedVips.push(was.cv.id);
+      }
+      // Its VIP-map entries stay the same objects when their content is unchanged.
+      const entries = (was?.entries ?? []).filter(
+        (e) =>
+          e.vipId === cv.id &&
+          e.addr === cv.addr &&
+          (e.addr6 === undefined ? cv.addr6 === undefined : cv.addr6 !== undefined && e.addr6.equals(cv.addr6)) &&
+          e.port === cv.port &&
+          e.proto === cv.proto &&
+          e.flags === cv.flags &&
+          e.hashFields === cv.hashFields &&
+          e.affinityTimeoutS === cv.affinityTimeoutS,
+      );
+      const vm: VipMemo = { lbSig, list, downSig: downSigOf(name), cv, entries };
+      (byKey ??= new Map(old!.byKey)).set(key, vm);
+      order.push(vm);
       vips.push(cv);
-      mine.push(cv);
     }
-    vipsByLb.set(lb.name, mine);
+    // VIPs of the previous compile that are gone free their ids.
+    if (old && kept !== old.byKey.size) {
+      for (const [key, was] of old.byKey) {
+        if (Object.hasOwn(lb.vips, key)) continue;
+        freedVips.push(was.cv.id);
+        for (const b of was.cv.backends) freedBackends.push(b.id);
+        (byKey ??= new Map(old.byKey)).delete(key);
+      }
+    }
+    byLb.set(lb.name, { byKey: byKey ?? old!.byKey, order });
+  }
+  // So do those of load balancers no longer served.
+  if (memo) {
+    for (const [lbName, old] of memo.byLb) {
+      if (byLb.has(lbName)) continue;
+      for (const was of old.order) {
+        freedVips.push(was.cv.id);
+        for (const b of was.cv.backends) freedBackends.push(b.id);
+      }
+    }
   }
 
+  const scopes = scopeIds(
+    att.map((a) => a.owner),
+    prev.scopes,
+  );
   const ifaces: CompiledIface[] = [];
   const entries: CompiledVipEntry[] = [];
   const neigh: CompiledNeigh[] = [];
@@ -445,7 +606,7 @@ export function compile(
     }
   }
   for (const a of att) {
-    const scope = scopes.get(a.owner);
+    const scope = scopes[a.owner]!;
     // Only ports of switches/routers with load balancers are served (attached to).
     if (a.ports.length === 0 || a.lbs.length === 0) continue;
     let ipOnly = false;
@@ -460,22 +621,36 @@ export function compile(
       const lb = lbByName.get(lbName);
       const sn = a.router && lb ? routerSnat(a.router, lb) : { flags: 0, addr: 0 };
       const hairpin = lb ? hairpinAddr(lb) : 0;
-      for (const v of vipsByLb.get(lbName) ?? []) {
+      for (const vm of byLb.get(lbName)?.order ?? []) {
+        const v = vm.cv;
         // Source NAT and hairpin are IPv4 only: IPv6 VIPs carry neither.
         const v4 = v.addr6 === undefined;
-        entries.push({
-          ...(v.addr6 ? { addr6: v.addr6 } : {}),
-          addr: v.addr,
-          port: v.port,
-          proto: v.proto,
-          scope,
-          vipId: v.id,
-          flags: v.flags | (v4 ? sn.flags : 0),
-          hashFields: v.hashFields,
-          affinityTimeoutS: v.affinityTimeoutS,
-          snatAddr: v4 ? sn.addr : 0,
-          hairpinAddr: v4 ? hairpin : 0,
-        });
+        const flags = v.flags | (v4 ? sn.flags : 0);
+        const snatAddr = v4 ? sn.addr : 0;
+        const hairpinAt = v4 ? hairpin : 0;
+        let at = -1;
+        for (let j = 0; j < vm.entries.length; j++) if (vm.entries[j]!.scope === scope) at = j;
+        let e: CompiledVipEntry | undefined = at >= 0 ? vm.entries[at] : undefined;
+        // A kept entry is reused as the same object unless the scope's source NAT changed
+        // (router options and NAT rules are not part of the load balancer's memo).
+        if (!e || e.flags !== flags || e.snatAddr !== snatAddr || e.hairpinAddr !== hairpinAt) {
+          e = {
+            ...(v.addr6 ? { addr6: v.addr6 } : {}),
+            addr: v.addr,
+            port: v.port,
+            proto: v.proto,
+            scope,
+            vipId: v.id,
+            flags,
+            hashFields: v.hashFields,
+            affinityTimeoutS: v.affinityTimeoutS,
+            snatAddr,
+            hairpinAddr: hairpinAt,
+          };
+          if (at >= 0) vm.entries[at] = e;
+          else vm.entries.push(e);
+        }
+        entries.push(e);
         if (v.flags & XLB.VIP_F_IP_ONLY) ipOnly = true;
         if (v4 && sn.flags & XLB.VIP_F_SNAT_BACKEND && a.router) {
           for (const b of v.backends) {
@@ -512,7 +687,7 @@ export function compile(
       for (const lbName of a.lbs) {
         const mode = lbByName.get(lbName)?.options.neighbor_responder ?? 'reachable';
         if (mode === 'none') continue;
-        for (const v of vipsByLb.get(lbName) ?? []) {
+        for (const { cv: v } of byLb.get(lbName)?.order ?? []) {
           if (mode === 'all' || reachable(v.addr, a.networks)) answered.add(v.addr);
         }
       }
@@ -524,13 +699,88 @@ export function compile(
     for (const p of a.ports) ifaces.push({ ...p, scope, flags });
   }
 
-  return {
-    ids: { scopes: scopes.out, vips: vipIds.out, backends: backendIds.out },
-    ifaces,
-    vips,
-    entries,
-    neigh,
-    snat,
-    warnings,
+  // The ids this compile uses: the previous set with the new ones, less the freed ones.
+  let vipIds: IdSet;
+  let backendIds: IdSet;
+  if (memo) {
+    vipIds = vipAlloc.used;
+    backendIds = backendAlloc.used;
+    vipIds.low = vipAlloc.low;
+    backendIds.low = backendAlloc.low;
+    for (const id of freedVips) vipIds.remove(id);
+    for (const id of freedBackends) backendIds.remove(id);
+  } else {
+    vipIds = IdSet.of(vips.map((v) => v.id));
+    backendIds = IdSet.of(vips.flatMap((v) => v.backends.map((b) => b.id)));
+  }
+
+  const out: WithMemo = { ids: derivedIds(scopes, vips), ifaces, vips, entries, neigh, snat, warnings };
+  Object.defineProperty(out, MEMO, { value: { byLb, vipIds, backendIds } satisfies Memo, enumerable: false });
+  return out;
+}
+
+/**
+ * Compiles one VIP. Ids come from `was` (the same VIP in the previous compile)
+ * or from `prevIds` (the previous apply's ids, when no compile is at hand),
+ * else are allocated.
+ */
+function compileVip(
+  lb: LoadBalancer,
+  v: Vip,
+  name: string,
+  was: CompiledVip | null,
+  prevIds: Ids | null,
+  vipAlloc: Allocator,
+  backendAlloc: Allocator,
+  down: ReadonlySet<string>,
+  earlierTable: (key: string, was: CompiledVip | null) => Uint32Array | undefined,
+): CompiledVip {
+  const wasBackend = new Map(was?.backends.map((b) => [b.text, b.id]) ?? []);
+  const id = was?.id ?? prevIds?.vips[name] ?? vipAlloc.take();
+  // Kept backends keep their ids; ids are handed out after all kept ones are known.
+  const texts = v.backends.map((b) => backendText(v, b));
+  const keys = texts.map((t) => backendKey(name, t));
+  const ids = texts.map((t, i) => wasBackend.get(t) ?? prevIds?.backends[keys[i]!] ?? 0);
+  const backends: CompiledBackend[] = v.backends.map((b, i) => {
+    const isDown = down.has(keys[i]!);
+    const cb: CompiledBackend = {
+      id: ids[i] || backendAlloc.take(),
+      addr: v.family === 6 ? 0 : parseIPv4(b.addr),
+      port: b.port,
+      text: texts[i]!,
+      weight: b.weight,
+      flags: isDown || b.weight === 0 ? XLB.BACKEND_F_DRAIN : 0,
+    };
+    if (isDown) cb.down = true;
+    if (v.family === 6) cb.addr6 = parseIPv6(b.addr);
+    return cb;
+  });
+  const up = backends.filter((b) => !b.down && b.weight > 0);
+  const affinity = Number(lb.options.affinity_timeout ?? '0');
+  const reject = lb.options.reject === 'true' ? XLB.VIP_F_REJECT : 0;
+  const tableKey = JSON.stringify([v.maglevSize, up.map((b) => [b.id, b.text, b.weight])]);
+  const cv: CompiledVip = {
+    id,
+    name,
+    lb: lb.name,
+    vip: v.key,
+    addr: v.family === 6 ? 0 : parseIPv4(v.addr),
+    port: v.port,
+    proto: v.protocol ? IPPROTO[v.protocol] : 0,
+    flags: (v.protocol ? 0 : XLB.VIP_F_IP_ONLY) | (affinity > 0 ? XLB.VIP_F_AFFINITY : 0) | reject,
+    hashFields: lb.selection_fields.reduce((m, f) => m | HASH_FIELDS[f as keyof typeof HASH_FIELDS], 0),
+    affinityTimeoutS: affinity,
+    backends,
+    tableKey,
+    table:
+      earlierTable(tableKey, was) ??
+      buildTable(
+        up.map((b) => b.id),
+        up.map((b) => b.text),
+        v.maglevSize,
+        up.map((b) => b.weight),
+      ),
   };
+  if (v.family === 6) cv.addr6 = parseIPv6(v.addr);
+  return cv;
 }

@@ -501,20 +501,50 @@ function validateVip(key: string, value: unknown, field: string): string {
   return items.join(',');
 }
 
+/**
+ * VIPs validated before, by key: validation is a pure function of (key,
+ * backend list), so an unchanged VIP of a big config is not parsed again
+ * (a re-apply costs what changed). Bounded: cleared when it grows past
+ * VIP_CACHE_MAX entries.
+ */
+const vipCache = new Map<string, { value: string; normalized: string; vip: HostPort; ident?: Partial<Record<Protocol, string>> }>();
+const VIP_CACHE_MAX = 1 << 18;
+
+/** vipIdentity() of a validated `vips` key of a load balancer with `protocol` (cached). */
+function vipKeyIdentity(key: string, protocol: Protocol): string {
+  const hit = vipCache.get(key);
+  const known = hit?.ident?.[protocol];
+  if (known !== undefined) return known;
+  const vip = hit?.vip ?? parseHostPort(key);
+  const id = vipIdentity({ family: vip.family, addr: vip.addr, port: vip.port, protocol: vip.port === 0 ? null : protocol });
+  if (hit) (hit.ident ??= {})[protocol] = id;
+  return id;
+}
+
 /** Validates `vips`. */
 function validateVips(v: unknown, field: string): Record<string, string> {
   const raw = optionalObj(v, field, 'an object mapping "IP:PORT" (or "IP") to a backend list');
   const out: Record<string, string> = {};
-  const seen = new Map<string, string>();
-  for (const [key, value] of Object.entries(raw)) {
-    const normalized = validateVip(key, value, keyPath(field, key));
-    // IPv6 has many spellings of one address: one VIP, one key.
-    const hp = parseHostPort(key);
-    const id = `${canonicalAddr(hp.family, hp.addr)}|${hp.port}`;
-    const other = seen.get(id);
-    if (other !== undefined) throw new ConfigError(keyPath(field, key), `VIP "${key}" is the same as VIP "${other}"`, key);
-    seen.set(id, key);
-    out[key] = normalized;
+  // IPv6 has many spellings of one address: one VIP, one key (IPv4 is parsed strictly: one spelling).
+  const seen6 = new Map<string, string>();
+  const keys = Object.keys(raw);
+  for (let k = 0; k < keys.length; k++) {
+    const key = keys[k]!;
+    const value = raw[key];
+    let entry = vipCache.get(key);
+    if (entry === undefined || entry.value !== value) {
+      const normalized = validateVip(key, value, keyPath(field, key));
+      if (vipCache.size >= VIP_CACHE_MAX) vipCache.clear();
+      entry = { value: value as string, normalized, vip: parseHostPort(key) };
+      vipCache.set(key, entry);
+    }
+    if (entry.vip.family === 6) {
+      const id = `${canonicalAddr(6, entry.vip.addr)}|${entry.vip.port}`;
+      const other = seen6.get(id);
+      if (other !== undefined) throw new ConfigError(keyPath(field, key), `VIP "${key}" is the same as VIP "${other}"`, key);
+      seen6.set(id, key);
+    }
+    out[key] = entry.normalized;
   }
   return out;
 }
@@ -548,8 +578,9 @@ function validateLoadBalancer(v: unknown, field: string, names: Set<string>): Lo
   };
   validateHealth(raw, field, lb);
   // Every weighted backend must be a backend of this load balancer.
-  const known = new Set(Object.values(lb.vips).flatMap((list) => splitBackends(list).map((b) => b.trim())));
-  for (const backend of lbWeights(lb).keys()) {
+  const weights = lbWeights(lb);
+  const known = weights.size === 0 ? new Set<string>() : new Set(Object.values(lb.vips).flatMap((list) => splitBackends(list).map((b) => b.trim())));
+  for (const backend of weights.keys()) {
     if (!known.has(backend)) {
       throw new ConfigError(
         keyPath(keyPath(field, 'options'), 'xlb_weights'),
@@ -667,7 +698,7 @@ function validateLspAddresses(v: unknown, field: string): string[] {
 }
 
 /** A unique identity of a VIP for overlap checks on one switch/router. */
-function vipIdentity(vip: Vip): string {
+function vipIdentity(vip: Pick<Vip, 'family' | 'addr' | 'port' | 'protocol'>): string {
   const addr = canonicalAddr(vip.family, vip.addr);
   if (vip.protocol === null) return `${addr} (IP-only)`;
   return vip.family === 6 ? `[${addr}]:${vip.port}/${vip.protocol}` : `${addr}:${vip.port}/${vip.protocol}`;
@@ -686,8 +717,9 @@ function validateLbRefs(v: unknown, field: string, lbs: ReadonlyMap<string, Load
     const lb = lbs.get(name);
     if (lb === undefined) throw new ConfigError(itemField, `unknown load balancer "${name}"`, item);
     if (names.includes(name)) throw new ConfigError(itemField, `load balancer "${name}" is listed twice`, item);
-    for (const vip of lbVips(lb)) {
-      const id = vipIdentity(vip);
+    const keys = Object.keys(lb.vips);
+    for (let k = 0; k < keys.length; k++) {
+      const id = vipKeyIdentity(keys[k]!, lb.protocol);
       const other = vipOwners.get(id);
       if (other !== undefined) {
         throw new ConfigError(itemField, `load balancers "${other}" and "${name}" both define VIP ${id} on ${owner}`, item);

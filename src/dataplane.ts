@@ -81,6 +81,8 @@ const PROG_PIN_PREFIX = 'prog_';
  * programs are pinned (32 bytes). */
 const META_PIN = 'xlb_meta';
 const META_SIZE = 4 + 32;
+/** Slot of xlb_maglev that synchronize() writes (VIP ids start at 1). */
+const SYNC_SLOT = 0;
 /** Entries per batch syscall. */
 const BATCH = 65536;
 
@@ -353,24 +355,28 @@ export class KernelStore implements MapStore {
 
   tableIds(): number[] {
     // The outer map lists only its filled slots (one batch read, not a scan).
+    // Slot 0 (no VIP has id 0) holds synchronize()'s sentinel.
     const d = this.dp.native.mapDump(this.dp.maps.xlb_maglev, 4, 4);
     const ids: number[] = [];
-    for (let i = 0; i < d.count; i++) ids.push(d.keys.readUInt32LE(i * 4));
+    for (let i = 0; i < d.count; i++) {
+      const id = d.keys.readUInt32LE(i * 4);
+      if (id !== SYNC_SLOT) ids.push(id);
+    }
     return ids;
   }
 
   /**
    * A VIP's table as the kernel holds it. Inner maps are written only by
-   * swapTable and never changed in place, so when the outer slot still holds
-   * the inner map this process wrote, its remembered copy is the kernel's
-   * content and no read is needed.
+   * swapTables and patchTable, which keep the remembered copy current, so when
+   * the outer slot still holds the inner map this process wrote, that copy is
+   * the kernel's content and no read is needed.
    */
   readTable(vipId: number): Uint32Array | null {
     const v = this.dp.native.mapLookup(this.dp.maps.xlb_maglev, encodeU32(vipId), 4);
     if (!v) return null;
     const innerId = v.readUInt32LE(0);
     const known = this.dp.tableCache.get(vipId);
-    if (known && known.innerId === innerId) return known.table; // tables are never mutated
+    if (known && known.innerId === innerId) return known.table; // kept current by patchTable
     const fd = this.dp.native.mapGetFdById(innerId);
     try {
       const slots = this.dp.native.mapInfo(fd).maxEntries;
@@ -405,6 +411,45 @@ export class KernelStore implements MapStore {
       tables.forEach(({ vipId, table }, i) => this.dp.tableCache.set(vipId, { innerId: n.mapInfo(fds[i]).id, table }));
     } finally {
       for (const fd of fds) n.closeFd(fd);
+    }
+  }
+
+  patchTable(vipId: number, to: Uint32Array, from: Uint32Array): void {
+    const n = this.dp.native;
+    const v = n.mapLookup(this.dp.maps.xlb_maglev, encodeU32(vipId), 4);
+    if (!v) throw new Error(`VIP id ${vipId} has no Maglev table to patch`);
+    const innerId = v.readUInt32LE(0);
+    const slots: number[] = [];
+    for (let i = 0; i < to.length; i++) if (to[i] !== from[i]) slots.push(i);
+    const fd = n.mapGetFdById(innerId);
+    try {
+      if (n.mapInfo(fd).maxEntries !== to.length) throw new Error(`VIP id ${vipId}: its table has not ${to.length} slots`);
+      const idx = Uint32Array.from(slots);
+      const val = Uint32Array.from(slots, (i) => to[i]!);
+      n.mapMmapWriteSlots(fd, Buffer.from(idx.buffer), Buffer.from(val.buffer));
+    } finally {
+      n.closeFd(fd);
+    }
+    this.dp.tableCache.set(vipId, { innerId, table: to });
+  }
+
+  synchronize(): void {
+    // An outer map-in-map write returns only after an RCU grace period
+    // (maybe_wait_bpf_programs). A one-slot empty table in slot 0, which no
+    // VIP uses, is written for it.
+    const n = this.dp.native;
+    const fd = n.mapCreate({
+      type: n.constants.BPF_MAP_TYPE_ARRAY,
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: 1,
+      flags: n.constants.BPF_F_INNER_MAP | n.constants.BPF_F_MMAPABLE,
+      name: 'xlb_mg_sync',
+    });
+    try {
+      n.mapUpdate(this.dp.maps.xlb_maglev, encodeU32(SYNC_SLOT), encodeU32(fd), 0);
+    } finally {
+      n.closeFd(fd);
     }
   }
 

@@ -22,6 +22,14 @@ export interface MapStore {
   /** Builds a new inner map for each table and swaps them all in with one
    *  write (each VIP's slot switches atomically to its complete new table). */
   swapTables(tables: ReadonlyArray<{ vipId: number; table: Uint32Array }>): void;
+  /** Rewrites, in place, the slots of a VIP's table (same M) that differ
+   *  between `from` (what it holds) and `to`, each slot in one atomic store.
+   *  No outer-map write, hence no wait for running programs: the caller makes
+   *  sure every id a slot may hold at any moment is valid (see writer.ts). */
+  patchTable(vipId: number, to: Uint32Array, from: Uint32Array): void;
+  /** Returns once every BPF program that may have read a map before the call
+   *  has finished (an RCU grace period, as an outer-map write waits for). */
+  synchronize(): void;
   deleteTable(vipId: number): void;
   /** Zeroes the per-CPU counters of VIP or backend ids (ids are reused). */
   resetStats(kind: 'vip' | 'backend', ids: readonly number[]): void;
@@ -50,6 +58,12 @@ export class MemoryStore implements MapStore {
   };
   readonly tables = new Map<number, Uint32Array>();
   readonly statsResets: string[] = [];
+  /** VIP ids whose table was written (swapped in or patched), in order. */
+  readonly tableWrites: number[] = [];
+  /** Slots rewritten by patchTable, in all. */
+  patchedSlots = 0;
+  /** Grace periods waited for (synchronize). */
+  graces = 0;
   writes = 0;
   failAt = 0;
 
@@ -88,7 +102,26 @@ export class MemoryStore implements MapStore {
   }
   swapTables(tables: ReadonlyArray<{ vipId: number; table: Uint32Array }>): void {
     this.write();
-    for (const { vipId, table } of tables) this.tables.set(vipId, table.slice());
+    for (const { vipId, table } of tables) {
+      this.tables.set(vipId, table.slice());
+      this.tableWrites.push(vipId);
+    }
+  }
+  patchTable(vipId: number, to: Uint32Array, from: Uint32Array): void {
+    this.write();
+    const t = this.tables.get(vipId);
+    if (!t || t.length !== to.length || from.length !== to.length) throw new Error(`patchTable: VIP id ${vipId} has no table of ${to.length} slots`);
+    for (let i = 0; i < to.length; i++) {
+      if (t[i] !== from[i]) throw new Error(`patchTable: VIP id ${vipId} slot ${i} holds ${t[i]}, not ${from[i]}`);
+      if (from[i] !== to[i]) {
+        t[i] = to[i];
+        this.patchedSlots++;
+      }
+    }
+    this.tableWrites.push(vipId);
+  }
+  synchronize(): void {
+    this.graces++;
   }
   deleteTable(vipId: number): void {
     this.write();

@@ -6,8 +6,21 @@
  * then removals in reverse: interfaces → VIP entries → tables → backends.
  * Every write records its inverse; a failed write undoes all earlier ones, and
  * the error names the VIP (or interface) being written.
+ *
+ * Two ways to find the difference: against what the store holds (read back,
+ * the default), or — given `prev`, the compile the store was last brought to —
+ * against that compile, by object identity: compile() hands back the very
+ * same CompiledVip and entry objects for unchanged VIPs, so only changed VIPs
+ * are looked at and the cost follows the change, not the size of the state.
+ * A changed table of the same size is then rewritten in place (only the slots
+ * that differ, see MapStore.patchTable) instead of being swapped in, which
+ * would wait for an RCU grace period. Slot by slot the order stays safe: new
+ * backends are written before any slot names them, and a removed backend's
+ * entry is deleted only after a grace period that follows the last rewrite
+ * (a program that read an old slot just before the rewrite has finished by
+ * then); until then its id is not handed out again (see Xlb.apply).
  */
-import type { Compiled } from './compile.js';
+import type { Compiled, CompiledBackend, CompiledVip, CompiledVipEntry } from './compile.js';
 import { ApplyError } from './errors.js';
 import {
   decodeU32,
@@ -32,7 +45,8 @@ import { hex, isArrayMap, type MapName, type MapStore } from './store.js';
 /** What an apply changed, for reports and tests ("apply twice is a no-op"). */
 export interface ApplySummary {
   backends: { written: number; removed: number };
-  tables: { swapped: number; removed: number };
+  /** swapped: new inner maps swapped in; patched: rewritten in place (included in swapped). */
+  tables: { swapped: number; patched: number; removed: number };
   vips: { written: number; removed: number };
   ifaces: { written: number; removed: number };
   /** Addresses routers answer ARP for (neighbor_responder). */
@@ -51,10 +65,24 @@ export interface ApplyOptions {
   fullScan?: boolean;
   /** ifindexes the previous apply served (their xlb_ifaces slots are read). */
   prevIfindexes?: number[];
+  /** The compile the store holds (the last apply's, complete): diff against it, without reading the store. */
+  prev?: Compiled;
+  /** Takes backend removals that must wait for a grace period (after an in-place table rewrite)
+   *  to run them later (Deferred.run). Without it the writer waits for the grace period itself. */
+  onDeferred?: (d: Deferred) => void;
+}
+
+/** Backend entries to delete once no program can still hold an old table slot naming them. */
+export interface Deferred {
+  backendIds: number[];
+  /** Waits for a grace period, then deletes the entries. */
+  run: () => void;
 }
 
 interface Op {
   what: string;
+  /** Backend ids an op removes (for deferred removals). */
+  ids?: number[];
   run: () => void;
   undo: () => void;
 }
@@ -76,7 +104,7 @@ export function applyCompiled(
 ): ApplySummary {
   const summary: ApplySummary = {
     backends: { written: 0, removed: 0 },
-    tables: { swapped: 0, removed: 0 },
+    tables: { swapped: 0, patched: 0, removed: 0 },
     vips: { written: 0, removed: 0 },
     ifaces: { written: 0, removed: 0 },
     neigh: { written: 0, removed: 0 },
@@ -87,17 +115,22 @@ export function applyCompiled(
 
   // Names of what the store holds now (ids of the previous apply), so that a
   // failed removal still names the VIP it belonged to.
-  const prevVipName = new Map(Object.entries(prevIds.vips).map(([name, id]) => [id, name]));
-  const prevBackendName = new Map(Object.entries(prevIds.backends).map(([key, id]) => [id, key]));
+  // (Built when first needed: a big state has ~10⁶ backend ids.)
+  let vipNames: Map<number, string> | null = null;
+  let backendNames: Map<number, string> | null = null;
+  const prevVipName = (id: number): string | undefined =>
+    (vipNames ??= new Map(Object.entries(prevIds.vips).map(([name, i]) => [i, name]))).get(id);
+  const prevBackendName = (id: number): string | undefined =>
+    (backendNames ??= new Map(Object.entries(prevIds.backends).map(([key, i]) => [i, key]))).get(id);
   const removedWhat = (map: MapName, key: Buffer, old: Buffer): string => {
     if (map === 'xlb_vip4' || map === 'xlb_vip6') {
       const id = decodeVipVal(old).vipId;
       const scope = map === 'xlb_vip4' ? decodeVip4Key(key).scope : decodeVip6Key(key).scope;
-      return `VIP ${prevVipName.get(id) ?? `id ${id}`} (scope ${scope}): removal`;
+      return `VIP ${prevVipName(id) ?? `id ${id}`} (scope ${scope}): removal`;
     }
     if (map === 'xlb_backends' || map === 'xlb_backends6') {
       // Backend keys are "<VIP name> <backend text>" (see compile.ts).
-      const k = prevBackendName.get(decodeU32(key));
+      const k = prevBackendName(decodeU32(key));
       if (k !== undefined) {
         const sp = k.lastIndexOf(' ');
         return `VIP ${k.slice(0, sp)}: backend ${k.slice(sp + 1)} removal`;
@@ -120,7 +153,7 @@ export function applyCompiled(
   ): void => {
     // Array maps are large and sparse: unless a full scan is asked for, read
     // only the slots this apply or the previous one uses.
-    const have = (opts.fullScan ?? true) || !isArrayMap(map) ? store.dump(map) : store.dump(map, [...[...want.values()].map((w) => w.key), ...alsoKeys]);
+    const have = (opts.prev ? false : (opts.fullScan ?? true)) || !isArrayMap(map) ? store.dump(map) : store.dump(map, [...[...want.values()].map((w) => w.key), ...alsoKeys]);
     const changed: Array<{ key: Buffer; value: Buffer; old: Buffer | undefined; what: string }> = [];
     for (const [k, w] of want) {
       const old = have.get(k);
@@ -157,74 +190,8 @@ export function applyCompiled(
     }
   };
 
-  // 1. backends
-  const wantBackends = new Map<string, { key: Buffer; value: Buffer; what: string }>();
-  const wantBackends6 = new Map<string, { key: Buffer; value: Buffer; what: string }>();
-  for (const v of c.vips) {
-    for (const b of v.backends) {
-      const key = encodeU32(b.id);
-      if (b.addr6) {
-        const value = encodeBackend6({ addr: b.addr6, port: b.port, flags: b.flags });
-        wantBackends6.set(hex(key), { key, value, what: `VIP ${v.name}: backend ${b.text}` });
-      } else {
-        wantBackends.set(hex(key), { key, value: encodeBackend4(b), what: `VIP ${v.name}: backend ${b.text}` });
-      }
-    }
-  }
-  const removesBefore = removes.length;
-  upserts(
-    'xlb_backends',
-    wantBackends,
-    summary.backends,
-    Object.values(prevIds.backends).map((id) => encodeU32(id)),
-  );
-  // IPv6 backends share the id space: an id is in at most one of the two maps.
-  upserts(
-    'xlb_backends6',
-    wantBackends6,
-    summary.backends,
-    Object.values(prevIds.backends).map((id) => encodeU32(id)),
-  );
-  const backendRemoves = removes.splice(removesBefore);
-
-  // 2. Maglev tables: every changed table is built fresh and all are swapped
-  // into the outer map in one batch (each slot switches atomically; the
-  // kernel waits for running programs once per outer-map write, not per VIP).
-  const wantTables = new Set<number>();
-  const swaps: Array<{ vipId: number; table: Uint32Array; old: Uint32Array | null; name: string }> = [];
-  for (const v of c.vips) {
-    wantTables.add(v.id);
-    const old = store.readTable(v.id);
-    if (tablesEqual(old, v.table)) continue;
-    summary.tables.swapped++;
-    swaps.push({ vipId: v.id, table: v.table, old, name: v.name });
-  }
-  if (swaps.length > 0) {
-    adds.push({
-      what: `Maglev table${swaps.length > 1 ? 's' : ''} of ${swaps.map((x) => `VIP ${x.name}`).join(', ')}`,
-      run: () => store.swapTables(swaps.map(({ vipId, table }) => ({ vipId, table }))),
-      undo: () => {
-        const back = swaps.filter((x) => x.old !== null).map((x) => ({ vipId: x.vipId, table: x.old! }));
-        if (back.length) store.swapTables(back);
-        for (const x of swaps) if (x.old === null) store.deleteTable(x.vipId);
-      },
-    });
-  }
-  const tableRemoves: Op[] = [];
-  for (const id of store.tableIds()) {
-    if (wantTables.has(id)) continue;
-    const old = store.readTable(id);
-    summary.tables.removed++;
-    tableRemoves.push({
-      what: `VIP ${prevVipName.get(id) ?? `id ${id}`}: Maglev table removal`,
-      run: () => store.deleteTable(id),
-      undo: () => {
-        if (old) store.swapTables([{ vipId: id, table: old }]);
-      },
-    });
-  }
-
-  // 3a. source NAT entries (read by new flows of the VIP entries below)
+  // 0. source NAT entries: few, always diffed against the map; written before
+  // the VIP entries whose new flows read them, removed after them.
   const wantSnat = new Map<string, { key: Buffer; value: Buffer; what: string }>();
   for (const e of c.snat) {
     const key = encodeSnat4Key(e);
@@ -238,29 +205,120 @@ export function applyCompiled(
   upserts('xlb_snat4', wantSnat, { written: 0, removed: 0 });
   const snatRemoves = removes.splice(rs);
 
-  // 3. VIP entries
-  const vipName = new Map(c.vips.map((v) => [v.id, v.name]));
-  const wantVips = new Map<string, { key: Buffer; value: Buffer; what: string }>();
-  const wantVips6 = new Map<string, { key: Buffer; value: Buffer; what: string }>();
-  for (const e of c.entries) {
-    const key = e.addr6 ? encodeVip6Key({ addr: e.addr6, port: e.port, proto: e.proto, scope: e.scope }) : encodeVip4Key(e);
-    (e.addr6 ? wantVips6 : wantVips).set(hex(key), {
-      key,
-      value: encodeVipVal({
-        vipId: e.vipId,
-        flags: e.flags,
-        hashFields: e.hashFields,
-        affinityTimeoutS: e.affinityTimeoutS,
-        snatAddr: e.snatAddr,
-        hairpinAddr: e.hairpinAddr,
-      }),
-      what: `VIP ${vipName.get(e.vipId)} (scope ${e.scope})`,
-    });
+  let backendRemoves: Op[] = [];
+  let vipRemoves: Op[] = [];
+  const tableRemoves: Op[] = [];
+  // Fresh ids start with zeroed counters (an id may have served something else,
+  // even in the previous apply: ids freed by a removal are reused at once).
+  let newVipIds: number[];
+  let newBackendIds: number[];
+  let patched = false;
+  if (opts.prev) {
+    const d = planFromPrev(store, c, opts.prev, summary);
+    adds.push(...d.adds);
+    backendRemoves = d.backendRemoves;
+    vipRemoves = d.vipRemoves;
+    tableRemoves.push(...d.tableRemoves);
+    newVipIds = d.newVipIds;
+    newBackendIds = d.newBackendIds;
+    patched = summary.tables.patched > 0;
+  } else {
+    // 1. backends
+    const wantBackends = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+    const wantBackends6 = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+    for (const v of c.vips) {
+      for (const b of v.backends) {
+        const key = encodeU32(b.id);
+        if (b.addr6) {
+          const value = encodeBackend6({ addr: b.addr6, port: b.port, flags: b.flags });
+          wantBackends6.set(hex(key), { key, value, what: `VIP ${v.name}: backend ${b.text}` });
+        } else {
+          wantBackends.set(hex(key), { key, value: encodeBackend4(b), what: `VIP ${v.name}: backend ${b.text}` });
+        }
+      }
+    }
+    const removesBefore = removes.length;
+    upserts(
+      'xlb_backends',
+      wantBackends,
+      summary.backends,
+      Object.values(prevIds.backends).map((id) => encodeU32(id)),
+    );
+    // IPv6 backends share the id space: an id is in at most one of the two maps.
+    upserts(
+      'xlb_backends6',
+      wantBackends6,
+      summary.backends,
+      Object.values(prevIds.backends).map((id) => encodeU32(id)),
+    );
+    backendRemoves = removes.splice(removesBefore);
+
+    // 2. Maglev tables: every changed table is built fresh and all are swapped
+    // into the outer map in one batch (each slot switches atomically; the
+    // kernel waits for running programs once per outer-map write, not per VIP).
+    const wantTables = new Set<number>();
+    const swaps: Array<{ vipId: number; table: Uint32Array; old: Uint32Array | null; name: string }> = [];
+    for (const v of c.vips) {
+      wantTables.add(v.id);
+      const old = store.readTable(v.id);
+      if (tablesEqual(old, v.table)) continue;
+      summary.tables.swapped++;
+      swaps.push({ vipId: v.id, table: v.table, old, name: v.name });
+    }
+    if (swaps.length > 0) {
+      adds.push({
+        what: `Maglev table${swaps.length > 1 ? 's' : ''} of ${swaps.map((x) => `VIP ${x.name}`).join(', ')}`,
+        run: () => store.swapTables(swaps.map(({ vipId, table }) => ({ vipId, table }))),
+        undo: () => {
+          const back = swaps.filter((x) => x.old !== null).map((x) => ({ vipId: x.vipId, table: x.old! }));
+          if (back.length) store.swapTables(back);
+          for (const x of swaps) if (x.old === null) store.deleteTable(x.vipId);
+        },
+      });
+    }
+    
+    for (const id of store.tableIds()) {
+      if (wantTables.has(id)) continue;
+      const old = store.readTable(id);
+      summary.tables.removed++;
+      tableRemoves.push({
+        what: `VIP ${prevVipName(id) ?? `id ${id}`}: Maglev table removal`,
+        run: () => store.deleteTable(id),
+        undo: () => {
+          if (old) store.swapTables([{ vipId: id, table: old }]);
+        },
+      });
+    }
+
+    // 3. VIP entries
+    const vipName = new Map(c.vips.map((v) => [v.id, v.name]));
+    const wantVips = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+    const wantVips6 = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+    for (const e of c.entries) {
+      const key = e.addr6 ? encodeVip6Key({ addr: e.addr6, port: e.port, proto: e.proto, scope: e.scope }) : encodeVip4Key(e);
+      (e.addr6 ? wantVips6 : wantVips).set(hex(key), {
+        key,
+        value: encodeVipVal({
+          vipId: e.vipId,
+          flags: e.flags,
+          hashFields: e.hashFields,
+          affinityTimeoutS: e.affinityTimeoutS,
+          snatAddr: e.snatAddr,
+          hairpinAddr: e.hairpinAddr,
+        }),
+        what: `VIP ${vipName.get(e.vipId)} (scope ${e.scope})`,
+      });
+    }
+    const r0 = removes.length;
+    upserts('xlb_vip4', wantVips, summary.vips);
+    upserts('xlb_vip6', wantVips6, summary.vips);
+    vipRemoves = removes.splice(r0);
+
+    newVipIds = c.vips.filter((v) => prevIds.vips[v.name] !== v.id).map((v) => v.id);
+    newBackendIds = c.vips.flatMap((v) =>
+      v.backends.filter((b) => prevIds.backends[`${v.name} ${b.text}`] !== b.id).map((b) => b.id),
+    );
   }
-  const r0 = removes.length;
-  upserts('xlb_vip4', wantVips, summary.vips);
-  upserts('xlb_vip6', wantVips6, summary.vips);
-  const vipRemoves = removes.splice(r0);
 
   // 4. interfaces
   const wantIfaces = new Map<string, { key: Buffer; value: Buffer; what: string }>();
@@ -275,7 +333,10 @@ export function applyCompiled(
     'xlb_ifaces',
     wantIfaces,
     summary.ifaces,
-    (opts.prevIfindexes ?? []).map((i) => encodeU32(i)),
+    [
+      ...(opts.prevIfindexes ?? []),
+      ...(opts.prev?.ifaces ?? []).flatMap((i) => (ifindex.has(i.interface) ? [ifindex.get(i.interface)!] : [])),
+    ].map((i) => encodeU32(i)),
   );
   const ifaceRemoves = removes.splice(r1);
 
@@ -289,13 +350,19 @@ export function applyCompiled(
   upserts('xlb_neigh4', wantNeigh, summary.neigh);
   const neighRemoves = removes.splice(r2);
 
-  // Fresh ids start with zeroed counters (an id may have served something else,
-  // even in the previous apply: ids freed by a removal are reused at once).
-  const newVipIds = c.vips.filter((v) => prevIds.vips[v.name] !== v.id).map((v) => v.id);
-  const newBackendIds = c.vips.flatMap((v) =>
-    v.backends.filter((b) => prevIds.backends[`${v.name} ${b.text}`] !== b.id).map((b) => b.id),
-  );
 
+  // After an in-place table rewrite, a program may still hold a slot it read
+  // just before: removed backends wait for a grace period (deferred to the
+  // caller when it takes them, else waited for here).
+  let deferred: Op[] = [];
+  if (patched && backendRemoves.length > 0) {
+    if (opts.onDeferred) {
+      deferred = backendRemoves;
+      backendRemoves = [];
+    } else {
+      backendRemoves.unshift({ what: 'grace period before backend removals', run: () => store.synchronize(), undo: () => {} });
+    }
+  }
   const plan = [...adds, ...neighRemoves, ...ifaceRemoves, ...vipRemoves, ...snatRemoves, ...tableRemoves, ...backendRemoves];
   const done: Op[] = [];
   try {
@@ -322,5 +389,205 @@ export function applyCompiled(
     });
   }
   summary.writes = plan.length;
+  if (deferred.length > 0 && opts.onDeferred) {
+    const ops = deferred;
+    opts.onDeferred({
+      backendIds: ops.flatMap((o) => o.ids ?? []),
+      run: () => {
+        store.synchronize();
+        for (const op of ops) op.run();
+      },
+    });
+  }
   return summary;
+}
+
+type Entry = { key: Buffer; value: Buffer; what: string };
+
+/**
+ * The difference between `prev` (what the store holds) and `c`, found by
+ * identity: VIPs and entries that are the same objects are unchanged.
+ */
+function planFromPrev(
+  store: MapStore,
+  c: Compiled,
+  prev: Compiled,
+  summary: ApplySummary,
+): { adds: Op[]; backendRemoves: Op[]; vipRemoves: Op[]; tableRemoves: Op[]; newVipIds: number[]; newBackendIds: number[] } {
+  const adds: Op[] = [];
+  const backendRemoves: Op[] = [];
+  const vipRemoves: Op[] = [];
+  const tableRemoves: Op[] = [];
+  const newVipIds: number[] = [];
+  const newBackendIds: number[] = [];
+
+  // Changed VIPs, paired by name (unchanged ones are the same object, mostly at the same index).
+  const fresh: CompiledVip[] = [];
+  const stale = new Map<string, CompiledVip>();
+  for (let i = 0; i < Math.max(c.vips.length, prev.vips.length); i++) {
+    const v = c.vips[i];
+    const o = prev.vips[i];
+    if (v === o) continue;
+    if (v) fresh.push(v);
+    if (o) stale.set(o.name, o);
+  }
+  const pairs: Array<[CompiledVip | null, CompiledVip]> = [];
+  for (const v of fresh) {
+    let o = stale.get(v.name) ?? null;
+    stale.delete(v.name);
+    if (o === v) continue;
+    if (o && o.id !== v.id) {
+      // (A kept name keeps its id; should it not, the old one is removed and the new one added.)
+      stale.set(`${o.name}\0old`, o);
+      o = null;
+    }
+    pairs.push([o, v]);
+  }
+  const gone = [...stale.values()];
+
+  // 1. backends
+  // IPv6 backends go to xlb_backends6 (one id space: an id is in one of the two maps).
+  const mapOf = (b: CompiledBackend): MapName => (b.addr6 ? 'xlb_backends6' : 'xlb_backends');
+  const encode = (b: CompiledBackend): Buffer => (b.addr6 ? encodeBackend6({ addr: b.addr6, port: b.port, flags: b.flags }) : encodeBackend4(b));
+  const writes: Record<'xlb_backends' | 'xlb_backends6', Array<Entry & { old: Buffer | undefined }>> = { xlb_backends: [], xlb_backends6: [] };
+  const removeBackend = (o: CompiledVip, b: CompiledBackend): void => {
+    summary.backends.removed++;
+    const key = encodeU32(b.id);
+    const old = encode(b);
+    const map = mapOf(b);
+    backendRemoves.push({
+      what: `VIP ${o.name}: backend ${b.text} removal`,
+      ids: [b.id],
+      run: () => store.delete(map, key),
+      undo: () => store.update(map, key, old),
+    });
+  };
+  for (const [o, v] of pairs) {
+    const before = new Map((o?.backends ?? []).map((b) => [b.id, b]));
+    for (const b of v.backends) {
+      const ob = before.get(b.id);
+      before.delete(b.id);
+      const value = encode(b);
+      const old = ob && mapOf(ob) === mapOf(b) ? encode(ob) : undefined;
+      if (old && old.equals(value)) continue;
+      if (!ob) newBackendIds.push(b.id);
+      summary.backends.written++;
+      writes[b.addr6 ? 'xlb_backends6' : 'xlb_backends'].push({ key: encodeU32(b.id), value, old, what: `VIP ${v.name}: backend ${b.text}` });
+    }
+    for (const ob of before.values()) removeBackend(o!, ob);
+    if (!o) newVipIds.push(v.id);
+  }
+  for (const o of gone) for (const b of o.backends) removeBackend(o, b);
+  for (const map of ['xlb_backends', 'xlb_backends6'] as const) {
+    const list = writes[map];
+    if (list.length >= BATCH_MIN) {
+      const zero = Buffer.alloc(list[0].value.length);
+      adds.push({
+        what: `${list.length} backends (${list[0].what}, …)`,
+        run: () => store.updateMany(map, list),
+        undo: () => store.updateMany(map, list.map((w) => ({ key: w.key, value: w.old ?? zero }))),
+      });
+    } else {
+      for (const w of list) {
+        adds.push({
+          what: w.what,
+          run: () => store.update(map, w.key, w.value),
+          undo: () => (w.old ? store.update(map, w.key, w.old) : store.delete(map, w.key)),
+        });
+      }
+    }
+  }
+
+  // 2. tables: same size → rewritten in place; else a new inner map swapped in.
+  const swaps: Array<{ vipId: number; table: Uint32Array; name: string }> = [];
+  for (const [o, v] of pairs) {
+    if (o && tablesEqual(o.table, v.table)) continue;
+    summary.tables.swapped++;
+    if (o && o.table.length === v.table.length) {
+      summary.tables.patched++;
+      adds.push({
+        what: `Maglev table of VIP ${v.name}`,
+        run: () => store.patchTable(v.id, v.table, o.table),
+        undo: () => store.patchTable(v.id, o.table, v.table),
+      });
+    } else {
+      swaps.push({ vipId: v.id, table: v.table, name: v.name });
+    }
+  }
+  if (swaps.length > 0) {
+    const olds = new Map(pairs.filter(([o]) => o !== null).map(([o]) => [o!.id, o!.table]));
+    adds.push({
+      what: `Maglev table${swaps.length > 1 ? 's' : ''} of ${swaps.map((x) => `VIP ${x.name}`).join(', ')}`,
+      run: () => store.swapTables(swaps.map(({ vipId, table }) => ({ vipId, table }))),
+      undo: () => {
+        const back = swaps.filter((x) => olds.has(x.vipId)).map((x) => ({ vipId: x.vipId, table: olds.get(x.vipId)! }));
+        if (back.length) store.swapTables(back);
+        for (const x of swaps) if (!olds.has(x.vipId)) store.deleteTable(x.vipId);
+      },
+    });
+  }
+  for (const o of gone) {
+    summary.tables.removed++;
+    tableRemoves.push({
+      what: `VIP ${o.name}: Maglev table removal`,
+      run: () => store.deleteTable(o.id),
+      undo: () => store.swapTables([{ vipId: o.id, table: o.table }]),
+    });
+  }
+
+  // 3. VIP entries: those that are not the same objects, diffed by key.
+  let same = c.entries.length === prev.entries.length;
+  for (let i = 0; same && i < c.entries.length; i++) same = c.entries[i] === prev.entries[i];
+  if (!same) {
+    const nowSet = new Set(c.entries);
+    const beforeSet = new Set(prev.entries);
+    let names: Map<number, string> | null = null;
+    const nameOf = (id: number): string =>
+      (names ??= new Map([...prev.vips, ...c.vips].map((v) => [v.id, v.name]))).get(id) ?? `id ${id}`;
+    const encodeEntry = (e: CompiledVipEntry): { key: Buffer; value: Buffer; map: MapName } => ({
+      key: e.addr6 ? encodeVip6Key({ addr: e.addr6, port: e.port, proto: e.proto, scope: e.scope }) : encodeVip4Key(e),
+      value: encodeVipVal({
+        vipId: e.vipId,
+        flags: e.flags,
+        hashFields: e.hashFields,
+        affinityTimeoutS: e.affinityTimeoutS,
+        snatAddr: e.snatAddr,
+        hairpinAddr: e.hairpinAddr,
+      }),
+      map: e.addr6 ? 'xlb_vip6' : 'xlb_vip4',
+    });
+    type VipEntry = Entry & { map: MapName };
+    const want = new Map<string, VipEntry>();
+    for (const e of c.entries) {
+      if (beforeSet.has(e)) continue;
+      const x = encodeEntry(e);
+      want.set(`${x.map} ${hex(x.key)}`, { ...x, what: `VIP ${nameOf(e.vipId)} (scope ${e.scope})` });
+    }
+    const have = new Map<string, VipEntry>();
+    for (const e of prev.entries) {
+      if (nowSet.has(e)) continue;
+      const x = encodeEntry(e);
+      have.set(`${x.map} ${hex(x.key)}`, { ...x, what: `VIP ${nameOf(e.vipId)} (scope ${e.scope}): removal` });
+    }
+    for (const [k, w] of want) {
+      const old = have.get(k);
+      if (old && old.value.equals(w.value)) continue;
+      summary.vips.written++;
+      adds.push({
+        what: w.what,
+        run: () => store.update(w.map, w.key, w.value),
+        undo: () => (old ? store.update(w.map, w.key, old.value) : store.delete(w.map, w.key)),
+      });
+    }
+    for (const [k, old] of have) {
+      if (want.has(k)) continue;
+      summary.vips.removed++;
+      vipRemoves.push({
+        what: old.what,
+        run: () => store.delete(old.map, old.key),
+        undo: () => store.update(old.map, old.key, old.value),
+      });
+    }
+  }
+  return { adds, backendRemoves, vipRemoves, tableRemoves, newVipIds, newBackendIds };
 }

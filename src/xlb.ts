@@ -20,7 +20,7 @@ import { ApplyError } from './errors.js';
 import { formatIPv4, formatIPv6 } from './addr.js';
 import { decodeCt4Key, decodeCt4Val, HASH_FIELDS, XLB, type GlobalCounter, type Stats } from './layout.js';
 import { decodeCt6Key, decodeCt6Val } from './layout.js';
-import { applyCompiled, type ApplySummary } from './writer.js';
+import { applyCompiled, type ApplySummary, type Deferred } from './writer.js';
 import { DEFAULT_CT_TIMEOUTS, flushConntrack, gcConntrack, type ConntrackTimeouts, type GcResult } from './conntrack.js';
 import { flushConntrack6, gcConntrack6 } from './conntrack.js';
 
@@ -155,8 +155,15 @@ export class Xlb {
   readonly stateDir: string;
   private state: State;
   private lastCompiled: Compiled | null = null;
+  /** The compile the kernel holds (the last apply's, when it completed): the next apply diffs against it. */
+  private inKernel: Compiled | null = null;
   /** Whether an apply of this instance has read the array maps in full yet. */
   private scanned = false;
+  /** Backend removals waiting for a grace period (after in-place table rewrites). */
+  private pending: Deferred[] = [];
+  /** Their ids: not handed out again until the entries are gone. */
+  private readonly reserved = new Set<number>();
+  private reclaimTimer: NodeJS.Timeout | null = null;
 
   private constructor(dp: Dataplane, stateDir: string, state: State) {
     this.dataplane = dp;
@@ -184,7 +191,39 @@ export class Xlb {
   }
 
   close(): void {
+    this.reclaim();
     this.dataplane.close();
+  }
+
+  /**
+   * Runs the backend removals an apply deferred: waits for a grace period
+   * (one RCU wait for all), then deletes the entries. Called soon after such
+   * an apply (a zero-delay timer), at the start of the next apply and on close.
+   */
+  reclaim(): void {
+    if (this.reclaimTimer) clearTimeout(this.reclaimTimer);
+    this.reclaimTimer = null;
+    const todo = this.pending;
+    this.pending = [];
+    for (const d of todo) {
+      try {
+        d.run();
+        for (const id of d.backendIds) this.reserved.delete(id);
+      } catch {
+        // Left in the map (no table names them): the next apply diffs
+        // against the kernel itself and removes them; their ids stay reserved.
+        this.inKernel = null;
+      }
+    }
+  }
+
+  private defer(d: Deferred): void {
+    this.pending.push(d);
+    for (const id of d.backendIds) this.reserved.add(id);
+    if (!this.reclaimTimer) {
+      this.reclaimTimer = setTimeout(() => this.reclaim(), 0);
+      this.reclaimTimer.unref();
+    }
   }
 
   /** What the last apply of this instance compiled (null before the first). */
@@ -211,7 +250,8 @@ export class Xlb {
    */
   apply(input: unknown, opts: { down?: ReadonlySet<string> } = {}): ApplyReport {
     const desired = validateConfig(input);
-    const compiled = compile(desired, this.state.ids, opts.down, this.lastCompiled);
+    this.reclaim();
+    const compiled = compile(desired, this.state.ids, opts.down, this.lastCompiled, { reservedBackendIds: this.reserved });
     const dp = this.dataplane;
 
     // Resolve every interface before writing anything.
@@ -240,9 +280,14 @@ export class Xlb {
       choices.set(i.interface, chooseHook(i, i.hook));
     }
 
+    const prev = this.inKernel;
+    // Until this apply completes, the kernel is only known to hold what it held.
+    this.inKernel = null;
     const summary = applyCompiled(dp.store(), compiled, ifindex, this.state.ids, {
       fullScan: !this.scanned,
       prevIfindexes: this.state.ifaces.map((i) => i.ifindex),
+      prev: prev ?? undefined,
+      onDeferred: (d) => this.defer(d),
     });
     this.scanned = true;
 
@@ -289,6 +334,7 @@ export class Xlb {
     };
     this.saveState();
     this.lastCompiled = compiled;
+    this.inKernel = compiled;
     return {
       warnings: compiled.warnings,
       summary,

@@ -98,7 +98,7 @@ describe('applyCompiled: basic reconciliation', () => {
     expect(nBackends).toBe(7);
     expect(s).toEqual({
       backends: { written: 7, removed: 0 },
-      tables: { swapped: 3, removed: 0 },
+      tables: { swapped: 3, patched: 0, removed: 0 },
       // web's 2 VIPs in s1 and s2, dns's VIP in s2.
       vips: { written: 5, removed: 0 },
       ifaces: { written: 3, removed: 0 },
@@ -142,7 +142,7 @@ describe('applyCompiled: basic reconciliation', () => {
     const s = h.apply(A);
     expect(s).toEqual({
       backends: { written: 0, removed: 0 },
-      tables: { swapped: 0, removed: 0 },
+      tables: { swapped: 0, patched: 0, removed: 0 },
       vips: { written: 0, removed: 0 },
       ifaces: { written: 0, removed: 0 },
       neigh: { written: 0, removed: 0 },
@@ -163,7 +163,7 @@ describe('applyCompiled: basic reconciliation', () => {
     changed.load_balancers[0]!.vips['10.10.0.1:80'] = '10.0.0.1:80,10.0.0.2:80,10.0.0.7:80';
     const s = h.apply(changed);
 
-    expect(s.tables).toEqual({ swapped: 1, removed: 0 });
+    expect(s.tables).toEqual({ swapped: 1, patched: 0, removed: 0 });
     expect(s.vips).toEqual({ written: 0, removed: 0 });
     expect(s.ifaces).toEqual({ written: 0, removed: 0 });
     expect(s.backends.written).toBe(1);
@@ -202,7 +202,7 @@ describe('applyCompiled: basic reconciliation', () => {
     without.logical_switches[1]!.load_balancer = ['web'];
     const s = h.apply(without);
 
-    expect(s.tables).toEqual({ swapped: 0, removed: 1 });
+    expect(s.tables).toEqual({ swapped: 0, patched: 0, removed: 1 });
     expect(s.vips).toEqual({ written: 0, removed: 1 });
     expect(s.backends).toEqual({ written: 0, removed: 2 });
     expect(s.ifaces).toEqual({ written: 0, removed: 0 });

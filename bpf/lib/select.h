@@ -72,7 +72,7 @@ XLB_INLINE struct xlb_backend4 *xlb_backend_pick(const struct xlb_pkt4 *p,
 	__u32 hdr = XLB_MAGLEV_HDR_SLOT;
 	__u32 vip_id = vip->vip_id;
 	struct xlb_backend4 *be;
-	__u32 *m, *bid, slot;
+	__u32 *m, *bid, slot, id;
 	__u64 now = 0;
 	void *table;
 
@@ -90,10 +90,14 @@ XLB_INLINE struct xlb_backend4 *xlb_backend_pick(const struct xlb_pkt4 *p,
 		return NULL;
 	slot = XLB_MAGLEV_FIRST_SLOT + xlb_flow_hash4(p, vip->hash_fields) % *m;
 	bid = xlb_lookup(table, &slot);
-	if (!bid || *bid == XLB_BACKEND_NONE)
+	if (!bid)
 		return NULL;
-	*backend_id = *bid;
-	be = xlb_lookup(&xlb_backends, bid);
+	/* Read once: the control plane rewrites slots in place (one 32-bit store each). */
+	id = *(volatile __u32 *)bid;
+	if (id == XLB_BACKEND_NONE)
+		return NULL;
+	*backend_id = id;
+	be = xlb_lookup(&xlb_backends, &id);
 	if (be && (vip->flags & XLB_VIP_F_AFFINITY)) {
 		struct xlb_affinity4_val av = { .backend_id = *backend_id, .last_seen_ns = now };
 

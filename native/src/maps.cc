@@ -271,6 +271,40 @@ static Napi::Value MapMmapWrite(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Writes single 32-bit values in place: element slots[i] (its first 4 bytes)
+// becomes values[i], in order, each with one aligned 32-bit store, so a BPF
+// program reading the element concurrently sees the old or the new value,
+// never a mix of their bytes.
+static Napi::Value MapMmapWriteSlots(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  Napi::Uint8Array slots = ArgBytes(info, 1, "slots");
+  Napi::Uint8Array values = ArgBytes(info, 2, "values");
+  if (slots.ByteLength() % 4 != 0 || slots.ByteLength() != values.ByteLength())
+    ThrowType(env, "mapMmapWriteSlots: slots and values must be u32 arrays of the same length");
+  MapShape sh = GetShape(env, fd, "mapMmapWriteSlots");
+  if (!sh.ok) ThrowErrno(env, "mapMmapWriteSlots", std::string("mapMmapWriteSlots") + FdStr(fd), EBADF);
+  if (sh.value_size < 4) ThrowType(env, "mapMmapWriteSlots: values of the map are smaller than 4 bytes");
+  size_t n = slots.ByteLength() / 4;
+  size_t stride = static_cast<size_t>((sh.value_size + 7) / 8) * 8;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t slot;
+    memcpy(&slot, slots.Data() + i * 4, 4);
+    if (slot >= sh.max_entries)
+      ThrowType(env, "mapMmapWriteSlots: slot " + std::to_string(slot) + " is beyond the map's " +
+                         std::to_string(sh.max_entries) + " elements");
+  }
+  Mapping m = MapArea(env, fd, "mapMmapWriteSlots", stride * sh.max_entries, PROT_READ | PROT_WRITE);
+  for (size_t i = 0; i < n; i++) {
+    uint32_t slot, value;
+    memcpy(&slot, slots.Data() + i * 4, 4);
+    memcpy(&value, values.Data() + i * 4, 4);
+    __atomic_store_n(reinterpret_cast<uint32_t*>(static_cast<char*>(m.p) + slot * stride), value, __ATOMIC_RELEASE);
+  }
+  munmap(m.p, m.len);
+  return env.Undefined();
+}
+
 static Napi::Value MapMmapRead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
@@ -357,6 +391,7 @@ void InitMaps(Napi::Env env, Napi::Object exports) {
   fn("mapDeleteBatch", MapDeleteBatch);
   fn("mapMmapWrite", MapMmapWrite);
   fn("mapMmapRead", MapMmapRead);
+  fn("mapMmapWriteSlots", MapMmapWriteSlots);
 }
 
 }  // namespace xlb
