@@ -5,6 +5,7 @@
  * tc ingress companion of the XDP hook (what XDP cannot send back, bounce.h).
  */
 #include "lib/lb.h"
+#include "lib/lb6.h"
 #include "lib/bounce.h"
 #include "lib/neigh.h"
 #include "lib/reject.h"
@@ -25,6 +26,13 @@ static __always_inline void xlb_tc_linearize(struct __sk_buff *skb)
 	bpf_skb_pull_data(skb, want);
 }
 
+/* tc, an IPv6 frame (lb6.h): a subprogram called in tail position, so the
+ * IPv4 path keeps its code. */
+static __attribute__((noinline)) int xlb_tc_ipv6(struct __sk_buff *skb, int ingress)
+{
+	return xlb_hook_verdict(XLB_HOOK_TC, xlb_process6_tc(skb, ingress));
+}
+
 static __always_inline int xlb_tc_run(struct __sk_buff *skb, enum xlb_stage stage)
 {
 	enum xlb_verdict v;
@@ -34,6 +42,8 @@ static __always_inline int xlb_tc_run(struct __sk_buff *skb, enum xlb_stage stag
 			 (void *)(long)skb->data_end, skb->len, skb->ifindex);
 	if (v == XLB_V_REJECT)
 		return xlb_tc_reject(skb);
+	if (v == XLB_V_NOT_IP && skb->protocol == bpf_htons(ETH_P_IPV6))
+		return xlb_tc_ipv6(skb, stage == XLB_STAGE_INGRESS);
 	if (v == XLB_V_NOT_IP && stage == XLB_STAGE_INGRESS)
 		return xlb_tc_neigh(skb);
 	if (v == XLB_V_BOUNCE) /* hairpin: back to the sender */
@@ -76,6 +86,8 @@ int xlb_xdp_ingress(struct xdp_md *ctx)
 			return XDP_DROP;
 		return XDP_PASS;
 	}
+	if (v == XLB_V_NOT_IP)
+		return xlb_process6_xdp(ctx);
 	return xlb_hook_verdict(XLB_HOOK_XDP, v);
 }
 

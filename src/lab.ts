@@ -175,6 +175,7 @@ export class Lab {
   private build(opts: LabOptions): void {
     const LAB = this.names;
     ip('netns', 'add', LAB.hv);
+    if (opts.ipv6) Lab.noDad(LAB.hv);
     const hv = (...a: string[]): void => ip('-n', LAB.hv, ...a);
     hv('link', 'set', 'lo', 'up');
     sh('ip', ['netns', 'exec', LAB.hv, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
@@ -191,6 +192,7 @@ export class Lab {
     }
     for (const [name, vm] of Object.entries(LAB.vms)) {
       ip('netns', 'add', vm.ns);
+      if (opts.ipv6) Lab.noDad(vm.ns);
       ip('-n', vm.ns, 'link', 'set', 'lo', 'up');
       ip('link', 'add', vm.hostIf, 'netns', LAB.hv, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', vm.ns);
       hv('link', 'set', vm.hostIf, 'master', vm.bridge);
@@ -202,6 +204,13 @@ export class Lab {
       if (opts.vmTxOff) sh('ip', ['netns', 'exec', vm.ns, 'ethtool', '-K', 'eth0', 'tx', 'off']);
     }
     if (opts.ipv6) this.buildIPv6();
+  }
+
+  /** No duplicate address detection in a namespace, link-local addresses included (set before
+   *  its interfaces exist): a router whose link-local is still tentative cannot send neighbour
+   *  solicitations, and the first forwarded packet would wait a second for it. */
+  private static noDad(ns: string): void {
+    sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
   }
 
   /** IPv6 on top of the IPv4 topology: addresses without DAD, routes, forwarding in xlb-hv. */

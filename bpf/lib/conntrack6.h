@@ -12,6 +12,23 @@
 #include "parse6.h"
 #include "conntrack.h"
 
+/* Scratch space for the other direction's entry (80 bytes): the IPv6 pipeline
+ * runs as a subprogram below the IPv4 entry point, and the two stack frames
+ * share the 512-byte limit. Per CPU, used within one packet's run (programs
+ * do not migrate mid-run). BPF-only: never pinned, never read by the control
+ * plane. */
+struct xlb_ct6_scratch {
+	struct xlb_ct6_key key;
+	struct xlb_ct6_val val;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xlb_ct6_scratch);
+} xlb_ct6_scratch SEC(".maps");
+
 /* The reverse entry implied by a forward one, or the forward one by a reverse. */
 XLB_INLINE void xlb_ct6_other(const struct xlb_ct6_key *k, const struct xlb_ct6_val *v,
 			      struct xlb_ct6_key *ok, struct xlb_ct6_val *ov)
@@ -48,14 +65,17 @@ XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 {
 	const struct xlb_ct6_key *k = &p->tuple;
 	struct xlb_ct6_val *v = xlb_lookup(&xlb_ct6, k);
+	struct xlb_ct6_scratch *r;
 	struct xlb_ct6_val *o;
-	struct xlb_ct6_key ok;
-	struct xlb_ct6_val ov;
+	__u32 zero = 0;
 	__u8 state;
 	__u64 now;
 
 	if (!v)
 		return NULL;
+	r = xlb_lookup(&xlb_ct6_scratch, &zero);
+	if (!r)
+		return v;
 	now = xlb_now_ns();
 	if (now - v->last_seen_ns > XLB_CT_REFRESH_NS)
 		v->last_seen_ns = now;
@@ -65,11 +85,11 @@ XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 		if (state != v->state)
 			v->state = state;
 	}
-	xlb_ct6_other(k, v, &ok, &ov);
-	o = xlb_lookup(&xlb_ct6, &ok);
+	xlb_ct6_other(k, v, &r->key, &r->val);
+	o = xlb_lookup(&xlb_ct6, &r->key);
 	if (!o) {
-		ov.last_seen_ns = now;
-		xlb_update(&xlb_ct6, &ok, &ov, BPF_NOEXIST);
+		r->val.last_seen_ns = now;
+		xlb_update(&xlb_ct6, &r->key, &r->val, BPF_NOEXIST);
 		xlb_count(XLB_G_CT_RECREATE);
 	} else if (o->state != state) {
 		o->state = state;
@@ -81,9 +101,12 @@ XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 XLB_INLINE int xlb_ct6_create(const struct xlb_pkt6 *p, struct xlb_ct6_val *fwd)
 {
 	const struct xlb_ct6_key *k = &p->tuple;
-	struct xlb_ct6_key rk;
-	struct xlb_ct6_val rv;
+	__u32 zero = 0;
+	struct xlb_ct6_scratch *r = xlb_lookup(&xlb_ct6_scratch, &zero);
 	int err;
+
+	if (!r)
+		return -1;
 
 	fwd->dir = XLB_DIR_FWD;
 	fwd->state = XLB_CT_NONE;
@@ -92,8 +115,8 @@ XLB_INLINE int xlb_ct6_create(const struct xlb_pkt6 *p, struct xlb_ct6_val *fwd)
 		fwd->state = (p->tcp_flags & XLB_TCP_FLAG_SYN) && !(p->tcp_flags & XLB_TCP_FLAG_ACK) ?
 				     XLB_CT_SYN : xlb_ct_next_state(XLB_CT_EST, XLB_DIR_FWD, p->tcp_flags);
 	fwd->last_seen_ns = xlb_now_ns();
-	xlb_ct6_other(k, fwd, &rk, &rv);
-	err = xlb_update(&xlb_ct6, &rk, &rv, BPF_ANY);
+	xlb_ct6_other(k, fwd, &r->key, &r->val);
+	err = xlb_update(&xlb_ct6, &r->key, &r->val, BPF_ANY);
 	if (err)
 		return err;
 	return xlb_update(&xlb_ct6, k, fwd, BPF_ANY);

@@ -21,6 +21,19 @@ XLB_INLINE __u32 xlb_csum_add_diff16(__u32 sum, const __u32 *old, const __u32 *n
 	return sum;
 }
 
+/* The folded sum of ~old + new over a 16-byte field: computed once, it updates
+ * every checksum the change enters (fewer live registers than recomputing). */
+XLB_INLINE __u16 xlb_csum_diff16(const __u32 *old, const __u32 *new)
+{
+	return xlb_csum_fold(xlb_csum_add_diff16(0, old, new));
+}
+
+/* A stored (complemented) checksum after a change whose xlb_csum_diff16 is d. */
+XLB_INLINE __u16 xlb_csum_apply_diff(__u16 check, __u16 d)
+{
+	return (__u16)~xlb_csum_fold((__u32)(__u16)~check + d);
+}
+
 /* A stored (complemented) checksum after a 16-byte field changed. */
 XLB_INLINE __u16 xlb_csum_replace16(__u16 check, const __u32 *old, const __u32 *new)
 {

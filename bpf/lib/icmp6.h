@@ -37,12 +37,13 @@ XLB_INLINE int xlb_icmp6_is_error(__u8 type)
 XLB_INLINE int xlb_icmp6_related(void *data, void *data_end, const struct xlb_pkt6 *p)
 {
 	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
-	__u32 old_addr[XLB_IPV6_WORDS], new_addr[XLB_IPV6_WORDS];
+	__u32 old_addr[XLB_IPV6_WORDS];
+	const __u32 *new_addr;
 	struct xlb_ct6_key k = {};
 	struct xlb_ct6_val *ct;
 	struct ipv6hdr *in;
 	__u16 *in_ports, *l4csum, *csump;
-	__u16 old_port, new_port, c;
+	__u16 old_port, new_port, c, d;
 	__u32 *in_addr, *out_addr;
 	__u32 off = p->l4_off;
 	void *icmp;
@@ -73,7 +74,7 @@ XLB_INLINE int xlb_icmp6_related(void *data, void *data_end, const struct xlb_pk
 
 	in_addr = rev ? in->daddr.in6_u.u6_addr32 : in->saddr.in6_u.u6_addr32;
 	xlb_addr6_copy(old_addr, in_addr);
-	xlb_addr6_copy(new_addr, ct->nat_addr);
+	new_addr = ct->nat_addr;
 	old_port = rev ? in_ports[1] : in_ports[0];
 	new_port = ct->nat_port ? ct->nat_port : old_port;
 
@@ -81,8 +82,9 @@ XLB_INLINE int xlb_icmp6_related(void *data, void *data_end, const struct xlb_pk
 	if ((void *)(csump + 1) > data_end)
 		return -1;
 	c = *csump;
+	d = xlb_csum_diff16(old_addr, new_addr);
 	xlb_addr6_copy(in_addr, new_addr);
-	c = xlb_csum_replace16(c, old_addr, new_addr);
+	c = xlb_csum_apply_diff(c, d);
 	if (new_port != old_port) {
 		if (rev)
 			in_ports[1] = new_port;
@@ -94,7 +96,7 @@ XLB_INLINE int xlb_icmp6_related(void *data, void *data_end, const struct xlb_pk
 	l4csum = (void *)in_ports + (in->nexthdr == IPPROTO_TCP ? XLB_TCP_CSUM_OFF : XLB_UDP_CSUM_OFF);
 	if ((void *)(l4csum + 1) <= data_end && !(in->nexthdr == IPPROTO_UDP && *l4csum == 0)) {
 		__u16 old_l4 = *l4csum;
-		__u16 l4 = xlb_csum_replace16(old_l4, old_addr, new_addr);
+		__u16 l4 = xlb_csum_apply_diff(old_l4, d);
 
 		if (new_port != old_port)
 			l4 = xlb_csum_replace2(l4, old_port, new_port);
@@ -107,7 +109,7 @@ XLB_INLINE int xlb_icmp6_related(void *data, void *data_end, const struct xlb_pk
 	out_addr = rev ? ip6->saddr.in6_u.u6_addr32 : ip6->daddr.in6_u.u6_addr32;
 	if (xlb_addr6_eq(out_addr, old_addr)) {
 		xlb_addr6_copy(out_addr, new_addr);
-		c = xlb_csum_replace16(c, old_addr, new_addr);
+		c = xlb_csum_apply_diff(c, d);
 	}
 	*csump = c;
 	return 1;

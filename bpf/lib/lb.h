@@ -3,7 +3,8 @@
  * lb.h — the pipeline shared by every entry point:
  *   parse -> conntrack (either direction: apply the recorded NAT, never
  *   re-balance) -> [ingress only] VIP -> Maglev -> conntrack insert -> DNAT.
- * IPv6 takes the same steps in lb6.h, from the not-IPv4 branch.
+ * IPv6 takes the same steps in lb6.h: the entry points call it (a BPF
+ * subprogram, in tail position) for what this pipeline finds is not IPv4.
  * Anything that is not load-balancer traffic passes untouched.
  *
  * A TCP packet without SYN of an unknown flow to a VIP (an LRU eviction of both
@@ -140,9 +141,6 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 	return XLB_V_PASS;
 }
 
-/* IPv6 (reached only from the not-IPv4 branch below). */
-#include "lb6.h"
-
 /* The whole pipeline for one frame. len is the frame's full length. */
 XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
 					 void *data, void *data_end, __u32 len, __u32 ifindex)
@@ -155,7 +153,7 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 	case XLB_PARSE_OK:
 		break;
 	case XLB_PARSE_NOT_IPV4:
-		return xlb_process6(ctx, hook, stage == XLB_STAGE_INGRESS, data, data_end, len, ifindex);
+		return XLB_V_NOT_IP; /* IPv6 or not IP: the entry point decides (lb6.h) */
 	case XLB_PARSE_FRAGMENT:
 		xlb_count(XLB_G_FRAGMENT);
 		return XLB_V_PASS;

@@ -4,8 +4,8 @@
  *   parse (extension chain) -> ICMPv6 error of a tracked flow? translate ->
  *   conntrack (either direction) -> [ingress only] VIP -> Maglev -> DNAT.
  * ICMPv6 other than echo and errors (neighbour discovery, MLD, router
- * advertisements) passes untouched, even to a VIP address. Included by lb.h,
- * which reaches it only for frames that are not IPv4: the IPv4 path does not
+ * advertisements) passes untouched, even to a VIP address. The entry points
+ * (xlb.bpf.c) call it for frames lb.h found not IPv4: the IPv4 path does not
  * pay for it.
  */
 #ifndef XLB_LB6_H
@@ -18,6 +18,7 @@
 #include "select6.h"
 #include "nat6.h"
 #include "icmp6.h"
+#include "lb.h"
 
 XLB_INLINE enum xlb_verdict xlb_apply_ct6(void *ctx, enum xlb_hook hook, const struct xlb_pkt6 *p,
 					  const struct xlb_ct6_val *ct)
@@ -40,7 +41,6 @@ XLB_INLINE enum xlb_verdict xlb_balance6(void *ctx, enum xlb_hook hook, const st
 	struct xlb_backend6 *be;
 	struct xlb_vip_val *vip;
 	struct xlb_iface *ifc;
-	struct xlb_nat6 n = { .dst = 1 };
 	__u32 backend_id = 0;
 
 	ifc = xlb_lookup(&xlb_ifaces, &ifindex);
@@ -73,10 +73,14 @@ XLB_INLINE enum xlb_verdict xlb_balance6(void *ctx, enum xlb_hook hook, const st
 	xlb_stats_add(&xlb_vip_stats, fwd.vip_id, p->len, 0, 1);
 	xlb_stats_add(&xlb_backend_stats, backend_id, p->len, 0, 1);
 
-	xlb_addr6_copy(n.new_addr, fwd.nat_addr);
-	n.new_port = fwd.nat_port;
-	if (xlb_hook_rewrite6(ctx, hook, p, &n))
-		xlb_count(XLB_G_NAT_ERROR);
+	{
+		/* Scoped: its stack slot may be shared with conntrack's temporaries. */
+		struct xlb_nat6 n = { .new_port = fwd.nat_port, .dst = 1 };
+
+		xlb_addr6_copy(n.new_addr, fwd.nat_addr);
+		if (xlb_hook_rewrite6(ctx, hook, p, &n))
+			xlb_count(XLB_G_NAT_ERROR);
+	}
 	return XLB_V_PASS;
 }
 
@@ -149,6 +153,30 @@ XLB_INLINE enum xlb_verdict xlb_process6(void *ctx, enum xlb_hook hook, int ingr
 	if (!ingress)
 		return XLB_V_PASS;
 	return xlb_balance6(ctx, hook, &p, ifindex);
+}
+
+/* The IPv6 pipeline as BPF subprograms, called by the entry points in tail
+ * position for frames the IPv4 pipeline found not IPv4, so the IPv4 code is
+ * compiled as if IPv6 did not exist (no value lives across the call).
+ * Stack budget: the entry point's frame (≈192 bytes) plus this one must stay
+ * within 512; the other-direction conntrack entries live in xlb_ct6_scratch
+ * for that reason. Returns the XDP action. */
+static __attribute__((noinline)) int xlb_process6_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	enum xlb_verdict v;
+
+	v = xlb_process6(ctx, XLB_HOOK_XDP, 1, data, data_end, (__u32)(data_end - data),
+			 ctx->ingress_ifindex);
+	return xlb_hook_verdict(XLB_HOOK_XDP, v);
+}
+
+/* The same for tc, inlined into xlb.bpf.c's xlb_tc_ipv6 subprogram. */
+static __always_inline int xlb_process6_tc(struct __sk_buff *skb, int ingress)
+{
+	return xlb_process6(skb, XLB_HOOK_TC, ingress, (void *)(long)skb->data,
+			    (void *)(long)skb->data_end, skb->len, skb->ifindex);
 }
 
 #endif /* XLB_LB6_H */

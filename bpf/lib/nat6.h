@@ -48,18 +48,15 @@ XLB_INLINE int xlb_nat6_direct(void *data, void *data_end, const struct xlb_pkt6
 			       const struct xlb_nat6 *n)
 {
 	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
-	__u32 old_addr[XLB_IPV6_WORDS];
+	/* The packet's addresses are the parsed tuple's (read once, on the stack). */
+	const __u32 *old_addr = n->dst ? p->tuple.daddr : p->tuple.saddr;
 	__u16 *portp, *csump, check, old_port = 0, seed;
-	__u32 *addr;
 	void *l4;
 
 	if ((void *)(ip6 + 1) > data_end)
 		return -1;
-	seed = xlb_pseudo_seed6(ip6->saddr.in6_u.u6_addr32, ip6->daddr.in6_u.u6_addr32,
-				p->tuple.proto, p->l4_len);
-	addr = n->dst ? ip6->daddr.in6_u.u6_addr32 : ip6->saddr.in6_u.u6_addr32;
-	xlb_addr6_copy(old_addr, addr);
-	xlb_addr6_copy(addr, n->new_addr);
+	seed = xlb_pseudo_seed6(p->tuple.saddr, p->tuple.daddr, p->tuple.proto, p->l4_len);
+	xlb_addr6_copy(n->dst ? ip6->daddr.in6_u.u6_addr32 : ip6->saddr.in6_u.u6_addr32, n->new_addr);
 
 	if (!p->csum_off)
 		return 0;
@@ -103,19 +100,15 @@ XLB_INLINE int xlb_nat6_skb(struct __sk_buff *skb, const struct xlb_pkt6 *p,
 	void *data_end = (void *)(long)skb->data_end;
 	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
 	__u64 mz = p->tuple.proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-	__u32 old_addr[XLB_IPV6_WORDS];
-	__u32 new_addr[XLB_IPV6_WORDS];
+	/* The packet's address as parsed (the tuple, on the stack). */
+	const __u32 *old_addr = n->dst ? p->tuple.daddr : p->tuple.saddr;
 	__u16 old_port = 0, csum_at_l4;
 	int port_changed = 0;
-	__u32 *addr;
 	__s64 diff;
 
 	if ((void *)(ip6 + 1) > data_end)
 		return -1;
-	addr = n->dst ? ip6->daddr.in6_u.u6_addr32 : ip6->saddr.in6_u.u6_addr32;
-	xlb_addr6_copy(old_addr, addr);
-	xlb_addr6_copy(new_addr, n->new_addr);
-	xlb_addr6_copy(addr, new_addr);
+	xlb_addr6_copy(n->dst ? ip6->daddr.in6_u.u6_addr32 : ip6->saddr.in6_u.u6_addr32, n->new_addr);
 	if (!p->csum_off)
 		return 0;
 	if (p->has_ports && n->new_port) {
@@ -134,7 +127,8 @@ XLB_INLINE int xlb_nat6_skb(struct __sk_buff *skb, const struct xlb_pkt6 *p,
 		}
 	}
 	csum_at_l4 = p->csum_off;
-	diff = bpf_csum_diff(old_addr, sizeof(old_addr), new_addr, sizeof(new_addr), 0);
+	diff = bpf_csum_diff((__be32 *)old_addr, sizeof(n->new_addr), (__be32 *)n->new_addr,
+			     sizeof(n->new_addr), 0);
 	if (diff < 0)
 		return -1;
 	if (bpf_l4_csum_replace(skb, p->l4_off + csum_at_l4, 0, diff,
