@@ -20,5 +20,7 @@
 #define __always_inline inline __attribute__((always_inline))
 #endif
 #define XLB_INLINE static __always_inline
+/* A BPF subprogram: its own stack frame (for paths off the established-flow one). */
+#define XLB_NOINLINE static __attribute__((noinline))
 
 #endif /* XLB_ACCESS_H */

@@ -96,8 +96,9 @@ XLB_INLINE void xlb_icmp4_outer_nat(struct iphdr *ip, int src, __u32 new_addr)
  * packet was one (translated), 0 when it is not (the caller goes on), -1 when
  * it could not be read. A source-NATed flow's error gets both ends back: the
  * client's address and port in the quote, the client (or the SNAT address) as
- * the outer destination (source). */
-XLB_INLINE int xlb_icmp4_related(void *data, void *data_end)
+ * the outer destination (source). A BPF subprogram: ICMP errors are rare, and
+ * its stack stays out of the main frame. */
+XLB_NOINLINE int xlb_icmp4_related(void *data, void *data_end)
 {
 	struct iphdr *ip = data + sizeof(struct ethhdr);
 	struct xlb_icmphdr *icmp;
