@@ -17,9 +17,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { Dataplane } from '../src/dataplane.js';
-import { compile, type Compiled, type Ids } from '../src/compile.js';
+import { compile, emptyCompiled, EMPTY_IDS, type Compiled } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
-import { applyCompiled } from '../src/writer.js';
+import { applyCompiled, type Deferred } from '../src/writer.js';
 import { loadNative, type XlbNative } from '../src/native.js';
 import { parseIPv4 } from '../src/addr.js';
 import { LAYOUT, encodeU32 } from '../src/layout.js';
@@ -37,13 +37,21 @@ export interface ScaleOptions {
 }
 
 const vipAddr = (i: number): string => `10.200.${i >> 8}.${i & 255}`;
-const backendList = (shift = 0): string =>
-  Array.from({ length: BACKENDS_PER_VIP }, (_, j) => `10.1.${(j + shift) >> 8}.${((j + shift) & 255) || 254}:8080`).join(',');
+/** VIP i's own pool of backends (10.X.Y.1-64, distinct per VIP); `shift` replaces the first by the next one up. */
+const backendList = (i: number, shift = 0): string =>
+  Array.from({ length: BACKENDS_PER_VIP }, (_, j) => `10.${1 + (i >> 8)}.${i & 255}.${j + 1 + shift}:8080`).join(',');
 
-function scaleConfig(nVips: number, changedVip = -1): object {
-  const vips: Record<string, string> = {};
-  const base = backendList();
-  for (let i = 0; i < nVips; i++) vips[`${vipAddr(i)}:80`] = i === changedVip ? backendList(1) : base;
+/** The VIP → backends map of nVips VIPs, built once per size (a control plane keeps its objects). */
+const baseVips = new Map<number, Record<string, string>>();
+
+function scaleConfig(nVips: number, changedVip = -1, shift = 1): object {
+  let base = baseVips.get(nVips);
+  if (!base) {
+    base = {};
+    for (let i = 0; i < nVips; i++) base[`${vipAddr(i)}:80`] = backendList(i);
+    baseVips.set(nVips, base);
+  }
+  const vips = changedVip < 0 ? base : { ...base, [`${vipAddr(changedVip)}:80`]: backendList(changedVip, shift) };
   return {
     load_balancers: [{ name: 'scale', protocol: 'tcp', vips }],
     logical_switches: [{ name: 'sw', ports: ['lo'], load_balancer: ['scale'] }],
@@ -80,12 +88,12 @@ function mapMemory(dp: Dataplane): number {
 }
 
 /** Cold per-packet medians (ns) of the XDP program: established and new flows over nVips VIPs. */
-function perPacket(native: XlbNative, dp: Dataplane, nVips: number, samples: number, seed: { port: number }): { est: number; neu: number } {
+function perPacket(native: XlbNative, dp: Dataplane, nVips: number, samples: number, seed: { port: number }, spread = nVips): { est: number; neu: number } {
   const run = (data: Buffer): number => native.progTestRun(dp.progs.xlb_xdp_ingress, { data, ifindex: 1, repeat: 1 }).duration;
   const flows: Buffer[] = [];
   const nFlows = Math.min(1000, samples);
   for (let k = 0; k < nFlows; k++) {
-    const vip = parseIPv4(vipAddr((k * 7919) % nVips));
+    const vip = parseIPv4(vipAddr((k * 7919) % spread));
     const client = parseIPv4('192.168.0.0') + 1 + k;
     run(tcpFrame(client, vip, 40000, 80, 0x02));
     flows.push(tcpFrame(client, vip, 40000, 80, 0x10));
@@ -95,7 +103,7 @@ function perPacket(native: XlbNative, dp: Dataplane, nVips: number, samples: num
   for (let i = 0; i < samples; i++) {
     est.push(run(flows[i % flows.length]));
     const p = seed.port++;
-    const vip = parseIPv4(vipAddr(Math.floor(Math.random() * nVips)));
+    const vip = parseIPv4(vipAddr(Math.floor(Math.random() * spread)));
     neu.push(run(tcpFrame(parseIPv4('172.20.0.0') + (p >>> 16), vip, (p & 0xffff) || 1, 80, 0x02)));
   }
   return { est: median(est), neu: median(neu) };
@@ -129,7 +137,7 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
   const samples = opts.smoke ? 100 : opts.quick ? 500 : 3000;
   const runs = opts.smoke ? 1 : opts.quick ? 2 : 5;
   const sizes = [1, 100, bigVips];
-  const bar = opts.progress.bar('scale', 5 + runs * (sizes.length + 1));
+  const bar = opts.progress.bar('scale', 5 + runs * (sizes.length + 2));
   const notes: string[] = [];
   const figs: Figure[] = [];
   const ratios: Ratio[] = [];
@@ -152,43 +160,83 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
     // ---- control plane: apply bigVips from empty, change one backend, memory per size ----
     dp = open();
     const mem: Record<number, number> = {};
-    let ids: Ids | undefined;
     let last: Compiled | null = null;
-    // What Xlb.apply does: reuse the previous compile's unchanged tables, read
-    // the array maps in full once and then only the slots in use.
-    const applyTimed = (nVips: number, changed = -1): { compileMs: number; writeMs: number; writes: number } => {
+    let pending: Deferred[] = [];
+    // What Xlb.apply does: validate, compile reusing the previous compile's
+    // unchanged VIPs, diff against the compile the kernel holds (maps just
+    // created hold nothing), rewrite changed tables in place; backend
+    // removals deferred past a grace period are timed apart.
+    const applyTimed = (
+      nVips: number,
+      changed = -1,
+      shift = 1,
+    ): { validateMs: number; compileMs: number; writeMs: number; writes: number; patched: number; reclaimMs: number } => {
+      const raw = scaleConfig(nVips, changed, shift);
       const t0 = process.hrtime.bigint();
-      const c = compile(validateConfig(scaleConfig(nVips, changed)), ids, undefined, last);
+      const desired = validateConfig(raw);
       const t1 = process.hrtime.bigint();
-      const s = applyCompiled(dp!.store(), c, ifindex, ids ? { vips: ids.vips, backends: ids.backends } : undefined, {
-        fullScan: last === null,
-        prevIfindexes: [...ifindex.values()],
-      });
+      const c = compile(desired, last?.ids ?? EMPTY_IDS, undefined, last, { reservedBackendIds: new Set(pending.flatMap((p) => p.backendIds)) });
       const t2 = process.hrtime.bigint();
-      ids = c.ids;
+      const s = applyCompiled(dp!.store(), c, ifindex, last?.ids ?? EMPTY_IDS, {
+        prev: last ?? emptyCompiled(),
+        prevIfindexes: [...ifindex.values()],
+        onDeferred: (d) => pending.push(d),
+      });
+      const t3 = process.hrtime.bigint();
       last = c;
-      return { compileMs: Number(t1 - t0) / 1e6, writeMs: Number(t2 - t1) / 1e6, writes: s.writes };
+      const r0 = process.hrtime.bigint();
+      for (const d of pending) d.run();
+      const hadPending = pending.length > 0;
+      pending = [];
+      const reclaimMs = hadPending ? Number(process.hrtime.bigint() - r0) / 1e6 : NaN;
+      return {
+        validateMs: Number(t1 - t0) / 1e6,
+        compileMs: Number(t2 - t1) / 1e6,
+        writeMs: Number(t3 - t2) / 1e6,
+        writes: s.writes,
+        patched: s.tables.patched,
+        reclaimMs,
+      };
     };
     for (const n of sizes.slice(0, -1)) {
       applyTimed(n);
       mem[n] = mapMemory(dp);
     }
     dp.close();
-    ids = undefined;
     last = null;
     dp = open();
     const empty = mapMemory(dp);
     const big = applyTimed(bigVips);
-    bar.tick(`apply ${bigVips} VIPs`);
+    bar.tick(`apply ${bigVips} VIPs from empty`);
     mem[bigVips] = mapMemory(dp);
-    const change = applyTimed(bigVips, Math.floor(bigVips / 2));
+    // One backend of one VIP changed, runs times (a different VIP each time, then put back).
+    const changes: Array<ReturnType<typeof applyTimed>> = [];
+    for (let r = 0; r < Math.max(5, runs); r++) {
+      const vip = Math.floor(((r + 0.5) * bigVips) / Math.max(5, runs));
+      changes.push(applyTimed(bigVips, vip, 1));
+      applyTimed(bigVips);
+    }
     bar.tick('change one backend');
-    figs.push(figure('scale', 'control plane', `apply ${bigVips} VIPs from empty: total`, 'ms', [big.compileMs + big.writeMs], { note: `${big.writes} map writes; target ≤ 5000 ms at 10,000 VIPs` }));
-    figs.push(figure('scale', 'control plane', `apply ${bigVips} VIPs from empty: compile (Maglev tables)`, 'ms', [big.compileMs]));
+    const cm = (f: (x: (typeof changes)[number]) => number): number[] => changes.map(f);
+    const change = changes[0]!;
+    const bigTotal = big.validateMs + big.compileMs + big.writeMs;
+    figs.push(figure('scale', 'control plane', `apply ${bigVips} VIPs from empty: total`, 'ms', [bigTotal], { note: `${big.writes} map writes; target ≤ 5000 ms at 10,000 VIPs` }));
+    figs.push(figure('scale', 'control plane', `apply ${bigVips} VIPs from empty: validate`, 'ms', [big.validateMs]));
+    figs.push(figure('scale', 'control plane', `apply ${bigVips} VIPs from empty: compile (Maglev tables on 2 threads)`, 'ms', [big.compileMs]));
     figs.push(figure('scale', 'control plane', `apply ${bigVips} VIPs from empty: kernel writes`, 'ms', [big.writeMs]));
-    figs.push(figure('scale', 'control plane', `change one backend of one VIP (of ${bigVips}): total`, 'ms', [change.compileMs + change.writeMs], { note: `${change.writes} map writes; target ≤ 5 ms, only that VIP's table rewritten` }));
-    figs.push(figure('scale', 'control plane', `change one backend of one VIP (of ${bigVips}): compile`, 'ms', [change.compileMs]));
-    figs.push(figure('scale', 'control plane', `change one backend of one VIP (of ${bigVips}): diff + kernel writes`, 'ms', [change.writeMs]));
+    figs.push(
+      figure('scale', 'control plane', `change one backend of one VIP (of ${bigVips}): total`, 'ms', cm((x) => x.validateMs + x.compileMs + x.writeMs), {
+        note: `${change.writes} map writes (${change.patched} table rewritten in place); target ≤ 5 ms, only that VIP's table rewritten`,
+      }),
+    );
+    figs.push(figure('scale', 'control plane', `change one backend of one VIP (of ${bigVips}): validate`, 'ms', cm((x) => x.validateMs)));
+    figs.push(figure('scale', 'control plane', `change one backend of one VIP (of ${bigVips}): compile`, 'ms', cm((x) => x.compileMs)));
+    figs.push(figure('scale', 'control plane', `change one backend of one VIP (of ${bigVips}): diff + kernel writes`, 'ms', cm((x) => x.writeMs)));
+    figs.push(
+      figure('scale', 'control plane', 'removed backend deleted after a grace period (deferred, off the apply path)', 'ms', cm((x) => x.reclaimMs), {
+        note: 'one RCU wait (an outer map-in-map write) and the delete',
+      }),
+    );
     const nb = await nbToKernelLatencies(opts.smoke ? 5 : opts.quick ? 30 : 200);
     const nbNote = `${nb.length} ovn-nbctl lb-add, each timed from its commit to the VIP in the kernel (xlb daemon --ovn-nb)`;
     figs.push(figure('scale', 'control plane', 'OVN NB change → kernel, p50', 'ms', [percentile(nb, 50)], { note: nbNote }));
@@ -222,17 +270,20 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
       }
     });
     bar.tick(`conntrack filled (${ctEntries})`);
-    const cases: Array<{ name: string; dp: Dataplane; n: number }> = [
+    // The last case separates the program from the memory it touches: the
+    // same 10,000-VIP maps, every flow to one VIP (one table, one set of counters).
+    const cases: Array<{ name: string; dp: Dataplane; n: number; spread?: number }> = [
       { name: '1 VIP, empty conntrack', dp: one, n: 1 },
       { name: '100 VIPs', dp: hundred, n: 100 },
       { name: `${bigVips} VIPs`, dp: bigDp, n: bigVips },
       { name: `1 VIP, ${ctEntries} live conntrack entries`, dp: full, n: 1 },
+      { name: `${bigVips} VIPs, every flow to one of them`, dp: bigDp, n: bigVips, spread: 1 },
     ];
     const est = cases.map(() => [] as number[]);
     const neu = cases.map(() => [] as number[]);
     for (let r = 0; r < runs; r++) {
       cases.forEach((c, i) => {
-        const x = perPacket(native, c.dp, c.n, samples, seed);
+        const x = perPacket(native, c.dp, c.n, samples, seed, c.spread);
         est[i].push(x.est);
         neu[i].push(x.neu);
         bar.tick(c.name);
@@ -249,13 +300,13 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
       ratios.push({ stage: 'scale', what: `established flow: ${c.name} ÷ 1 VIP/empty`, value: round(m(est[i + 1]) / m(est[0]), 3), target: '≤ 1.15' });
       ratios.push({ stage: 'scale', what: `new flow: ${c.name} ÷ 1 VIP/empty`, value: round(m(neu[i + 1]) / m(neu[0]), 3), target: '≤ 1.15' });
     });
-    ratios.push({ stage: 'scale', what: `apply ${bigVips} VIPs from empty (ms)`, value: round(big.compileMs + big.writeMs, 1), target: '≤ 5000 at 10,000 VIPs' });
-    ratios.push({ stage: 'scale', what: 'change one backend of one VIP (ms)', value: round(change.compileMs + change.writeMs, 2), target: '≤ 5' });
+    ratios.push({ stage: 'scale', what: `apply ${bigVips} VIPs from empty (ms)`, value: round(bigTotal, 1), target: '≤ 5000 at 10,000 VIPs' });
+    ratios.push({ stage: 'scale', what: 'change one backend of one VIP (ms, median)', value: round(median(cm((x) => x.validateMs + x.compileMs + x.writeMs)), 2), target: '≤ 5' });
     ratios.push({ stage: 'scale', what: 'OVN NB change → kernel p99 (ms)', value: round(percentile(nb, 99), 1), target: '≤ 100' });
     notes.push(
       `per-packet: method cold (BPF_PROG_TEST_RUN repeat=1, XDP program), ${samples} packets per case per run, ${runs} run(s) interleaved; established flows cycle over up to 1,000 flows spread over the VIPs; new flows go to random VIPs`,
       `VIPs have ${BACKENDS_PER_VIP} backends each and the default Maglev size M = 16381; conntrack entries are made-up flows written with bpf_map_update_batch (the LRU table holds ${1 << 21})`,
-      'control plane: the library path (validate → compile → diff and write against the kernel), no interface attached; times are one measurement each',
+      `control plane: the library path as Xlb.apply takes it (validate → compile reusing unchanged VIPs → diff against the compile the kernel holds → write), no interface attached; each VIP has its own pool of ${BACKENDS_PER_VIP} backends; apply from empty is one measurement, a backend change ${Math.max(5, runs)} (each on another VIP, put back in between)`,
       'memory: memlock reported in /proc/self/fdinfo for every map and every Maglev inner map',
     );
     if (bigVips !== 10_000) notes.push(`this pass uses ${bigVips} VIPs in place of 10,000 (--quick/--smoke)`);

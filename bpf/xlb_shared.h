@@ -17,13 +17,14 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 8
+#define XLB_LAYOUT_VERSION 9
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev slots */
 #define XLB_MAX_BACKENDS 65536    /* xlb_backends slots (id 0 is reserved) */
 #define XLB_MAX_IFINDEX 65536     /* xlb_ifaces slots: interfaces with a lower ifindex */
 #define XLB_CT_MAX 262144         /* conntrack entries (both directions count) */
+#define XLB_CT_NEW_MAX 32768      /* unconfirmed flows' entries (new-flow tier, see lib/conntrack.h) */
 #define XLB_AFFINITY_MAX 65536    /* client affinity entries */
 #define XLB_SNAT_RULES_MAX 4096   /* xlb_snat4 entries (router ports, NAT rules) */
 #define XLB_NEIGH_MAX 16384       /* xlb_neigh4 entries: (router, VIP address) pairs */
@@ -112,6 +113,7 @@ enum xlb_global_counter {
 	XLB_G_NEIGH_REPLY,     /* ARP request for a VIP answered with the router port's MAC */
 	XLB_G_IPV6,            /* IPv6 packets seen (also counted in PACKETS) */
 	XLB_G_EXT_PASS,        /* passed: IPv6 extension chain not followed (too long, routing header with segments left) */
+	XLB_G_CT_PROMOTED,     /* flow confirmed by its backend: moved from the new-flow tier */
 	XLB_G_SNAT,            /* new flow source-NATed (force_snat, NAT rule or hairpin) */
 	XLB_G_SNAT_NO_PORT,    /* dropped: no free source port after XLB_SNAT_TRIES */
 	XLB_G_HAIRPIN,         /* packet sent back out the interface it came in by */

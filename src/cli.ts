@@ -27,7 +27,7 @@ const fmtBig = (n: bigint): string => n.toLocaleString('en-US');
 export function renderShow(r: ShowReport): string {
   const lines: string[] = [];
   lines.push(`pins: ${r.pinRoot}`);
-  lines.push(`conntrack: ${r.conntrack.entries} of ${r.conntrack.max} entries`);
+  lines.push(`conntrack: ${r.conntrack.entries} of ${r.conntrack.max} entries (${r.conntrack.unconfirmed} of ${r.conntrack.unconfirmedMax} in the new-flow tier)`);
   if (r.conntrack.ipv6) lines.push(`conntrack IPv6: ${r.conntrack.ipv6.entries} of ${r.conntrack.ipv6.max} entries`);
   lines.push('');
   lines.push('interfaces:');

@@ -13,6 +13,7 @@ import type { DesiredState, Hook, LoadBalancer, LogicalRouter, LogicalSwitch, Vi
 import { lbVips } from './config.js';
 import { isIPv4, parseIPv4, parseIPv4Cidr, parseIPv6 } from './addr.js';
 import { maglevTable } from './maglev.js';
+import { buildTables, type TableJob } from './maglev-pool.js';
 import { HASH_FIELDS, IPPROTO, XLB, type Snat4Entry } from './layout.js';
 
 /** Ids handed out by earlier applies; compile keeps them where it can. */
@@ -359,7 +360,14 @@ function reachable(addr: number, networks: ReadonlyArray<{ addr: number; prefix:
   });
 }
 
+/** What empty maps hold: the `prev` of a first apply to maps just created. */
+export function emptyCompiled(): Compiled {
+  return { ids: EMPTY_IDS, ifaces: [], vips: [], entries: [], neigh: [], snat: [], warnings: [] };
+}
+
 const NONE_DOWN: ReadonlySet<string> = new Set<string>();
+/** Placeholder until the table is built (never returned). */
+const EMPTY_TABLE = new Uint32Array(0);
 const NONE_RESERVED: ReadonlySet<number> = new Set<number>();
 
 /** Options of compile() beyond the desired state. */
@@ -520,6 +528,8 @@ export function compile(
   const freedBackends: number[] = [];
 
   const vips: CompiledVip[] = [];
+  /** VIPs whose table is to be built (all at once, on two threads when many). */
+  const pending: Array<{ cv: CompiledVip; job: TableJob }> = [];
   const byLb = new Map<string, LbMemo>();
   for (const lb of served) {
     const lbSig = lbSignature(lb);
@@ -543,7 +553,7 @@ export function compile(
       // Recompiled: parse this VIP only (every VIP at once for a load balancer new here).
       const v = old ? lbVips({ ...lb, vips: { [key]: list } })[0]! : (parsed ??= new Map(lbVips(lb).map((x) => [x.key, x]))).get(key)!;
       const name = vipName(lb.name, v);
-      const cv = compileVip(lb, v, name, was?.cv ?? null, memo === null ? prev : null, vipAlloc, backendAlloc, down, earlierTable);
+      const cv = compileVip(lb, v, name, was?.cv ?? null, memo === null ? prev : null, vipAlloc, backendAlloc, down, earlierTable, pending);
       if (was) {
         const still = new Set(cv.backends.map((b) => b.id));
         for (const b of was.cv.backends) if (!still.has(b.id)) freedBackends.push(b.id);
@@ -577,6 +587,8 @@ export function compile(
     }
     byLb.set(lb.name, { byKey: byKey ?? old!.byKey, order });
   }
+  const built = buildTables(pending.map((p) => p.job));
+  pending.forEach((p, i) => (p.cv.table = built[i]!));
   // So do those of load balancers no longer served.
   if (memo) {
     for (const [lbName, old] of memo.byLb) {
@@ -734,6 +746,7 @@ function compileVip(
   backendAlloc: Allocator,
   down: ReadonlySet<string>,
   earlierTable: (key: string, was: CompiledVip | null) => Uint32Array | undefined,
+  pending: Array<{ cv: CompiledVip; job: TableJob }>,
 ): CompiledVip {
   const wasBackend = new Map(was?.backends.map((b) => [b.text, b.id]) ?? []);
   const id = was?.id ?? prevIds?.vips[name] ?? vipAlloc.take();
@@ -772,15 +785,11 @@ function compileVip(
     affinityTimeoutS: affinity,
     backends,
     tableKey,
-    table:
-      earlierTable(tableKey, was) ??
-      buildTable(
-        up.map((b) => b.id),
-        up.map((b) => b.text),
-        v.maglevSize,
-        up.map((b) => b.weight),
-      ),
+    table: EMPTY_TABLE,
   };
+  const earlier = earlierTable(tableKey, was);
+  if (earlier) cv.table = earlier;
+  else pending.push({ cv, job: { ids: up.map((b) => b.id), names: up.map((b) => b.text), weights: up.map((b) => b.weight), m: v.maglevSize } });
   if (v.family === 6) cv.addr6 = parseIPv6(v.addr);
   return cv;
 }

@@ -70,23 +70,29 @@ interface Entry {
   key: Buffer;
   k: Ct4Key;
   v: Ct4Val;
+  /** The map holding it: xlb_ct4 or the new-flow tier xlb_ct4_new. */
+  map: number;
 }
 
+/** Both tiers' entries. A flow is in one tier (both directions together), so keys do not repeat
+ *  but for a moment while the data plane moves one; the main table's then wins. */
 function dump(dp: Dataplane): Map<string, Entry> {
   const ks = LAYOUT.xlb_ct4_key.size;
   const vs = LAYOUT.xlb_ct4_val.size;
-  const d = dp.native.mapDump(dp.maps.xlb_ct4, ks, vs);
   const out = new Map<string, Entry>();
-  for (let i = 0; i < d.count; i++) {
-    const key = Buffer.from(d.keys.subarray(i * ks, (i + 1) * ks));
-    out.set(key.toString('hex'), { key, k: decodeCt4Key(key), v: decodeCt4Val(d.values.subarray(i * vs, (i + 1) * vs)) });
+  for (const map of [dp.maps.xlb_ct4_new, dp.maps.xlb_ct4]) {
+    const d = dp.native.mapDump(map, ks, vs);
+    for (let i = 0; i < d.count; i++) {
+      const key = Buffer.from(d.keys.subarray(i * ks, (i + 1) * ks));
+      out.set(key.toString('hex'), { key, k: decodeCt4Key(key), v: decodeCt4Val(d.values.subarray(i * vs, (i + 1) * vs)), map });
+    }
   }
   return out;
 }
 
-function deleteKeys(dp: Dataplane, keys: Buffer[]): number {
+function deleteKeys(dp: Dataplane, entries: Entry[]): number {
   let n = 0;
-  for (const k of keys) if (dp.native.mapDelete(dp.maps.xlb_ct4, k)) n++;
+  for (const e of entries) if (dp.native.mapDelete(e.map, e.key)) n++;
   return n;
 }
 
@@ -117,16 +123,16 @@ export function gcConntrack(dp: Dataplane, timeouts: ConntrackTimeouts = DEFAULT
   }
   const removed = deleteKeys(
     dp,
-    [...doomed].map((h) => all.get(h)!.key),
+    [...doomed].map((h) => all.get(h)!),
   );
   return { scanned: all.size, removed };
 }
 
 /** Removes every flow (both directions) whose entry matches. Returns the count removed. */
 export function flushConntrack(dp: Dataplane, match: (v: Ct4Val) => boolean): number {
-  const keys: Buffer[] = [];
-  for (const e of dump(dp).values()) if (match(e.v)) keys.push(e.key);
-  return deleteKeys(dp, keys);
+  const doomed: Entry[] = [];
+  for (const e of dump(dp).values()) if (match(e.v)) doomed.push(e);
+  return deleteKeys(dp, doomed);
 }
 
 // ---------------------------------------------------------------------------
@@ -158,7 +164,8 @@ function dump6(dp: Dataplane): Map<string, Entry6> {
 
 function deleteKeys6(dp: Dataplane, keys: Buffer[]): number {
   let n = 0;
-  for (const k of keys) if (dp.native.mapDelete(dp.maps.xlb_ct6, k)) n++;
+  // (A flow is in one of the two tiers.)
+  for (const k of keys) if (dp.native.mapDelete(dp.maps.xlb_ct6, k) || dp.native.mapDelete(dp.maps.xlb_ct6_new, k)) n++;
   return n;
 }
 

@@ -39,6 +39,7 @@ export const MAP_NAMES = [
   'xlb_maglev',
   'xlb_backends',
   'xlb_ct4',
+  'xlb_ct4_new',
   'xlb_affinity4',
   'xlb_ifaces',
   'xlb_neigh4',
@@ -49,6 +50,7 @@ export const MAP_NAMES = [
   'xlb_vip6',
   'xlb_backends6',
   'xlb_ct6',
+  'xlb_ct6_new',
   'xlb_affinity6',
 ] as const;
 export type KernelMapName = (typeof MAP_NAMES)[number];
@@ -59,6 +61,8 @@ export type ProgName = (typeof PROG_NAMES)[number];
 /** Capacities that may be set before the object is first loaded. */
 export interface MapSizes {
   conntrack?: number;
+  /** The new-flow tier of conntrack (flows no backend has answered yet). */
+  conntrackNew?: number;
   vips?: number;
   backends?: number;
 }
@@ -94,6 +98,8 @@ export class Dataplane {
   readonly progs: Record<ProgName, number>;
   /** True when this open loaded the object; false when it re-adopted the pins. */
   readonly loaded: boolean;
+  /** True when this open created the maps (none was pinned): they are known to be empty. */
+  readonly fresh: boolean;
   /** Maglev tables this process wrote, by VIP id, with the inner map's id (see KernelStore.readTable). */
   readonly tableCache = new Map<number, { innerId: number; table: Uint32Array }>();
   private readonly fds: number[] = [];
@@ -105,6 +111,7 @@ export class Dataplane {
     maps: Record<KernelMapName, number>,
     progs: Record<ProgName, number>,
     loaded: boolean,
+    fresh: boolean,
     handle: number | null,
     fds: number[],
   ) {
@@ -113,6 +120,7 @@ export class Dataplane {
     this.maps = maps;
     this.progs = progs;
     this.loaded = loaded;
+    this.fresh = fresh;
     this.handle = handle;
     this.fds = fds;
   }
@@ -152,11 +160,13 @@ export class Dataplane {
         ProgName,
         number
       >;
-      return new Dataplane(native, pinRoot, maps, progs, false, null, fds);
+      return new Dataplane(native, pinRoot, maps, progs, false, false, null, fds);
     }
 
+    const fresh = !MAP_NAMES.some((m) => existsSync(join(pinRoot, m)));
     const maxEntries: Record<string, number> = {};
     if (opts.mapSizes?.conntrack) maxEntries.xlb_ct4 = maxEntries.xlb_ct6 = opts.mapSizes.conntrack;
+    if (opts.mapSizes?.conntrackNew) maxEntries.xlb_ct4_new = maxEntries.xlb_ct6_new = opts.mapSizes.conntrackNew;
     if (opts.mapSizes?.vips) {
       maxEntries.xlb_vip4 = opts.mapSizes.vips;
       maxEntries.xlb_vip6 = opts.mapSizes.vips;
@@ -185,7 +195,7 @@ export class Dataplane {
       native.objPin(info.fd, pin);
     }
     writeMeta(native, metaPin, digest);
-    return new Dataplane(native, pinRoot, maps, progs, true, obj.handle, []);
+    return new Dataplane(native, pinRoot, maps, progs, true, fresh, obj.handle, []);
   }
 
   close(): void {
@@ -227,30 +237,39 @@ export class Dataplane {
     return out;
   }
 
-  /** All conntrack entries (both directions), raw. */
-  conntrack(): { keys: Buffer[]; values: Buffer[] } {
-    const d = this.native.mapDump(this.maps.xlb_ct4, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size);
+  /** All conntrack entries (both directions), raw: the main table's, then the
+   *  new-flow tier's (`confirmed[i]` says which). */
+  conntrack(): { keys: Buffer[]; values: Buffer[]; confirmed: boolean[] } {
     const keys: Buffer[] = [];
     const values: Buffer[] = [];
-    for (let i = 0; i < d.count; i++) {
-      keys.push(d.keys.subarray(i * LAYOUT.xlb_ct4_key.size, (i + 1) * LAYOUT.xlb_ct4_key.size));
-      values.push(d.values.subarray(i * LAYOUT.xlb_ct4_val.size, (i + 1) * LAYOUT.xlb_ct4_val.size));
+    const confirmed: boolean[] = [];
+    for (const map of [this.maps.xlb_ct4, this.maps.xlb_ct4_new]) {
+      const d = this.native.mapDump(map, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size);
+      for (let i = 0; i < d.count; i++) {
+        keys.push(d.keys.subarray(i * LAYOUT.xlb_ct4_key.size, (i + 1) * LAYOUT.xlb_ct4_key.size));
+        values.push(d.values.subarray(i * LAYOUT.xlb_ct4_val.size, (i + 1) * LAYOUT.xlb_ct4_val.size));
+        confirmed.push(map === this.maps.xlb_ct4);
+      }
     }
-    return { keys, values };
+    return { keys, values, confirmed };
   }
 
-  /** All IPv6 conntrack entries (both directions), raw. */
-  conntrack6(): { keys: Buffer[]; values: Buffer[] } {
+  /** All IPv6 conntrack entries (both directions, both tiers as in conntrack()), raw. */
+  conntrack6(): { keys: Buffer[]; values: Buffer[]; confirmed: boolean[] } {
     const ks = LAYOUT.xlb_ct6_key.size;
     const vs = LAYOUT.xlb_ct6_val.size;
-    const d = this.native.mapDump(this.maps.xlb_ct6, ks, vs);
     const keys: Buffer[] = [];
     const values: Buffer[] = [];
-    for (let i = 0; i < d.count; i++) {
-      keys.push(d.keys.subarray(i * ks, (i + 1) * ks));
-      values.push(d.values.subarray(i * vs, (i + 1) * vs));
+    const confirmed: boolean[] = [];
+    for (const map of [this.maps.xlb_ct6, this.maps.xlb_ct6_new]) {
+      const d = this.native.mapDump(map, ks, vs);
+      for (let i = 0; i < d.count; i++) {
+        keys.push(d.keys.subarray(i * ks, (i + 1) * ks));
+        values.push(d.values.subarray(i * vs, (i + 1) * vs));
+        confirmed.push(map === this.maps.xlb_ct6);
+      }
     }
-    return { keys, values };
+    return { keys, values, confirmed };
   }
 
   /** Removes every pin under the pin root (programs stay alive while attached). */

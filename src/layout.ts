@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 8;
+export const LAYOUT_VERSION = 9;
 
 export const IPPROTO = { tcp: 6, udp: 17 } as const;
 
@@ -72,6 +72,7 @@ export const GLOBAL_COUNTERS = [
   'neigh_reply',
   'ipv6',
   'ext_pass',
+  'ct_promoted',
   'snat',
   'snat_no_port',
   'hairpin',

@@ -162,6 +162,24 @@ export function maglevTable(backendNames: readonly string[], m: number, weights?
   }
 
   let filled = 0;
+  if (weight.every((x) => x === maxWeight)) {
+    // Equal weights: every backend takes a turn every round (no credit to keep).
+    const idx = Int32Array.from(order);
+    for (;;) {
+      for (let t = 0; t < n; t++) {
+        const step = skip[t]!;
+        let c = pos[t]!;
+        while (table[c] !== -1) {
+          c += step;
+          if (c >= m) c -= m;
+        }
+        table[c] = idx[t]!;
+        c += step;
+        pos[t] = c >= m ? c - m : c;
+        if (++filled === m) return table;
+      }
+    }
+  }
   for (;;) {
     for (let t = 0; t < n; t++) {
       const earned = credit[t]! + weight[t]!;

@@ -4,7 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compile, describeRouterSnat, EMPTY_IDS, type Compiled, type Ids } from './compile.js';
+import { compile, describeRouterSnat, EMPTY_IDS, emptyCompiled, type Compiled, type Ids } from './compile.js';
 import { parseConfigText, validateConfig, type DesiredState } from './config.js';
 import {
   attach,
@@ -98,8 +98,10 @@ export interface ShowReport {
   pinRoot: string;
   ifaces: ServedIface[];
   vips: VipView[];
-  /** IPv4 conntrack (xlb_ct4); `ipv6` is the IPv6 table (xlb_ct6), sized alike. */
-  conntrack: { entries: number; max: number; ipv6: { entries: number; max: number } };
+  /** IPv4 conntrack: every entry (both directions, both tiers) against the main table's (xlb_ct4)
+   *  capacity; `unconfirmed`: those of flows no backend has answered yet (the new-flow tier
+   *  xlb_ct4_new, its own capacity). `ipv6` is the IPv6 table (xlb_ct6), sized alike. */
+  conntrack: { entries: number; max: number; unconfirmed: number; unconfirmedMax: number; ipv6: { entries: number; max: number } };
   counters: Record<GlobalCounter, bigint>;
   /** Warnings of the last apply. */
   warnings: string[];
@@ -187,7 +189,10 @@ export class Xlb {
       const s = JSON.parse(readFileSync(path, 'utf8')) as State;
       if (s.version === STATE_VERSION && s.pinRoot === pinRoot) state = s;
     }
-    return new Xlb(dp, stateDir, state);
+    const x = new Xlb(dp, stateDir, state);
+    // Maps this open created are empty: the first apply need not read them back.
+    if (dp.fresh) x.inKernel = emptyCompiled();
+    return x;
   }
 
   close(): void {
@@ -281,6 +286,7 @@ export class Xlb {
     }
 
     const prev = this.inKernel;
+    const pendingBefore = this.pending.length;
     // Until this apply completes, the kernel is only known to hold what it held.
     this.inKernel = null;
     const summary = applyCompiled(dp.store(), compiled, ifindex, this.state.ids, {
@@ -299,6 +305,8 @@ export class Xlb {
       }
     } catch (e) {
       // Put the maps back as they were and take our programs off new interfaces.
+      // The backends this apply meant to remove are needed again: drop their deferred removal.
+      for (const d of this.pending.splice(pendingBefore)) for (const id of d.backendIds) this.reserved.delete(id);
       const before = new Set(this.state.ifaces.map((x) => x.interface));
       for (const a of served) if (!before.has(a.interface)) detach(a);
       const prev = compile(this.state.desired, this.state.ids);
@@ -409,6 +417,8 @@ export class Xlb {
       conntrack: {
         entries: ct.keys.length,
         max: dp.native.mapInfo(dp.maps.xlb_ct4).maxEntries,
+        unconfirmed: ct.confirmed.filter((c) => !c).length,
+        unconfirmedMax: dp.native.mapInfo(dp.maps.xlb_ct4_new).maxEntries,
         ipv6: { entries: dp.conntrack6().keys.length, max: dp.native.mapInfo(dp.maps.xlb_ct6).maxEntries },
       },
       counters: dp.globalCounters(),

@@ -45,9 +45,9 @@ function send(spec: Omit<PacketSpec, 'proto'>): ReturnType<typeof parsePacket> {
   return parsePacket(r.data);
 }
 
-function clear(map: 'xlb_ct4' | 'xlb_affinity4'): void {
-  const ks = map === 'xlb_ct4' ? LAYOUT.xlb_ct4_key.size : LAYOUT.xlb_affinity4_key.size;
-  const vs = map === 'xlb_ct4' ? LAYOUT.xlb_ct4_val.size : LAYOUT.xlb_affinity4_val.size;
+function clear(map: 'xlb_ct4' | 'xlb_ct4_new' | 'xlb_affinity4'): void {
+  const ks = map === 'xlb_affinity4' ? LAYOUT.xlb_affinity4_key.size : LAYOUT.xlb_ct4_key.size;
+  const vs = map === 'xlb_affinity4' ? LAYOUT.xlb_affinity4_val.size : LAYOUT.xlb_ct4_val.size;
   const d = dp.native.mapDump(dp.maps[map], ks, vs);
   for (let i = 0; i < d.count; i++) dp.native.mapDelete(dp.maps[map], d.keys.subarray(i * ks, (i + 1) * ks));
 }
@@ -64,6 +64,7 @@ afterAll(() => {
 
 beforeEach(() => {
   clear('xlb_ct4');
+  clear('xlb_ct4_new');
   clear('xlb_affinity4');
 });
 

@@ -49,11 +49,18 @@ function run(hook: Hook, spec: PacketSpec | Buffer): { verdict: 'pass' | 'drop';
   return { verdict: r.retval === pass ? 'pass' : 'drop', out: r.data };
 }
 
+/** Both conntrack tiers: the main table and the new-flow tier. */
+const ctMaps = (): number[] => [dp.maps.xlb_ct4, dp.maps.xlb_ct4_new];
+
 function clearConntrack(): void {
-  const d = dp.native.mapDump(dp.maps.xlb_ct4, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size);
-  for (let i = 0; i < d.count; i++) {
-    dp.native.mapDelete(dp.maps.xlb_ct4, d.keys.subarray(i * 16, (i + 1) * 16));
+  for (const map of ctMaps()) {
+    const d = dp.native.mapDump(map, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size);
+    for (let i = 0; i < d.count; i++) dp.native.mapDelete(map, d.keys.subarray(i * 16, (i + 1) * 16));
   }
+}
+
+function ctDelete(k: Buffer): void {
+  for (const map of ctMaps()) dp.native.mapDelete(map, k);
 }
 
 function ctKey(src: string, dst: string, sport: number, dport: number, proto: number): Buffer {
@@ -61,7 +68,7 @@ function ctKey(src: string, dst: string, sport: number, dport: number, proto: nu
 }
 
 function ctHas(k: Buffer): boolean {
-  return dp.native.mapLookup(dp.maps.xlb_ct4, k, LAYOUT.xlb_ct4_val.size) !== null;
+  return ctMaps().some((map) => dp.native.mapLookup(map, k, LAYOUT.xlb_ct4_val.size) !== null);
 }
 
 beforeAll(() => {
@@ -286,7 +293,7 @@ describe('conntrack repair after a one-sided LRU eviction', () => {
   it('a forward hit recreates a missing reverse entry', () => {
     const fwd = parsePacket(run('tc', { src: '192.168.1.40', dst: '10.0.0.1', proto: 'tcp', sport: 48000, dport: 80 }).out);
     const rev = ctKey(fwd.dst, '192.168.1.40', 8080, 48000, 6);
-    dp.native.mapDelete(dp.maps.xlb_ct4, rev);
+    ctDelete(rev);
     expect(ctHas(rev)).toBe(false);
     const before = dp.globalCounters().ct_recreate;
     run('tc', { src: '192.168.1.40', dst: '10.0.0.1', proto: 'tcp', sport: 48000, dport: 80, tcpFlags: TCP_FLAGS.ack });
@@ -299,7 +306,7 @@ describe('conntrack repair after a one-sided LRU eviction', () => {
   it('a reverse hit recreates a missing forward entry (same backend even after a pool change)', () => {
     const fwd = parsePacket(run('tc', { src: '192.168.1.41', dst: '10.0.0.1', proto: 'tcp', sport: 48001, dport: 80 }).out);
     const fk = ctKey('192.168.1.41', '10.0.0.1', 48001, 80, 6);
-    dp.native.mapDelete(dp.maps.xlb_ct4, fk);
+    ctDelete(fk);
     const reply = buildPacket({ src: fwd.dst, dst: '192.168.1.41', proto: 'tcp', sport: 8080, dport: 48001 });
     run('egress', reply);
     expect(ctHas(fk)).toBe(true);

@@ -73,10 +73,15 @@ function run(hook: Hook, spec: Packet6Spec | Buffer): { verdict: 'pass' | 'drop'
   return { verdict: r.retval === pass ? 'pass' : 'drop', out: r.data };
 }
 
+/** Both IPv6 conntrack tiers: the main table and the new-flow tier. */
+const ctMaps = (): number[] => [dp.maps.xlb_ct6, dp.maps.xlb_ct6_new];
+
 function clearConntrack(): void {
   const ks = LAYOUT.xlb_ct6_key.size;
-  const d = dp.native.mapDump(dp.maps.xlb_ct6, ks, LAYOUT.xlb_ct6_val.size);
-  for (let i = 0; i < d.count; i++) dp.native.mapDelete(dp.maps.xlb_ct6, d.keys.subarray(i * ks, (i + 1) * ks));
+  for (const map of ctMaps()) {
+    const d = dp.native.mapDump(map, ks, LAYOUT.xlb_ct6_val.size);
+    for (let i = 0; i < d.count; i++) dp.native.mapDelete(map, d.keys.subarray(i * ks, (i + 1) * ks));
+  }
 }
 
 function ctKey(src: string, dst: string, sport: number, dport: number, proto: number): Buffer {
@@ -84,7 +89,7 @@ function ctKey(src: string, dst: string, sport: number, dport: number, proto: nu
 }
 
 function ctHas(k: Buffer): boolean {
-  return dp.native.mapLookup(dp.maps.xlb_ct6, k, LAYOUT.xlb_ct6_val.size) !== null;
+  return ctMaps().some((map) => dp.native.mapLookup(map, k, LAYOUT.xlb_ct6_val.size) !== null);
 }
 
 /** The quoted packet of an ICMPv6 error frame, parsed (as a frame of its own). */
@@ -310,9 +315,28 @@ describe('IPv6: reverse NAT', () => {
   it('a reverse hit recreates a missing forward entry', () => {
     const fwd = parsePacket6(run('tc', { src: CLIENT, dst: VIP, proto: 'udp', sport: 48001, dport: 53 }).out);
     const fk = ctKey(CLIENT, VIP, 48001, 53, PROTO6.udp);
-    dp.native.mapDelete(dp.maps.xlb_ct6, fk);
+    for (const map of ctMaps()) dp.native.mapDelete(map, fk);
     run('egress', buildPacket6({ src: fwd.dst, dst: CLIENT, proto: 'udp', sport: 5353, dport: 48001 }));
     expect(ctHas(fk)).toBe(true);
+  });
+});
+
+describe('IPv6: conntrack tiers', () => {
+  it('a new flow waits in xlb_ct6_new and moves to xlb_ct6 once its backend answers with more than a SYN-ACK', () => {
+    clearConntrack();
+    const fk = ctKey(CLIENT, VIP, 47000, 80, PROTO6.tcp);
+    const syn = parsePacket6(run('xdp', { src: CLIENT, dst: VIP, proto: 'tcp', sport: 47000, dport: 80 }).out);
+    const inMain = (): boolean => dp.native.mapLookup(dp.maps.xlb_ct6, fk, LAYOUT.xlb_ct6_val.size) !== null;
+    const inNew = (): boolean => dp.native.mapLookup(dp.maps.xlb_ct6_new, fk, LAYOUT.xlb_ct6_val.size) !== null;
+    expect([inMain(), inNew()]).toEqual([false, true]);
+    run('egress', buildPacket6({ src: syn.dst, dst: CLIENT, proto: 'tcp', sport: 8080, dport: 47000, tcpFlags: TCP_FLAGS.syn | TCP_FLAGS.ack }));
+    expect([inMain(), inNew()]).toEqual([false, true]);
+    run('egress', buildPacket6({ src: syn.dst, dst: CLIENT, proto: 'tcp', sport: 8080, dport: 47000, tcpFlags: TCP_FLAGS.ack }));
+    expect([inMain(), inNew()]).toEqual([true, false]);
+    // A flood of SYNs fills only the new-flow tier.
+    for (let i = 0; i < 3000; i++) run('xdp', { src: `2001:db8:77::${(i + 1).toString(16)}`, dst: VIP, proto: 'tcp', sport: 1000, dport: 80 });
+    expect(inMain()).toBe(true);
+    expect(parsePacket6(run('xdp', { src: CLIENT, dst: VIP, proto: 'tcp', sport: 47000, dport: 80, tcpFlags: TCP_FLAGS.ack }).out).dst).toBe(syn.dst);
   });
 });
 

@@ -33,12 +33,18 @@ const tc = (prog: 'xlb_tc_ingress' | 'xlb_tc_egress', spec: PacketSpec): ReturnT
 
 function entry(src: string, dst: string, sport: number, dport: number, proto = 6): ReturnType<typeof decodeCt4Val> | null {
   const k = encodeCt4Key({ saddr: parseIPv4(src), daddr: parseIPv4(dst), sport, dport, proto });
-  const v = dp.native.mapLookup(dp.maps.xlb_ct4, k, LAYOUT.xlb_ct4_val.size);
+  // Either tier: the main table, or the new-flow tier until the backend confirms the flow.
+  const v =
+    dp.native.mapLookup(dp.maps.xlb_ct4, k, LAYOUT.xlb_ct4_val.size) ??
+    dp.native.mapLookup(dp.maps.xlb_ct4_new, k, LAYOUT.xlb_ct4_val.size);
   return v ? decodeCt4Val(v) : null;
 }
 
 function count(): number {
-  return dp.native.mapDump(dp.maps.xlb_ct4, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size).count;
+  return [dp.maps.xlb_ct4, dp.maps.xlb_ct4_new].reduce(
+    (n, map) => n + dp.native.mapDump(map, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size).count,
+    0,
+  );
 }
 
 beforeAll(() => {
@@ -110,7 +116,7 @@ describe('garbage collector', () => {
 describe('LRU at capacity', () => {
   it('a full table evicts and new connections keep being balanced', () => {
     const pin = `${PIN_ROOT}-small`;
-    const small = Dataplane.open({ pinRoot: pin, mapSizes: { conntrack: 512 } });
+    const small = Dataplane.open({ pinRoot: pin, mapSizes: { conntrack: 512, conntrackNew: 512 } });
     try {
       applyCompiled(small.store(), compile(validateConfig(cfg)), new Map([['lo', IFINDEX]]));
       let balanced = 0;
@@ -124,7 +130,8 @@ describe('LRU at capacity', () => {
         if (out.dst.startsWith('10.1.0.') && out.l4CsumOk) balanced++;
       }
       expect(balanced).toBe(3000);
-      const n = small.native.mapDump(small.maps.xlb_ct4, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size).count;
+      // Unanswered SYNs: all in the new-flow tier.
+      const n = small.native.mapDump(small.maps.xlb_ct4_new, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size).count;
       expect(n).toBeLessThanOrEqual(512);
       expect(n).toBeGreaterThan(0);
     } finally {

@@ -1,7 +1,8 @@
 /**
  * IPv6 end to end, with real traffic between network namespaces: the seed lab
  * (own prefix xlb-v6-) with IPv6 addresses, xlb on vm3's port. TCP (curl and a
- * long-lived Node client) to [VIP]:port reaching both backends, UDP with port
+ * long-lived Node client) to [VIP]:port reaching both backends, TCP with
+ * extension headers on every segment (a Python client), UDP with port
  * rewriting, ICMPv6 echo to an IP-only VIP answered by a backend, and a
  * backend's port unreachable reaching a connected UDP socket as ECONNREFUSED.
  * Run on the tc and the XDP hook, with partial checksums from the VMs (finished
@@ -11,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, labNames, nsExec } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
 import type { Hook } from '../src/config.js';
-import { nsNode, run, TIMEOUT_S } from './helpers/e2e.js';
+import { join } from 'node:path';
+import { nsNode, ROOT, run, TIMEOUT_S } from './helpers/e2e.js';
 
 const PREFIX = 'xlb-v6-';
 const LAB = labNames(PREFIX);
@@ -95,6 +97,20 @@ describe.each(variants)('IPv6 through xlb on vm3\'s port ($name)', ({ hook, vmTx
     const backend = lines[1].slice(0, 8);
     expect(['i am vm1', 'i am vm2']).toContain(backend);
     for (const [i, l] of lines.slice(1).entries()) expect(l).toBe(`${backend} line ${i}`);
+  });
+
+  it('TCP whose every segment carries hop-by-hop and destination options headers reaches both backends', async () => {
+    const script = join(ROOT, 'test', 'helpers', 'ext6-client.py');
+    const before = x.show().counters;
+    const r = await run('ip', ['netns', 'exec', LAB.vms.vm3.ns, 'python3', script, LAB.vip6, String(LAB.port), '12', String(TIMEOUT_S)], 60);
+    expect(r.stderr).toBe('');
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(12);
+    for (const l of lines) expect(l).toMatch(/^i am vm[12]$/);
+    expect(new Set(lines)).toEqual(new Set(['i am vm1', 'i am vm2']));
+    const after = x.show().counters;
+    expect(after.new_flow - before.new_flow).toBeGreaterThanOrEqual(12n);
+    expect(after.ext_pass).toBe(before.ext_pass);
   });
 
   it('UDP: answers come from [VIP]:port (rewritten back) and both backends serve', async () => {

@@ -271,3 +271,24 @@ describe('incremental apply: only what changed is written', () => {
     }
   });
 });
+
+describe('Maglev tables on two threads', () => {
+  it('builds exactly the tables one thread builds, weighted or not', async () => {
+    const { buildTables, fillTable, PARALLEL_MIN } = await import('../src/maglev-pool.js');
+    const jobs = Array.from({ length: PARALLEL_MIN * 3 }, (_, i) => ({
+      ids: Array.from({ length: 1 + (i % 9) }, (_, j) => 100 * i + j + 1),
+      names: Array.from({ length: 1 + (i % 9) }, (_, j) => `10.${i}.0.${j + 1}:80`),
+      weights: i % 4 === 0 ? Array.from({ length: 1 + (i % 9) }, (_, j) => 1 + j) : undefined,
+      m: i % 2 ? 97 : 251,
+    }));
+    jobs.push({ ids: [], names: [], weights: undefined, m: 97 });
+    const two = buildTables(jobs);
+    const one = jobs.map((j) => {
+      const t = new Uint32Array(j.m + 1);
+      fillTable(j, t);
+      return Array.from(t);
+    });
+    expect(two.map((t) => Array.from(t))).toEqual(one);
+    expect(one[one.length - 1]!.slice(1).every((x) => x === XLB.BACKEND_NONE)).toBe(true);
+  });
+});

@@ -6,6 +6,13 @@
  *   reverse  backend->client => rewrite source back to the VIP
  * Entries hold addresses and ports (never an index that can be reused). LRU can
  * evict one direction alone: a hit on the other recreates it.
+ *
+ * Two tiers, so that a flood of new flows cannot evict established ones: a new
+ * flow is recorded in xlb_ct4_new (a smaller LRU) and moves to xlb_ct4 once its
+ * backend has answered with something other than a SYN-ACK, RST or FIN (any
+ * answer for other protocols): see xlb_ct4_confirms. xlb_ct4 is looked up
+ * first, so an established flow costs what it did with one table; entries of
+ * xlb_ct4 are evicted only to make room for confirmed flows (two entries each).
  */
 #ifndef XLB_CONNTRACK_H
 #define XLB_CONNTRACK_H
@@ -78,6 +85,56 @@ XLB_INLINE __u8 xlb_ct_next_state(__u8 cur, __u8 dir, __u8 tcp_flags)
 	return cur;
 }
 
+/* Whether a packet hitting a new-flow entry confirms its flow: the backend
+ * answered (a reverse packet), and for TCP not only with its SYN-ACK (which a
+ * spoofed SYN gets too), a RST or a FIN. */
+XLB_INLINE int xlb_ct4_confirms(const struct xlb_pkt4 *p, const struct xlb_ct4_val *v)
+{
+	if (v->dir != XLB_DIR_REV)
+		return 0;
+	return p->tuple.proto != IPPROTO_TCP ||
+	       !(p->tcp_flags & (XLB_TCP_FLAG_SYN | XLB_TCP_FLAG_RST | XLB_TCP_FLAG_FIN));
+}
+
+/* A hit in the new-flow tier: follows the TCP state like xlb_ct4_hit, and
+ * moves the flow (both directions) to xlb_ct4 when this packet confirms it. */
+XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit_new(const struct xlb_pkt4 *p, struct xlb_ct4_key *okp,
+					       struct xlb_ct4_val *ovp)
+{
+	const struct xlb_ct4_key *k = &p->tuple;
+	struct xlb_ct4_val *v = xlb_lookup(&xlb_ct4_new, k);
+	struct xlb_ct4_val *m, *o;
+	__u64 now;
+
+	if (!v)
+		return NULL;
+	now = xlb_now_ns();
+	v->last_seen_ns = now;
+	if (k->proto == IPPROTO_TCP)
+		v->state = xlb_ct_next_state(v->state, v->dir, p->tcp_flags);
+	xlb_ct4_other(k, v, okp, ovp);
+	if (!xlb_ct4_confirms(p, v)) {
+		o = xlb_lookup(&xlb_ct4_new, okp);
+		if (!o) {
+			xlb_update(&xlb_ct4_new, okp, ovp, BPF_NOEXIST);
+			xlb_count(XLB_G_CT_RECREATE);
+		} else if (o->state != v->state) {
+			o->state = v->state;
+		}
+		return v;
+	}
+	/* (The value is copied from the new-tier entry itself: no stack copy.) */
+	if (xlb_update(&xlb_ct4, okp, ovp, BPF_ANY) || xlb_update(&xlb_ct4, k, v, BPF_ANY))
+		return v;
+	m = xlb_lookup(&xlb_ct4, k);
+	if (!m)
+		return v;
+	xlb_delete(&xlb_ct4_new, k);
+	xlb_delete(&xlb_ct4_new, okp);
+	xlb_count(XLB_G_CT_PROMOTED);
+	return m;
+}
+
 /* Looks the packet up; on a hit refreshes the timestamp (at most once per
  * XLB_CT_REFRESH_NS, to keep the cache line clean), follows the TCP state in
  * both directions and makes sure the other direction exists. Returns the
@@ -93,7 +150,7 @@ XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_pkt4 *p)
 	__u64 now;
 
 	if (!v)
-		return NULL;
+		return xlb_ct4_hit_new(p, &ok, &ov); /* (its stack slots shared with this path's) */
 	now = xlb_now_ns();
 	if (now - v->last_seen_ns > XLB_CT_REFRESH_NS)
 		v->last_seen_ns = now;
@@ -126,7 +183,8 @@ XLB_INLINE void xlb_ct4_init_fwd(const struct xlb_pkt4 *p, struct xlb_ct4_val *f
 	fwd->last_seen_ns = xlb_now_ns();
 }
 
-/* Records a newly balanced flow in both directions. Returns 0 or a negative errno. */
+/* Records a newly balanced flow in both directions, in the new-flow tier.
+ * Returns 0 or a negative errno. */
 XLB_INLINE int xlb_ct4_create(const struct xlb_pkt4 *p, struct xlb_ct4_val *fwd)
 {
 	const struct xlb_ct4_key *k = &p->tuple;
@@ -136,17 +194,19 @@ XLB_INLINE int xlb_ct4_create(const struct xlb_pkt4 *p, struct xlb_ct4_val *fwd)
 
 	xlb_ct4_init_fwd(p, fwd);
 	xlb_ct4_other(k, fwd, &rk, &rv);
-	err = xlb_update(&xlb_ct4, &rk, &rv, BPF_ANY);
+	err = xlb_update(&xlb_ct4_new, &rk, &rv, BPF_ANY);
 	if (err)
 		return err;
-	return xlb_update(&xlb_ct4, k, fwd, BPF_ANY);
+	return xlb_update(&xlb_ct4_new, k, fwd, BPF_ANY);
 }
 
-/* Records a newly balanced, source-NATed flow (fwd->snat_addr set). Many
- * clients may share one SNAT address: the source port is the client's own if
- * the reverse key (backend -> SNAT:port) is free, else one of XLB_SNAT_TRIES-1
- * random ports. BPF_NOEXIST makes the claim atomic, so two flows never share
- * a reverse key. Returns 0, -EEXIST when no port was free, or a negative errno. */
+/* Records a newly balanced, source-NATed flow (fwd->snat_addr set), in the
+ * new-flow tier. Many clients may share one SNAT address: the source port is
+ * the client's own if the reverse key (backend -> SNAT:port) is free in both
+ * tiers, else one of XLB_SNAT_TRIES-1 random ports. The claim is an insert
+ * with BPF_NOEXIST (atomic among new flows; an established flow's key is found
+ * by lookup first), so two flows never share a reverse key. Returns 0, -EEXIST
+ * when no port was free, or a negative errno. */
 XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, struct xlb_ct4_val *fwd)
 {
 	const struct xlb_ct4_key *k = &p->tuple;
@@ -166,13 +226,17 @@ XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, struct xlb_ct4_val 
 			fwd->snat_port = bpf_htons(XLB_SNAT_PORT_MIN +
 						   xlb_random() % (XLB_SNAT_PORT_MAX - XLB_SNAT_PORT_MIN + 1));
 		xlb_ct4_other(k, fwd, &rk, &rv);
-		err = xlb_update(&xlb_ct4, &rk, &rv, BPF_NOEXIST);
+		if (xlb_lookup(&xlb_ct4, &rk)) {
+			err = -EEXIST;
+			continue;
+		}
+		err = xlb_update(&xlb_ct4_new, &rk, &rv, BPF_NOEXIST);
 		if (err != -EEXIST)
 			break;
 	}
 	if (err)
 		return err;
-	return xlb_update(&xlb_ct4, k, fwd, BPF_ANY);
+	return xlb_update(&xlb_ct4_new, k, fwd, BPF_ANY);
 }
 
 #endif /* XLB_CONNTRACK_H */

@@ -61,6 +61,58 @@ XLB_INLINE void xlb_ct6_other(const struct xlb_ct6_key *k, const struct xlb_ct6_
 }
 
 /* Looks the packet up (see xlb_ct4_hit). Returns the entry or NULL. */
+/* As xlb_ct4_confirms: the backend answered, and for TCP not only with SYN-ACK, RST or FIN. */
+XLB_INLINE int xlb_ct6_confirms(const struct xlb_pkt6 *p, const struct xlb_ct6_val *v)
+{
+	if (v->dir != XLB_DIR_REV)
+		return 0;
+	return p->tuple.proto != IPPROTO_TCP ||
+	       !(p->tcp_flags & (XLB_TCP_FLAG_SYN | XLB_TCP_FLAG_RST | XLB_TCP_FLAG_FIN));
+}
+
+/* As xlb_ct4_hit_new: a hit in the new-flow tier (xlb_ct6_new), moved to
+ * xlb_ct6 when this packet confirms the flow. */
+XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit_new(const struct xlb_pkt6 *p)
+{
+	const struct xlb_ct6_key *k = &p->tuple;
+	struct xlb_ct6_val *v = xlb_lookup(&xlb_ct6_new, k);
+	struct xlb_ct6_scratch *r;
+	struct xlb_ct6_val *m, *o;
+	__u32 zero = 0;
+	__u64 now;
+
+	if (!v)
+		return NULL;
+	r = xlb_lookup(&xlb_ct6_scratch, &zero);
+	if (!r)
+		return v;
+	now = xlb_now_ns();
+	v->last_seen_ns = now;
+	if (k->proto == IPPROTO_TCP)
+		v->state = xlb_ct_next_state(v->state, v->dir, p->tcp_flags);
+	xlb_ct6_other(k, v, &r->key, &r->val);
+	if (!xlb_ct6_confirms(p, v)) {
+		o = xlb_lookup(&xlb_ct6_new, &r->key);
+		if (!o) {
+			xlb_update(&xlb_ct6_new, &r->key, &r->val, BPF_NOEXIST);
+			xlb_count(XLB_G_CT_RECREATE);
+		} else if (o->state != v->state) {
+			o->state = v->state;
+		}
+		return v;
+	}
+	/* (The value is copied from the new-tier entry itself: no stack copy.) */
+	if (xlb_update(&xlb_ct6, &r->key, &r->val, BPF_ANY) || xlb_update(&xlb_ct6, k, v, BPF_ANY))
+		return v;
+	m = xlb_lookup(&xlb_ct6, k);
+	if (!m)
+		return v;
+	xlb_delete(&xlb_ct6_new, k);
+	xlb_delete(&xlb_ct6_new, &r->key);
+	xlb_count(XLB_G_CT_PROMOTED);
+	return m;
+}
+
 XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 {
 	const struct xlb_ct6_key *k = &p->tuple;
@@ -72,7 +124,7 @@ XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 	__u64 now;
 
 	if (!v)
-		return NULL;
+		return xlb_ct6_hit_new(p);
 	r = xlb_lookup(&xlb_ct6_scratch, &zero);
 	if (!r)
 		return v;
@@ -97,7 +149,8 @@ XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 	return v;
 }
 
-/* Records a newly balanced flow in both directions. Returns 0 or a negative errno. */
+/* Records a newly balanced flow in both directions, in the new-flow tier.
+ * Returns 0 or a negative errno. */
 XLB_INLINE int xlb_ct6_create(const struct xlb_pkt6 *p, struct xlb_ct6_val *fwd)
 {
 	const struct xlb_ct6_key *k = &p->tuple;
@@ -116,10 +169,10 @@ XLB_INLINE int xlb_ct6_create(const struct xlb_pkt6 *p, struct xlb_ct6_val *fwd)
 				     XLB_CT_SYN : xlb_ct_next_state(XLB_CT_EST, XLB_DIR_FWD, p->tcp_flags);
 	fwd->last_seen_ns = xlb_now_ns();
 	xlb_ct6_other(k, fwd, &r->key, &r->val);
-	err = xlb_update(&xlb_ct6, &r->key, &r->val, BPF_ANY);
+	err = xlb_update(&xlb_ct6_new, &r->key, &r->val, BPF_ANY);
 	if (err)
 		return err;
-	return xlb_update(&xlb_ct6, k, fwd, BPF_ANY);
+	return xlb_update(&xlb_ct6_new, k, fwd, BPF_ANY);
 }
 
 #endif /* XLB_CONNTRACK6_H */

@@ -134,6 +134,8 @@ XLB_NOINLINE int xlb_icmp4_related(void *data, void *data_end)
 	k.proto = in->protocol;
 	ct = xlb_lookup(&xlb_ct4, &k);
 	if (!ct)
+		ct = xlb_lookup(&xlb_ct4_new, &k);
+	if (!ct)
 		return 0;
 	rev = ct->dir == XLB_DIR_REV;
 	in_saddr = in->saddr;

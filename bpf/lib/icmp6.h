@@ -69,6 +69,8 @@ XLB_INLINE int xlb_icmp6_related(void *data, void *data_end, const struct xlb_pk
 	k.proto = in->nexthdr;
 	ct = xlb_lookup(&xlb_ct6, &k);
 	if (!ct)
+		ct = xlb_lookup(&xlb_ct6_new, &k);
+	if (!ct)
 		return 0;
 	rev = ct->dir == XLB_DIR_REV;
 

@@ -57,6 +57,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_ct4 SEC(".maps");
 
+/* Conntrack's new-flow tier: flows a backend has not answered yet (same keys
+ * and values as xlb_ct4). A flood of new flows evicts only entries here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XLB_CT_NEW_MAX);
+	__type(key, struct xlb_ct4_key);
+	__type(value, struct xlb_ct4_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_ct4_new SEC(".maps");
+
 /* (client, VIP) -> backend of the client's last new connection (affinity_timeout). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -91,6 +101,15 @@ struct {
 	__type(value, struct xlb_ct6_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_ct6 SEC(".maps");
+
+/* IPv6 conntrack's new-flow tier (as xlb_ct4_new). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XLB_CT_NEW_MAX);
+	__type(key, struct xlb_ct6_key);
+	__type(value, struct xlb_ct6_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_ct6_new SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -1,0 +1,167 @@
+/**
+ * Conntrack's two tiers through BPF_PROG_TEST_RUN (private pin root, small
+ * tables), counting entries, not rates: a flood of new flows that no backend
+ * confirms evicts no established flow; confirmed flows evict at most two main
+ * entries each (the documented bound); new connections keep working.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Dataplane } from '../src/dataplane.js';
+import { compile } from '../src/compile.js';
+import { validateConfig } from '../src/config.js';
+import { applyCompiled } from '../src/writer.js';
+import { encodeCt4Key, LAYOUT } from '../src/layout.js';
+import { parseIPv4 } from '../src/addr.js';
+import { buildPacket, parsePacket, TCP_FLAGS } from './helpers/packet.js';
+
+const PIN_ROOT = `/sys/fs/bpf/xlb-incr-ct-${process.pid}`;
+const IFINDEX = 1;
+const MAIN = 8192;
+const NEW = 1024;
+/** Established flows the main table holds before each flood (two entries each). */
+const ESTABLISHED = 1500;
+const FLOOD = Number(process.env.XLB_TEST_CT_FLOOD ?? 20_000);
+const VIP = '10.0.0.1';
+const BACKENDS = ['10.1.0.1', '10.1.0.2'];
+
+let dp: Dataplane;
+
+function run(prog: number, data: Buffer): Buffer {
+  return dp.native.progTestRun(prog, { data, ifindex: IFINDEX, repeat: 1 }).data;
+}
+const ingress = (src: string, sport: number, flags: number, proto: 'tcp' | 'udp' = 'tcp'): ReturnType<typeof parsePacket> =>
+  parsePacket(run(dp.progs.xlb_xdp_ingress, buildPacket({ src, dst: VIP, proto, sport, dport: 80, tcpFlags: flags })));
+const reply = (backend: string, client: string, sport: number, flags: number, proto: 'tcp' | 'udp' = 'tcp'): void => {
+  run(dp.progs.xlb_tc_egress, buildPacket({ src: backend, dst: client, proto, sport: 8080, dport: sport, tcpFlags: flags }));
+};
+
+/** A full TCP connection: SYN, SYN-ACK, ACK, then the backend's first data: confirmed. */
+function connect(client: string, sport: number): string {
+  const syn = ingress(client, sport, TCP_FLAGS.syn);
+  reply(syn.dst, client, sport, TCP_FLAGS.syn | TCP_FLAGS.ack);
+  ingress(client, sport, TCP_FLAGS.ack);
+  reply(syn.dst, client, sport, TCP_FLAGS.ack | TCP_FLAGS.psh);
+  return syn.dst;
+}
+
+function keys(map: number): Set<string> {
+  const d = dp.native.mapDump(map, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size);
+  const out = new Set<string>();
+  for (let i = 0; i < d.count; i++) out.add(d.keys.subarray(i * 16, (i + 1) * 16).toString('hex'));
+  return out;
+}
+
+function clear(): void {
+  for (const map of [dp.maps.xlb_ct4, dp.maps.xlb_ct4_new]) for (const k of keys(map)) dp.native.mapDelete(map, Buffer.from(k, 'hex'));
+}
+
+/** ESTABLISHED confirmed flows from 100.64.x.y; returns the keys of their entries (both directions). */
+function fillEstablished(): Set<string> {
+  const out = new Set<string>();
+  for (let i = 0; i < ESTABLISHED; i++) {
+    const client = `100.64.${i >> 8}.${i & 255}`;
+    const backend = connect(client, 40000);
+    out.add(encodeCt4Key({ saddr: parseIPv4(client), daddr: parseIPv4(VIP), sport: 40000, dport: 80, proto: 6 }).toString('hex'));
+    out.add(encodeCt4Key({ saddr: parseIPv4(backend), daddr: parseIPv4(client), sport: 8080, dport: 40000, proto: 6 }).toString('hex'));
+  }
+  return out;
+}
+
+const surviving = (est: Set<string>): number => {
+  const main = keys(dp.maps.xlb_ct4);
+  let n = 0;
+  for (const k of est) if (main.has(k)) n++;
+  return n;
+};
+
+beforeAll(() => {
+  Dataplane.removePins(PIN_ROOT);
+  dp = Dataplane.open({ pinRoot: PIN_ROOT, mapSizes: { conntrack: MAIN, conntrackNew: NEW } });
+  const c = compile(
+    validateConfig({
+      load_balancers: [
+        { name: 'web', protocol: 'tcp', vips: { [`${VIP}:80`]: BACKENDS.map((b) => `${b}:8080`).join(',') } },
+        { name: 'dns', protocol: 'udp', vips: { [`${VIP}:80`]: BACKENDS.map((b) => `${b}:8080`).join(',') } },
+      ],
+      logical_switches: [{ name: 'sw', ports: ['lo'], load_balancer: ['web', 'dns'] }],
+    }),
+  );
+  applyCompiled(dp.store(), c, new Map([['lo', IFINDEX]]));
+});
+
+afterAll(() => {
+  dp?.close();
+  Dataplane.removePins(PIN_ROOT);
+});
+
+beforeEach(() => clear());
+
+describe('conntrack tiers', () => {
+  it('a new flow waits in the new-flow tier until its backend answers with more than a SYN-ACK', () => {
+    const k = encodeCt4Key({ saddr: parseIPv4('192.168.7.1'), daddr: parseIPv4(VIP), sport: 1234, dport: 80, proto: 6 }).toString('hex');
+    const syn = ingress('192.168.7.1', 1234, TCP_FLAGS.syn);
+    expect(keys(dp.maps.xlb_ct4_new).has(k)).toBe(true);
+    expect(keys(dp.maps.xlb_ct4).size).toBe(0);
+    reply(syn.dst, '192.168.7.1', 1234, TCP_FLAGS.syn | TCP_FLAGS.ack);
+    ingress('192.168.7.1', 1234, TCP_FLAGS.ack);
+    expect(keys(dp.maps.xlb_ct4).size).toBe(0);
+    const promoted = dp.globalCounters().ct_promoted;
+    reply(syn.dst, '192.168.7.1', 1234, TCP_FLAGS.ack);
+    expect(dp.globalCounters().ct_promoted - promoted).toBe(1n);
+    expect(keys(dp.maps.xlb_ct4).has(k)).toBe(true);
+    expect(keys(dp.maps.xlb_ct4).size).toBe(2);
+    expect(keys(dp.maps.xlb_ct4_new).size).toBe(0);
+    // The flow keeps its backend, now from the main table.
+    expect(ingress('192.168.7.1', 1234, TCP_FLAGS.ack).dst).toBe(syn.dst);
+  });
+
+  it('a UDP flow is confirmed by any reply; a RST from the backend confirms nothing', () => {
+    const u = ingress('192.168.7.2', 5000, 0, 'udp');
+    reply(u.dst, '192.168.7.2', 5000, 0, 'udp');
+    expect(keys(dp.maps.xlb_ct4).size).toBe(2);
+    const t = ingress('192.168.7.3', 5001, TCP_FLAGS.syn);
+    reply(t.dst, '192.168.7.3', 5001, TCP_FLAGS.rst | TCP_FLAGS.ack);
+    expect(keys(dp.maps.xlb_ct4).size).toBe(2);
+    expect(keys(dp.maps.xlb_ct4_new).size).toBe(2);
+  });
+
+  it(`a flood of ${FLOOD} new flows (SYNs, SYN-ACKed by the backends) evicts no established flow, and new connections still work`, () => {
+    const est = fillEstablished();
+    expect(surviving(est)).toBe(2 * ESTABLISHED);
+    for (let i = 0; i < FLOOD; i++) {
+      const client = `172.30.${(i >> 8) & 255}.${i & 255}`;
+      const sport = 1024 + (i >> 16);
+      const syn = ingress(client, sport, TCP_FLAGS.syn);
+      // The backend answers a spoofed SYN too: its SYN-ACK does not confirm the flow.
+      if (i % 2 === 0) reply(syn.dst, client, sport, TCP_FLAGS.syn | TCP_FLAGS.ack);
+    }
+    expect(surviving(est)).toBe(2 * ESTABLISHED);
+    expect(keys(dp.maps.xlb_ct4_new).size).toBeLessThanOrEqual(NEW);
+    // Established flows keep their backends.
+    for (let i = 0; i < ESTABLISHED; i += 97) {
+      const client = `100.64.${i >> 8}.${i & 255}`;
+      const k = encodeCt4Key({ saddr: parseIPv4(client), daddr: parseIPv4(VIP), sport: 40000, dport: 80, proto: 6 });
+      const v = dp.native.mapLookup(dp.maps.xlb_ct4, k, LAYOUT.xlb_ct4_val.size)!;
+      expect(ingress(client, 40000, TCP_FLAGS.ack).dst).toBe(
+        [...v.subarray(0, 4)].join('.'),
+      );
+    }
+    // A new connection is balanced, confirmed and kept.
+    const backend = connect('192.168.8.1', 2000);
+    expect(BACKENDS).toContain(backend);
+    expect(keys(dp.maps.xlb_ct4).has(encodeCt4Key({ saddr: parseIPv4('192.168.8.1'), daddr: parseIPv4(VIP), sport: 2000, dport: 80, proto: 6 }).toString('hex'))).toBe(true);
+  }, 120_000);
+
+  it('confirmed new flows evict at most two main entries each (the documented bound)', () => {
+    const est = fillEstablished();
+    const free = MAIN - 2 * ESTABLISHED;
+    // More confirmed flows than the main table has room for.
+    const confirmed = Math.ceil(free / 2) + 1000;
+    const before = dp.globalCounters().ct_promoted;
+    for (let i = 0; i < confirmed; i++) connect(`172.31.${i >> 8}.${i & 255}`, 3000);
+    const promoted = Number(dp.globalCounters().ct_promoted - before);
+    expect(promoted).toBe(confirmed);
+    const evicted = 2 * ESTABLISHED - surviving(est);
+    expect(evicted).toBeGreaterThan(0); // the table did overflow
+    expect(evicted).toBeLessThanOrEqual(2 * promoted);
+  }, 120_000);
+});
