@@ -60,6 +60,7 @@ expectType<bigint>(shown.vips[0].backends[0].stats.bytes);
 expectType<bigint>(shown.counters.packets);
 expectError(shown.counters.no_such_counter);
 expectType<number>(shown.conntrack.entries);
+expectType<number>(shown.conntrack.ipv6.entries);
 expectNotAssignable<number>(shown.vips[0].stats.packets);
 expectType<{ detached: string[] }>(Xlb.reset({ stateDir: '/tmp/x' }));
 
