@@ -64,6 +64,7 @@ expectType<number>(shown.conntrack.entries);
 expectType<string[]>(shown.warnings);
 expectType<string[]>(shown.vips[0].snat);
 expectType<bigint>(shown.counters.snat);
+expectType<number>(shown.conntrack.ipv6.entries);
 expectNotAssignable<number>(shown.vips[0].stats.packets);
 expectType<{ detached: string[] }>(Xlb.reset({ stateDir: '/tmp/x' }));
 
