@@ -2,7 +2,8 @@
  * IPv6 end to end, with real traffic between network namespaces: the seed lab
  * (own prefix xlb-v6-) with IPv6 addresses, xlb on vm3's port. TCP (curl and a
  * long-lived Node client) to [VIP]:port reaching both backends, TCP with
- * extension headers on every segment (a Python client), UDP with port
+ * extension headers on every segment (a Python client), PMTU discovery through
+ * the VIP (packet too big translated), UDP with port
  * rewriting, ICMPv6 echo to an IP-only VIP answered by a backend, and a
  * backend's port unreachable reaching a connected UDP socket as ECONNREFUSED.
  * Run on the tc and the XDP hook, with partial checksums from the VMs (finished
@@ -137,6 +138,32 @@ describe.each(variants)('IPv6 through xlb on vm3\'s port ($name)', ({ hook, vmTx
     expect(r.code).toBe(0);
     expect(r.stdout.trim().split('\n')).toEqual(['error ECONNREFUSED', 'error ECONNREFUSED']);
     expect(x.show().counters.icmp_related - before).toBeGreaterThanOrEqual(2n);
+  });
+
+  it('PMTU discovery through the VIP: the router\'s packet too big reaches the client quoting the VIP', async () => {
+    // The backends' link gets a smaller MTU: the client's full-size segments to the VIP need the
+    // router's ICMPv6 packet too big (which quotes the backend) translated to be acted on.
+    const code = [
+      'import socket, sys',
+      's = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))',
+      "s.sendall(b'x' * 20000 + b'\\n')",
+      "data = b''",
+      "while not data.endswith(b'\\n'):",
+      '    chunk = s.recv(65536)',
+      '    if not chunk: break',
+      '    data += chunk',
+      'print(len(data), data[:8].decode())',
+    ].join('\n');
+    const before = x.show().counters.icmp_related;
+    nsExec(LAB.hv, 'ip', ['link', 'set', 'xlb-dmz', 'mtu', '1280']);
+    try {
+      const r = await run('ip', ['netns', 'exec', LAB.vms.vm3.ns, 'python3', '-c', code, LAB.vip6, String(LAB.tcpEchoVipPort), String(TIMEOUT_S * 3)], 30);
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toMatch(/^20010 i am vm[12]$/);
+    } finally {
+      nsExec(LAB.hv, 'ip', ['link', 'set', 'xlb-dmz', 'mtu', '1500']);
+    }
+    expect(x.show().counters.icmp_related - before).toBeGreaterThanOrEqual(1n);
   });
 
   it('xlb conntrack shows the IPv6 flows in [address]:port form', () => {
