@@ -433,6 +433,7 @@ function onlyBackendsWarnings(sw: LogicalSwitch, lbs: readonly LoadBalancer[], m
 function portToward(lr: LogicalRouter, addr: number): { name: string; ip: number } | null {
   for (const p of lr.ports) {
     for (const n of p.networks) {
+      if (n.includes(':')) continue; // IPv6 networks (neighbor_responder) play no part in IPv4 source NAT
       const c = parseIPv4Cidr(n);
       const mask = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) >>> 0;
       if (((addr & mask) >>> 0) === ((c.addr & mask) >>> 0)) return { name: p.name, ip: parseIPv4(n.slice(0, n.indexOf('/'))) };
@@ -686,14 +687,17 @@ export function compile(
         if (v4 && sn.flags & XLB.VIP_F_SNAT_BACKEND && a.router) {
           for (const b of v.backends) {
             const port = portToward(a.router, b.addr) ?? null;
-            const first = a.router.ports[0];
-            if (!port) {
+            // The fallback: the first port with an IPv4 network (networks may be IPv6 too).
+            const first = a.router.ports.find((rp) => rp.networks.some((n) => !n.includes(':')));
+            if (!port && first) {
               warnings.push(
                 `router ${a.router.name}: backend ${b.text} of ${v.name} is in none of its ports' networks; lb_force_snat_ip=router_ip uses port ${first.name}'s address`,
               );
             }
-            const ip = port ? port.ip : parseIPv4(first.networks[0].slice(0, first.networks[0].indexOf('/')));
-            addSnat({ scope, kind: XLB.SNAT_K_BACKEND, addr: b.addr, prefixLen: 32, snat: ip });
+            const net4 = first?.networks.find((n) => !n.includes(':'));
+            const ip = port ? port.ip : net4 ? parseIPv4(net4.slice(0, net4.indexOf('/'))) : null;
+            if (ip !== null) addSnat({ scope, kind: XLB.SNAT_K_BACKEND, addr: b.addr, prefixLen: 32, snat: ip });
+            else warnings.push(`router ${a.router.name}: no IPv4 network on any port; lb_force_snat_ip=router_ip has no address for backend ${b.text}`);
           }
         }
       }
