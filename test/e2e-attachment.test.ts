@@ -8,6 +8,7 @@
  * (hairpin: source NAT to the VIP or hairpin_snat_ip, and the frame goes back
  * out the port it came in by, which a Linux bridge would never do).
  */
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, labNames, type VmName } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
@@ -49,6 +50,7 @@ beforeAll(async () => {
 afterAll(async () => {
   x?.close();
   Xlb.reset(INSTANCE);
+  rmSync(INSTANCE.stateDir, { recursive: true, force: true });
   await lab?.destroy();
 });
 

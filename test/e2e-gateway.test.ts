@@ -9,6 +9,7 @@
  * lb_force_snat_ip (an address, or router_ip) or a snat NAT rule covering the
  * client applies; skip_snat on the load balancer exempts it.
  */
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, labNames, type VmName } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
@@ -51,6 +52,7 @@ beforeAll(async () => {
 afterAll(async () => {
   x?.close();
   Xlb.reset(INSTANCE);
+  rmSync(INSTANCE.stateDir, { recursive: true, force: true });
   await lab?.destroy();
 });
 
