@@ -93,7 +93,8 @@ expectAssignable<Hook>('tc');
 expectNotAssignable<Hook>('generic');
 expectNotAssignable<Hook>('native');
 expectAssignable<Protocol>('udp');
-expectNotAssignable<Protocol>('sctp');
+expectAssignable<Protocol>('sctp');
+expectNotAssignable<Protocol>('icmp');
 
 // compile
 expectType<Compiled>(compile(state));
