@@ -10,7 +10,7 @@
  * - a backend id per (VIP id, backend address:port).
  */
 import type { DesiredState, Hook, LoadBalancer, Vip } from './config.js';
-import { lbVips } from './config.js';
+import { lbVips, vipList } from './config.js';
 import { parseIPv4, parseIPv4Cidr, parseIPv6 } from './addr.js';
 import { maglevTable } from './maglev.js';
 import { buildTables, type TableJob } from './maglev-pool.js';
@@ -282,6 +282,8 @@ function lbSignature(lb: LoadBalancer): string {
 
 /** What one VIP was compiled from, and the result (reused while the inputs are equal). */
 interface VipMemo {
+  /** Its key in the load balancer's `vips`. */
+  key: string;
   lbSig: string;
   /** The VIP's backend list as validated. */
   list: string;
@@ -292,10 +294,15 @@ interface VipMemo {
   entries: CompiledVipEntry[];
 }
 
-/** The VIPs of one load balancer: by key, and in `vips` order. */
+/** The VIPs of one load balancer: in `vips` order, and their index there by key. */
 interface LbMemo {
-  byKey: Map<string, VipMemo>;
+  byKey: Map<string, number>;
   order: VipMemo[];
+  /** What it was compiled from: the validated `vips` object and its keys, the signature, the down backends. */
+  vips: Record<string, string>;
+  keys: readonly string[];
+  lbSig: string;
+  downSig: string;
 }
 
 /** Kept with each Compiled (not enumerable): what the next compile may reuse. */
@@ -304,6 +311,23 @@ interface Memo {
   byLb: Map<string, LbMemo>;
   vipIds: IdSet;
   backendIds: IdSet;
+  /** The compile this one was derived from (its `reuse`), and the VIPs that differ from it. */
+  base: Compiled | null;
+  fresh: CompiledVip[];
+  stale: CompiledVip[];
+}
+
+/** Counters of compile work (tests check that a small change costs little). */
+export const compileCounters = { lbsWalked: 0, vipsCompiled: 0 };
+
+/**
+ * The VIPs of `c` that are not in `prev` (fresh) and those of `prev` not in
+ * `c` (stale), by identity — known without a walk when `c` was compiled
+ * reusing `prev`; null otherwise.
+ */
+export function vipChanges(c: Compiled, prev: Compiled): { fresh: readonly CompiledVip[]; stale: readonly CompiledVip[] } | null {
+  const m = (c as WithMemo)[MEMO];
+  return m && m.base === prev ? { fresh: m.fresh, stale: m.stale } : null;
 }
 
 const MEMO = Symbol('xlb.compile.memo');
@@ -431,6 +455,16 @@ export function compile(
     else downByVip.set(name, [key.slice(sp + 1)]);
   }
   const downSigOf = (name: string): string => (downByVip.size === 0 ? '' : (downByVip.get(name)?.sort().join(',') ?? ''));
+  // And by load balancer (a VIP name is "<LB> <key>/<proto>", the key has no space).
+  const downByLb = new Map<string, string[]>();
+  for (const key of down) {
+    const name = key.slice(0, key.lastIndexOf(' '));
+    const lbName = name.slice(0, name.lastIndexOf(' '));
+    const list = downByLb.get(lbName);
+    if (list) list.push(key);
+    else downByLb.set(lbName, [key]);
+  }
+  const lbDownSig = (lbName: string): string => (downByLb.size === 0 ? '' : (downByLb.get(lbName)?.sort().join('\n') ?? ''));
 
   const reserved = opts.reservedBackendIds ?? NONE_RESERVED;
   const vipAlloc = new Allocator(memo ? memo.vipIds.clone() : IdSet.of(Object.values(prev.vips)), NONE_RESERVED);
@@ -443,30 +477,57 @@ export function compile(
   /** VIPs whose table is to be built (all at once, on two threads when many). */
   const pending: Array<{ cv: CompiledVip; job: TableJob }> = [];
   const byLb = new Map<string, LbMemo>();
+  /** VIPs that differ from the memo's compile: new ones, and the ones they replace or that are gone. */
+  const fresh: CompiledVip[] = [];
+  const stale: CompiledVip[] = [];
   for (const lb of served) {
     const lbSig = lbSignature(lb);
+    const downSig = lbDownSig(lb.name);
     const old = memo?.byLb.get(lb.name);
+    if (old && old.vips === lb.vips && Object.isFrozen(lb.vips) && old.lbSig === lbSig && old.downSig === downSig) {
+      // The same validated VIPs (validateConfig hands back the same object
+      // for an unchanged load balancer): nothing of it to look at.
+      for (let k = 0; k < old.order.length; k++) vips.push(old.order[k]!.cv);
+      byLb.set(lb.name, old);
+      continue;
+    }
+    compileCounters.lbsWalked++;
     const order: VipMemo[] = [];
-    // The previous compile's index, copied on the first change only.
-    let byKey: Map<string, VipMemo> | null = old ? null : new Map();
+    const { keys, lists } = vipList(lb.vips);
+    // Key → index: the previous one while the keys are the same (validateConfig keeps their array).
+    const byKey = old && old.keys === keys ? old.byKey : new Map<string, number>();
+    const newIndex = byKey.size === 0 && keys.length > 0;
     let parsed: Map<string, Vip> | null = null;
-    let kept = 0;
-    const keys = Object.keys(lb.vips);
+    // Every VIP of `old` has its signature and down backends (a VIP is kept only while they are unchanged).
+    const oldOrder = old && old.lbSig === lbSig && old.downSig === downSig ? old.order : null;
     for (let k = 0; k < keys.length; k++) {
       const key = keys[k]!;
-      const list = lb.vips[key]!;
-      const was = old?.byKey.get(key);
-      if (was) kept++;
+      const list = lists[k]!;
+      if (newIndex) byKey.set(key, k);
+      // Mostly at the same place as before.
+      let was = oldOrder?.[k];
+      if (was !== undefined && was.key === key && was.list === list) {
+        order.push(was);
+        vips.push(was.cv);
+        continue;
+      }
+      if (old && was?.key !== key) {
+        const i = old.byKey.get(key);
+        was = i === undefined ? undefined : old.order[i];
+      }
       if (was && was.list === list && was.lbSig === lbSig && was.downSig === downSigOf(was.cv.name)) {
         order.push(was);
         vips.push(was.cv);
         continue;
       }
+      compileCounters.vipsCompiled++;
       // Recompiled: parse this VIP only (every VIP at once for a load balancer new here).
       const v = old ? lbVips({ ...lb, vips: { [key]: list } })[0]! : (parsed ??= new Map(lbVips(lb).map((x) => [x.key, x]))).get(key)!;
       const name = vipName(lb.name, v);
       const cv = compileVip(lb, v, name, was?.cv ?? null, memo === null ? prev : null, vipAlloc, backendAlloc, down, earlierTable, pending);
+      fresh.push(cv);
       if (was) {
+        stale.push(was.cv);
         const still = new Set(cv.backends.map((b) => b.id));
         for (const b of was.cv.backends) if (!still.has(b.id)) freedBackends.push(b.id);
         if (was.cv.id !== cv.id) freedVips.push(was.cv.id);
@@ -483,21 +544,20 @@ export function compile(
           e.hashFields === cv.hashFields &&
           e.affinityTimeoutS === cv.affinityTimeoutS,
       );
-      const vm: VipMemo = { lbSig, list, downSig: downSigOf(name), cv, entries };
-      (byKey ??= new Map(old!.byKey)).set(key, vm);
+      const vm: VipMemo = { key, lbSig, list, downSig: downSigOf(name), cv, entries };
       order.push(vm);
       vips.push(cv);
     }
     // VIPs of the previous compile that are gone free their ids.
-    if (old && kept !== old.byKey.size) {
-      for (const [key, was] of old.byKey) {
-        if (Object.hasOwn(lb.vips, key)) continue;
+    if (old && old.keys !== keys) {
+      for (const was of old.order) {
+        if (byKey.has(was.key)) continue;
+        stale.push(was.cv);
         freedVips.push(was.cv.id);
         for (const b of was.cv.backends) freedBackends.push(b.id);
-        (byKey ??= new Map(old.byKey)).delete(key);
       }
     }
-    byLb.set(lb.name, { byKey: byKey ?? old!.byKey, order });
+    byLb.set(lb.name, { byKey, order, vips: lb.vips, keys, lbSig, downSig });
   }
   const built = buildTables(pending.map((p) => p.job));
   pending.forEach((p, i) => (p.cv.table = built[i]!));
@@ -506,6 +566,7 @@ export function compile(
     for (const [lbName, old] of memo.byLb) {
       if (byLb.has(lbName)) continue;
       for (const was of old.order) {
+        stale.push(was.cv);
         freedVips.push(was.cv.id);
         for (const b of was.cv.backends) freedBackends.push(b.id);
       }
@@ -583,7 +644,8 @@ export function compile(
   }
 
   const out: WithMemo = { ids: derivedIds(scopes, vips), ifaces, vips, entries, neigh };
-  Object.defineProperty(out, MEMO, { value: { byLb, vipIds, backendIds } satisfies Memo, enumerable: false });
+  const memoOut: Memo = { byLb, vipIds, backendIds, base: memo ? reuse : null, fresh, stale };
+  Object.defineProperty(out, MEMO, { value: memoOut, enumerable: false });
   return out;
 }
 
