@@ -534,7 +534,7 @@ const lastVips = new Map<string, { keys: string[]; raws: unknown[]; list: VipLis
 const LAST_VIPS_MAX = 1 << 12;
 
 /** Counters of validation work (tests check that a small change costs little). */
-export const validateCounters = { vipsParsed: 0 };
+export const validateCounters = { vipsParsed: 0, overlapChecked: 0 };
 
 /** Validates `vips` (of load balancer `lbName`, for the memo above). */
 function validateVips(v: unknown, field: string, lbName = ''): Record<string, string> {
@@ -747,6 +747,10 @@ function validateLbRefs(v: unknown, field: string, lbs: ReadonlyMap<string, Load
   });
   // VIPs of one load balancer never overlap (checked in validateVips): with one, nothing to compare.
   if (names.length < 2) return names;
+  // The same (frozen) validated VIPs as at the last check of this list: the same answer.
+  const objs = names.map((n) => lbs.get(n)!);
+  const last = lastOverlapCheck.get(owner);
+  if (last && last.length === objs.length && last.every((x, i) => x.vips === objs[i]!.vips && x.protocol === objs[i]!.protocol)) return names;
   const vipOwners = new Map<string, string>();
   names.forEach((name, i) => {
     const lb = lbs.get(name)!;
@@ -757,11 +761,17 @@ function validateLbRefs(v: unknown, field: string, lbs: ReadonlyMap<string, Load
       if (other !== undefined) {
         throw new ConfigError(indexPath(field, i), `load balancers "${other}" and "${name}" both define VIP ${id} on ${owner}`, items[i]);
       }
+      validateCounters.overlapChecked++;
       vipOwners.set(id, name);
     }
   });
+  if (lastOverlapCheck.size >= LAST_VIPS_MAX) lastOverlapCheck.clear();
+  lastOverlapCheck.set(owner, objs.map((lb) => ({ vips: lb.vips, protocol: lb.protocol })));
   return names;
 }
+
+/** Per switch/router: the load balancers (their validated VIPs) whose overlap check passed last. */
+const lastOverlapCheck = new Map<string, Array<{ vips: Record<string, string>; protocol: string }>>();
 
 /** Validates one logical switch. */
 function validateSwitch(v: unknown, field: string, ctx: Context): LogicalSwitch {
