@@ -202,6 +202,8 @@ class IdSet {
     private bits: Uint8Array = new Uint8Array(1024),
     /** No id below this is free. */
     public low = 1,
+    /** Ids in use per block of BLOCK ids: full blocks are skipped when looking for a free id. */
+    private blocks: Uint16Array = new Uint16Array(1024 / BLOCK),
   ) {}
   static of(ids: Iterable<number>): IdSet {
     const s = new IdSet();
@@ -209,24 +211,40 @@ class IdSet {
     return s;
   }
   clone(): IdSet {
-    return new IdSet(this.bits.slice(), this.low);
+    return new IdSet(this.bits.slice(), this.low, this.blocks.slice());
   }
   has(id: number): boolean {
     return id < this.bits.length && this.bits[id] === 1;
   }
+  /** Whether every id of the block holding `id` is in use. */
+  blockFull(id: number): boolean {
+    return (id >> BLOCK_SHIFT) < this.blocks.length && this.blocks[id >> BLOCK_SHIFT] === BLOCK;
+  }
   add(id: number): void {
     if (id >= this.bits.length) {
-      const grown = new Uint8Array(Math.max(id + 1, this.bits.length * 2));
+      const size = Math.max(id + 1, this.bits.length * 2);
+      const grown = new Uint8Array(Math.ceil(size / BLOCK) * BLOCK);
       grown.set(this.bits);
       this.bits = grown;
+      const blocks = new Uint16Array(grown.length / BLOCK);
+      blocks.set(this.blocks);
+      this.blocks = blocks;
     }
+    if (this.bits[id] === 1) return;
     this.bits[id] = 1;
+    this.blocks[id >> BLOCK_SHIFT]!++;
   }
   remove(id: number): void {
-    if (id < this.bits.length) this.bits[id] = 0;
+    if (id < this.bits.length && this.bits[id] === 1) {
+      this.bits[id] = 0;
+      this.blocks[id >> BLOCK_SHIFT]!--;
+    }
     if (id < this.low) this.low = Math.max(1, id);
   }
 }
+/** Ids per block of IdSet's count of ids in use. */
+const BLOCK_SHIFT = 8;
+const BLOCK = 1 << BLOCK_SHIFT;
 
 /**
  * Hands out the lowest id ≥ 1 that is neither in use by the previous compile
@@ -247,7 +265,13 @@ class Allocator {
   /** Lowest reserved id skipped (free again once no longer reserved). */
   private skipped = Infinity;
   take(): number {
-    while (this.used.has(this.next) || this.reserved.has(this.next)) {
+    for (;;) {
+      // A block with every id in use has none to hand out (reserved ids are not in use).
+      if ((this.next & (BLOCK - 1)) === 0 && this.used.blockFull(this.next)) {
+        this.next += BLOCK;
+        continue;
+      }
+      if (!this.used.has(this.next) && !this.reserved.has(this.next)) break;
       if (!this.used.has(this.next)) this.skipped = Math.min(this.skipped, this.next);
       this.next++;
     }
