@@ -747,16 +747,36 @@ function validateLbRefs(v: unknown, field: string, lbs: ReadonlyMap<string, Load
   });
   // VIPs of one load balancer never overlap (checked in validateVips): with one, nothing to compare.
   if (names.length < 2) return names;
-  // The same (frozen) validated VIPs as at the last check of this list: the same answer.
   const objs = names.map((n) => lbs.get(n)!);
+  const identities = (lb: { vips: Record<string, string>; protocol: Protocol }): string[] =>
+    vipList(lb.vips).keys.map((key) => vipKeyIdentity(key, lb.protocol));
+  // The same load balancers as at the last check of this list: only those
+  // whose (frozen) validated VIPs are other objects now are checked again,
+  // against the VIP → load balancer index of that check.
   const last = lastOverlapCheck.get(owner);
-  if (last && last.length === objs.length && last.every((x, i) => x.vips === objs[i]!.vips && x.protocol === objs[i]!.protocol)) return names;
+  if (last && last.lbs.length === objs.length && last.lbs.every((x, i) => x.name === names[i] && x.protocol === objs[i]!.protocol)) {
+    const changed = objs.flatMap((lb, i) => (last.lbs[i]!.vips === lb.vips ? [] : [i]));
+    if (changed.length === 0) return names;
+    for (const i of changed) for (const id of identities(last.lbs[i]!)) if (last.owners.get(id) === names[i]) last.owners.delete(id);
+    let clash = false;
+    for (const i of changed) {
+      for (const id of identities(objs[i]!)) {
+        validateCounters.overlapChecked++;
+        if (last.owners.has(id)) clash = true;
+        last.owners.set(id, names[i]!);
+      }
+    }
+    if (!clash) {
+      for (const i of changed) last.lbs[i] = { name: names[i]!, vips: objs[i]!.vips, protocol: objs[i]!.protocol };
+      return names;
+    }
+    // The index no longer matches any check: the full check below names the clash.
+    lastOverlapCheck.delete(owner);
+  }
   const vipOwners = new Map<string, string>();
-  names.forEach((name, i) => {
-    const lb = lbs.get(name)!;
-    const keys = vipList(lb.vips).keys;
-    for (let k = 0; k < keys.length; k++) {
-      const id = vipKeyIdentity(keys[k]!, lb.protocol);
+  objs.forEach((lb, i) => {
+    const name = names[i]!;
+    for (const id of identities(lb)) {
       const other = vipOwners.get(id);
       if (other !== undefined) {
         throw new ConfigError(indexPath(field, i), `load balancers "${other}" and "${name}" both define VIP ${id} on ${owner}`, items[i]);
@@ -766,12 +786,18 @@ function validateLbRefs(v: unknown, field: string, lbs: ReadonlyMap<string, Load
     }
   });
   if (lastOverlapCheck.size >= LAST_VIPS_MAX) lastOverlapCheck.clear();
-  lastOverlapCheck.set(owner, objs.map((lb) => ({ vips: lb.vips, protocol: lb.protocol })));
+  lastOverlapCheck.set(owner, { lbs: objs.map((lb, i) => ({ name: names[i]!, vips: lb.vips, protocol: lb.protocol })), owners: vipOwners });
   return names;
 }
 
-/** Per switch/router: the load balancers (their validated VIPs) whose overlap check passed last. */
-const lastOverlapCheck = new Map<string, Array<{ vips: Record<string, string>; protocol: string }>>();
+/**
+ * Per switch/router: the load balancers (their validated VIPs) whose overlap
+ * check passed last, and the VIP identity → load balancer index it built.
+ */
+const lastOverlapCheck = new Map<
+  string,
+  { lbs: Array<{ name: string; vips: Record<string, string>; protocol: Protocol }>; owners: Map<string, string> }
+>();
 
 /** Validates one logical switch. */
 function validateSwitch(v: unknown, field: string, ctx: Context): LogicalSwitch {

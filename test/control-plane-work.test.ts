@@ -6,7 +6,7 @@
 // per-VIP or per-load-balancer walk crept back into that path.
 import { describe, it, expect } from 'vitest';
 import { compile, compileCounters, EMPTY_IDS, type Compiled } from '../src/compile.js';
-import { validateConfig, validateCounters } from '../src/config.js';
+import { ConfigError, validateConfig, validateCounters } from '../src/config.js';
 import { tableCounters } from '../src/maglev-pool.js';
 import { MemoryStore } from '../src/store.js';
 import { applyCompiled, diffCounters } from '../src/writer.js';
@@ -70,10 +70,10 @@ describe('control-plane work of a small change', () => {
     changed[17] = { ...vips[17], '10.17.0.9:80': backends(17, 8, 1) };
     before = snap();
     const one = step(config(changed), again.c);
-    // parsed: that VIP; overlap: its switch's load balancers' VIPs (one of them changed) are checked again.
+    // parsed: that VIP; overlap: the VIPs of that load balancer are checked again against the others of its switch.
     expect(delta(before, snap())).toEqual({
       parsed: 1,
-      overlap: (LBS / 2) * VIPS_PER_LB,
+      overlap: VIPS_PER_LB,
       lbsWalked: 1,
       compiled: 1,
       tables: 1,
@@ -86,5 +86,31 @@ describe('control-plane work of a small change', () => {
     const scratch = compile(validateConfig(config(changed)), one.c.ids);
     expect(scratch.vips.map((v) => [v.id, v.name, Array.from(v.table)])).toEqual(one.c.vips.map((v) => [v.id, v.name, Array.from(v.table)]));
     expect(scratch.entries).toEqual(one.c.entries);
+  });
+
+  it('an overlap that a changed load balancer brings on its switch is still found (checked again only for it)', () => {
+    const vips = Array.from({ length: 4 }, (_, l) => ({ [`10.${l}.0.1:80`]: backends(l, 0) }));
+    const cfg = (v: Array<Record<string, string>>): object => ({
+      load_balancers: v.map((x, i) => ({ name: `ov${i}`, vips: x })),
+      logical_switches: [{ name: 'ov', ports: ['eth0'], load_balancer: ['ov0', 'ov1', 'ov2', 'ov3'] }],
+    });
+    validateConfig(cfg(vips));
+    // ov1 now also serves ov3's VIP (with other backends): the full check's error, naming both.
+    const clash = [...vips];
+    clash[1] = { ...vips[1], '10.3.0.1:80': backends(9, 9) };
+    expect(() => validateConfig(cfg(clash))).toThrow(ConfigError);
+    expect(() => validateConfig(cfg(clash))).toThrow('load balancers "ov1" and "ov3" both define VIP 10.3.0.1:80/tcp on logical switch "ov"');
+    // A change without a clash passes, and counts only the changed load balancer's VIPs.
+    const fine = [...vips];
+    fine[1] = { ...vips[1], '10.1.0.2:80': backends(1, 1) };
+    validateConfig(cfg(vips));
+    const before = validateCounters.overlapChecked;
+    validateConfig(cfg(fine));
+    expect(validateCounters.overlapChecked - before).toBe(2);
+    // Moving a VIP from one load balancer to another in one change is no clash.
+    const moved = [...fine];
+    moved[0] = {};
+    moved[2] = { ...vips[2], '10.0.0.1:80': backends(0, 0) };
+    expect(() => validateConfig(cfg(moved))).not.toThrow();
   });
 });
