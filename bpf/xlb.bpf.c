@@ -46,6 +46,9 @@ static __always_inline int xlb_tc_run(struct __sk_buff *skb, enum xlb_stage stag
 		return xlb_tc_ipv6(skb, stage == XLB_STAGE_INGRESS);
 	if (v == XLB_V_NOT_IP && stage == XLB_STAGE_INGRESS)
 		return xlb_tc_neigh(skb);
+	if (v == XLB_V_BOUNCE) /* hairpin: back to the sender */
+		return xlb_eth_swap((void *)(long)skb->data, (void *)(long)skb->data_end) ? TC_ACT_SHOT
+											    : xlb_tc_bounce(skb);
 	return xlb_hook_verdict(XLB_HOOK_TC, v);
 }
 
@@ -75,6 +78,12 @@ int xlb_xdp_ingress(struct xdp_md *ctx)
 			xlb_count(XLB_G_REJECT_FAIL);
 			return XDP_DROP;
 		}
+		return XDP_PASS;
+	}
+	if (v == XLB_V_BOUNCE) { /* hairpin: back to the sender, by the tc companion */
+		if (xlb_eth_swap((void *)(long)ctx->data, (void *)(long)ctx->data_end) ||
+		    xlb_xdp_defer(ctx, XLB_DEFER_BOUNCE))
+			return XDP_DROP;
 		return XDP_PASS;
 	}
 	if (v == XLB_V_NOT_IP)

@@ -17,7 +17,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 8
+#define XLB_LAYOUT_VERSION 9
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev slots */
@@ -26,6 +26,7 @@
 #define XLB_CT_MAX 262144         /* conntrack entries (both directions count) */
 #define XLB_CT_NEW_MAX 32768      /* unconfirmed flows' entries (new-flow tier, see lib/conntrack.h) */
 #define XLB_AFFINITY_MAX 65536    /* client affinity entries */
+#define XLB_SNAT_RULES_MAX 4096   /* xlb_snat4 entries (router ports, NAT rules) */
 #define XLB_NEIGH_MAX 16384       /* xlb_neigh4 entries: (router, VIP address) pairs */
 #define XLB_MAGLEV_DEFAULT_M 16381 /* default Maglev table size (prime) */
 
@@ -46,6 +47,22 @@
 #define XLB_VIP_F_IP_ONLY (1u << 0)  /* VIP without a port: backends keep the port */
 #define XLB_VIP_F_AFFINITY (1u << 1) /* client affinity (affinity_timeout_s) */
 #define XLB_VIP_F_REJECT (1u << 2)   /* no usable backend: answer (TCP RST, ICMP port unreachable), not drop */
+/* Source NAT of balanced flows (a router's lb_force_snat_ip / NAT rules); at
+ * most one of these is set. Hairpin SNAT needs no flag (see hairpin_addr). */
+#define XLB_VIP_F_SNAT_ADDR (1u << 3)    /* source := snat_addr */
+#define XLB_VIP_F_SNAT_BACKEND (1u << 4) /* source := xlb_snat4[scope, BACKEND, backend] (router_ip) */
+#define XLB_VIP_F_SNAT_CLIENT (1u << 5)  /* source := xlb_snat4[scope, CLIENT, client] if any (snat rules) */
+
+/* xlb_snat4_key.kind: what the looked-up address is. */
+#define XLB_SNAT_K_BACKEND 1 /* the backend: value = the router port address toward it */
+#define XLB_SNAT_K_CLIENT 2  /* the client: value = the external_ip of its snat rule */
+
+/* Source ports a source-NATed flow may get: the client's own port first, then
+ * up to XLB_SNAT_TRIES - 1 random ports in [MIN, MAX]; the first whose reverse
+ * entry does not exist yet wins (inserted with BPF_NOEXIST: collision-safe). */
+#define XLB_SNAT_PORT_MIN 1024
+#define XLB_SNAT_PORT_MAX 65535
+#define XLB_SNAT_TRIES 8
 
 /* xlb_vip_val.hash_fields: what the Maglev hash covers (OVN selection_fields).
  * 0 means the default 5-tuple (addresses, ports and protocol). */
@@ -59,6 +76,10 @@
 /* xlb_ct4_val.dir */
 #define XLB_DIR_FWD 1 /* client -> VIP: rewrite destination to the backend */
 #define XLB_DIR_REV 2 /* backend -> client: rewrite source back to the VIP */
+
+/* xlb_ct4_val.flags */
+#define XLB_CT_F_SNAT (1u << 0)    /* the source is translated too (snat_addr/snat_port) */
+#define XLB_CT_F_HAIRPIN (1u << 1) /* client == backend: sent back out the interface it came in by */
 
 /* xlb_ct4_val.state: TCP connection state, kept in both directions. The data
  * plane only records it; the control plane's garbage collector applies the
@@ -93,6 +114,9 @@ enum xlb_global_counter {
 	XLB_G_IPV6,            /* IPv6 packets seen (also counted in PACKETS) */
 	XLB_G_EXT_PASS,        /* passed: IPv6 extension chain not followed (too long, routing header with segments left) */
 	XLB_G_CT_PROMOTED,     /* flow confirmed by its backend: moved from the new-flow tier */
+	XLB_G_SNAT,            /* new flow source-NATed (force_snat, NAT rule or hairpin) */
+	XLB_G_SNAT_NO_PORT,    /* dropped: no free source port after XLB_SNAT_TRIES */
+	XLB_G_HAIRPIN,         /* packet sent back out the interface it came in by */
 	XLB_G_COUNT,
 };
 
@@ -112,6 +136,8 @@ struct xlb_vip_val {
 	__u8 hash_fields;         /* XLB_HASH_*; 0 = 5-tuple */
 	__u8 pad;                 /* zero */
 	__u32 affinity_timeout_s; /* with XLB_VIP_F_AFFINITY: idle timeout, seconds */
+	__u32 snat_addr;          /* with XLB_VIP_F_SNAT_ADDR: source address, network order */
+	__u32 hairpin_addr;       /* hairpin source address (network order); 0 = the VIP */
 };
 
 /* Key of xlb_affinity4 (LRU hash): one client of one VIP. */
@@ -158,6 +184,23 @@ struct xlb_ct4_val {
 	__u32 vip_id;       /* for counters */
 	__u32 backend_id;   /* for counters */
 	__u64 last_seen_ns; /* coarse monotonic clock */
+	__u32 snat_addr;    /* with XLB_CT_F_SNAT: FWD: new source address; REV: the client (new destination) */
+	__u16 snat_port;    /* with XLB_CT_F_SNAT: FWD: new source port; REV: the client's port (0 keeps) */
+	__u8 flags;         /* XLB_CT_F_* */
+	__u8 pad;           /* zero */
+};
+
+/* Key of xlb_snat4 (LPM trie): which source address a new flow of a scope gets. */
+struct xlb_snat4_key {
+	__u32 prefixlen; /* 64 + prefix length of addr */
+	__u32 scope;     /* attachment scope */
+	__u32 kind;      /* XLB_SNAT_K_* */
+	__u32 addr;      /* network order */
+};
+
+/* Value of xlb_snat4. */
+struct xlb_snat4_val {
+	__u32 addr; /* the source address, network order */
 };
 
 /* Value of xlb_ifaces (array indexed by ifindex; all zero = not served). */
@@ -252,14 +295,19 @@ _Static_assert(sizeof(struct xlb_affinity6_key) == 20, "xlb_affinity6_key size")
 /* The addon and the TS layout test rely on these exact layouts. */
 _Static_assert(sizeof(struct xlb_vip4_key) == 12, "xlb_vip4_key size");
 _Static_assert(offsetof(struct xlb_vip4_key, scope) == 8, "xlb_vip4_key.scope");
-_Static_assert(sizeof(struct xlb_vip_val) == 12, "xlb_vip_val size");
+_Static_assert(sizeof(struct xlb_vip_val) == 20, "xlb_vip_val size");
+_Static_assert(offsetof(struct xlb_vip_val, hairpin_addr) == 16, "xlb_vip_val.hairpin_addr");
 _Static_assert(offsetof(struct xlb_vip_val, affinity_timeout_s) == 8, "xlb_vip_val.affinity_timeout_s");
 _Static_assert(sizeof(struct xlb_affinity4_key) == 8, "xlb_affinity4_key size");
 _Static_assert(sizeof(struct xlb_affinity4_val) == 16, "xlb_affinity4_val size");
 _Static_assert(sizeof(struct xlb_backend4) == 8, "xlb_backend4 size");
 _Static_assert(sizeof(struct xlb_ct4_key) == 16, "xlb_ct4_key size");
 _Static_assert(offsetof(struct xlb_ct4_key, proto) == 12, "xlb_ct4_key.proto");
-_Static_assert(sizeof(struct xlb_ct4_val) == 24, "xlb_ct4_val size");
+_Static_assert(sizeof(struct xlb_ct4_val) == 32, "xlb_ct4_val size");
+_Static_assert(offsetof(struct xlb_ct4_val, snat_addr) == 24, "xlb_ct4_val.snat_addr");
+_Static_assert(offsetof(struct xlb_ct4_val, flags) == 30, "xlb_ct4_val.flags");
+_Static_assert(sizeof(struct xlb_snat4_key) == 16, "xlb_snat4_key size");
+_Static_assert(sizeof(struct xlb_snat4_val) == 4, "xlb_snat4_val size");
 _Static_assert(offsetof(struct xlb_ct4_val, vip_id) == 8, "xlb_ct4_val.vip_id");
 _Static_assert(offsetof(struct xlb_ct4_val, last_seen_ns) == 16, "xlb_ct4_val.last_seen_ns");
 _Static_assert(sizeof(struct xlb_iface) == 16, "xlb_iface size");

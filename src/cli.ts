@@ -51,11 +51,18 @@ export function renderShow(r: ShowReport): string {
         `${fmtBig(s.packets)} pkts ${fmtBig(s.bytes)} bytes in, ${fmtBig(s.replyPackets)} pkts out, ` +
         `${fmtBig(s.newConns)} conns, ${fmtBig(s.drops)} drops${v.reject ? `, ${fmtBig(s.rejects)} rejected` : ''}`,
     );
+    for (const sn of v.snat ?? []) lines.push(`    source NAT on ${sn}`);
+    if (v.hairpinSource) lines.push(`    hairpin: a backend calling its own VIP sees ${v.hairpinSource}`);
     if (v.backends.length === 0) lines.push('    (no backends)');
     for (const b of v.backends) {
       const w = b.drained ? ' (draining)' : b.weight !== undefined && b.weight !== 1 ? ` (weight ${b.weight})` : '';
       lines.push(`    → ${b.text}${w}: ${fmtBig(b.stats.packets)} pkts, ${fmtBig(b.stats.newConns)} conns`);
     }
+  }
+  if (r.warnings?.length) {
+    lines.push('');
+    lines.push('warnings:');
+    for (const w of r.warnings) lines.push(`  ${w}`);
   }
   return lines.join('\n');
 }
@@ -87,6 +94,7 @@ export function buildCli(): Command {
           console.log(`${i.interface}: ${i.hook === 'xdp' ? `xdp (${i.xdpMode})` : 'tc'} — ${i.reason}`);
         }
         for (const d of r.detached) console.log(`${d}: detached`);
+        for (const w of r.warnings) console.log(`warning: ${w}`);
         const s = r.summary;
         console.log(
           r.unchanged

@@ -9,12 +9,12 @@
  *   load balancer is attached to, and the index of its Maglev table and counters;
  * - a backend id per (VIP id, backend address:port).
  */
-import type { DesiredState, Hook, LoadBalancer, Vip } from './config.js';
+import type { DesiredState, Hook, LoadBalancer, LogicalRouter, LogicalSwitch, Vip } from './config.js';
 import { lbVips, vipList } from './config.js';
-import { parseIPv4, parseIPv4Cidr, parseIPv6 } from './addr.js';
+import { isIPv4, parseIPv4, parseIPv4Cidr, parseIPv6 } from './addr.js';
 import { maglevTable } from './maglev.js';
 import { buildTables, type TableJob } from './maglev-pool.js';
-import { HASH_FIELDS, IPPROTO, XLB } from './layout.js';
+import { HASH_FIELDS, IPPROTO, XLB, type Snat4Entry } from './layout.js';
 
 /** Ids handed out by earlier applies; compile keeps them where it can. */
 export interface Ids {
@@ -103,6 +103,10 @@ export interface CompiledVipEntry {
   flags: number;
   hashFields: number;
   affinityTimeoutS: number;
+  /** With VIP_F_SNAT_ADDR: the source address (0 otherwise). */
+  snatAddr: number;
+  /** Hairpin source address (hairpin_snat_ip); 0 = the VIP. */
+  hairpinAddr: number;
 }
 
 export interface Compiled {
@@ -112,6 +116,10 @@ export interface Compiled {
   entries: CompiledVipEntry[];
   /** ARP-answered VIP addresses per router scope. */
   neigh: CompiledNeigh[];
+  /** xlb_snat4: router_ip addresses per backend, NAT rules per client network. */
+  snat: Snat4Entry[];
+  /** What an operator should know about this state (nothing is refused for it). */
+  warnings: string[];
 }
 
 function vipName(lb: string, v: Vip): string {
@@ -157,6 +165,9 @@ type Attachment = {
   ports: CompiledIface[];
   /** A router's networks (every port's), for neighbor_responder=reachable; null for a switch. */
   networks: Array<{ addr: number; prefix: number }> | null;
+  /** The router itself (source NAT), or the switch (attachment warnings). */
+  router?: LogicalRouter;
+  sw?: LogicalSwitch;
 };
 
 /** One switch or router as a scope: its load balancers and its ports. */
@@ -164,11 +175,14 @@ function attachment(
   owner: string,
   lbs: string[],
   ports: ReadonlyArray<Omit<CompiledIface, 'scope' | 'flags' | 'owner'> & { networks?: string[] }>,
-  router: boolean,
+  router: LogicalRouter | null,
+  sw?: LogicalSwitch,
 ): Attachment {
   return {
     owner,
     lbs,
+    router: router ?? undefined,
+    sw,
     ports: ports.map((p) => ({
       interface: p.interface,
       netns: p.netns,
@@ -186,8 +200,8 @@ function attachment(
 /** Load balancers attached somewhere, in config order, with their scopes. */
 function attachments(d: DesiredState): Attachment[] {
   return [
-    ...d.logical_switches.map((ls) => attachment(`switch ${ls.name}`, ls.load_balancer, ls.ports, false)),
-    ...d.logical_routers.map((lr) => attachment(`router ${lr.name}`, lr.load_balancer, lr.ports, true)),
+    ...d.logical_switches.map((ls) => attachment(`switch ${ls.name}`, ls.load_balancer, ls.ports, null, ls)),
+    ...d.logical_routers.map((lr) => attachment(`router ${lr.name}`, lr.load_balancer, lr.ports, lr)),
   ];
 }
 
@@ -396,7 +410,7 @@ function reachable(addr: number, networks: ReadonlyArray<{ addr: number; prefix:
 
 /** What empty maps hold: the `prev` of a first apply to maps just created. */
 export function emptyCompiled(): Compiled {
-  return { ids: EMPTY_IDS, ifaces: [], vips: [], entries: [], neigh: [] };
+  return { ids: EMPTY_IDS, ifaces: [], vips: [], entries: [], neigh: [], snat: [], warnings: [] };
 }
 
 const NONE_DOWN: ReadonlySet<string> = new Set<string>();
@@ -408,6 +422,80 @@ const NONE_RESERVED: ReadonlySet<number> = new Set<number>();
 export interface CompileOptions {
   /** Backend ids not to hand out (still referenced by the kernel until a grace period ends). */
   reservedBackendIds?: ReadonlySet<number>;
+}
+
+/** hairpin_snat_ip's IPv4 address as a uint32 (0: none, the VIP is used). */
+function hairpinAddr(lb: LoadBalancer): number {
+  const v4 = (lb.options.hairpin_snat_ip ?? '').split(' ').find((x) => isIPv4(x));
+  return v4 ? parseIPv4(v4) : 0;
+}
+
+/**
+ * OVN applies a switch's load balancers to traffic entering from the switch's
+ * own ports. When every port of the switch is a backend of a load balancer,
+ * only its backends can reach it (the seed's lesson: lb1 on "dmz" does not
+ * serve vm3 on "inside"). A port's addresses come from its `addresses` (OVN
+ * Logical_Switch_Port) or from a load balancer's ip_port_mappings; a switch
+ * with a port of unknown address gets no warning.
+ */
+function onlyBackendsWarnings(sw: LogicalSwitch, lbs: readonly LoadBalancer[], mapped: ReadonlyMap<string, string[]>): string[] {
+  const byIface = new Map<string, Set<string>>();
+  for (const p of sw.ports) {
+    byIface.set(p.interface, new Set([...(p.addresses ?? []).flatMap((a) => a.split(' ').filter(isIPv4)), ...(mapped.get(p.interface) ?? [])]));
+  }
+  if (sw.ports.length === 0 || [...byIface.values()].some((s) => s.size === 0)) return [];
+  const out: string[] = [];
+  for (const lb of lbs) {
+    const backends = new Set(lbVips(lb).flatMap((v) => v.backends.map((b) => b.addr)));
+    if (backends.size === 0) continue;
+    if (![...byIface.values()].every((addrs) => [...addrs].some((a) => backends.has(a)))) continue;
+    out.push(
+      `switch ${sw.name}: load balancer ${lb.name} can be reached only by its own backends (every port of the switch — ` +
+        `${sw.ports.map((p) => p.interface).join(', ')} — is one of them): OVN applies a switch's load balancers to traffic ` +
+        `entering from the switch's own ports; attach it to the clients' switch or to a router`,
+    );
+  }
+  return out;
+}
+
+/** The router port whose network holds addr (OVN's connected route), else null. */
+function portToward(lr: LogicalRouter, addr: number): { name: string; ip: number } | null {
+  for (const p of lr.ports) {
+    for (const n of p.networks) {
+      const c = parseIPv4Cidr(n);
+      const mask = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) >>> 0;
+      if (((addr & mask) >>> 0) === ((c.addr & mask) >>> 0)) return { name: p.name, ip: parseIPv4(n.slice(0, n.indexOf('/'))) };
+    }
+  }
+  return null;
+}
+
+/** What source a router gives a load balancer's balanced flows, for people (`xlb show`). */
+export function describeRouterSnat(lr: LogicalRouter, lb: LoadBalancer): string {
+  if (lb.options.skip_snat === 'true') {
+    return lr.options.lb_force_snat_ip !== undefined || lr.nat.some((n) => n.type !== 'dnat') ? 'none (skip_snat)' : 'none';
+  }
+  const force = lr.options.lb_force_snat_ip;
+  if (force === 'router_ip') return 'the router port toward the backend (lb_force_snat_ip=router_ip)';
+  if (force !== undefined) return `${force} (lb_force_snat_ip)`;
+  const rules = lr.nat.filter((n) => n.type !== 'dnat');
+  if (rules.length) return `by NAT rule: ${rules.map((n) => `${n.logical_ip} -> ${n.external_ip}`).join(', ')}; others keep the client`;
+  return 'none';
+}
+
+/**
+ * Source NAT of a router's load balancers, as OVN applies it: skip_snat on the
+ * load balancer exempts it; else lb_force_snat_ip (an address, or router_ip:
+ * the router port toward the backend); else the router's snat rules (source
+ * network → external_ip) by the client's address. VIP flags and the source.
+ */
+function routerSnat(lr: LogicalRouter, lb: LoadBalancer): { flags: number; addr: number } {
+  if (lb.options.skip_snat === 'true') return { flags: 0, addr: 0 };
+  const force = lr.options.lb_force_snat_ip;
+  if (force === 'router_ip') return { flags: XLB.VIP_F_SNAT_BACKEND, addr: 0 };
+  if (force !== undefined) return { flags: XLB.VIP_F_SNAT_ADDR, addr: parseIPv4(force) };
+  if (lr.nat.some((n) => n.type !== 'dnat')) return { flags: XLB.VIP_F_SNAT_CLIENT, addr: 0 };
+  return { flags: 0, addr: 0 };
 }
 
 /**
@@ -604,17 +692,45 @@ export function compile(
   const ifaces: CompiledIface[] = [];
   const entries: CompiledVipEntry[] = [];
   const neigh: CompiledNeigh[] = [];
+  const snat: Snat4Entry[] = [];
+  const warnings: string[] = [];
+  // Interfaces whose addresses ip_port_mappings tell (backend IP -> "NETNS/IFNAME:SOURCE").
+  const mappedIps = new Map<string, string[]>();
+  for (const lb of desired.load_balancers) {
+    for (const [ip, where] of Object.entries(lb.ip_port_mappings ?? {})) {
+      const iface = where.slice(0, where.lastIndexOf(':'));
+      mappedIps.set(iface, [...(mappedIps.get(iface) ?? []), ip]);
+    }
+  }
   for (const a of att) {
     const scope = scopes[a.owner]!;
     // Only ports of switches/routers with load balancers are served (attached to).
     if (a.ports.length === 0 || a.lbs.length === 0) continue;
     let ipOnly = false;
+    const snatKeys = new Set<string>();
+    const addSnat = (e: Snat4Entry): void => {
+      const k = `${e.kind} ${e.addr}/${e.prefixLen}`;
+      if (snatKeys.has(k)) return;
+      snatKeys.add(k);
+      snat.push(e);
+    };
     for (const lbName of a.lbs) {
+      const lb = lbByName.get(lbName);
+      const sn = a.router && lb ? routerSnat(a.router, lb) : { flags: 0, addr: 0 };
+      const hairpin = lb ? hairpinAddr(lb) : 0;
       for (const vm of byLb.get(lbName)?.order ?? []) {
         const v = vm.cv;
-        let e: CompiledVipEntry | undefined;
-        for (let j = 0; j < vm.entries.length; j++) if (vm.entries[j]!.scope === scope) e = vm.entries[j];
-        if (!e) {
+        // Source NAT and hairpin are IPv4 only: IPv6 VIPs carry neither.
+        const v4 = v.addr6 === undefined;
+        const flags = v.flags | (v4 ? sn.flags : 0);
+        const snatAddr = v4 ? sn.addr : 0;
+        const hairpinAt = v4 ? hairpin : 0;
+        let at = -1;
+        for (let j = 0; j < vm.entries.length; j++) if (vm.entries[j]!.scope === scope) at = j;
+        let e: CompiledVipEntry | undefined = at >= 0 ? vm.entries[at] : undefined;
+        // A kept entry is reused as the same object unless the scope's source NAT changed
+        // (router options and NAT rules are not part of the load balancer's memo).
+        if (!e || e.flags !== flags || e.snatAddr !== snatAddr || e.hairpinAddr !== hairpinAt) {
           e = {
             ...(v.addr6 ? { addr6: v.addr6 } : {}),
             addr: v.addr,
@@ -622,15 +738,43 @@ export function compile(
             proto: v.proto,
             scope,
             vipId: v.id,
-            flags: v.flags,
+            flags,
             hashFields: v.hashFields,
             affinityTimeoutS: v.affinityTimeoutS,
+            snatAddr,
+            hairpinAddr: hairpinAt,
           };
-          vm.entries.push(e);
+          if (at >= 0) vm.entries[at] = e;
+          else vm.entries.push(e);
         }
         entries.push(e);
         if (v.flags & XLB.VIP_F_IP_ONLY) ipOnly = true;
+        if (v4 && sn.flags & XLB.VIP_F_SNAT_BACKEND && a.router) {
+          for (const b of v.backends) {
+            const port = portToward(a.router, b.addr) ?? null;
+            const first = a.router.ports[0];
+            if (!port) {
+              warnings.push(
+                `router ${a.router.name}: backend ${b.text} of ${v.name} is in none of its ports' networks; lb_force_snat_ip=router_ip uses port ${first.name}'s address`,
+              );
+            }
+            const ip = port ? port.ip : parseIPv4(first.networks[0].slice(0, first.networks[0].indexOf('/')));
+            addSnat({ scope, kind: XLB.SNAT_K_BACKEND, addr: b.addr, prefixLen: 32, snat: ip });
+          }
+        }
       }
+      if (sn.flags & XLB.VIP_F_SNAT_CLIENT && a.router) {
+        for (const n of a.router.nat) {
+          if (n.type === 'dnat') continue;
+          const c = n.logical_ip.includes('/') ? parseIPv4Cidr(n.logical_ip) : { addr: parseIPv4(n.logical_ip), prefix: 32 };
+          const mask = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) >>> 0;
+          addSnat({ scope, kind: XLB.SNAT_K_CLIENT, addr: (c.addr & mask) >>> 0, prefixLen: c.prefix, snat: parseIPv4(n.external_ip) });
+        }
+      }
+    }
+    if (a.sw) {
+      const mine = a.lbs.map((n) => lbByName.get(n)).filter((l): l is LoadBalancer => l !== undefined);
+      warnings.push(...onlyBackendsWarnings(a.sw, mine, mappedIps));
     }
     // OVN's neighbor_responder (default reachable): a router answers ARP on its
     // ports for its load balancers' VIPs (all), or for those inside one of its
@@ -667,7 +811,7 @@ export function compile(
     backendIds = IdSet.of(vips.flatMap((v) => v.backends.map((b) => b.id)));
   }
 
-  const out: WithMemo = { ids: derivedIds(scopes, vips), ifaces, vips, entries, neigh };
+  const out: WithMemo = { ids: derivedIds(scopes, vips), ifaces, vips, entries, neigh, snat, warnings };
   const memoOut: Memo = { byLb, vipIds, backendIds, base: memo ? reuse : null, fresh, stale };
   Object.defineProperty(out, MEMO, { value: memoOut, enumerable: false });
   return out;

@@ -49,6 +49,9 @@ export interface SwitchPort {
   netns: string | null;
   ifname: string;
   hook: Hook;
+  /** OVN Logical_Switch_Port addresses ("MAC IP…"), when known: xlb uses them to warn about
+   *  load balancers only their own backends can reach. */
+  addresses?: string[];
 }
 
 /** An OVN Logical_Switch row (ports are host interfaces). */
@@ -145,7 +148,7 @@ export const EMPTY_STATE: DesiredState = Object.freeze({
 const TOP_LEVEL_KEYS = ['load_balancers', 'logical_switches', 'logical_routers'] as const;
 const LB_KEYS = ['name', 'protocol', 'vips', 'options', 'selection_fields', 'ip_port_mappings', 'health_check'] as const;
 const SWITCH_KEYS = ['name', 'ports', 'load_balancer'] as const;
-const SWITCH_PORT_KEYS = ['interface', 'netns', 'ifname', 'hook'] as const;
+const SWITCH_PORT_KEYS = ['interface', 'netns', 'ifname', 'hook', 'addresses'] as const;
 const ROUTER_KEYS = ['name', 'ports', 'load_balancer', 'options', 'nat'] as const;
 const ROUTER_PORT_KEYS = ['name', 'interface', 'netns', 'ifname', 'hook', 'mac', 'networks'] as const;
 const NAT_KEYS = ['type', 'external_ip', 'logical_ip'] as const;
@@ -297,6 +300,18 @@ const ipList: OptionCheck = (v) => {
   return ok ? null : 'must be one or more space-separated IP addresses';
 };
 
+/** OVN's lb_force_snat_ip: `router_ip` or an IPv4 address (xlb's source NAT is IPv4 only). */
+const forceSnatIp: OptionCheck = (v) => {
+  if (v === 'router_ip' || isIPv4(v)) return null;
+  const ips = v.split(' ').filter((x) => x !== '');
+  if (ips.length > 0 && ips.every((x) => isIPv4(x) || isIPv6Literal(x))) {
+    const v4 = ips.filter(isIPv4);
+    if (v4.length === 1 && ips.length > 1) return `IPv6 source NAT is not supported yet: give only the IPv4 address "${v4[0]}"`;
+    return v4.length ? 'must be one IPv4 address (not several)' : IPV6_UNSUPPORTED;
+  }
+  return 'must be "router_ip" or an IPv4 address';
+};
+
 /** A prime Maglev table size in range. */
 const maglevSize: OptionCheck = (v) => {
   const n = DECIMAL_RE.test(v) ? Number(v) : NaN;
@@ -394,6 +409,7 @@ const LB_OPTIONS: ReadonlyMap<string, OptionCheck> = new Map([
 
 /** Checks for Logical_Router options (values unchecked; `xlb_*` keys allowed). */
 function routerOptionCheck(key: string): OptionCheck | undefined {
+  if (key === 'lb_force_snat_ip') return forceSnatIp;
   const known: readonly string[] = ROUTER_OPTION_KEYS;
   return known.includes(key) || key.startsWith('xlb_') ? anyString : undefined;
 }
@@ -720,7 +736,23 @@ function validateSwitchPort(v: unknown, field: string): SwitchPort {
   }
   const raw = expectObj(v, field, 'an interface name ("IFNAME" or "NETNS/IFNAME") or an object { interface, hook }');
   checkKeys(raw, field, SWITCH_PORT_KEYS, 'a switch port');
-  return validateIfaceFields(raw, field);
+  const port: SwitchPort = validateIfaceFields(raw, field);
+  if (raw.addresses !== undefined) port.addresses = validateLspAddresses(raw.addresses, keyPath(field, 'addresses'));
+  return port;
+}
+
+/** OVN's Logical_Switch_Port addresses: each "MAC IP…", or "router", "unknown", "dynamic". */
+function validateLspAddresses(v: unknown, field: string): string[] {
+  return optionalArray(v, field, 'an array of "MAC IP…" strings').map((item, i) => {
+    const at = indexPath(field, i);
+    const text = expectString(item, at);
+    const tokens = text.split(' ').filter((t) => t !== '');
+    const ok =
+      tokens.length > 0 &&
+      tokens.every((t) => MAC_RE.test(t) || isIPv4(t) || isIPv6Literal(t) || ['router', 'unknown', 'dynamic'].includes(t));
+    if (!ok) throw new ConfigError(at, 'must be "MAC IP…" (OVN Logical_Switch_Port addresses), "router", "unknown" or "dynamic"', item);
+    return tokens.join(' ');
+  });
 }
 
 /** A unique identity of a VIP for overlap checks on one switch/router. */

@@ -35,10 +35,21 @@ const PROTO_UDP = 17;
 
 /** The other direction's key, exactly as bpf/lib/conntrack.h derives it. */
 export function otherKey(k: Ct4Key, v: Ct4Val): Ct4Key {
+  const snat = ((v.flags ?? 0) & XLB.CT_F_SNAT) !== 0;
   if (v.dir === XLB.DIR_FWD) {
-    return { saddr: v.natAddr, daddr: k.saddr, sport: v.natPort || k.dport, dport: k.sport, proto: k.proto };
+    const o = { saddr: v.natAddr, daddr: k.saddr, sport: v.natPort || k.dport, dport: k.sport, proto: k.proto };
+    if (snat) {
+      o.daddr = v.snatAddr ?? 0;
+      o.dport = v.snatPort || k.sport;
+    }
+    return o;
   }
-  return { saddr: k.daddr, daddr: v.natAddr, sport: k.dport, dport: v.natPort || k.sport, proto: k.proto };
+  const o = { saddr: k.daddr, daddr: v.natAddr, sport: k.dport, dport: v.natPort || k.sport, proto: k.proto };
+  if (snat) {
+    o.saddr = v.snatAddr ?? 0;
+    o.sport = v.snatPort || k.dport;
+  }
+  return o;
 }
 
 export function timeoutFor(proto: number, state: number, t: ConntrackTimeouts): number {

@@ -43,6 +43,7 @@ export const MAP_NAMES = [
   'xlb_affinity4',
   'xlb_ifaces',
   'xlb_neigh4',
+  'xlb_snat4',
   'xlb_vip_stats',
   'xlb_backend_stats',
   'xlb_global',
@@ -331,6 +332,8 @@ export class KernelStore implements MapStore {
         return { fd: this.dp.maps.xlb_vip6, keySize: LAYOUT.xlb_vip6_key.size, valueSize: LAYOUT.xlb_vip_val.size, isArray: false };
       case 'xlb_backends6':
         return { fd: this.dp.maps.xlb_backends6, keySize: 4, valueSize: LAYOUT.xlb_backend6.size, isArray: true };
+      case 'xlb_snat4':
+        return { fd: this.dp.maps.xlb_snat4, keySize: LAYOUT.xlb_snat4_key.size, valueSize: LAYOUT.xlb_snat4_val.size, isArray: false };
     }
   }
 
@@ -582,7 +585,7 @@ export function attach(dp: Dataplane, ref: IfaceRef, choice: HookChoice): Attach
       }
     }
     if (!xdpMode) throw lastErr;
-    // What XDP cannot send back toward the VIF (RST, ICMP, ARP replies) leaves
+    // What XDP cannot send back toward the VIF (RST, ICMP, ARP replies, hairpin) leaves
     // by tc redirect: the tc ingress companion does it (bpf/lib/bounce.h).
     n.tcAttach(ref.netns, ifindex, 'ingress', dp.progs.xlb_tc_reply, TC_HANDLE, TC_PRIORITY, true);
   }

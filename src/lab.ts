@@ -179,6 +179,9 @@ export class Lab {
     const hv = (...a: string[]): void => ip('-n', LAB.hv, ...a);
     hv('link', 'set', 'lo', 'up');
     sh('ip', ['netns', 'exec', LAB.hv, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    // xlb-hv plays a gateway router too: with lb_force_snat_ip=router_ip a
+    // balanced packet arrives carrying one of hv's own addresses as source.
+    sh('ip', ['netns', 'exec', LAB.hv, 'sysctl', '-qw', 'net.ipv4.conf.all.accept_local=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']);
     for (const [br, gw] of [
       ['xlb-inside', LAB.insideGw],
       ['xlb-dmz', LAB.dmzGw],
@@ -336,12 +339,12 @@ http {
     }
   }
 
-  /** One HTTP GET of the VIP from vm3: the body, or null when it failed. */
-  async curl(timeoutS = 2, target = `${this.names.vip}:${this.names.port}`): Promise<string | null> {
+  /** One HTTP GET of the VIP from vm3 (or `from`): the body, or null when it failed. */
+  async curl(timeoutS = 2, target = `${this.names.vip}:${this.names.port}`, from: VmName = 'vm3'): Promise<string | null> {
     try {
       const { stdout } = await execFileAsync(
         'ip',
-        ['netns', 'exec', this.names.vms.vm3.ns, 'curl', '-s', '--max-time', String(timeoutS), `http://${target}/`],
+        ['netns', 'exec', this.names.vms[from].ns, 'curl', '-s', '--max-time', String(timeoutS), `http://${target}/`],
         { timeout: (timeoutS + 5) * 1000, encoding: 'utf8' },
       );
       return stdout.trim();

@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 8;
+export const LAYOUT_VERSION = 9;
 
 export const IPPROTO = { tcp: 6, udp: 17 } as const;
 
@@ -34,6 +34,13 @@ export const XLB = {
   IFACE_F_BALANCE: 1,
   IFACE_F_IP_ONLY: 2,
   IFACE_F_NEIGH: 4,
+  VIP_F_SNAT_ADDR: 8,
+  VIP_F_SNAT_BACKEND: 16,
+  VIP_F_SNAT_CLIENT: 32,
+  SNAT_K_BACKEND: 1,
+  SNAT_K_CLIENT: 2,
+  CT_F_SNAT: 1,
+  CT_F_HAIRPIN: 2,
 } as const;
 
 /** xlb_vip_val.hash_fields bits, by OVN selection_fields name. */
@@ -66,23 +73,43 @@ export const GLOBAL_COUNTERS = [
   'ipv6',
   'ext_pass',
   'ct_promoted',
+  'snat',
+  'snat_no_port',
+  'hairpin',
 ] as const;
 export type GlobalCounter = (typeof GLOBAL_COUNTERS)[number];
 
 /** Sizes and field offsets; must equal the C structs (checked by a test). */
 export const LAYOUT = {
   xlb_vip4_key: { size: 12, offsets: { addr: 0, port: 4, proto: 6, pad: 7, scope: 8 } },
-  xlb_vip_val: { size: 12, offsets: { vip_id: 0, flags: 4, hash_fields: 6, pad: 7, affinity_timeout_s: 8 } },
+  xlb_vip_val: {
+    size: 20,
+    offsets: { vip_id: 0, flags: 4, hash_fields: 6, pad: 7, affinity_timeout_s: 8, snat_addr: 12, hairpin_addr: 16 },
+  },
   xlb_affinity4_key: { size: 8, offsets: { client: 0, vip_id: 4 } },
   xlb_affinity4_val: { size: 16, offsets: { backend_id: 0, pad: 4, last_seen_ns: 8 } },
   xlb_backend4: { size: 8, offsets: { addr: 0, port: 4, flags: 6, pad: 7 } },
   xlb_ct4_key: { size: 16, offsets: { saddr: 0, daddr: 4, sport: 8, dport: 10, proto: 12, pad: 13 } },
   xlb_ct4_val: {
-    size: 24,
-    offsets: { nat_addr: 0, nat_port: 4, dir: 6, state: 7, vip_id: 8, backend_id: 12, last_seen_ns: 16 },
+    size: 32,
+    offsets: {
+      nat_addr: 0,
+      nat_port: 4,
+      dir: 6,
+      state: 7,
+      vip_id: 8,
+      backend_id: 12,
+      last_seen_ns: 16,
+      snat_addr: 24,
+      snat_port: 28,
+      flags: 30,
+      pad: 31,
+    },
   },
   xlb_iface: { size: 16, offsets: { scope: 0, flags: 4, mac: 8, pad: 14 } },
   xlb_neigh4_key: { size: 8, offsets: { addr: 0, scope: 4 } },
+  xlb_snat4_key: { size: 16, offsets: { prefixlen: 0, scope: 4, kind: 8, addr: 12 } },
+  xlb_snat4_val: { size: 4, offsets: { addr: 0 } },
   xlb_stats: {
     size: 56,
     offsets: { packets: 0, bytes: 8, reply_packets: 16, reply_bytes: 24, new_conns: 32, drops: 40, rejects: 48 },
@@ -113,6 +140,18 @@ export interface VipVal {
   hashFields: number;
   /** Seconds; meaningful with VIP_F_AFFINITY. */
   affinityTimeoutS: number;
+  /** With VIP_F_SNAT_ADDR: the source address (host-order uint32; default 0). */
+  snatAddr?: number;
+  /** Hairpin source address (0 or absent: the VIP). */
+  hairpinAddr?: number;
+}
+/** One xlb_snat4 entry: in scope, addresses of `kind` within addr/prefixLen get source `snat`. */
+export interface Snat4Entry {
+  scope: number;
+  kind: number;
+  addr: number;
+  prefixLen: number;
+  snat: number;
 }
 export interface Backend4 {
   addr: number;
@@ -144,6 +183,11 @@ export interface Ct4Val {
   vipId: number;
   backendId: number;
   lastSeenNs: bigint;
+  /** With CT_F_SNAT: FWD the new source, REV the client restored as destination (default 0). */
+  snatAddr?: number;
+  snatPort?: number;
+  /** CT_F_* (default 0). */
+  flags?: number;
 }
 export interface Iface {
   scope: number;
@@ -193,6 +237,8 @@ export function encodeVipVal(v: VipVal): Buffer {
   b.writeUInt16LE(v.flags, o.flags);
   b.writeUInt8(v.hashFields, o.hash_fields);
   b.writeUInt32LE(v.affinityTimeoutS >>> 0, o.affinity_timeout_s);
+  b.writeUInt32BE((v.snatAddr ?? 0) >>> 0, o.snat_addr);
+  b.writeUInt32BE((v.hairpinAddr ?? 0) >>> 0, o.hairpin_addr);
   return b;
 }
 export function decodeVipVal(b: Buffer): VipVal {
@@ -202,7 +248,27 @@ export function decodeVipVal(b: Buffer): VipVal {
     flags: b.readUInt16LE(o.flags),
     hashFields: b.readUInt8(o.hash_fields),
     affinityTimeoutS: b.readUInt32LE(o.affinity_timeout_s),
+    snatAddr: b.readUInt32BE(o.snat_addr),
+    hairpinAddr: b.readUInt32BE(o.hairpin_addr),
   };
+}
+
+/** Bits of an xlb_snat4 key before the address (scope and kind match exactly). */
+export const SNAT_KEY_FIXED_BITS = 64;
+
+export function encodeSnat4Key(e: Pick<Snat4Entry, 'scope' | 'kind' | 'addr' | 'prefixLen'>): Buffer {
+  const b = Buffer.alloc(L.xlb_snat4_key.size);
+  const o = L.xlb_snat4_key.offsets;
+  b.writeUInt32LE(SNAT_KEY_FIXED_BITS + e.prefixLen, o.prefixlen);
+  b.writeUInt32LE(e.scope >>> 0, o.scope);
+  b.writeUInt32LE(e.kind >>> 0, o.kind);
+  b.writeUInt32BE(e.addr >>> 0, o.addr);
+  return b;
+}
+export function encodeSnat4Val(snat: number): Buffer {
+  const b = Buffer.alloc(L.xlb_snat4_val.size);
+  b.writeUInt32BE(snat >>> 0, L.xlb_snat4_val.offsets.addr);
+  return b;
 }
 
 export function encodeAffinity4Key(k: Affinity4Key): Buffer {
@@ -264,6 +330,9 @@ export function encodeCt4Val(v: Ct4Val): Buffer {
   b.writeUInt32LE(v.vipId >>> 0, o.vip_id);
   b.writeUInt32LE(v.backendId >>> 0, o.backend_id);
   b.writeBigUInt64LE(v.lastSeenNs, o.last_seen_ns);
+  b.writeUInt32BE((v.snatAddr ?? 0) >>> 0, o.snat_addr);
+  b.writeUInt16BE(v.snatPort ?? 0, o.snat_port);
+  b.writeUInt8(v.flags ?? 0, o.flags);
   return b;
 }
 export function decodeCt4Val(b: Buffer): Ct4Val {
@@ -276,6 +345,9 @@ export function decodeCt4Val(b: Buffer): Ct4Val {
     vipId: b.readUInt32LE(o.vip_id),
     backendId: b.readUInt32LE(o.backend_id),
     lastSeenNs: b.readBigUInt64LE(o.last_seen_ns),
+    snatAddr: b.readUInt32BE(o.snat_addr),
+    snatPort: b.readUInt16BE(o.snat_port),
+    flags: b.readUInt8(o.flags),
   };
 }
 

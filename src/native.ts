@@ -178,6 +178,8 @@ export type SharedStructName =
   | 'xlb_backend4'
   | 'xlb_ct4_key'
   | 'xlb_ct4_val'
+  | 'xlb_snat4_key'
+  | 'xlb_snat4_val'
   | 'xlb_iface'
   | 'xlb_neigh4_key'
   | 'xlb_stats'

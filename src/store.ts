@@ -5,7 +5,7 @@
  */
 
 /** Hash maps and plain arrays the writer reconciles (not the Maglev tables). */
-export type MapName = 'xlb_vip4' | 'xlb_backends' | 'xlb_ifaces' | 'xlb_neigh4' | 'xlb_vip6' | 'xlb_backends6';
+export type MapName = 'xlb_vip4' | 'xlb_backends' | 'xlb_ifaces' | 'xlb_neigh4' | 'xlb_vip6' | 'xlb_backends6' | 'xlb_snat4';
 
 export interface MapStore {
   /** Every entry of a hash map, or every non-zero slot of an array map (xlb_backends[6], xlb_ifaces), by hex key.
@@ -54,6 +54,7 @@ export class MemoryStore implements MapStore {
     xlb_neigh4: new Map(),
     xlb_vip6: new Map(),
     xlb_backends6: new Map(),
+    xlb_snat4: new Map(),
   };
   readonly tables = new Map<number, Uint32Array>();
   readonly statsResets: string[] = [];

@@ -31,6 +31,8 @@ import {
   encodeBackend6,
   encodeIface,
   encodeNeigh4Key,
+  encodeSnat4Key,
+  encodeSnat4Val,
   encodeU32,
   encodeVip4Key,
   encodeVip6Key,
@@ -142,6 +144,7 @@ export function applyCompiled(
       const k = decodeNeigh4Key(key);
       return `ARP responder for ${formatIPv4(k.addr)} (scope ${k.scope}): removal`;
     }
+    if (map === 'xlb_snat4') return `source NAT entry ${hex(key)}: removal`;
     return `interface ifindex ${decodeU32(key)}: removal`;
   };
 
@@ -189,6 +192,21 @@ export function applyCompiled(
       });
     }
   };
+
+  // 0. source NAT entries: few, always diffed against the map; written before
+  // the VIP entries whose new flows read them, removed after them.
+  const wantSnat = new Map<string, { key: Buffer; value: Buffer; what: string }>();
+  for (const e of c.snat) {
+    const key = encodeSnat4Key(e);
+    wantSnat.set(hex(key), {
+      key,
+      value: encodeSnat4Val(e.snat),
+      what: `source NAT (scope ${e.scope}) ${formatIPv4(e.addr)}/${e.prefixLen} -> ${formatIPv4(e.snat)}`,
+    });
+  }
+  const rs = removes.length;
+  upserts('xlb_snat4', wantSnat, { written: 0, removed: 0 });
+  const snatRemoves = removes.splice(rs);
 
   let backendRemoves: Op[] = [];
   let vipRemoves: Op[] = [];
@@ -283,7 +301,14 @@ export function applyCompiled(
       const key = e.addr6 ? encodeVip6Key({ addr: e.addr6, port: e.port, proto: e.proto, scope: e.scope }) : encodeVip4Key(e);
       (e.addr6 ? wantVips6 : wantVips).set(hex(key), {
         key,
-        value: encodeVipVal({ vipId: e.vipId, flags: e.flags, hashFields: e.hashFields, affinityTimeoutS: e.affinityTimeoutS }),
+        value: encodeVipVal({
+          vipId: e.vipId,
+          flags: e.flags,
+          hashFields: e.hashFields,
+          affinityTimeoutS: e.affinityTimeoutS,
+          snatAddr: e.snatAddr,
+          hairpinAddr: e.hairpinAddr,
+        }),
         what: `VIP ${vipName.get(e.vipId)} (scope ${e.scope})`,
       });
     }
@@ -341,7 +366,7 @@ export function applyCompiled(
       backendRemoves.unshift({ what: 'grace period before backend removals', run: () => store.synchronize(), undo: () => {} });
     }
   }
-  const plan = [...adds, ...neighRemoves, ...ifaceRemoves, ...vipRemoves, ...tableRemoves, ...backendRemoves];
+  const plan = [...adds, ...neighRemoves, ...ifaceRemoves, ...vipRemoves, ...snatRemoves, ...tableRemoves, ...backendRemoves];
   const done: Op[] = [];
   try {
     if (newVipIds.length) store.resetStats('vip', newVipIds);
@@ -532,7 +557,14 @@ function planFromPrev(
       (names ??= new Map([...prev.vips, ...c.vips].map((v) => [v.id, v.name]))).get(id) ?? `id ${id}`;
     const encodeEntry = (e: CompiledVipEntry): { key: Buffer; value: Buffer; map: MapName } => ({
       key: e.addr6 ? encodeVip6Key({ addr: e.addr6, port: e.port, proto: e.proto, scope: e.scope }) : encodeVip4Key(e),
-      value: encodeVipVal({ vipId: e.vipId, flags: e.flags, hashFields: e.hashFields, affinityTimeoutS: e.affinityTimeoutS }),
+      value: encodeVipVal({
+        vipId: e.vipId,
+        flags: e.flags,
+        hashFields: e.hashFields,
+        affinityTimeoutS: e.affinityTimeoutS,
+        snatAddr: e.snatAddr,
+        hairpinAddr: e.hairpinAddr,
+      }),
       map: e.addr6 ? 'xlb_vip6' : 'xlb_vip4',
     });
     type VipEntry = Entry & { map: MapName };

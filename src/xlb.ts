@@ -4,7 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compile, EMPTY_IDS, emptyCompiled, type Compiled, type Ids } from './compile.js';
+import { compile, describeRouterSnat, EMPTY_IDS, emptyCompiled, type Compiled, type Ids } from './compile.js';
 import { parseConfigText, validateConfig, type DesiredState } from './config.js';
 import {
   attach,
@@ -65,9 +65,13 @@ interface State {
   desired: DesiredState;
   vips: VipRecord[];
   ifaces: ServedIface[];
+  /** The last apply's warnings (absent in state files of older versions). */
+  warnings?: string[];
 }
 
 export interface ApplyReport {
+  /** What an operator should know about the applied state (see README, "Attachment"). */
+  warnings: string[];
   summary: ApplySummary;
   /** Interfaces served after the apply, with the hook picked for each and why. */
   ifaces: ServedIface[];
@@ -84,6 +88,10 @@ export interface VipView extends VipRecord {
   backends: Array<{ id: number; text: string; weight: number; drained: boolean; stats: Stats }>;
   /** Switches/routers whose ports serve this VIP. */
   servedBy: string[];
+  /** Source NAT per router serving it ("router R: …"; switches never source-NAT but hairpin). */
+  snat: string[];
+  /** The source a backend calling this VIP itself sees (hairpin): the VIP or hairpin_snat_ip. */
+  hairpinSource: string;
 }
 
 export interface ShowReport {
@@ -95,6 +103,8 @@ export interface ShowReport {
    *  xlb_ct4_new, its own capacity). `ipv6` is the IPv6 table (xlb_ct6), sized alike. */
   conntrack: { entries: number; max: number; unconfirmed: number; unconfirmedMax: number; ipv6: { entries: number; max: number } };
   counters: Record<GlobalCounter, bigint>;
+  /** Warnings of the last apply. */
+  warnings: string[];
 }
 
 export interface ConntrackEntry {
@@ -105,6 +115,9 @@ export interface ConntrackEntry {
   /** TCP state ('none' for other protocols). */
   state: 'none' | 'syn' | 'established' | 'closing';
   nat: string;
+  /** Source-NATed flows: forward, the new source; reverse, the client restored as destination. */
+  snat?: string;
+  hairpin?: true;
   vipId: number;
   backendId: number;
 }
@@ -325,11 +338,19 @@ export class Xlb {
       desired,
       vips: vipRecords(compiled),
       ifaces: served,
+      warnings: compiled.warnings,
     };
     this.saveState();
     this.lastCompiled = compiled;
     this.inKernel = compiled;
-    return { summary, ifaces: served, detached, flushed, unchanged: summary.writes === 0 && detached.length === 0 };
+    return {
+      warnings: compiled.warnings,
+      summary,
+      ifaces: served,
+      detached,
+      flushed,
+      unchanged: summary.writes === 0 && detached.length === 0,
+    };
   }
 
   /**
@@ -370,12 +391,24 @@ export class Xlb {
     for (const lr of this.state.desired.logical_routers) {
       for (const lb of lr.load_balancer) servedBy.set(lb, [...(servedBy.get(lb) ?? []), `router ${lr.name}`]);
     }
-    const vips = this.state.vips.map((v) => ({
-      ...v,
-      stats: dp.vipStats(v.id),
-      backends: v.backends.map((b) => ({ ...b, stats: dp.backendStats(b.id) })),
-      servedBy: servedBy.get(v.lb) ?? [],
-    }));
+    const lbs = new Map(this.state.desired.load_balancers.map((l) => [l.name, l]));
+    const vips = this.state.vips.map((v) => {
+      const lb = lbs.get(v.lb);
+      const hairpin = lb?.options.hairpin_snat_ip?.split(' ').find((x) => x.includes('.'));
+      const v6 = v.vip.startsWith('[') || (v.vip.match(/:/g)?.length ?? 0) > 1; // source NAT is IPv4 only
+      return {
+        ...v,
+        stats: dp.vipStats(v.id),
+        backends: v.backends.map((b) => ({ ...b, stats: dp.backendStats(b.id) })),
+        servedBy: servedBy.get(v.lb) ?? [],
+        snat: lb
+          ? this.state.desired.logical_routers
+              .filter((lr) => lr.load_balancer.includes(v.lb))
+              .map((lr) => `router ${lr.name}: ${v6 ? 'none (IPv6)' : describeRouterSnat(lr, lb)}`)
+          : [],
+        hairpinSource: v6 ? 'no answer (no hairpin for IPv6 yet)' : hairpin ? `${hairpin} (hairpin_snat_ip)` : 'the VIP',
+      };
+    });
     const ct = dp.conntrack();
     return {
       pinRoot: dp.pinRoot,
@@ -389,6 +422,7 @@ export class Xlb {
         ipv6: { entries: dp.conntrack6().keys.length, max: dp.native.mapInfo(dp.maps.xlb_ct6).maxEntries },
       },
       counters: dp.globalCounters(),
+      warnings: this.state.warnings ?? [],
     };
   }
 
@@ -406,6 +440,8 @@ export class Xlb {
         dir: val.dir === 1 ? 'forward' : 'reverse',
         state: (['none', 'syn', 'established', 'closing'] as const)[val.state] ?? 'none',
         nat: `${formatIPv4(val.natAddr)}${port(val.natPort)}`,
+        ...((val.flags ?? 0) & XLB.CT_F_SNAT ? { snat: `${formatIPv4(val.snatAddr ?? 0)}${port(val.snatPort ?? 0)}` } : {}),
+        ...((val.flags ?? 0) & XLB.CT_F_HAIRPIN ? { hairpin: true as const } : {}),
         vipId: val.vipId,
         backendId: val.backendId,
       };

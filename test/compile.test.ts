@@ -81,7 +81,7 @@ describe('compile: the lab example', () => {
       },
     ]);
     expect(c.entries).toEqual([
-      { addr: v.addr, port: 8000, proto: 6, scope: c.ids.scopes['switch inside'], vipId: v.id, flags: 0, hashFields: 0, affinityTimeoutS: 0 },
+      { addr: v.addr, port: 8000, proto: 6, scope: c.ids.scopes['switch inside'], vipId: v.id, flags: 0, hashFields: 0, affinityTimeoutS: 0, snatAddr: 0, hairpinAddr: 0 },
     ]);
     expect(c.ids.vips).toEqual({ [v.name]: v.id });
     expect(Object.keys(c.ids.backends).sort()).toEqual([`${v.name} ${B1}`, `${v.name} ${B2}`]);
@@ -180,7 +180,7 @@ describe('compile: scopes and attachment', () => {
     expect(c.ifaces).toHaveLength(1);
     expect(c.ifaces[0]!.owner).toBe('router r1');
     expect(c.entries).toEqual([
-      { addr: c.vips[0]!.addr, port: 8000, proto: 6, scope: c.ids.scopes['router r1'], vipId: c.vips[0]!.id, flags: 0, hashFields: 0, affinityTimeoutS: 0 },
+      { addr: c.vips[0]!.addr, port: 8000, proto: 6, scope: c.ids.scopes['router r1'], vipId: c.vips[0]!.id, flags: 0, hashFields: 0, affinityTimeoutS: 0, snatAddr: 0, hairpinAddr: 0 },
     ]);
   });
 
@@ -243,7 +243,7 @@ describe('compile: scopes and attachment', () => {
     expect(c.entries.every((e) => e.vipId === c.vips[0]!.id)).toBe(true);
 
     const none = compile(validateConfig({ load_balancers: [{ name: 'lonely', vips: { [VIP]: B1 } }] }));
-    expect(none).toEqual({ ids: { scopes: {}, vips: {}, backends: {} }, ifaces: [], vips: [], entries: [], neigh: [] });
+    expect(none).toEqual({ ids: { scopes: {}, vips: {}, backends: {} }, ifaces: [], vips: [], entries: [], neigh: [], snat: [], warnings: [] });
   });
 
   it('produces no VIP entries (and no tables) for an LB whose only switch has no ports', () => {
@@ -275,7 +275,7 @@ describe('compile: VIP shapes and options', () => {
       ['10.0.0.2', 0],
     ]);
     expect(c.entries).toEqual([
-      { addr: parseIPv4('172.16.255.62'), port: 0, proto: 0, scope: c.ids.scopes['switch s'], vipId: v.id, flags: XLB.VIP_F_IP_ONLY, hashFields: 0, affinityTimeoutS: 0 },
+      { addr: parseIPv4('172.16.255.62'), port: 0, proto: 0, scope: c.ids.scopes['switch s'], vipId: v.id, flags: XLB.VIP_F_IP_ONLY, hashFields: 0, affinityTimeoutS: 0, snatAddr: 0, hairpinAddr: 0 },
     ]);
   });
 

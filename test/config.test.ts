@@ -531,6 +531,34 @@ describe('validateConfig: errors name the field and the bad value', () => {
   });
 });
 
+describe('validateConfig: lb_force_snat_ip', () => {
+  const router = (options: Record<string, unknown>): object => ({
+    logical_routers: [{ name: 'edge1', ports: [], options }],
+  });
+  it('accepts router_ip and one IPv4 address', () => {
+    expect(validateConfig(router({ lb_force_snat_ip: 'router_ip' })).logical_routers[0]!.options.lb_force_snat_ip).toBe('router_ip');
+    expect(validateConfig(router({ lb_force_snat_ip: '10.127.0.129' })).logical_routers[0]!.options.lb_force_snat_ip).toBe('10.127.0.129');
+  });
+  it('refuses anything else, naming the field and value', () => {
+    expectConfigError(
+      () => validateConfig(router({ lb_force_snat_ip: 'router-ip' })),
+      'logical_routers[0].options.lb_force_snat_ip',
+      'must be "router_ip" or an IPv4 address',
+      '(got "router-ip")',
+    );
+    expectConfigError(
+      () => validateConfig(router({ lb_force_snat_ip: 'fd00::1' })),
+      'logical_routers[0].options.lb_force_snat_ip',
+      'IPv6 is not supported yet',
+    );
+    expectConfigError(
+      () => validateConfig(router({ lb_force_snat_ip: '10.0.0.1 fd00::1' })),
+      'logical_routers[0].options.lb_force_snat_ip',
+      'give only the IPv4 address "10.0.0.1"',
+    );
+  });
+});
+
 describe('addr helpers', () => {
   it('parses and formats IPv4 strictly', () => {
     expect(parseIPv4('172.16.255.62')).toBe(0xac10ff3e);

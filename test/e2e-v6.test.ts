@@ -14,7 +14,7 @@ import { Lab, labNames, nsExec } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
 import type { Hook } from '../src/config.js';
 import { join } from 'node:path';
-import { nsNode, ROOT, run, TIMEOUT_S } from './helpers/e2e.js';
+import { cli, nsNode, ROOT, run, TIMEOUT_S } from './helpers/e2e.js';
 
 const PREFIX = 'xlb-v6-';
 const LAB = labNames(PREFIX);
@@ -171,5 +171,16 @@ describe.each(variants)('IPv6 through xlb on vm3\'s port ($name)', ({ hook, vmTx
     expect(flows.length).toBeGreaterThan(0);
     expect(flows[0].src.startsWith(`[${LAB.vms.vm3.ip6}]:`)).toBe(true);
     expect(x.show().conntrack.ipv6.entries).toBeGreaterThan(0);
+  });
+
+  it('xlb show renders the IPv6 VIPs, their backends and the IPv6 conntrack table', async () => {
+    const r = await cli(INSTANCE, 'show');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const text = r.stdout;
+    expect(text).toContain(`[${LAB.vip6}]:${LAB.port}/tcp (lb lb6`);
+    expect(text).toContain(`→ [${LAB.vms.vm1.ip6}]:${LAB.port}:`);
+    expect(text).toContain(`${LAB.vip6IpOnly}/`);
+    expect(text).toMatch(/conntrack IPv6: [1-9]\d* of \d+ entries/);
   });
 });

@@ -22,6 +22,8 @@ import {
   encodeCt4Key,
   encodeCt4Val,
   encodeIface,
+  encodeSnat4Key,
+  encodeSnat4Val,
   encodeTable,
   decodeTable,
   encodeU32,
@@ -72,6 +74,13 @@ describe('LAYOUT matches bpf/xlb_shared.h (as compiled into the addon)', () => {
       ['XLB_IFACE_F_IP_ONLY', XLB.IFACE_F_IP_ONLY],
       ['XLB_IFACE_F_NEIGH', XLB.IFACE_F_NEIGH],
       ['XLB_VIP_F_REJECT', XLB.VIP_F_REJECT],
+      ['XLB_VIP_F_SNAT_ADDR', XLB.VIP_F_SNAT_ADDR],
+      ['XLB_VIP_F_SNAT_BACKEND', XLB.VIP_F_SNAT_BACKEND],
+      ['XLB_VIP_F_SNAT_CLIENT', XLB.VIP_F_SNAT_CLIENT],
+      ['XLB_SNAT_K_BACKEND', XLB.SNAT_K_BACKEND],
+      ['XLB_SNAT_K_CLIENT', XLB.SNAT_K_CLIENT],
+      ['XLB_CT_F_SNAT', XLB.CT_F_SNAT],
+      ['XLB_CT_F_HAIRPIN', XLB.CT_F_HAIRPIN],
       ['XLB_MAGLEV_DEFAULT_M', DEFAULT_MAGLEV_SIZE],
       ['XLB_G_COUNT', GLOBAL_COUNTERS.length],
     ];
@@ -95,7 +104,14 @@ describe('round trips', () => {
   });
 
   it('xlb_vip_val', () => {
-    const v = { vipId: 16383, flags: XLB.VIP_F_IP_ONLY | XLB.VIP_F_AFFINITY, hashFields: 0b100100, affinityTimeoutS: 65535 };
+    const v = {
+      vipId: 16383,
+      flags: XLB.VIP_F_IP_ONLY | XLB.VIP_F_AFFINITY | XLB.VIP_F_SNAT_ADDR,
+      hashFields: 0b100100,
+      affinityTimeoutS: 65535,
+      snatAddr: parseIPv4('10.127.0.129'),
+      hairpinAddr: parseIPv4('172.16.255.99'),
+    };
     const b = encodeVipVal(v);
     expect(b.length).toBe(LAYOUT.xlb_vip_val.size);
     expect(decodeVipVal(b)).toEqual(v);
@@ -126,6 +142,9 @@ describe('round trips', () => {
       vipId: 3,
       backendId: 0x01020304,
       lastSeenNs: 0x0102030405060708n,
+      snatAddr: parseIPv4('172.16.255.194'),
+      snatPort: 40000,
+      flags: XLB.CT_F_SNAT | XLB.CT_F_HAIRPIN,
     };
     const b = encodeCt4Val(v);
     expect(b.length).toBe(LAYOUT.xlb_ct4_val.size);
@@ -134,6 +153,9 @@ describe('round trips', () => {
     expect(b.readUInt32LE(o.backend_id)).toBe(0x01020304);
     expect(b.readBigUInt64LE(o.last_seen_ns)).toBe(0x0102030405060708n);
     expect(b[o.dir]).toBe(2);
+    expect(b.readUInt32BE(o.snat_addr)).toBe(parseIPv4('172.16.255.194'));
+    expect(b.readUInt16BE(o.snat_port)).toBe(40000);
+    expect(b[o.flags]).toBe(3);
     // The largest u64 survives.
     const max = { ...v, lastSeenNs: 0xffffffffffffffffn };
     expect(decodeCt4Val(encodeCt4Val(max)).lastSeenNs).toBe(0xffffffffffffffffn);
@@ -198,8 +220,21 @@ describe('byte-level encoding', () => {
 
   it('encodes a VIP value in host order', () => {
     expect(encodeVipVal({ vipId: 0x0102, flags: 1, hashFields: 4, affinityTimeoutS: 30 }).toString('hex')).toBe(
-      '02010000' + '0100' + '04' + '00' + '1e000000',
+      '02010000' + '0100' + '04' + '00' + '1e000000' + '00000000' + '00000000',
     );
+    // Source addresses are in network order, like every address.
+    expect(
+      encodeVipVal({ vipId: 1, flags: 4, hashFields: 0, affinityTimeoutS: 0, snatAddr: parseIPv4('10.127.0.129'), hairpinAddr: 1 })
+        .subarray(12)
+        .toString('hex'),
+    ).toBe('0a7f0081' + '00000001');
+  });
+
+  it('encodes a source NAT key as an LPM prefix after scope and kind', () => {
+    expect(
+      encodeSnat4Key({ scope: 3, kind: XLB.SNAT_K_CLIENT, addr: parseIPv4('172.16.255.128'), prefixLen: 25 }).toString('hex'),
+    ).toBe('59000000' + '03000000' + '02000000' + 'ac10ff80');
+    expect(encodeSnat4Val(parseIPv4('10.127.0.129')).toString('hex')).toBe('0a7f0081');
   });
 
   it('sums per-CPU stats slots', () => {

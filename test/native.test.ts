@@ -115,11 +115,16 @@ describe('layout and constants', () => {
     const l = n.layout();
     expect(l.xlb_vip4_key.size).toBe(12);
     expect(l.xlb_vip4_key.offsets.scope).toBe(8);
-    expect(l.xlb_vip_val.size).toBe(12);
+    expect(l.xlb_vip_val.size).toBe(20);
+    expect(l.xlb_vip_val.offsets.hairpin_addr).toBe(16);
     expect(l.xlb_backend4.size).toBe(8);
     expect(l.xlb_ct4_key.size).toBe(16);
     expect(l.xlb_ct4_key.offsets.proto).toBe(12);
-    expect(l.xlb_ct4_val.size).toBe(24);
+    expect(l.xlb_ct4_val.size).toBe(32);
+    expect(l.xlb_ct4_val.offsets.snat_addr).toBe(24);
+    expect(l.xlb_ct4_val.offsets.flags).toBe(30);
+    expect(l.xlb_snat4_key.size).toBe(16);
+    expect(l.xlb_snat4_val.size).toBe(4);
     expect(l.xlb_ct4_val.offsets.vip_id).toBe(8);
     expect(l.xlb_ct4_val.offsets.last_seen_ns).toBe(16);
     expect(l.xlb_iface.size).toBe(16);

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../src/config.js';
+import { compile } from '../src/compile.js';
+import { XLB } from '../src/layout.js';
 import { OvsdbClient } from '../src/ovsdb/client.js';
 import { OvnSource, type OvnLogger } from '../src/sources/ovn.js';
 import type { StateFragment } from '../src/sources/types.js';
@@ -195,6 +197,45 @@ describe('OvnSource against real NB and Open_vSwitch databases', () => {
     // Bound to another chassis: its ports leave.
     await nbctl(nb, 'set', 'Logical_Router', 'edge1', 'options:chassis=chassis2');
     await until(() => (lr('edge1')?.ports as unknown[]).length === 0, 'rebind');
+  });
+
+  it('mirrors what source NAT needs: lb_force_snat_ip, skip_snat / hairpin_snat_ip, NAT rows, port addresses', async () => {
+    await nbctl(nb, 'set', 'Logical_Router', 'edge1', 'options:chassis=chassis1', 'options:lb_force_snat_ip=router_ip');
+    await nbctl(nb, 'set', 'Load_Balancer', 'lb1', 'options:skip_snat=true', 'options:hairpin_snat_ip="172.16.255.100 fd00::100"');
+    await nbctl(nb, 'lr-nat-add', 'edge1', 'dnat_and_snat', '172.16.254.10', '10.0.0.10');
+    await nbctl(nb, 'lsp-set-addresses', 'vm3', '00:00:00:00:00:03 172.16.255.194');
+    await until(
+      () => (lr('edge1')?.nat as unknown[]).length === 2 && (lb('lb1')?.options as Record<string, string>).skip_snat === 'true' && typeof (ls('inside')?.ports as unknown[])[0] === 'object',
+      'source NAT columns',
+    );
+    expect(lr('edge1')?.options).toEqual({ chassis: 'chassis1', always_learn_from_arp_request: 'false', lb_force_snat_ip: 'router_ip' });
+    expect(lr('edge1')?.nat).toEqual([
+      { type: 'dnat_and_snat', external_ip: '172.16.254.10', logical_ip: '10.0.0.10' },
+      { type: 'snat', external_ip: '172.16.254.1', logical_ip: '10.0.0.0/24' },
+    ]);
+    expect(lb('lb1')?.options).toEqual({ reject: 'true', skip_snat: 'true', hairpin_snat_ip: '172.16.255.100 fd00::100' });
+    expect(ls('inside')?.ports).toEqual([{ interface: 'xlb-vm3-h', addresses: ['00:00:00:00:00:03 172.16.255.194'] }]);
+
+    // Into the data plane's terms: skip_snat exempts lb1 on edge1; hairpin uses the IPv4 of hairpin_snat_ip.
+    let c = compile(validateConfig(frag()));
+    const onEdge = (): typeof c.entries => c.entries.filter((e) => e.scope === c.ids.scopes['router edge1']);
+    expect(onEdge().length).toBeGreaterThan(0);
+    expect(onEdge().every((e) => (e.flags & (XLB.VIP_F_SNAT_ADDR | XLB.VIP_F_SNAT_BACKEND | XLB.VIP_F_SNAT_CLIENT)) === 0)).toBe(true);
+    expect(c.entries.every((e) => e.hairpinAddr === 0xac10ff64)).toBe(true);
+
+    // Without skip_snat: router_ip per backend (no port network holds them here: the first port's address, with a warning).
+    await nbctl(nb, 'remove', 'Load_Balancer', 'lb1', 'options', 'skip_snat');
+    await until(() => (lb('lb1')?.options as Record<string, string>).skip_snat === undefined, 'skip_snat removed');
+    c = compile(validateConfig(frag()));
+    expect(onEdge().every((e) => e.flags & XLB.VIP_F_SNAT_BACKEND)).toBe(true);
+    expect(c.snat.every((e) => e.kind === XLB.SNAT_K_BACKEND && e.snat === 0xac10fe01)).toBe(true);
+    expect(c.warnings.some((w) => w.startsWith('router edge1: backend 172.16.255.130:8000'))).toBe(true);
+
+    // An IPv6 lb_force_snat_ip is not mirrored, with a warning naming it.
+    await nbctl(nb, 'set', 'Logical_Router', 'edge1', 'options:lb_force_snat_ip=fd00::1');
+    await until(() => (lr('edge1')?.options as Record<string, string>).lb_force_snat_ip === undefined, 'v6 force snat dropped');
+    expect(warnings.find((w) => w.startsWith('logical router "edge1": option lb_force_snat_ip="fd00::1" ignored: ') && w.includes('IPv6'))).toBeDefined();
+    await nbctl(nb, 'remove', 'Logical_Router', 'edge1', 'options', 'lb_force_snat_ip', '--', 'remove', 'Load_Balancer', 'lb1', 'options', 'hairpin_snat_ip');
   });
 
   it('lb-del removes the load balancer and its references', async () => {

@@ -15,10 +15,13 @@
 #define xlb_delete(map, key) bpf_map_delete_elem((map), (key))
 /* Coarse monotonic clock: ≈3 ns per call where bpf_ktime_get_ns costs ≈28 ns. */
 #define xlb_now_ns() bpf_ktime_get_coarse_ns()
+#define xlb_random() bpf_get_prandom_u32()
 
 #ifndef __always_inline
 #define __always_inline inline __attribute__((always_inline))
 #endif
 #define XLB_INLINE static __always_inline
+/* A BPF subprogram: its own stack frame (for paths off the established-flow one). */
+#define XLB_NOINLINE static __attribute__((noinline))
 
 #endif /* XLB_ACCESS_H */

@@ -17,11 +17,14 @@
 #ifndef XLB_CONNTRACK_H
 #define XLB_CONNTRACK_H
 
+#include <linux/errno.h>
 #include "access.h"
 #include "maps.h"
 #include "parse.h"
 
-/* The reverse entry implied by a forward one, or the forward one by a reverse. */
+/* The reverse entry implied by a forward one, or the forward one by a reverse.
+ * A source-NATed flow (XLB_CT_F_SNAT) is keyed in reverse by backend -> SNAT
+ * address/port, and its reverse entry restores the client as destination. */
 XLB_INLINE void xlb_ct4_other(const struct xlb_ct4_key *k, const struct xlb_ct4_val *v,
 			      struct xlb_ct4_key *ok, struct xlb_ct4_val *ov)
 {
@@ -32,6 +35,10 @@ XLB_INLINE void xlb_ct4_other(const struct xlb_ct4_key *k, const struct xlb_ct4_
 	ov->vip_id = v->vip_id;
 	ov->backend_id = v->backend_id;
 	ov->last_seen_ns = v->last_seen_ns;
+	ov->flags = v->flags;
+	ov->pad = 0;
+	ov->snat_addr = 0;
+	ov->snat_port = 0;
 	if (v->dir == XLB_DIR_FWD) {
 		/* k = client->VIP, v = backend; other: backend->client, nat back to VIP */
 		ok->saddr = v->nat_addr;
@@ -40,6 +47,12 @@ XLB_INLINE void xlb_ct4_other(const struct xlb_ct4_key *k, const struct xlb_ct4_
 		ok->dport = k->sport;
 		ov->nat_addr = k->daddr;
 		ov->nat_port = v->nat_port ? k->dport : 0;
+		if (v->flags & XLB_CT_F_SNAT) { /* other: backend->SNAT, restores the client */
+			ok->daddr = v->snat_addr;
+			ok->dport = v->snat_port ? v->snat_port : k->sport;
+			ov->snat_addr = k->saddr;
+			ov->snat_port = v->snat_port ? k->sport : 0;
+		}
 	} else {
 		/* k = backend->client, v = VIP; other: client->VIP, nat to backend */
 		ok->saddr = k->daddr;
@@ -48,6 +61,12 @@ XLB_INLINE void xlb_ct4_other(const struct xlb_ct4_key *k, const struct xlb_ct4_
 		ok->dport = v->nat_port ? v->nat_port : k->sport;
 		ov->nat_addr = k->saddr;
 		ov->nat_port = v->nat_port ? k->sport : 0;
+		if (v->flags & XLB_CT_F_SNAT) { /* k = backend->SNAT, v->snat = the client */
+			ok->saddr = v->snat_addr;
+			ok->sport = v->snat_port ? v->snat_port : k->dport;
+			ov->snat_addr = k->daddr;
+			ov->snat_port = v->snat_port ? k->dport : 0;
+		}
 	}
 }
 
@@ -153,6 +172,17 @@ XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_pkt4 *p)
 	return v;
 }
 
+/* Fills the forward entry's direction, TCP state and clock for a new flow. */
+XLB_INLINE void xlb_ct4_init_fwd(const struct xlb_pkt4 *p, struct xlb_ct4_val *fwd)
+{
+	fwd->dir = XLB_DIR_FWD;
+	fwd->state = XLB_CT_NONE;
+	if (p->tuple.proto == IPPROTO_TCP) /* a mid-stream packet starts established */
+		fwd->state = (p->tcp_flags & XLB_TCP_FLAG_SYN) && !(p->tcp_flags & XLB_TCP_FLAG_ACK) ?
+				     XLB_CT_SYN : xlb_ct_next_state(XLB_CT_EST, XLB_DIR_FWD, p->tcp_flags);
+	fwd->last_seen_ns = xlb_now_ns();
+}
+
 /* Records a newly balanced flow in both directions, in the new-flow tier.
  * Returns 0 or a negative errno. */
 XLB_INLINE int xlb_ct4_create(const struct xlb_pkt4 *p, struct xlb_ct4_val *fwd)
@@ -162,14 +192,48 @@ XLB_INLINE int xlb_ct4_create(const struct xlb_pkt4 *p, struct xlb_ct4_val *fwd)
 	struct xlb_ct4_val rv;
 	int err;
 
-	fwd->dir = XLB_DIR_FWD;
-	fwd->state = XLB_CT_NONE;
-	if (k->proto == IPPROTO_TCP) /* a mid-stream packet starts established */
-		fwd->state = (p->tcp_flags & XLB_TCP_FLAG_SYN) && !(p->tcp_flags & XLB_TCP_FLAG_ACK) ?
-				     XLB_CT_SYN : xlb_ct_next_state(XLB_CT_EST, XLB_DIR_FWD, p->tcp_flags);
-	fwd->last_seen_ns = xlb_now_ns();
+	xlb_ct4_init_fwd(p, fwd);
 	xlb_ct4_other(k, fwd, &rk, &rv);
 	err = xlb_update(&xlb_ct4_new, &rk, &rv, BPF_ANY);
+	if (err)
+		return err;
+	return xlb_update(&xlb_ct4_new, k, fwd, BPF_ANY);
+}
+
+/* Records a newly balanced, source-NATed flow (fwd->snat_addr set), in the
+ * new-flow tier. Many clients may share one SNAT address: the source port is
+ * the client's own if the reverse key (backend -> SNAT:port) is free in both
+ * tiers, else one of XLB_SNAT_TRIES-1 random ports. The claim is an insert
+ * with BPF_NOEXIST (atomic among new flows; an established flow's key is found
+ * by lookup first), so two flows never share a reverse key. Returns 0, -EEXIST
+ * when no port was free, or a negative errno. */
+XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, struct xlb_ct4_val *fwd)
+{
+	const struct xlb_ct4_key *k = &p->tuple;
+	struct xlb_ct4_key rk;
+	struct xlb_ct4_val rv;
+	int err = -EEXIST;
+	__u32 i;
+
+	xlb_ct4_init_fwd(p, fwd);
+	fwd->flags |= XLB_CT_F_SNAT;
+	for (i = 0; i < XLB_SNAT_TRIES; i++) {
+		if (i == 0)
+			fwd->snat_port = k->sport;
+		else if (!k->sport)
+			break; /* no ports to choose from */
+		else
+			fwd->snat_port = bpf_htons(XLB_SNAT_PORT_MIN +
+						   xlb_random() % (XLB_SNAT_PORT_MAX - XLB_SNAT_PORT_MIN + 1));
+		xlb_ct4_other(k, fwd, &rk, &rv);
+		if (xlb_lookup(&xlb_ct4, &rk)) {
+			err = -EEXIST;
+			continue;
+		}
+		err = xlb_update(&xlb_ct4_new, &rk, &rv, BPF_NOEXIST);
+		if (err != -EEXIST)
+			break;
+	}
 	if (err)
 		return err;
 	return xlb_update(&xlb_ct4_new, k, fwd, BPF_ANY);

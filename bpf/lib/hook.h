@@ -17,6 +17,7 @@ enum xlb_verdict {
 	XLB_V_DROP = 1,
 	XLB_V_REJECT = 2, /* answer it (reject.h): tc builds the answer, XDP defers to tc */
 	XLB_V_NOT_IP = 3, /* not IPv4: passes (tc ingress first looks for ARP, neigh.h) */
+	XLB_V_BOUNCE = 4, /* rewritten, with Ethernet addresses swapped: send back out the interface it came in by (hairpin, bounce.h) */
 };
 
 /* tc: addresses and ports are written directly (cheaper than
@@ -72,6 +73,40 @@ XLB_INLINE int xlb_hook_rewrite(void *ctx, enum xlb_hook hook, const struct xlb_
 		return xlb_nat4_direct((void *)(long)xdp->data, (void *)(long)xdp->data_end, p, n);
 	}
 	return xlb_nat4_skb(ctx, p, n);
+}
+
+/* The second half of a two-sided rewrite (destination and source NAT): n is
+ * applied to a packet already rewritten by first, so the old values come from
+ * first where it changed them. */
+XLB_INLINE int xlb_hook_rewrite_second(void *ctx, enum xlb_hook hook, const struct xlb_pkt4 *p,
+				       const struct xlb_nat4 *first, const struct xlb_nat4 *n)
+{
+	struct xlb_pkt4 q = *p;
+
+	if (first->dst) {
+		q.tuple.daddr = first->new_addr;
+		if (first->new_port)
+			q.tuple.dport = first->new_port;
+	} else {
+		q.tuple.saddr = first->new_addr;
+		if (first->new_port)
+			q.tuple.sport = first->new_port;
+	}
+	return xlb_hook_rewrite(ctx, hook, &q, n);
+}
+
+/* Swaps the frame's Ethernet addresses (a frame sent back to its sender). */
+XLB_INLINE int xlb_eth_swap(void *data, void *data_end)
+{
+	struct ethhdr *eth = data;
+	__u8 tmp[ETH_ALEN];
+
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	__builtin_memcpy(tmp, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, tmp, ETH_ALEN);
+	return 0;
 }
 
 XLB_INLINE int xlb_hook_verdict(enum xlb_hook hook, enum xlb_verdict v)

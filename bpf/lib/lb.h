@@ -19,6 +19,7 @@
 #include "parse.h"
 #include "conntrack.h"
 #include "select.h"
+#include "snat.h"
 #include "hook.h"
 #include "icmp.h"
 
@@ -40,8 +41,50 @@ XLB_INLINE void xlb_stats_add(void *map, __u32 id, __u32 len, int reply, int new
 	s->new_conns += new_conn;
 }
 
-XLB_INLINE enum xlb_verdict xlb_apply_ct4(void *ctx, enum xlb_hook hook, const struct xlb_pkt4 *p,
-					  const struct xlb_ct4_val *ct)
+/* The source half of a source-NATed flow's rewrite (snat_addr/port of sn), and
+ * where it goes next. Out of line (one BPF subprogram per hook): its stack is
+ * not added to the main frame, which the IPv6 subprograms share a 512-byte
+ * budget with; flows without source NAT never call it. */
+XLB_INLINE enum xlb_verdict xlb_apply_snat4(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
+					    const struct xlb_pkt4 *p, const struct xlb_nat4 *first,
+					    const struct xlb_ct4_val *sn)
+{
+	struct xlb_nat4 n = { .new_addr = sn->snat_addr, .new_port = sn->snat_port, .dst = !first->dst };
+
+	if (xlb_hook_rewrite_second(ctx, hook, p, first, &n))
+		xlb_count(XLB_G_NAT_ERROR);
+	if ((sn->flags & XLB_CT_F_HAIRPIN) && stage == XLB_STAGE_INGRESS) {
+		xlb_count(XLB_G_HAIRPIN);
+		return XLB_V_BOUNCE;
+	}
+	return XLB_V_PASS;
+}
+
+XLB_NOINLINE enum xlb_verdict xlb_apply_snat4_tc(struct __sk_buff *skb, enum xlb_stage stage,
+						 const struct xlb_pkt4 *p, const struct xlb_nat4 *first,
+						 const struct xlb_ct4_val *sn)
+{
+	return xlb_apply_snat4(skb, XLB_HOOK_TC, stage, p, first, sn);
+}
+
+XLB_NOINLINE enum xlb_verdict xlb_apply_snat4_xdp(struct xdp_md *xdp, enum xlb_stage stage,
+						  const struct xlb_pkt4 *p, const struct xlb_nat4 *first,
+						  const struct xlb_ct4_val *sn)
+{
+	return xlb_apply_snat4(xdp, XLB_HOOK_XDP, stage, p, first, sn);
+}
+
+XLB_INLINE enum xlb_verdict xlb_snat4_call(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
+					   const struct xlb_pkt4 *p, const struct xlb_nat4 *first,
+					   const struct xlb_ct4_val *sn)
+{
+	if (hook == XLB_HOOK_XDP)
+		return xlb_apply_snat4_xdp(ctx, stage, p, first, sn);
+	return xlb_apply_snat4_tc(ctx, stage, p, first, sn);
+}
+
+XLB_INLINE enum xlb_verdict xlb_apply_ct4(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
+					  const struct xlb_pkt4 *p, const struct xlb_ct4_val *ct)
 {
 	int reply = ct->dir == XLB_DIR_REV;
 	struct xlb_nat4 n = {
@@ -54,6 +97,8 @@ XLB_INLINE enum xlb_verdict xlb_apply_ct4(void *ctx, enum xlb_hook hook, const s
 	xlb_stats_add(&xlb_backend_stats, ct->backend_id, p->len, reply, 0);
 	if (xlb_hook_rewrite(ctx, hook, p, &n))
 		xlb_count(XLB_G_NAT_ERROR);
+	if (ct->flags & XLB_CT_F_SNAT)
+		return xlb_snat4_call(ctx, hook, stage, p, &n, ct);
 	return XLB_V_PASS;
 }
 
@@ -95,8 +140,19 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 	fwd.nat_port = (vip->flags & XLB_VIP_F_IP_ONLY) ? 0 : be->port;
 	fwd.vip_id = vip->vip_id;
 	fwd.backend_id = backend_id;
-	if (xlb_ct4_create(p, &fwd))
+	fwd.snat_addr = xlb_snat4_pick(p, vip, be, ifc->scope, &fwd.flags);
+	if (fwd.snat_addr) {
+		/* Without both entries the reply could not be un-NATed: drop. */
+		int err = xlb_ct4_create_snat(p, &fwd);
+
+		if (err) {
+			xlb_count(err == -EEXIST ? XLB_G_SNAT_NO_PORT : XLB_G_CT_FULL);
+			return XLB_V_DROP;
+		}
+		xlb_count(XLB_G_SNAT);
+	} else if (xlb_ct4_create(p, &fwd)) {
 		xlb_count(XLB_G_CT_FULL);
+	}
 
 	xlb_stats_add(&xlb_vip_stats, fwd.vip_id, p->len, 0, 1);
 	xlb_stats_add(&xlb_backend_stats, backend_id, p->len, 0, 1);
@@ -105,7 +161,22 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 
 	if (xlb_hook_rewrite(ctx, hook, p, &n))
 		xlb_count(XLB_G_NAT_ERROR);
+	if (fwd.flags & XLB_CT_F_SNAT)
+		return xlb_snat4_call(ctx, hook, XLB_STAGE_INGRESS, p, &n, &fwd);
 	return XLB_V_PASS;
+}
+
+/* New flows out of line (one BPF subprogram per hook): the balancing path's
+ * stack (conntrack entries, source NAT) stays out of the main frame, whose
+ * 512-byte budget the IPv6 subprograms share; established flows never call it. */
+XLB_NOINLINE enum xlb_verdict xlb_balance4_tc(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 ifindex)
+{
+	return xlb_balance4(skb, XLB_HOOK_TC, p, ifindex);
+}
+
+XLB_NOINLINE enum xlb_verdict xlb_balance4_xdp(struct xdp_md *xdp, const struct xlb_pkt4 *p, __u32 ifindex)
+{
+	return xlb_balance4(xdp, XLB_HOOK_XDP, p, ifindex);
 }
 
 /* The whole pipeline for one frame. len is the frame's full length. */
@@ -138,11 +209,13 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 	ct = xlb_ct4_hit(&p);
 	if (ct) {
 		xlb_count(XLB_G_CT_HIT);
-		return xlb_apply_ct4(ctx, hook, &p, ct);
+		return xlb_apply_ct4(ctx, hook, stage, &p, ct);
 	}
 	if (stage != XLB_STAGE_INGRESS)
 		return XLB_V_PASS;
-	return xlb_balance4(ctx, hook, &p, ifindex);
+	if (hook == XLB_HOOK_XDP)
+		return xlb_balance4_xdp(ctx, &p, ifindex);
+	return xlb_balance4_tc(ctx, &p, ifindex);
 }
 
 #endif /* XLB_LB_H */

@@ -118,6 +118,17 @@ struct {
 	__type(value, struct xlb_affinity4_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_affinity6 SEC(".maps");
+/* (scope, kind, address/prefix) -> source address of a source-NATed new flow:
+ * a router's port address toward a backend (lb_force_snat_ip=router_ip) or
+ * the external_ip of the NAT rule covering a client. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, XLB_SNAT_RULES_MAX);
+	__type(key, struct xlb_snat4_key);
+	__type(value, struct xlb_snat4_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_snat4 SEC(".maps");
 
 /* ifindex -> attachment scope of the interface (an array: one inlined load). */
 struct {

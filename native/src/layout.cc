@@ -28,8 +28,11 @@ void AddSharedConstants(Napi::Env env, Napi::Object c) {
   C(XLB_HASH_ETH_SRC) C(XLB_HASH_ETH_DST) C(XLB_HASH_IP_SRC) C(XLB_HASH_IP_DST) C(XLB_HASH_TP_SRC) C(XLB_HASH_TP_DST)
   C(XLB_G_PACKETS) C(XLB_G_NOT_IPV4) C(XLB_G_MALFORMED) C(XLB_G_FRAGMENT) C(XLB_G_CT_HIT)
   C(XLB_G_CT_RECREATE) C(XLB_G_NEW_FLOW) C(XLB_G_MIDSTREAM) C(XLB_G_NO_BACKEND) C(XLB_G_CT_FULL)
-  C(XLB_G_NAT_ERROR) C(XLB_G_ICMP_RELATED) C(XLB_G_REJECT) C(XLB_G_REJECT_FAIL) C(XLB_G_NEIGH_REPLY) C(XLB_G_CT_PROMOTED) C(XLB_G_COUNT)
+  C(XLB_G_NAT_ERROR) C(XLB_G_ICMP_RELATED) C(XLB_G_REJECT) C(XLB_G_REJECT_FAIL) C(XLB_G_NEIGH_REPLY) C(XLB_G_CT_PROMOTED)
+  C(XLB_G_SNAT) C(XLB_G_SNAT_NO_PORT) C(XLB_G_HAIRPIN) C(XLB_G_COUNT)
   C(XLB_VIP_F_REJECT) C(XLB_IFACE_F_NEIGH) C(XLB_NEIGH_MAX)
+  C(XLB_VIP_F_SNAT_ADDR) C(XLB_VIP_F_SNAT_BACKEND) C(XLB_VIP_F_SNAT_CLIENT)
+  C(XLB_SNAT_K_BACKEND) C(XLB_SNAT_K_CLIENT) C(XLB_CT_F_SNAT) C(XLB_CT_F_HAIRPIN) C(XLB_SNAT_RULES_MAX)
   C(XLB_G_IPV6) C(XLB_G_EXT_PASS) C(XLB_IPV6_WORDS)
 #undef C
 }
@@ -61,6 +64,8 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_FIELD(xlb_vip_val, hash_fields)
   XLB_FIELD(xlb_vip_val, pad)
   XLB_FIELD(xlb_vip_val, affinity_timeout_s)
+  XLB_FIELD(xlb_vip_val, snat_addr)
+  XLB_FIELD(xlb_vip_val, hairpin_addr)
 
   XLB_STRUCT(xlb_affinity4_key)
   XLB_FIELD(xlb_affinity4_key, client)
@@ -93,6 +98,19 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_FIELD(xlb_ct4_val, vip_id)
   XLB_FIELD(xlb_ct4_val, backend_id)
   XLB_FIELD(xlb_ct4_val, last_seen_ns)
+  XLB_FIELD(xlb_ct4_val, snat_addr)
+  XLB_FIELD(xlb_ct4_val, snat_port)
+  XLB_FIELD(xlb_ct4_val, flags)
+  XLB_FIELD(xlb_ct4_val, pad)
+
+  XLB_STRUCT(xlb_snat4_key)
+  XLB_FIELD(xlb_snat4_key, prefixlen)
+  XLB_FIELD(xlb_snat4_key, scope)
+  XLB_FIELD(xlb_snat4_key, kind)
+  XLB_FIELD(xlb_snat4_key, addr)
+
+  XLB_STRUCT(xlb_snat4_val)
+  XLB_FIELD(xlb_snat4_val, addr)
 
   XLB_STRUCT(xlb_iface)
   XLB_FIELD(xlb_iface, scope)

@@ -355,6 +355,7 @@ export class Daemon implements ApiBackend {
       { source, writes: rec.writes, unchanged: rec.unchanged, durationMs: rec.durationMs, summary: rec.summary, detached: rec.detached },
       rec.unchanged ? 'applied: unchanged, nothing written' : `applied: ${rec.writes} map writes`,
     );
+    for (const w of report.warnings) this.log.warn({ source }, w);
     return rec;
   }
 

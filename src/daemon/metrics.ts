@@ -20,6 +20,9 @@ export class DaemonMetrics {
   private readonly backendUp: Gauge<'vip' | 'backend' | 'probe'>;
   private readonly gcRemoved: Gauge;
   private readonly ctCapacity: Gauge;
+  /** The IPv6 conntrack table (xlb_ct6), beside the IPv4 one above. */
+  private readonly ct6Entries: Gauge;
+  private readonly ct6Capacity: Gauge;
   private readonly global: Counter<'counter'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
@@ -52,6 +55,8 @@ export class DaemonMetrics {
     });
     this.gcRemoved = new Gauge({ name: 'xlb_conntrack_gc_removed', help: 'Conntrack entries removed by the garbage collector since the daemon started', registers: r });
     this.ctCapacity = new Gauge({ name: 'xlb_conntrack_capacity', help: 'Conntrack table capacity (max entries)', registers: r });
+    this.ct6Entries = new Gauge({ name: 'xlb_conntrack6_entries', help: 'IPv6 conntrack entries in use (both directions)', registers: r });
+    this.ct6Capacity = new Gauge({ name: 'xlb_conntrack6_capacity', help: 'IPv6 conntrack table capacity (max entries)', registers: r });
     this.global = new Counter({ name: 'xlb_datapath_events_total', help: 'Data-plane global counters (parse outcomes, conntrack events, drops)', labelNames: ['counter'], registers: r });
     this.applies = new Counter({ name: 'xlb_apply_total', help: 'Applies of the merged desired state, by the source that triggered them', labelNames: ['source'], registers: r });
     this.applyErrors = new Counter({
@@ -102,6 +107,8 @@ export class DaemonMetrics {
     }
     this.ctEntries.set(show.conntrack.entries);
     this.ctCapacity.set(show.conntrack.max);
+    this.ct6Entries.set(show.conntrack.ipv6.entries);
+    this.ct6Capacity.set(show.conntrack.ipv6.max);
     for (const [k, n] of Object.entries(show.counters)) this.global.inc({ counter: k }, Number(n));
   }
 }

@@ -8,7 +8,8 @@
  *   options, selection_fields}.
  * - Logical_Switch → logical_switches[] {name, ports, load_balancer}: ports
  *   are this host's interfaces whose Interface external_ids:iface-id names one
- *   of the switch's ports (ports bound elsewhere are left out; a switch with
+ *   of the switch's ports, with the port's addresses when they hold an IPv4
+ *   address (ports bound elsewhere are left out; a switch with
  *   no local port still appears with ports: []); load_balancer is the union of
  *   the switch's load_balancer and its Load_Balancer_Groups' members, by name.
  * - Logical_Router → logical_routers[] {name, ports, load_balancer, options,
@@ -379,14 +380,22 @@ function buildFragment(
   const switches = uniqueByName(nb.table('Logical_Switch').values(), 'logical switch', note);
   for (const row of switches) {
     const name = val.str(row.name);
-    const ports: Array<string | { interface: string; hook: 'xdp' }> = [];
+    const ports: Array<string | { interface: string; hook?: 'xdp'; addresses?: string[] }> = [];
     for (const lspUuid of val.strs(row.ports)) {
       const lsp = lsps.get(lspUuid);
       if (lsp === undefined) continue;
+      // The port's addresses ("MAC IP…") let xlb warn about load balancers only their backends reach.
+      const addresses = val
+        .strs(lsp.addresses)
+        .map((a) => a.trim().split(/\s+/).join(' '))
+        .filter((a) => a.split(' ').some((t) => /^\d+\.\d+\.\d+\.\d+$/.test(t)))
+        .sort();
       for (const iface of ifacesByLsp.get(val.str(lsp.name)) ?? []) {
         if (claimed.has(iface)) {
           note({ level: 'warn', msg: `logical switch "${name}": interface "${iface}" left out: it is already used by another switch or router`, fields: { logical_switch: name, interface: iface } });
-        } else ports.push(netdevIfaces.has(iface) ? { interface: iface, hook: 'xdp' } : iface);
+        } else if (netdevIfaces.has(iface) || addresses.length > 0) {
+          ports.push({ interface: iface, ...(netdevIfaces.has(iface) ? { hook: 'xdp' as const } : {}), ...(addresses.length ? { addresses } : {}) });
+        } else ports.push(iface);
       }
     }
     const portName = (p: string | { interface: string }): string => (typeof p === 'string' ? p : p.interface);
@@ -455,6 +464,7 @@ function buildFragment(
     for (const [k, v] of Object.entries(rawOptions)) {
       const problem = refusal({ logical_routers: [{ name: 'probe', options: { [k]: v } }] });
       if (problem === null) options[k] = v;
+      else if (k === 'lb_force_snat_ip') note({ level: 'warn', msg: `logical router "${name}": option ${k}="${v}" ignored: ${problem}`, fields: { logical_router: name, option: k } });
       else note({ level: 'info', msg: `logical router "${name}": option ${k} not mirrored (xlb does not use it)`, fields: { logical_router: name, option: k } });
     }
     const gwChassis = rawOptions.chassis;

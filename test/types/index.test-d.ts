@@ -49,6 +49,7 @@ expectType<number>(report.summary.writes);
 expectType<number>(report.summary.tables.swapped);
 expectType<boolean>(report.unchanged);
 expectType<string[]>(report.detached);
+expectType<string[]>(report.warnings);
 
 // show
 const shown = xlb.show();
@@ -60,6 +61,10 @@ expectType<bigint>(shown.vips[0].backends[0].stats.bytes);
 expectType<bigint>(shown.counters.packets);
 expectError(shown.counters.no_such_counter);
 expectType<number>(shown.conntrack.entries);
+expectType<string[]>(shown.warnings);
+expectType<string[]>(shown.vips[0].snat);
+expectType<bigint>(shown.counters.snat);
+expectType<number>(shown.conntrack.ipv6.entries);
 expectNotAssignable<number>(shown.vips[0].stats.packets);
 expectType<{ detached: string[] }>(Xlb.reset({ stateDir: '/tmp/x' }));
 
