@@ -134,6 +134,19 @@ function emptyState(pinRoot: string): State {
 }
 
 function vipRecords(c: Compiled): VipRecord[] {
+  // Owners answering ARP for a VIP: a neighbour entry of its address in a scope that serves it
+  // (indexed once: the VIP list and the neighbour list may both hold thousands).
+  const neighByAddr = new Map<number, Array<{ scope: number; owner: string }>>();
+  for (const n of c.neigh) {
+    const list = neighByAddr.get(n.addr);
+    if (list) list.push(n);
+    else neighByAddr.set(n.addr, [n]);
+  }
+  const served = new Set<string>();
+  if (neighByAddr.size > 0) for (const e of c.entries) served.add(`${e.vipId}/${e.scope}`);
+  const arpOn = (v: Compiled['vips'][number]): string[] => [
+    ...new Set((neighByAddr.get(v.addr) ?? []).filter((n) => served.has(`${v.id}/${n.scope}`)).map((n) => n.owner)),
+  ];
   return c.vips.map((v) => ({
     id: v.id,
     name: v.name,
@@ -146,7 +159,7 @@ function vipRecords(c: Compiled): VipRecord[] {
       .map(([name]) => name),
     affinityTimeoutS: v.affinityTimeoutS,
     reject: (v.flags & XLB.VIP_F_REJECT) !== 0,
-    arpOn: [...new Set(c.neigh.filter((n) => n.addr === v.addr && c.entries.some((e) => e.scope === n.scope && e.vipId === v.id)).map((n) => n.owner))],
+    arpOn: arpOn(v),
     backends: v.backends.map((b) => ({ id: b.id, text: b.text, weight: b.weight, drained: b.flags !== 0 })),
   }));
 }
@@ -362,6 +375,9 @@ export class Xlb {
     const flushOf = (lb: string): boolean =>
       (desired.load_balancers.find((l) => l.name === lb) ?? this.state.desired.load_balancers.find((l) => l.name === lb))
         ?.options.ct_flush === 'true';
+    // No load balancer flushes (OVN's default): nothing to look at.
+    const flushing = (d: DesiredState): boolean => d.load_balancers.some((l) => l.options.ct_flush === 'true');
+    if (!flushing(desired) && !flushing(this.state.desired)) return 0;
     const now = new Set(compiled.vips.flatMap((v) => v.backends.map((b) => `${v.id}/${b.id}`)));
     const gone = new Set<string>();
     for (const v of this.state.vips) {
