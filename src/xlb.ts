@@ -134,19 +134,6 @@ function emptyState(pinRoot: string): State {
 }
 
 function vipRecords(c: Compiled): VipRecord[] {
-  // Owners answering ARP for a VIP: a neighbour entry of its address in a scope that serves it
-  // (indexed once: the VIP list and the neighbour list may both hold thousands).
-  const neighByAddr = new Map<number, Array<{ scope: number; owner: string }>>();
-  for (const n of c.neigh) {
-    const list = neighByAddr.get(n.addr);
-    if (list) list.push(n);
-    else neighByAddr.set(n.addr, [n]);
-  }
-  const served = new Set<string>();
-  if (neighByAddr.size > 0) for (const e of c.entries) served.add(`${e.vipId}/${e.scope}`);
-  const arpOn = (v: Compiled['vips'][number]): string[] => [
-    ...new Set((neighByAddr.get(v.addr) ?? []).filter((n) => served.has(`${v.id}/${n.scope}`)).map((n) => n.owner)),
-  ];
   return c.vips.map((v) => ({
     id: v.id,
     name: v.name,
@@ -159,7 +146,7 @@ function vipRecords(c: Compiled): VipRecord[] {
       .map(([name]) => name),
     affinityTimeoutS: v.affinityTimeoutS,
     reject: (v.flags & XLB.VIP_F_REJECT) !== 0,
-    arpOn: arpOn(v),
+    arpOn: [...new Set(c.neigh.filter((n) => n.addr === v.addr && c.entries.some((e) => e.scope === n.scope && e.vipId === v.id)).map((n) => n.owner))],
     backends: v.backends.map((b) => ({ id: b.id, text: b.text, weight: b.weight, drained: b.flags !== 0 })),
   }));
 }
