@@ -10,10 +10,12 @@
  * - a backend id per (VIP id, backend address:port).
  */
 import type { DesiredState, Hook, LoadBalancer, LogicalRouter, LogicalSwitch, Vip } from './config.js';
-import { lbVips, vipList } from './config.js';
+import { lbVips } from './config.js';
 import { isIPv4, parseIPv4, parseIPv4Cidr, parseIPv6 } from './addr.js';
 import { maglevTable } from './maglev.js';
 import { buildTables, type TableJob } from './maglev-pool.js';
+// (its own line: other changes touch the imports above)
+import { vipList } from './config.js';
 import { HASH_FIELDS, IPPROTO, XLB, type Snat4Entry } from './layout.js';
 
 /** Ids handed out by earlier applies; compile keeps them where it can. */
