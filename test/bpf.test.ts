@@ -9,7 +9,7 @@ import { Dataplane } from '../src/dataplane.js';
 import { compile } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
-import { encodeCt4Key, LAYOUT } from '../src/layout.js';
+import { decodeCt4Val, encodeCt4Key, encodeCt4Val, LAYOUT } from '../src/layout.js';
 import { parseIPv4 } from '../src/addr.js';
 import { buildPacket, parsePacket, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
 
@@ -314,6 +314,62 @@ describe('conntrack repair after a one-sided LRU eviction', () => {
       run('tc', { src: '192.168.1.41', dst: '10.0.0.1', proto: 'tcp', sport: 48001, dport: 80, tcpFlags: TCP_FLAGS.ack }).out,
     );
     expect(next.dst).toBe(fwd.dst);
+    expect(next.dport).toBe(8080);
+  });
+});
+
+/** An established flow (its backend answered, so both entries are in xlb_ct4); returns its backend. */
+function establish(client: string, sport: number): string {
+  const fwd = parsePacket(run('tc', { src: client, dst: '10.0.0.1', proto: 'tcp', sport, dport: 80, tcpFlags: TCP_FLAGS.syn }).out);
+  run('egress', { src: fwd.dst, dst: client, proto: 'tcp', sport: 8080, dport: sport, tcpFlags: TCP_FLAGS.ack });
+  expect(dp.native.mapLookup(dp.maps.xlb_ct4, ctKey(client, '10.0.0.1', sport, 80, 6), LAYOUT.xlb_ct4_val.size)).not.toBeNull();
+  return fwd.dst;
+}
+
+/** Moves an established entry's timestamp back by more than the refresh period (XLB_CT_REFRESH_NS, 1 s). */
+function age(k: Buffer): void {
+  const v = decodeCt4Val(dp.native.mapLookup(dp.maps.xlb_ct4, k, LAYOUT.xlb_ct4_val.size)!);
+  dp.native.mapUpdate(dp.maps.xlb_ct4, k, encodeCt4Val({ ...v, lastSeenNs: v.lastSeenNs > 2_000_000_000n ? v.lastSeenNs - 2_000_000_000n : 0n }));
+}
+
+describe('conntrack repair in the established tier (checked on refresh and state change only)', () => {
+  it('a hit within the refresh period does not look at the other direction; the next refresh recreates it', () => {
+    const be = establish('192.168.1.42', 48002);
+    const fk = ctKey('192.168.1.42', '10.0.0.1', 48002, 80, 6);
+    const rev = ctKey(be, '192.168.1.42', 8080, 48002, 6);
+    ctDelete(rev);
+    const ack = { src: '192.168.1.42', dst: '10.0.0.1', proto: 'tcp', sport: 48002, dport: 80, tcpFlags: TCP_FLAGS.ack } as const;
+    run('tc', ack);
+    expect(ctHas(rev)).toBe(false);
+    age(fk);
+    const before = dp.globalCounters().ct_recreate;
+    expect(parsePacket(run('xdp', ack).out).dst).toBe(be);
+    expect(ctHas(rev)).toBe(true);
+    expect(dp.globalCounters().ct_recreate - before).toBe(1n);
+    const reply = buildPacket({ src: be, dst: '192.168.1.42', proto: 'tcp', sport: 8080, dport: 48002, tcpFlags: TCP_FLAGS.ack });
+    expect(parsePacket(run('egress', reply).out).src).toBe('10.0.0.1');
+  });
+
+  it('a state change (FIN) recreates the other direction at once, with the new state', () => {
+    const be = establish('192.168.1.43', 48003);
+    const rev = ctKey(be, '192.168.1.43', 8080, 48003, 6);
+    ctDelete(rev);
+    run('tc', { src: '192.168.1.43', dst: '10.0.0.1', proto: 'tcp', sport: 48003, dport: 80, tcpFlags: TCP_FLAGS.fin | TCP_FLAGS.ack });
+    const v = dp.native.mapLookup(dp.maps.xlb_ct4, rev, LAYOUT.xlb_ct4_val.size);
+    expect(v).not.toBeNull();
+    const fv = decodeCt4Val(dp.native.mapLookup(dp.maps.xlb_ct4, ctKey('192.168.1.43', '10.0.0.1', 48003, 80, 6), LAYOUT.xlb_ct4_val.size)!);
+    expect(decodeCt4Val(v!).state).toBe(fv.state);
+  });
+
+  it('an aged reverse hit recreates a missing forward entry with the same backend', () => {
+    const be = establish('192.168.1.44', 48004);
+    const fk = ctKey('192.168.1.44', '10.0.0.1', 48004, 80, 6);
+    const rev = ctKey(be, '192.168.1.44', 8080, 48004, 6);
+    ctDelete(fk);
+    age(rev);
+    run('egress', { src: be, dst: '192.168.1.44', proto: 'tcp', sport: 8080, dport: 48004, tcpFlags: TCP_FLAGS.ack });
+    const next = parsePacket(run('tc', { src: '192.168.1.44', dst: '10.0.0.1', proto: 'tcp', sport: 48004, dport: 80, tcpFlags: TCP_FLAGS.ack }).out);
+    expect(next.dst).toBe(be);
     expect(next.dport).toBe(8080);
   });
 });

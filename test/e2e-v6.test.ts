@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, labNames, nsExec } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
 import type { Hook } from '../src/config.js';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, nsNode, ROOT, run, TIMEOUT_S } from './helpers/e2e.js';
 
@@ -69,6 +70,7 @@ describe.each(variants)('IPv6 through xlb on vm3\'s port ($name)', ({ hook, vmTx
   afterAll(async () => {
     x?.close();
     Xlb.reset(INSTANCE);
+    rmSync(INSTANCE.stateDir, { recursive: true, force: true });
     await lab?.destroy();
   });
 

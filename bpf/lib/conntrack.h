@@ -136,9 +136,14 @@ XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit_new(const struct xlb_pkt4 *p, struct 
 }
 
 /* Looks the packet up; on a hit refreshes the timestamp (at most once per
- * XLB_CT_REFRESH_NS, to keep the cache line clean), follows the TCP state in
- * both directions and makes sure the other direction exists. Returns the
- * entry or NULL. */
+ * XLB_CT_REFRESH_NS, to keep the cache line clean) and follows the TCP state.
+ * The other direction is looked at only when this entry's state changes (the
+ * state is kept equal in both) or its timestamp is refreshed: a missing one
+ * (an LRU eviction of one direction alone) is recreated then, so within
+ * XLB_CT_REFRESH_NS of the eviction while the flow sends. Every other hit is
+ * one lookup. A direction that carries packets keeps its own entry recent; the
+ * control plane ages a flow by the later timestamp of the two (conntrack.ts).
+ * Returns the entry or NULL. */
 XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_pkt4 *p)
 {
 	const struct xlb_ct4_key *k = &p->tuple;
@@ -151,19 +156,17 @@ XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_pkt4 *p)
 
 	if (!v)
 		return xlb_ct4_hit_new(p, &ok, &ov); /* (its stack slots shared with this path's) */
-	now = xlb_now_ns();
-	if (now - v->last_seen_ns > XLB_CT_REFRESH_NS)
-		v->last_seen_ns = now;
 	state = v->state;
-	if (k->proto == IPPROTO_TCP) {
+	if (k->proto == IPPROTO_TCP)
 		state = xlb_ct_next_state(state, v->dir, p->tcp_flags);
-		if (state != v->state)
-			v->state = state;
-	}
+	now = xlb_now_ns();
+	if (now - v->last_seen_ns <= XLB_CT_REFRESH_NS && state == v->state)
+		return v;
+	v->last_seen_ns = now;
+	v->state = state;
 	xlb_ct4_other(k, v, &ok, &ov);
 	o = xlb_lookup(&xlb_ct4, &ok);
 	if (!o) {
-		ov.last_seen_ns = now;
 		xlb_update(&xlb_ct4, &ok, &ov, BPF_NOEXIST);
 		xlb_count(XLB_G_CT_RECREATE);
 	} else if (o->state != state) {
