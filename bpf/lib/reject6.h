@@ -19,6 +19,17 @@
  * of a CHECKSUM_COMPLETE frame stays right. The ICMPv6 checksum (pseudo-header
  * included) is written complete.
  *
+ * A CHECKSUM_PARTIAL UDP datagram (recognised, as BPF cannot read ip_summed, by
+ * its checksum field holding its pseudo-header seed) keeps csum_start on the
+ * same bytes, now the ICMPv6 header, and csum_offset 6: a software finish
+ * (e.g. a `tx off` device) writes the folded sum from csum_start into the
+ * unused field's second word. That sum is the complement of the reply's
+ * pseudo-header sum, so the finish writes the pseudo-header sum: that word is
+ * set to it beforehand (and counted in the checksum), the finish changes
+ * nothing. Receivers ignore the unused field (RFC 4443 3.1); other packets get
+ * it zero. A datagram with extension headers has csum_start inside the quote
+ * (rare; its answer may then fail the checksum after a software finish).
+ *
  * A BPF subprogram of its own: the IPv6 pipeline's frame is close to its stack
  * budget, so the entry points call this after it returned, never from it.
  */
@@ -47,6 +58,7 @@
 #define XLB_REPLY6_GROW (XLB_IPV6_HDR_LEN + XLB_ICMP6_HDR_LEN) /* quote moves back by this */
 #define XLB_L4_OFF6 (XLB_L3_OFF + XLB_IPV6_HDR_LEN)
 #define XLB_RST6_LEN (XLB_L4_OFF6 + XLB_TCP_HDR_LEN)
+#define XLB_ICMP6_UNUSED_LO 1            /* second 16-bit word of the unused field */
 #define XLB_QUOTE6_CHUNK 64              /* bytes moved and summed per step (a power of 2) */
 #define XLB_QUOTE6_CHUNKS ((XLB_ICMP6_QUOTE_MAX + XLB_QUOTE6_CHUNK - 1) / XLB_QUOTE6_CHUNK)
 
@@ -62,7 +74,8 @@ struct xlb_reject6_in {
 	__u32 ack;    /* host order */
 	__u32 seglen; /* sequence space the segment takes (payload, SYN, FIN) */
 	__u8 flags;
-	__u8 pad[3];
+	__u8 partial; /* UDP whose checksum field holds its pseudo-header seed (below) */
+	__u8 pad[2];
 };
 
 /* The new headers of the unreachable, built on the stack; the lead pad puts
@@ -160,6 +173,7 @@ XLB_INLINE int xlb_reply6_unreach(struct __sk_buff *skb, const struct xlb_reject
 	struct xlb_reply6_hdrs h = {};
 	__u32 quote_len = skb->len - XLB_L3_OFF;
 	__u32 sum;
+	__u16 seed;
 	__s64 qsum;
 
 	if (quote_len > XLB_ICMP6_QUOTE_MAX)
@@ -173,9 +187,12 @@ XLB_INLINE int xlb_reply6_unreach(struct __sk_buff *skb, const struct xlb_reject
 	xlb_reply6_l2l3(&h.eth, &h.ip6, in, IPPROTO_ICMPV6, XLB_ICMP6_HDR_LEN + quote_len);
 	h.icmp.type = XLB_ICMP6_DEST_UNREACH;
 	h.icmp.code = XLB_ICMP6_PORT_UNREACH;
-	sum = xlb_csum_add32((__u32)qsum, h.icmp.type + (h.icmp.code << 8)); /* rest is 0 */
-	sum = xlb_csum_add32(sum, xlb_pseudo_seed6(in->daddr, in->saddr, IPPROTO_ICMPV6,
-						   XLB_ICMP6_HDR_LEN + quote_len));
+	seed = xlb_pseudo_seed6(in->daddr, in->saddr, IPPROTO_ICMPV6, XLB_ICMP6_HDR_LEN + quote_len);
+	if (in->partial) /* a software finish at csum_offset then writes what is there */
+		((__u16 *)&h.icmp.rest)[XLB_ICMP6_UNUSED_LO] = seed;
+	sum = xlb_csum_add32((__u32)qsum, h.icmp.type + (h.icmp.code << 8));
+	sum = xlb_csum_add32(sum, h.icmp.rest);
+	sum = xlb_csum_add32(sum, seed);
 	h.icmp.checksum = ~xlb_csum_fold(sum);
 	return bpf_skb_store_bytes(skb, 0, &h.eth, XLB_REPLY6_HDRS, BPF_F_RECOMPUTE_CSUM) ? -1 : 0;
 }
@@ -219,6 +236,12 @@ static __attribute__((noinline)) int xlb_tc_reject6(struct __sk_buff *skb)
 		rst = 1;
 	} else if (p.tuple.proto == IPPROTO_ICMPV6 && p.icmp_type != XLB_ICMP6_ECHO_REQUEST) {
 		goto fail;
+	} else if (p.tuple.proto == IPPROTO_UDP && p.l4_off == XLB_L4_OFF6) {
+		__u16 check;
+
+		if (bpf_skb_load_bytes(skb, XLB_L4_OFF6 + XLB_UDP_CSUM_OFF, &check, sizeof(check)))
+			goto fail;
+		in.partial = check == xlb_pseudo_seed6(in.saddr, in.daddr, IPPROTO_UDP, p.l4_len);
 	}
 	err = rst ? xlb_reply6_rst(skb, &in) : xlb_reply6_unreach(skb, &in);
 	if (err)
