@@ -14,6 +14,8 @@ import { lbVips } from './config.js';
 import { isIPv4, parseIPv4, parseIPv4Cidr, parseIPv6 } from './addr.js';
 import { maglevTable } from './maglev.js';
 import { buildTables, type TableJob } from './maglev-pool.js';
+// (its own line: other changes touch the imports above)
+import { vipList } from './config.js';
 import { HASH_FIELDS, IPPROTO, XLB, type Snat4Entry } from './layout.js';
 
 /** Ids handed out by earlier applies; compile keeps them where it can. */
@@ -216,6 +218,8 @@ class IdSet {
     private bits: Uint8Array = new Uint8Array(1024),
     /** No id below this is free. */
     public low = 1,
+    /** Ids in use per block of BLOCK ids: full blocks are skipped when looking for a free id. */
+    private blocks: Uint16Array = new Uint16Array(1024 / BLOCK),
   ) {}
   static of(ids: Iterable<number>): IdSet {
     const s = new IdSet();
@@ -223,24 +227,40 @@ class IdSet {
     return s;
   }
   clone(): IdSet {
-    return new IdSet(this.bits.slice(), this.low);
+    return new IdSet(this.bits.slice(), this.low, this.blocks.slice());
   }
   has(id: number): boolean {
     return id < this.bits.length && this.bits[id] === 1;
   }
+  /** Whether every id of the block holding `id` is in use. */
+  blockFull(id: number): boolean {
+    return (id >> BLOCK_SHIFT) < this.blocks.length && this.blocks[id >> BLOCK_SHIFT] === BLOCK;
+  }
   add(id: number): void {
     if (id >= this.bits.length) {
-      const grown = new Uint8Array(Math.max(id + 1, this.bits.length * 2));
+      const size = Math.max(id + 1, this.bits.length * 2);
+      const grown = new Uint8Array(Math.ceil(size / BLOCK) * BLOCK);
       grown.set(this.bits);
       this.bits = grown;
+      const blocks = new Uint16Array(grown.length / BLOCK);
+      blocks.set(this.blocks);
+      this.blocks = blocks;
     }
+    if (this.bits[id] === 1) return;
     this.bits[id] = 1;
+    this.blocks[id >> BLOCK_SHIFT]!++;
   }
   remove(id: number): void {
-    if (id < this.bits.length) this.bits[id] = 0;
+    if (id < this.bits.length && this.bits[id] === 1) {
+      this.bits[id] = 0;
+      this.blocks[id >> BLOCK_SHIFT]!--;
+    }
     if (id < this.low) this.low = Math.max(1, id);
   }
 }
+/** Ids per block of IdSet's count of ids in use. */
+const BLOCK_SHIFT = 8;
+const BLOCK = 1 << BLOCK_SHIFT;
 
 /**
  * Hands out the lowest id ≥ 1 that is neither in use by the previous compile
@@ -261,7 +281,13 @@ class Allocator {
   /** Lowest reserved id skipped (free again once no longer reserved). */
   private skipped = Infinity;
   take(): number {
-    while (this.used.has(this.next) || this.reserved.has(this.next)) {
+    for (;;) {
+      // A block with every id in use has none to hand out (reserved ids are not in use).
+      if ((this.next & (BLOCK - 1)) === 0 && this.used.blockFull(this.next)) {
+        this.next += BLOCK;
+        continue;
+      }
+      if (!this.used.has(this.next) && !this.reserved.has(this.next)) break;
       if (!this.used.has(this.next)) this.skipped = Math.min(this.skipped, this.next);
       this.next++;
     }
@@ -296,6 +322,8 @@ function lbSignature(lb: LoadBalancer): string {
 
 /** What one VIP was compiled from, and the result (reused while the inputs are equal). */
 interface VipMemo {
+  /** Its key in the load balancer's `vips`. */
+  key: string;
   lbSig: string;
   /** The VIP's backend list as validated. */
   list: string;
@@ -306,10 +334,15 @@ interface VipMemo {
   entries: CompiledVipEntry[];
 }
 
-/** The VIPs of one load balancer: by key, and in `vips` order. */
+/** The VIPs of one load balancer: in `vips` order, and their index there by key. */
 interface LbMemo {
-  byKey: Map<string, VipMemo>;
+  byKey: Map<string, number>;
   order: VipMemo[];
+  /** What it was compiled from: the validated `vips` object and its keys, the signature, the down backends. */
+  vips: Record<string, string>;
+  keys: readonly string[];
+  lbSig: string;
+  downSig: string;
 }
 
 /** Kept with each Compiled (not enumerable): what the next compile may reuse. */
@@ -318,6 +351,23 @@ interface Memo {
   byLb: Map<string, LbMemo>;
   vipIds: IdSet;
   backendIds: IdSet;
+  /** The compile this one was derived from (its `reuse`), and the VIPs that differ from it. */
+  base: Compiled | null;
+  fresh: CompiledVip[];
+  stale: CompiledVip[];
+}
+
+/** Counters of compile work (tests check that a small change costs little). */
+export const compileCounters = { lbsWalked: 0, vipsCompiled: 0 };
+
+/**
+ * The VIPs of `c` that are not in `prev` (fresh) and those of `prev` not in
+ * `c` (stale), by identity — known without a walk when `c` was compiled
+ * reusing `prev`; null otherwise.
+ */
+export function vipChanges(c: Compiled, prev: Compiled): { fresh: readonly CompiledVip[]; stale: readonly CompiledVip[] } | null {
+  const m = (c as WithMemo)[MEMO];
+  return m && m.base === prev ? { fresh: m.fresh, stale: m.stale } : null;
 }
 
 const MEMO = Symbol('xlb.compile.memo');
@@ -519,6 +569,16 @@ export function compile(
     else downByVip.set(name, [key.slice(sp + 1)]);
   }
   const downSigOf = (name: string): string => (downByVip.size === 0 ? '' : (downByVip.get(name)?.sort().join(',') ?? ''));
+  // And by load balancer (a VIP name is "<LB> <key>/<proto>", the key has no space).
+  const downByLb = new Map<string, string[]>();
+  for (const key of down) {
+    const name = key.slice(0, key.lastIndexOf(' '));
+    const lbName = name.slice(0, name.lastIndexOf(' '));
+    const list = downByLb.get(lbName);
+    if (list) list.push(key);
+    else downByLb.set(lbName, [key]);
+  }
+  const lbDownSig = (lbName: string): string => (downByLb.size === 0 ? '' : (downByLb.get(lbName)?.sort().join('\n') ?? ''));
 
   const reserved = opts.reservedBackendIds ?? NONE_RESERVED;
   const vipAlloc = new Allocator(memo ? memo.vipIds.clone() : IdSet.of(Object.values(prev.vips)), NONE_RESERVED);
@@ -531,30 +591,57 @@ export function compile(
   /** VIPs whose table is to be built (all at once, on two threads when many). */
   const pending: Array<{ cv: CompiledVip; job: TableJob }> = [];
   const byLb = new Map<string, LbMemo>();
+  /** VIPs that differ from the memo's compile: new ones, and the ones they replace or that are gone. */
+  const fresh: CompiledVip[] = [];
+  const stale: CompiledVip[] = [];
   for (const lb of served) {
     const lbSig = lbSignature(lb);
+    const downSig = lbDownSig(lb.name);
     const old = memo?.byLb.get(lb.name);
+    if (old && old.vips === lb.vips && Object.isFrozen(lb.vips) && old.lbSig === lbSig && old.downSig === downSig) {
+      // The same validated VIPs (validateConfig hands back the same object
+      // for an unchanged load balancer): nothing of it to look at.
+      for (let k = 0; k < old.order.length; k++) vips.push(old.order[k]!.cv);
+      byLb.set(lb.name, old);
+      continue;
+    }
+    compileCounters.lbsWalked++;
     const order: VipMemo[] = [];
-    // The previous compile's index, copied on the first change only.
-    let byKey: Map<string, VipMemo> | null = old ? null : new Map();
+    const { keys, lists } = vipList(lb.vips);
+    // Key → index: the previous one while the keys are the same (validateConfig keeps their array).
+    const byKey = old && old.keys === keys ? old.byKey : new Map<string, number>();
+    const newIndex = byKey.size === 0 && keys.length > 0;
     let parsed: Map<string, Vip> | null = null;
-    let kept = 0;
-    const keys = Object.keys(lb.vips);
+    // Every VIP of `old` has its signature and down backends (a VIP is kept only while they are unchanged).
+    const oldOrder = old && old.lbSig === lbSig && old.downSig === downSig ? old.order : null;
     for (let k = 0; k < keys.length; k++) {
       const key = keys[k]!;
-      const list = lb.vips[key]!;
-      const was = old?.byKey.get(key);
-      if (was) kept++;
+      const list = lists[k]!;
+      if (newIndex) byKey.set(key, k);
+      // Mostly at the same place as before.
+      let was = oldOrder?.[k];
+      if (was !== undefined && was.key === key && was.list === list) {
+        order.push(was);
+        vips.push(was.cv);
+        continue;
+      }
+      if (old && was?.key !== key) {
+        const i = old.byKey.get(key);
+        was = i === undefined ? undefined : old.order[i];
+      }
       if (was && was.list === list && was.lbSig === lbSig && was.downSig === downSigOf(was.cv.name)) {
         order.push(was);
         vips.push(was.cv);
         continue;
       }
+      compileCounters.vipsCompiled++;
       // Recompiled: parse this VIP only (every VIP at once for a load balancer new here).
       const v = old ? lbVips({ ...lb, vips: { [key]: list } })[0]! : (parsed ??= new Map(lbVips(lb).map((x) => [x.key, x]))).get(key)!;
       const name = vipName(lb.name, v);
       const cv = compileVip(lb, v, name, was?.cv ?? null, memo === null ? prev : null, vipAlloc, backendAlloc, down, earlierTable, pending);
+      fresh.push(cv);
       if (was) {
+        stale.push(was.cv);
         const still = new Set(cv.backends.map((b) => b.id));
         for (const b of was.cv.backends) if (!still.has(b.id)) freedBackends.push(b.id);
         if (was.cv.id !== cv.id) freedVips.push(was.cv.id);
@@ -571,21 +658,20 @@ export function compile(
           e.hashFields === cv.hashFields &&
           e.affinityTimeoutS === cv.affinityTimeoutS,
       );
-      const vm: VipMemo = { lbSig, list, downSig: downSigOf(name), cv, entries };
-      (byKey ??= new Map(old!.byKey)).set(key, vm);
+      const vm: VipMemo = { key, lbSig, list, downSig: downSigOf(name), cv, entries };
       order.push(vm);
       vips.push(cv);
     }
     // VIPs of the previous compile that are gone free their ids.
-    if (old && kept !== old.byKey.size) {
-      for (const [key, was] of old.byKey) {
-        if (Object.hasOwn(lb.vips, key)) continue;
+    if (old && old.keys !== keys) {
+      for (const was of old.order) {
+        if (byKey.has(was.key)) continue;
+        stale.push(was.cv);
         freedVips.push(was.cv.id);
         for (const b of was.cv.backends) freedBackends.push(b.id);
-        (byKey ??= new Map(old.byKey)).delete(key);
       }
     }
-    byLb.set(lb.name, { byKey: byKey ?? old!.byKey, order });
+    byLb.set(lb.name, { byKey, order, vips: lb.vips, keys, lbSig, downSig });
   }
   const built = buildTables(pending.map((p) => p.job));
   pending.forEach((p, i) => (p.cv.table = built[i]!));
@@ -594,6 +680,7 @@ export function compile(
     for (const [lbName, old] of memo.byLb) {
       if (byLb.has(lbName)) continue;
       for (const was of old.order) {
+        stale.push(was.cv);
         freedVips.push(was.cv.id);
         for (const b of was.cv.backends) freedBackends.push(b.id);
       }
@@ -727,7 +814,8 @@ export function compile(
   }
 
   const out: WithMemo = { ids: derivedIds(scopes, vips), ifaces, vips, entries, neigh, snat, warnings };
-  Object.defineProperty(out, MEMO, { value: { byLb, vipIds, backendIds } satisfies Memo, enumerable: false });
+  const memoOut: Memo = { byLb, vipIds, backendIds, base: memo ? reuse : null, fresh, stale };
+  Object.defineProperty(out, MEMO, { value: memoOut, enumerable: false });
   return out;
 }
 

@@ -521,18 +521,66 @@ function vipKeyIdentity(key: string, protocol: Protocol): string {
   return id;
 }
 
-/** Validates `vips`. */
-function validateVips(v: unknown, field: string): Record<string, string> {
+/**
+ * The validated `vips` of each load balancer as its keys and normalized
+ * lists, in order (compile walks these arrays instead of the object). Keys
+ * of a validated `vips` object returned by validateConfig.
+ */
+export interface VipList {
+  keys: readonly string[];
+  lists: readonly string[];
+}
+const vipLists = new WeakMap<object, VipList>();
+
+/** The keys and lists of a validated `vips` object, in order (an object not from validateConfig is read as it is). */
+export function vipList(vips: Record<string, string>): VipList {
+  const known = vipLists.get(vips);
+  if (known) return known;
+  const keys = Object.keys(vips);
+  return { keys, lists: keys.map((k) => vips[k]!) };
+}
+
+/**
+ * The last `vips` validated per load balancer name (input values and result):
+ * an unchanged load balancer gets the same validated object back without
+ * building a new one, and a changed one is compared key by key against it.
+ * Bounded like vipCache.
+ */
+const lastVips = new Map<string, { keys: string[]; raws: unknown[]; list: VipList; out: Record<string, string> }>();
+const LAST_VIPS_MAX = 1 << 12;
+
+/** Counters of validation work (tests check that a small change costs little). */
+export const validateCounters = { vipsParsed: 0, overlapChecked: 0 };
+
+/** Validates `vips` (of load balancer `lbName`, for the memo above). */
+function validateVips(v: unknown, field: string, lbName = ''): Record<string, string> {
   const raw = optionalObj(v, field, 'an object mapping "IP:PORT" (or "IP") to a backend list');
-  const out: Record<string, string> = {};
+  const prev = lastVips.get(lbName);
   // IPv6 has many spellings of one address: one VIP, one key (IPv4 is parsed strictly: one spelling).
   const seen6 = new Map<string, string>();
   const keys = Object.keys(raw);
+  const raws: unknown[] = new Array(keys.length);
+  const lists: string[] = new Array(keys.length);
+  let same = prev !== undefined && prev.keys.length === keys.length;
+  let sameKeys = same;
   for (let k = 0; k < keys.length; k++) {
     const key = keys[k]!;
     const value = raw[key];
+    raws[k] = value;
+    if (prev !== undefined && prev.keys[k] === key) {
+      if (prev.raws[k] === value) {
+        // Unchanged since the last validation of this load balancer (IPv6 keys are re-checked for spellings below).
+        lists[k] = prev.list.lists[k]!;
+        // IPv4 (at most one ':'): nothing left to check.
+        if (key.indexOf(':') === key.lastIndexOf(':')) continue;
+      } else same = false;
+    } else {
+      same = false;
+      sameKeys = false;
+    }
     let entry = vipCache.get(key);
     if (entry === undefined || entry.value !== value) {
+      validateCounters.vipsParsed++;
       const normalized = validateVip(key, value, keyPath(field, key));
       if (vipCache.size >= VIP_CACHE_MAX) vipCache.clear();
       entry = { value: value as string, normalized, vip: parseHostPort(key) };
@@ -544,8 +592,18 @@ function validateVips(v: unknown, field: string): Record<string, string> {
       if (other !== undefined) throw new ConfigError(keyPath(field, key), `VIP "${key}" is the same as VIP "${other}"`, key);
       seen6.set(id, key);
     }
-    out[key] = entry.normalized;
+    lists[k] = entry.normalized;
   }
+  if (same && prev) return prev.out;
+  // A prototype-less object: inserting 10⁴ keys into it is several times faster.
+  const out: Record<string, string> = Object.create(null);
+  for (let k = 0; k < keys.length; k++) out[keys[k]!] = lists[k]!;
+  // Frozen: compile may take an unchanged object as unchanged VIPs.
+  Object.freeze(out);
+  const list: VipList = { keys: sameKeys && prev ? prev.keys : keys, lists };
+  vipLists.set(out, list);
+  if (lastVips.size >= LAST_VIPS_MAX) lastVips.clear();
+  lastVips.set(lbName, { keys: list.keys as string[], raws, list, out });
   return out;
 }
 
@@ -572,7 +630,7 @@ function validateLoadBalancer(v: unknown, field: string, names: Set<string>): Lo
   const lb: LoadBalancer = {
     name: expectName(raw.name, keyPath(field, 'name'), 'load balancer', names),
     protocol: expectChoice(raw.protocol, keyPath(field, 'protocol'), PROTOCOLS, 'tcp'),
-    vips: validateVips(raw.vips, keyPath(field, 'vips')),
+    vips: validateVips(raw.vips, keyPath(field, 'vips'), typeof raw.name === 'string' ? raw.name : ''),
     options: validateOptions(raw.options, keyPath(field, 'options'), (k) => LB_OPTIONS.get(k), allowedOptions),
     selection_fields: validateSelectionFields(raw.selection_fields, keyPath(field, 'selection_fields')),
   };
@@ -710,26 +768,68 @@ function vipIdentity(vip: Pick<Vip, 'family' | 'addr' | 'port' | 'protocol'>): s
  */
 function validateLbRefs(v: unknown, field: string, lbs: ReadonlyMap<string, LoadBalancer>, owner: string): string[] {
   const names: string[] = [];
-  const vipOwners = new Map<string, string>();
-  optionalArray(v, field, 'an array of load balancer names').forEach((item, i) => {
+  const items = optionalArray(v, field, 'an array of load balancer names');
+  items.forEach((item, i) => {
     const itemField = indexPath(field, i);
     const name = expectString(item, itemField);
     const lb = lbs.get(name);
     if (lb === undefined) throw new ConfigError(itemField, `unknown load balancer "${name}"`, item);
     if (names.includes(name)) throw new ConfigError(itemField, `load balancer "${name}" is listed twice`, item);
-    const keys = Object.keys(lb.vips);
-    for (let k = 0; k < keys.length; k++) {
-      const id = vipKeyIdentity(keys[k]!, lb.protocol);
-      const other = vipOwners.get(id);
-      if (other !== undefined) {
-        throw new ConfigError(itemField, `load balancers "${other}" and "${name}" both define VIP ${id} on ${owner}`, item);
-      }
-      vipOwners.set(id, name);
-    }
     names.push(name);
   });
+  // VIPs of one load balancer never overlap (checked in validateVips): with one, nothing to compare.
+  if (names.length < 2) return names;
+  const objs = names.map((n) => lbs.get(n)!);
+  const identities = (lb: { vips: Record<string, string>; protocol: Protocol }): string[] =>
+    vipList(lb.vips).keys.map((key) => vipKeyIdentity(key, lb.protocol));
+  // The same load balancers as at the last check of this list: only those
+  // whose (frozen) validated VIPs are other objects now are checked again,
+  // against the VIP → load balancer index of that check.
+  const last = lastOverlapCheck.get(owner);
+  if (last && last.lbs.length === objs.length && last.lbs.every((x, i) => x.name === names[i] && x.protocol === objs[i]!.protocol)) {
+    const changed = objs.flatMap((lb, i) => (last.lbs[i]!.vips === lb.vips ? [] : [i]));
+    if (changed.length === 0) return names;
+    for (const i of changed) for (const id of identities(last.lbs[i]!)) if (last.owners.get(id) === names[i]) last.owners.delete(id);
+    let clash = false;
+    for (const i of changed) {
+      for (const id of identities(objs[i]!)) {
+        validateCounters.overlapChecked++;
+        if (last.owners.has(id)) clash = true;
+        last.owners.set(id, names[i]!);
+      }
+    }
+    if (!clash) {
+      for (const i of changed) last.lbs[i] = { name: names[i]!, vips: objs[i]!.vips, protocol: objs[i]!.protocol };
+      return names;
+    }
+    // The index no longer matches any check: the full check below names the clash.
+    lastOverlapCheck.delete(owner);
+  }
+  const vipOwners = new Map<string, string>();
+  objs.forEach((lb, i) => {
+    const name = names[i]!;
+    for (const id of identities(lb)) {
+      const other = vipOwners.get(id);
+      if (other !== undefined) {
+        throw new ConfigError(indexPath(field, i), `load balancers "${other}" and "${name}" both define VIP ${id} on ${owner}`, items[i]);
+      }
+      validateCounters.overlapChecked++;
+      vipOwners.set(id, name);
+    }
+  });
+  if (lastOverlapCheck.size >= LAST_VIPS_MAX) lastOverlapCheck.clear();
+  lastOverlapCheck.set(owner, { lbs: objs.map((lb, i) => ({ name: names[i]!, vips: lb.vips, protocol: lb.protocol })), owners: vipOwners });
   return names;
 }
+
+/**
+ * Per switch/router: the load balancers (their validated VIPs) whose overlap
+ * check passed last, and the VIP identity → load balancer index it built.
+ */
+const lastOverlapCheck = new Map<
+  string,
+  { lbs: Array<{ name: string; vips: Record<string, string>; protocol: Protocol }>; owners: Map<string, string> }
+>();
 
 /** Validates one logical switch. */
 function validateSwitch(v: unknown, field: string, ctx: Context): LogicalSwitch {

@@ -119,8 +119,12 @@ function getWorker(): Worker | null {
   return worker;
 }
 
+/** Tables built so far (tests check that a small change builds few). */
+export const tableCounters = { built: 0 };
+
 /** Builds every table; on two threads when there are many. */
 export function buildTables(jobs: readonly TableJob[]): Uint32Array[] {
+  tableCounters.built += jobs.length;
   if (jobs.length < PARALLEL_MIN) {
     return jobs.map((j) => {
       const out = new Uint32Array(j.m + 1);

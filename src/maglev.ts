@@ -116,10 +116,39 @@ function turnOrder(names: readonly string[], weights: readonly number[]): number
   });
 }
 
+/** Up to this M, `c + step` (< 2M) fits a signed 32-bit integer. */
+const SMALL_M = 0x3fffffff;
+
 /** Next slot of a permutation: `(c + step) % m` for c, step < m. */
 function advance(c: number, step: number, m: number): number {
   const next = c + step;
   return next >= m ? next - m : next;
+}
+
+/**
+ * The equal-weight fill for M ≤ SMALL_M: every backend in turn claims its next
+ * free preferred slot. The same steps as the loop in maglevTable; only the
+ * wrap-around `c ≥ m ? c − m : c` is computed without a branch (whether a
+ * step wraps is unpredictable): m − 1 − c is negative exactly when c ≥ m, and
+ * its sign widened by `>> 31` is then all ones, so `m & that` is m, else 0.
+ */
+function fillEqual(table: Int32Array, pos: Uint32Array, skip: Uint32Array, idx: Int32Array, m: number): Int32Array {
+  const n = idx.length;
+  let filled = 0;
+  for (;;) {
+    for (let t = 0; t < n; t++) {
+      const step = skip[t]!;
+      let c = pos[t]!;
+      while (table[c] !== -1) {
+        c += step;
+        c -= m & ((m - 1 - c) >> 31);
+      }
+      table[c] = idx[t]!;
+      c += step;
+      pos[t] = c - (m & ((m - 1 - c) >> 31));
+      if (++filled === m) return table;
+    }
+  }
 }
 
 /**
@@ -165,6 +194,7 @@ export function maglevTable(backendNames: readonly string[], m: number, weights?
   if (weight.every((x) => x === maxWeight)) {
     // Equal weights: every backend takes a turn every round (no credit to keep).
     const idx = Int32Array.from(order);
+    if (m <= SMALL_M) return fillEqual(table, pos, skip, idx, m);
     for (;;) {
       for (let t = 0; t < n; t++) {
         const step = skip[t]!;

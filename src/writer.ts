@@ -20,7 +20,7 @@
  * (a program that read an old slot just before the rewrite has finished by
  * then); until then its id is not handed out again (see Xlb.apply).
  */
-import type { Compiled, CompiledBackend, CompiledVip, CompiledVipEntry } from './compile.js';
+import { vipChanges, type Compiled, type CompiledBackend, type CompiledVip, type CompiledVipEntry } from './compile.js';
 import { ApplyError } from './errors.js';
 import {
   decodeU32,
@@ -54,6 +54,9 @@ export interface ApplySummary {
   /** Total map writes (0 when nothing changed). */
   writes: number;
 }
+
+/** Counters of diff work (tests check that a small change costs little). */
+export const diffCounters = { vipsWalked: 0 };
 
 /** From this many changed backend slots on, they are written in one batch. */
 const BATCH_MIN = 64;
@@ -422,14 +425,22 @@ function planFromPrev(
   const newBackendIds: number[] = [];
 
   // Changed VIPs, paired by name (unchanged ones are the same object, mostly at the same index).
-  const fresh: CompiledVip[] = [];
+  // (compile() knows them when it derived c from prev: then no walk over every VIP.)
+  const known = vipChanges(c, prev);
+  const fresh: CompiledVip[] = known ? [...known.fresh] : [];
   const stale = new Map<string, CompiledVip>();
-  for (let i = 0; i < Math.max(c.vips.length, prev.vips.length); i++) {
-    const v = c.vips[i];
-    const o = prev.vips[i];
-    if (v === o) continue;
-    if (v) fresh.push(v);
-    if (o) stale.set(o.name, o);
+  if (known) {
+    diffCounters.vipsWalked += known.fresh.length + known.stale.length;
+    for (const o of known.stale) stale.set(o.name, o);
+  } else {
+    for (let i = 0; i < Math.max(c.vips.length, prev.vips.length); i++) {
+      diffCounters.vipsWalked++;
+      const v = c.vips[i];
+      const o = prev.vips[i];
+      if (v === o) continue;
+      if (v) fresh.push(v);
+      if (o) stale.set(o.name, o);
+    }
   }
   const pairs: Array<[CompiledVip | null, CompiledVip]> = [];
   for (const v of fresh) {

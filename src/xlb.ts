@@ -362,6 +362,9 @@ export class Xlb {
     const flushOf = (lb: string): boolean =>
       (desired.load_balancers.find((l) => l.name === lb) ?? this.state.desired.load_balancers.find((l) => l.name === lb))
         ?.options.ct_flush === 'true';
+    // No load balancer flushes (OVN's default): nothing to look at.
+    const flushing = (d: DesiredState): boolean => d.load_balancers.some((l) => l.options.ct_flush === 'true');
+    if (!flushing(desired) && !flushing(this.state.desired)) return 0;
     const now = new Set(compiled.vips.flatMap((v) => v.backends.map((b) => `${v.id}/${b.id}`)));
     const gone = new Set<string>();
     for (const v of this.state.vips) {
