@@ -10,6 +10,7 @@
 #include "lib/bounce.h"
 #include "lib/neigh.h"
 #include "lib/reject.h"
+#include "lib/reject6.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -28,12 +29,20 @@ static __always_inline void xlb_tc_linearize(struct __sk_buff *skb)
 }
 
 /* tc, an IPv6 frame (lb6.h): a subprogram called in tail position, so the
- * IPv4 path keeps its code. A neighbour solicitation on ingress may be for a
- * router's VIP (neigh.h). */
+ * IPv4 path keeps its code. Returns the verdict: a reject is answered by
+ * xlb_tc_reject6 after it returned (their stack frames do not add up), and so
+ * is a neighbour solicitation that may be for a router's VIP (neigh.h). */
 static __attribute__((noinline)) int xlb_tc_ipv6(struct __sk_buff *skb, int ingress)
 {
-	enum xlb_verdict v = xlb_process6_tc(skb, ingress);
+	return xlb_process6_tc(skb, ingress);
+}
 
+static __always_inline int xlb_tc_run6(struct __sk_buff *skb, int ingress)
+{
+	int v = xlb_tc_ipv6(skb, ingress);
+
+	if (v == XLB_V_REJECT)
+		return xlb_tc_reject6(skb);
 	if (v == XLB_V_NEIGH)
 		return xlb_tc_ns(skb);
 	return xlb_hook_verdict(XLB_HOOK_TC, v);
@@ -49,7 +58,7 @@ static __always_inline int xlb_tc_run(struct __sk_buff *skb, enum xlb_stage stag
 	if (v == XLB_V_REJECT)
 		return xlb_tc_reject(skb);
 	if (v == XLB_V_NOT_IP && skb->protocol == bpf_htons(ETH_P_IPV6))
-		return xlb_tc_ipv6(skb, stage == XLB_STAGE_INGRESS);
+		return xlb_tc_run6(skb, stage == XLB_STAGE_INGRESS);
 	if (v == XLB_V_NOT_IP && stage == XLB_STAGE_INGRESS)
 		return xlb_tc_neigh(skb);
 	if (v == XLB_V_BOUNCE) /* hairpin: back to the sender */
@@ -106,6 +115,8 @@ int xlb_tc_reply(struct __sk_buff *skb)
 	switch (xlb_tc_deferred(skb)) {
 	case XLB_DEFER_REJECT:
 		xlb_tc_linearize(skb);
+		if (skb->protocol == bpf_htons(ETH_P_IPV6))
+			return xlb_tc_reject6(skb);
 		return xlb_tc_reject(skb);
 	case XLB_DEFER_BOUNCE:
 		return xlb_tc_bounce(skb);

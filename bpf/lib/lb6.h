@@ -19,6 +19,7 @@
 #include "nat6.h"
 #include "icmp6.h"
 #include "lb.h"
+#include "bounce.h"
 
 XLB_INLINE enum xlb_verdict xlb_apply_ct6(void *ctx, enum xlb_hook hook, const struct xlb_pkt6 *p,
 					  const struct xlb_ct6_val *ct)
@@ -60,6 +61,11 @@ XLB_INLINE enum xlb_verdict xlb_balance6(void *ctx, enum xlb_hook hook, const st
 	if (!be || xlb_addr6_is_zero(be->addr)) {
 		struct xlb_stats *s = xlb_lookup(&xlb_vip_stats, &vip->vip_id);
 
+		if (vip->flags & XLB_VIP_F_REJECT) { /* answered by reject6.h */
+			if (s)
+				s->rejects += 1;
+			return XLB_V_REJECT;
+		}
 		if (s)
 			s->drops += 1;
 		xlb_count(XLB_G_NO_BACKEND);
@@ -181,10 +187,18 @@ static __attribute__((noinline)) int xlb_process6_xdp(struct xdp_md *ctx)
 
 	v = xlb_process6(ctx, XLB_HOOK_XDP, 1, data, data_end, (__u32)(data_end - data),
 			 ctx->ingress_ifindex);
+	if (v == XLB_V_REJECT) { /* the tc companion answers (reject6.h) */
+		if (xlb_xdp_defer(ctx, XLB_DEFER_REJECT)) {
+			xlb_count(XLB_G_REJECT_FAIL);
+			return XDP_DROP;
+		}
+		return XDP_PASS;
+	}
 	return xlb_hook_verdict(XLB_HOOK_XDP, v);
 }
 
-/* The same for tc, inlined into xlb.bpf.c's xlb_tc_ipv6 subprogram. */
+/* The same for tc, inlined into xlb.bpf.c's xlb_tc_ipv6 subprogram, which
+ * returns the verdict: XLB_V_REJECT is answered by the entry point after it. */
 static __always_inline int xlb_process6_tc(struct __sk_buff *skb, int ingress)
 {
 	return xlb_process6(skb, XLB_HOOK_TC, ingress, (void *)(long)skb->data,
