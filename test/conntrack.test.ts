@@ -3,6 +3,7 @@
  * in both directions, the garbage collector's per-state timeouts, LRU at
  * capacity, and OVN's ct_flush on backend removal.
  */
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { Dataplane } from '../src/dataplane.js';
@@ -196,6 +197,7 @@ describe('ct_flush', () => {
     } finally {
       x.close();
       Xlb.reset(instance);
+      rmSync(instance.stateDir, { recursive: true, force: true });
     }
   });
 });

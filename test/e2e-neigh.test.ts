@@ -6,6 +6,7 @@
  * and connects to it; `none`, or `reachable` with the VIP outside every router
  * network, leaves the ARP unanswered.
  */
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { Lab, labNames, nsExec } from '../src/lab.js';
@@ -80,6 +81,7 @@ beforeAll(async () => {
 afterAll(async () => {
   x?.close();
   Xlb.reset(INSTANCE);
+  rmSync(INSTANCE.stateDir, { recursive: true, force: true });
   await lab?.destroy();
 });
 

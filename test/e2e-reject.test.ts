@@ -6,6 +6,7 @@
  * "connection refused" at once; without reject the SYN is dropped (timeout).
  * Both with partial checksums from vm3 and with full ones.
  */
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, labNames, nsExec } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
@@ -52,6 +53,7 @@ beforeAll(async () => {
 afterAll(async () => {
   x?.close();
   Xlb.reset(INSTANCE);
+  rmSync(INSTANCE.stateDir, { recursive: true, force: true });
   await lab?.destroy();
 });
 

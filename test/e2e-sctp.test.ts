@@ -9,6 +9,7 @@
  * CRC unchanged). On tc also at the size limit: a 16,000-byte SCTP packet is
  * served, one over XLB_SCTP_CRC_MAX_LEN (16 KiB) is dropped and counted.
  */
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { Lab, labNames, nsExec } from '../src/lab.js';
@@ -104,6 +105,7 @@ afterAll(async () => {
   for (const s of Object.values(sock)) if (s) n.packetClose(s.fd);
   x?.close();
   Xlb.reset(INSTANCE);
+  rmSync(INSTANCE.stateDir, { recursive: true, force: true });
   await lab?.destroy();
 });
 
