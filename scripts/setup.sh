@@ -13,7 +13,7 @@ fi
 
 # Build tools, libbpf, and what the lab and the tests drive.
 APT_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config cmake make g++
-  iproute2 ethtool curl bpftool iputils-ping
+  iproute2 ethtool curl bpftool iputils-ping python3
   openvswitch-switch ovn-central ovn-host nginx-light iperf3 wrk nftables)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
