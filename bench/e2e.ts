@@ -252,6 +252,7 @@ export async function runE2e(opts: E2eOptions): Promise<StageResult> {
         /* closed */
       }
       Xlb.reset(inst);
+      rmSync(inst.stateDir, { recursive: true, force: true });
     }
     for (const l of labs.splice(0)) Lab.destroyTopology(l.names);
     sandbox?.teardown();

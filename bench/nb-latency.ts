@@ -40,6 +40,7 @@ export async function nbToKernelLatencies(n: number): Promise<number[]> {
   const cleanup = (): void => {
     daemon?.kill('SIGKILL');
     Xlb.reset(INSTANCE);
+    rmSync(INSTANCE.stateDir, { recursive: true, force: true });
     sb.teardown();
     rmSync(dir, { recursive: true, force: true });
   };
