@@ -294,25 +294,18 @@ export async function runE2e(opts: E2eOptions): Promise<StageResult> {
     }
     targets.push({ config: 'no-op XDP', clientNs: noop.names.vms.vm3.ns, http: `http://${IPS.vm1}:${HTTP}/`, iperf: IPS.vm1, port: hostPort(noop) });
 
-    const withXlb = await kernelLab('x');
-    {
-      const inst = { pinRoot: '/sys/fs/bpf/xlb-b-e2e-k', stateDir: '/run/xlb-b-e2e-k' };
+    // xlb on a lab of its own, attached at `hook`.
+    const withXlbAt = async (lab: string, suffix: string, hook: 'tc' | 'xdp', config: 'xlb (tc)' | 'xlb (XDP)'): Promise<void> => {
+      const l = await kernelLab(lab);
+      const inst = { pinRoot: `/sys/fs/bpf/xlb-b-e2e-${suffix}`, stateDir: `/run/xlb-b-e2e-${suffix}` };
       Xlb.reset(inst);
       const x = Xlb.open(inst);
       xlbs.push({ x, inst });
-      x.apply(xlbConfig(`${withXlb.names.hv}/${withXlb.names.vms.vm3.hostIf}`, 'tc'));
-    }
-    targets.push({ config: 'xlb (tc)', clientNs: withXlb.names.vms.vm3.ns, http: `http://${VIP}:${HTTP}/`, iperf: VIP, port: hostPort(withXlb) });
-
-    const withXdp = await kernelLab('d');
-    {
-      const inst = { pinRoot: '/sys/fs/bpf/xlb-b-e2e-d', stateDir: '/run/xlb-b-e2e-d' };
-      Xlb.reset(inst);
-      const x = Xlb.open(inst);
-      xlbs.push({ x, inst });
-      x.apply(xlbConfig(`${withXdp.names.hv}/${withXdp.names.vms.vm3.hostIf}`, 'xdp'));
-    }
-    targets.push({ config: 'xlb (XDP)', clientNs: withXdp.names.vms.vm3.ns, http: `http://${VIP}:${HTTP}/`, iperf: VIP, port: hostPort(withXdp) });
+      x.apply(xlbConfig(`${l.names.hv}/${l.names.vms.vm3.hostIf}`, hook));
+      targets.push({ config, clientNs: l.names.vms.vm3.ns, http: `http://${VIP}:${HTTP}/`, iperf: VIP, port: hostPort(l) });
+    };
+    await withXlbAt('x', 'k', 'tc', 'xlb (tc)');
+    await withXlbAt('d', 'd', 'xdp', 'xlb (XDP)');
 
     const nft = await kernelLab('n');
     {

@@ -12,7 +12,6 @@
 import type { DesiredState, Hook, LoadBalancer, LogicalRouter, LogicalSwitch, Vip } from './config.js';
 import { lbVips } from './config.js';
 import { isIPv4, parseIPv4, parseIPv4Cidr, parseIPv6, parseIPv6Cidr } from './addr.js';
-import { maglevTable } from './maglev.js';
 import { buildTables, type TableJob } from './maglev-pool.js';
 // (its own line: other changes touch the imports above)
 import { vipList } from './config.js';
@@ -144,25 +143,6 @@ function backendText(v: Vip, b: { addr: string; port: number }): string {
  */
 export function backendKey(vipName: string, backend: string): string {
   return `${vipName} ${backend}`;
-}
-
-/** Builds the Maglev table of one VIP, in the inner-map layout. */
-export function buildTable(
-  backendIds: readonly number[],
-  names: readonly string[],
-  m: number,
-  weights?: readonly number[],
-): Uint32Array {
-  const table = new Uint32Array(m + 1);
-  table[XLB.MAGLEV_HDR_SLOT] = m;
-  if (backendIds.length === 0) return table;
-  // Equal weights build exactly the unweighted table.
-  const idx = weights && weights.some((w) => w !== weights[0]) ? maglevTable(names, m, weights) : maglevTable(names, m);
-  for (let i = 0; i < m; i++) {
-    const j = idx[i];
-    table[XLB.MAGLEV_FIRST_SLOT + i] = j < 0 ? XLB.BACKEND_NONE : backendIds[j];
-  }
-  return table;
 }
 
 type Attachment = {
@@ -459,7 +439,12 @@ function hairpinAddr(lb: LoadBalancer): number {
  * Logical_Switch_Port) or from a load balancer's ip_port_mappings; a switch
  * with a port of unknown address gets no warning.
  */
-function onlyBackendsWarnings(sw: LogicalSwitch, lbs: readonly LoadBalancer[], mapped: ReadonlyMap<string, string[]>): string[] {
+function onlyBackendsWarnings(
+  sw: LogicalSwitch,
+  lbs: readonly LoadBalancer[],
+  mapped: ReadonlyMap<string, string[]>,
+  backendAddrs: (lb: LoadBalancer) => ReadonlySet<string>,
+): string[] {
   const byIface = new Map<string, Set<string>>();
   for (const p of sw.ports) {
     byIface.set(p.interface, new Set([...(p.addresses ?? []).flatMap((a) => a.split(' ').filter(isIPv4)), ...(mapped.get(p.interface) ?? [])]));
@@ -467,7 +452,7 @@ function onlyBackendsWarnings(sw: LogicalSwitch, lbs: readonly LoadBalancer[], m
   if (sw.ports.length === 0 || [...byIface.values()].some((s) => s.size === 0)) return [];
   const out: string[] = [];
   for (const lb of lbs) {
-    const backends = new Set(lbVips(lb).flatMap((v) => v.backends.map((b) => b.addr)));
+    const backends = backendAddrs(lb);
     if (backends.size === 0) continue;
     if (![...byIface.values()].every((addrs) => [...addrs].some((a) => backends.has(a)))) continue;
     out.push(
@@ -477,6 +462,12 @@ function onlyBackendsWarnings(sw: LogicalSwitch, lbs: readonly LoadBalancer[], m
     );
   }
   return out;
+}
+
+/** A compiled backend's address as written in the config (its text without the port). */
+function backendAddrText(cv: CompiledVip, b: CompiledBackend): string {
+  if (!cv.port) return b.text;
+  return cv.addr6 !== undefined ? b.text.slice(1, b.text.lastIndexOf(']')) : b.text.slice(0, b.text.lastIndexOf(':'));
 }
 
 /** The router port whose network holds addr (OVN's connected route), else null. */
@@ -724,6 +715,19 @@ export function compile(
       mappedIps.set(iface, [...(mappedIps.get(iface) ?? []), ip]);
     }
   }
+  // Backend addresses per load balancer, from the compiled VIPs (for onlyBackendsWarnings; built when first asked).
+  let backendAddrsByLb: Map<string, Set<string>> | null = null;
+  const backendAddrs = (lb: LoadBalancer): ReadonlySet<string> => {
+    if (!backendAddrsByLb) {
+      backendAddrsByLb = new Map();
+      for (const cv of vips) {
+        let set = backendAddrsByLb.get(cv.lb);
+        if (!set) backendAddrsByLb.set(cv.lb, (set = new Set()));
+        for (const b of cv.backends) set.add(backendAddrText(cv, b));
+      }
+    }
+    return backendAddrsByLb.get(lb.name) ?? new Set();
+  };
   for (const a of att) {
     const scope = scopes[a.owner]!;
     // Only ports of switches/routers with load balancers are served (attached to).
@@ -772,16 +776,16 @@ export function compile(
         entries.push(e);
         if (v.flags & XLB.VIP_F_IP_ONLY) ipOnly = true;
         if (v4 && sn.flags & XLB.VIP_F_SNAT_BACKEND && a.router) {
+          // The fallback: the first port with an IPv4 network (networks may be IPv6 too).
+          const first = a.router.ports.find((rp) => rp.networks.some((n) => !n.includes(':')));
+          const net4 = first?.networks.find((n) => !n.includes(':'));
           for (const b of v.backends) {
             const port = portToward(a.router, b.addr) ?? null;
-            // The fallback: the first port with an IPv4 network (networks may be IPv6 too).
-            const first = a.router.ports.find((rp) => rp.networks.some((n) => !n.includes(':')));
             if (!port && first) {
               warnings.push(
                 `router ${a.router.name}: backend ${b.text} of ${v.name} is in none of its ports' networks; lb_force_snat_ip=router_ip uses port ${first.name}'s address`,
               );
             }
-            const net4 = first?.networks.find((n) => !n.includes(':'));
             const ip = port ? port.ip : net4 ? parseIPv4(net4.slice(0, net4.indexOf('/'))) : null;
             if (ip !== null) addSnat({ scope, kind: XLB.SNAT_K_BACKEND, addr: b.addr, prefixLen: 32, snat: ip });
             else warnings.push(`router ${a.router.name}: no IPv4 network on any port; lb_force_snat_ip=router_ip has no address for backend ${b.text}`);
@@ -799,7 +803,7 @@ export function compile(
     }
     if (a.sw) {
       const mine = a.lbs.map((n) => lbByName.get(n)).filter((l): l is LoadBalancer => l !== undefined);
-      warnings.push(...onlyBackendsWarnings(a.sw, mine, mappedIps));
+      warnings.push(...onlyBackendsWarnings(a.sw, mine, mappedIps, backendAddrs));
     }
     // OVN's neighbor_responder (default reachable): a router answers ARP on its
     // ports for its load balancers' VIPs (all), or for those inside one of its

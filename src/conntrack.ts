@@ -108,15 +108,20 @@ export interface GcResult {
 }
 
 /**
- * Removes flows idle for longer than their state's timeout. A flow's idle time
- * is measured from the later of its two directions; both go together.
+ * The hex keys of the entries of flows idle for longer than their state's
+ * timeout (both directions; idle time from the later of the two). Shared by
+ * the IPv4 and IPv6 tables.
  */
-export function gcConntrack(dp: Dataplane, timeouts: ConntrackTimeouts = DEFAULT_CT_TIMEOUTS, now = monotonicNs()): GcResult {
-  const all = dump(dp);
+function idleFlows<E extends { k: { proto: number }; v: { state: number; lastSeenNs: bigint } }>(
+  all: ReadonlyMap<string, E>,
+  otherHexOf: (e: E) => string,
+  timeouts: ConntrackTimeouts,
+  now: bigint,
+): Set<string> {
   const doomed = new Set<string>();
   for (const [hex, e] of all) {
     if (doomed.has(hex)) continue;
-    const otherHex = encodeCt4Key(otherKey(e.k, e.v)).toString('hex');
+    const otherHex = otherHexOf(e);
     const other = all.get(otherHex);
     const last = other && other.v.lastSeenNs > e.v.lastSeenNs ? other.v.lastSeenNs : e.v.lastSeenNs;
     const limit = BigInt(Math.round(timeoutFor(e.k.proto, e.v.state, timeouts) * 1e9));
@@ -125,6 +130,16 @@ export function gcConntrack(dp: Dataplane, timeouts: ConntrackTimeouts = DEFAULT
       if (other) doomed.add(otherHex);
     }
   }
+  return doomed;
+}
+
+/**
+ * Removes flows idle for longer than their state's timeout. A flow's idle time
+ * is measured from the later of its two directions; both go together.
+ */
+export function gcConntrack(dp: Dataplane, timeouts: ConntrackTimeouts = DEFAULT_CT_TIMEOUTS, now = monotonicNs()): GcResult {
+  const all = dump(dp);
+  const doomed = idleFlows(all, (e) => encodeCt4Key(otherKey(e.k, e.v)).toString('hex'), timeouts, now);
   const removed = deleteKeys(
     dp,
     [...doomed].map((h) => all.get(h)!),
@@ -176,18 +191,7 @@ function deleteKeys6(dp: Dataplane, keys: Buffer[]): number {
 /** gcConntrack for the IPv6 table. */
 export function gcConntrack6(dp: Dataplane, timeouts: ConntrackTimeouts = DEFAULT_CT_TIMEOUTS, now = monotonicNs()): GcResult {
   const all = dump6(dp);
-  const doomed = new Set<string>();
-  for (const [hex, e] of all) {
-    if (doomed.has(hex)) continue;
-    const otherHex = encodeCt6Key(otherKey6(e.k, e.v)).toString('hex');
-    const other = all.get(otherHex);
-    const last = other && other.v.lastSeenNs > e.v.lastSeenNs ? other.v.lastSeenNs : e.v.lastSeenNs;
-    const limit = BigInt(Math.round(timeoutFor(e.k.proto, e.v.state, timeouts) * 1e9));
-    if (now - last > limit) {
-      doomed.add(hex);
-      if (other) doomed.add(otherHex);
-    }
-  }
+  const doomed = idleFlows(all, (e) => encodeCt6Key(otherKey6(e.k, e.v)).toString('hex'), timeouts, now);
   return { scanned: all.size, removed: deleteKeys6(dp, [...doomed].map((h) => all.get(h)!.key)) };
 }
 

@@ -322,16 +322,33 @@ export function decodeCt4Key(b: Buffer): Ct4Key {
   };
 }
 
-export function encodeCt4Val(v: Ct4Val): Buffer {
-  const b = Buffer.alloc(L.xlb_ct4_val.size);
-  const o = L.xlb_ct4_val.offsets;
-  b.writeUInt32BE(v.natAddr >>> 0, o.nat_addr);
+/** The fields the IPv4 and IPv6 conntrack values share (after nat_addr), at either's offsets. */
+type CtValOffsets = Record<'nat_port' | 'dir' | 'state' | 'vip_id' | 'backend_id' | 'last_seen_ns', number>;
+type CtValCommon = Pick<Ct4Val, 'natPort' | 'dir' | 'state' | 'vipId' | 'backendId' | 'lastSeenNs'>;
+function writeCtVal(b: Buffer, o: CtValOffsets, v: CtValCommon): void {
   b.writeUInt16BE(v.natPort, o.nat_port);
   b.writeUInt8(v.dir, o.dir);
   b.writeUInt8(v.state, o.state);
   b.writeUInt32LE(v.vipId >>> 0, o.vip_id);
   b.writeUInt32LE(v.backendId >>> 0, o.backend_id);
   b.writeBigUInt64LE(v.lastSeenNs, o.last_seen_ns);
+}
+function readCtVal(b: Buffer, o: CtValOffsets): CtValCommon {
+  return {
+    natPort: b.readUInt16BE(o.nat_port),
+    dir: b.readUInt8(o.dir),
+    state: b.readUInt8(o.state),
+    vipId: b.readUInt32LE(o.vip_id),
+    backendId: b.readUInt32LE(o.backend_id),
+    lastSeenNs: b.readBigUInt64LE(o.last_seen_ns),
+  };
+}
+
+export function encodeCt4Val(v: Ct4Val): Buffer {
+  const b = Buffer.alloc(L.xlb_ct4_val.size);
+  const o = L.xlb_ct4_val.offsets;
+  b.writeUInt32BE(v.natAddr >>> 0, o.nat_addr);
+  writeCtVal(b, o, v);
   b.writeUInt32BE((v.snatAddr ?? 0) >>> 0, o.snat_addr);
   b.writeUInt16BE(v.snatPort ?? 0, o.snat_port);
   b.writeUInt8(v.flags ?? 0, o.flags);
@@ -341,12 +358,7 @@ export function decodeCt4Val(b: Buffer): Ct4Val {
   const o = L.xlb_ct4_val.offsets;
   return {
     natAddr: b.readUInt32BE(o.nat_addr),
-    natPort: b.readUInt16BE(o.nat_port),
-    dir: b.readUInt8(o.dir),
-    state: b.readUInt8(o.state),
-    vipId: b.readUInt32LE(o.vip_id),
-    backendId: b.readUInt32LE(o.backend_id),
-    lastSeenNs: b.readBigUInt64LE(o.last_seen_ns),
+    ...readCtVal(b, o),
     snatAddr: b.readUInt32BE(o.snat_addr),
     snatPort: b.readUInt16BE(o.snat_port),
     flags: b.readUInt8(o.flags),
@@ -479,6 +491,11 @@ export interface Ct6Val {
   lastSeenNs: bigint;
 }
 
+/** A copy of the 16-byte IPv6 address at `off`. */
+function readAddr6(b: Buffer, off: number): Buffer {
+  return Buffer.from(b.subarray(off, off + 16));
+}
+
 function addr6(a: Buffer): Buffer {
   if (a.length !== 16) throw new RangeError(`an IPv6 address has 16 bytes, not ${a.length}`);
   return a;
@@ -496,7 +513,7 @@ export function encodeVip6Key(k: Vip6Key): Buffer {
 export function decodeVip6Key(b: Buffer): Vip6Key {
   const o = L.xlb_vip6_key.offsets;
   return {
-    addr: Buffer.from(b.subarray(o.addr, o.addr + 16)),
+    addr: readAddr6(b, o.addr),
     port: b.readUInt16BE(o.port),
     proto: b.readUInt8(o.proto),
     scope: b.readUInt32LE(o.scope),
@@ -513,7 +530,7 @@ export function encodeBackend6(v: Backend6): Buffer {
 }
 export function decodeBackend6(b: Buffer): Backend6 {
   const o = L.xlb_backend6.offsets;
-  return { addr: Buffer.from(b.subarray(o.addr, o.addr + 16)), port: b.readUInt16BE(o.port), flags: b.readUInt8(o.flags) };
+  return { addr: readAddr6(b, o.addr), port: b.readUInt16BE(o.port), flags: b.readUInt8(o.flags) };
 }
 
 export function encodeCt6Key(k: Ct6Key): Buffer {
@@ -529,8 +546,8 @@ export function encodeCt6Key(k: Ct6Key): Buffer {
 export function decodeCt6Key(b: Buffer): Ct6Key {
   const o = L.xlb_ct6_key.offsets;
   return {
-    saddr: Buffer.from(b.subarray(o.saddr, o.saddr + 16)),
-    daddr: Buffer.from(b.subarray(o.daddr, o.daddr + 16)),
+    saddr: readAddr6(b, o.saddr),
+    daddr: readAddr6(b, o.daddr),
     sport: b.readUInt16BE(o.sport),
     dport: b.readUInt16BE(o.dport),
     proto: b.readUInt8(o.proto),
@@ -541,24 +558,14 @@ export function encodeCt6Val(v: Ct6Val): Buffer {
   const o = L.xlb_ct6_val.offsets;
   const b = Buffer.alloc(L.xlb_ct6_val.size);
   addr6(v.natAddr).copy(b, o.nat_addr);
-  b.writeUInt16BE(v.natPort, o.nat_port);
-  b.writeUInt8(v.dir, o.dir);
-  b.writeUInt8(v.state, o.state);
-  b.writeUInt32LE(v.vipId >>> 0, o.vip_id);
-  b.writeUInt32LE(v.backendId >>> 0, o.backend_id);
-  b.writeBigUInt64LE(v.lastSeenNs, o.last_seen_ns);
+  writeCtVal(b, o, v);
   return b;
 }
 export function decodeCt6Val(b: Buffer): Ct6Val {
   const o = L.xlb_ct6_val.offsets;
   return {
-    natAddr: Buffer.from(b.subarray(o.nat_addr, o.nat_addr + 16)),
-    natPort: b.readUInt16BE(o.nat_port),
-    dir: b.readUInt8(o.dir),
-    state: b.readUInt8(o.state),
-    vipId: b.readUInt32LE(o.vip_id),
-    backendId: b.readUInt32LE(o.backend_id),
-    lastSeenNs: b.readBigUInt64LE(o.last_seen_ns),
+    natAddr: readAddr6(b, o.nat_addr),
+    ...readCtVal(b, o),
   };
 }
 

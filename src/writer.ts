@@ -99,6 +99,36 @@ function tablesEqual(a: Uint32Array | null, b: Uint32Array): boolean {
   return true;
 }
 
+/**
+ * Ops writing `list` to `map`, each undone by restoring the old value (or
+ * deleting a new key). Many backend slots (a large apply, `batchable`): one
+ * batch write, undone by another.
+ */
+function pushWrites(
+  adds: Op[],
+  store: MapStore,
+  map: MapName,
+  list: Array<{ key: Buffer; value: Buffer; old: Buffer | undefined; what: string }>,
+  batchable: boolean,
+): void {
+  if (batchable && list.length >= BATCH_MIN) {
+    const zero = Buffer.alloc(list[0]!.value.length);
+    adds.push({
+      what: `${list.length} backends (${list[0]!.what}, …)`,
+      run: () => store.updateMany(map, list),
+      undo: () => store.updateMany(map, list.map((w) => ({ key: w.key, value: w.old ?? zero }))),
+    });
+    return;
+  }
+  for (const w of list) {
+    adds.push({
+      what: w.what,
+      run: () => store.update(map, w.key, w.value),
+      undo: () => (w.old ? store.update(map, w.key, w.old) : store.delete(map, w.key)),
+    });
+  }
+}
+
 /** Plans and applies the difference. `ifindex` maps each compiled interface to its index. */
 export function applyCompiled(
   store: MapStore,
@@ -170,23 +200,7 @@ export function applyCompiled(
       counter.written++;
       changed.push({ key: w.key, value: w.value, old, what: w.what });
     }
-    if ((map === 'xlb_backends' || map === 'xlb_backends6') && changed.length >= BATCH_MIN) {
-      // Many backend slots (a large apply): one batch write, undone by another.
-      const zero = Buffer.alloc(changed[0].value.length);
-      adds.push({
-        what: `${changed.length} backends (${changed[0].what}, …)`,
-        run: () => store.updateMany(map, changed),
-        undo: () => store.updateMany(map, changed.map((c) => ({ key: c.key, value: c.old ?? zero }))),
-      });
-    } else {
-      for (const c of changed) {
-        adds.push({
-          what: c.what,
-          run: () => store.update(map, c.key, c.value),
-          undo: () => (c.old ? store.update(map, c.key, c.old) : store.delete(map, c.key)),
-        });
-      }
-    }
+    pushWrites(adds, store, map, changed, map === 'xlb_backends' || map === 'xlb_backends6');
     for (const [k, old] of have) {
       if (want.has(k)) continue;
       counter.removed++;
@@ -504,23 +518,7 @@ function planFromPrev(
   }
   for (const o of gone) for (const b of o.backends) removeBackend(o, b);
   for (const map of ['xlb_backends', 'xlb_backends6'] as const) {
-    const list = writes[map];
-    if (list.length >= BATCH_MIN) {
-      const zero = Buffer.alloc(list[0].value.length);
-      adds.push({
-        what: `${list.length} backends (${list[0].what}, …)`,
-        run: () => store.updateMany(map, list),
-        undo: () => store.updateMany(map, list.map((w) => ({ key: w.key, value: w.old ?? zero }))),
-      });
-    } else {
-      for (const w of list) {
-        adds.push({
-          what: w.what,
-          run: () => store.update(map, w.key, w.value),
-          undo: () => (w.old ? store.update(map, w.key, w.old) : store.delete(map, w.key)),
-        });
-      }
-    }
+    pushWrites(adds, store, map, writes[map], true);
   }
 
   // 2. tables: same size → rewritten in place; else a new inner map swapped in.

@@ -10,10 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Dataplane } from '../src/dataplane.js';
 import { compile } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
-import { applyCompiled } from '../src/writer.js';
 import { parseIPv4 } from '../src/addr.js';
 import { buildPacket, buildPacket6, ETH_HLEN, onesSum, parsePacket, parsePacket6, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
 import { parseIPv6 } from '../src/addr.js';
+import { closeAndUnpin, loadOnLo } from './helpers/bpf.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-rj-bpf-${process.pid}`;
 const IFINDEX = 1; // lo: only a key in xlb_ifaces here
@@ -56,15 +56,10 @@ function runProg(prog: number, data: Buffer): { retval: number; out: Buffer } {
 const mac = (s: string): Buffer => Buffer.from(s.replace(/:/g, ''), 'hex');
 
 beforeAll(() => {
-  dp = Dataplane.open({ pinRoot: PIN_ROOT });
-  const c = compile(validateConfig(config));
-  applyCompiled(dp.store(), c, new Map([['lo', IFINDEX]]));
+  dp = loadOnLo(PIN_ROOT, config, IFINDEX);
 });
 
-afterAll(() => {
-  dp?.close();
-  Dataplane.removePins(PIN_ROOT);
-});
+afterAll(() => closeAndUnpin(dp, PIN_ROOT));
 
 /** Checks the L2/L3 of an answer to `req` and returns its parsed form. */
 function checkAnswer(req: Buffer, out: Buffer, proto: number): ReturnType<typeof parsePacket> {

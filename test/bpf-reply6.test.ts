@@ -10,9 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Dataplane } from '../src/dataplane.js';
 import { compile } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
-import { applyCompiled } from '../src/writer.js';
 import { buildPacket6, ETH_HLEN, PROTO6, parsePacket6, pseudoSum6, onesSum, TCP_FLAGS, checksum } from './helpers/packet.js';
 import { parseIPv6 } from '../src/addr.js';
+import { closeAndUnpin, loadOnLo } from './helpers/bpf.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-r6-bpf-${process.pid}`;
 const IFINDEX = 1; // lo: only a key in xlb_ifaces here
@@ -46,14 +46,10 @@ function runProg(prog: number, data: Buffer): { retval: number; out: Buffer } {
 }
 
 beforeAll(() => {
-  dp = Dataplane.open({ pinRoot: PIN_ROOT });
-  applyCompiled(dp.store(), compile(validateConfig(config)), new Map([['lo', IFINDEX]]));
+  dp = loadOnLo(PIN_ROOT, config, IFINDEX);
 });
 
-afterAll(() => {
-  dp?.close();
-  Dataplane.removePins(PIN_ROOT);
-});
+afterAll(() => closeAndUnpin(dp, PIN_ROOT));
 
 /** Checks the L2/L3 of an answer to `req`, its checksum from scratch, and returns it parsed. */
 function checkAnswer(req: Buffer, out: Buffer, proto: number): ReturnType<typeof parsePacket6> {

@@ -6,11 +6,9 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Dataplane } from '../src/dataplane.js';
-import { compile } from '../src/compile.js';
-import { validateConfig } from '../src/config.js';
-import { applyCompiled } from '../src/writer.js';
 import { LAYOUT } from '../src/layout.js';
 import { buildPacket, buildPacket6, crc32c, ETH_HLEN, parsePacket, parsePacket6, PROTO } from './helpers/packet.js';
+import { closeAndUnpin, loadOnLo } from './helpers/bpf.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-rj-sctp-${process.pid}`;
 const IFINDEX = 1;
@@ -45,14 +43,10 @@ function clearConntrack(): void {
 }
 
 beforeAll(() => {
-  dp = Dataplane.open({ pinRoot: PIN_ROOT });
-  applyCompiled(dp.store(), compile(validateConfig(config)), new Map([['lo', IFINDEX]]));
+  dp = loadOnLo(PIN_ROOT, config, IFINDEX);
 });
 
-afterAll(() => {
-  dp?.close();
-  Dataplane.removePins(PIN_ROOT);
-});
+afterAll(() => closeAndUnpin(dp, PIN_ROOT));
 
 beforeEach(() => clearConntrack());
 

@@ -9,6 +9,7 @@ import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
 import { LAYOUT } from '../src/layout.js';
 import { buildPacket, parsePacket, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
+import { closeAndUnpin } from './helpers/bpf.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-test-sel-${process.pid}`;
 const IFINDEX = 1;
@@ -57,10 +58,7 @@ beforeAll(() => {
   apply(null);
 });
 
-afterAll(() => {
-  dp?.close();
-  Dataplane.removePins(PIN_ROOT);
-});
+afterAll(() => closeAndUnpin(dp, PIN_ROOT));
 
 beforeEach(() => {
   clear('xlb_ct4');

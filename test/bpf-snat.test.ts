@@ -15,7 +15,8 @@ import { applyCompiled } from '../src/writer.js';
 import { encodeCt4Key, encodeCt4Val, LAYOUT, XLB } from '../src/layout.js';
 import { parseIPv4 } from '../src/addr.js';
 import { gcConntrack } from '../src/conntrack.js';
-import { buildPacket, checksum, ETH_HLEN, onesSum, parsePacket, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
+import { buildIcmpError, buildPacket, ETH_HLEN, onesSum, parsePacket, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
+import { closeAndUnpin } from './helpers/bpf.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-gw-bpf-${process.pid}`;
 const IFINDEX = 1;
@@ -81,10 +82,7 @@ beforeAll(() => {
   apply({ lb_force_snat_ip: SNAT });
 });
 
-afterAll(() => {
-  dp?.close();
-  Dataplane.removePins(PIN_ROOT);
-});
+afterAll(() => closeAndUnpin(dp, PIN_ROOT));
 
 beforeEach(() => clearConntrack());
 
@@ -203,24 +201,7 @@ describe('hairpin: a backend calling its own VIP', () => {
 });
 
 /** An ICMP destination unreachable (port) from src to dst quoting `quoted` (IPv4, no Ethernet). */
-function portUnreachable(src: string, dst: string, quoted: Buffer): Buffer {
-  const icmp = Buffer.alloc(8 + quoted.length);
-  icmp[0] = 3;
-  icmp[1] = 3;
-  quoted.copy(icmp, 8);
-  icmp.writeUInt16BE(checksum(icmp), 2);
-  const ip = Buffer.alloc(20);
-  ip[0] = 0x45;
-  ip.writeUInt16BE(20 + icmp.length, 2);
-  ip[8] = 64;
-  ip[9] = 1;
-  ip.writeUInt32BE(parseIPv4(src), 12);
-  ip.writeUInt32BE(parseIPv4(dst), 16);
-  ip.writeUInt16BE(checksum(ip), 10);
-  const eth = Buffer.alloc(ETH_HLEN);
-  eth.writeUInt16BE(0x0800, 12);
-  return Buffer.concat([eth, ip, icmp]);
-}
+const portUnreachable = (src: string, dst: string, quoted: Buffer): Buffer => buildIcmpError(src, dst, 3, 3, quoted);
 
 describe('ICMP errors of source-NATed flows', () => {
   it("a backend's port unreachable reaches the client from the VIP, quoting the client's own request", () => {

@@ -8,10 +8,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Dataplane } from '../src/dataplane.js';
 import { compile } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
-import { applyCompiled } from '../src/writer.js';
 import { decodeCt4Val, encodeCt4Key, encodeCt4Val, LAYOUT } from '../src/layout.js';
 import { parseIPv4 } from '../src/addr.js';
 import { buildPacket, parsePacket, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
+import { closeAndUnpin, loadOnLo } from './helpers/bpf.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-test-bpf-${process.pid}`;
 const IFINDEX = 1; // lo: exists in every netns; used only as a key here
@@ -72,15 +72,10 @@ function ctHas(k: Buffer): boolean {
 }
 
 beforeAll(() => {
-  dp = Dataplane.open({ pinRoot: PIN_ROOT });
-  const c = compile(validateConfig(config));
-  applyCompiled(dp.store(), c, new Map([['lo', IFINDEX]]));
+  dp = loadOnLo(PIN_ROOT, config, IFINDEX);
 });
 
-afterAll(() => {
-  dp?.close();
-  Dataplane.removePins(PIN_ROOT);
-});
+afterAll(() => closeAndUnpin(dp, PIN_ROOT));
 
 beforeEach(() => clearConntrack());
 

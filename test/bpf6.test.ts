@@ -8,7 +8,6 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Dataplane } from '../src/dataplane.js';
 import { compile } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
-import { applyCompiled } from '../src/writer.js';
 import { encodeCt6Key, LAYOUT } from '../src/layout.js';
 import { parseIPv6 } from '../src/addr.js';
 import {
@@ -23,6 +22,7 @@ import {
   TCP_FLAGS,
   type Packet6Spec,
 } from './helpers/packet.js';
+import { closeAndUnpin, loadOnLo } from './helpers/bpf.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-v6-bpf-${process.pid}`;
 const IFINDEX = 1; // lo: used only as a key in xlb_ifaces
@@ -101,14 +101,10 @@ function quoted(icmpFrame: Buffer): ReturnType<typeof parsePacket6> {
 }
 
 beforeAll(() => {
-  dp = Dataplane.open({ pinRoot: PIN_ROOT });
-  applyCompiled(dp.store(), compile(validateConfig(config)), new Map([['lo', IFINDEX]]));
+  dp = loadOnLo(PIN_ROOT, config, IFINDEX);
 });
 
-afterAll(() => {
-  dp?.close();
-  Dataplane.removePins(PIN_ROOT);
-});
+afterAll(() => closeAndUnpin(dp, PIN_ROOT));
 
 beforeEach(() => clearConntrack());
 

@@ -15,6 +15,7 @@ import { parseIPv4 } from '../src/addr.js';
 import { gcConntrack, flushConntrack, monotonicNs, DEFAULT_CT_TIMEOUTS } from '../src/conntrack.js';
 import { Xlb } from '../src/xlb.js';
 import { buildPacket, parsePacket, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
+import { closeAndUnpin } from './helpers/bpf.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-test-ct-${process.pid}`;
 const IFINDEX = 1;
@@ -54,10 +55,7 @@ beforeAll(() => {
   applyCompiled(dp.store(), compiled, new Map([['lo', IFINDEX]]));
 });
 
-afterAll(() => {
-  dp?.close();
-  Dataplane.removePins(PIN_ROOT);
-});
+afterAll(() => closeAndUnpin(dp, PIN_ROOT));
 
 beforeEach(() => {
   flushConntrack(dp, () => true);

@@ -12,6 +12,7 @@ import { applyCompiled } from '../src/writer.js';
 import { encodeCt4Key, LAYOUT } from '../src/layout.js';
 import { parseIPv4 } from '../src/addr.js';
 import { buildPacket, parsePacket, TCP_FLAGS } from './helpers/packet.js';
+import { closeAndUnpin } from './helpers/bpf.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-incr-ct-${process.pid}`;
 const IFINDEX = 1;
@@ -88,10 +89,7 @@ beforeAll(() => {
   applyCompiled(dp.store(), c, new Map([['lo', IFINDEX]]));
 });
 
-afterAll(() => {
-  dp?.close();
-  Dataplane.removePins(PIN_ROOT);
-});
+afterAll(() => closeAndUnpin(dp, PIN_ROOT));
 
 beforeEach(() => clear());
 

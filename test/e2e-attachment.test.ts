@@ -8,11 +8,11 @@
  * (hairpin: source NAT to the VIP or hairpin_snat_ip, and the frame goes back
  * out the port it came in by, which a Linux bridge would never do).
  */
-import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, labNames, type VmName } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
 import { cli, TIMEOUT_S } from './helpers/e2e.js';
+import { closeLab } from './helpers/lab.js';
 
 const LAB = labNames('xlb-gw-sw-');
 const INSTANCE = { pinRoot: `/sys/fs/bpf/xlb-gw-sw-${process.pid}`, stateDir: `/run/xlb-gw-sw-${process.pid}` };
@@ -47,12 +47,7 @@ beforeAll(async () => {
   x = Xlb.open(INSTANCE);
 }, 60_000);
 
-afterAll(async () => {
-  x?.close();
-  Xlb.reset(INSTANCE);
-  rmSync(INSTANCE.stateDir, { recursive: true, force: true });
-  await lab?.destroy();
-});
+afterAll(() => closeLab(x, INSTANCE, lab));
 
 async function curls(from: VmName, n = TRIES): Promise<Set<string | null>> {
   const seen = new Set<string | null>();

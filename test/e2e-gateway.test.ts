@@ -9,11 +9,11 @@
  * lb_force_snat_ip (an address, or router_ip) or a snat NAT rule covering the
  * client applies; skip_snat on the load balancer exempts it.
  */
-import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, labNames, type VmName } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
 import { cli, TIMEOUT_S } from './helpers/e2e.js';
+import { closeLab } from './helpers/lab.js';
 
 const LAB = labNames('xlb-gw-');
 const INSTANCE = { pinRoot: `/sys/fs/bpf/xlb-gw-${process.pid}`, stateDir: `/run/xlb-gw-${process.pid}` };
@@ -49,12 +49,7 @@ beforeAll(async () => {
   x = Xlb.open(INSTANCE);
 }, 60_000);
 
-afterAll(async () => {
-  x?.close();
-  Xlb.reset(INSTANCE);
-  rmSync(INSTANCE.stateDir, { recursive: true, force: true });
-  await lab?.destroy();
-});
+afterAll(() => closeLab(x, INSTANCE, lab));
 
 /** Curls the VIP from vm3 REQUESTS times; returns the answers and the client addresses the backends logged meanwhile. */
 async function requests(): Promise<{ answers: Set<string | null>; seen: Set<string> }> {

@@ -6,12 +6,12 @@
  * and connects to it; `none`, or `reachable` with the VIP outside every router
  * network, leaves the ARP unanswered.
  */
-import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { Lab, labNames, nsExec } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
 import { cli, TIMEOUT_S } from './helpers/e2e.js';
+import { closeLab } from './helpers/lab.js';
 
 // The pid keeps concurrent runs of this file (other worktrees run it too) apart.
 const L = labNames(`xlb-rj-n${process.pid}-`);
@@ -78,12 +78,7 @@ beforeAll(async () => {
   routerMac = link[0].address;
 });
 
-afterAll(async () => {
-  x?.close();
-  Xlb.reset(INSTANCE);
-  rmSync(INSTANCE.stateDir, { recursive: true, force: true });
-  await lab?.destroy();
-});
+afterAll(() => closeLab(x, INSTANCE, lab));
 
 describe.each(['tc', 'xdp'] as const)('neighbor_responder on the %s hook', (hook) => {
   it('reachable (the default): vm3 resolves the on-link VIP to the router port MAC and connects', async () => {

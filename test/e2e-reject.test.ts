@@ -6,12 +6,12 @@
  * "connection refused" at once; without reject the SYN is dropped (timeout).
  * Both with partial checksums from vm3 and with full ones.
  */
-import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, labNames, nsExec } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
 import { backendKey } from '../src/compile.js';
-import { cli, nsNode, TIMEOUT_S } from './helpers/e2e.js';
+import { cli, connectOnce as connectVip, nsNode, TIMEOUT_S } from './helpers/e2e.js';
+import { closeLab } from './helpers/lab.js';
 
 // The pid keeps concurrent runs of this file (other worktrees run it too) apart.
 const L = labNames(`xlb-rj-${process.pid}-`);
@@ -50,20 +50,10 @@ beforeAll(async () => {
   x = Xlb.open(INSTANCE);
 });
 
-afterAll(async () => {
-  x?.close();
-  Xlb.reset(INSTANCE);
-  rmSync(INSTANCE.stateDir, { recursive: true, force: true });
-  await lab?.destroy();
-});
+afterAll(() => closeLab(x, INSTANCE, lab));
 
 /** One connection attempt from vm3: how it ended and after how many ms. */
-async function connectOnce(port: number, timeoutMs: number): Promise<{ outcome: 'refused' | 'timeout' | 'other'; ms: number; text: string }> {
-  const r = await nsNode(L.vms.vm3.ns, 'tcp-client.mjs', [VIP, String(port), '1', '10', String(timeoutMs)], timeoutMs / 1000 + 30);
-  const ms = Number(/\((\d+) ms\)/.exec(r.stderr)?.[1] ?? NaN);
-  const outcome = r.code === 3 && r.stderr.includes('ECONNREFUSED') ? 'refused' : r.code === 2 ? 'timeout' : 'other';
-  return { outcome, ms, text: `${r.code} ${r.stdout} ${r.stderr}` };
-}
+const connectOnce = (port: number, timeoutMs: number) => connectVip(L.vms.vm3.ns, VIP, port, timeoutMs);
 
 describe.each([
   { hook: 'tc' as const, vmTxOff: false },

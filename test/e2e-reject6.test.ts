@@ -7,10 +7,10 @@
  * (timeout). Both with partial checksums from vm3 and with full ones.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rmSync } from 'node:fs';
 import { Lab, labNames, nsExec } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
-import { nsNode, TIMEOUT_S } from './helpers/e2e.js';
+import { connectOnce as connectVip, nsNode, TIMEOUT_S } from './helpers/e2e.js';
+import { closeLab } from './helpers/lab.js';
 
 const PREFIX = 'xlb-r6-';
 const L = labNames(PREFIX);
@@ -43,20 +43,10 @@ beforeAll(async () => {
   x = Xlb.open(INSTANCE);
 });
 
-afterAll(async () => {
-  x?.close();
-  Xlb.reset(INSTANCE);
-  rmSync(INSTANCE.stateDir, { recursive: true, force: true });
-  await lab?.destroy();
-});
+afterAll(() => closeLab(x, INSTANCE, lab));
 
 /** One connection attempt from vm3: how it ended and after how many ms. */
-async function connectOnce(port: number, timeoutMs: number): Promise<{ outcome: 'refused' | 'timeout' | 'other'; ms: number; text: string }> {
-  const r = await nsNode(L.vms.vm3.ns, 'tcp-client.mjs', [VIP, String(port), '1', '10', String(timeoutMs)], timeoutMs / 1000 + 30);
-  const ms = Number(/\((\d+) ms\)/.exec(r.stderr)?.[1] ?? NaN);
-  const outcome = r.code === 3 && r.stderr.includes('ECONNREFUSED') ? 'refused' : r.code === 2 ? 'timeout' : 'other';
-  return { outcome, ms, text: `${r.code} ${r.stdout} ${r.stderr}` };
-}
+const connectOnce = (port: number, timeoutMs: number) => connectVip(L.vms.vm3.ns, VIP, port, timeoutMs);
 
 describe.each([
   { hook: 'tc' as const, vmTxOff: false },

@@ -13,34 +13,15 @@ import { applyCompiled } from '../src/writer.js';
 import { flushConntrack } from '../src/conntrack.js';
 import { Lab, LAB_INSTANCE, labConfig, LAB } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
-import { buildPacket, checksum, onesSum, parsePacket, ETH_HLEN } from './helpers/packet.js';
+import { buildIcmpError, buildPacket, onesSum, parsePacket, ETH_HLEN } from './helpers/packet.js';
 import { run, TIMEOUT_S } from './helpers/e2e.js';
-import { parseIPv4 } from '../src/addr.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-test-icmp-${process.pid}`;
 const IFINDEX = 1;
 let dp: Dataplane;
 
 /** An ICMP error (type/code) from src to dst quoting `quoted` (an IPv4 packet without Ethernet). */
-function icmpError(src: string, dst: string, type: number, code: number, quoted: Buffer, rest = 0): Buffer {
-  const icmp = Buffer.alloc(8 + quoted.length);
-  icmp[0] = type;
-  icmp[1] = code;
-  icmp.writeUInt32BE(rest, 4);
-  quoted.copy(icmp, 8);
-  icmp.writeUInt16BE(checksum(icmp), 2);
-  const ip = Buffer.alloc(20);
-  ip[0] = 0x45;
-  ip.writeUInt16BE(20 + icmp.length, 2);
-  ip[8] = 64;
-  ip[9] = 1;
-  ip.writeUInt32BE(parseIPv4(src), 12);
-  ip.writeUInt32BE(parseIPv4(dst), 16);
-  ip.writeUInt16BE(checksum(ip), 10);
-  const eth = Buffer.alloc(ETH_HLEN);
-  eth.writeUInt16BE(0x0800, 12);
-  return Buffer.concat([eth, ip, icmp]);
-}
+const icmpError = buildIcmpError;
 
 interface Seen {
   outerSrc: string;

@@ -92,6 +92,8 @@ describe('incremental apply on the kernel', () => {
     expect(r.summary.backends).toEqual({ written: 1, removed: 1 });
     expect(r.summary.vips).toEqual({ written: 0, removed: 0 });
     const tablesAfter = kernelTables();
+    expect([...tablesAfter.keys()].sort()).toEqual([...tablesBefore.keys()].sort());
+    expect(tablesAfter.has(changed.id)).toBe(true);
     for (const [id, t] of tablesAfter) {
       const b = tablesBefore.get(id)!;
       expect(t.innerId, `VIP id ${id}: same inner map`).toBe(b.innerId);

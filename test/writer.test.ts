@@ -175,6 +175,7 @@ describe('applyCompiled: basic reconciliation', () => {
     const tablesBefore = new Map(before.tables as Array<[number, number[]]>);
     const tablesAfter = new Map(after.tables as Array<[number, number[]]>);
     expect([...tablesAfter.keys()]).toEqual([...tablesBefore.keys()]);
+    expect(tablesAfter.has(target)).toBe(true);
     for (const [id, t] of tablesAfter) {
       if (id === target) expect(t).not.toEqual(tablesBefore.get(id));
       else expect(t, `table of VIP id ${id}`).toEqual(tablesBefore.get(id));

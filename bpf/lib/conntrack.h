@@ -10,7 +10,7 @@
  * Two tiers, so that a flood of new flows cannot evict established ones: a new
  * flow is recorded in xlb_ct4_new (a smaller LRU) and moves to xlb_ct4 once its
  * backend has answered with something other than a SYN-ACK, RST or FIN (any
- * answer for other protocols): see xlb_ct4_confirms. xlb_ct4 is looked up
+ * answer for other protocols): see xlb_ct_confirms. xlb_ct4 is looked up
  * first, so an established flow costs what it did with one table; entries of
  * xlb_ct4 are evicted only to make room for confirmed flows (two entries each).
  */
@@ -88,12 +88,21 @@ XLB_INLINE __u8 xlb_ct_next_state(__u8 cur, __u8 dir, __u8 tcp_flags)
 /* Whether a packet hitting a new-flow entry confirms its flow: the backend
  * answered (a reverse packet), and for TCP not only with its SYN-ACK (which a
  * spoofed SYN gets too), a RST or a FIN. */
-XLB_INLINE int xlb_ct4_confirms(const struct xlb_pkt4 *p, const struct xlb_ct4_val *v)
+XLB_INLINE int xlb_ct_confirms(__u8 dir, __u8 proto, __u8 tcp_flags)
 {
-	if (v->dir != XLB_DIR_REV)
+	if (dir != XLB_DIR_REV)
 		return 0;
-	return p->tuple.proto != IPPROTO_TCP ||
-	       !(p->tcp_flags & (XLB_TCP_FLAG_SYN | XLB_TCP_FLAG_RST | XLB_TCP_FLAG_FIN));
+	return proto != IPPROTO_TCP ||
+	       !(tcp_flags & (XLB_TCP_FLAG_SYN | XLB_TCP_FLAG_RST | XLB_TCP_FLAG_FIN));
+}
+
+/* A new flow's TCP state (both families): a mid-stream packet starts established. */
+XLB_INLINE __u8 xlb_ct_new_state(__u8 proto, __u8 tcp_flags)
+{
+	if (proto != IPPROTO_TCP)
+		return XLB_CT_NONE;
+	return (tcp_flags & XLB_TCP_FLAG_SYN) && !(tcp_flags & XLB_TCP_FLAG_ACK) ?
+		       XLB_CT_SYN : xlb_ct_next_state(XLB_CT_EST, XLB_DIR_FWD, tcp_flags);
 }
 
 /* A hit in the new-flow tier: follows the TCP state like xlb_ct4_hit, and
@@ -104,16 +113,14 @@ XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit_new(const struct xlb_pkt4 *p, struct 
 	const struct xlb_ct4_key *k = &p->tuple;
 	struct xlb_ct4_val *v = xlb_lookup(&xlb_ct4_new, k);
 	struct xlb_ct4_val *m, *o;
-	__u64 now;
 
 	if (!v)
 		return NULL;
-	now = xlb_now_ns();
-	v->last_seen_ns = now;
+	v->last_seen_ns = xlb_now_ns();
 	if (k->proto == IPPROTO_TCP)
 		v->state = xlb_ct_next_state(v->state, v->dir, p->tcp_flags);
 	xlb_ct4_other(k, v, okp, ovp);
-	if (!xlb_ct4_confirms(p, v)) {
+	if (!xlb_ct_confirms(v->dir, k->proto, p->tcp_flags)) {
 		o = xlb_lookup(&xlb_ct4_new, okp);
 		if (!o) {
 			xlb_update(&xlb_ct4_new, okp, ovp, BPF_NOEXIST);
@@ -179,10 +186,7 @@ XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_pkt4 *p)
 XLB_INLINE void xlb_ct4_init_fwd(const struct xlb_pkt4 *p, struct xlb_ct4_val *fwd)
 {
 	fwd->dir = XLB_DIR_FWD;
-	fwd->state = XLB_CT_NONE;
-	if (p->tuple.proto == IPPROTO_TCP) /* a mid-stream packet starts established */
-		fwd->state = (p->tcp_flags & XLB_TCP_FLAG_SYN) && !(p->tcp_flags & XLB_TCP_FLAG_ACK) ?
-				     XLB_CT_SYN : xlb_ct_next_state(XLB_CT_EST, XLB_DIR_FWD, p->tcp_flags);
+	fwd->state = xlb_ct_new_state(p->tuple.proto, p->tcp_flags);
 	fwd->last_seen_ns = xlb_now_ns();
 }
 

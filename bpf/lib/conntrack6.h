@@ -60,16 +60,6 @@ XLB_INLINE void xlb_ct6_other(const struct xlb_ct6_key *k, const struct xlb_ct6_
 	}
 }
 
-/* Looks the packet up (see xlb_ct4_hit). Returns the entry or NULL. */
-/* As xlb_ct4_confirms: the backend answered, and for TCP not only with SYN-ACK, RST or FIN. */
-XLB_INLINE int xlb_ct6_confirms(const struct xlb_pkt6 *p, const struct xlb_ct6_val *v)
-{
-	if (v->dir != XLB_DIR_REV)
-		return 0;
-	return p->tuple.proto != IPPROTO_TCP ||
-	       !(p->tcp_flags & (XLB_TCP_FLAG_SYN | XLB_TCP_FLAG_RST | XLB_TCP_FLAG_FIN));
-}
-
 /* As xlb_ct4_hit_new: a hit in the new-flow tier (xlb_ct6_new), moved to
  * xlb_ct6 when this packet confirms the flow. */
 XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit_new(const struct xlb_pkt6 *p)
@@ -79,19 +69,17 @@ XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit_new(const struct xlb_pkt6 *p)
 	struct xlb_ct6_scratch *r;
 	struct xlb_ct6_val *m, *o;
 	__u32 zero = 0;
-	__u64 now;
 
 	if (!v)
 		return NULL;
 	r = xlb_lookup(&xlb_ct6_scratch, &zero);
 	if (!r)
 		return v;
-	now = xlb_now_ns();
-	v->last_seen_ns = now;
+	v->last_seen_ns = xlb_now_ns();
 	if (k->proto == IPPROTO_TCP)
 		v->state = xlb_ct_next_state(v->state, v->dir, p->tcp_flags);
 	xlb_ct6_other(k, v, &r->key, &r->val);
-	if (!xlb_ct6_confirms(p, v)) {
+	if (!xlb_ct_confirms(v->dir, k->proto, p->tcp_flags)) {
 		o = xlb_lookup(&xlb_ct6_new, &r->key);
 		if (!o) {
 			xlb_update(&xlb_ct6_new, &r->key, &r->val, BPF_NOEXIST);
@@ -113,6 +101,7 @@ XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit_new(const struct xlb_pkt6 *p)
 	return m;
 }
 
+/* Looks the packet up (see xlb_ct4_hit). Returns the entry or NULL. */
 XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 {
 	const struct xlb_ct6_key *k = &p->tuple;
@@ -162,11 +151,8 @@ XLB_INLINE int xlb_ct6_create(const struct xlb_pkt6 *p, struct xlb_ct6_val *fwd)
 		return -1;
 
 	fwd->dir = XLB_DIR_FWD;
-	fwd->state = XLB_CT_NONE;
+	fwd->state = xlb_ct_new_state(k->proto, p->tcp_flags);
 	fwd->pad = 0;
-	if (k->proto == IPPROTO_TCP)
-		fwd->state = (p->tcp_flags & XLB_TCP_FLAG_SYN) && !(p->tcp_flags & XLB_TCP_FLAG_ACK) ?
-				     XLB_CT_SYN : xlb_ct_next_state(XLB_CT_EST, XLB_DIR_FWD, p->tcp_flags);
 	fwd->last_seen_ns = xlb_now_ns();
 	xlb_ct6_other(k, fwd, &r->key, &r->val);
 	err = xlb_update(&xlb_ct6_new, &r->key, &r->val, BPF_ANY);

@@ -64,12 +64,10 @@ XLB_INLINE __u32 xlb_mac_lo(const __u8 *m)
 	return ((__u32)m[4] << 8) | m[5];
 }
 
-/* Hash of the fields OVN's selection_fields names (XLB_HASH_* bits). */
-XLB_INLINE __u32 xlb_hash_fields4(__u32 saddr, __u32 daddr, __u16 sport, __u16 dport,
-				  const __u8 *eth_src, const __u8 *eth_dst, __u8 fields)
+/* The selection_fields both families share: the MACs first, ports and the
+ * finish last (the addresses go in between). */
+XLB_INLINE __u32 xlb_hash_macs(__u32 h, const __u8 *eth_src, const __u8 *eth_dst, __u8 fields)
 {
-	__u32 h = XLB_HASH_SEED;
-
 	if (fields & XLB_HASH_ETH_SRC) {
 		h = xlb_murmur_mix(h, xlb_mac_hi(eth_src));
 		h = xlb_murmur_mix(h, xlb_mac_lo(eth_src));
@@ -78,15 +76,30 @@ XLB_INLINE __u32 xlb_hash_fields4(__u32 saddr, __u32 daddr, __u16 sport, __u16 d
 		h = xlb_murmur_mix(h, xlb_mac_hi(eth_dst));
 		h = xlb_murmur_mix(h, xlb_mac_lo(eth_dst));
 	}
-	if (fields & XLB_HASH_IP_SRC)
-		h = xlb_murmur_mix(h, saddr);
-	if (fields & XLB_HASH_IP_DST)
-		h = xlb_murmur_mix(h, daddr);
+	return h;
+}
+
+XLB_INLINE __u32 xlb_hash_ports(__u32 h, __u16 sport, __u16 dport, __u8 fields)
+{
 	if (fields & XLB_HASH_TP_SRC)
 		h = xlb_murmur_mix(h, sport);
 	if (fields & XLB_HASH_TP_DST)
 		h = xlb_murmur_mix(h, dport);
 	return xlb_murmur_final(h, fields);
+}
+
+/* Hash of the fields OVN's selection_fields names (XLB_HASH_* bits). */
+XLB_INLINE __u32 xlb_hash_fields4(__u32 saddr, __u32 daddr, __u16 sport, __u16 dport,
+				  const __u8 *eth_src, const __u8 *eth_dst, __u8 fields)
+{
+	__u32 h = XLB_HASH_SEED;
+
+	h = xlb_hash_macs(h, eth_src, eth_dst, fields);
+	if (fields & XLB_HASH_IP_SRC)
+		h = xlb_murmur_mix(h, saddr);
+	if (fields & XLB_HASH_IP_DST)
+		h = xlb_murmur_mix(h, daddr);
+	return xlb_hash_ports(h, sport, dport, fields);
 }
 
 /* An IPv6 address (four network-order words) into the hash. */
@@ -117,23 +130,12 @@ XLB_INLINE __u32 xlb_hash_fields6(const __u32 *saddr, const __u32 *daddr, __u16 
 {
 	__u32 h = XLB_HASH_SEED;
 
-	if (fields & XLB_HASH_ETH_SRC) {
-		h = xlb_murmur_mix(h, xlb_mac_hi(eth_src));
-		h = xlb_murmur_mix(h, xlb_mac_lo(eth_src));
-	}
-	if (fields & XLB_HASH_ETH_DST) {
-		h = xlb_murmur_mix(h, xlb_mac_hi(eth_dst));
-		h = xlb_murmur_mix(h, xlb_mac_lo(eth_dst));
-	}
+	h = xlb_hash_macs(h, eth_src, eth_dst, fields);
 	if (fields & XLB_HASH_IP_SRC)
 		h = xlb_murmur_mix6(h, saddr);
 	if (fields & XLB_HASH_IP_DST)
 		h = xlb_murmur_mix6(h, daddr);
-	if (fields & XLB_HASH_TP_SRC)
-		h = xlb_murmur_mix(h, sport);
-	if (fields & XLB_HASH_TP_DST)
-		h = xlb_murmur_mix(h, dport);
-	return xlb_murmur_final(h, fields);
+	return xlb_hash_ports(h, sport, dport, fields);
 }
 
 #endif /* XLB_HASH_H */

@@ -36,7 +36,6 @@ XLB_INLINE int xlb_nat4_skb(struct __sk_buff *skb, const struct xlb_pkt4 *p,
 	__u32 old_addr = n->dst ? p->tuple.daddr : p->tuple.saddr;
 	__u16 old_port = n->dst ? p->tuple.dport : p->tuple.sport;
 	__u64 mz = p->tuple.proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-	int port_changed = 0;
 
 	if ((void *)(ip + 1) > data_end)
 		return -1;
@@ -44,17 +43,18 @@ XLB_INLINE int xlb_nat4_skb(struct __sk_buff *skb, const struct xlb_pkt4 *p,
 		ip->daddr = n->new_addr;
 	else
 		ip->saddr = n->new_addr;
-	if (p->csum_off && n->new_port && n->new_port != old_port) {
-		__u16 *portp = (void *)ip + ip->ihl * 4 + (n->dst ? XLB_L4_DPORT_OFF : XLB_L4_SPORT_OFF);
-
-		if ((void *)(portp + 1) > data_end)
-			return -1;
-		*portp = n->new_port;
-		port_changed = 1;
-	}
 	if (p->csum_off) {
 		__u32 csum_at = p->l4_off + p->csum_off;
+		int port_changed = n->new_port && n->new_port != old_port;
 
+		if (port_changed) {
+			__u16 *portp = (void *)ip + ip->ihl * 4 +
+				       (n->dst ? XLB_L4_DPORT_OFF : XLB_L4_SPORT_OFF);
+
+			if ((void *)(portp + 1) > data_end)
+				return -1;
+			*portp = n->new_port;
+		}
 		if (bpf_l4_csum_replace(skb, csum_at, old_addr, n->new_addr,
 					BPF_F_PSEUDO_HDR | mz | sizeof(__u32)))
 			return -1;

@@ -41,6 +41,46 @@ XLB_INLINE void xlb_stats_add(void *map, __u32 id, __u32 len, int reply, int new
 	s->new_conns += new_conn;
 }
 
+/* Counts a packet of an established or new flow in its VIP's and backend's stats. */
+XLB_INLINE void xlb_flow_stats(__u32 vip_id, __u32 backend_id, __u32 len, int reply, int new_conn)
+{
+	xlb_stats_add(&xlb_vip_stats, vip_id, len, reply, new_conn);
+	xlb_stats_add(&xlb_backend_stats, backend_id, len, reply, new_conn);
+}
+
+/* Counts a rewrite's failure; 1 when the packet must be dropped. */
+XLB_INLINE int xlb_nat_dropped(int err)
+{
+	if (!err)
+		return 0;
+	xlb_count(XLB_G_NAT_ERROR);
+	return err == XLB_NAT_DROP;
+}
+
+/* A VIP with no backend for this flow: rejected when it asks so, else dropped. */
+XLB_INLINE enum xlb_verdict xlb_no_backend(const struct xlb_vip_val *vip)
+{
+	struct xlb_stats *s = xlb_lookup(&xlb_vip_stats, &vip->vip_id);
+
+	if (vip->flags & XLB_VIP_F_REJECT) { /* answered by reject.h / reject6.h */
+		if (s)
+			s->rejects += 1;
+		return XLB_V_REJECT;
+	}
+	if (s)
+		s->drops += 1;
+	xlb_count(XLB_G_NO_BACKEND);
+	return XLB_V_DROP;
+}
+
+/* Counts a new flow, and one picked up mid-stream (TCP without SYN). */
+XLB_INLINE void xlb_count_new_flow(__u8 proto, __u8 tcp_flags)
+{
+	if (proto == IPPROTO_TCP && !(tcp_flags & XLB_TCP_FLAG_SYN))
+		xlb_count(XLB_G_MIDSTREAM);
+	xlb_count(XLB_G_NEW_FLOW);
+}
+
 /* The source half of a source-NATed flow's rewrite (snat_addr/port of sn), and
  * where it goes next. Out of line (one BPF subprogram per hook): its stack is
  * not added to the main frame, which the IPv6 subprograms share a 512-byte
@@ -94,14 +134,10 @@ XLB_INLINE enum xlb_verdict xlb_apply_ct4(void *ctx, enum xlb_hook hook, enum xl
 	};
 	int err;
 
-	xlb_stats_add(&xlb_vip_stats, ct->vip_id, p->len, reply, 0);
-	xlb_stats_add(&xlb_backend_stats, ct->backend_id, p->len, reply, 0);
+	xlb_flow_stats(ct->vip_id, ct->backend_id, p->len, reply, 0);
 	err = xlb_hook_rewrite(ctx, hook, p, &n);
-	if (err) {
-		xlb_count(XLB_G_NAT_ERROR);
-		if (err == XLB_NAT_DROP)
-			return XLB_V_DROP;
-	}
+	if (xlb_nat_dropped(err))
+		return XLB_V_DROP;
 	if (ct->flags & XLB_CT_F_SNAT)
 		return xlb_snat4_call(ctx, hook, stage, p, &n, ct);
 	return XLB_V_PASS;
@@ -124,22 +160,9 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 		return XLB_V_PASS;
 
 	be = xlb_backend_pick(p, vip, &backend_id);
-	if (!be) {
-		struct xlb_stats *s = xlb_lookup(&xlb_vip_stats, &vip->vip_id);
-
-		if (vip->flags & XLB_VIP_F_REJECT) {
-			if (s)
-				s->rejects += 1;
-			return XLB_V_REJECT;
-		}
-		if (s)
-			s->drops += 1;
-		xlb_count(XLB_G_NO_BACKEND);
-		return XLB_V_DROP;
-	}
-	if (p->tuple.proto == IPPROTO_TCP && !(p->tcp_flags & XLB_TCP_FLAG_SYN))
-		xlb_count(XLB_G_MIDSTREAM);
-	xlb_count(XLB_G_NEW_FLOW);
+	if (!be)
+		return xlb_no_backend(vip);
+	xlb_count_new_flow(p->tuple.proto, p->tcp_flags);
 
 	fwd.nat_addr = be->addr;
 	fwd.nat_port = (vip->flags & XLB_VIP_F_IP_ONLY) ? 0 : be->port;
@@ -159,17 +182,12 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 		xlb_count(XLB_G_CT_FULL);
 	}
 
-	xlb_stats_add(&xlb_vip_stats, fwd.vip_id, p->len, 0, 1);
-	xlb_stats_add(&xlb_backend_stats, backend_id, p->len, 0, 1);
+	xlb_flow_stats(fwd.vip_id, backend_id, p->len, 0, 1);
 
 	struct xlb_nat4 n = { .new_addr = fwd.nat_addr, .new_port = fwd.nat_port, .dst = 1 };
-	int err = xlb_hook_rewrite(ctx, hook, p, &n);
 
-	if (err) {
-		xlb_count(XLB_G_NAT_ERROR);
-		if (err == XLB_NAT_DROP)
-			return XLB_V_DROP;
-	}
+	if (xlb_nat_dropped(xlb_hook_rewrite(ctx, hook, p, &n)))
+		return XLB_V_DROP;
 	if (fwd.flags & XLB_CT_F_SNAT)
 		return xlb_snat4_call(ctx, hook, XLB_STAGE_INGRESS, p, &n, &fwd);
 	return XLB_V_PASS;

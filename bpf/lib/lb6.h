@@ -18,6 +18,7 @@
 #include "select6.h"
 #include "nat6.h"
 #include "icmp6.h"
+#include "lb.h" /* the family-independent stats, verdict and counting helpers */
 #include "lb.h"
 #include "bounce.h"
 
@@ -29,15 +30,9 @@ XLB_INLINE enum xlb_verdict xlb_apply_ct6(void *ctx, enum xlb_hook hook, const s
 	int err;
 
 	xlb_addr6_copy(n.new_addr, ct->nat_addr);
-	xlb_stats_add(&xlb_vip_stats, ct->vip_id, p->len, reply, 0);
-	xlb_stats_add(&xlb_backend_stats, ct->backend_id, p->len, reply, 0);
+	xlb_flow_stats(ct->vip_id, ct->backend_id, p->len, reply, 0);
 	err = xlb_hook_rewrite6(ctx, hook, p, &n);
-	if (err) {
-		xlb_count(XLB_G_NAT_ERROR);
-		if (err == XLB_NAT_DROP)
-			return XLB_V_DROP;
-	}
-	return XLB_V_PASS;
+	return xlb_nat_dropped(err) ? XLB_V_DROP : XLB_V_PASS;
 }
 
 XLB_INLINE enum xlb_verdict xlb_balance6(void *ctx, enum xlb_hook hook, const struct xlb_pkt6 *p,
@@ -58,22 +53,9 @@ XLB_INLINE enum xlb_verdict xlb_balance6(void *ctx, enum xlb_hook hook, const st
 		return XLB_V_PASS;
 
 	be = xlb_backend6_pick(p, vip, &backend_id);
-	if (!be || xlb_addr6_is_zero(be->addr)) {
-		struct xlb_stats *s = xlb_lookup(&xlb_vip_stats, &vip->vip_id);
-
-		if (vip->flags & XLB_VIP_F_REJECT) { /* answered by reject6.h */
-			if (s)
-				s->rejects += 1;
-			return XLB_V_REJECT;
-		}
-		if (s)
-			s->drops += 1;
-		xlb_count(XLB_G_NO_BACKEND);
-		return XLB_V_DROP;
-	}
-	if (p->tuple.proto == IPPROTO_TCP && !(p->tcp_flags & XLB_TCP_FLAG_SYN))
-		xlb_count(XLB_G_MIDSTREAM);
-	xlb_count(XLB_G_NEW_FLOW);
+	if (!be || xlb_addr6_is_zero(be->addr))
+		return xlb_no_backend(vip);
+	xlb_count_new_flow(p->tuple.proto, p->tcp_flags);
 
 	xlb_addr6_copy(fwd.nat_addr, be->addr);
 	fwd.nat_port = (vip->flags & XLB_VIP_F_IP_ONLY) ? 0 : be->port;
@@ -82,8 +64,7 @@ XLB_INLINE enum xlb_verdict xlb_balance6(void *ctx, enum xlb_hook hook, const st
 	if (xlb_ct6_create(p, &fwd))
 		xlb_count(XLB_G_CT_FULL);
 
-	xlb_stats_add(&xlb_vip_stats, fwd.vip_id, p->len, 0, 1);
-	xlb_stats_add(&xlb_backend_stats, backend_id, p->len, 0, 1);
+	xlb_flow_stats(fwd.vip_id, backend_id, p->len, 0, 1);
 
 	{
 		/* Scoped: its stack slot may be shared with conntrack's temporaries. */
@@ -91,11 +72,8 @@ XLB_INLINE enum xlb_verdict xlb_balance6(void *ctx, enum xlb_hook hook, const st
 
 		xlb_addr6_copy(n.new_addr, fwd.nat_addr);
 		err = xlb_hook_rewrite6(ctx, hook, p, &n);
-		if (err) {
-			xlb_count(XLB_G_NAT_ERROR);
-			if (err == XLB_NAT_DROP)
-				return XLB_V_DROP;
-		}
+		if (xlb_nat_dropped(err))
+			return XLB_V_DROP;
 	}
 	return XLB_V_PASS;
 }

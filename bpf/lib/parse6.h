@@ -26,8 +26,6 @@
 #define XLB_IPV6_FRAG_HLEN 8         /* fixed length of the fragment header */
 #define XLB_IPV6_FRAG_MASK 0xfff9    /* fragment offset and M flag (host order) */
 #define XLB_IPV6_RT_SEGLEFT_OFF 3    /* segments left byte of a routing header */
-#define XLB_IPV6_SADDR_OFF 8         /* offsetof(struct ipv6hdr, saddr) */
-#define XLB_IPV6_DADDR_OFF 24        /* offsetof(struct ipv6hdr, daddr) */
 #define XLB_ICMP6_CSUM_OFF 2         /* offsetof(struct icmp6hdr, icmp6_cksum) */
 /* Farthest L4 header offset the rewrite accepts (bounds the verifier's view). */
 #define XLB_IPV6_MAX_L4_OFF 4096

@@ -102,51 +102,96 @@ XLB_INLINE int xlb_reply_resize(struct __sk_buff *skb, __u32 len)
 	return bpf_skb_pull_data(skb, len) ? -1 : 0;
 }
 
-XLB_INLINE int xlb_reply_rst(struct __sk_buff *skb, const struct xlb_reject_in *in)
+/* Resizes the frame to len, makes it linear and returns its start, or NULL
+ * when it could not or is shorter than len. */
+XLB_INLINE void *xlb_reply_frame(struct __sk_buff *skb, __u32 len)
 {
 	void *data, *data_end;
-	struct tcphdr *th;
-	__u32 csum_at = XLB_L4_OFF + XLB_TCP_CSUM_OFF;
-	__u32 pseudo, hdr;
 
-	if (xlb_reply_resize(skb, XLB_RST_LEN))
-		return -1;
+	if (xlb_reply_resize(skb, len))
+		return NULL;
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
-	if (data + XLB_RST_LEN > data_end)
-		return -1;
-	xlb_reply_l2l3(data, in, IPPROTO_TCP, XLB_IPV4_HDR_LEN + XLB_TCP_HDR_LEN);
-	th = data + XLB_L4_OFF;
+	if (data + len > data_end)
+		return NULL;
+	return data;
+}
+
+/* Fills the RST answering a segment (sport/dport as it arrived; seq, ack,
+ * seglen host order): seq from its ACK, else ACK of its sequence space. Both
+ * families. Returns the header's uncomplemented sum. */
+XLB_INLINE __u32 xlb_reply_rst_fill(struct tcphdr *th, __u16 sport, __u16 dport, __u8 flags,
+				    __u32 seq, __u32 ack, __u32 seglen)
+{
 	__builtin_memset(th, 0, XLB_TCP_HDR_LEN);
-	th->source = in->dport;
-	th->dest = in->sport;
+	th->source = dport;
+	th->dest = sport;
 	th->doff = XLB_TCP_HDR_LEN / 4;
 	th->rst = 1;
-	if (in->flags & XLB_TCP_FLAG_ACK) {
-		th->seq = bpf_htonl(in->ack);
+	if (flags & XLB_TCP_FLAG_ACK) {
+		th->seq = bpf_htonl(ack);
 	} else {
-		th->ack_seq = bpf_htonl(in->seq + in->seglen);
+		th->ack_seq = bpf_htonl(seq + seglen);
 		th->ack = 1;
 	}
-	hdr = xlb_sum_words(th, XLB_TCP_HDR_LEN);
-	pseudo = xlb_pseudo_seed4(in->daddr, in->saddr, IPPROTO_TCP, XLB_TCP_HDR_LEN);
+	return xlb_sum_words(th, XLB_TCP_HDR_LEN);
+}
+
+/* Writes the L4 checksum at csum_at (zeroed) from the pseudo-header seed and
+ * the header sum. 0, or -1. */
+XLB_INLINE int xlb_reply_l4_csum(struct __sk_buff *skb, __u32 csum_at, __u32 pseudo, __u32 hdr)
+{
 	if (bpf_l4_csum_replace(skb, csum_at, 0, pseudo, BPF_F_PSEUDO_HDR | sizeof(__u32)))
 		return -1;
 	return bpf_l4_csum_replace(skb, csum_at, 0, hdr, sizeof(__u32)) ? -1 : 0;
 }
 
+/* The sequence fields of the RST answering segment th (l4_len bytes of TCP),
+ * host order. -1 for a RST (never answered) or a malformed data offset. */
+XLB_INLINE int xlb_reject_tcp_seq(const struct tcphdr *th, __u32 l4_len, __u32 *seq, __u32 *ack,
+				  __u32 *seglen)
+{
+	if (th->rst || th->doff * 4 > l4_len)
+		return -1;
+	*seq = bpf_ntohl(th->seq);
+	*ack = bpf_ntohl(th->ack_seq);
+	*seglen = l4_len - th->doff * 4 + th->syn + th->fin;
+	return 0;
+}
+
+/* Sends the built answer back (err 0), or drops the packet; counts either. */
+XLB_INLINE int xlb_reject_done(struct __sk_buff *skb, int err)
+{
+	if (err) {
+		xlb_count(XLB_G_REJECT_FAIL);
+		return TC_ACT_SHOT;
+	}
+	xlb_count(XLB_G_REJECT);
+	return xlb_tc_bounce(skb);
+}
+
+XLB_INLINE int xlb_reply_rst(struct __sk_buff *skb, const struct xlb_reject_in *in)
+{
+	void *data = xlb_reply_frame(skb, XLB_RST_LEN);
+	__u32 hdr;
+
+	if (!data)
+		return -1;
+	xlb_reply_l2l3(data, in, IPPROTO_TCP, XLB_IPV4_HDR_LEN + XLB_TCP_HDR_LEN);
+	hdr = xlb_reply_rst_fill(data + XLB_L4_OFF, in->sport, in->dport, in->flags,
+				 in->seq, in->ack, in->seglen);
+	return xlb_reply_l4_csum(skb, XLB_L4_OFF + XLB_TCP_CSUM_OFF,
+				 xlb_pseudo_seed4(in->daddr, in->saddr, IPPROTO_TCP, XLB_TCP_HDR_LEN), hdr);
+}
+
 XLB_INLINE int xlb_reply_unreach(struct __sk_buff *skb, const struct xlb_reject_in *in)
 {
-	void *data, *data_end;
+	void *data = xlb_reply_frame(skb, XLB_UNREACH_LEN);
 	struct xlb_icmphdr *icmp;
 	__u8 *quote;
 	__u32 sum;
 
-	if (xlb_reply_resize(skb, XLB_UNREACH_LEN))
-		return -1;
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	if (data + XLB_UNREACH_LEN > data_end)
+	if (!data)
 		return -1;
 	xlb_reply_l2l3(data, in, IPPROTO_ICMP, XLB_IPV4_HDR_LEN + XLB_ICMP_HDR_LEN + XLB_ICMP_QUOTE_LEN);
 	icmp = data + XLB_L4_OFF;
@@ -190,12 +235,10 @@ static __attribute__((noinline)) int xlb_tc_reject(struct __sk_buff *skb)
 	if (p.tuple.proto == IPPROTO_TCP) {
 		struct tcphdr *th = data + XLB_L4_OFF;
 
-		if ((void *)(th + 1) > data_end || th->rst || th->doff * 4 > p.l4_len)
+		if ((void *)(th + 1) > data_end ||
+		    xlb_reject_tcp_seq(th, p.l4_len, &in.seq, &in.ack, &in.seglen))
 			goto fail;
 		in.flags = p.tcp_flags;
-		in.seq = bpf_ntohl(th->seq);
-		in.ack = bpf_ntohl(th->ack_seq);
-		in.seglen = p.l4_len - th->doff * 4 + th->syn + th->fin;
 		rst = 1;
 	} else if (p.tuple.proto == IPPROTO_ICMP) {
 		struct xlb_icmphdr *icmp = data + XLB_L4_OFF;
@@ -212,13 +255,9 @@ static __attribute__((noinline)) int xlb_tc_reject(struct __sk_buff *skb)
 			goto fail;
 	}
 	err = rst ? xlb_reply_rst(skb, &in) : xlb_reply_unreach(skb, &in);
-	if (err)
-		goto fail;
-	xlb_count(XLB_G_REJECT);
-	return xlb_tc_bounce(skb);
+	return xlb_reject_done(skb, err);
 fail:
-	xlb_count(XLB_G_REJECT_FAIL);
-	return TC_ACT_SHOT;
+	return xlb_reject_done(skb, -1);
 }
 
 #endif /* XLB_REJECT_H */

@@ -105,35 +105,16 @@ XLB_INLINE void xlb_reply6_l2l3(struct ethhdr *eth, struct ipv6hdr *ip6,
 
 XLB_INLINE int xlb_reply6_rst(struct __sk_buff *skb, const struct xlb_reject6_in *in)
 {
-	void *data, *data_end;
-	struct tcphdr *th;
-	__u32 csum_at = XLB_L4_OFF6 + XLB_TCP_CSUM_OFF;
-	__u32 pseudo, hdr;
+	void *data = xlb_reply_frame(skb, XLB_RST6_LEN);
+	__u32 hdr;
 
-	if (xlb_reply_resize(skb, XLB_RST6_LEN))
-		return -1;
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	if (data + XLB_RST6_LEN > data_end)
+	if (!data)
 		return -1;
 	xlb_reply6_l2l3(data, data + XLB_L3_OFF, in, IPPROTO_TCP, XLB_TCP_HDR_LEN);
-	th = data + XLB_L4_OFF6;
-	__builtin_memset(th, 0, XLB_TCP_HDR_LEN);
-	th->source = in->dport;
-	th->dest = in->sport;
-	th->doff = XLB_TCP_HDR_LEN / 4;
-	th->rst = 1;
-	if (in->flags & XLB_TCP_FLAG_ACK) {
-		th->seq = bpf_htonl(in->ack);
-	} else {
-		th->ack_seq = bpf_htonl(in->seq + in->seglen);
-		th->ack = 1;
-	}
-	hdr = xlb_sum_words(th, XLB_TCP_HDR_LEN);
-	pseudo = xlb_pseudo_seed6(in->daddr, in->saddr, IPPROTO_TCP, XLB_TCP_HDR_LEN);
-	if (bpf_l4_csum_replace(skb, csum_at, 0, pseudo, BPF_F_PSEUDO_HDR | sizeof(__u32)))
-		return -1;
-	return bpf_l4_csum_replace(skb, csum_at, 0, hdr, sizeof(__u32)) ? -1 : 0;
+	hdr = xlb_reply_rst_fill(data + XLB_L4_OFF6, in->sport, in->dport, in->flags,
+				 in->seq, in->ack, in->seglen);
+	return xlb_reply_l4_csum(skb, XLB_L4_OFF6 + XLB_TCP_CSUM_OFF,
+				 xlb_pseudo_seed6(in->daddr, in->saddr, IPPROTO_TCP, XLB_TCP_HDR_LEN), hdr);
 }
 
 /* Moves the first quote_len bytes of the IPv6 packet back by the new headers
@@ -226,13 +207,10 @@ static __attribute__((noinline)) int xlb_tc_reject6(struct __sk_buff *skb)
 	if (p.tuple.proto == IPPROTO_TCP) {
 		struct tcphdr th;
 
-		if (bpf_skb_load_bytes(skb, p.l4_off, &th, sizeof(th)) || th.rst ||
-		    th.doff * 4 > p.l4_len)
+		if (bpf_skb_load_bytes(skb, p.l4_off, &th, sizeof(th)) ||
+		    xlb_reject_tcp_seq(&th, p.l4_len, &in.seq, &in.ack, &in.seglen))
 			goto fail;
 		in.flags = p.tcp_flags;
-		in.seq = bpf_ntohl(th.seq);
-		in.ack = bpf_ntohl(th.ack_seq);
-		in.seglen = p.l4_len - th.doff * 4 + th.syn + th.fin;
 		rst = 1;
 	} else if (p.tuple.proto == IPPROTO_ICMPV6 && p.icmp_type != XLB_ICMP6_ECHO_REQUEST) {
 		goto fail;
@@ -244,13 +222,9 @@ static __attribute__((noinline)) int xlb_tc_reject6(struct __sk_buff *skb)
 		in.partial = check == xlb_pseudo_seed6(in.saddr, in.daddr, IPPROTO_UDP, p.l4_len);
 	}
 	err = rst ? xlb_reply6_rst(skb, &in) : xlb_reply6_unreach(skb, &in);
-	if (err)
-		goto fail;
-	xlb_count(XLB_G_REJECT);
-	return xlb_tc_bounce(skb);
+	return xlb_reject_done(skb, err);
 fail:
-	xlb_count(XLB_G_REJECT_FAIL);
-	return TC_ACT_SHOT;
+	return xlb_reject_done(skb, -1);
 }
 
 #endif /* XLB_REJECT6_H */

@@ -12,7 +12,7 @@
  * `vswitchdAlive()` / `restartVswitchd()` let callers detect and report it.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -302,8 +302,3 @@ export class OvnSandbox {
   }
 }
 
-/** Makes sure a directory exists (helper for callers that want a fixed baseDir). */
-export function ensureDir(dir: string): string {
-  mkdirSync(dir, { recursive: true });
-  return dir;
-}

@@ -48,3 +48,16 @@ export function cli(instance: { pinRoot: string; stateDir: string }, ...args: st
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** One TCP connection attempt (tcp-client.mjs) from namespace `ns` to vip:port: how it ended and after how many ms. */
+export async function connectOnce(
+  ns: string,
+  vip: string,
+  port: number,
+  timeoutMs: number,
+): Promise<{ outcome: 'refused' | 'timeout' | 'other'; ms: number; text: string }> {
+  const r = await nsNode(ns, 'tcp-client.mjs', [vip, String(port), '1', '10', String(timeoutMs)], timeoutMs / 1000 + 30);
+  const ms = Number(/\((\d+) ms\)/.exec(r.stderr)?.[1] ?? NaN);
+  const outcome = r.code === 3 && r.stderr.includes('ECONNREFUSED') ? 'refused' : r.code === 2 ? 'timeout' : 'other';
+  return { outcome, ms, text: `${r.code} ${r.stdout} ${r.stderr}` };
+}

@@ -351,6 +351,27 @@ export function buildPacket6(s: Packet6Spec): Buffer {
   return Buffer.concat([eth6(), buildIp6(s)]);
 }
 
+/** An ICMP error (type/code, 4-byte rest) from `src` to `dst` quoting `quoted` (an IPv4 packet without Ethernet). */
+export function buildIcmpError(src: string, dst: string, type: number, code: number, quoted: Buffer, rest = 0): Buffer {
+  const icmp = Buffer.alloc(8 + quoted.length);
+  icmp[0] = type;
+  icmp[1] = code;
+  icmp.writeUInt32BE(rest, 4);
+  quoted.copy(icmp, 8);
+  icmp.writeUInt16BE(checksum(icmp), 2);
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45;
+  ip.writeUInt16BE(20 + icmp.length, 2);
+  ip[8] = 64;
+  ip[9] = 1;
+  ip.writeUInt32BE(parseIPv4(src), 12);
+  ip.writeUInt32BE(parseIPv4(dst), 16);
+  ip.writeUInt16BE(checksum(ip), 10);
+  const eth = Buffer.alloc(ETH_HLEN);
+  eth.writeUInt16BE(0x0800, 12);
+  return Buffer.concat([eth, ip, icmp]);
+}
+
 /** An ICMPv6 error (type/code, 4-byte rest) from `src` to `dst` quoting `quoted` (an IPv6 packet). */
 export function buildIcmp6Error(src: string, dst: string, type: number, code: number, rest: number, quoted: Buffer): Buffer {
   return buildPacket6({ src, dst, proto: 'icmp6', icmpType: type, icmpCode: code, icmpRest: rest, payload: quoted });
