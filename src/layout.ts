@@ -296,10 +296,14 @@ export function decodeAffinity4Val(b: Buffer): Affinity4Val {
 
 export function encodeBackend4(v: Backend4): Buffer {
   const b = Buffer.alloc(L.xlb_backend4.size);
-  b.writeUInt32BE(v.addr >>> 0, L.xlb_backend4.offsets.addr);
-  b.writeUInt16BE(v.port, L.xlb_backend4.offsets.port);
-  b.writeUInt8(v.flags ?? 0, L.xlb_backend4.offsets.flags);
+  encodeBackend4Into(b, 0, v);
   return b;
+}
+/** encodeBackend4 into `b` at `off` (for values packed back to back). */
+export function encodeBackend4Into(b: Buffer, off: number, v: Backend4): void {
+  b.writeUInt32BE(v.addr >>> 0, off + L.xlb_backend4.offsets.addr);
+  b.writeUInt16BE(v.port, off + L.xlb_backend4.offsets.port);
+  b.writeUInt8(v.flags ?? 0, off + L.xlb_backend4.offsets.flags);
 }
 export function decodeBackend4(b: Buffer): Backend4 {
   return {
@@ -539,12 +543,16 @@ export function decodeVip6Key(b: Buffer): Vip6Key {
 }
 
 export function encodeBackend6(v: Backend6): Buffer {
-  const o = L.xlb_backend6.offsets;
   const b = Buffer.alloc(L.xlb_backend6.size);
-  addr6(v.addr).copy(b, o.addr);
-  b.writeUInt16BE(v.port, o.port);
-  b.writeUInt8(v.flags ?? 0, o.flags);
+  encodeBackend6Into(b, 0, v);
   return b;
+}
+/** encodeBackend6 into `b` at `off` (for values packed back to back). */
+export function encodeBackend6Into(b: Buffer, off: number, v: Backend6): void {
+  const o = L.xlb_backend6.offsets;
+  addr6(v.addr).copy(b, off + o.addr);
+  b.writeUInt16BE(v.port, off + o.port);
+  b.writeUInt8(v.flags ?? 0, off + o.flags);
 }
 export function decodeBackend6(b: Buffer): Backend6 {
   const o = L.xlb_backend6.offsets;

@@ -41,6 +41,9 @@ import {
   encodeVipVal,
   decodeVip6Key,
   maglevClass,
+  encodeBackend4Into,
+  encodeBackend6Into,
+  LAYOUT,
 } from './layout.js';
 import { formatIPv4, formatIPv6 } from './addr.js';
 import { hex, isArrayMap, type MapName, type MapStore } from './store.js';
@@ -114,10 +117,11 @@ function pushWrites(
 ): void {
   if (batchable && list.length >= BATCH_MIN) {
     const zero = Buffer.alloc(list[0]!.value.length);
+    const keys = Buffer.concat(list.map((w) => w.key));
     adds.push({
       what: `${list.length} backends (${list[0]!.what}, …)`,
-      run: () => store.updateMany(map, list),
-      undo: () => store.updateMany(map, list.map((w) => ({ key: w.key, value: w.old ?? zero }))),
+      run: () => store.updateMany(map, keys, Buffer.concat(list.map((w) => w.value)), list.length),
+      undo: () => store.updateMany(map, keys, Buffer.concat(list.map((w) => w.old ?? zero)), list.length),
     });
     return;
   }
@@ -510,7 +514,9 @@ function planFromPrev(
   // IPv6 backends go to xlb_backends6 (one id space: an id is in one of the two maps).
   const mapOf = (b: CompiledBackend): MapName => (b.addr6 ? 'xlb_backends6' : 'xlb_backends');
   const encode = (b: CompiledBackend): Buffer => (b.addr6 ? encodeBackend6({ addr: b.addr6, port: b.port, flags: b.flags }) : encodeBackend4(b));
-  const writes: Record<'xlb_backends' | 'xlb_backends6', Array<Entry & { old: Buffer | undefined }>> = { xlb_backends: [], xlb_backends6: [] };
+  // (Kept as compiled objects: a large apply writes ~10⁶ of them, packed straight into one batch.)
+  type BackendWrite = { b: CompiledBackend; old: Buffer | undefined; vip: string };
+  const writes: Record<'xlb_backends' | 'xlb_backends6', BackendWrite[]> = { xlb_backends: [], xlb_backends6: [] };
   const removeBackend = (o: CompiledVip, b: CompiledBackend): void => {
     summary.backends.removed++;
     const key = encodeU32(b.id);
@@ -524,23 +530,48 @@ function planFromPrev(
     });
   };
   for (const [o, v] of pairs) {
-    const before = new Map((o?.backends ?? []).map((b) => [b.id, b]));
+    const before = o ? new Map(o.backends.map((b) => [b.id, b])) : null;
     for (const b of v.backends) {
-      const ob = before.get(b.id);
-      before.delete(b.id);
-      const value = encode(b);
-      const old = ob && mapOf(ob) === mapOf(b) ? encode(ob) : undefined;
-      if (old && old.equals(value)) continue;
+      const ob = before?.get(b.id);
+      before?.delete(b.id);
+      let old: Buffer | undefined;
+      if (ob && mapOf(ob) === mapOf(b)) {
+        old = encode(ob);
+        if (old.equals(encode(b))) continue;
+      }
       if (!ob) newBackendIds.push(b.id);
       summary.backends.written++;
-      writes[b.addr6 ? 'xlb_backends6' : 'xlb_backends'].push({ key: encodeU32(b.id), value, old, what: `VIP ${v.name}: backend ${b.text}` });
+      writes[mapOf(b) as 'xlb_backends' | 'xlb_backends6'].push({ b, old, vip: v.name });
     }
-    for (const ob of before.values()) removeBackend(o!, ob);
+    if (before) for (const ob of before.values()) removeBackend(o!, ob);
     if (!o) newVipIds.push(v.id);
   }
   for (const o of gone) for (const b of o.backends) removeBackend(o, b);
   for (const map of ['xlb_backends', 'xlb_backends6'] as const) {
-    pushWrites(adds, store, map, writes[map], true);
+    const list = writes[map];
+    if (list.length < BATCH_MIN) {
+      const entries = list.map((w) => ({ key: encodeU32(w.b.id), value: encode(w.b), old: w.old, what: `VIP ${w.vip}: backend ${w.b.text}` }));
+      pushWrites(adds, store, map, entries, true);
+      continue;
+    }
+    // One batch: keys and values packed as the kernel takes them, undone by the old values (or zeros).
+    const vs = map === 'xlb_backends' ? LAYOUT.xlb_backend4.size : LAYOUT.xlb_backend6.size;
+    const keys = Buffer.alloc(list.length * 4);
+    list.forEach((w, i) => keys.writeUInt32LE(w.b.id, i * 4));
+    const values = (olds: boolean): Buffer => {
+      const out = Buffer.alloc(list.length * vs);
+      list.forEach((w, i) => {
+        if (olds) w.old?.copy(out, i * vs);
+        else if (w.b.addr6) encodeBackend6Into(out, i * vs, { addr: w.b.addr6, port: w.b.port, flags: w.b.flags });
+        else encodeBackend4Into(out, i * vs, w.b);
+      });
+      return out;
+    };
+    adds.push({
+      what: `${list.length} backends (VIP ${list[0]!.vip}: backend ${list[0]!.b.text}, …)`,
+      run: () => store.updateMany(map, keys, values(false), list.length),
+      undo: () => store.updateMany(map, keys, values(true), list.length),
+    });
   }
 
   // 2. tables: same size → rewritten in place; else a new inner map swapped in.
