@@ -23,7 +23,6 @@ import {
   decodeU64Percpu,
   zeroStats,
   encodeU32,
-  XLB,
   type GlobalCounter,
   type Stats,
 } from './layout.js';
