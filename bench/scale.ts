@@ -16,7 +16,7 @@
  * measured yet.
  */
 import { readFileSync } from 'node:fs';
-import { Dataplane } from '../src/dataplane.js';
+import { Dataplane, MAGLEV_MAPS } from '../src/dataplane.js';
 import { compile, emptyCompiled, EMPTY_IDS, type Compiled } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled, type Deferred } from '../src/writer.js';
@@ -80,15 +80,15 @@ function mapMemory(dp: Dataplane): number {
   const n = dp.native;
   let total = 0;
   for (const fd of Object.values(dp.maps)) total += memlock(fd);
-  const outer = n.mapInfo(dp.maps.xlb_maglev);
-  for (let i = 0; i < outer.maxEntries; i++) {
-    const v = n.mapLookup(dp.maps.xlb_maglev, encodeU32(i), 4);
-    if (!v) continue;
-    const fd = n.mapGetFdById(v.readUInt32LE(0));
-    try {
-      total += memlock(fd);
-    } finally {
-      n.closeFd(fd);
+  for (const outer of MAGLEV_MAPS) {
+    const d = n.mapDump(dp.maps[outer], 4, 4);
+    for (let i = 0; i < d.count; i++) {
+      const fd = n.mapGetFdById(d.values.readUInt32LE(i * 4));
+      try {
+        total += memlock(fd);
+      } finally {
+        n.closeFd(fd);
+      }
     }
   }
   return total;

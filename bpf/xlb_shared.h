@@ -17,10 +17,10 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 11
+#define XLB_LAYOUT_VERSION 12
 
 /* Default map capacities; the control plane may resize them before load. */
-#define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev slots */
+#define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev_c* slots */
 #define XLB_MAX_BACKENDS 65536    /* xlb_backends slots (id 0 is reserved) */
 #define XLB_MAX_IFINDEX 65536     /* xlb_ifaces slots: interfaces with a lower ifindex */
 #define XLB_CT_MAX 262144         /* conntrack entries (both directions count) */
@@ -30,10 +30,33 @@
 #define XLB_NEIGH_MAX 16384       /* xlb_neigh4 (and xlb_neigh6) entries: (router, VIP address) pairs */
 #define XLB_MAGLEV_DEFAULT_M 16381 /* default Maglev table size (prime) */
 
-/* Slot 0 of every Maglev inner map holds the table size M; slots 1..M hold
- * backend ids. The size travels with the table, so a swap is self-consistent. */
+/* A Maglev table is one __u32 array: word 0 holds the table size M, words
+ * 1..M backend ids. The size travels with the table, so a swap is
+ * self-consistent. Each table is the single value of its own inner array map
+ * (4 bytes per slot), under the outer map of its size class: class k takes
+ * tables of up to XLB_MAGLEV_CLASS_WORDS(k) words (4 KiB << 2k of value),
+ * the words past M + 1 are zero. The class of a VIP's table travels in
+ * xlb_vip_val.table_class. */
 #define XLB_MAGLEV_HDR_SLOT 0
 #define XLB_MAGLEV_FIRST_SLOT 1
+#define XLB_MAGLEV_CLASSES 6          /* xlb_maglev_c0 .. xlb_maglev_c5 */
+#define XLB_MAGLEV_CLASS0_WORDS 1024  /* class 0: M <= 1023 (4 KiB) */
+#define XLB_MAGLEV_CLASS_SHIFT 2      /* each class holds 4x the words of the one before */
+#define XLB_MAGLEV_CLASS_WORDS(k) (XLB_MAGLEV_CLASS0_WORDS << (XLB_MAGLEV_CLASS_SHIFT * (k)))
+#define XLB_MAGLEV_TABLE_KEY 0        /* the one element of an inner map */
+
+/* The value of a class-k inner map: M, then the slots. */
+#define XLB_MAGLEV_TABLE(k)                                   \
+	struct xlb_maglev_table##k {                          \
+		__u32 m;                                      \
+		__u32 slots[XLB_MAGLEV_CLASS_WORDS(k) - 1];   \
+	}
+XLB_MAGLEV_TABLE(0);
+XLB_MAGLEV_TABLE(1);
+XLB_MAGLEV_TABLE(2);
+XLB_MAGLEV_TABLE(3);
+XLB_MAGLEV_TABLE(4);
+XLB_MAGLEV_TABLE(5);
 
 /* Backend id 0 means "no backend" (an empty table drops or rejects). */
 #define XLB_BACKEND_NONE 0
@@ -132,10 +155,10 @@ struct xlb_vip4_key {
 
 /* Value of xlb_vip4. */
 struct xlb_vip_val {
-	__u32 vip_id;             /* index into xlb_maglev and xlb_vip_stats */
+	__u32 vip_id;             /* index into xlb_maglev_c* and xlb_vip_stats */
 	__u16 flags;              /* XLB_VIP_F_* */
 	__u8 hash_fields;         /* XLB_HASH_*; 0 = 5-tuple */
-	__u8 pad;                 /* zero */
+	__u8 table_class;         /* size class of the VIP's Maglev table (xlb_maglev_c<table_class>) */
 	__u32 affinity_timeout_s; /* with XLB_VIP_F_AFFINITY: idle timeout, seconds */
 	__u32 snat_addr;          /* with XLB_VIP_F_SNAT_ADDR: source address, network order */
 	__u32 hairpin_addr;       /* hairpin source address (network order); 0 = the VIP */
@@ -323,6 +346,11 @@ _Static_assert(sizeof(struct xlb_neigh4_key) == 8, "xlb_neigh4_key size");
 _Static_assert(sizeof(struct xlb_neigh6_key) == 20, "xlb_neigh6_key size");
 _Static_assert(offsetof(struct xlb_neigh6_key, scope) == 16, "xlb_neigh6_key.scope");
 _Static_assert(sizeof(struct xlb_stats) == 56, "xlb_stats size");
+_Static_assert(offsetof(struct xlb_vip_val, table_class) == 7, "xlb_vip_val.table_class");
+_Static_assert(sizeof(struct xlb_maglev_table0) == 4 * XLB_MAGLEV_CLASS_WORDS(0), "xlb_maglev_table0 size");
+_Static_assert(sizeof(struct xlb_maglev_table2) == 4 * XLB_MAGLEV_CLASS_WORDS(2), "xlb_maglev_table2 size");
+_Static_assert(sizeof(struct xlb_maglev_table5) == 4 * XLB_MAGLEV_CLASS_WORDS(5), "xlb_maglev_table5 size");
+_Static_assert(XLB_MAGLEV_CLASS_WORDS(2) > XLB_MAGLEV_DEFAULT_M, "the default M fits class 2 (64 KiB)");
 #endif
 
 #endif /* XLB_SHARED_H */

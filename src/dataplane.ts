@@ -13,8 +13,9 @@ import { packageRoot } from './paths.js';
 import { LayoutError } from './errors.js';
 import {
   decodeTable,
-  encodeTable,
-  TABLE_STRIDE,
+  maglevClass,
+  maglevClassWords,
+  XLB,
   LAYOUT,
   LAYOUT_VERSION,
   GLOBAL_COUNTERS,
@@ -34,9 +35,13 @@ export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/xlb';
 export const TC_HANDLE = 0x1;
 export const TC_PRIORITY = 0x7862; /* "xb" */
 
+/** The outer Maglev maps, by size class (xlb_shared.h: XLB_MAGLEV_CLASSES). */
+export const MAGLEV_MAPS = ['xlb_maglev_c0', 'xlb_maglev_c1', 'xlb_maglev_c2', 'xlb_maglev_c3', 'xlb_maglev_c4', 'xlb_maglev_c5'] as const;
+if (MAGLEV_MAPS.length !== XLB.MAGLEV_CLASSES) throw new Error('MAGLEV_MAPS must list every Maglev size class');
+
 export const MAP_NAMES = [
   'xlb_vip4',
-  'xlb_maglev',
+  ...MAGLEV_MAPS,
   'xlb_backends',
   'xlb_ct4',
   'xlb_ct4_new',
@@ -86,7 +91,7 @@ const PROG_PIN_PREFIX = 'prog_';
  * programs are pinned (32 bytes). */
 const META_PIN = 'xlb_meta';
 const META_SIZE = 4 + 32;
-/** Slot of xlb_maglev that synchronize() writes (VIP ids start at 1). */
+/** Slot of xlb_maglev_c0 that synchronize() writes (VIP ids start at 1). */
 const SYNC_SLOT = 0;
 /** Entries per batch syscall. */
 const BATCH = 65536;
@@ -101,8 +106,8 @@ export class Dataplane {
   readonly loaded: boolean;
   /** True when this open created the maps (none was pinned): they are known to be empty. */
   readonly fresh: boolean;
-  /** Maglev tables this process wrote, by VIP id, with the inner map's id (see KernelStore.readTable). */
-  readonly tableCache = new Map<number, { innerId: number; table: Uint32Array }>();
+  /** Maglev tables this process wrote, by "class/VIP id", with the inner map's id (see KernelStore.readTable). */
+  readonly tableCache = new Map<string, { innerId: number; table: Uint32Array }>();
   private readonly fds: number[] = [];
   private readonly handle: number | null;
 
@@ -171,7 +176,7 @@ export class Dataplane {
     if (opts.mapSizes?.vips) {
       maxEntries.xlb_vip4 = opts.mapSizes.vips;
       maxEntries.xlb_vip6 = opts.mapSizes.vips;
-      maxEntries.xlb_maglev = opts.mapSizes.vips;
+      for (const m of MAGLEV_MAPS) maxEntries[m] = opts.mapSizes.vips;
       maxEntries.xlb_vip_stats = opts.mapSizes.vips;
     }
     if (opts.mapSizes?.backends) {
@@ -375,16 +380,29 @@ export class KernelStore implements MapStore {
     else this.dp.native.mapDelete(s.fd, key);
   }
 
+  private outer(cls: number): number {
+    return this.dp.maps[MAGLEV_MAPS[cls]!];
+  }
+
   tableIds(): number[] {
-    // The outer map lists only its filled slots (one batch read, not a scan).
+    return [...this.tableClasses().keys()];
+  }
+
+  tableClasses(): Map<number, number[]> {
+    // Each outer map lists only its filled slots (one batch read, not a scan).
     // Slot 0 (no VIP has id 0) holds synchronize()'s sentinel.
-    const d = this.dp.native.mapDump(this.dp.maps.xlb_maglev, 4, 4);
-    const ids: number[] = [];
-    for (let i = 0; i < d.count; i++) {
-      const id = d.keys.readUInt32LE(i * 4);
-      if (id !== SYNC_SLOT) ids.push(id);
-    }
-    return ids;
+    const out = new Map<number, number[]>();
+    MAGLEV_MAPS.forEach((_, cls) => {
+      const d = this.dp.native.mapDump(this.outer(cls), 4, 4);
+      for (let i = 0; i < d.count; i++) {
+        const id = d.keys.readUInt32LE(i * 4);
+        if (id === SYNC_SLOT) continue;
+        const l = out.get(id);
+        if (l) l.push(cls);
+        else out.set(id, [cls]);
+      }
+    });
+    return out;
   }
 
   /**
@@ -393,91 +411,97 @@ export class KernelStore implements MapStore {
    * the outer slot still holds the inner map this process wrote, that copy is
    * the kernel's content and no read is needed.
    */
-  readTable(vipId: number): Uint32Array | null {
-    const v = this.dp.native.mapLookup(this.dp.maps.xlb_maglev, encodeU32(vipId), 4);
-    if (!v) return null;
-    const innerId = v.readUInt32LE(0);
-    const known = this.dp.tableCache.get(vipId);
-    if (known && known.innerId === innerId) return known.table; // kept current by patchTable
-    const fd = this.dp.native.mapGetFdById(innerId);
-    try {
-      const slots = this.dp.native.mapInfo(fd).maxEntries;
-      const t = decodeTable(this.dp.native.mapMmapRead(fd, slots * TABLE_STRIDE), slots);
-      this.dp.tableCache.set(vipId, { innerId, table: t });
-      return t;
-    } finally {
-      this.dp.native.closeFd(fd);
+  readTable(vipId: number, cls?: number): Uint32Array | null {
+    const n = this.dp.native;
+    for (let k = cls ?? 0; k < (cls === undefined ? MAGLEV_MAPS.length : cls + 1); k++) {
+      const v = n.mapLookup(this.outer(k), encodeU32(vipId), 4);
+      if (!v) continue;
+      const innerId = v.readUInt32LE(0);
+      const known = this.dp.tableCache.get(`${k}/${vipId}`);
+      if (known && known.innerId === innerId) return known.table; // kept current by patchTable
+      const fd = n.mapGetFdById(innerId);
+      try {
+        const t = decodeTable(n.mapMmapRead(fd, maglevClassWords(k) * 4));
+        this.dp.tableCache.set(`${k}/${vipId}`, { innerId, table: t });
+        return t;
+      } finally {
+        n.closeFd(fd);
+      }
     }
+    return null;
   }
 
   swapTables(tables: ReadonlyArray<{ vipId: number; table: Uint32Array }>): void {
     const n = this.dp.native;
-    const fds: number[] = [];
-    try {
-      for (const { vipId, table } of tables) {
-        const fd = n.mapCreate({
-          type: n.constants.BPF_MAP_TYPE_ARRAY,
-          keySize: 4,
-          valueSize: 4,
-          maxEntries: table.length,
-          flags: n.constants.BPF_F_INNER_MAP | n.constants.BPF_F_MMAPABLE,
-          name: `xlb_mg_${vipId}`,
+    const byClass = new Map<number, Array<{ vipId: number; table: Uint32Array }>>();
+    for (const t of tables) {
+      const k = maglevClass(t.table.length);
+      const l = byClass.get(k);
+      if (l) l.push(t);
+      else byClass.set(k, [t]);
+    }
+    for (const [k, list] of byClass) {
+      const made: Array<{ fd: number; id: number }> = [];
+      try {
+        // Each inner map is created and filled (one copy, through mmap) in one
+        // call, complete before it is swapped in; all of a class in one batch.
+        for (const { vipId, table } of list) {
+          made.push(n.mapCreateFilled(maglevClassWords(k) * 4, new Uint8Array(table.buffer, table.byteOffset, table.byteLength), `xlb_mg_${vipId}`));
+        }
+        const keys = Buffer.alloc(list.length * 4);
+        const values = Buffer.alloc(list.length * 4);
+        list.forEach((t, i) => {
+          keys.writeUInt32LE(t.vipId, i * 4);
+          values.writeUInt32LE(made[i]!.fd, i * 4);
         });
-        fds.push(fd);
-        // Filled in one copy through mmap, complete before it is swapped in.
-        n.mapMmapWrite(fd, encodeTable(table));
+        n.mapUpdateBatch(this.outer(k), keys, values, list.length, 0);
+        list.forEach(({ vipId, table }, i) => this.dp.tableCache.set(`${k}/${vipId}`, { innerId: made[i]!.id, table }));
+      } finally {
+        for (const m of made) n.closeFd(m.fd);
       }
-      const keys = Buffer.concat(tables.map((t) => encodeU32(t.vipId)));
-      const values = Buffer.concat(fds.map((fd) => encodeU32(fd)));
-      n.mapUpdateBatch(this.dp.maps.xlb_maglev, keys, values, tables.length, 0);
-      tables.forEach(({ vipId, table }, i) => this.dp.tableCache.set(vipId, { innerId: n.mapInfo(fds[i]).id, table }));
-    } finally {
-      for (const fd of fds) n.closeFd(fd);
     }
   }
 
   patchTable(vipId: number, to: Uint32Array, from: Uint32Array): void {
     const n = this.dp.native;
-    const v = n.mapLookup(this.dp.maps.xlb_maglev, encodeU32(vipId), 4);
+    const k = maglevClass(to.length);
+    const v = n.mapLookup(this.outer(k), encodeU32(vipId), 4);
     if (!v) throw new Error(`VIP id ${vipId} has no Maglev table to patch`);
     const innerId = v.readUInt32LE(0);
-    const slots: number[] = [];
-    for (let i = 0; i < to.length; i++) if (to[i] !== from[i]) slots.push(i);
+    const words: number[] = [];
+    for (let i = 0; i < to.length; i++) if (to[i] !== from[i]) words.push(i);
     const fd = n.mapGetFdById(innerId);
     try {
-      if (n.mapInfo(fd).maxEntries !== to.length) throw new Error(`VIP id ${vipId}: its table has not ${to.length} slots`);
-      const idx = Uint32Array.from(slots);
-      const val = Uint32Array.from(slots, (i) => to[i]!);
-      n.mapMmapWriteSlots(fd, Buffer.from(idx.buffer), Buffer.from(val.buffer));
+      const m = n.mapMmapRead(fd, 4).readUInt32LE(XLB.MAGLEV_HDR_SLOT * 4);
+      if (m !== to.length - 1) throw new Error(`VIP id ${vipId}: its table has ${m} slots, not ${to.length - 1}`);
+      const idx = Uint32Array.from(words);
+      const val = Uint32Array.from(words, (i) => to[i]!);
+      n.mapMmapWriteWords(fd, Buffer.from(idx.buffer), Buffer.from(val.buffer));
     } finally {
       n.closeFd(fd);
     }
-    this.dp.tableCache.set(vipId, { innerId, table: to });
+    this.dp.tableCache.set(`${k}/${vipId}`, { innerId, table: to });
   }
 
   synchronize(): void {
     // An outer map-in-map write returns only after an RCU grace period
-    // (maybe_wait_bpf_programs). A one-slot empty table in slot 0, which no
-    // VIP uses, is written for it.
+    // (maybe_wait_bpf_programs). An empty table in slot 0 of the smallest
+    // class, which no VIP uses, is written for it.
     const n = this.dp.native;
-    const fd = n.mapCreate({
-      type: n.constants.BPF_MAP_TYPE_ARRAY,
-      keySize: 4,
-      valueSize: 4,
-      maxEntries: 1,
-      flags: n.constants.BPF_F_INNER_MAP | n.constants.BPF_F_MMAPABLE,
-      name: 'xlb_mg_sync',
-    });
+    const { fd } = n.mapCreateFilled(maglevClassWords(0) * 4, new Uint8Array(0), 'xlb_mg_sync');
     try {
-      n.mapUpdate(this.dp.maps.xlb_maglev, encodeU32(SYNC_SLOT), encodeU32(fd), 0);
+      n.mapUpdate(this.outer(0), encodeU32(SYNC_SLOT), encodeU32(fd), 0);
     } finally {
       n.closeFd(fd);
     }
   }
 
-  deleteTable(vipId: number): void {
-    this.dp.tableCache.delete(vipId);
-    this.dp.native.mapDelete(this.dp.maps.xlb_maglev, encodeU32(vipId));
+  deleteTable(vipId: number, cls?: number): void {
+    MAGLEV_MAPS.forEach((_, k) => {
+      if (cls !== undefined && cls !== k) return;
+      this.dp.tableCache.delete(`${k}/${vipId}`);
+      this.dp.native.mapDelete(this.outer(k), encodeU32(vipId));
+    });
   }
 
   resetStats(kind: 'vip' | 'backend', ids: readonly number[]): void {

@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 11;
+export const LAYOUT_VERSION = 12;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 
@@ -19,6 +19,10 @@ export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 export const XLB = {
   MAGLEV_HDR_SLOT: 0,
   MAGLEV_FIRST_SLOT: 1,
+  MAGLEV_CLASSES: 6,
+  MAGLEV_CLASS0_WORDS: 1024,
+  MAGLEV_CLASS_SHIFT: 2,
+  MAGLEV_TABLE_KEY: 0,
   BACKEND_NONE: 0,
   VIP_F_IP_ONLY: 1,
   VIP_F_AFFINITY: 2,
@@ -85,7 +89,7 @@ export const LAYOUT = {
   xlb_vip4_key: { size: 12, offsets: { addr: 0, port: 4, proto: 6, pad: 7, scope: 8 } },
   xlb_vip_val: {
     size: 20,
-    offsets: { vip_id: 0, flags: 4, hash_fields: 6, pad: 7, affinity_timeout_s: 8, snat_addr: 12, hairpin_addr: 16 },
+    offsets: { vip_id: 0, flags: 4, hash_fields: 6, table_class: 7, affinity_timeout_s: 8, snat_addr: 12, hairpin_addr: 16 },
   },
   xlb_affinity4_key: { size: 8, offsets: { client: 0, vip_id: 4 } },
   xlb_affinity4_val: { size: 16, offsets: { backend_id: 0, pad: 4, last_seen_ns: 8 } },
@@ -146,6 +150,8 @@ export interface VipVal {
   snatAddr?: number;
   /** Hairpin source address (0 or absent: the VIP). */
   hairpinAddr?: number;
+  /** Size class of the VIP's Maglev table (maglevClass; absent: 0). */
+  tableClass?: number;
 }
 /** One xlb_snat4 entry: in scope, addresses of `kind` within addr/prefixLen get source `snat`. */
 export interface Snat4Entry {
@@ -238,6 +244,7 @@ export function encodeVipVal(v: VipVal): Buffer {
   b.writeUInt32LE(v.vipId >>> 0, o.vip_id);
   b.writeUInt16LE(v.flags, o.flags);
   b.writeUInt8(v.hashFields, o.hash_fields);
+  b.writeUInt8(v.tableClass ?? 0, o.table_class);
   b.writeUInt32LE(v.affinityTimeoutS >>> 0, o.affinity_timeout_s);
   b.writeUInt32BE((v.snatAddr ?? 0) >>> 0, o.snat_addr);
   b.writeUInt32BE((v.hairpinAddr ?? 0) >>> 0, o.hairpin_addr);
@@ -252,6 +259,7 @@ export function decodeVipVal(b: Buffer): VipVal {
     affinityTimeoutS: b.readUInt32LE(o.affinity_timeout_s),
     snatAddr: b.readUInt32BE(o.snat_addr),
     hairpinAddr: b.readUInt32BE(o.hairpin_addr),
+    tableClass: b.readUInt8(o.table_class),
   };
 }
 
@@ -443,20 +451,30 @@ export function decodeU64Percpu(b: Buffer, ncpus: number): bigint {
   return sum;
 }
 
-/** Distance between two elements of a BPF array map with 4-byte values. */
-export const TABLE_STRIDE = 8;
-
-/** A Maglev table (slot 0 = M, then M backend ids) in an array map's value-area layout. */
-export function encodeTable(table: Uint32Array): Buffer {
-  const words = new Uint32Array(table.length * (TABLE_STRIDE / 4));
-  for (let i = 0; i < table.length; i++) words[i * 2] = table[i];
-  return Buffer.from(words.buffer, words.byteOffset, words.byteLength);
+/** Words (u32) a Maglev table of size class k holds: M + 1 of them at most. */
+export function maglevClassWords(k: number): number {
+  return XLB.MAGLEV_CLASS0_WORDS << (XLB.MAGLEV_CLASS_SHIFT * k);
 }
 
-/** The inverse of encodeTable. */
-export function decodeTable(area: Buffer, slots: number): Uint32Array {
-  const t = new Uint32Array(slots);
-  for (let i = 0; i < slots; i++) t[i] = area.readUInt32LE(i * TABLE_STRIDE);
+/** The size class of a Maglev table of `words` words (M + 1): the smallest that holds it. */
+export function maglevClass(words: number): number {
+  for (let k = 0; k < XLB.MAGLEV_CLASSES; k++) if (words <= maglevClassWords(k)) return k;
+  throw new RangeError(`a Maglev table of ${words - 1} slots is larger than the largest size class (${maglevClassWords(XLB.MAGLEV_CLASSES - 1) - 1})`);
+}
+
+/** A Maglev table (word 0 = M, then M backend ids) as the value of its class's inner map: zero-padded. */
+export function encodeTable(table: Uint32Array): Buffer {
+  const b = Buffer.alloc(maglevClassWords(maglevClass(table.length)) * 4);
+  Buffer.from(table.buffer, table.byteOffset, table.byteLength).copy(b);
+  return b;
+}
+
+/** The inverse of encodeTable: M + 1 words from the start of an inner map's value. */
+export function decodeTable(value: Buffer): Uint32Array {
+  const m = value.readUInt32LE(XLB.MAGLEV_HDR_SLOT * 4);
+  const words = Math.min(m + 1, value.length >>> 2);
+  const t = new Uint32Array(words);
+  for (let i = 0; i < words; i++) t[i] = value.readUInt32LE(i * 4);
   return t;
 }
 

@@ -276,9 +276,12 @@ export interface XlbNative {
   mapMmapWrite(fd: number, data: Uint8Array): void;
   /** Reads the first `length` bytes of an mmap-able array's value area. */
   mapMmapRead(fd: number, length: number): Buffer;
-  /** Sets element slots[i] of an mmap-able array to values[i] (u32, little-endian), in order, each with
-   *  one aligned 32-bit store (a concurrent reader sees the old or the new value, never a mix). */
-  mapMmapWriteSlots(fd: number, slots: Uint8Array, values: Uint8Array): void;
+  /** Sets the u32 at byte 4 * words[i] of an mmap-able array's value area to values[i] (u32, little-endian),
+   *  in order, each with one aligned 32-bit store (a concurrent reader sees the old or the new value, never a mix). */
+  mapMmapWriteWords(fd: number, words: Uint8Array, values: Uint8Array): void;
+  /** Creates an mmap-able array of one valueSize-byte element (BPF_F_MMAPABLE) and writes `data` at its
+   *  start through mmap (the rest is zero); the caller closes fd. */
+  mapCreateFilled(valueSize: number, data: Uint8Array, name?: string): { fd: number; id: number };
   /** bpf_map_delete_batch (loop of deletes where unsupported); returns the number deleted */
   mapDeleteBatch(fd: number, keys: Uint8Array, count: number): number;
 

@@ -3,6 +3,7 @@
  * implementation lives in dataplane.ts; MemoryStore here lets the reconciler be
  * tested without root, with fault injection (fail the n-th write).
  */
+import { maglevClass, XLB } from './layout.js';
 
 /** Hash maps and plain arrays the writer reconciles (not the Maglev tables). */
 export type MapName = 'xlb_vip4' | 'xlb_backends' | 'xlb_ifaces' | 'xlb_neigh4' | 'xlb_neigh6' | 'xlb_vip6' | 'xlb_backends6' | 'xlb_snat4';
@@ -16,11 +17,16 @@ export interface MapStore {
   updateMany(map: MapName, entries: ReadonlyArray<{ key: Buffer; value: Buffer }>): void;
   /** Deletes a hash entry, or zeroes an array slot. */
   delete(map: MapName, key: Buffer): void;
-  /** Ids of VIPs that have a Maglev table in the outer map. */
+  /** Ids of VIPs that have a Maglev table (in any size class). */
   tableIds(): number[];
-  readTable(vipId: number): Uint32Array | null;
-  /** Builds a new inner map for each table and swaps them all in with one
-   *  write (each VIP's slot switches atomically to its complete new table). */
+  /** The size classes (maglevClass) each VIP holds a table in: one, but two
+   *  while a table moves to another class (or after such a move was cut short). */
+  tableClasses(): Map<number, number[]>;
+  /** A VIP's table in size class `cls`, or (no class given) in the first class that holds one. */
+  readTable(vipId: number, cls?: number): Uint32Array | null;
+  /** Builds a new inner map for each table and swaps them all in, one write
+   *  per size class (each VIP's slot in the outer map of its table's class
+   *  switches atomically to its complete new table). */
   swapTables(tables: ReadonlyArray<{ vipId: number; table: Uint32Array }>): void;
   /** Rewrites, in place, the slots of a VIP's table (same M) that differ
    *  between `from` (what it holds) and `to`, each slot in one atomic store.
@@ -30,7 +36,8 @@ export interface MapStore {
   /** Returns once every BPF program that may have read a map before the call
    *  has finished (an RCU grace period, as an outer-map write waits for). */
   synchronize(): void;
-  deleteTable(vipId: number): void;
+  /** Removes a VIP's table of size class `cls`, or (no class given) of every class. */
+  deleteTable(vipId: number, cls?: number): void;
   /** Zeroes the per-CPU counters of VIP or backend ids (ids are reused). */
   resetStats(kind: 'vip' | 'backend', ids: readonly number[]): void;
 }
@@ -45,6 +52,8 @@ export class InjectedFault extends Error {
   readonly code = 'EINJECTED';
 }
 
+const tableKey = (vipId: number, cls: number): string => `${cls}/${vipId}`;
+
 /** An in-memory MapStore. `failAt` makes the n-th write (1-based) throw. */
 export class MemoryStore implements MapStore {
   readonly maps: Record<MapName, Map<string, Buffer>> = {
@@ -57,7 +66,8 @@ export class MemoryStore implements MapStore {
     xlb_backends6: new Map(),
     xlb_snat4: new Map(),
   };
-  readonly tables = new Map<number, Uint32Array>();
+  /** Maglev tables by "class/vipId" (tableKey). */
+  readonly tables = new Map<string, Uint32Array>();
   readonly statsResets: string[] = [];
   /** VIP ids whose table was written (swapped in or patched), in order. */
   readonly tableWrites: number[] = [];
@@ -95,22 +105,31 @@ export class MemoryStore implements MapStore {
     this.maps[map].delete(hex(key));
   }
   tableIds(): number[] {
-    return [...this.tables.keys()];
+    return [...this.tableClasses().keys()];
   }
-  readTable(vipId: number): Uint32Array | null {
-    const t = this.tables.get(vipId);
+  tableClasses(): Map<number, number[]> {
+    const out = new Map<number, number[]>();
+    for (const k of this.tables.keys()) {
+      const [cls, id] = k.split('/').map(Number) as [number, number];
+      out.set(id, [...(out.get(id) ?? []), cls].sort((x, y) => x - y));
+    }
+    return out;
+  }
+  readTable(vipId: number, cls?: number): Uint32Array | null {
+    const classes = cls === undefined ? (this.tableClasses().get(vipId) ?? []) : [cls];
+    const t = classes.length ? this.tables.get(tableKey(vipId, classes[0]!)) : undefined;
     return t ? t.slice() : null;
   }
   swapTables(tables: ReadonlyArray<{ vipId: number; table: Uint32Array }>): void {
     this.write();
     for (const { vipId, table } of tables) {
-      this.tables.set(vipId, table.slice());
+      this.tables.set(tableKey(vipId, maglevClass(table.length)), table.slice());
       this.tableWrites.push(vipId);
     }
   }
   patchTable(vipId: number, to: Uint32Array, from: Uint32Array): void {
     this.write();
-    const t = this.tables.get(vipId);
+    const t = this.tables.get(tableKey(vipId, maglevClass(to.length)));
     if (!t || t.length !== to.length || from.length !== to.length) throw new Error(`patchTable: VIP id ${vipId} has no table of ${to.length} slots`);
     for (let i = 0; i < to.length; i++) {
       if (t[i] !== from[i]) throw new Error(`patchTable: VIP id ${vipId} slot ${i} holds ${t[i]}, not ${from[i]}`);
@@ -124,9 +143,9 @@ export class MemoryStore implements MapStore {
   synchronize(): void {
     this.graces++;
   }
-  deleteTable(vipId: number): void {
+  deleteTable(vipId: number, cls?: number): void {
     this.write();
-    this.tables.delete(vipId);
+    for (let k = 0; k < XLB.MAGLEV_CLASSES; k++) if (cls === undefined || cls === k) this.tables.delete(tableKey(vipId, k));
   }
   resetStats(kind: 'vip' | 'backend', ids: readonly number[]): void {
     for (const id of ids) this.statsResets.push(`${kind}:${id}`);

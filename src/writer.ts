@@ -40,6 +40,7 @@ import {
   encodeVip6Key,
   encodeVipVal,
   decodeVip6Key,
+  maglevClass,
 } from './layout.js';
 import { formatIPv4, formatIPv6 } from './addr.js';
 import { hex, isArrayMap, type MapName, type MapStore } from './store.js';
@@ -277,13 +278,30 @@ export function applyCompiled(
     backendRemoves = removes.splice(removesBefore);
 
     // 2. Maglev tables: every changed table is built fresh and all are swapped
-    // into the outer map in one batch (each slot switches atomically; the
-    // kernel waits for running programs once per outer-map write, not per VIP).
+    // into the outer map of their size class in one batch per class (each slot
+    // switches atomically; the kernel waits for running programs once per
+    // outer-map write, not per VIP). A table left in another class (its size
+    // class changed) is removed after the VIP entries name the new class.
     const wantTables = new Set<number>();
+    const held = store.tableClasses();
     const swaps: Array<{ vipId: number; table: Uint32Array; old: Uint32Array | null; name: string }> = [];
     for (const v of c.vips) {
       wantTables.add(v.id);
-      const old = store.readTable(v.id);
+      const cls = maglevClass(v.table.length);
+      const classes = held.get(v.id) ?? [];
+      const old = classes.includes(cls) ? store.readTable(v.id, cls) : null;
+      for (const k of classes) {
+        if (k === cls) continue;
+        const stale = store.readTable(v.id, k);
+        summary.tables.removed++;
+        tableRemoves.push({
+          what: `VIP ${v.name}: Maglev table removal (size class ${k})`,
+          run: () => store.deleteTable(v.id, k),
+          undo: () => {
+            if (stale) store.swapTables([{ vipId: v.id, table: stale }]);
+          },
+        });
+      }
       if (tablesEqual(old, v.table)) continue;
       summary.tables.swapped++;
       swaps.push({ vipId: v.id, table: v.table, old, name: v.name });
@@ -295,26 +313,29 @@ export function applyCompiled(
         undo: () => {
           const back = swaps.filter((x) => x.old !== null).map((x) => ({ vipId: x.vipId, table: x.old! }));
           if (back.length) store.swapTables(back);
-          for (const x of swaps) if (x.old === null) store.deleteTable(x.vipId);
-        },
-      });
-    }
-    
-    for (const id of store.tableIds()) {
-      if (wantTables.has(id)) continue;
-      const old = store.readTable(id);
-      summary.tables.removed++;
-      tableRemoves.push({
-        what: `VIP ${prevVipName(id) ?? `id ${id}`}: Maglev table removal`,
-        run: () => store.deleteTable(id),
-        undo: () => {
-          if (old) store.swapTables([{ vipId: id, table: old }]);
+          for (const x of swaps) if (x.old === null) store.deleteTable(x.vipId, maglevClass(x.table.length));
         },
       });
     }
 
-    // 3. VIP entries
+    for (const [id, classes] of held) {
+      if (wantTables.has(id)) continue;
+      for (const k of classes) {
+        const old = store.readTable(id, k);
+        summary.tables.removed++;
+        tableRemoves.push({
+          what: `VIP ${prevVipName(id) ?? `id ${id}`}: Maglev table removal`,
+          run: () => store.deleteTable(id, k),
+          undo: () => {
+            if (old) store.swapTables([{ vipId: id, table: old }]);
+          },
+        });
+      }
+    }
+
+    // 3. VIP entries (each names its table's size class)
     const vipName = new Map(c.vips.map((v) => [v.id, v.name]));
+    const vipClass = new Map(c.vips.map((v) => [v.id, maglevClass(v.table.length)]));
     const wantVips = new Map<string, { key: Buffer; value: Buffer; what: string }>();
     const wantVips6 = new Map<string, { key: Buffer; value: Buffer; what: string }>();
     for (const e of c.entries) {
@@ -328,6 +349,7 @@ export function applyCompiled(
           affinityTimeoutS: e.affinityTimeoutS,
           snatAddr: e.snatAddr,
           hairpinAddr: e.hairpinAddr,
+          tableClass: vipClass.get(e.vipId) ?? 0,
         }),
         what: `VIP ${vipName.get(e.vipId)} (scope ${e.scope})`,
       });
@@ -522,7 +544,11 @@ function planFromPrev(
   }
 
   // 2. tables: same size → rewritten in place; else a new inner map swapped in.
+  // A table whose size class changes goes into the outer map of its new
+  // class; its VIP entries are rewritten to name that class (below), then the
+  // old class's table is removed.
   const swaps: Array<{ vipId: number; table: Uint32Array; name: string }> = [];
+  const moved = new Set<number>();
   for (const [o, v] of pairs) {
     if (o && tablesEqual(o.table, v.table)) continue;
     summary.tables.swapped++;
@@ -535,6 +561,16 @@ function planFromPrev(
       });
     } else {
       swaps.push({ vipId: v.id, table: v.table, name: v.name });
+      const from = o ? maglevClass(o.table.length) : -1;
+      if (o && from !== maglevClass(v.table.length)) {
+        moved.add(v.id);
+        summary.tables.removed++;
+        tableRemoves.push({
+          what: `VIP ${v.name}: Maglev table removal (size class ${from})`,
+          run: () => store.deleteTable(o.id, from),
+          undo: () => store.swapTables([{ vipId: o.id, table: o.table }]),
+        });
+      }
     }
   }
   if (swaps.length > 0) {
@@ -543,9 +579,10 @@ function planFromPrev(
       what: `Maglev table${swaps.length > 1 ? 's' : ''} of ${swaps.map((x) => `VIP ${x.name}`).join(', ')}`,
       run: () => store.swapTables(swaps.map(({ vipId, table }) => ({ vipId, table }))),
       undo: () => {
-        const back = swaps.filter((x) => olds.has(x.vipId)).map((x) => ({ vipId: x.vipId, table: olds.get(x.vipId)! }));
+        // A table that moved class: its old one is still in place; the new one goes.
+        const back = swaps.filter((x) => olds.has(x.vipId) && !moved.has(x.vipId)).map((x) => ({ vipId: x.vipId, table: olds.get(x.vipId)! }));
         if (back.length) store.swapTables(back);
-        for (const x of swaps) if (!olds.has(x.vipId)) store.deleteTable(x.vipId);
+        for (const x of swaps) if (!olds.has(x.vipId) || moved.has(x.vipId)) store.deleteTable(x.vipId, maglevClass(x.table.length));
       },
     });
   }
@@ -553,13 +590,14 @@ function planFromPrev(
     summary.tables.removed++;
     tableRemoves.push({
       what: `VIP ${o.name}: Maglev table removal`,
-      run: () => store.deleteTable(o.id),
+      run: () => store.deleteTable(o.id, maglevClass(o.table.length)),
       undo: () => store.swapTables([{ vipId: o.id, table: o.table }]),
     });
   }
 
-  // 3. VIP entries: those that are not the same objects, diffed by key.
-  let same = c.entries.length === prev.entries.length;
+  // 3. VIP entries: those that are not the same objects, diffed by key
+  // (and those of a VIP whose table moved to another size class).
+  let same = c.entries.length === prev.entries.length && moved.size === 0;
   for (let i = 0; same && i < c.entries.length; i++) same = c.entries[i] === prev.entries[i];
   if (!same) {
     const nowSet = new Set(c.entries);
@@ -567,7 +605,15 @@ function planFromPrev(
     let names: Map<number, string> | null = null;
     const nameOf = (id: number): string =>
       (names ??= new Map([...prev.vips, ...c.vips].map((v) => [v.id, v.name]))).get(id) ?? `id ${id}`;
-    const encodeEntry = (e: CompiledVipEntry): { key: Buffer; value: Buffer; map: MapName } => ({
+    let classes: Map<number, number> | null = null;
+    const classOf = (e: CompiledVipEntry, now: boolean): number => {
+      classes ??= new Map([...prev.vips.map((v) => [v.id, maglevClass(v.table.length)] as const)]);
+      if (now) return maglevClass(vipById(e.vipId).table.length);
+      return classes.get(e.vipId) ?? 0;
+    };
+    let byId: Map<number, CompiledVip> | null = null;
+    const vipById = (id: number): CompiledVip => (byId ??= new Map(c.vips.map((v) => [v.id, v]))).get(id)!;
+    const encodeEntry = (e: CompiledVipEntry, now: boolean): { key: Buffer; value: Buffer; map: MapName } => ({
       key: e.addr6 ? encodeVip6Key({ addr: e.addr6, port: e.port, proto: e.proto, scope: e.scope }) : encodeVip4Key(e),
       value: encodeVipVal({
         vipId: e.vipId,
@@ -576,20 +622,21 @@ function planFromPrev(
         affinityTimeoutS: e.affinityTimeoutS,
         snatAddr: e.snatAddr,
         hairpinAddr: e.hairpinAddr,
+        tableClass: classOf(e, now),
       }),
       map: e.addr6 ? 'xlb_vip6' : 'xlb_vip4',
     });
     type VipEntry = Entry & { map: MapName };
     const want = new Map<string, VipEntry>();
     for (const e of c.entries) {
-      if (beforeSet.has(e)) continue;
-      const x = encodeEntry(e);
+      if (beforeSet.has(e) && !moved.has(e.vipId)) continue;
+      const x = encodeEntry(e, true);
       want.set(`${x.map} ${hex(x.key)}`, { ...x, what: `VIP ${nameOf(e.vipId)} (scope ${e.scope})` });
     }
     const have = new Map<string, VipEntry>();
     for (const e of prev.entries) {
-      if (nowSet.has(e)) continue;
-      const x = encodeEntry(e);
+      if (nowSet.has(e) && !moved.has(e.vipId)) continue;
+      const x = encodeEntry(e, false);
       have.set(`${x.map} ${hex(x.key)}`, { ...x, what: `VIP ${nameOf(e.vipId)} (scope ${e.scope}): removal` });
     }
     for (const [k, w] of want) {

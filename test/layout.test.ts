@@ -28,6 +28,8 @@ import {
   encodeSnat4Val,
   encodeTable,
   decodeTable,
+  maglevClass,
+  maglevClassWords,
   encodeU32,
   encodeVip4Key,
   encodeVipVal,
@@ -36,7 +38,7 @@ import {
 } from '../src/layout.js';
 import { loadNative, type SharedStructName } from '../src/native.js';
 import { parseIPv4 } from '../src/addr.js';
-import { DEFAULT_MAGLEV_SIZE } from '../src/config.js';
+import { DEFAULT_MAGLEV_SIZE, MAX_MAGLEV_SIZE } from '../src/config.js';
 
 const native = loadNative();
 const C = native.layout();
@@ -68,6 +70,10 @@ describe('LAYOUT matches bpf/xlb_shared.h (as compiled into the addon)', () => {
     const pairs: Array<[string, number]> = [
       ['XLB_MAGLEV_HDR_SLOT', XLB.MAGLEV_HDR_SLOT],
       ['XLB_MAGLEV_FIRST_SLOT', XLB.MAGLEV_FIRST_SLOT],
+      ['XLB_MAGLEV_CLASSES', XLB.MAGLEV_CLASSES],
+      ['XLB_MAGLEV_CLASS0_WORDS', XLB.MAGLEV_CLASS0_WORDS],
+      ['XLB_MAGLEV_CLASS_SHIFT', XLB.MAGLEV_CLASS_SHIFT],
+      ['XLB_MAGLEV_TABLE_KEY', XLB.MAGLEV_TABLE_KEY],
       ['XLB_BACKEND_NONE', XLB.BACKEND_NONE],
       ['XLB_VIP_F_IP_ONLY', XLB.VIP_F_IP_ONLY],
       ['XLB_DIR_FWD', XLB.DIR_FWD],
@@ -113,6 +119,7 @@ describe('round trips', () => {
       affinityTimeoutS: 65535,
       snatAddr: parseIPv4('10.127.0.129'),
       hairpinAddr: parseIPv4('172.16.255.99'),
+      tableClass: 5,
     };
     const b = encodeVipVal(v);
     expect(b.length).toBe(LAYOUT.xlb_vip_val.size);
@@ -210,15 +217,29 @@ describe('round trips', () => {
     expect(decodeU32(encodeU32(0xffffffff))).toBe(0xffffffff);
     expect(decodeU32(Buffer.from('0000000005000000', 'hex'), 4)).toBe(5);
     const t = Uint32Array.from([5, 1, 2, 1, 2, 0x01020304]);
-    // An array map's value area: 4-byte values 8 bytes apart.
+    // The value of a class-0 inner map: the words as they are, zero-padded to the class size.
     const b = encodeTable(t);
-    expect(b.length).toBe(48);
-    const pad = '00000000';
-    expect(b.toString('hex')).toBe(['05000000', '01000000', '02000000', '01000000', '02000000', '04030201'].map((w) => w + pad).join(''));
-    expect(Array.from(decodeTable(b, t.length))).toEqual(Array.from(t));
+    expect(b.length).toBe(XLB.MAGLEV_CLASS0_WORDS * 4);
+    expect(b.subarray(0, 24).toString('hex')).toBe(['05000000', '01000000', '02000000', '01000000', '02000000', '04030201'].join(''));
+    expect(b.subarray(24).every((x) => x === 0)).toBe(true);
+    expect(Array.from(decodeTable(b))).toEqual(Array.from(t));
     // A view into a larger array encodes only its own slots.
     const sub = new Uint32Array([9, 9, 3, 1, 1, 1, 9]).subarray(2, 6);
-    expect(encodeTable(sub).toString('hex')).toBe('03000000' + pad + ('01000000' + pad).repeat(3));
+    expect(encodeTable(sub).subarray(0, 20).toString('hex')).toBe('03000000' + '01000000'.repeat(3) + '00000000');
+  });
+
+  it('Maglev size classes: the smallest class that holds M + 1 words', () => {
+    expect(maglevClassWords(0)).toBe(1024);
+    expect(maglevClassWords(XLB.MAGLEV_CLASSES - 1)).toBe(1024 * 4 ** (XLB.MAGLEV_CLASSES - 1));
+    expect(maglevClass(4)).toBe(0);
+    expect(maglevClass(1024)).toBe(0); // M = 1023
+    expect(maglevClass(1025)).toBe(1);
+    expect(maglevClass(DEFAULT_MAGLEV_SIZE + 1)).toBe(2); // 64 KiB: the default table wastes 8 bytes
+    expect(maglevClassWords(2) * 4 - (DEFAULT_MAGLEV_SIZE + 1) * 4).toBe(8);
+    expect(maglevClass(65537 + 1)).toBe(4);
+    expect(maglevClass(MAX_MAGLEV_SIZE + 1)).toBe(XLB.MAGLEV_CLASSES - 1);
+    expect(() => maglevClass(maglevClassWords(XLB.MAGLEV_CLASSES - 1) + 1)).toThrow(/largest size class/);
+    expect(encodeTable(new Uint32Array(DEFAULT_MAGLEV_SIZE + 1)).length).toBe(65536);
   });
 });
 
@@ -231,6 +252,9 @@ describe('byte-level encoding', () => {
   it('encodes a VIP value in host order', () => {
     expect(encodeVipVal({ vipId: 0x0102, flags: 1, hashFields: 4, affinityTimeoutS: 30 }).toString('hex')).toBe(
       '02010000' + '0100' + '04' + '00' + '1e000000' + '00000000' + '00000000',
+    );
+    expect(encodeVipVal({ vipId: 1, flags: 0, hashFields: 0, affinityTimeoutS: 0, tableClass: 2 }).toString('hex')).toBe(
+      '01000000' + '0000' + '00' + '02' + '00000000' + '00000000' + '00000000',
     );
     // Source addresses are in network order, like every address.
     expect(

@@ -4,7 +4,7 @@ import { describe, it, expect } from 'vitest';
 import { compile, EMPTY_IDS, type Compiled, type Ids } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { ApplyError, ERROR_CODES } from '../src/errors.js';
-import { decodeBackend4, decodeIface, decodeU32, decodeVip4Key, decodeVipVal, encodeU32 } from '../src/layout.js';
+import { decodeBackend4, decodeIface, decodeU32, decodeVip4Key, decodeVipVal, encodeU32, maglevClass } from '../src/layout.js';
 import { MemoryStore, type MapName } from '../src/store.js';
 import { applyCompiled } from '../src/writer.js';
 import { parseIPv4 } from '../src/addr.js';
@@ -118,7 +118,7 @@ describe('applyCompiled: basic reconciliation', () => {
     }
     const vips = [...h.store.dump('xlb_vip4')].map(([k, v]) => ({ ...decodeVip4Key(Buffer.from(k, 'hex')), ...decodeVipVal(v) }));
     expect(vips.sort((a, b) => a.scope - b.scope || a.vipId - b.vipId)).toEqual(
-      c.entries.map((e) => ({ addr: e.addr, port: e.port, proto: e.proto, scope: e.scope, vipId: e.vipId, flags: e.flags, hashFields: e.hashFields, affinityTimeoutS: e.affinityTimeoutS, snatAddr: e.snatAddr, hairpinAddr: e.hairpinAddr }))
+      c.entries.map((e) => ({ addr: e.addr, port: e.port, proto: e.proto, scope: e.scope, vipId: e.vipId, flags: e.flags, hashFields: e.hashFields, affinityTimeoutS: e.affinityTimeoutS, snatAddr: e.snatAddr, hairpinAddr: e.hairpinAddr, tableClass: maglevClass(c.vips.find((v) => v.id === e.vipId)!.table.length) }))
         .sort((a, b) => a.scope - b.scope || a.vipId - b.vipId),
     );
     const ifaces = [...h.store.dump('xlb_ifaces')].map(([k, v]) => [decodeU32(Buffer.from(k, 'hex')), decodeIface(v)]);

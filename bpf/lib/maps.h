@@ -19,25 +19,34 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_vip4 SEC(".maps");
 
-/* Template of one Maglev table: slot 0 = M, slots 1..M = backend ids. Inner
- * maps are created by the control plane with their own size (BPF_F_INNER_MAP)
- * and filled through mmap in one copy (BPF_F_MMAPABLE) before the swap. */
-struct xlb_maglev_inner {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-	__uint(max_entries, XLB_MAGLEV_DEFAULT_M + 1);
-	__type(key, __u32);
-	__type(value, __u32);
-};
-
-/* vip id -> Maglev table (swapped atomically when the pool changes). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, XLB_MAX_VIPS);
-	__type(key, __u32);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-	__array(values, struct xlb_maglev_inner);
-} xlb_maglev SEC(".maps");
+/* vip id -> Maglev table, one outer map per size class (xlb_shared.h). Each
+ * inner map is an array of one element, the whole table, created by the
+ * control plane and filled through mmap in one copy (BPF_F_MMAPABLE) before
+ * it is swapped in; a table of the same size is rewritten in place. Every
+ * inner map of a class has the template's shape (max_entries 1, no
+ * BPF_F_INNER_MAP), so the verifier inlines the inner lookup: no call, no
+ * read of the inner map's header. */
+#define XLB_MAGLEV_OUTER(k)                                           \
+	struct xlb_maglev_inner##k {                                  \
+		__uint(type, BPF_MAP_TYPE_ARRAY);                     \
+		__uint(map_flags, BPF_F_MMAPABLE);                    \
+		__uint(max_entries, 1);                               \
+		__uint(key_size, sizeof(__u32));                      \
+		__uint(value_size, sizeof(struct xlb_maglev_table##k)); \
+	};                                                            \
+	struct {                                                      \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);             \
+		__uint(max_entries, XLB_MAX_VIPS);                    \
+		__type(key, __u32);                                   \
+		__uint(pinning, LIBBPF_PIN_BY_NAME);                  \
+		__array(values, struct xlb_maglev_inner##k);          \
+	} xlb_maglev_c##k SEC(".maps")
+XLB_MAGLEV_OUTER(0);
+XLB_MAGLEV_OUTER(1);
+XLB_MAGLEV_OUTER(2);
+XLB_MAGLEV_OUTER(3);
+XLB_MAGLEV_OUTER(4);
+XLB_MAGLEV_OUTER(5);
 
 /* backend id -> backend address and port. */
 struct {

@@ -3,8 +3,7 @@
  * select.h — VIP lookup and backend selection. The VIP is looked up by
  * (scope, address, port, protocol), then as an IP-only VIP (any protocol) when
  * the interface's scope has any.
- * The flow hash indexes the VIP's Maglev table; the table's slot 0 carries its
- * own size M, so a table swapped in mid-lookup is never read with a stale M.
+ * The flow hash indexes the VIP's Maglev table (maglev.h).
  */
 #ifndef XLB_SELECT_H
 #define XLB_SELECT_H
@@ -13,6 +12,7 @@
 #include "maps.h"
 #include "hash.h"
 #include "parse.h"
+#include "maglev.h"
 
 XLB_INLINE struct xlb_vip_val *xlb_vip4_find(const struct xlb_pkt4 *p, const struct xlb_iface *ifc)
 {
@@ -69,12 +69,9 @@ XLB_INLINE struct xlb_backend4 *xlb_backend_pick(const struct xlb_pkt4 *p,
 						 const struct xlb_vip_val *vip, __u32 *backend_id)
 {
 	struct xlb_affinity4_key ak = { .client = p->tuple.saddr, .vip_id = vip->vip_id };
-	__u32 hdr = XLB_MAGLEV_HDR_SLOT;
-	__u32 vip_id = vip->vip_id;
 	struct xlb_backend4 *be;
-	__u32 *m, *bid, slot, id;
 	__u64 now = 0;
-	void *table;
+	__u32 id;
 
 	if (vip->flags & XLB_VIP_F_AFFINITY) {
 		now = xlb_now_ns();
@@ -82,18 +79,7 @@ XLB_INLINE struct xlb_backend4 *xlb_backend_pick(const struct xlb_pkt4 *p,
 		if (be)
 			return be;
 	}
-	table = xlb_lookup(&xlb_maglev, &vip_id);
-	if (!table)
-		return NULL;
-	m = xlb_lookup(table, &hdr);
-	if (!m || *m == 0)
-		return NULL;
-	slot = XLB_MAGLEV_FIRST_SLOT + xlb_flow_hash4(p, vip->hash_fields) % *m;
-	bid = xlb_lookup(table, &slot);
-	if (!bid)
-		return NULL;
-	/* Read once: the control plane rewrites slots in place (one 32-bit store each). */
-	id = *(volatile __u32 *)bid;
+	id = xlb_maglev_pick(vip->vip_id, vip->table_class, xlb_flow_hash4(p, vip->hash_fields));
 	if (id == XLB_BACKEND_NONE)
 		return NULL;
 	*backend_id = id;

@@ -2,7 +2,7 @@
 /*
  * select6.h — VIP lookup and backend selection for IPv6, as select.h does for
  * IPv4: (scope, address, port, protocol) then the IP-only VIP; the flow hash
- * indexes the VIP's Maglev table in the shared xlb_maglev (one id space), and
+ * indexes the VIP's Maglev table (maglev.h; shared with IPv4: one id space), and
  * the backend id indexes xlb_backends6.
  */
 #ifndef XLB_SELECT6_H
@@ -12,6 +12,7 @@
 #include "maps.h"
 #include "hash.h"
 #include "parse6.h"
+#include "maglev.h"
 
 XLB_INLINE struct xlb_vip_val *xlb_vip6_find(const struct xlb_pkt6 *p, const struct xlb_iface *ifc)
 {
@@ -50,12 +51,9 @@ XLB_INLINE struct xlb_backend6 *xlb_backend6_pick(const struct xlb_pkt6 *p,
 						  const struct xlb_vip_val *vip, __u32 *backend_id)
 {
 	struct xlb_affinity6_key ak = { .vip_id = vip->vip_id };
-	__u32 hdr = XLB_MAGLEV_HDR_SLOT;
-	__u32 vip_id = vip->vip_id;
 	struct xlb_backend6 *be;
-	__u32 *m, *bid, slot;
 	__u64 now = 0;
-	void *table;
+	__u32 id;
 
 	xlb_addr6_copy(ak.client, p->tuple.saddr);
 	if (vip->flags & XLB_VIP_F_AFFINITY) {
@@ -73,18 +71,11 @@ XLB_INLINE struct xlb_backend6 *xlb_backend6_pick(const struct xlb_pkt6 *p,
 			}
 		}
 	}
-	table = xlb_lookup(&xlb_maglev, &vip_id);
-	if (!table)
+	id = xlb_maglev_pick(vip->vip_id, vip->table_class, xlb_flow_hash6(p, vip->hash_fields));
+	if (id == XLB_BACKEND_NONE)
 		return NULL;
-	m = xlb_lookup(table, &hdr);
-	if (!m || *m == 0)
-		return NULL;
-	slot = XLB_MAGLEV_FIRST_SLOT + xlb_flow_hash6(p, vip->hash_fields) % *m;
-	bid = xlb_lookup(table, &slot);
-	if (!bid || *bid == XLB_BACKEND_NONE)
-		return NULL;
-	*backend_id = *bid;
-	be = xlb_lookup(&xlb_backends6, bid);
+	*backend_id = id;
+	be = xlb_lookup(&xlb_backends6, &id);
 	if (be && (vip->flags & XLB_VIP_F_AFFINITY)) {
 		struct xlb_affinity4_val av = { .backend_id = *backend_id, .last_seen_ns = now };
 

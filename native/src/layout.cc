@@ -22,6 +22,7 @@ void AddSharedConstants(Napi::Env env, Napi::Object c) {
   // xlb_shared.h
   C(XLB_LAYOUT_VERSION) C(XLB_MAX_VIPS) C(XLB_MAX_BACKENDS) C(XLB_MAX_IFINDEX) C(XLB_CT_MAX)
   C(XLB_MAGLEV_DEFAULT_M) C(XLB_MAGLEV_HDR_SLOT) C(XLB_MAGLEV_FIRST_SLOT) C(XLB_BACKEND_NONE)
+  C(XLB_MAGLEV_CLASSES) C(XLB_MAGLEV_CLASS0_WORDS) C(XLB_MAGLEV_CLASS_SHIFT) C(XLB_MAGLEV_TABLE_KEY)
   C(XLB_CT_REFRESH_NS) C(XLB_VIP_F_IP_ONLY) C(XLB_DIR_FWD) C(XLB_DIR_REV) C(XLB_IFACE_F_BALANCE) C(XLB_IFACE_F_IP_ONLY)
   C(XLB_CT_NONE) C(XLB_CT_SYN) C(XLB_CT_EST) C(XLB_CT_CLOSING)
   C(XLB_VIP_F_AFFINITY) C(XLB_BACKEND_F_DRAIN) C(XLB_AFFINITY_MAX) C(XLB_NS_PER_S)
@@ -62,7 +63,7 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_FIELD(xlb_vip_val, vip_id)
   XLB_FIELD(xlb_vip_val, flags)
   XLB_FIELD(xlb_vip_val, hash_fields)
-  XLB_FIELD(xlb_vip_val, pad)
+  XLB_FIELD(xlb_vip_val, table_class)
   XLB_FIELD(xlb_vip_val, affinity_timeout_s)
   XLB_FIELD(xlb_vip_val, snat_addr)
   XLB_FIELD(xlb_vip_val, hairpin_addr)

@@ -271,38 +271,81 @@ static Napi::Value MapMmapWrite(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// Writes single 32-bit values in place: element slots[i] (its first 4 bytes)
-// becomes values[i], in order, each with one aligned 32-bit store, so a BPF
-// program reading the element concurrently sees the old or the new value,
-// never a mix of their bytes.
-static Napi::Value MapMmapWriteSlots(const Napi::CallbackInfo& info) {
+// Writes single 32-bit words in place: the word at byte 4 * words[i] of the
+// value area becomes values[i], in order, each with one aligned 32-bit store,
+// so a BPF program reading that word concurrently sees the old or the new
+// value, never a mix of their bytes.
+static Napi::Value MapMmapWriteWords(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
-  Napi::Uint8Array slots = ArgBytes(info, 1, "slots");
+  Napi::Uint8Array words = ArgBytes(info, 1, "words");
   Napi::Uint8Array values = ArgBytes(info, 2, "values");
-  if (slots.ByteLength() % 4 != 0 || slots.ByteLength() != values.ByteLength())
-    ThrowType(env, "mapMmapWriteSlots: slots and values must be u32 arrays of the same length");
-  MapShape sh = GetShape(env, fd, "mapMmapWriteSlots");
-  if (!sh.ok) ThrowErrno(env, "mapMmapWriteSlots", std::string("mapMmapWriteSlots") + FdStr(fd), EBADF);
-  if (sh.value_size < 4) ThrowType(env, "mapMmapWriteSlots: values of the map are smaller than 4 bytes");
-  size_t n = slots.ByteLength() / 4;
-  size_t stride = static_cast<size_t>((sh.value_size + 7) / 8) * 8;
+  if (words.ByteLength() % 4 != 0 || words.ByteLength() != values.ByteLength())
+    ThrowType(env, "mapMmapWriteWords: words and values must be u32 arrays of the same length");
+  MapShape sh = GetShape(env, fd, "mapMmapWriteWords");
+  if (!sh.ok) ThrowErrno(env, "mapMmapWriteWords", std::string("mapMmapWriteWords") + FdStr(fd), EBADF);
+  size_t n = words.ByteLength() / 4;
+  size_t area = static_cast<size_t>((sh.value_size + 7) / 8) * 8 * sh.max_entries;
   for (size_t i = 0; i < n; i++) {
-    uint32_t slot;
-    memcpy(&slot, slots.Data() + i * 4, 4);
-    if (slot >= sh.max_entries)
-      ThrowType(env, "mapMmapWriteSlots: slot " + std::to_string(slot) + " is beyond the map's " +
-                         std::to_string(sh.max_entries) + " elements");
+    uint32_t w;
+    memcpy(&w, words.Data() + i * 4, 4);
+    if ((static_cast<size_t>(w) + 1) * 4 > area)
+      ThrowType(env, "mapMmapWriteWords: word " + std::to_string(w) + " is beyond the map's " +
+                         std::to_string(area) + "-byte value area");
   }
-  Mapping m = MapArea(env, fd, "mapMmapWriteSlots", stride * sh.max_entries, PROT_READ | PROT_WRITE);
+  Mapping m = MapArea(env, fd, "mapMmapWriteWords", area, PROT_READ | PROT_WRITE);
   for (size_t i = 0; i < n; i++) {
-    uint32_t slot, value;
-    memcpy(&slot, slots.Data() + i * 4, 4);
+    uint32_t w, value;
+    memcpy(&w, words.Data() + i * 4, 4);
     memcpy(&value, values.Data() + i * 4, 4);
-    __atomic_store_n(reinterpret_cast<uint32_t*>(static_cast<char*>(m.p) + slot * stride), value, __ATOMIC_RELEASE);
+    __atomic_store_n(reinterpret_cast<uint32_t*>(static_cast<char*>(m.p)) + w, value, __ATOMIC_RELEASE);
   }
   munmap(m.p, m.len);
   return env.Undefined();
+}
+
+// Creates an mmap-able array of one element of valueSize bytes and writes
+// `data` at the start of that element through mmap (the rest stays zero):
+// the map is complete before anyone can see it. One call, four syscalls
+// (create, mmap, munmap, info). Returns { fd, id }.
+static Napi::Value MapCreateFilled(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t value_size = ArgU32(info, 0, "valueSize");
+  Napi::Uint8Array data = ArgBytes(info, 1, "data");
+  std::string name = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
+  if (data.ByteLength() > value_size)
+    ThrowType(env, "mapCreateFilled: " + std::to_string(data.ByteLength()) + " bytes do not fit a " +
+                       std::to_string(value_size) + "-byte value");
+  LIBBPF_OPTS(bpf_map_create_opts, co);
+  co.map_flags = BPF_F_MMAPABLE;
+  int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name.empty() ? nullptr : name.c_str(), 4, value_size, 1, &co);
+  if (fd < 0)
+    ThrowErrno(env, "bpf_map_create",
+               "bpf_map_create(array, " + (name.empty() ? std::string("<unnamed>") : name) + ", value " +
+                   std::to_string(value_size) + ", max 1, mmapable)",
+               fd);
+  long page = sysconf(_SC_PAGESIZE);
+  size_t len = ((static_cast<size_t>(value_size) + 7) / 8 * 8 + page - 1) / page * page;
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    int e = errno;
+    close(fd);
+    ThrowErrno(env, "mmap", "mmap(fd " + std::to_string(fd) + ") for mapCreateFilled", e);
+  }
+  memcpy(p, data.Data(), data.ByteLength());
+  munmap(p, len);
+  struct bpf_map_info mi;
+  memset(&mi, 0, sizeof(mi));
+  __u32 il = sizeof(mi);
+  int err = bpf_obj_get_info_by_fd(fd, &mi, &il);
+  if (err) {
+    close(fd);
+    ThrowErrno(env, "bpf_obj_get_info_by_fd", "bpf_obj_get_info_by_fd(fd " + std::to_string(fd) + ")", err);
+  }
+  Napi::Object res = Napi::Object::New(env);
+  res.Set("fd", Napi::Number::New(env, fd));
+  res.Set("id", Napi::Number::New(env, mi.id));
+  return res;
 }
 
 static Napi::Value MapMmapRead(const Napi::CallbackInfo& info) {
@@ -391,7 +434,8 @@ void InitMaps(Napi::Env env, Napi::Object exports) {
   fn("mapDeleteBatch", MapDeleteBatch);
   fn("mapMmapWrite", MapMmapWrite);
   fn("mapMmapRead", MapMmapRead);
-  fn("mapMmapWriteSlots", MapMmapWriteSlots);
+  fn("mapMmapWriteWords", MapMmapWriteWords);
+  fn("mapCreateFilled", MapCreateFilled);
 }
 
 }  // namespace xlb

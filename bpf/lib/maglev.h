@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * maglev.h — reading a VIP's Maglev table: the backend id in slot hash % M of
+ * the table in the outer map of the VIP's size class (xlb_shared.h). M is read
+ * from the table itself, so a table swapped in mid-lookup is never indexed with
+ * a stale size; each slot is read once (the control plane rewrites a slot in
+ * place with one 32-bit store).
+ */
+#ifndef XLB_MAGLEV_H
+#define XLB_MAGLEV_H
+
+#include "access.h"
+#include "maps.h"
+
+/* hash % m, opaque to the compiler: the bound check after it is what the
+ * verifier needs (it knows nothing of a remainder), so it must not be folded
+ * away from what the compiler knows of m. */
+XLB_INLINE __u32 xlb_maglev_index(__u32 hash, __u32 m)
+{
+	__u32 idx = hash % m;
+
+	asm volatile("" : "+r"(idx));
+	return idx;
+}
+
+#define XLB_MAGLEV_CASE(k)                                                     \
+	case k: {                                                              \
+		struct xlb_maglev_table##k *t;                                 \
+		void *inner = xlb_lookup(&xlb_maglev_c##k, &vip_id);           \
+                                                                               \
+		if (!inner)                                                    \
+			return XLB_BACKEND_NONE;                               \
+		t = xlb_lookup(inner, &key);                                   \
+		if (!t)                                                        \
+			return XLB_BACKEND_NONE;                               \
+		m = *(volatile __u32 *)&t->m;                                  \
+		if (m == 0)                                                    \
+			return XLB_BACKEND_NONE;                               \
+		idx = xlb_maglev_index(hash, m);                               \
+		if (idx >= XLB_MAGLEV_CLASS_WORDS(k) - XLB_MAGLEV_FIRST_SLOT)  \
+			return XLB_BACKEND_NONE;                               \
+		return *(volatile __u32 *)&t->slots[idx];                      \
+	}
+
+/* The backend id Maglev gives `hash` in VIP vip_id's table of size class
+ * `table_class`; XLB_BACKEND_NONE when the VIP has no table or no backend. */
+XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hash)
+{
+	__u32 key = XLB_MAGLEV_TABLE_KEY;
+	__u32 m, idx;
+
+	switch (table_class) {
+	XLB_MAGLEV_CASE(0)
+	XLB_MAGLEV_CASE(1)
+	XLB_MAGLEV_CASE(2)
+	XLB_MAGLEV_CASE(3)
+	XLB_MAGLEV_CASE(4)
+	XLB_MAGLEV_CASE(5)
+	}
+	return XLB_BACKEND_NONE;
+}
+
+#endif /* XLB_MAGLEV_H */
