@@ -12,12 +12,13 @@
 #define XLB_SHARED_H
 
 #include <linux/types.h>
+#include <linux/bpf.h> /* struct bpf_spin_lock */
 #ifndef __BPF__
 #include <stddef.h> /* offsetof, for the static asserts */
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 12
+#define XLB_LAYOUT_VERSION 13
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev_c* slots */
@@ -25,6 +26,7 @@
 #define XLB_MAX_IFINDEX 65536     /* xlb_ifaces slots: interfaces with a lower ifindex */
 #define XLB_CT_MAX 262144         /* conntrack entries (both directions count) */
 #define XLB_CT_NEW_MAX 32768      /* unconfirmed flows' entries (new-flow tier, see lib/conntrack.h) */
+#define XLB_CT_NEW_WAYS 4         /* entries per bucket of the IPv4 new-flow tier (lib/ctnew.h) */
 #define XLB_AFFINITY_MAX 65536    /* client affinity entries */
 #define XLB_SNAT_RULES_MAX 4096   /* xlb_snat4 entries (router ports, NAT rules) */
 #define XLB_NEIGH_MAX 16384       /* xlb_neigh4 (and xlb_neigh6) entries: (router, VIP address) pairs */
@@ -214,6 +216,20 @@ struct xlb_ct4_val {
 	__u8 pad;           /* zero */
 };
 
+/* One entry of the IPv4 new-flow tier: a conntrack key and its value. */
+struct xlb_ct4_way {
+	struct xlb_ct4_key key;
+	struct xlb_ct4_val val;
+};
+
+/* Value of xlb_ct4_new (an array of buckets, lib/ctnew.h): XLB_CT_NEW_WAYS
+ * entries under one lock; bit i of used marks way[i] as holding an entry. */
+struct xlb_ct4_bucket {
+	struct bpf_spin_lock lock;
+	__u32 used;
+	struct xlb_ct4_way way[XLB_CT_NEW_WAYS];
+};
+
 /* Key of xlb_snat4 (LPM trie): which source address a new flow of a scope gets. */
 struct xlb_snat4_key {
 	__u32 prefixlen; /* 64 + prefix length of addr */
@@ -334,6 +350,9 @@ _Static_assert(sizeof(struct xlb_backend4) == 8, "xlb_backend4 size");
 _Static_assert(sizeof(struct xlb_ct4_key) == 16, "xlb_ct4_key size");
 _Static_assert(offsetof(struct xlb_ct4_key, proto) == 12, "xlb_ct4_key.proto");
 _Static_assert(sizeof(struct xlb_ct4_val) == 32, "xlb_ct4_val size");
+_Static_assert(sizeof(struct xlb_ct4_way) == 48, "xlb_ct4_way size");
+_Static_assert(sizeof(struct xlb_ct4_bucket) == 8 + 48 * XLB_CT_NEW_WAYS, "xlb_ct4_bucket size");
+_Static_assert(offsetof(struct xlb_ct4_bucket, way) == 8, "xlb_ct4_bucket.way");
 _Static_assert(offsetof(struct xlb_ct4_val, snat_addr) == 24, "xlb_ct4_val.snat_addr");
 _Static_assert(offsetof(struct xlb_ct4_val, flags) == 30, "xlb_ct4_val.flags");
 _Static_assert(sizeof(struct xlb_snat4_key) == 16, "xlb_snat4_key size");

@@ -74,8 +74,8 @@ interface Entry {
   key: Buffer;
   k: Ct4Key;
   v: Ct4Val;
-  /** The map holding it: xlb_ct4 or the new-flow tier xlb_ct4_new. */
-  map: number;
+  /** Whether it is in the established tier xlb_ct4 (else in the new-flow tier xlb_ct4_new). */
+  confirmed: boolean;
 }
 
 /** Both tiers' entries. A flow is in one tier (both directions together), so keys do not repeat
@@ -84,19 +84,20 @@ function dump(dp: Dataplane): Map<string, Entry> {
   const ks = LAYOUT.xlb_ct4_key.size;
   const vs = LAYOUT.xlb_ct4_val.size;
   const out = new Map<string, Entry>();
-  for (const map of [dp.maps.xlb_ct4_new, dp.maps.xlb_ct4]) {
-    const d = dp.native.mapDump(map, ks, vs);
-    for (let i = 0; i < d.count; i++) {
-      const key = Buffer.from(d.keys.subarray(i * ks, (i + 1) * ks));
-      out.set(key.toString('hex'), { key, k: decodeCt4Key(key), v: decodeCt4Val(d.values.subarray(i * vs, (i + 1) * vs)), map });
-    }
+  for (const e of dp.ct4New()) {
+    out.set(e.key.toString('hex'), { key: e.key, k: decodeCt4Key(e.key), v: decodeCt4Val(e.val), confirmed: false });
+  }
+  const d = dp.native.mapDump(dp.maps.xlb_ct4, ks, vs);
+  for (let i = 0; i < d.count; i++) {
+    const key = Buffer.from(d.keys.subarray(i * ks, (i + 1) * ks));
+    out.set(key.toString('hex'), { key, k: decodeCt4Key(key), v: decodeCt4Val(d.values.subarray(i * vs, (i + 1) * vs)), confirmed: true });
   }
   return out;
 }
 
 function deleteKeys(dp: Dataplane, entries: Entry[]): number {
   let n = 0;
-  for (const e of entries) if (dp.native.mapDelete(e.map, e.key)) n++;
+  for (const e of entries) if (e.confirmed ? dp.native.mapDelete(dp.maps.xlb_ct4, e.key) : dp.ct4NewDelete(e.key)) n++;
   return n;
 }
 

@@ -27,6 +27,7 @@ import {
   type Stats,
 } from './layout.js';
 import { hex, type MapName, type MapStore } from './store.js';
+import { bucketEntries, bucketRemove, ct4Bucket, ct4NewBuckets, type BucketEntry } from './ctnew.js';
 import type { Hook } from './config.js';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/xlb';
@@ -172,7 +173,10 @@ export class Dataplane {
     const fresh = !MAP_NAMES.some((m) => existsSync(join(pinRoot, m)));
     const maxEntries: Record<string, number> = {};
     if (opts.mapSizes?.conntrack) maxEntries.xlb_ct4 = maxEntries.xlb_ct6 = opts.mapSizes.conntrack;
-    if (opts.mapSizes?.conntrackNew) maxEntries.xlb_ct4_new = maxEntries.xlb_ct6_new = opts.mapSizes.conntrackNew;
+    if (opts.mapSizes?.conntrackNew) {
+      maxEntries.xlb_ct4_new = ct4NewBuckets(opts.mapSizes.conntrackNew);
+      maxEntries.xlb_ct6_new = opts.mapSizes.conntrackNew;
+    }
     if (opts.mapSizes?.vips) {
       maxEntries.xlb_vip4 = opts.mapSizes.vips;
       maxEntries.xlb_vip6 = opts.mapSizes.vips;
@@ -249,15 +253,58 @@ export class Dataplane {
     const keys: Buffer[] = [];
     const values: Buffer[] = [];
     const confirmed: boolean[] = [];
-    for (const map of [this.maps.xlb_ct4, this.maps.xlb_ct4_new]) {
-      const d = this.native.mapDump(map, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size);
-      for (let i = 0; i < d.count; i++) {
-        keys.push(d.keys.subarray(i * LAYOUT.xlb_ct4_key.size, (i + 1) * LAYOUT.xlb_ct4_key.size));
-        values.push(d.values.subarray(i * LAYOUT.xlb_ct4_val.size, (i + 1) * LAYOUT.xlb_ct4_val.size));
-        confirmed.push(map === this.maps.xlb_ct4);
-      }
+    const d = this.native.mapDump(this.maps.xlb_ct4, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size);
+    for (let i = 0; i < d.count; i++) {
+      keys.push(d.keys.subarray(i * LAYOUT.xlb_ct4_key.size, (i + 1) * LAYOUT.xlb_ct4_key.size));
+      values.push(d.values.subarray(i * LAYOUT.xlb_ct4_val.size, (i + 1) * LAYOUT.xlb_ct4_val.size));
+      confirmed.push(true);
+    }
+    for (const e of this.ct4New()) {
+      keys.push(e.key);
+      values.push(e.val);
+      confirmed.push(false);
     }
     return { keys, values, confirmed };
+  }
+
+  /** The IPv4 new-flow tier's entries (bpf/lib/ctnew.h: buckets of XLB.CT_NEW_WAYS). */
+  ct4New(): BucketEntry[] {
+    const d = this.native.mapDump(this.maps.xlb_ct4_new, 4, LAYOUT.xlb_ct4_bucket.size);
+    const out: BucketEntry[] = [];
+    for (let i = 0; i < d.count; i++) {
+      out.push(...bucketEntries(d.values.subarray(i * LAYOUT.xlb_ct4_bucket.size, (i + 1) * LAYOUT.xlb_ct4_bucket.size)));
+    }
+    return out;
+  }
+
+  /** How many entries the IPv4 new-flow tier holds at most. */
+  ct4NewCapacity(): number {
+    return this.native.mapInfo(this.maps.xlb_ct4_new).maxEntries * XLB.CT_NEW_WAYS;
+  }
+
+  /** One IPv4 new-flow tier entry's value, or null. */
+  ct4NewLookup(key: Uint8Array): Buffer | null {
+    const b = this.ct4NewBucketOf(key);
+    return bucketEntries(b.value).find((e) => e.key.equals(key))?.val ?? null;
+  }
+
+  /** Removes one IPv4 new-flow tier entry; false when absent. The bucket is read
+   *  and written back under its lock (BPF_F_LOCK), but not atomically: an entry
+   *  the data plane puts into the same bucket in between is lost, as if
+   *  replaced (its flow is re-balanced, or recreated by its other direction). */
+  ct4NewDelete(key: Uint8Array): boolean {
+    const b = this.ct4NewBucketOf(key);
+    if (!bucketRemove(b.value, key)) return false;
+    this.native.mapUpdate(this.maps.xlb_ct4_new, b.index, b.value, this.native.constants.BPF_F_LOCK);
+    return true;
+  }
+
+  private ct4NewBucketOf(key: Uint8Array): { index: Buffer; value: Buffer } {
+    const n = this.native.mapInfo(this.maps.xlb_ct4_new).maxEntries;
+    const index = encodeU32(ct4Bucket(key, n));
+    const value = this.native.mapLookup(this.maps.xlb_ct4_new, index, LAYOUT.xlb_ct4_bucket.size, this.native.constants.BPF_F_LOCK);
+    if (!value) throw new Error(`xlb_ct4_new has no bucket ${index.readUInt32LE(0)}`);
+    return { index, value };
   }
 
   /** All IPv6 conntrack entries (both directions, both tiers as in conntrack()), raw. */

@@ -263,7 +263,8 @@ export interface XlbNative {
   /** key.length must equal the map's key size and valueSize its value size
    *  (per-CPU: roundup(value_size, 8) * numPossibleCpus()), else TypeError.
    *  Map-in-map outer maps: the value is the inner map id (u32). */
-  mapLookup(fd: number, key: Uint8Array, valueSize: number): Buffer | null;
+  /** flags: BPF_F_LOCK copies a value holding a bpf_spin_lock under that lock. */
+  mapLookup(fd: number, key: Uint8Array, valueSize: number, flags?: number): Buffer | null;
   /** Map-in-map outer maps: the value is the inner map fd (u32). */
   mapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags?: number): void;
   /** false on ENOENT */

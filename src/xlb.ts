@@ -428,7 +428,7 @@ export class Xlb {
         entries: ct.keys.length,
         max: dp.native.mapInfo(dp.maps.xlb_ct4).maxEntries,
         unconfirmed: ct.confirmed.filter((c) => !c).length,
-        unconfirmedMax: dp.native.mapInfo(dp.maps.xlb_ct4_new).maxEntries,
+        unconfirmedMax: dp.ct4NewCapacity(),
         ipv6: { entries: dp.conntrack6().keys.length, max: dp.native.mapInfo(dp.maps.xlb_ct6).maxEntries },
       },
       counters: dp.globalCounters(),

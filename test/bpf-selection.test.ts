@@ -10,6 +10,7 @@ import { applyCompiled } from '../src/writer.js';
 import { LAYOUT } from '../src/layout.js';
 import { buildPacket, parsePacket, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
+import { ct4Clear } from './helpers/ct.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-test-sel-${process.pid}`;
 const IFINDEX = 1;
@@ -46,11 +47,10 @@ function send(spec: Omit<PacketSpec, 'proto'>): ReturnType<typeof parsePacket> {
   return parsePacket(r.data);
 }
 
-function clear(map: 'xlb_ct4' | 'xlb_ct4_new' | 'xlb_affinity4'): void {
-  const ks = map === 'xlb_affinity4' ? LAYOUT.xlb_affinity4_key.size : LAYOUT.xlb_ct4_key.size;
-  const vs = map === 'xlb_affinity4' ? LAYOUT.xlb_affinity4_val.size : LAYOUT.xlb_ct4_val.size;
-  const d = dp.native.mapDump(dp.maps[map], ks, vs);
-  for (let i = 0; i < d.count; i++) dp.native.mapDelete(dp.maps[map], d.keys.subarray(i * ks, (i + 1) * ks));
+function clearAffinity(): void {
+  const ks = LAYOUT.xlb_affinity4_key.size;
+  const d = dp.native.mapDump(dp.maps.xlb_affinity4, ks, LAYOUT.xlb_affinity4_val.size);
+  for (let i = 0; i < d.count; i++) dp.native.mapDelete(dp.maps.xlb_affinity4, d.keys.subarray(i * ks, (i + 1) * ks));
 }
 
 beforeAll(() => {
@@ -61,9 +61,8 @@ beforeAll(() => {
 afterAll(() => closeAndUnpin(dp, PIN_ROOT));
 
 beforeEach(() => {
-  clear('xlb_ct4');
-  clear('xlb_ct4_new');
-  clear('xlb_affinity4');
+  ct4Clear(dp);
+  clearAffinity();
 });
 
 describe('selection_fields', () => {

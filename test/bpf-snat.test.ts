@@ -17,6 +17,7 @@ import { parseIPv4 } from '../src/addr.js';
 import { gcConntrack } from '../src/conntrack.js';
 import { buildIcmpError, buildPacket, ETH_HLEN, onesSum, parsePacket, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
+import { ct4Clear, ct4Has, ct4NewSet } from './helpers/ct.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-gw-bpf-${process.pid}`;
 const IFINDEX = 1;
@@ -59,14 +60,8 @@ function run(hook: 'tc' | 'xdp', spec: PacketSpec): { verdict: 'pass' | 'drop' |
 }
 
 /** Both conntrack tiers: established flows and the new-flow tier. */
-const ctMaps = (): number[] => [dp.maps.xlb_ct4, dp.maps.xlb_ct4_new];
-
 function clearConntrack(): void {
-  const ks = LAYOUT.xlb_ct4_key.size;
-  for (const map of ctMaps()) {
-    const d = dp.native.mapDump(map, ks, LAYOUT.xlb_ct4_val.size);
-    for (let i = 0; i < d.count; i++) dp.native.mapDelete(map, d.keys.subarray(i * ks, (i + 1) * ks));
-  }
+  ct4Clear(dp);
 }
 
 function counter(name: 'snat' | 'snat_no_port' | 'hairpin'): bigint {
@@ -152,7 +147,7 @@ describe.each(['tc', 'xdp'] as const)('source NAT on the %s hook', (hook) => {
     expect(counter('snat_no_port') - before).toBe(1n);
     // No forward entry was left behind for the refused flow.
     const fk = encodeCt4Key({ saddr: parseIPv4('192.168.1.3'), daddr: parseIPv4('10.0.0.1'), sport: 40001, dport: 80, proto: 6 });
-    for (const map of ctMaps()) expect(dp.native.mapLookup(map, fk, vs)).toBeNull();
+    expect(ct4Has(dp, fk)).toBe(false);
   });
 });
 
@@ -223,18 +218,15 @@ describe('conntrack upkeep of source-NATed flows', () => {
   it('the garbage collector pairs both directions (reverse keyed by the SNAT port) and removes them together', () => {
     run('tc', { src: '192.168.1.1', dst: '10.0.0.1', proto: 'tcp', sport: 40000, dport: 80, tcpFlags: TCP_FLAGS.syn });
     run('tc', { src: '192.168.1.2', dst: '10.0.0.1', proto: 'tcp', sport: 40000, dport: 80, tcpFlags: TCP_FLAGS.syn });
-    const ks = LAYOUT.xlb_ct4_key.size;
-    const vs = LAYOUT.xlb_ct4_val.size;
     // New flows sit in the new-flow tier until their backend answers.
-    const d = dp.native.mapDump(dp.maps.xlb_ct4_new, ks, vs);
-    expect(d.count).toBe(4);
+    const entries = dp.ct4New();
+    expect(entries.length).toBe(4);
     // Age the forward entries only: a flow is idle from the later of its two directions, so
     // nothing may go while the reverse entries (found through otherKey) are fresh.
-    for (let i = 0; i < d.count; i++) {
-      const v = Buffer.from(d.values.subarray(i * vs, (i + 1) * vs));
-      if (v[LAYOUT.xlb_ct4_val.offsets.dir] !== XLB.DIR_FWD) continue;
-      v.writeBigUInt64LE(0n, LAYOUT.xlb_ct4_val.offsets.last_seen_ns);
-      dp.native.mapUpdate(dp.maps.xlb_ct4_new, d.keys.subarray(i * ks, (i + 1) * ks), v, 0);
+    for (const e of entries) {
+      if (e.val[LAYOUT.xlb_ct4_val.offsets.dir] !== XLB.DIR_FWD) continue;
+      e.val.writeBigUInt64LE(0n, LAYOUT.xlb_ct4_val.offsets.last_seen_ns);
+      ct4NewSet(dp, e.key, e.val);
     }
     expect(gcConntrack(dp, { tcpSyn: 60, tcpEstablished: 60, tcpClosing: 60, udp: 60, other: 60 })).toEqual({ scanned: 4, removed: 0 });
     // Far in the future both directions are idle: each pair goes together.

@@ -12,6 +12,7 @@ import { decodeCt4Val, encodeCt4Key, encodeCt4Val, LAYOUT } from '../src/layout.
 import { parseIPv4 } from '../src/addr.js';
 import { buildPacket, parsePacket, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
 import { closeAndUnpin, loadOnLo } from './helpers/bpf.js';
+import { ct4Clear, ct4Delete, ct4Has } from './helpers/ct.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-test-bpf-${process.pid}`;
 const IFINDEX = 1; // lo: exists in every netns; used only as a key here
@@ -50,17 +51,12 @@ function run(hook: Hook, spec: PacketSpec | Buffer): { verdict: 'pass' | 'drop';
 }
 
 /** Both conntrack tiers: the main table and the new-flow tier. */
-const ctMaps = (): number[] => [dp.maps.xlb_ct4, dp.maps.xlb_ct4_new];
-
 function clearConntrack(): void {
-  for (const map of ctMaps()) {
-    const d = dp.native.mapDump(map, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size);
-    for (let i = 0; i < d.count; i++) dp.native.mapDelete(map, d.keys.subarray(i * 16, (i + 1) * 16));
-  }
+  ct4Clear(dp);
 }
 
 function ctDelete(k: Buffer): void {
-  for (const map of ctMaps()) dp.native.mapDelete(map, k);
+  ct4Delete(dp, k);
 }
 
 function ctKey(src: string, dst: string, sport: number, dport: number, proto: number): Buffer {
@@ -68,7 +64,7 @@ function ctKey(src: string, dst: string, sport: number, dport: number, proto: nu
 }
 
 function ctHas(k: Buffer): boolean {
-  return ctMaps().some((map) => dp.native.mapLookup(map, k, LAYOUT.xlb_ct4_val.size) !== null);
+  return ct4Has(dp, k);
 }
 
 beforeAll(() => {

@@ -16,6 +16,7 @@ import { gcConntrack, flushConntrack, monotonicNs, DEFAULT_CT_TIMEOUTS } from '.
 import { Xlb } from '../src/xlb.js';
 import { buildPacket, parsePacket, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
+import { ct4Get } from './helpers/ct.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-test-ct-${process.pid}`;
 const IFINDEX = 1;
@@ -36,17 +37,12 @@ const tc = (prog: 'xlb_tc_ingress' | 'xlb_tc_egress', spec: PacketSpec): ReturnT
 function entry(src: string, dst: string, sport: number, dport: number, proto = 6): ReturnType<typeof decodeCt4Val> | null {
   const k = encodeCt4Key({ saddr: parseIPv4(src), daddr: parseIPv4(dst), sport, dport, proto });
   // Either tier: the main table, or the new-flow tier until the backend confirms the flow.
-  const v =
-    dp.native.mapLookup(dp.maps.xlb_ct4, k, LAYOUT.xlb_ct4_val.size) ??
-    dp.native.mapLookup(dp.maps.xlb_ct4_new, k, LAYOUT.xlb_ct4_val.size);
+  const v = ct4Get(dp, k);
   return v ? decodeCt4Val(v) : null;
 }
 
 function count(): number {
-  return [dp.maps.xlb_ct4, dp.maps.xlb_ct4_new].reduce(
-    (n, map) => n + dp.native.mapDump(map, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size).count,
-    0,
-  );
+  return dp.conntrack().keys.length;
 }
 
 beforeAll(() => {
@@ -130,7 +126,7 @@ describe('LRU at capacity', () => {
       }
       expect(balanced).toBe(3000);
       // Unanswered SYNs: all in the new-flow tier.
-      const n = small.native.mapDump(small.maps.xlb_ct4_new, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size).count;
+      const n = small.ct4New().length;
       expect(n).toBeLessThanOrEqual(512);
       expect(n).toBeGreaterThan(0);
     } finally {

@@ -9,10 +9,12 @@ import { Dataplane } from '../src/dataplane.js';
 import { compile } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
-import { encodeCt4Key, LAYOUT } from '../src/layout.js';
+import { encodeCt4Key, LAYOUT, XLB } from '../src/layout.js';
+import { ct4Bucket } from '../src/ctnew.js';
 import { parseIPv4 } from '../src/addr.js';
 import { buildPacket, parsePacket, TCP_FLAGS } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
+import { ct4Clear } from './helpers/ct.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-incr-ct-${process.pid}`;
 const IFINDEX = 1;
@@ -25,6 +27,12 @@ const VIP = '10.0.0.1';
 const BACKENDS = ['10.1.0.1', '10.1.0.2'];
 
 let dp: Dataplane;
+
+/** bpf_ktime_get_coarse_ns moves once a jiffy (at most 10 ms at HZ=100). */
+const CLOCK_TICK_MS = 10;
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
 
 function run(prog: number, data: Buffer): Buffer {
   return dp.native.progTestRun(prog, { data, ifindex: IFINDEX, repeat: 1 }).data;
@@ -44,15 +52,21 @@ function connect(client: string, sport: number): string {
   return syn.dst;
 }
 
-function keys(map: number): Set<string> {
-  const d = dp.native.mapDump(map, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size);
+/** The keys of the established tier's entries. */
+function mainKeys(): Set<string> {
+  const d = dp.native.mapDump(dp.maps.xlb_ct4, LAYOUT.xlb_ct4_key.size, LAYOUT.xlb_ct4_val.size);
   const out = new Set<string>();
   for (let i = 0; i < d.count; i++) out.add(d.keys.subarray(i * 16, (i + 1) * 16).toString('hex'));
   return out;
 }
 
+/** The keys of the new-flow tier's entries. */
+function newKeys(): Set<string> {
+  return new Set(dp.ct4New().map((e) => e.key.toString('hex')));
+}
+
 function clear(): void {
-  for (const map of [dp.maps.xlb_ct4, dp.maps.xlb_ct4_new]) for (const k of keys(map)) dp.native.mapDelete(map, Buffer.from(k, 'hex'));
+  ct4Clear(dp);
 }
 
 /** ESTABLISHED confirmed flows from 100.64.x.y; returns the keys of their entries (both directions). */
@@ -68,7 +82,7 @@ function fillEstablished(): Set<string> {
 }
 
 const surviving = (est: Set<string>): number => {
-  const main = keys(dp.maps.xlb_ct4);
+  const main = mainKeys();
   let n = 0;
   for (const k of est) if (main.has(k)) n++;
   return n;
@@ -97,29 +111,68 @@ describe('conntrack tiers', () => {
   it('a new flow waits in the new-flow tier until its backend answers with more than a SYN-ACK', () => {
     const k = encodeCt4Key({ saddr: parseIPv4('192.168.7.1'), daddr: parseIPv4(VIP), sport: 1234, dport: 80, proto: 6 }).toString('hex');
     const syn = ingress('192.168.7.1', 1234, TCP_FLAGS.syn);
-    expect(keys(dp.maps.xlb_ct4_new).has(k)).toBe(true);
-    expect(keys(dp.maps.xlb_ct4).size).toBe(0);
+    expect(newKeys().has(k)).toBe(true);
+    expect(mainKeys().size).toBe(0);
     reply(syn.dst, '192.168.7.1', 1234, TCP_FLAGS.syn | TCP_FLAGS.ack);
     ingress('192.168.7.1', 1234, TCP_FLAGS.ack);
-    expect(keys(dp.maps.xlb_ct4).size).toBe(0);
+    expect(mainKeys().size).toBe(0);
     const promoted = dp.globalCounters().ct_promoted;
     reply(syn.dst, '192.168.7.1', 1234, TCP_FLAGS.ack);
     expect(dp.globalCounters().ct_promoted - promoted).toBe(1n);
-    expect(keys(dp.maps.xlb_ct4).has(k)).toBe(true);
-    expect(keys(dp.maps.xlb_ct4).size).toBe(2);
-    expect(keys(dp.maps.xlb_ct4_new).size).toBe(0);
+    expect(mainKeys().has(k)).toBe(true);
+    expect(mainKeys().size).toBe(2);
+    expect(newKeys().size).toBe(0);
     // The flow keeps its backend, now from the main table.
     expect(ingress('192.168.7.1', 1234, TCP_FLAGS.ack).dst).toBe(syn.dst);
+  });
+
+  it('a full bucket of the new-flow tier gives way to the entry seen longest ago (the bucket the control plane computes)', () => {
+    const buckets = dp.native.mapInfo(dp.maps.xlb_ct4_new).maxEntries;
+    expect(buckets * XLB.CT_NEW_WAYS).toBe(NEW);
+    const client = '192.168.9.1';
+    const fwd = (sport: number): Buffer => encodeCt4Key({ saddr: parseIPv4(client), daddr: parseIPv4(VIP), sport, dport: 80, proto: 6 });
+    // Reverse keys of either backend, so that only forward entries share the bucket.
+    const revBuckets = (sport: number): number[] =>
+      BACKENDS.map((b) => ct4Bucket(encodeCt4Key({ saddr: parseIPv4(b), daddr: parseIPv4(client), sport: 8080, dport: sport, proto: 6 }), buckets));
+    const target = ct4Bucket(fwd(1024), buckets);
+    const ports: number[] = [];
+    for (let sport = 1024; ports.length < XLB.CT_NEW_WAYS + 2 && sport < 65536; sport++) {
+      if (ct4Bucket(fwd(sport), buckets) === target && !revBuckets(sport).includes(target)) ports.push(sport);
+    }
+    expect(ports.length).toBe(XLB.CT_NEW_WAYS + 2);
+    const tick = (): void => sleepMs(2 * CLOCK_TICK_MS); // the coarse clock moves in ticks
+    const inNew = (sport: number): boolean => dp.ct4NewLookup(fwd(sport)) !== null;
+    const [a, b, c, d, e, f] = ports as [number, number, number, number, number, number];
+    for (const sport of [a, b, c, d]) {
+      ingress(client, sport, TCP_FLAGS.syn);
+      tick();
+    }
+    expect([a, b, c, d].every(inNew)).toBe(true);
+    // a is seen again (its handshake's ACK): b is now the one seen longest ago.
+    ingress(client, a, TCP_FLAGS.ack);
+    tick();
+    ingress(client, e, TCP_FLAGS.syn);
+    expect(inNew(b)).toBe(false);
+    expect([a, c, d, e].every(inNew)).toBe(true);
+    tick();
+    ingress(client, f, TCP_FLAGS.syn);
+    expect(inNew(c)).toBe(false);
+    expect([a, d, e, f].every(inNew)).toBe(true);
+    // The control plane removes one entry from the shared bucket; the others stay.
+    expect(dp.ct4NewDelete(fwd(d))).toBe(true);
+    expect(dp.ct4NewDelete(fwd(d))).toBe(false);
+    expect([a, e, f].every(inNew)).toBe(true);
+    expect(inNew(d)).toBe(false);
   });
 
   it('a UDP flow is confirmed by any reply; a RST from the backend confirms nothing', () => {
     const u = ingress('192.168.7.2', 5000, 0, 'udp');
     reply(u.dst, '192.168.7.2', 5000, 0, 'udp');
-    expect(keys(dp.maps.xlb_ct4).size).toBe(2);
+    expect(mainKeys().size).toBe(2);
     const t = ingress('192.168.7.3', 5001, TCP_FLAGS.syn);
     reply(t.dst, '192.168.7.3', 5001, TCP_FLAGS.rst | TCP_FLAGS.ack);
-    expect(keys(dp.maps.xlb_ct4).size).toBe(2);
-    expect(keys(dp.maps.xlb_ct4_new).size).toBe(2);
+    expect(mainKeys().size).toBe(2);
+    expect(newKeys().size).toBe(2);
   });
 
   it(`a flood of ${FLOOD} new flows (SYNs, SYN-ACKed by the backends) evicts no established flow, and new connections still work`, () => {
@@ -133,7 +186,7 @@ describe('conntrack tiers', () => {
       if (i % 2 === 0) reply(syn.dst, client, sport, TCP_FLAGS.syn | TCP_FLAGS.ack);
     }
     expect(surviving(est)).toBe(2 * ESTABLISHED);
-    expect(keys(dp.maps.xlb_ct4_new).size).toBeLessThanOrEqual(NEW);
+    expect(newKeys().size).toBeLessThanOrEqual(NEW);
     // Established flows keep their backends.
     for (let i = 0; i < ESTABLISHED; i += 97) {
       const client = `100.64.${i >> 8}.${i & 255}`;
@@ -146,7 +199,7 @@ describe('conntrack tiers', () => {
     // A new connection is balanced, confirmed and kept.
     const backend = connect('192.168.8.1', 2000);
     expect(BACKENDS).toContain(backend);
-    expect(keys(dp.maps.xlb_ct4).has(encodeCt4Key({ saddr: parseIPv4('192.168.8.1'), daddr: parseIPv4(VIP), sport: 2000, dport: 80, proto: 6 }).toString('hex'))).toBe(true);
+    expect(mainKeys().has(encodeCt4Key({ saddr: parseIPv4('192.168.8.1'), daddr: parseIPv4(VIP), sport: 2000, dport: 80, proto: 6 }).toString('hex'))).toBe(true);
   }, 120_000);
 
   it('confirmed new flows evict at most two main entries each (the documented bound)', () => {

@@ -8,11 +8,12 @@
  * evict one direction alone: a hit on the other recreates it.
  *
  * Two tiers, so that a flood of new flows cannot evict established ones: a new
- * flow is recorded in xlb_ct4_new (a smaller LRU) and moves to xlb_ct4 once its
- * backend has answered with something other than a SYN-ACK, RST or FIN (any
- * answer for other protocols): see xlb_ct_confirms. xlb_ct4 is looked up
- * first, so an established flow costs what it did with one table; entries of
- * xlb_ct4 are evicted only to make room for confirmed flows (two entries each).
+ * flow is recorded in xlb_ct4_new (a smaller set-associative table, ctnew.h)
+ * and moves to xlb_ct4 once its backend has answered with something other than
+ * a SYN-ACK, RST or FIN (any answer for other protocols): see xlb_ct_confirms
+ * (ctstate.h). xlb_ct4 is looked up first, so an established flow costs what it
+ * did with one table; entries of xlb_ct4 are evicted only to make room for
+ * confirmed flows (two entries each).
  */
 #ifndef XLB_CONNTRACK_H
 #define XLB_CONNTRACK_H
@@ -21,6 +22,8 @@
 #include "access.h"
 #include "maps.h"
 #include "parse.h"
+#include "ctstate.h"
+#include "ctnew.h"
 
 /* The reverse entry implied by a forward one, or the forward one by a reverse.
  * A source-NATed flow (XLB_CT_F_SNAT) is keyed in reverse by backend -> SNAT
@@ -70,79 +73,32 @@ XLB_INLINE void xlb_ct4_other(const struct xlb_ct4_key *k, const struct xlb_ct4_
 	}
 }
 
-/* The TCP state after a packet of direction dir with flags in state cur. */
-XLB_INLINE __u8 xlb_ct_next_state(__u8 cur, __u8 dir, __u8 tcp_flags)
-{
-	if (tcp_flags & (XLB_TCP_FLAG_FIN | XLB_TCP_FLAG_RST))
-		return XLB_CT_CLOSING;
-	if (tcp_flags & XLB_TCP_FLAG_SYN) {
-		if (dir == XLB_DIR_FWD && !(tcp_flags & XLB_TCP_FLAG_ACK))
-			return cur == XLB_CT_EST ? XLB_CT_EST : XLB_CT_SYN; /* (re)open */
-		return XLB_CT_EST; /* SYN-ACK from the backend */
-	}
-	if (cur == XLB_CT_SYN && (tcp_flags & XLB_TCP_FLAG_ACK) && dir == XLB_DIR_REV)
-		return XLB_CT_EST;
-	return cur;
-}
-
-/* Whether a packet hitting a new-flow entry confirms its flow: the backend
- * answered (a reverse packet), and for TCP not only with its SYN-ACK (which a
- * spoofed SYN gets too), a RST or a FIN. */
-XLB_INLINE int xlb_ct_confirms(__u8 dir, __u8 proto, __u8 tcp_flags)
-{
-	if (dir != XLB_DIR_REV)
-		return 0;
-	return proto != IPPROTO_TCP ||
-	       !(tcp_flags & (XLB_TCP_FLAG_SYN | XLB_TCP_FLAG_RST | XLB_TCP_FLAG_FIN));
-}
-
-/* A new flow's TCP state (both families): a mid-stream packet starts established. */
-XLB_INLINE __u8 xlb_ct_new_state(__u8 proto, __u8 tcp_flags)
-{
-	if (proto != IPPROTO_TCP)
-		return XLB_CT_NONE;
-	return (tcp_flags & XLB_TCP_FLAG_SYN) && !(tcp_flags & XLB_TCP_FLAG_ACK) ?
-		       XLB_CT_SYN : xlb_ct_next_state(XLB_CT_EST, XLB_DIR_FWD, tcp_flags);
-}
-
-/* A hit in the new-flow tier: follows the TCP state like xlb_ct4_hit, and
- * moves the flow (both directions) to xlb_ct4 when this packet confirms it. */
-XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit_new(const struct xlb_pkt4 *p, struct xlb_ct4_key *okp,
-					       struct xlb_ct4_val *ovp)
+/* A hit in the new-flow tier (ctnew.h): follows the TCP state like
+ * xlb_ct4_hit, copies the entry to v, and moves the flow (both directions) to
+ * xlb_ct4 when this packet confirms it. Returns 1 on a hit, else 0. */
+XLB_INLINE int xlb_ct4_hit_new(const struct xlb_pkt4 *p, struct xlb_ct4_val *v)
 {
 	const struct xlb_ct4_key *k = &p->tuple;
-	struct xlb_ct4_val *v = xlb_lookup(&xlb_ct4_new, k);
-	struct xlb_ct4_val *m, *o;
+	struct xlb_ct4_key ok;
+	struct xlb_ct4_val ov;
 
-	if (!v)
-		return NULL;
-	v->last_seen_ns = xlb_now_ns();
-	if (k->proto == IPPROTO_TCP)
-		v->state = xlb_ct_next_state(v->state, v->dir, p->tcp_flags);
-	xlb_ct4_other(k, v, okp, ovp);
+	if (!xlb_ctn4_touch(k, p->tcp_flags, xlb_now_ns(), v))
+		return 0;
+	xlb_ct4_other(k, v, &ok, &ov);
 	if (!xlb_ct_confirms(v->dir, k->proto, p->tcp_flags)) {
-		o = xlb_lookup(&xlb_ct4_new, okp);
-		if (!o) {
-			xlb_update(&xlb_ct4_new, okp, ovp, BPF_NOEXIST);
+		if (xlb_ctn4_sync(&ok, &ov))
 			xlb_count(XLB_G_CT_RECREATE);
-		} else if (o->state != v->state) {
-			o->state = v->state;
-		}
-		return v;
+		return 1;
 	}
-	/* (The value is copied from the new-tier entry itself: no stack copy.) */
-	if (xlb_update(&xlb_ct4, okp, ovp, BPF_ANY) || xlb_update(&xlb_ct4, k, v, BPF_ANY))
-		return v;
-	m = xlb_lookup(&xlb_ct4, k);
-	if (!m)
-		return v;
-	xlb_delete(&xlb_ct4_new, k);
-	xlb_delete(&xlb_ct4_new, okp);
+	if (xlb_update(&xlb_ct4, &ok, &ov, BPF_ANY) || xlb_update(&xlb_ct4, k, v, BPF_ANY))
+		return 1;
+	xlb_ctn4_delete(k);
+	xlb_ctn4_delete(&ok);
 	xlb_count(XLB_G_CT_PROMOTED);
-	return m;
+	return 1;
 }
 
-/* Looks the packet up; on a hit refreshes the timestamp (at most once per
+/* Looks the packet up in the established tier; on a hit refreshes the timestamp (at most once per
  * XLB_CT_REFRESH_NS, to keep the cache line clean) and follows the TCP state.
  * The other direction is looked at only when this entry's state changes (the
  * state is kept equal in both) or its timestamp is refreshed: a missing one
@@ -162,7 +118,7 @@ XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_pkt4 *p)
 	__u64 now;
 
 	if (!v)
-		return xlb_ct4_hit_new(p, &ok, &ov); /* (its stack slots shared with this path's) */
+		return NULL; /* the new-flow tier is looked at out of line (lb.h) */
 	state = v->state;
 	if (k->proto == IPPROTO_TCP)
 		state = xlb_ct_next_state(state, v->dir, p->tcp_flags);
@@ -201,10 +157,10 @@ XLB_INLINE int xlb_ct4_create(const struct xlb_pkt4 *p, struct xlb_ct4_val *fwd)
 
 	xlb_ct4_init_fwd(p, fwd);
 	xlb_ct4_other(k, fwd, &rk, &rv);
-	err = xlb_update(&xlb_ct4_new, &rk, &rv, BPF_ANY);
+	err = xlb_ctn4_put(&rk, &rv, 0);
 	if (err)
 		return err;
-	return xlb_update(&xlb_ct4_new, k, fwd, BPF_ANY);
+	return xlb_ctn4_put(k, fwd, 0);
 }
 
 /* Records a newly balanced, source-NATed flow (fwd->snat_addr set), in the
@@ -237,13 +193,13 @@ XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, struct xlb_ct4_val 
 			err = -EEXIST;
 			continue;
 		}
-		err = xlb_update(&xlb_ct4_new, &rk, &rv, BPF_NOEXIST);
+		err = xlb_ctn4_put(&rk, &rv, 1);
 		if (err != -EEXIST)
 			break;
 	}
 	if (err)
 		return err;
-	return xlb_update(&xlb_ct4_new, k, fwd, BPF_ANY);
+	return xlb_ctn4_put(k, fwd, 0);
 }
 
 #endif /* XLB_CONNTRACK_H */

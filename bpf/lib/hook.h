@@ -20,6 +20,7 @@ enum xlb_verdict {
 	XLB_V_NOT_IP = 3, /* not IPv4: passes (tc ingress first looks for ARP, neigh.h) */
 	XLB_V_BOUNCE = 4, /* rewritten, with Ethernet addresses swapped: send back out the interface it came in by (hairpin, bounce.h) */
 	XLB_V_NEIGH = 5,  /* an IPv6 neighbour solicitation: passes (tc ingress answers one for a VIP, neigh.h) */
+	XLB_V_UNTRACKED = 6, /* in neither conntrack tier (lb.h: balanced on ingress, else passes) */
 };
 
 /* tc: addresses and ports are written directly (cheaper than

@@ -22,6 +22,7 @@
 #include "csum.h"
 #include "maps.h"
 #include "parse.h"
+#include "ctnew.h"
 
 #define XLB_ICMP_DEST_UNREACH 3  /* incl. port unreachable, fragmentation needed */
 #define XLB_ICMP_TIME_EXCEEDED 11
@@ -105,7 +106,7 @@ XLB_NOINLINE int xlb_icmp4_related(void *data, void *data_end)
 	struct iphdr *in;
 	__u16 *in_ports;
 	struct xlb_ct4_key k = {};
-	struct xlb_ct4_val *ct;
+	struct xlb_ct4_val *ct, copy;
 	__u32 in_saddr, in_daddr;
 	__u16 c;
 	int rev;
@@ -133,8 +134,8 @@ XLB_NOINLINE int xlb_icmp4_related(void *data, void *data_end)
 	k.dport = in_ports[0];
 	k.proto = in->protocol;
 	ct = xlb_lookup(&xlb_ct4, &k);
-	if (!ct)
-		ct = xlb_lookup(&xlb_ct4_new, &k);
+	if (!ct && xlb_ctn4_get(&k, &copy))
+		ct = &copy;
 	if (!ct)
 		return 0;
 	rev = ct->dir == XLB_DIR_REV;

@@ -194,8 +194,7 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 }
 
 /* New flows out of line (one BPF subprogram per hook): the balancing path's
- * stack (conntrack entries, source NAT) stays out of the main frame, whose
- * 512-byte budget the IPv6 subprograms share; established flows never call it. */
+ * stack (conntrack entries, source NAT) stays out of the frames above it. */
 XLB_NOINLINE enum xlb_verdict xlb_balance4_tc(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 ifindex)
 {
 	return xlb_balance4(skb, XLB_HOOK_TC, p, ifindex);
@@ -206,12 +205,54 @@ XLB_NOINLINE enum xlb_verdict xlb_balance4_xdp(struct xdp_md *xdp, const struct 
 	return xlb_balance4(xdp, XLB_HOOK_XDP, p, ifindex);
 }
 
+/* A packet the established tier does not know: a flow of the new-flow tier
+ * (ctnew.h) is rewritten as recorded; XLB_V_UNTRACKED when it is not there. */
+XLB_INLINE enum xlb_verdict xlb_new_tier4(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
+					  const struct xlb_pkt4 *p)
+{
+	struct xlb_ct4_val ct;
+
+	if (!xlb_ct4_hit_new(p, &ct))
+		return XLB_V_UNTRACKED;
+	xlb_count(XLB_G_CT_HIT);
+	return xlb_apply_ct4(ctx, hook, stage, p, &ct);
+}
+
+/* Out of line (one BPF subprogram per hook and stage): the new-flow tier's
+ * stack (copies of its entries) stays out of the main frame, whose 512-byte
+ * budget the IPv6 subprograms share; established flows never call it. */
+XLB_NOINLINE enum xlb_verdict xlb_new_tier4_tc_in(struct __sk_buff *skb, const struct xlb_pkt4 *p)
+{
+	return xlb_new_tier4(skb, XLB_HOOK_TC, XLB_STAGE_INGRESS, p);
+}
+
+XLB_NOINLINE enum xlb_verdict xlb_new_tier4_tc_eg(struct __sk_buff *skb, const struct xlb_pkt4 *p)
+{
+	return xlb_new_tier4(skb, XLB_HOOK_TC, XLB_STAGE_EGRESS, p);
+}
+
+XLB_NOINLINE enum xlb_verdict xlb_new_tier4_xdp(struct xdp_md *xdp, const struct xlb_pkt4 *p)
+{
+	return xlb_new_tier4(xdp, XLB_HOOK_XDP, XLB_STAGE_INGRESS, p);
+}
+
+XLB_INLINE enum xlb_verdict xlb_new_tier4_call(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
+					       const struct xlb_pkt4 *p)
+{
+	if (hook == XLB_HOOK_XDP)
+		return xlb_new_tier4_xdp(ctx, p);
+	if (stage == XLB_STAGE_INGRESS)
+		return xlb_new_tier4_tc_in(ctx, p);
+	return xlb_new_tier4_tc_eg(ctx, p);
+}
+
 /* The whole pipeline for one frame. len is the frame's full length. */
 XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
 					 void *data, void *data_end, __u32 len, __u32 ifindex)
 {
 	struct xlb_pkt4 p;
 	struct xlb_ct4_val *ct;
+	enum xlb_verdict v;
 
 	xlb_count(XLB_G_PACKETS);
 	switch (xlb_parse4(data, data_end, len, &p)) {
@@ -238,6 +279,9 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 		xlb_count(XLB_G_CT_HIT);
 		return xlb_apply_ct4(ctx, hook, stage, &p, ct);
 	}
+	v = xlb_new_tier4_call(ctx, hook, stage, &p);
+	if (v != XLB_V_UNTRACKED)
+		return v;
 	if (stage != XLB_STAGE_INGRESS)
 		return XLB_V_PASS;
 	if (hook == XLB_HOOK_XDP)

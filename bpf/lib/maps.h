@@ -67,12 +67,13 @@ struct {
 } xlb_ct4 SEC(".maps");
 
 /* Conntrack's new-flow tier: flows a backend has not answered yet (same keys
- * and values as xlb_ct4). A flood of new flows evicts only entries here. */
+ * and values as xlb_ct4), in buckets of XLB_CT_NEW_WAYS (lib/ctnew.h). A flood
+ * of new flows replaces only entries here. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, XLB_CT_NEW_MAX);
-	__type(key, struct xlb_ct4_key);
-	__type(value, struct xlb_ct4_val);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XLB_CT_NEW_MAX / XLB_CT_NEW_WAYS);
+	__type(key, __u32);
+	__type(value, struct xlb_ct4_bucket);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_ct4_new SEC(".maps");
 
@@ -194,6 +195,7 @@ struct {
 
 XLB_INLINE void xlb_count(__u32 which)
 {
+
 	__u64 *c = xlb_lookup(&xlb_global, &which);
 
 	if (c)

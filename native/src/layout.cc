@@ -34,7 +34,7 @@ void AddSharedConstants(Napi::Env env, Napi::Object c) {
   C(XLB_VIP_F_REJECT) C(XLB_IFACE_F_NEIGH) C(XLB_NEIGH_MAX)
   C(XLB_VIP_F_SNAT_ADDR) C(XLB_VIP_F_SNAT_BACKEND) C(XLB_VIP_F_SNAT_CLIENT)
   C(XLB_SNAT_K_BACKEND) C(XLB_SNAT_K_CLIENT) C(XLB_CT_F_SNAT) C(XLB_CT_F_HAIRPIN) C(XLB_SNAT_RULES_MAX)
-  C(XLB_G_IPV6) C(XLB_G_EXT_PASS) C(XLB_IPV6_WORDS)
+  C(XLB_G_IPV6) C(XLB_G_EXT_PASS) C(XLB_IPV6_WORDS) C(XLB_CT_NEW_WAYS) C(XLB_CT_NEW_MAX)
 #undef C
 }
 
@@ -91,6 +91,13 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_FIELD(xlb_ct4_key, proto)
   XLB_FIELD(xlb_ct4_key, pad)
 
+  XLB_STRUCT(xlb_ct4_way)
+  XLB_FIELD(xlb_ct4_way, key)
+  XLB_FIELD(xlb_ct4_way, val)
+  XLB_STRUCT(xlb_ct4_bucket)
+  XLB_FIELD(xlb_ct4_bucket, lock)
+  XLB_FIELD(xlb_ct4_bucket, used)
+  XLB_FIELD(xlb_ct4_bucket, way)
   XLB_STRUCT(xlb_ct4_val)
   XLB_FIELD(xlb_ct4_val, nat_addr)
   XLB_FIELD(xlb_ct4_val, nat_port)

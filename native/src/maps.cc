@@ -114,11 +114,12 @@ static Napi::Value MapLookup(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0, "fd");
   Napi::Uint8Array key = ArgBytes(info, 1, "key");
   uint32_t value_size = ArgU32(info, 2, "valueSize");
+  uint64_t flags = ArgOptU32(info, 3, "flags").value_or(0);
   MapShape sh = GetShape(env, fd, "bpf_map_lookup_elem");
   CheckSize(env, sh, "mapLookup", "key", key.ByteLength(), sh.key_size);
   CheckSize(env, sh, "mapLookup", "valueSize", value_size, sh.value_size);
   std::vector<uint8_t> value(value_size ? value_size : 1);
-  int err = bpf_map_lookup_elem(fd, key.Data(), value.data());
+  int err = bpf_map_lookup_elem_flags(fd, key.Data(), value.data(), flags);
   if (err) {
     if (-err == ENOENT) return env.Null();
     ThrowErrno(env, "bpf_map_lookup_elem", "bpf_map_lookup_elem" + FdStr(fd), err);

@@ -1,0 +1,54 @@
+/**
+ * IPv4 conntrack in both tiers, for tests: the established tier xlb_ct4 (a
+ * hash) and the new-flow tier xlb_ct4_new (buckets, src/ctnew.ts).
+ */
+import type { Dataplane } from '../../src/dataplane.js';
+import { LAYOUT, encodeU32, XLB } from '../../src/layout.js';
+import { ct4Bucket } from '../../src/ctnew.js';
+
+const KS = LAYOUT.xlb_ct4_key.size;
+const VS = LAYOUT.xlb_ct4_val.size;
+
+/** The entry of key in either tier (the established one first), or null. */
+export function ct4Get(dp: Dataplane, key: Uint8Array): Buffer | null {
+  return dp.native.mapLookup(dp.maps.xlb_ct4, key, VS) ?? dp.ct4NewLookup(key);
+}
+
+export function ct4Has(dp: Dataplane, key: Uint8Array): boolean {
+  return ct4Get(dp, key) !== null;
+}
+
+/** Whether key is in the new-flow tier. */
+export function ct4InNew(dp: Dataplane, key: Uint8Array): boolean {
+  return dp.ct4NewLookup(key) !== null;
+}
+
+export function ct4Delete(dp: Dataplane, key: Uint8Array): void {
+  dp.native.mapDelete(dp.maps.xlb_ct4, key);
+  dp.ct4NewDelete(key);
+}
+
+/** Empties both tiers. */
+export function ct4Clear(dp: Dataplane): void {
+  const d = dp.native.mapDump(dp.maps.xlb_ct4, KS, VS);
+  for (let i = 0; i < d.count; i++) dp.native.mapDelete(dp.maps.xlb_ct4, d.keys.subarray(i * KS, (i + 1) * KS));
+  const n = dp.native.mapInfo(dp.maps.xlb_ct4_new).maxEntries;
+  const empty = Buffer.alloc(LAYOUT.xlb_ct4_bucket.size);
+  for (let b = 0; b < n; b++) dp.native.mapUpdate(dp.maps.xlb_ct4_new, encodeU32(b), empty, dp.native.constants.BPF_F_LOCK);
+}
+
+/** Rewrites the value of key in the new-flow tier (the bucket under its lock). */
+export function ct4NewSet(dp: Dataplane, key: Uint8Array, val: Uint8Array): void {
+  const n = dp.native.mapInfo(dp.maps.xlb_ct4_new).maxEntries;
+  const idx = encodeU32(ct4Bucket(key, n));
+  const b = dp.native.mapLookup(dp.maps.xlb_ct4_new, idx, LAYOUT.xlb_ct4_bucket.size, dp.native.constants.BPF_F_LOCK)!;
+  const used = b.readUInt32LE(LAYOUT.xlb_ct4_bucket.offsets.used);
+  for (let w = 0; w < XLB.CT_NEW_WAYS; w++) {
+    const at = LAYOUT.xlb_ct4_bucket.offsets.way + w * LAYOUT.xlb_ct4_way.size;
+    if (!(used & (1 << w)) || !b.subarray(at, at + KS).equals(key)) continue;
+    Buffer.from(val).copy(b, at + LAYOUT.xlb_ct4_way.offsets.val);
+    dp.native.mapUpdate(dp.maps.xlb_ct4_new, idx, b, dp.native.constants.BPF_F_LOCK);
+    return;
+  }
+  throw new Error('ct4NewSet: key not in the new-flow tier');
+}
