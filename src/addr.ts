@@ -33,7 +33,8 @@ export class AddrParseError extends RangeError {
   }
 }
 
-const OCTET = /^(?:0|[1-9][0-9]{0,2})$/;
+const CHAR_0 = 0x30;
+const CHAR_DOT = 0x2e;
 const DECIMAL = /^(?:0|[1-9][0-9]*)$/;
 
 /** Lowest and highest valid port of a VIP or backend. */
@@ -46,16 +47,31 @@ export const MAX_PORT = 65535;
  * into a host-order uint32, or returns null.
  */
 export function tryParseIPv4(s: string): number | null {
-  const parts = s.split('.');
-  if (parts.length !== 4) return null;
+  // One pass over the characters (this runs for every backend of every VIP):
+  // four dot-separated octets of 1-3 digits, no leading zero, each ≤ 255.
+  const len = s.length;
   let value = 0;
-  for (const part of parts) {
-    if (!OCTET.test(part)) return null;
-    const octet = Number(part);
-    if (octet > 255) return null;
+  let octets = 0;
+  let i = 0;
+  while (octets < 4) {
+    const start = i;
+    let octet = 0;
+    while (i < len && i - start < 4) {
+      const d = s.charCodeAt(i) - CHAR_0;
+      if (d < 0 || d > 9) break;
+      octet = octet * 10 + d;
+      i++;
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > 3 || (digits > 1 && s.charCodeAt(start) === CHAR_0) || octet > 255) return null;
     value = value * 256 + octet;
+    octets++;
+    if (octets < 4) {
+      if (s.charCodeAt(i) !== CHAR_DOT) return null;
+      i++;
+    }
   }
-  return value;
+  return i === len ? value : null;
 }
 
 /**

@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { maglevTable } from './maglev.js';
+import { maglevFill } from './maglev.js';
 import { packageRoot } from './paths.js';
 import { XLB } from './layout.js';
 
@@ -32,20 +32,19 @@ const UNCLAIMED = 0;
 const CLAIMED = 1;
 const DONE = 2;
 
-/** Fills `out` (slot 0 = M, slots 1..M = backend ids) for one job. */
+/** Fills `out` (slot 0 = M, slots 1..M = backend ids) for one job, in place. */
 export function fillTable(job: TableJob, out: Uint32Array): void {
   out[XLB.MAGLEV_HDR_SLOT] = job.m;
+  // With a backend every slot is claimed; without, all are BACKEND_NONE.
   if (job.ids.length === 0) {
     out.fill(XLB.BACKEND_NONE, XLB.MAGLEV_FIRST_SLOT);
     return;
   }
+  // Ids (< 2^31) written through a signed view of the same memory.
+  const view = new Int32Array(out.buffer, out.byteOffset, out.length);
   const w = job.weights;
   // Equal weights build exactly the unweighted table.
-  const idx = w && w.some((x) => x !== w[0]) ? maglevTable(job.names, job.m, w) : maglevTable(job.names, job.m);
-  for (let i = 0; i < job.m; i++) {
-    const j = idx[i]!;
-    out[XLB.MAGLEV_FIRST_SLOT + i] = j < 0 ? XLB.BACKEND_NONE : job.ids[j]!;
-  }
+  maglevFill(view, XLB.MAGLEV_FIRST_SLOT, job.names, job.m, w && w.some((x) => x !== w[0]) ? w : undefined, job.ids);
 }
 
 /** The jobs in a form that crosses to the worker cheaply: one string per job, numbers in shared memory. */
@@ -119,30 +118,107 @@ function getWorker(): Worker | null {
   return worker;
 }
 
-/** Tables built so far (tests check that a small change builds few). */
-export const tableCounters = { built: 0 };
+/** Shared memory is allocated for this many bytes of tables at once (one allocation, not one per table). */
+const SHARED_CHUNK_BYTES = 4 << 20;
 
-/** Builds every table; on two threads when there are many. */
-export function buildTables(jobs: readonly TableJob[]): Uint32Array[] {
-  tableCounters.built += jobs.length;
-  if (jobs.length < PARALLEL_MIN) {
-    return jobs.map((j) => {
-      const out = new Uint32Array(j.m + 1);
-      fillTable(j, out);
-      return out;
-    });
-  }
-  const outs = jobs.map((j) => new Uint32Array(new SharedArrayBuffer((j.m + 1) * 4)));
-  const next = new Int32Array(new SharedArrayBuffer(4));
-  const state = new Int32Array(new SharedArrayBuffer(4 * jobs.length));
-  const packed = pack(jobs);
-  getWorker()?.postMessage({ jobs: packed, outs, next, state });
-  work(packed, outs, next, state);
-  for (let i = 0; i < jobs.length; i++) {
-    if (Atomics.load(state, i) === DONE) continue;
-    if (Atomics.wait(state, i, CLAIMED, WORKER_WAIT_MS) === 'timed-out' && Atomics.load(state, i) !== DONE) {
-      fillTable(jobs[i]!, outs[i]!);
+/**
+ * Outputs for the jobs in shared memory both threads write: consecutive
+ * tables share a buffer of up to SHARED_CHUNK_BYTES (allocating a
+ * SharedArrayBuffer per table cost more than a fast fill). A table keeps its
+ * chunk alive while it is in use.
+ */
+function sharedTables(jobs: readonly TableJob[]): Uint32Array[] {
+  const outs: Uint32Array[] = [];
+  for (let i = 0; i < jobs.length; ) {
+    let words = 0;
+    let j = i;
+    while (j < jobs.length && (j === i || (words + jobs[j]!.m + 1) * 4 <= SHARED_CHUNK_BYTES)) words += jobs[j++]!.m + 1;
+    const buf = new SharedArrayBuffer(words * 4);
+    for (let at = 0; i < j; i++) {
+      outs.push(new Uint32Array(buf, at * 4, jobs[i]!.m + 1));
+      at += jobs[i]!.m + 1;
     }
   }
   return outs;
+}
+
+/** Tables built so far (tests check that a small change builds few). */
+export const tableCounters = { built: 0 };
+
+/** Tables handed to the worker at once while jobs keep coming (about 25 ms of its work at M = 16381). */
+export const BATCH = 64;
+
+/** Jobs posted to the worker together, with their outputs and claim state in shared memory. */
+interface Batch {
+  jobs: readonly TableJob[];
+  packed: PackedJobs;
+  outs: Uint32Array[];
+  next: Int32Array;
+  state: Int32Array;
+}
+
+/**
+ * Builds tables as they are asked for: once PARALLEL_MIN jobs are waiting,
+ * they go to the worker in batches of BATCH right away, so it builds tables
+ * while the caller is still compiling the next VIPs; finish() builds the
+ * rest here, together with the worker, and returns every table in the order
+ * of add(). Fewer than PARALLEL_MIN jobs in all are built here, in finish().
+ */
+export class TableBuilder {
+  private readonly waiting: TableJob[] = [];
+  private readonly batches: Batch[] = [];
+  private count = 0;
+
+  /** Queues a job; its table is finish()'s result at the index returned. */
+  add(job: TableJob): number {
+    this.waiting.push(job);
+    if (this.batches.length > 0 ? this.waiting.length >= BATCH : this.waiting.length >= PARALLEL_MIN) this.post();
+    return this.count++;
+  }
+
+  private post(): void {
+    const jobs = this.waiting.splice(0);
+    const b: Batch = {
+      jobs,
+      packed: pack(jobs),
+      outs: sharedTables(jobs),
+      next: new Int32Array(new SharedArrayBuffer(4)),
+      state: new Int32Array(new SharedArrayBuffer(4 * jobs.length)),
+    };
+    this.batches.push(b);
+    getWorker()?.postMessage({ jobs: b.packed, outs: b.outs, next: b.next, state: b.state });
+  }
+
+  /** Every table, in the order of add(). */
+  finish(): Uint32Array[] {
+    tableCounters.built += this.count;
+    if (this.batches.length === 0) {
+      return this.waiting.splice(0).map((j) => {
+        const out = new Uint32Array(j.m + 1);
+        fillTable(j, out);
+        return out;
+      });
+    }
+    if (this.waiting.length > 0) this.post();
+    const outs: Uint32Array[] = [];
+    for (const b of this.batches) {
+      work(b.packed, b.outs, b.next, b.state);
+      for (let i = 0; i < b.jobs.length; i++) {
+        if (Atomics.load(b.state, i) === DONE) continue;
+        if (Atomics.wait(b.state, i, CLAIMED, WORKER_WAIT_MS) === 'timed-out' && Atomics.load(b.state, i) !== DONE) {
+          fillTable(b.jobs[i]!, b.outs[i]!);
+        }
+      }
+      for (const o of b.outs) outs.push(o);
+    }
+    this.batches.length = 0;
+    return outs;
+  }
+}
+
+/** Builds every table; on two threads when there are many. */
+export function buildTables(jobs: readonly TableJob[]): Uint32Array[] {
+  const b = new TableBuilder();
+  for (const j of jobs) b.add(j);
+  return b.finish();
 }

@@ -119,36 +119,281 @@ function turnOrder(names: readonly string[], weights: readonly number[]): number
 /** Up to this M, `c + step` (< 2M) fits a signed 32-bit integer. */
 const SMALL_M = 0x3fffffff;
 
+/** Up to this M the end game's products `(x − c) · inv` (< M²) are exact in a double (< 2^52); above it there is none. */
+const END_GAME_MAX_M = 1 << 26;
+
+/**
+ * The end game starts when this many slots are left free. Near the end a
+ * backend's next free preferred slot is many probes away (M / free on
+ * average: over half of all probes fall in the last 1% of the fill); instead
+ * its distance to each remaining free slot is computed directly, one
+ * multiplication per free slot. Both find the same slot; measured here,
+ * √M / 2 is about where one stops paying for the other (~5% of a table).
+ */
+function endGameSlots(m: number): number {
+  return m <= END_GAME_MAX_M ? Math.min(m, Math.round(Math.sqrt(m) / 2)) : 0;
+}
+
 /** Next slot of a permutation: `(c + step) % m` for c, step < m. */
 function advance(c: number, step: number, m: number): number {
   const next = c + step;
   return next >= m ? next - m : next;
 }
 
+/** The inverse of `a` modulo the prime `m` (extended Euclid; 0 < a < m). */
+function inverseMod(a: number, m: number): number {
+  let r0 = m;
+  let r1 = a;
+  let t0 = 0;
+  let t1 = 1;
+  while (r1 !== 0) {
+    const q = Math.floor(r0 / r1);
+    const r = r0 - q * r1;
+    r0 = r1;
+    r1 = r;
+    const t = t0 - q * t1;
+    t0 = t1;
+    t1 = t;
+  }
+  return t0 < 0 ? t0 + m : t0;
+}
+
+/** Scratch space reused by every fill of this thread (no allocation per table beyond the result). */
+const scratch = {
+  taken: new Uint8Array(0),
+  pos: new Int32Array(0),
+  skip: new Int32Array(0),
+  inv: new Int32Array(0),
+  free: new Int32Array(0),
+};
+
+/** murmur3() of a string's UTF-8 bytes, without encoding it when it is ASCII (backend names are). */
+function murmur3Text(s: string, seed: number): number {
+  const len = s.length;
+  for (let i = 0; i < len; i++) if (s.charCodeAt(i) > 0x7f) return murmur3(utf8.encode(s), seed);
+  let h = seed | 0;
+  const blocks = len & ~3;
+  for (let i = 0; i < blocks; i += 4) {
+    h = mixBlock(h, s.charCodeAt(i) | (s.charCodeAt(i + 1) << 8) | (s.charCodeAt(i + 2) << 16) | (s.charCodeAt(i + 3) << 24));
+  }
+  let k = 0;
+  switch (len & 3) {
+    case 3:
+      k ^= s.charCodeAt(blocks + 2) << 16;
+    // falls through
+    case 2:
+      k ^= s.charCodeAt(blocks + 1) << 8;
+    // falls through
+    case 1:
+      k ^= s.charCodeAt(blocks);
+      k = Math.imul(k, 0xcc9e2d51);
+      k = (k << 15) | (k >>> 17);
+      k = Math.imul(k, 0x1b873593);
+      h ^= k;
+  }
+  return fmix32(h ^ len);
+}
+
 /**
- * The equal-weight fill for M ≤ SMALL_M: every backend in turn claims its next
- * free preferred slot. The same steps as the loop in maglevTable; only the
+ * Fills a Maglev table of size m into `out[first .. first + m)`: a slot gets
+ * `value[t]` of the backend (turn t) that claims it. `order` lists the
+ * backends (indexes into `names`) in turn order; `weight` (optional, by turn)
+ * weights the turns as described at maglevTable — without it, or with equal
+ * weights, every backend takes every turn. There must be a backend.
+ *
+ * Probing: `taken` is a byte per slot (16 KiB at M = 16381: it stays in the
+ * L1 cache). In the equal-weight loop (probeEqual, M ≤ SMALL_M) the
  * wrap-around `c ≥ m ? c − m : c` is computed without a branch (whether a
- * step wraps is unpredictable): m − 1 − c is negative exactly when c ≥ m, and
- * its sign widened by `>> 31` is then all ones, so `m & that` is m, else 0.
+ * step wraps is unpredictable): m − 1 − c is negative exactly when c ≥ m,
+ * and its sign widened by `>> 31` is then all ones, so `m & that` is m, else
+ * 0. The last endGameSlots(m) slots are claimed through nearestFree().
  */
-function fillEqual(table: Int32Array, pos: Uint32Array, skip: Uint32Array, idx: Int32Array, m: number): Int32Array {
-  const n = idx.length;
+function fillMaglev(
+  out: Int32Array,
+  first: number,
+  names: readonly string[],
+  order: ArrayLike<number>,
+  value: Int32Array,
+  m: number,
+  weight?: ArrayLike<number>,
+): void {
+  const n = order.length;
+  if (scratch.pos.length < n) {
+    const size = Math.max(n, 2 * scratch.pos.length);
+    scratch.pos = new Int32Array(size);
+    scratch.skip = new Int32Array(size);
+    scratch.inv = new Int32Array(size);
+  }
+  if (scratch.taken.length < m) scratch.taken = new Uint8Array(m);
+  const { pos, skip, taken } = scratch;
+  for (let t = 0; t < n; t++) {
+    const name = names[order[t]!]!;
+    pos[t] = murmur3Text(name, OFFSET_SEED) % m;
+    skip[t] = (murmur3Text(name, SKIP_SEED) % (m - 1)) + 1;
+  }
+  taken.fill(0, 0, m);
+  const endAt = m - endGameSlots(m);
+  let maxWeight = 0;
+  let equal = true;
+  if (weight) {
+    for (let t = 0; t < n; t++) maxWeight = Math.max(maxWeight, weight[t]!);
+    for (let t = 0; t < n; t++) if (weight[t] !== maxWeight) equal = false;
+  }
   let filled = 0;
-  for (;;) {
-    for (let t = 0; t < n; t++) {
+  let t = 0;
+  if (equal && m <= SMALL_M) {
+    t = probeEqual(out, first, value, m, n, endAt, taken, pos, skip);
+    filled = endAt;
+  } else {
+    // Weighted (or M > SMALL_M): every backend keeps a credit (see maglevTable).
+    const credit = equal ? null : new Float64Array(n);
+    for (; filled < endAt; t = t + 1 === n ? 0 : t + 1) {
+      if (credit) {
+        const earned = credit[t]! + weight![t]!;
+        if (earned < maxWeight) {
+          credit[t] = earned;
+          continue;
+        }
+        credit[t] = earned - maxWeight;
+      }
       const step = skip[t]!;
       let c = pos[t]!;
-      while (table[c] !== -1) {
+      while (taken[c] !== 0) c = advance(c, step, m);
+      taken[c] = 1;
+      out[first + c] = value[t]!;
+      filled++;
+      pos[t] = advance(c, step, m);
+    }
+    if (filled < m) endGame(out, first, value, m, n, t, credit, maxWeight, weight);
+    return;
+  }
+  if (filled < m) endGame(out, first, value, m, n, t, null, 0, undefined);
+}
+
+/** The first four candidate slots of a claim (probeEqual). */
+const firstFour = new Int32Array(4);
+
+/**
+ * fillMaglev's loop for equal weights, up to `endAt` slots filled; returns
+ * the next turn. A claim looks at the backend's next four candidates at once
+ * and picks the first free one by arithmetic (how many lead taken: 0..3),
+ * which saves the mispredicted branch a "free or not" test costs while the
+ * table is partly filled; only when all four are taken does it probe on.
+ */
+function probeEqual(
+  out: Int32Array,
+  first: number,
+  value: Int32Array,
+  m: number,
+  n: number,
+  endAt: number,
+  taken: Uint8Array,
+  pos: Int32Array,
+  skip: Int32Array,
+): number {
+  const cs = firstFour;
+  let t = 0;
+  for (let filled = 0; filled < endAt; t = t + 1 === n ? 0 : t + 1) {
+    const step = skip[t]!;
+    const c0 = pos[t]!;
+    let c1 = c0 + step;
+    c1 -= m & ((m - 1 - c1) >> 31);
+    let c2 = c1 + step;
+    c2 -= m & ((m - 1 - c2) >> 31);
+    let c3 = c2 + step;
+    c3 -= m & ((m - 1 - c3) >> 31);
+    const f0 = taken[c0]!;
+    const f1 = taken[c1]!;
+    const f2 = taken[c2]!;
+    const f3 = taken[c3]!;
+    let c: number;
+    if ((f0 & f1 & f2 & f3) === 0) {
+      cs[0] = c0;
+      cs[1] = c1;
+      cs[2] = c2;
+      cs[3] = c3;
+      c = cs[f0 + (f0 & f1) + (f0 & f1 & f2)]!;
+    } else {
+      c = c3;
+      while (taken[c] !== 0) {
         c += step;
         c -= m & ((m - 1 - c) >> 31);
       }
-      table[c] = idx[t]!;
-      c += step;
-      pos[t] = c - (m & ((m - 1 - c) >> 31));
-      if (++filled === m) return table;
+    }
+    taken[c] = 1;
+    out[first + c] = value[t]!;
+    filled++;
+    c += step;
+    pos[t] = c - (m & ((m - 1 - c) >> 31));
+  }
+  return t;
+}
+
+/**
+ * The end game of fillMaglev from turn `t` on (with the credits the weighted
+ * loop left): every free slot is listed once, and each turn's backend claims
+ * the one nearestFree() finds.
+ */
+function endGame(
+  out: Int32Array,
+  first: number,
+  value: Int32Array,
+  m: number,
+  n: number,
+  t: number,
+  credit: Float64Array | null,
+  maxWeight: number,
+  weight: ArrayLike<number> | undefined,
+): void {
+  const { taken, pos, skip, inv } = scratch;
+  let count = 0;
+  for (let x = 0; x < m; x++) if (taken[x] === 0) count++;
+  if (scratch.free.length < count) scratch.free = new Int32Array(count);
+  const free = scratch.free;
+  for (let x = 0, k = 0; k < count; x++) if (taken[x] === 0) free[k++] = x;
+  for (let b = 0; b < n; b++) inv[b] = inverseMod(skip[b]!, m);
+  for (; count > 0; t = t + 1 === n ? 0 : t + 1) {
+    if (credit) {
+      const earned = credit[t]! + weight![t]!;
+      if (earned < maxWeight) {
+        credit[t] = earned;
+        continue;
+      }
+      credit[t] = earned - maxWeight;
+    }
+    const i = nearestFree(free, count, pos[t]!, inv[t]!, m);
+    const c = free[i]!;
+    free[i] = free[--count]!;
+    out[first + c] = value[t]!;
+    pos[t] = advance(c, skip[t]!, m);
+  }
+}
+
+/**
+ * Index in `free[0..count)` of the slot a backend at `from` (step s with
+ * inverse `inv` mod m) reaches first: the fewest steps `(x − from) · inv mod
+ * m`. Every slot before it on the backend's permutation is taken (it is not
+ * free), so this is the slot probing finds. The products are < m² ≤ 2^52,
+ * exact in a double; the remainder comes from a rounded quotient, corrected
+ * by one m either way.
+ */
+function nearestFree(free: Int32Array, count: number, from: number, inv: number, m: number): number {
+  const r = 1 / m;
+  let best = 0;
+  let bestSteps = m;
+  for (let i = 0; i < count; i++) {
+    let d = free[i]! - from;
+    if (d < 0) d += m;
+    const p = d * inv;
+    let steps = p - Math.floor(p * r) * m;
+    if (steps < 0) steps += m;
+    else if (steps >= m) steps -= m;
+    if (steps < bestSteps) {
+      bestSteps = steps;
+      best = i;
     }
   }
+  return best;
 }
 
 /**
@@ -168,62 +413,32 @@ function fillEqual(table: Int32Array, pos: Uint32Array, skip: Uint32Array, idx: 
  *   if there is no backend with a non-zero weight)
  */
 export function maglevTable(backendNames: readonly string[], m: number, weights?: readonly number[]): Int32Array {
-  const w = validateInputs(backendNames, m, weights);
   const table = new Int32Array(m).fill(-1);
+  maglevFill(table, 0, backendNames, m, weights, null);
+  return table;
+}
+
+/**
+ * maglevTable() written into `out[first .. first + m)`, each slot holding
+ * `values[i]` of the backend i that owns it (its index when `values` is
+ * null). Slots are left as they are when no backend has a weight. Allocates
+ * nothing per call beyond a few small arrays (the fill's scratch space is
+ * kept per thread): what the table builders of compile use.
+ */
+export function maglevFill(
+  out: Int32Array,
+  first: number,
+  backendNames: readonly string[],
+  m: number,
+  weights: readonly number[] | undefined,
+  values: ArrayLike<number> | null,
+): void {
+  const w = validateInputs(backendNames, m, weights);
+  if (first < 0 || first + m > out.length) throw new RangeError(`Maglev table of ${m} slots does not fit at ${first} in ${out.length}`);
   const order = turnOrder(backendNames, w);
-  const n = order.length;
-  if (n === 0) return table;
-
-  // Positions and skips are < m ≤ 2^31 − 1, so `c + skip` stays below 2^32 and
-  // a conditional subtraction replaces `% m` (c + skip < 2m).
-  const pos = new Uint32Array(n);
-  const skip = new Uint32Array(n);
-  const weight = new Float64Array(n);
-  const credit = new Float64Array(n);
-  let maxWeight = 0;
-  for (let t = 0; t < n; t++) {
-    const i = order[t]!;
-    const bytes = utf8.encode(backendNames[i]!);
-    pos[t] = murmur3(bytes, OFFSET_SEED) % m;
-    skip[t] = (murmur3(bytes, SKIP_SEED) % (m - 1)) + 1;
-    weight[t] = w[i]!;
-    maxWeight = Math.max(maxWeight, w[i]!);
-  }
-
-  let filled = 0;
-  if (weight.every((x) => x === maxWeight)) {
-    // Equal weights: every backend takes a turn every round (no credit to keep).
-    const idx = Int32Array.from(order);
-    if (m <= SMALL_M) return fillEqual(table, pos, skip, idx, m);
-    for (;;) {
-      for (let t = 0; t < n; t++) {
-        const step = skip[t]!;
-        let c = pos[t]!;
-        while (table[c] !== -1) {
-          c += step;
-          if (c >= m) c -= m;
-        }
-        table[c] = idx[t]!;
-        c += step;
-        pos[t] = c >= m ? c - m : c;
-        if (++filled === m) return table;
-      }
-    }
-  }
-  for (;;) {
-    for (let t = 0; t < n; t++) {
-      const earned = credit[t]! + weight[t]!;
-      if (earned < maxWeight) {
-        credit[t] = earned;
-        continue;
-      }
-      credit[t] = earned - maxWeight;
-      const step = skip[t]!;
-      let c = pos[t]!;
-      while (table[c]! >= 0) c = advance(c, step, m);
-      table[c] = order[t]!;
-      pos[t] = advance(c, step, m);
-      if (++filled === m) return table;
-    }
-  }
+  if (order.length === 0) return;
+  const value = new Int32Array(order.length);
+  for (let t = 0; t < order.length; t++) value[t] = values ? values[order[t]!]! : order[t]!;
+  const weight = order.map((i) => w[i]!);
+  fillMaglev(out, first, backendNames, order, value, m, weight.every((x) => x === weight[0]) ? undefined : weight);
 }

@@ -275,8 +275,10 @@ describe('incremental apply: only what changed is written', () => {
 
 describe('Maglev tables on two threads', () => {
   it('builds exactly the tables one thread builds, weighted or not', async () => {
-    const { buildTables, fillTable, PARALLEL_MIN } = await import('../src/maglev-pool.js');
-    const jobs = Array.from({ length: PARALLEL_MIN * 3 }, (_, i) => ({
+    const { buildTables, fillTable, PARALLEL_MIN, BATCH } = await import('../src/maglev-pool.js');
+    const { maglevTable } = await import('../src/maglev.js');
+    // Several batches handed to the worker while jobs are still added, and a last partial one.
+    const jobs = Array.from({ length: PARALLEL_MIN + 2 * BATCH + 5 }, (_, i) => ({
       ids: Array.from({ length: 1 + (i % 9) }, (_, j) => 100 * i + j + 1),
       names: Array.from({ length: 1 + (i % 9) }, (_, j) => `10.${i}.0.${j + 1}:80`),
       weights: i % 4 === 0 ? Array.from({ length: 1 + (i % 9) }, (_, j) => 1 + j) : undefined,
@@ -285,11 +287,18 @@ describe('Maglev tables on two threads', () => {
     jobs.push({ ids: [], names: [], weights: undefined, m: 97 });
     const two = buildTables(jobs);
     const one = jobs.map((j) => {
-      const t = new Uint32Array(j.m + 1);
+      // Into memory that held something else: every slot is written.
+      const t = new Uint32Array(j.m + 1).fill(0xdead);
       fillTable(j, t);
       return Array.from(t);
     });
     expect(two.map((t) => Array.from(t))).toEqual(one);
+    // And they are maglevTable()'s tables with indexes turned into ids.
+    jobs.forEach((j, i) => {
+      if (j.ids.length === 0) return;
+      const idx = maglevTable(j.names, j.m, j.weights);
+      expect(one[i], `job ${i}`).toEqual([j.m, ...Array.from(idx, (k) => j.ids[k]!)]);
+    });
     expect(one[one.length - 1]!.slice(1).every((x) => x === XLB.BACKEND_NONE)).toBe(true);
   });
 });

@@ -144,3 +144,72 @@ describe('maglevTable', () => {
 });
 
 const REFERENCE_M13 = [1, 2, 0, 0, 1, 2, 0, 0, 1, 2, 1, 0, 2];
+
+/**
+ * The populate loop as the paper writes it (one probe at a time, `%` per
+ * step, credits for weights as maglevTable documents), against which the
+ * fast fill (byte map, branch-free wrap, end game by modular inverse) is
+ * checked slot for slot.
+ */
+function referenceTable(backendNames: readonly string[], m: number, weights?: readonly number[]): Int32Array {
+  const enc = new TextEncoder();
+  const w = weights ?? backendNames.map(() => 1);
+  const order = backendNames
+    .map((_, i) => i)
+    .filter((i) => w[i]! > 0)
+    .sort((a, b) => (backendNames[a]! < backendNames[b]! ? -1 : backendNames[a]! > backendNames[b]! ? 1 : 0));
+  const table = new Int32Array(m).fill(-1);
+  if (order.length === 0) return table;
+  const offset = order.map((i) => murmur3(enc.encode(backendNames[i]!), 0x4d41474c) % m);
+  const skip = order.map((i) => (murmur3(enc.encode(backendNames[i]!), 0x45563136) % (m - 1)) + 1);
+  const next = order.map(() => 0);
+  const credit = order.map(() => 0);
+  const max = Math.max(...order.map((i) => w[i]!));
+  let filled = 0;
+  for (;;) {
+    for (let t = 0; t < order.length; t++) {
+      credit[t]! += w[order[t]!]!;
+      if (credit[t]! < max) continue;
+      credit[t]! -= max;
+      let c = (offset[t]! + next[t]! * skip[t]!) % m;
+      while (table[c] !== -1) {
+        next[t]!++;
+        c = (offset[t]! + next[t]! * skip[t]!) % m;
+      }
+      table[c] = order[t]!;
+      next[t]!++;
+      if (++filled === m) return table;
+    }
+  }
+}
+
+describe('maglevTable against the paper’s populate loop', () => {
+  // 16381 is the default size; 65537 and 1000003 take the end game with products above 2^31;
+  // small primes make the end game most of the fill.
+  const cases: Array<[number, number]> = [
+    [13, 3],
+    [17, 16],
+    [251, 7],
+    [4099, 64],
+    [16381, 1],
+    [16381, 64],
+    [16381, 200],
+    [65537, 33],
+  ];
+  it.each(cases)('M = %i, %i backends: the same table, equal and random weights', (m, n) => {
+    for (let seed = 0; seed < 3; seed++) {
+      const backends = names(n, 97 * seed);
+      expect(sameTable(maglevTable(backends, m), referenceTable(backends, m))).toBe(true);
+      const weights = backends.map((_, i) => ((i * 7919 + seed * 31) % 5) + (i % 3 === 0 ? 0 : 1));
+      expect(sameTable(maglevTable(backends, m, weights), referenceTable(backends, m, weights))).toBe(true);
+    }
+  });
+  it('M = 1000003 (the largest size the config accepts), 10 backends', () => {
+    const backends = names(10, 5);
+    expect(sameTable(maglevTable(backends, 1_000_003), referenceTable(backends, 1_000_003))).toBe(true);
+  });
+  it('non-ASCII names hash their UTF-8 bytes', () => {
+    const backends = ['bäckend-1', 'bäckend-2', '后端-3'];
+    expect(sameTable(maglevTable(backends, 251), referenceTable(backends, 251))).toBe(true);
+  });
+});
