@@ -41,6 +41,7 @@ import {
   encodeVipVal,
   decodeVip6Key,
   maglevClass,
+  XLB,
   encodeBackend4Into,
   encodeBackend6Into,
   LAYOUT,
@@ -339,7 +340,7 @@ export function applyCompiled(
 
     // 3. VIP entries (each names its table's size class)
     const vipName = new Map(c.vips.map((v) => [v.id, v.name]));
-    const vipClass = new Map(c.vips.map((v) => [v.id, maglevClass(v.table.length)]));
+    const vipTable = new Map(c.vips.map((v) => [v.id, v.table]));
     const wantVips = new Map<string, { key: Buffer; value: Buffer; what: string }>();
     const wantVips6 = new Map<string, { key: Buffer; value: Buffer; what: string }>();
     for (const e of c.entries) {
@@ -353,7 +354,7 @@ export function applyCompiled(
           affinityTimeoutS: e.affinityTimeoutS,
           snatAddr: e.snatAddr,
           hairpinAddr: e.hairpinAddr,
-          tableClass: vipClass.get(e.vipId) ?? 0,
+          ...tableRef(vipTable.get(e.vipId)),
         }),
         what: `VIP ${vipName.get(e.vipId)} (scope ${e.scope})`,
       });
@@ -460,6 +461,11 @@ export function applyCompiled(
 }
 
 type Entry = { key: Buffer; value: Buffer; what: string };
+
+/** What a VIP entry says of its VIP's Maglev table: its size class and M. */
+function tableRef(table: Uint32Array | undefined): { tableClass: number; tableM: number } {
+  return table ? { tableClass: maglevClass(table.length), tableM: table[XLB.MAGLEV_HDR_SLOT]! } : { tableClass: 0, tableM: 0 };
+}
 
 /**
  * The difference between `prev` (what the store holds) and `c`, found by
@@ -575,11 +581,12 @@ function planFromPrev(
   }
 
   // 2. tables: same size → rewritten in place; else a new inner map swapped in.
-  // A table whose size class changes goes into the outer map of its new
-  // class; its VIP entries are rewritten to name that class (below), then the
-  // old class's table is removed.
+  // A table of another size: its VIP entries are rewritten to carry the new M
+  // (and class, below); one whose size class changes goes into the outer map
+  // of its new class, and the old class's table is removed after the entries.
   const swaps: Array<{ vipId: number; table: Uint32Array; name: string }> = [];
   const moved = new Set<number>();
+  const resized = new Set<number>();
   for (const [o, v] of pairs) {
     if (o && tablesEqual(o.table, v.table)) continue;
     summary.tables.swapped++;
@@ -592,6 +599,7 @@ function planFromPrev(
       });
     } else {
       swaps.push({ vipId: v.id, table: v.table, name: v.name });
+      if (o) resized.add(v.id);
       const from = o ? maglevClass(o.table.length) : -1;
       if (o && from !== maglevClass(v.table.length)) {
         moved.add(v.id);
@@ -628,7 +636,7 @@ function planFromPrev(
 
   // 3. VIP entries: those that are not the same objects, diffed by key
   // (and those of a VIP whose table moved to another size class).
-  let same = c.entries.length === prev.entries.length && moved.size === 0;
+  let same = c.entries.length === prev.entries.length && resized.size === 0;
   for (let i = 0; same && i < c.entries.length; i++) same = c.entries[i] === prev.entries[i];
   if (!same) {
     const nowSet = new Set(c.entries);
@@ -636,11 +644,10 @@ function planFromPrev(
     let names: Map<number, string> | null = null;
     const nameOf = (id: number): string =>
       (names ??= new Map([...prev.vips, ...c.vips].map((v) => [v.id, v.name]))).get(id) ?? `id ${id}`;
-    let classes: Map<number, number> | null = null;
-    const classOf = (e: CompiledVipEntry, now: boolean): number => {
-      classes ??= new Map([...prev.vips.map((v) => [v.id, maglevClass(v.table.length)] as const)]);
-      if (now) return maglevClass(vipById(e.vipId).table.length);
-      return classes.get(e.vipId) ?? 0;
+    let before: Map<number, Uint32Array> | null = null;
+    const tableOf = (e: CompiledVipEntry, now: boolean): Uint32Array | undefined => {
+      if (now) return vipById(e.vipId).table;
+      return (before ??= new Map(prev.vips.map((v) => [v.id, v.table]))).get(e.vipId);
     };
     let byId: Map<number, CompiledVip> | null = null;
     const vipById = (id: number): CompiledVip => (byId ??= new Map(c.vips.map((v) => [v.id, v]))).get(id)!;
@@ -653,20 +660,20 @@ function planFromPrev(
         affinityTimeoutS: e.affinityTimeoutS,
         snatAddr: e.snatAddr,
         hairpinAddr: e.hairpinAddr,
-        tableClass: classOf(e, now),
+        ...tableRef(tableOf(e, now)),
       }),
       map: e.addr6 ? 'xlb_vip6' : 'xlb_vip4',
     });
     type VipEntry = Entry & { map: MapName };
     const want = new Map<string, VipEntry>();
     for (const e of c.entries) {
-      if (beforeSet.has(e) && !moved.has(e.vipId)) continue;
+      if (beforeSet.has(e) && !resized.has(e.vipId)) continue;
       const x = encodeEntry(e, true);
       want.set(`${x.map} ${hex(x.key)}`, { ...x, what: `VIP ${nameOf(e.vipId)} (scope ${e.scope})` });
     }
     const have = new Map<string, VipEntry>();
     for (const e of prev.entries) {
-      if (nowSet.has(e) && !moved.has(e.vipId)) continue;
+      if (nowSet.has(e) && !resized.has(e.vipId)) continue;
       const x = encodeEntry(e, false);
       have.set(`${x.map} ${hex(x.key)}`, { ...x, what: `VIP ${nameOf(e.vipId)} (scope ${e.scope}): removal` });
     }
