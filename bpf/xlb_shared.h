@@ -18,7 +18,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 13
+#define XLB_LAYOUT_VERSION 14
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev_c* slots */
@@ -216,6 +216,13 @@ struct xlb_ct4_val {
 	__u8 pad;           /* zero */
 };
 
+/* Value of xlb_clock (per CPU, one entry, lib/maps.h): the coarse monotonic
+ * clock as read at the start of the current jiffy. */
+struct xlb_clock {
+	__u64 jiffies; /* bpf_jiffies64() when ns was read */
+	__u64 ns;      /* bpf_ktime_get_coarse_ns() then */
+};
+
 /* One entry of the IPv4 new-flow tier: a conntrack key and its value. */
 struct xlb_ct4_way {
 	struct xlb_ct4_key key;
@@ -351,6 +358,7 @@ _Static_assert(sizeof(struct xlb_ct4_key) == 16, "xlb_ct4_key size");
 _Static_assert(offsetof(struct xlb_ct4_key, proto) == 12, "xlb_ct4_key.proto");
 _Static_assert(sizeof(struct xlb_ct4_val) == 32, "xlb_ct4_val size");
 _Static_assert(sizeof(struct xlb_ct4_way) == 48, "xlb_ct4_way size");
+_Static_assert(sizeof(struct xlb_clock) == 16, "xlb_clock size");
 _Static_assert(sizeof(struct xlb_ct4_bucket) == 8 + 48 * XLB_CT_NEW_WAYS, "xlb_ct4_bucket size");
 _Static_assert(offsetof(struct xlb_ct4_bucket, way) == 8, "xlb_ct4_bucket.way");
 _Static_assert(offsetof(struct xlb_ct4_val, snat_addr) == 24, "xlb_ct4_val.snat_addr");

@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 13;
+export const LAYOUT_VERSION = 14;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 
@@ -113,6 +113,7 @@ export const LAYOUT = {
     },
   },
   xlb_ct4_way: { size: 48, offsets: { key: 0, val: 16 } },
+  xlb_clock: { size: 16, offsets: { jiffies: 0, ns: 8 } },
   xlb_ct4_bucket: { size: 8 + 48 * 4, offsets: { lock: 0, used: 4, way: 8 } },
   xlb_iface: { size: 16, offsets: { scope: 0, flags: 4, mac: 8, pad: 14 } },
   xlb_neigh4_key: { size: 8, offsets: { addr: 0, scope: 4 } },

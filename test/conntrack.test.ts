@@ -85,6 +85,29 @@ describe('TCP state', () => {
   });
 });
 
+describe('clock', () => {
+  /** The coarse clock moves at ticks (at most 10 ms apart at HZ=100); the program caches it per jiffy. */
+  const TICK_NS = 10_000_000n;
+  const sleep = (ms: number): void => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+  it('stamps entries with CLOCK_MONOTONIC as of the last tick, and the per-CPU cache moves on', () => {
+    const stamps: bigint[] = [];
+    for (let i = 0; i < 3; i++) {
+      const before = monotonicNs();
+      tc('xlb_tc_ingress', { src: '192.168.5.1', dst: '10.0.0.1', proto: 'udp', sport: 43000 + i, dport: 53 });
+      const after = monotonicNs();
+      const v = entry('192.168.5.1', '10.0.0.1', 43000 + i, 53, 17)!;
+      expect(v.lastSeenNs).toBeLessThanOrEqual(after);
+      expect(v.lastSeenNs).toBeGreaterThanOrEqual(before - 2n * TICK_NS);
+      stamps.push(v.lastSeenNs);
+      sleep(50);
+    }
+    // 50 ms apart: each later stamp is later (the cached value was re-read).
+    expect(stamps[1]! - stamps[0]!).toBeGreaterThanOrEqual(50_000_000n - 2n * TICK_NS);
+    expect(stamps[2]! - stamps[1]!).toBeGreaterThanOrEqual(50_000_000n - 2n * TICK_NS);
+  });
+});
+
 describe('garbage collector', () => {
   it('removes flows idle past their state timeout, both directions together, and keeps the rest', () => {
     // A closing TCP flow, an established one, a UDP one.

@@ -13,8 +13,6 @@
 #define xlb_lookup(map, key) bpf_map_lookup_elem((map), (key))
 #define xlb_update(map, key, val, flags) bpf_map_update_elem((map), (key), (val), (flags))
 #define xlb_delete(map, key) bpf_map_delete_elem((map), (key))
-/* Coarse monotonic clock: ≈3 ns per call where bpf_ktime_get_ns costs ≈28 ns. */
-#define xlb_now_ns() bpf_ktime_get_coarse_ns()
 #define xlb_random() bpf_get_prandom_u32()
 
 #ifndef __always_inline

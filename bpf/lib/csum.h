@@ -34,6 +34,13 @@ XLB_INLINE __u32 xlb_sum_words(const void *p, __u32 n)
 	return sum;
 }
 
+/* A stored (complemented) checksum plus an uncomplemented addend (a sum of
+ * ~old and new words, RFC 1624 eqn. 3). */
+XLB_INLINE __u16 xlb_csum_apply(__u16 check, __u32 delta)
+{
+	return (__u16)~xlb_csum_fold((__u16)~check + delta);
+}
+
 /* A stored (complemented) checksum after a 32-bit field changed from old to new. */
 XLB_INLINE __u16 xlb_csum_replace4(__u16 check, __u32 old, __u32 new)
 {

@@ -193,6 +193,34 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_global SEC(".maps");
 
+/* The clock, per CPU: see xlb_now_ns. Not pinned: nothing outside reads it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xlb_clock);
+} xlb_clock SEC(".maps");
+
+/* The coarse monotonic clock (CLOCK_MONOTONIC at the last tick), which every
+ * conntrack and affinity timestamp uses. bpf_ktime_get_coarse_ns costs ≈16 ns
+ * a call on a 2-vCPU VM (measured: established flow 66 → 50 ns without it),
+ * bpf_jiffies64 ≈3.5 ns; the coarse clock moves at ticks, as jiffies do, so
+ * it is read once per jiffy per CPU and reused. */
+XLB_INLINE __u64 xlb_now_ns(void)
+{
+	__u32 zero = 0;
+	struct xlb_clock *c = xlb_lookup(&xlb_clock, &zero);
+	__u64 j = bpf_jiffies64();
+
+	if (!c)
+		return bpf_ktime_get_coarse_ns();
+	if (c->jiffies != j) {
+		c->ns = bpf_ktime_get_coarse_ns();
+		c->jiffies = j;
+	}
+	return c->ns;
+}
+
 XLB_INLINE void xlb_count(__u32 which)
 {
 

@@ -38,7 +38,7 @@ XLB_INLINE int xlb_nat4_direct(void *data, void *data_end, const struct xlb_pkt4
 			       const struct xlb_nat4 *n)
 {
 	struct iphdr *ip = data + sizeof(struct ethhdr);
-	__u32 old_addr, saddr, daddr;
+	__u32 old_addr, saddr, daddr, delta;
 	__u16 *portp, *csump, check, old_port;
 	void *l4;
 
@@ -47,7 +47,9 @@ XLB_INLINE int xlb_nat4_direct(void *data, void *data_end, const struct xlb_pkt4
 	saddr = ip->saddr;
 	daddr = ip->daddr;
 	old_addr = n->dst ? daddr : saddr;
-	ip->check = xlb_csum_replace4(ip->check, old_addr, n->new_addr);
+	/* The address change as one ones'-complement addend, for every checksum below. */
+	delta = xlb_csum_add32(xlb_csum_add32(0, ~old_addr), n->new_addr);
+	ip->check = xlb_csum_apply(ip->check, delta);
 	if (n->dst)
 		ip->daddr = n->new_addr;
 	else
@@ -71,11 +73,11 @@ XLB_INLINE int xlb_nat4_direct(void *data, void *data_end, const struct xlb_pkt4
 	if (p->tuple.proto == IPPROTO_UDP && check == 0)
 		return 0; /* UDP without checksum stays without */
 	if (check == xlb_pseudo_seed4(saddr, daddr, p->tuple.proto, p->l4_len)) {
-		check = xlb_csum_seed_replace4(check, old_addr, n->new_addr);
+		check = xlb_csum_fold(check + delta); /* a seed: uncomplemented */
 	} else {
-		check = xlb_csum_replace4(check, old_addr, n->new_addr);
 		if (n->new_port)
-			check = xlb_csum_replace2(check, old_port, n->new_port);
+			delta += (__u16)~old_port + n->new_port;
+		check = xlb_csum_apply(check, delta);
 		if (p->tuple.proto == IPPROTO_UDP && check == 0)
 			check = XLB_UDP_CSUM_MANGLED_0;
 	}

@@ -91,6 +91,9 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_FIELD(xlb_ct4_key, proto)
   XLB_FIELD(xlb_ct4_key, pad)
 
+  XLB_STRUCT(xlb_clock)
+  XLB_FIELD(xlb_clock, jiffies)
+  XLB_FIELD(xlb_clock, ns)
   XLB_STRUCT(xlb_ct4_way)
   XLB_FIELD(xlb_ct4_way, key)
   XLB_FIELD(xlb_ct4_way, val)
