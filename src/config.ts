@@ -547,7 +547,7 @@ export function vipList(vips: Record<string, string>): VipList {
  * building a new one, and a changed one is compared key by key against it.
  * Bounded like vipCache.
  */
-const lastVips = new Map<string, { keys: string[]; raws: unknown[]; list: VipList; out: Record<string, string> }>();
+const lastVips = new Map<string, { keys: string[]; raws: unknown[]; list: VipList; out: Record<string, string>; v6: boolean }>();
 const LAST_VIPS_MAX = 1 << 12;
 
 /** Counters of validation work (tests check that a small change costs little). */
@@ -572,8 +572,8 @@ function validateVips(v: unknown, field: string, lbName = ''): Record<string, st
       if (prev.raws[k] === value) {
         // Unchanged since the last validation of this load balancer (IPv6 keys are re-checked for spellings below).
         lists[k] = prev.list.lists[k]!;
-        // IPv4 (at most one ':'): nothing left to check.
-        if (key.indexOf(':') === key.lastIndexOf(':')) continue;
+        // IPv4 (at most one ':'): nothing left to check (a load balancer without IPv6 VIPs last time has no IPv6 key here).
+        if (!prev.v6 || key.indexOf(':') === key.lastIndexOf(':')) continue;
       } else same = false;
     } else {
       same = false;
@@ -604,7 +604,7 @@ function validateVips(v: unknown, field: string, lbName = ''): Record<string, st
   const list: VipList = { keys: sameKeys && prev ? prev.keys : keys, lists };
   vipLists.set(out, list);
   if (lastVips.size >= LAST_VIPS_MAX) lastVips.clear();
-  lastVips.set(lbName, { keys: list.keys as string[], raws, list, out });
+  lastVips.set(lbName, { keys: list.keys as string[], raws, list, out, v6: seen6.size > 0 });
   return out;
 }
 

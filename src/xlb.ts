@@ -2,9 +2,9 @@
  * The public library API: apply a desired state, show what is served, reset.
  * The CLI is a thin user of this class.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { compile, describeRouterSnat, EMPTY_IDS, emptyCompiled, type Compiled, type Ids } from './compile.js';
+import { compile, describeRouterSnat, EMPTY_IDS, emptyCompiled, vipChanges, type Compiled, type CompiledNeigh, type CompiledVip } from './compile.js';
 import { parseConfigText, validateConfig, type DesiredState } from './config.js';
 import {
   attach,
@@ -23,10 +23,9 @@ import { decodeCt6Key, decodeCt6Val } from './layout.js';
 import { applyCompiled, type ApplySummary, type Deferred } from './writer.js';
 import { DEFAULT_CT_TIMEOUTS, flushConntrack, gcConntrack, type ConntrackTimeouts, type GcResult } from './conntrack.js';
 import { flushConntrack6, gcConntrack6 } from './conntrack.js';
+import { desiredDelta, JOURNAL_FILE, loadState, StateFile, STATE_FILE, STATE_VERSION, type State } from './state-file.js';
 
 export const DEFAULT_STATE_DIR = '/run/xlb';
-const STATE_FILE = 'state.json';
-const STATE_VERSION = 1;
 
 export interface XlbOptions extends DataplaneOptions {
   /** Where xlb keeps its bookkeeping (names, ids, attachments); default /run/xlb. */
@@ -58,16 +57,6 @@ export interface VipRecord {
   backends: Array<{ id: number; text: string; weight: number; drained: boolean }>;
 }
 
-interface State {
-  version: number;
-  pinRoot: string;
-  ids: Ids;
-  desired: DesiredState;
-  vips: VipRecord[];
-  ifaces: ServedIface[];
-  /** The last apply's warnings (absent in state files of older versions). */
-  warnings?: string[];
-}
 
 export interface ApplyReport {
   /** What an operator should know about the applied state (see README, "Attachment"). */
@@ -81,6 +70,9 @@ export interface ApplyReport {
   flushed: number;
   /** True when nothing in the kernel had to change. */
   unchanged: boolean;
+  /** Where the apply's time went (ms): validation, compile (Maglev tables included), resolving
+   *  interfaces and writing the maps, attaching/detaching, saving the bookkeeping; and in all. */
+  durationsMs: { validate: number; compile: number; write: number; attach: number; save: number; total: number };
 }
 
 export interface VipView extends VipRecord {
@@ -133,8 +125,9 @@ function emptyState(pinRoot: string): State {
   };
 }
 
-function vipRecords(c: Compiled): VipRecord[] {
-  return c.vips.map((v) => ({
+/** The record of one compiled VIP of `c`. */
+function vipRecord(v: CompiledVip, c: Compiled): VipRecord {
+  return {
     id: v.id,
     name: v.name,
     lb: v.lb,
@@ -146,16 +139,31 @@ function vipRecords(c: Compiled): VipRecord[] {
       .map(([name]) => name),
     affinityTimeoutS: v.affinityTimeoutS,
     reject: (v.flags & XLB.VIP_F_REJECT) !== 0,
-    arpOn: [
-      ...new Set(
-        c.neigh
-          .filter((n) => (v.addr6 ? n.addr6?.equals(v.addr6) : !n.addr6 && n.addr === v.addr))
-          .filter((n) => c.entries.some((e) => e.scope === n.scope && e.vipId === v.id))
-          .map((n) => n.owner),
-      ),
-    ],
+    // (no neighbour answers in `c`: nothing to look for)
+    arpOn:
+      c.neigh.length === 0
+        ? []
+        : [
+            ...new Set(
+              c.neigh
+                .filter((n) => (v.addr6 ? n.addr6?.equals(v.addr6) : !n.addr6 && n.addr === v.addr))
+                .filter((n) => c.entries.some((e) => e.scope === n.scope && e.vipId === v.id))
+                .map((n) => n.owner),
+            ),
+          ],
     backends: v.backends.map((b) => ({ id: b.id, text: b.text, weight: b.weight, drained: b.flags !== 0 })),
-  }));
+  };
+}
+
+/** Whether two compiles answer the same neighbour solicitations (records' arpOn depend on nothing else beyond the VIP). */
+function sameNeigh(a: readonly CompiledNeigh[], b: readonly CompiledNeigh[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((n, i) => {
+      const m = b[i]!;
+      return n.addr === m.addr && n.scope === m.scope && n.owner === m.owner && (n.addr6 ? m.addr6 !== undefined && n.addr6.equals(m.addr6) : m.addr6 === undefined);
+    })
+  );
 }
 
 /** An xlb instance: one pin root and one state directory. */
@@ -173,11 +181,21 @@ export class Xlb {
   /** Their ids: not handed out again until the entries are gone. */
   private readonly reserved = new Set<number>();
   private reclaimTimer: NodeJS.Timeout | null = null;
+  /** The state directory's snapshot and journal. */
+  private readonly file: StateFile;
+  /** Slots of xlb_ifaces (fixed when the map was created; asked once). */
+  private ifaceSlots: number | undefined;
+  /** Position of each VIP record in state.vips, by name. */
+  private recordAt = new Map<string, number>();
+  /** Hook choices of the last apply, by interface (the link kind is asked of `ip` once per interface and ifindex). */
+  private hookChoices = new Map<string, { ifindex: number; hook: string; choice: HookChoice }>();
 
   private constructor(dp: Dataplane, stateDir: string, state: State) {
     this.dataplane = dp;
     this.stateDir = stateDir;
     this.state = state;
+    this.file = new StateFile(stateDir, state.seq ?? 0);
+    state.vips.forEach((r, i) => this.recordAt.set(r.name, i));
   }
 
   /** True when a data plane is pinned under pinRoot (nothing is loaded to find out). */
@@ -190,13 +208,7 @@ export class Xlb {
     const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
     const pinRoot = opts.pinRoot ?? DEFAULT_PIN_ROOT;
     const dp = Dataplane.open({ ...opts, pinRoot });
-    const path = join(stateDir, STATE_FILE);
-    let state = emptyState(pinRoot);
-    if (existsSync(path)) {
-      const s = JSON.parse(readFileSync(path, 'utf8')) as State;
-      if (s.version === STATE_VERSION && s.pinRoot === pinRoot) state = s;
-    }
-    const x = new Xlb(dp, stateDir, state);
+    const x = new Xlb(dp, stateDir, loadState(stateDir, pinRoot) ?? emptyState(pinRoot));
     // Maps this open created are empty: the first apply need not read them back.
     if (dp.fresh) x.inKernel = emptyCompiled();
     return x;
@@ -204,6 +216,8 @@ export class Xlb {
 
   close(): void {
     this.reclaim();
+    // The journal folded into one snapshot for the next process.
+    if (this.file.dirty) this.file.snapshot(this.state);
     this.dataplane.close();
   }
 
@@ -212,7 +226,7 @@ export class Xlb {
    * (one RCU wait for all), then deletes the entries. Called soon after such
    * an apply (a zero-delay timer), at the start of the next apply and on close.
    */
-  reclaim(): void {
+  reclaim(): number {
     if (this.reclaimTimer) clearTimeout(this.reclaimTimer);
     this.reclaimTimer = null;
     const todo = this.pending;
@@ -227,6 +241,7 @@ export class Xlb {
         this.inKernel = null;
       }
     }
+    return todo.length;
   }
 
   private defer(d: Deferred): void {
@@ -261,16 +276,20 @@ export class Xlb {
    * keep their conntrack and ids but get no new flows.
    */
   apply(input: unknown, opts: { down?: ReadonlySet<string> } = {}): ApplyReport {
+    const t0 = performance.now();
     const desired = validateConfig(input);
+    const t1 = performance.now();
     this.reclaim();
+    const t1r = performance.now();
     const compiled = compile(desired, this.state.ids, opts.down, this.lastCompiled, { reservedBackendIds: this.reserved });
+    const t2 = performance.now();
     const dp = this.dataplane;
 
     // Resolve every interface before writing anything.
     const ifindex = new Map<string, number>();
     const byIndex = new Map<number, string>();
     const choices = new Map<string, HookChoice>();
-    const maxIfindex = dp.native.mapInfo(dp.maps.xlb_ifaces).maxEntries;
+    const maxIfindex = (this.ifaceSlots ??= dp.native.mapInfo(dp.maps.xlb_ifaces).maxEntries);
     for (const i of compiled.ifaces) {
       let idx: number;
       try {
@@ -289,7 +308,8 @@ export class Xlb {
       }
       byIndex.set(idx, i.interface);
       ifindex.set(i.interface, idx);
-      choices.set(i.interface, chooseHook(i, i.hook));
+      const known = this.hookChoices.get(i.interface);
+      choices.set(i.interface, known && known.ifindex === idx && known.hook === i.hook ? known.choice : chooseHook(i, i.hook));
     }
 
     const prev = this.inKernel;
@@ -303,6 +323,7 @@ export class Xlb {
       onDeferred: (d) => this.defer(d),
     });
     this.scanned = true;
+    const t3 = performance.now();
 
     const served: ServedIface[] = [];
     try {
@@ -338,18 +359,12 @@ export class Xlb {
       detached.push(old.interface);
     }
 
-    this.state = {
-      version: STATE_VERSION,
-      pinRoot: dp.pinRoot,
-      ids: compiled.ids,
-      desired,
-      vips: vipRecords(compiled),
-      ifaces: served,
-      warnings: compiled.warnings,
-    };
-    this.saveState();
+    const t4 = performance.now();
+    this.hookChoices = new Map(compiled.ifaces.map((i) => [i.interface, { ifindex: ifindex.get(i.interface)!, hook: i.hook, choice: choices.get(i.interface)! }]));
+    this.remember(desired, compiled, served);
     this.lastCompiled = compiled;
     this.inKernel = compiled;
+    const t5 = performance.now();
     return {
       warnings: compiled.warnings,
       summary,
@@ -357,6 +372,7 @@ export class Xlb {
       detached,
       flushed,
       unchanged: summary.writes === 0 && detached.length === 0,
+      durationsMs: { validate: t1 - t0, compile: t2 - t1r, write: t3 - t2, attach: t4 - t3, save: t5 - t4, total: t5 - t0 },
     };
   }
 
@@ -476,11 +492,52 @@ export class Xlb {
     );
   }
 
-  private saveState(): void {
-    mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
-    const path = join(this.stateDir, STATE_FILE);
-    writeFileSync(`${path}.tmp`, JSON.stringify(this.state, null, 2), { mode: 0o600 });
-    renameSync(`${path}.tmp`, path);
+  /**
+   * Updates the bookkeeping to `compiled` and saves it: only the records of
+   * the VIPs that changed are rebuilt, and what changed is appended to the
+   * journal (state-file.ts); a new snapshot is written when there is no
+   * delta (no previous compile of this process, or the neighbour answers
+   * changed, which every record shows) or the journal is full.
+   */
+  private remember(desired: DesiredState, compiled: Compiled, served: ServedIface[]): void {
+    const changes = this.lastCompiled ? vipChanges(compiled, this.lastCompiled) : null;
+    const incremental = changes !== null && sameNeigh(compiled.neigh, this.lastCompiled!.neigh);
+    const prevDesired = this.state.desired;
+    let set: VipRecord[] = [];
+    const del: string[] = [];
+    let vips: VipRecord[];
+    if (incremental) {
+      vips = this.state.vips;
+      set = changes.fresh.map((v) => vipRecord(v, compiled));
+      const fresh = new Set(set.map((r) => r.name));
+      for (const v of changes.stale) if (!fresh.has(v.name) && this.recordAt.has(v.name)) del.push(v.name);
+      if (del.length > 0) {
+        const gone = new Set(del);
+        vips = vips.filter((r) => !gone.has(r.name));
+        this.recordAt = new Map(vips.map((r, i) => [r.name, i]));
+      }
+      for (const r of set) {
+        const at = this.recordAt.get(r.name);
+        if (at !== undefined) vips[at] = r;
+        else this.recordAt.set(r.name, vips.push(r) - 1);
+      }
+    } else {
+      vips = compiled.vips.map((v) => vipRecord(v, compiled));
+      this.recordAt = new Map(vips.map((r, i) => [r.name, i]));
+    }
+    this.state = { version: STATE_VERSION, pinRoot: this.dataplane.pinRoot, ids: compiled.ids, desired, vips, ifaces: served, warnings: compiled.warnings };
+    const appended =
+      incremental &&
+      this.file.append({
+        seq: this.file.nextSeq(),
+        ...desiredDelta(prevDesired, desired),
+        vipsSet: set,
+        vipsDel: del,
+        scopes: compiled.ids.scopes,
+        ifaces: served,
+        warnings: compiled.warnings,
+      });
+    if (!appended) this.file.snapshot(this.state);
   }
 
   /**
@@ -493,13 +550,16 @@ export class Xlb {
     const path = join(stateDir, STATE_FILE);
     const detached: string[] = [];
     if (existsSync(path)) {
-      const s = JSON.parse(readFileSync(path, 'utf8')) as State;
+      // The snapshot with the journal after it: the interfaces of the last apply.
+      const snap = JSON.parse(readFileSync(path, 'utf8')) as State;
+      const s = loadState(stateDir, snap.pinRoot) ?? snap;
       for (const i of s.ifaces ?? []) {
         detach(i);
         detached.push(i.interface);
       }
       rmSync(path, { force: true });
     }
+    rmSync(join(stateDir, JOURNAL_FILE), { force: true });
     Dataplane.removePins(pinRoot);
     return { detached };
   }

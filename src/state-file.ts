@@ -1,0 +1,232 @@
+/**
+ * xlb's bookkeeping on disk (in the state directory): a snapshot
+ * (`state.json`) and a journal (`state.journal`) of what each apply changed
+ * since, one JSON line per apply. An apply that changes one VIP among 10⁴
+ * appends that VIP's record and its load balancer's changed `vips` entries
+ * (a few KiB) instead of rewriting every VIP (tens of MB); the journal is
+ * folded into a new snapshot when it grows past JOURNAL_MAX_BYTES, when an
+ * apply has no delta to give (the first of a process), and on close.
+ *
+ * Each line carries a sequence number and the snapshot the number of the
+ * last line folded into it, so lines left behind by a crash between writing
+ * a snapshot and truncating the journal are skipped; a torn last line (a
+ * crash while appending) is ignored.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { backendKey, type Ids } from './compile.js';
+import { vipList, type DesiredState, type LoadBalancer } from './config.js';
+import type { ServedIface, VipRecord } from './xlb.js';
+
+export const STATE_FILE = 'state.json';
+export const JOURNAL_FILE = 'state.journal';
+/** Snapshots since the journal: ids are derived from the VIP records (version 1 stored them). */
+export const STATE_VERSION = 2;
+/** The journal is folded into a snapshot past this size. */
+export const JOURNAL_MAX_BYTES = 8 << 20;
+
+/** What xlb remembers between runs. */
+export interface State {
+  version: number;
+  pinRoot: string;
+  ids: Ids;
+  desired: DesiredState;
+  vips: VipRecord[];
+  ifaces: ServedIface[];
+  /** The last apply's warnings (absent in state files of older versions). */
+  warnings?: string[];
+  /** Sequence number of the last journal line folded into this snapshot. */
+  seq?: number;
+}
+
+/** What one apply changed. */
+export interface StateDelta {
+  seq: number;
+  /** Load balancers added or changed (lb: everything but `vips`; vips: keys set, or null when removed), or removed (lb null). */
+  lbs: Array<{ name: string; lb: Omit<LoadBalancer, 'vips'> | null; vips?: Record<string, string | null> }>;
+  /** The load balancers' order, when it is not the old order with the new ones appended. */
+  lbOrder?: string[];
+  logical_switches?: DesiredState['logical_switches'];
+  logical_routers?: DesiredState['logical_routers'];
+  /** VIP records set (by name) and removed. */
+  vipsSet: VipRecord[];
+  vipsDel: string[];
+  scopes: Record<string, number>;
+  ifaces: ServedIface[];
+  warnings: string[];
+}
+
+/** Ids derived from the VIP records (what compile's ids hold). */
+export function idsOf(scopes: Record<string, number>, records: readonly VipRecord[]): Ids {
+  const vips: Record<string, number> = {};
+  const backends: Record<string, number> = {};
+  for (const r of records) {
+    vips[r.name] = r.id;
+    for (const b of r.backends) backends[backendKey(r.name, b.text)] = b.id;
+  }
+  return { scopes, vips, backends };
+}
+
+/** Structural equality of JSON-like values (validated config fragments). */
+function same(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => same(x, b[i]));
+  if (Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+
+function withoutVips(lb: LoadBalancer): Omit<LoadBalancer, 'vips'> {
+  const { vips: _vips, ...rest } = lb;
+  return rest;
+}
+
+/** The `vips` entries of `b` that differ from `a` (null: removed). Unchanged keys are mostly at the same place. */
+function vipsDelta(a: Record<string, string>, b: Record<string, string>): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  const la = vipList(a);
+  const lb = vipList(b);
+  let byKey: Map<string, number> | null = null;
+  for (let k = 0; k < lb.keys.length; k++) {
+    const key = lb.keys[k]!;
+    let at = la.keys[k] === key ? k : -1;
+    if (at < 0) {
+      byKey ??= new Map(la.keys.map((x, i) => [x, i]));
+      at = byKey.get(key) ?? -1;
+    }
+    if (at < 0 || la.lists[at] !== lb.lists[k]) out[key] = lb.lists[k]!;
+  }
+  if (la.keys !== lb.keys && (la.keys.length !== lb.keys.length || byKey !== null)) {
+    const now = new Set(lb.keys);
+    for (const key of la.keys) if (!now.has(key)) out[key] = null;
+  }
+  return out;
+}
+
+/** The desired-state part of a delta from `a` to `b` (both validated). */
+export function desiredDelta(a: DesiredState, b: DesiredState): Pick<StateDelta, 'lbs' | 'lbOrder' | 'logical_switches' | 'logical_routers'> {
+  const old = new Map(a.load_balancers.map((l) => [l.name, l]));
+  const lbs: StateDelta['lbs'] = [];
+  for (const lb of b.load_balancers) {
+    const o = old.get(lb.name);
+    old.delete(lb.name);
+    if (o && o.vips === lb.vips && same(withoutVips(o), withoutVips(lb))) continue;
+    lbs.push({ name: lb.name, lb: withoutVips(lb), vips: o ? vipsDelta(o.vips, lb.vips) : { ...lb.vips } });
+  }
+  for (const name of old.keys()) lbs.push({ name, lb: null });
+  // The order replay gives: the old one less the removed, the new ones appended.
+  const gone = new Set(old.keys());
+  const had = new Set(a.load_balancers.map((l) => l.name));
+  const replayed = [...a.load_balancers.map((l) => l.name).filter((n) => !gone.has(n)), ...b.load_balancers.map((l) => l.name).filter((n) => !had.has(n))];
+  const order = b.load_balancers.map((l) => l.name);
+  return {
+    lbs,
+    ...(replayed.every((n, i) => n === order[i]) ? {} : { lbOrder: order }),
+    ...(same(a.logical_switches, b.logical_switches) ? {} : { logical_switches: b.logical_switches }),
+    ...(same(a.logical_routers, b.logical_routers) ? {} : { logical_routers: b.logical_routers }),
+  };
+}
+
+/** Applies a journal line to a state read from disk (its desired state is plain JSON, not validated objects). */
+function replay(s: State, d: StateDelta): void {
+  const lbs = new Map(s.desired.load_balancers.map((l) => [l.name, l]));
+  for (const c of d.lbs) {
+    if (c.lb === null) {
+      lbs.delete(c.name);
+      continue;
+    }
+    const vips: Record<string, string> = { ...(lbs.get(c.name)?.vips ?? {}) };
+    for (const [k, v] of Object.entries(c.vips ?? {})) {
+      if (v === null) delete vips[k];
+      else vips[k] = v;
+    }
+    lbs.set(c.name, { ...c.lb, vips } as LoadBalancer);
+  }
+  const order = d.lbOrder ?? [...lbs.keys()];
+  s.desired = {
+    load_balancers: order.map((n) => lbs.get(n)!).filter((l) => l !== undefined),
+    logical_switches: d.logical_switches ?? s.desired.logical_switches,
+    logical_routers: d.logical_routers ?? s.desired.logical_routers,
+  };
+  const records = new Map(s.vips.map((r) => [r.name, r]));
+  for (const name of d.vipsDel) records.delete(name);
+  for (const r of d.vipsSet) records.set(r.name, r);
+  s.vips = [...records.values()];
+  s.ids = { scopes: d.scopes, vips: {}, backends: {} };
+  s.ifaces = d.ifaces;
+  s.warnings = d.warnings;
+  s.seq = d.seq;
+}
+
+/** Reads the snapshot and the journal lines after it; null when there is no state (or of another pin root). */
+export function loadState(dir: string, pinRoot: string): State | null {
+  const path = join(dir, STATE_FILE);
+  if (!existsSync(path)) return null;
+  const s = JSON.parse(readFileSync(path, 'utf8')) as State;
+  if ((s.version !== 1 && s.version !== STATE_VERSION) || s.pinRoot !== pinRoot) return null;
+  const jpath = join(dir, JOURNAL_FILE);
+  let replayed = false;
+  if (s.version === STATE_VERSION && existsSync(jpath)) {
+    for (const line of readFileSync(jpath, 'utf8').split('\n')) {
+      if (line === '') continue;
+      let d: StateDelta;
+      try {
+        d = JSON.parse(line) as StateDelta;
+      } catch {
+        break; // a torn last line: that apply did not complete
+      }
+      if (d.seq <= (s.seq ?? 0)) continue;
+      replay(s, d);
+      replayed = true;
+    }
+  }
+  if (s.version === STATE_VERSION || replayed) s.ids = idsOf(s.ids.scopes, s.vips);
+  s.version = STATE_VERSION;
+  return s;
+}
+
+/** Writes snapshots and journal lines of one state directory. */
+export class StateFile {
+  private journalBytes = 0;
+  private seq: number;
+
+  constructor(
+    readonly dir: string,
+    seq = 0,
+  ) {
+    this.seq = seq;
+  }
+
+  /** The next line's sequence number. */
+  nextSeq(): number {
+    return this.seq + 1;
+  }
+
+  /** Replaces the snapshot with `s` (ids are left out: they are derived on load) and empties the journal. */
+  snapshot(s: State): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const path = join(this.dir, STATE_FILE);
+    const out = { ...s, version: STATE_VERSION, ids: { scopes: s.ids.scopes }, seq: this.seq };
+    writeFileSync(`${path}.tmp`, JSON.stringify(out), { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
+    rmSync(join(this.dir, JOURNAL_FILE), { force: true });
+    this.journalBytes = 0;
+  }
+
+  /** Appends a delta; false (nothing written) when the journal is full and a snapshot is due instead. */
+  append(d: StateDelta): boolean {
+    const line = `${JSON.stringify(d)}\n`;
+    if (this.journalBytes + line.length > JOURNAL_MAX_BYTES) return false;
+    appendFileSync(join(this.dir, JOURNAL_FILE), line, { mode: 0o600 });
+    this.journalBytes += line.length;
+    this.seq = d.seq;
+    return true;
+  }
+
+  /** Whether journal lines wait to be folded into a snapshot. */
+  get dirty(): boolean {
+    return this.journalBytes > 0;
+  }
+}
