@@ -73,9 +73,20 @@ function progFd(obj: { programs: Array<{ name: string; fd: number }> }, name: st
 }
 
 /** The cold method (unchanged from the first benchmark, now one part of the stage). */
-function cold(native: XlbNative, dp: Dataplane, prog: (n: string) => number, n: number, tick: (w: string) => void): Figure[] {
+/** Cold: BPF_PROG_TEST_RUN repeat=1, packet by packet (xlb and the no-op
+ *  alternating), `runs` runs of n packets; each run gives its median, a figure
+ *  the median of those with their min and max. */
+function cold(
+  native: XlbNative,
+  dp: Dataplane,
+  prog: (n: string) => number,
+  n: number,
+  runs: number,
+  tick: (w: string) => void,
+): Figure[] {
   const run = (fd: number, data: Buffer): number => native.progTestRun(fd, { data, ifindex: 1, repeat: 1 }).duration;
   const out: Figure[] = [];
+  const note = `median of ${n} test runs per run`;
   const hooks = [
     { hook: 'xdp', xlb: dp.progs.xlb_xdp_ingress, noop: prog('bench_xdp_noop') },
     { hook: 'tc', xlb: dp.progs.xlb_tc_ingress, noop: prog('bench_tc_noop') },
@@ -90,19 +101,26 @@ function cold(native: XlbNative, dp: Dataplane, prog: (n: string) => number, n: 
     run(h.xlb, tcpFrame(CLIENT, VIP, 40000, 80, 0x02)); // creates the conntrack entries
     const est = tcpFrame(CLIENT, VIP, 40000, 80, 0x10);
     const other = tcpFrame(CLIENT, NOT_LB, 40000, 80, 0x10);
-    for (let i = 0; i < n; i++) {
-      paths['established flow'].xlb.push(run(h.xlb, est));
-      paths['established flow'].noop.push(run(h.noop, est));
-      const fresh = tcpFrame(CLIENT + 1 + (port >>> 16), VIP, port & 0xffff || 1, 80, 0x02);
-      port++;
-      paths['new flow'].xlb.push(run(h.xlb, fresh));
-      paths['new flow'].noop.push(run(h.noop, fresh));
-      paths['not LB traffic'].xlb.push(run(h.xlb, other));
-      paths['not LB traffic'].noop.push(run(h.noop, other));
+    for (let r = 0; r < runs; r++) {
+      const one: Record<string, { xlb: number[]; noop: number[] }> = Object.fromEntries(Object.keys(paths).map((k) => [k, { xlb: [], noop: [] }]));
+      for (let i = 0; i < n; i++) {
+        one['established flow']!.xlb.push(run(h.xlb, est));
+        one['established flow']!.noop.push(run(h.noop, est));
+        const fresh = tcpFrame(CLIENT + 1 + (port >>> 16), VIP, port & 0xffff || 1, 80, 0x02);
+        port++;
+        one['new flow']!.xlb.push(run(h.xlb, fresh));
+        one['new flow']!.noop.push(run(h.noop, fresh));
+        one['not LB traffic']!.xlb.push(run(h.xlb, other));
+        one['not LB traffic']!.noop.push(run(h.noop, other));
+      }
+      for (const [path, s] of Object.entries(one)) {
+        paths[path]!.xlb.push(median(s.xlb));
+        paths[path]!.noop.push(median(s.noop));
+      }
     }
     for (const [path, s] of Object.entries(paths)) {
-      out.push(figure('hotpath', `${h.hook} cold`, `xlb ${path}`, 'ns', [median(s.xlb)], { note: `median of ${n} test runs` }));
-      out.push(figure('hotpath', `${h.hook} cold`, `no-op (${path} packets)`, 'ns', [median(s.noop)], { note: `median of ${n} test runs` }));
+      out.push(figure('hotpath', `${h.hook} cold`, `xlb ${path}`, 'ns', s.xlb, { note }));
+      out.push(figure('hotpath', `${h.hook} cold`, `no-op (${path} packets)`, 'ns', s.noop, { note }));
     }
     tick(`cold ${h.hook}`);
   }
@@ -113,12 +131,18 @@ function cold(native: XlbNative, dp: Dataplane, prog: (n: string) => number, n: 
     const reply = tcpFrame(backend, CLIENT, 8080, 41000, 0x12);
     const x: number[] = [];
     const f: number[] = [];
-    for (let i = 0; i < n; i++) {
-      x.push(run(dp.progs.xlb_tc_egress, reply));
-      f.push(run(prog('bench_tc_noop'), reply));
+    for (let r = 0; r < runs; r++) {
+      const rx: number[] = [];
+      const rf: number[] = [];
+      for (let i = 0; i < n; i++) {
+        rx.push(run(dp.progs.xlb_tc_egress, reply));
+        rf.push(run(prog('bench_tc_noop'), reply));
+      }
+      x.push(median(rx));
+      f.push(median(rf));
     }
-    out.push(figure('hotpath', 'tc egress cold', 'xlb reply (reverse NAT)', 'ns', [median(x)], { note: `median of ${n} test runs` }));
-    out.push(figure('hotpath', 'tc egress cold', 'no-op (reply packets)', 'ns', [median(f)], { note: `median of ${n} test runs` }));
+    out.push(figure('hotpath', 'tc egress cold', 'xlb reply (reverse NAT)', 'ns', x, { note }));
+    out.push(figure('hotpath', 'tc egress cold', 'no-op (reply packets)', 'ns', f, { note }));
     tick('cold tc egress');
   }
   return out;
@@ -324,7 +348,7 @@ function ratios(figs: Figure[]): Ratio[] {
 
 export async function runHotpath(opts: HotpathOptions): Promise<StageResult> {
   const native = loadNative();
-  const coldN = opts.quick ? 200 : 5000;
+  const coldN = opts.quick ? 200 : 2000;
   const frames = opts.quick ? 20_000 : 300_000;
   const runs = opts.quick ? 2 : 5;
   const bar = opts.progress.bar('hotpath', 3 + runs * 11);
@@ -343,13 +367,13 @@ export async function runHotpath(opts: HotpathOptions): Promise<StageResult> {
     const desired = validateConfig(hotpathConfig([`${NS_RX}/${IF_RX}`]));
     applyCompiled(dp.store(), compile(desired), new Map([['lo', 1], [`${NS_RX}/${IF_RX}`, rxIdx]]));
 
-    const figs = cold(native, dp, prog, coldN, bar.tick);
+    const figs = cold(native, dp, prog, coldN, runs, bar.tick);
     statsFd = native.enableStats();
     const tmpl = floor.maps.find((m) => m.name === 'bench_tmpl');
     if (!tmpl) throw new Error('bench.bpf.o has no map bench_tmpl: run `npm run build:bpf`');
     figs.push(...inPlace(native, dp, prog, tmpl.fd, frames, runs, bar.tick));
     notes.push(
-      `cold: BPF_PROG_TEST_RUN repeat=1, ${coldN} packets per figure, median of the kernel-reported durations (includes each run's fixed cost)`,
+      `cold: BPF_PROG_TEST_RUN repeat=1, ${runs} runs of ${coldN} packets (xlb and the no-op alternating); each run's median of the kernel-reported durations (includes each test run's fixed cost), the figure their median, min and max`,
       `in place: native XDP / tc on a veth in netns ${NS_RX}, fed by live frames (BPF_F_TEST_XDP_LIVE_FRAMES, XDP_TX) from ${NS_TX}; ` +
         `${frames} frames per run, ${runs} runs interleaved; cost = Δrun_time_ns/Δrun_cnt with run-time stats on (bpf_enable_stats; kernel.bpf_stats_enabled was ${sysctlBefore} and is left unchanged)`,
       'tc figures: an XDP no-op stays attached on the veth so that it receives in NAPI; tc egress: replies forwarded out of a second veth (sender bench_xdp_tx_fwd restores the TTL)',

@@ -1,6 +1,7 @@
 // The work of a small change among many VIPs, counted (no timing, no root):
 // changing one backend of one VIP parses one VIP, walks one load balancer,
-// compiles one VIP, builds one Maglev table and diffs two VIP objects (the
+// compiles one VIP, builds the VIP-map entries of that load balancer only,
+// builds one Maglev table and diffs two VIP objects (the
 // new one and the one it replaces), however many other VIPs and load
 // balancers there are. Each counter would grow with the state size if a
 // per-VIP or per-load-balancer walk crept back into that path.
@@ -39,6 +40,7 @@ const snap = (): Record<string, number> => ({
   overlap: validateCounters.overlapChecked,
   lbsWalked: compileCounters.lbsWalked,
   compiled: compileCounters.vipsCompiled,
+  entries: compileCounters.entriesBuilt,
   tables: tableCounters.built,
   diffed: diffCounters.vipsWalked,
 });
@@ -62,7 +64,7 @@ describe('control-plane work of a small change', () => {
     // The same input again: nothing parsed, walked, compiled, built or written.
     let before = snap();
     const again = step(config(vips), first.c);
-    expect(delta(before, snap())).toEqual({ parsed: 0, overlap: 0, lbsWalked: 0, compiled: 0, tables: 0, diffed: 0 });
+    expect(delta(before, snap())).toEqual({ parsed: 0, overlap: 0, lbsWalked: 0, compiled: 0, entries: 0, tables: 0, diffed: 0 });
     expect(again.s.writes).toBe(0);
 
     // One backend of one VIP of one load balancer (a new object for that load balancer only).
@@ -76,6 +78,8 @@ describe('control-plane work of a small change', () => {
       overlap: VIPS_PER_LB,
       lbsWalked: 1,
       compiled: 1,
+      // VIP-map entries: those of the changed load balancer only (the others' are taken as they are).
+      entries: VIPS_PER_LB,
       tables: 1,
       diffed: 2,
     });
