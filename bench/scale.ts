@@ -85,10 +85,14 @@ function mapMemory(dp: Dataplane): number {
   const n = dp.native;
   let total = 0;
   for (const fd of Object.values(dp.maps)) total += memlock(fd);
+  const seen = new Set<number>(); // (removed VIPs' slots share their class's placeholder)
   for (const outer of MAGLEV_MAPS) {
     const d = n.mapDump(dp.maps[outer], 4, 4);
     for (let i = 0; i < d.count; i++) {
-      const fd = n.mapGetFdById(d.values.readUInt32LE(i * 4));
+      const id = d.values.readUInt32LE(i * 4);
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const fd = n.mapGetFdById(id);
       try {
         total += memlock(fd);
       } finally {

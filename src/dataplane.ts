@@ -92,7 +92,8 @@ const PROG_PIN_PREFIX = 'prog_';
  * programs are pinned (32 bytes). */
 const META_PIN = 'xlb_meta';
 const META_SIZE = 4 + 32;
-/** Slot of xlb_maglev_c0 that synchronize() writes (VIP ids start at 1). */
+/** Slot of each outer Maglev map that holds its class's placeholder table (VIP ids start at 1);
+ *  synchronize() rewrites it in xlb_maglev_c0. */
 const SYNC_SLOT = 0;
 /** Entries per batch syscall. */
 const BATCH = 65536;
@@ -113,6 +114,12 @@ export class Dataplane {
   readonly idsWritten: { vip: number; backend: number } | null;
   /** Maglev tables this process wrote, by "class/VIP id", with the inner map's id (see KernelStore.readTable). */
   readonly tableCache = new Map<string, { innerId: number; table: Uint32Array }>();
+  /** Inner map id of each size class's placeholder (an empty table, M = 0, in slot SYNC_SLOT of
+   *  the outer map): a removed VIP's slot points at it, and a slot holding it reads as absent. */
+  readonly placeholderIds: Array<number | undefined> = [];
+  /** Writes to the outer Maglev maps through this process's stores: each waits for one RCU grace
+   *  period (a batch once, not per slot). batches: batch updates; single: one-slot updates/deletes. */
+  readonly outerWrites = { batches: 0, single: 0 };
   private readonly fds: number[] = [];
   private readonly handle: number | null;
 
@@ -443,19 +450,48 @@ export class KernelStore implements MapStore {
 
   tableClasses(): Map<number, number[]> {
     // Each outer map lists only its filled slots (one batch read, not a scan).
-    // Slot 0 (no VIP has id 0) holds synchronize()'s sentinel.
+    // Slot 0 (no VIP has id 0) holds the class's placeholder; a slot holding
+    // the placeholder is a removed VIP's: absent.
     const out = new Map<number, number[]>();
     MAGLEV_MAPS.forEach((_, cls) => {
       const d = this.dp.native.mapDump(this.outer(cls), 4, 4);
+      let ph: number | undefined;
+      for (let i = 0; i < d.count; i++) if (d.keys.readUInt32LE(i * 4) === SYNC_SLOT) ph = d.values.readUInt32LE(i * 4);
+      this.dp.placeholderIds[cls] = ph;
       for (let i = 0; i < d.count; i++) {
         const id = d.keys.readUInt32LE(i * 4);
-        if (id === SYNC_SLOT) continue;
+        if (id === SYNC_SLOT || d.values.readUInt32LE(i * 4) === ph) continue;
         const l = out.get(id);
         if (l) l.push(cls);
         else out.set(id, [cls]);
       }
     });
     return out;
+  }
+
+  /** The inner map id of size class `cls`'s placeholder (read from slot 0 once), or undefined when there is none yet. */
+  private placeholderId(cls: number): number | undefined {
+    if (!(cls in this.dp.placeholderIds)) {
+      const v = this.dp.native.mapLookup(this.outer(cls), encodeU32(SYNC_SLOT), 4);
+      this.dp.placeholderIds[cls] = v ? v.readUInt32LE(0) : undefined;
+    }
+    return this.dp.placeholderIds[cls];
+  }
+
+  /** An fd of class `cls`'s placeholder (the caller closes it); `fresh` when it was just created
+   *  and still has to be written to slot 0. */
+  private placeholder(cls: number): { fd: number; id: number; fresh: boolean } {
+    const n = this.dp.native;
+    const id = this.placeholderId(cls);
+    if (id !== undefined) {
+      try {
+        return { fd: n.mapGetFdById(id), id, fresh: false };
+      } catch {
+        // (slot 0 changed under us: make a new one)
+      }
+    }
+    const m = n.mapCreateFilled(maglevClassWords(cls) * 4, new Uint8Array(0), `xlb_mg_none${cls}`);
+    return { ...m, fresh: true };
   }
 
   /**
@@ -470,6 +506,7 @@ export class KernelStore implements MapStore {
       const v = n.mapLookup(this.outer(k), encodeU32(vipId), 4);
       if (!v) continue;
       const innerId = v.readUInt32LE(0);
+      if (innerId === this.placeholderId(k)) continue; // a removed VIP's slot
       const known = this.dp.tableCache.get(`${k}/${vipId}`);
       if (known && known.innerId === innerId) return known.table; // kept current by patchTable
       const fd = n.mapGetFdById(innerId);
@@ -508,6 +545,7 @@ export class KernelStore implements MapStore {
           values.writeUInt32LE(made[i]!.fd, i * 4);
         });
         n.mapUpdateBatch(this.outer(k), keys, values, list.length, 0);
+        this.dp.outerWrites.batches++;
         list.forEach(({ vipId, table }, i) => this.dp.tableCache.set(`${k}/${vipId}`, { innerId: made[i]!.id, table }));
       } finally {
         for (const m of made) n.closeFd(m.fd);
@@ -521,6 +559,7 @@ export class KernelStore implements MapStore {
     const v = n.mapLookup(this.outer(k), encodeU32(vipId), 4);
     if (!v) throw new Error(`VIP id ${vipId} has no Maglev table to patch`);
     const innerId = v.readUInt32LE(0);
+    if (innerId === this.placeholderId(k)) throw new Error(`VIP id ${vipId} has no Maglev table to patch`);
     const words: number[] = [];
     for (let i = 0; i < to.length; i++) if (to[i] !== from[i]) words.push(i);
     const fd = n.mapGetFdById(innerId);
@@ -538,23 +577,61 @@ export class KernelStore implements MapStore {
 
   synchronize(): void {
     // An outer map-in-map write returns only after an RCU grace period
-    // (maybe_wait_bpf_programs). An empty table in slot 0 of the smallest
-    // class, which no VIP uses, is written for it.
+    // (maybe_wait_bpf_programs): slot 0 of the smallest class, which no VIP
+    // uses, is rewritten with that class's placeholder.
     const n = this.dp.native;
-    const { fd } = n.mapCreateFilled(maglevClassWords(0) * 4, new Uint8Array(0), 'xlb_mg_sync');
+    const ph = this.placeholder(0);
     try {
-      n.mapUpdate(this.outer(0), encodeU32(SYNC_SLOT), encodeU32(fd), 0);
+      n.mapUpdate(this.outer(0), encodeU32(SYNC_SLOT), encodeU32(ph.fd), 0);
+      this.dp.outerWrites.single++;
+      this.dp.placeholderIds[0] = ph.id;
     } finally {
-      n.closeFd(fd);
+      n.closeFd(ph.fd);
     }
   }
 
   deleteTable(vipId: number, cls?: number): void {
-    MAGLEV_MAPS.forEach((_, k) => {
-      if (cls !== undefined && cls !== k) return;
-      this.dp.tableCache.delete(`${k}/${vipId}`);
-      this.dp.native.mapDelete(this.outer(k), encodeU32(vipId));
-    });
+    const held = cls === undefined ? (this.tableClasses().get(vipId) ?? []) : [cls];
+    this.deleteTables(held.map((k) => ({ vipId, cls: k })));
+  }
+
+  /**
+   * Removes tables by pointing their slots at the class's placeholder (an
+   * empty table, M = 0: no backend), one batch update per size class and so
+   * one RCU grace period, however many: an array of maps has no batch delete,
+   * and a delete waits for a grace period each. The old tables are freed once
+   * no program can hold them. A new placeholder goes into slot 0 in the same
+   * batch; a slot holding it reads as absent (tableClasses, readTable).
+   */
+  deleteTables(tables: ReadonlyArray<{ vipId: number; cls: number }>): void {
+    const n = this.dp.native;
+    const byClass = new Map<number, number[]>();
+    for (const { vipId, cls } of tables) {
+      const l = byClass.get(cls);
+      if (l) l.push(vipId);
+      else byClass.set(cls, [vipId]);
+    }
+    for (const [k, ids] of byClass) {
+      const ph = this.placeholder(k);
+      try {
+        const slots = ph.fresh ? [SYNC_SLOT, ...ids] : ids;
+        for (let at = 0; at < slots.length; at += BATCH) {
+          const chunk = slots.slice(at, at + BATCH);
+          const keys = Buffer.alloc(chunk.length * 4);
+          const values = Buffer.alloc(chunk.length * 4);
+          chunk.forEach((id, i) => {
+            keys.writeUInt32LE(id, i * 4);
+            values.writeUInt32LE(ph.fd, i * 4);
+          });
+          n.mapUpdateBatch(this.outer(k), keys, values, chunk.length, 0);
+          this.dp.outerWrites.batches++;
+          if (ph.fresh && at === 0) this.dp.placeholderIds[k] = ph.id;
+        }
+      } finally {
+        n.closeFd(ph.fd);
+      }
+      for (const id of ids) this.dp.tableCache.delete(`${k}/${id}`);
+    }
   }
 
   resetStats(kind: 'vip' | 'backend', all: readonly number[]): void {

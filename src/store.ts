@@ -39,6 +39,9 @@ export interface MapStore {
   synchronize(): void;
   /** Removes a VIP's table of size class `cls`, or (no class given) of every class. */
   deleteTable(vipId: number, cls?: number): void;
+  /** Removes many tables (each of the given size class) at once: in the kernel one outer-map
+   *  write per size class, hence one RCU grace period, not one per table. */
+  deleteTables(tables: ReadonlyArray<{ vipId: number; cls: number }>): void;
   /** Zeroes the per-CPU counters of VIP or backend ids (ids are reused). */
   resetStats(kind: 'vip' | 'backend', ids: readonly number[]): void;
 }
@@ -151,6 +154,10 @@ export class MemoryStore implements MapStore {
   deleteTable(vipId: number, cls?: number): void {
     this.write();
     for (let k = 0; k < XLB.MAGLEV_CLASSES; k++) if (cls === undefined || cls === k) this.tables.delete(tableKey(vipId, k));
+  }
+  deleteTables(tables: ReadonlyArray<{ vipId: number; cls: number }>): void {
+    this.write();
+    for (const { vipId, cls } of tables) this.tables.delete(tableKey(vipId, cls));
   }
   resetStats(kind: 'vip' | 'backend', ids: readonly number[]): void {
     for (const id of ids) this.statsResets.push(`${kind}:${id}`);

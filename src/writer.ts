@@ -97,6 +97,48 @@ interface Op {
   undo: () => void;
 }
 
+/** A Maglev table to remove (after the VIP entries that name it are gone), with what it held (for undo). */
+interface TableRemoval {
+  vipId: number;
+  cls: number;
+  what: string;
+  old: Uint32Array | null;
+}
+
+/**
+ * All table removals in one op: one outer-map write per size class (one RCU
+ * grace period each, however many VIPs go; see MapStore.deleteTables). It
+ * runs after the VIP entries are removed, so no new packet reaches the slots;
+ * a program that read a slot before still holds the old table, freed only
+ * after it has finished. Should the write fail part way, the old tables are
+ * put back before the error goes up (nothing half-removed); undone likewise.
+ */
+function tableRemovalOps(store: MapStore, list: TableRemoval[]): Op[] {
+  if (list.length === 0) return [];
+  const restore = (): void => {
+    const back = list.filter((t) => t.old !== null).map((t) => ({ vipId: t.vipId, table: t.old! }));
+    if (back.length) store.swapTables(back);
+  };
+  return [
+    {
+      what: `Maglev table removal${list.length > 1 ? 's' : ''} of ${list.map((t) => t.what).join(', ')}`,
+      run: () => {
+        try {
+          store.deleteTables(list.map(({ vipId, cls }) => ({ vipId, cls })));
+        } catch (err) {
+          try {
+            restore();
+          } catch {
+            // (the error reported is the removal's; the old tables stay where the write left them)
+          }
+          throw err;
+        }
+      },
+      undo: restore,
+    },
+  ];
+}
+
 function tablesEqual(a: Uint32Array | null, b: Uint32Array): boolean {
   if (a === b) return true; // the same (never mutated) table
   if (!a || a.length !== b.length) return false;
@@ -236,7 +278,7 @@ export function applyCompiled(
 
   let backendRemoves: Op[] = [];
   let vipRemoves: Op[] = [];
-  const tableRemoves: Op[] = [];
+  const tableRemoves: TableRemoval[] = [];
   // Fresh ids start with zeroed counters (an id may have served something else,
   // even in the previous apply: ids freed by a removal are reused at once).
   let newVipIds: number[];
@@ -299,13 +341,7 @@ export function applyCompiled(
         if (k === cls) continue;
         const stale = store.readTable(v.id, k);
         summary.tables.removed++;
-        tableRemoves.push({
-          what: `VIP ${v.name}: Maglev table removal (size class ${k})`,
-          run: () => store.deleteTable(v.id, k),
-          undo: () => {
-            if (stale) store.swapTables([{ vipId: v.id, table: stale }]);
-          },
-        });
+        tableRemoves.push({ vipId: v.id, cls: k, what: `VIP ${v.name} (size class ${k})`, old: stale });
       }
       if (tablesEqual(old, v.table)) continue;
       summary.tables.swapped++;
@@ -328,13 +364,7 @@ export function applyCompiled(
       for (const k of classes) {
         const old = store.readTable(id, k);
         summary.tables.removed++;
-        tableRemoves.push({
-          what: `VIP ${prevVipName(id) ?? `id ${id}`}: Maglev table removal`,
-          run: () => store.deleteTable(id, k),
-          undo: () => {
-            if (old) store.swapTables([{ vipId: id, table: old }]);
-          },
-        });
+        tableRemoves.push({ vipId: id, cls: k, what: `VIP ${prevVipName(id) ?? `id ${id}`}`, old });
       }
     }
 
@@ -421,7 +451,7 @@ export function applyCompiled(
       backendRemoves.unshift({ what: 'grace period before backend removals', run: () => store.synchronize(), undo: () => {} });
     }
   }
-  const plan = [...adds, ...neighRemoves, ...ifaceRemoves, ...vipRemoves, ...snatRemoves, ...tableRemoves, ...backendRemoves];
+  const plan = [...adds, ...neighRemoves, ...ifaceRemoves, ...vipRemoves, ...snatRemoves, ...tableRemovalOps(store, tableRemoves), ...backendRemoves];
   const done: Op[] = [];
   try {
     if (newVipIds.length) store.resetStats('vip', newVipIds);
@@ -476,11 +506,11 @@ function planFromPrev(
   c: Compiled,
   prev: Compiled,
   summary: ApplySummary,
-): { adds: Op[]; backendRemoves: Op[]; vipRemoves: Op[]; tableRemoves: Op[]; newVipIds: number[]; newBackendIds: number[] } {
+): { adds: Op[]; backendRemoves: Op[]; vipRemoves: Op[]; tableRemoves: TableRemoval[]; newVipIds: number[]; newBackendIds: number[] } {
   const adds: Op[] = [];
   const backendRemoves: Op[] = [];
   const vipRemoves: Op[] = [];
-  const tableRemoves: Op[] = [];
+  const tableRemoves: TableRemoval[] = [];
   const newVipIds: number[] = [];
   const newBackendIds: number[] = [];
 
@@ -604,11 +634,7 @@ function planFromPrev(
       if (o && from !== maglevClass(v.table.length)) {
         moved.add(v.id);
         summary.tables.removed++;
-        tableRemoves.push({
-          what: `VIP ${v.name}: Maglev table removal (size class ${from})`,
-          run: () => store.deleteTable(o.id, from),
-          undo: () => store.swapTables([{ vipId: o.id, table: o.table }]),
-        });
+        tableRemoves.push({ vipId: o.id, cls: from, what: `VIP ${v.name} (size class ${from})`, old: o.table });
       }
     }
   }
@@ -627,11 +653,7 @@ function planFromPrev(
   }
   for (const o of gone) {
     summary.tables.removed++;
-    tableRemoves.push({
-      what: `VIP ${o.name}: Maglev table removal`,
-      run: () => store.deleteTable(o.id, maglevClass(o.table.length)),
-      undo: () => store.swapTables([{ vipId: o.id, table: o.table }]),
-    });
+    tableRemoves.push({ vipId: o.id, cls: maglevClass(o.table.length), what: `VIP ${o.name}`, old: o.table });
   }
 
   // 3. VIP entries: those that are not the same objects, diffed by key

@@ -161,6 +161,8 @@ describe('Maglev size classes', () => {
     expectBalanced(c, swapped, 3000);
     // Nothing left to do.
     expect(applyCompiled(dp.store(), c, ifindex, c.ids).writes).toBe(0);
-    expect(dp.native.mapLookup(dp.maps.xlb_maglev_c3, encodeU32(v0.id), 4)).toBeNull();
+    // (The removed table's slot holds class 3's placeholder, which reads as no table.)
+    expect(dp.store().readTable(v0.id, 3)).toBeNull();
+    expect(dp.store().tableClasses().get(v0.id)).toEqual([maglevClass(c.vips.find((x) => x.id === v0.id)!.table.length)]);
   });
 });
