@@ -11,6 +11,12 @@ import { ConfigError, validateConfig, validateCounters } from '../src/config.js'
 import { tableCounters } from '../src/maglev-pool.js';
 import { MemoryStore } from '../src/store.js';
 import { applyCompiled, diffCounters } from '../src/writer.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ApiSource } from '../src/sources/api.js';
+import { mergeFragments, type StateFragment } from '../src/sources/types.js';
+import { matchRoute, type ApiBackend, type Mutate, type MutationResult } from '../src/daemon/api.js';
 
 const LBS = 40;
 const VIPS_PER_LB = 25;
@@ -153,6 +159,65 @@ describe('control-plane work of a small change', () => {
     const good = step(lbCfg(after));
     expect(delta(before, snap())).toMatchObject({ parsed: 1, compiled: 1, entries: 1, tables: 1 });
     fresh(lbCfg(after), good);
+  });
+
+  it("the API's PUT of one VIP: its candidate shares every unchanged object, and validating it reads one VIP", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xlb-xc2-api-'));
+    try {
+      // The daemon's write path without the kernel: the real route and ApiSource; mutate validates
+      // the merged candidate (as Daemon.mutate does before Xlb.apply) and commits it.
+      const api = new ApiSource({ stateDir: dir });
+      await api.start();
+      let validated: ReturnType<typeof validateConfig> | null = null;
+      const backend: ApiBackend = {
+        state: () => {
+          throw new Error('not used');
+        },
+        stats: () => ({}),
+        metrics: async () => ({ contentType: 'text/plain', body: '' }),
+        mutate: async (_t, fn: Mutate): Promise<MutationResult> => {
+          const candidate: StateFragment = fn(api.current(), mergeFragments({ api: api.current() }));
+          validated = validateConfig(mergeFragments({ api: candidate }));
+          api.commit(candidate);
+          return { apply: { writes: 0, unchanged: false, durationMs: 0 } };
+        },
+      };
+      const vips: Record<string, string> = {};
+      for (let v = 0; v < 500; v++) vips[`10.8.${v >> 8}.${v & 255}:80`] = backends(v >> 8, v & 255);
+      api.commit({
+        load_balancers: [
+          { name: 'big', protocol: 'tcp', vips },
+          { name: 'other', protocol: 'tcp', vips: { '10.7.0.1:80': backends(7, 1) } },
+        ],
+        logical_switches: [{ name: 'a', ports: ['eth0'], load_balancer: ['big', 'other'] }],
+        logical_routers: [],
+      });
+      validateConfig(mergeFragments({ api: api.current() }));
+      const put = async (key: string, list: string): Promise<void> => {
+        const m = matchRoute('PUT', `/v1/load-balancers/big/vips/${encodeURIComponent(key)}`);
+        await m.route!.handler(backend, { params: m.params, body: async () => ({ backends: list }) });
+      };
+      const before = api.current();
+      const counted = snap();
+      await put('10.8.1.2:80', backends(1, 2, 1));
+      const after = api.current();
+      // Only the load balancer written is a new object; its other VIPs are the same strings.
+      expect(after.load_balancers[1]).toBe(before.load_balancers[1]);
+      expect(after.logical_switches[0]).toBe(before.logical_switches[0]);
+      const was = before.load_balancers[0]!.vips as Record<string, string>;
+      const now = after.load_balancers[0]!.vips as Record<string, string>;
+      expect(now).not.toBe(was);
+      expect(Object.keys(now).filter((k) => now[k] !== was[k])).toEqual(['10.8.1.2:80']);
+      expect(Object.isFrozen(now)).toBe(true);
+      expect(delta(counted, snap())).toMatchObject({ parsed: 1 });
+      expect(validated!.load_balancers[0]!.vips['10.8.1.2:80']).toBe(backends(1, 2, 1));
+      // Validating what is committed again reads nothing (the frozen objects are the ones validated).
+      const again = snap();
+      validateConfig(mergeFragments({ api: api.current() }));
+      expect(delta(again, snap())).toMatchObject({ parsed: 0, overlap: 0 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('an overlap that a changed load balancer brings on its switch is still found (checked again only for it)', () => {
