@@ -344,6 +344,8 @@ interface VipMemo {
 interface LbMemo {
   byKey: Map<string, number>;
   order: VipMemo[];
+  /** The compiled VIPs of `order`, in the same order. */
+  cvs: readonly CompiledVip[];
   /** What it was compiled from: the validated `vips` object and its keys, the signature, the down backends. */
   vips: Record<string, string>;
   keys: readonly string[];
@@ -670,7 +672,8 @@ export function compile(
   const freedVips: number[] = [];
   const freedBackends: number[] = [];
 
-  const vips: CompiledVip[] = [];
+  /** Each served load balancer's compiled VIPs (its memo's array): joined once at the end, by reference. */
+  const vipParts: Array<readonly CompiledVip[]> = [];
   /** VIPs whose table is to be built (on two threads when many, starting while the others compile). */
   const pending: Array<{ cv: CompiledVip; at: number }> = [];
   const tables = new TableBuilder();
@@ -685,12 +688,13 @@ export function compile(
     if (old && old.vips === lb.vips && Object.isFrozen(lb.vips) && old.lbSig === lbSig && old.downSig === downSig) {
       // The same validated VIPs (validateConfig hands back the same object
       // for an unchanged load balancer): nothing of it to look at.
-      for (let k = 0; k < old.order.length; k++) vips.push(old.order[k]!.cv);
+      vipParts.push(old.cvs);
       byLb.set(lb.name, old);
       continue;
     }
     compileCounters.lbsWalked++;
     const order: VipMemo[] = [];
+    const cvs: CompiledVip[] = [];
     const list = vipList(lb.vips);
     const { keys, lists } = list;
     // Key → index: the previous one while the keys are the same (validateConfig keeps their array).
@@ -704,10 +708,13 @@ export function compile(
       // order): the others are old's memos as they are, and only the changed ones are looked at.
       const derived = oldOrder.slice();
       for (const k of list.changed) derived[k] = place(lb, lbSig, old, parsed, keys[k]!, lists[k]!, oldOrder[k]);
-      for (let k = 0; k < derived.length; k++) vips.push(derived[k]!.cv);
+      // (an array of the VIPs copied, not a walk over 10⁴ memos scattered in memory)
+      const cvs = old.cvs.slice();
+      for (const k of list.changed) cvs[k] = derived[k]!.cv;
+      vipParts.push(cvs);
       // (the memo it derives from is needed no more: no chain of earlier memos kept alive)
       old.from = old.changed = undefined;
-      byLb.set(lb.name, { byKey: old.byKey, order: derived, vips: lb.vips, keys, lbSig, downSig, list, from: old, changed: list.changed });
+      byLb.set(lb.name, { byKey: old.byKey, order: derived, cvs, vips: lb.vips, keys, lbSig, downSig, list, from: old, changed: list.changed });
       continue;
     }
     // The same keys as old's: the indexes of the VIPs that are not old's (as validation would tell).
@@ -720,7 +727,7 @@ export function compile(
       let was = oldOrder?.[k];
       if (was !== undefined && was.key === key && was.list === list) {
         order.push(was);
-        vips.push(was.cv);
+        cvs.push(was.cv);
         continue;
       }
       if (old && was?.key !== key) {
@@ -730,7 +737,7 @@ export function compile(
       const vm = place(lb, lbSig, old, parsed, key, list, was);
       if (walked && vm !== oldOrder![k]) walked.push(k);
       order.push(vm);
-      vips.push(vm.cv);
+      cvs.push(vm.cv);
     }
     // VIPs of the previous compile that are gone free their ids.
     if (old && old.keys !== keys) {
@@ -742,7 +749,8 @@ export function compile(
       }
     }
     if (walked && old) old.from = old.changed = undefined;
-    byLb.set(lb.name, { byKey, order, vips: lb.vips, keys, lbSig, downSig, list, ...(walked && old ? { from: old, changed: walked } : {}) });
+    vipParts.push(cvs);
+    byLb.set(lb.name, { byKey, order, cvs, vips: lb.vips, keys, lbSig, downSig, list, ...(walked && old ? { from: old, changed: walked } : {}) });
   }
   /** The memo of VIP `key` (its validated backend `list`) of load balancer `lb`: `was` kept, or compiled. */
   function place(
@@ -781,6 +789,7 @@ export function compile(
     );
     return { key, lbSig, list, downSig: downSigOf(name), cv, entries };
   }
+  const vips: CompiledVip[] = vipParts.length === 1 ? vipParts[0]!.slice() : ([] as CompiledVip[]).concat(...vipParts);
   const built = tables.finish();
   for (const p of pending) p.cv.table = built[p.at]!;
   // So do those of load balancers no longer served.

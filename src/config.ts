@@ -550,8 +550,11 @@ export function vipList(vips: Record<string, string>): VipList {
  * building a new one, and a changed one is compared key by key against it.
  * Bounded like vipCache.
  */
-const lastVips = new Map<string, { input: object; keys: string[]; raws: unknown[]; list: VipList; out: Record<string, string>; v6: boolean }>();
+type LastVips = { input: object; keys: string[]; raws: unknown[]; list: VipList; out: Record<string, string>; v6: boolean };
+const lastVips = new Map<string, LastVips>();
 const LAST_VIPS_MAX = 1 << 12;
+/** The lastVips record of each validated `vips` object. */
+const lastVipsOf = new WeakMap<object, LastVips>();
 
 /** Counters of validation work (tests check that a small change costs little). */
 export const validateCounters = { vipsParsed: 0, overlapChecked: 0 };
@@ -560,7 +563,12 @@ export const validateCounters = { vipsParsed: 0, overlapChecked: 0 };
 function validateVips(v: unknown, field: string, lbName = ''): Record<string, string> {
   const raw = optionalObj(v, field, 'an object mapping "IP:PORT" (or "IP") to a backend list');
   // A `vips` object validateConfig returned (frozen) is valid as it is: validation is a pure function of it.
-  if (vipLists.has(raw)) return raw as Record<string, string>;
+  // It is this load balancer's last one from now on (the next change is compared with it).
+  if (vipLists.has(raw)) {
+    const rec = lastVipsOf.get(raw);
+    if (rec && lastVips.get(lbName) !== rec) lastVips.set(lbName, rec);
+    return raw as Record<string, string>;
+  }
   const prev = lastVips.get(lbName);
   // The same frozen input as last time (a control plane that keeps its objects): nothing to read again.
   if (prev !== undefined && prev.input === raw && Object.isFrozen(raw)) return prev.out;
@@ -630,7 +638,9 @@ function validateVips(v: unknown, field: string, lbName = ''): Record<string, st
   if (prev) prev.list.from = prev.list.changed = undefined;
   vipLists.set(out, list);
   if (lastVips.size >= LAST_VIPS_MAX) lastVips.clear();
-  lastVips.set(lbName, { input: raw, keys: list.keys as string[], raws, list, out, v6: seen6.size > 0 });
+  const rec = { input: raw, keys: list.keys as string[], raws, list, out, v6: seen6.size > 0 };
+  lastVips.set(lbName, rec);
+  lastVipsOf.set(out, rec);
   return out;
 }
 
