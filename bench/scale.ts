@@ -18,7 +18,7 @@
 import { readFileSync } from 'node:fs';
 import { Dataplane, MAGLEV_MAPS } from '../src/dataplane.js';
 import { compile } from '../src/compile.js';
-import { validateConfig } from '../src/config.js';
+import { validateConfig, withVip } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
 import { Xlb, type ApplyReport } from '../src/xlb.js';
 import { loadNative, type XlbNative } from '../src/native.js';
@@ -61,8 +61,8 @@ function scaleConfig(nVips: number, changedVip = -1, shift = 1, perLb = nVips, p
   }
   const vips = [...base];
   const at = Math.floor(changedVip / perLb);
-  // As PUT /v1/load-balancers/{name}/vips/{vip} builds it: a frozen shallow copy with that VIP's list replaced.
-  if (changedVip >= 0) vips[at] = Object.freeze({ ...base[at], [`${vipAddr(changedVip)}:80`]: backendList(changedVip, shift) });
+  // As PUT /v1/load-balancers/{name}/vips/{vip} builds it: a frozen shallow copy with that VIP's list replaced (withVip).
+  if (changedVip >= 0) vips[at] = withVip(base[at]!, `${vipAddr(changedVip)}:80`, backendList(changedVip, shift));
   const names = vips.map((_, i) => (perLb === nVips ? 'scale' : `scale${i}`));
   return {
     load_balancers: vips.map((v, i) => ({ name: names[i], protocol: 'tcp', vips: v })),

@@ -557,7 +557,61 @@ const LAST_VIPS_MAX = 1 << 12;
 const lastVipsOf = new WeakMap<object, LastVips>();
 
 /** Counters of validation work (tests check that a small change costs little). */
-export const validateCounters = { vipsParsed: 0, overlapChecked: 0 };
+export const validateCounters = { vipsParsed: 0, overlapChecked: 0, keysRead: 0 };
+
+/** `vips` objects made by withVip: the frozen object each was copied from and the key set. */
+const vipEdits = new WeakMap<object, { from: object; key: string }>();
+
+/**
+ * A frozen copy of `vips` with `key` set to `list` — what an API write of one
+ * VIP builds. When `vips` is frozen too (an earlier one of these, or any
+ * frozen input) and `key` was there already, validateConfig looks at that VIP
+ * only instead of reading every key of the copy.
+ */
+export function withVip<T>(vips: Readonly<Record<string, T>>, key: string, list: T): Readonly<Record<string, T>> {
+  const out = Object.freeze({ ...vips, [key]: list });
+  if (Object.isFrozen(vips) && Object.prototype.hasOwnProperty.call(vips, key)) vipEdits.set(out, { from: vips, key });
+  return out;
+}
+
+/** Key → index of a `keys` array of a VipList (built once per array: derived lists share it). */
+const keyIndexes = new WeakMap<readonly string[], Map<string, number>>();
+function keyIndex(keys: readonly string[]): Map<string, number> {
+  let m = keyIndexes.get(keys);
+  if (!m) keyIndexes.set(keys, (m = new Map(keys.map((k, i) => [k, i]))));
+  return m;
+}
+
+/** Validates the one VIP withVip changed in `prev`'s input; null when the walk is needed (a new key, a list to normalize). */
+function validateEdit(raw: Obj, edit: { from: object; key: string }, prev: LastVips, field: string, lbName: string): Record<string, string> | null {
+  const k = keyIndex(prev.keys).get(edit.key);
+  if (k === undefined) return null;
+  const value = raw[edit.key];
+  let entry = vipCache.get(edit.key);
+  if (entry === undefined || entry.value !== value) {
+    validateCounters.vipsParsed++;
+    const joined = validateVip(edit.key, value, keyPath(field, edit.key));
+    if (joined !== value) return null;
+    if (vipCache.size >= VIP_CACHE_MAX) vipCache.clear();
+    entry = { value: value as string, normalized: value as string, vip: parseHostPort(edit.key) };
+    vipCache.set(edit.key, entry);
+  }
+  if (entry.normalized !== value) return null;
+  // The same key at the same place: no other VIP changed, no new IPv6 spelling.
+  const lists = prev.list.lists.slice();
+  lists[k] = value as string;
+  const raws = prev.raws.slice();
+  raws[k] = value;
+  const list: VipList = { keys: prev.keys, lists, from: prev.list, changed: [k] };
+  prev.list.from = prev.list.changed = undefined;
+  const out = raw as Record<string, string>;
+  vipLists.set(out, list);
+  const rec: LastVips = { input: raw, keys: prev.keys, raws, list, out, v6: prev.v6 };
+  if (lastVips.size >= LAST_VIPS_MAX) lastVips.clear();
+  lastVips.set(lbName, rec);
+  lastVipsOf.set(out, rec);
+  return out;
+}
 
 /** Validates `vips` (of load balancer `lbName`, for the memo above). */
 function validateVips(v: unknown, field: string, lbName = ''): Record<string, string> {
@@ -572,6 +626,13 @@ function validateVips(v: unknown, field: string, lbName = ''): Record<string, st
   const prev = lastVips.get(lbName);
   // The same frozen input as last time (a control plane that keeps its objects): nothing to read again.
   if (prev !== undefined && prev.input === raw && Object.isFrozen(raw)) return prev.out;
+  // One VIP set by withVip on a validated `vips` object: that VIP only.
+  const edit = vipEdits.get(raw);
+  const base = edit && lastVipsOf.get(edit.from);
+  if (edit !== undefined && base !== undefined) {
+    const out = validateEdit(raw, edit, base, field, lbName);
+    if (out !== null) return out;
+  }
   // IPv6 has many spellings of one address: one VIP, one key (IPv4 is parsed strictly: one spelling).
   const seen6 = new Map<string, string>();
   const keys = Object.keys(raw);
@@ -583,6 +644,7 @@ function validateVips(v: unknown, field: string, lbName = ''): Record<string, st
   const changed: number[] = [];
   /** Whether every value is already its normalized list (a frozen input can then be the result). */
   let normal = true;
+  validateCounters.keysRead += keys.length;
   for (let k = 0; k < keys.length; k++) {
     const key = keys[k]!;
     const value = raw[key];

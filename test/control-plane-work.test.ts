@@ -7,7 +7,7 @@
 // per-VIP or per-load-balancer walk crept back into that path.
 import { describe, it, expect } from 'vitest';
 import { compile, compileCounters, EMPTY_IDS, type Compiled } from '../src/compile.js';
-import { ConfigError, validateConfig, validateCounters } from '../src/config.js';
+import { ConfigError, validateConfig, validateCounters, withVip } from '../src/config.js';
 import { tableCounters } from '../src/maglev-pool.js';
 import { MemoryStore } from '../src/store.js';
 import { applyCompiled, diffCounters } from '../src/writer.js';
@@ -140,6 +140,22 @@ describe('control-plane work of a small change', () => {
     before = snap();
     step(lbCfg(frozen));
     expect(delta(before, snap())).toEqual({ parsed: 0, overlap: 0, lbsWalked: 0, compiled: 0, entries: 0, tables: 0, diffed: 0 });
+    // withVip (what PUT .../vips/{vip} builds) on that frozen object: not one key of the copy read.
+    const edited = withVip(frozen, '10.9.4.4:80', backends(4, 4, 1));
+    before = snap();
+    let keysRead = validateCounters.keysRead;
+    const viaEdit = step(lbCfg(edited));
+    expect(validateCounters.keysRead - keysRead).toBe(0);
+    expect(delta(before, snap())).toEqual({ parsed: 1, overlap: 0, lbsWalked: 1, compiled: 1, entries: 1, tables: 1, diffed: 2 });
+    fresh(lbCfg(edited), viaEdit);
+    // A bad list through withVip: the same error (field and value), nothing kept; the next edit still right.
+    const badEdit = withVip(edited, '10.9.4.5:80', '10.0.0.1:80,10.0.0.1:80');
+    expect(() => validateConfig(lbCfg(badEdit))).toThrow('load_balancers[0].vips["10.9.4.5:80"]: duplicate backend "10.0.0.1:80"');
+    const edited2 = withVip(edited, '10.9.4.5:80', backends(4, 5, 2));
+    keysRead = validateCounters.keysRead;
+    const viaEdit2 = step(lbCfg(edited2));
+    expect(validateCounters.keysRead - keysRead).toBe(0);
+    fresh(lbCfg(edited2), viaEdit2);
     // A change in place (same object, a value replaced) is seen: the input is compared, not trusted.
     const mutable = { ...base };
     step(lbCfg(mutable));

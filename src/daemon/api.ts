@@ -16,6 +16,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { isIPv6Literal, parseHostPort } from '../addr.js';
 import { describeValue, type ConfigError } from '../errors.js';
 import { copyFragment } from '../sources/api.js';
+import { withVip } from '../config.js';
 import type { SourceName, StateFragment } from '../sources/types.js';
 import { OPENAPI } from './openapi.js';
 
@@ -300,8 +301,8 @@ export const ROUTES: readonly Route[] = [
           }
           const vips = typeof lb.vips === 'object' && lb.vips !== null ? (lb.vips as Record<string, unknown>) : {};
           const next = copyFragment(api);
-          // Frozen from the start: validation may take it as it is (no copy of its 10⁴ VIPs).
-          next.load_balancers = upsert(next.load_balancers, { ...lb, vips: Object.freeze({ ...vips, [vip]: backends }) });
+          // Frozen, and known to validation as the API's last `vips` with one VIP set (withVip): it looks at that VIP only.
+          next.load_balancers = upsert(next.load_balancers, { ...lb, vips: withVip<unknown>(vips, vip, backends) });
           return next;
         }),
       );
