@@ -18,7 +18,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 14
+#define XLB_LAYOUT_VERSION 15
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev_c* slots */
@@ -164,6 +164,8 @@ struct xlb_vip_val {
 	__u32 affinity_timeout_s; /* with XLB_VIP_F_AFFINITY: idle timeout, seconds */
 	__u32 snat_addr;          /* with XLB_VIP_F_SNAT_ADDR: source address, network order */
 	__u32 hairpin_addr;       /* hairpin source address (network order); 0 = the VIP */
+	__u32 table_m;            /* M of the VIP's Maglev table as written: lets the slot read start
+				   * before the table's own M arrives (which still decides, lib/maglev.h) */
 };
 
 /* Key of xlb_affinity4 (LRU hash): one client of one VIP. */
@@ -348,7 +350,8 @@ _Static_assert(sizeof(struct xlb_affinity6_key) == 20, "xlb_affinity6_key size")
 /* The addon and the TS layout test rely on these exact layouts. */
 _Static_assert(sizeof(struct xlb_vip4_key) == 12, "xlb_vip4_key size");
 _Static_assert(offsetof(struct xlb_vip4_key, scope) == 8, "xlb_vip4_key.scope");
-_Static_assert(sizeof(struct xlb_vip_val) == 20, "xlb_vip_val size");
+_Static_assert(sizeof(struct xlb_vip_val) == 24, "xlb_vip_val size");
+_Static_assert(offsetof(struct xlb_vip_val, table_m) == 20, "xlb_vip_val.table_m");
 _Static_assert(offsetof(struct xlb_vip_val, hairpin_addr) == 16, "xlb_vip_val.hairpin_addr");
 _Static_assert(offsetof(struct xlb_vip_val, affinity_timeout_s) == 8, "xlb_vip_val.affinity_timeout_s");
 _Static_assert(sizeof(struct xlb_affinity4_key) == 8, "xlb_affinity4_key size");

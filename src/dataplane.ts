@@ -107,6 +107,10 @@ export class Dataplane {
   readonly loaded: boolean;
   /** True when this open created the maps (none was pinned): they are known to be empty. */
   readonly fresh: boolean;
+  /** On maps this open created (else null): the highest VIP id (in a VIP entry) and backend id
+   *  (in a backend entry) written through this process's stores. The data plane counts only ids
+   *  it finds there, so the counters of higher ids are known to be zero (KernelStore.resetStats). */
+  readonly idsWritten: { vip: number; backend: number } | null;
   /** Maglev tables this process wrote, by "class/VIP id", with the inner map's id (see KernelStore.readTable). */
   readonly tableCache = new Map<string, { innerId: number; table: Uint32Array }>();
   private readonly fds: number[] = [];
@@ -130,6 +134,7 @@ export class Dataplane {
     this.fresh = fresh;
     this.handle = handle;
     this.fds = fds;
+    this.idsWritten = fresh ? { vip: 0, backend: 0 } : null;
   }
 
   /**
@@ -418,6 +423,7 @@ export class KernelStore implements MapStore {
   }
 
   update(map: MapName, key: Buffer, value: Buffer): void {
+    this.noteWrites(map, key, value, 1);
     this.dp.native.mapUpdate(this.spec(map).fd, key, value, 0);
   }
 
@@ -551,7 +557,11 @@ export class KernelStore implements MapStore {
     });
   }
 
-  resetStats(kind: 'vip' | 'backend', ids: readonly number[]): void {
+  resetStats(kind: 'vip' | 'backend', all: readonly number[]): void {
+    // Ids above the highest this process wrote to maps it created were never
+    // counted by the data plane: their counters are still zero.
+    const w = this.dp.idsWritten;
+    const ids = w ? all.filter((id) => id <= w[kind]) : all;
     const fd = kind === 'vip' ? this.dp.maps.xlb_vip_stats : this.dp.maps.xlb_backend_stats;
     const size = this.dp.percpuSize(LAYOUT.xlb_stats.size);
     for (let at = 0; at < ids.length; at += BATCH) {
@@ -561,17 +571,31 @@ export class KernelStore implements MapStore {
     }
   }
 
-  updateMany(map: MapName, entries: ReadonlyArray<{ key: Buffer; value: Buffer }>): void {
-    const fd = this.spec(map).fd;
-    for (let at = 0; at < entries.length; at += BATCH) {
-      const chunk = entries.slice(at, at + BATCH);
+  updateMany(map: MapName, keys: Buffer, values: Buffer, count: number): void {
+    const s = this.spec(map);
+    this.noteWrites(map, keys, values, count);
+    for (let at = 0; at < count; at += BATCH) {
+      const n = Math.min(BATCH, count - at);
       this.dp.native.mapUpdateBatch(
-        fd,
-        Buffer.concat(chunk.map((e) => e.key)),
-        Buffer.concat(chunk.map((e) => e.value)),
-        chunk.length,
+        s.fd,
+        keys.subarray(at * s.keySize, (at + n) * s.keySize),
+        values.subarray(at * s.valueSize, (at + n) * s.valueSize),
+        n,
         0,
       );
+    }
+  }
+
+  /** Keeps Dataplane.idsWritten: the highest backend id and VIP id this process wrote. */
+  private noteWrites(map: MapName, keys: Buffer, values: Buffer, count: number): void {
+    const w = this.dp.idsWritten;
+    if (!w) return;
+    const ks = keys.length / count;
+    const vs = values.length / count;
+    if (map === 'xlb_backends' || map === 'xlb_backends6') {
+      for (let i = 0; i < count; i++) w.backend = Math.max(w.backend, keys.readUInt32LE(i * ks));
+    } else if (map === 'xlb_vip4' || map === 'xlb_vip6') {
+      for (let i = 0; i < count; i++) w.vip = Math.max(w.vip, values.readUInt32LE(i * vs + LAYOUT.xlb_vip_val.offsets.vip_id));
     }
   }
 }

@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 14;
+export const LAYOUT_VERSION = 15;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 
@@ -89,8 +89,8 @@ export type GlobalCounter = (typeof GLOBAL_COUNTERS)[number];
 export const LAYOUT = {
   xlb_vip4_key: { size: 12, offsets: { addr: 0, port: 4, proto: 6, pad: 7, scope: 8 } },
   xlb_vip_val: {
-    size: 20,
-    offsets: { vip_id: 0, flags: 4, hash_fields: 6, table_class: 7, affinity_timeout_s: 8, snat_addr: 12, hairpin_addr: 16 },
+    size: 24,
+    offsets: { vip_id: 0, flags: 4, hash_fields: 6, table_class: 7, affinity_timeout_s: 8, snat_addr: 12, hairpin_addr: 16, table_m: 20 },
   },
   xlb_affinity4_key: { size: 8, offsets: { client: 0, vip_id: 4 } },
   xlb_affinity4_val: { size: 16, offsets: { backend_id: 0, pad: 4, last_seen_ns: 8 } },
@@ -156,6 +156,8 @@ export interface VipVal {
   hairpinAddr?: number;
   /** Size class of the VIP's Maglev table (maglevClass; absent: 0). */
   tableClass?: number;
+  /** M of the VIP's Maglev table (absent: 0, no hint: the table's own M is read first). */
+  tableM?: number;
 }
 /** One xlb_snat4 entry: in scope, addresses of `kind` within addr/prefixLen get source `snat`. */
 export interface Snat4Entry {
@@ -249,6 +251,7 @@ export function encodeVipVal(v: VipVal): Buffer {
   b.writeUInt16LE(v.flags, o.flags);
   b.writeUInt8(v.hashFields, o.hash_fields);
   b.writeUInt8(v.tableClass ?? 0, o.table_class);
+  b.writeUInt32LE((v.tableM ?? 0) >>> 0, o.table_m);
   b.writeUInt32LE(v.affinityTimeoutS >>> 0, o.affinity_timeout_s);
   b.writeUInt32BE((v.snatAddr ?? 0) >>> 0, o.snat_addr);
   b.writeUInt32BE((v.hairpinAddr ?? 0) >>> 0, o.hairpin_addr);
@@ -264,6 +267,7 @@ export function decodeVipVal(b: Buffer): VipVal {
     snatAddr: b.readUInt32BE(o.snat_addr),
     hairpinAddr: b.readUInt32BE(o.hairpin_addr),
     tableClass: b.readUInt8(o.table_class),
+    tableM: b.readUInt32LE(o.table_m),
   };
 }
 
@@ -300,10 +304,14 @@ export function decodeAffinity4Val(b: Buffer): Affinity4Val {
 
 export function encodeBackend4(v: Backend4): Buffer {
   const b = Buffer.alloc(L.xlb_backend4.size);
-  b.writeUInt32BE(v.addr >>> 0, L.xlb_backend4.offsets.addr);
-  b.writeUInt16BE(v.port, L.xlb_backend4.offsets.port);
-  b.writeUInt8(v.flags ?? 0, L.xlb_backend4.offsets.flags);
+  encodeBackend4Into(b, 0, v);
   return b;
+}
+/** encodeBackend4 into `b` at `off` (for values packed back to back). */
+export function encodeBackend4Into(b: Buffer, off: number, v: Backend4): void {
+  b.writeUInt32BE(v.addr >>> 0, off + L.xlb_backend4.offsets.addr);
+  b.writeUInt16BE(v.port, off + L.xlb_backend4.offsets.port);
+  b.writeUInt8(v.flags ?? 0, off + L.xlb_backend4.offsets.flags);
 }
 export function decodeBackend4(b: Buffer): Backend4 {
   return {
@@ -543,12 +551,16 @@ export function decodeVip6Key(b: Buffer): Vip6Key {
 }
 
 export function encodeBackend6(v: Backend6): Buffer {
-  const o = L.xlb_backend6.offsets;
   const b = Buffer.alloc(L.xlb_backend6.size);
-  addr6(v.addr).copy(b, o.addr);
-  b.writeUInt16BE(v.port, o.port);
-  b.writeUInt8(v.flags ?? 0, o.flags);
+  encodeBackend6Into(b, 0, v);
   return b;
+}
+/** encodeBackend6 into `b` at `off` (for values packed back to back). */
+export function encodeBackend6Into(b: Buffer, off: number, v: Backend6): void {
+  const o = L.xlb_backend6.offsets;
+  addr6(v.addr).copy(b, off + o.addr);
+  b.writeUInt16BE(v.port, off + o.port);
+  b.writeUInt8(v.flags ?? 0, off + o.flags);
 }
 export function decodeBackend6(b: Buffer): Backend6 {
   const o = L.xlb_backend6.offsets;

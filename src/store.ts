@@ -13,8 +13,9 @@ export interface MapStore {
    *  With `keys`, only those entries (the ones present / non-zero). */
   dump(map: MapName, keys?: readonly Buffer[]): Map<string, Buffer>;
   update(map: MapName, key: Buffer, value: Buffer): void;
-  /** Many updates of one map in one write (a batch), e.g. thousands of backend slots. */
-  updateMany(map: MapName, entries: ReadonlyArray<{ key: Buffer; value: Buffer }>): void;
+  /** Many updates of one map in one write (a batch), e.g. thousands of backend slots:
+   *  `count` keys and values, each packed back to back. */
+  updateMany(map: MapName, keys: Buffer, values: Buffer, count: number): void;
   /** Deletes a hash entry, or zeroes an array slot. */
   delete(map: MapName, key: Buffer): void;
   /** Ids of VIPs that have a Maglev table (in any size class). */
@@ -93,9 +94,13 @@ export class MemoryStore implements MapStore {
     if (isArrayMap(map) && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
     else this.maps[map].set(hex(key), Buffer.from(value));
   }
-  updateMany(map: MapName, entries: ReadonlyArray<{ key: Buffer; value: Buffer }>): void {
+  updateMany(map: MapName, keys: Buffer, values: Buffer, count: number): void {
     this.write();
-    for (const { key, value } of entries) {
+    const ks = keys.length / count;
+    const vs = values.length / count;
+    for (let i = 0; i < count; i++) {
+      const key = keys.subarray(i * ks, (i + 1) * ks);
+      const value = values.subarray(i * vs, (i + 1) * vs);
       if (isArrayMap(map) && value.every((x) => x === 0)) this.maps[map].delete(hex(key));
       else this.maps[map].set(hex(key), Buffer.from(value));
     }

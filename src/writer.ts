@@ -41,6 +41,10 @@ import {
   encodeVipVal,
   decodeVip6Key,
   maglevClass,
+  XLB,
+  encodeBackend4Into,
+  encodeBackend6Into,
+  LAYOUT,
 } from './layout.js';
 import { formatIPv4, formatIPv6 } from './addr.js';
 import { hex, isArrayMap, type MapName, type MapStore } from './store.js';
@@ -114,10 +118,11 @@ function pushWrites(
 ): void {
   if (batchable && list.length >= BATCH_MIN) {
     const zero = Buffer.alloc(list[0]!.value.length);
+    const keys = Buffer.concat(list.map((w) => w.key));
     adds.push({
       what: `${list.length} backends (${list[0]!.what}, …)`,
-      run: () => store.updateMany(map, list),
-      undo: () => store.updateMany(map, list.map((w) => ({ key: w.key, value: w.old ?? zero }))),
+      run: () => store.updateMany(map, keys, Buffer.concat(list.map((w) => w.value)), list.length),
+      undo: () => store.updateMany(map, keys, Buffer.concat(list.map((w) => w.old ?? zero)), list.length),
     });
     return;
   }
@@ -335,7 +340,7 @@ export function applyCompiled(
 
     // 3. VIP entries (each names its table's size class)
     const vipName = new Map(c.vips.map((v) => [v.id, v.name]));
-    const vipClass = new Map(c.vips.map((v) => [v.id, maglevClass(v.table.length)]));
+    const vipTable = new Map(c.vips.map((v) => [v.id, v.table]));
     const wantVips = new Map<string, { key: Buffer; value: Buffer; what: string }>();
     const wantVips6 = new Map<string, { key: Buffer; value: Buffer; what: string }>();
     for (const e of c.entries) {
@@ -349,7 +354,7 @@ export function applyCompiled(
           affinityTimeoutS: e.affinityTimeoutS,
           snatAddr: e.snatAddr,
           hairpinAddr: e.hairpinAddr,
-          tableClass: vipClass.get(e.vipId) ?? 0,
+          ...tableRef(vipTable.get(e.vipId)),
         }),
         what: `VIP ${vipName.get(e.vipId)} (scope ${e.scope})`,
       });
@@ -457,6 +462,11 @@ export function applyCompiled(
 
 type Entry = { key: Buffer; value: Buffer; what: string };
 
+/** What a VIP entry says of its VIP's Maglev table: its size class and M. */
+function tableRef(table: Uint32Array | undefined): { tableClass: number; tableM: number } {
+  return table ? { tableClass: maglevClass(table.length), tableM: table[XLB.MAGLEV_HDR_SLOT]! } : { tableClass: 0, tableM: 0 };
+}
+
 /**
  * The difference between `prev` (what the store holds) and `c`, found by
  * identity: VIPs and entries that are the same objects are unchanged.
@@ -510,7 +520,9 @@ function planFromPrev(
   // IPv6 backends go to xlb_backends6 (one id space: an id is in one of the two maps).
   const mapOf = (b: CompiledBackend): MapName => (b.addr6 ? 'xlb_backends6' : 'xlb_backends');
   const encode = (b: CompiledBackend): Buffer => (b.addr6 ? encodeBackend6({ addr: b.addr6, port: b.port, flags: b.flags }) : encodeBackend4(b));
-  const writes: Record<'xlb_backends' | 'xlb_backends6', Array<Entry & { old: Buffer | undefined }>> = { xlb_backends: [], xlb_backends6: [] };
+  // (Kept as compiled objects: a large apply writes ~10⁶ of them, packed straight into one batch.)
+  type BackendWrite = { b: CompiledBackend; old: Buffer | undefined; vip: string };
+  const writes: Record<'xlb_backends' | 'xlb_backends6', BackendWrite[]> = { xlb_backends: [], xlb_backends6: [] };
   const removeBackend = (o: CompiledVip, b: CompiledBackend): void => {
     summary.backends.removed++;
     const key = encodeU32(b.id);
@@ -524,31 +536,57 @@ function planFromPrev(
     });
   };
   for (const [o, v] of pairs) {
-    const before = new Map((o?.backends ?? []).map((b) => [b.id, b]));
+    const before = o ? new Map(o.backends.map((b) => [b.id, b])) : null;
     for (const b of v.backends) {
-      const ob = before.get(b.id);
-      before.delete(b.id);
-      const value = encode(b);
-      const old = ob && mapOf(ob) === mapOf(b) ? encode(ob) : undefined;
-      if (old && old.equals(value)) continue;
+      const ob = before?.get(b.id);
+      before?.delete(b.id);
+      let old: Buffer | undefined;
+      if (ob && mapOf(ob) === mapOf(b)) {
+        old = encode(ob);
+        if (old.equals(encode(b))) continue;
+      }
       if (!ob) newBackendIds.push(b.id);
       summary.backends.written++;
-      writes[b.addr6 ? 'xlb_backends6' : 'xlb_backends'].push({ key: encodeU32(b.id), value, old, what: `VIP ${v.name}: backend ${b.text}` });
+      writes[mapOf(b) as 'xlb_backends' | 'xlb_backends6'].push({ b, old, vip: v.name });
     }
-    for (const ob of before.values()) removeBackend(o!, ob);
+    if (before) for (const ob of before.values()) removeBackend(o!, ob);
     if (!o) newVipIds.push(v.id);
   }
   for (const o of gone) for (const b of o.backends) removeBackend(o, b);
   for (const map of ['xlb_backends', 'xlb_backends6'] as const) {
-    pushWrites(adds, store, map, writes[map], true);
+    const list = writes[map];
+    if (list.length < BATCH_MIN) {
+      const entries = list.map((w) => ({ key: encodeU32(w.b.id), value: encode(w.b), old: w.old, what: `VIP ${w.vip}: backend ${w.b.text}` }));
+      pushWrites(adds, store, map, entries, true);
+      continue;
+    }
+    // One batch: keys and values packed as the kernel takes them, undone by the old values (or zeros).
+    const vs = map === 'xlb_backends' ? LAYOUT.xlb_backend4.size : LAYOUT.xlb_backend6.size;
+    const keys = Buffer.alloc(list.length * 4);
+    list.forEach((w, i) => keys.writeUInt32LE(w.b.id, i * 4));
+    const values = (olds: boolean): Buffer => {
+      const out = Buffer.alloc(list.length * vs);
+      list.forEach((w, i) => {
+        if (olds) w.old?.copy(out, i * vs);
+        else if (w.b.addr6) encodeBackend6Into(out, i * vs, { addr: w.b.addr6, port: w.b.port, flags: w.b.flags });
+        else encodeBackend4Into(out, i * vs, w.b);
+      });
+      return out;
+    };
+    adds.push({
+      what: `${list.length} backends (VIP ${list[0]!.vip}: backend ${list[0]!.b.text}, …)`,
+      run: () => store.updateMany(map, keys, values(false), list.length),
+      undo: () => store.updateMany(map, keys, values(true), list.length),
+    });
   }
 
   // 2. tables: same size → rewritten in place; else a new inner map swapped in.
-  // A table whose size class changes goes into the outer map of its new
-  // class; its VIP entries are rewritten to name that class (below), then the
-  // old class's table is removed.
+  // A table of another size: its VIP entries are rewritten to carry the new M
+  // (and class, below); one whose size class changes goes into the outer map
+  // of its new class, and the old class's table is removed after the entries.
   const swaps: Array<{ vipId: number; table: Uint32Array; name: string }> = [];
   const moved = new Set<number>();
+  const resized = new Set<number>();
   for (const [o, v] of pairs) {
     if (o && tablesEqual(o.table, v.table)) continue;
     summary.tables.swapped++;
@@ -561,6 +599,7 @@ function planFromPrev(
       });
     } else {
       swaps.push({ vipId: v.id, table: v.table, name: v.name });
+      if (o) resized.add(v.id);
       const from = o ? maglevClass(o.table.length) : -1;
       if (o && from !== maglevClass(v.table.length)) {
         moved.add(v.id);
@@ -597,7 +636,7 @@ function planFromPrev(
 
   // 3. VIP entries: those that are not the same objects, diffed by key
   // (and those of a VIP whose table moved to another size class).
-  let same = c.entries.length === prev.entries.length && moved.size === 0;
+  let same = c.entries.length === prev.entries.length && resized.size === 0;
   for (let i = 0; same && i < c.entries.length; i++) same = c.entries[i] === prev.entries[i];
   if (!same) {
     const nowSet = new Set(c.entries);
@@ -605,11 +644,10 @@ function planFromPrev(
     let names: Map<number, string> | null = null;
     const nameOf = (id: number): string =>
       (names ??= new Map([...prev.vips, ...c.vips].map((v) => [v.id, v.name]))).get(id) ?? `id ${id}`;
-    let classes: Map<number, number> | null = null;
-    const classOf = (e: CompiledVipEntry, now: boolean): number => {
-      classes ??= new Map([...prev.vips.map((v) => [v.id, maglevClass(v.table.length)] as const)]);
-      if (now) return maglevClass(vipById(e.vipId).table.length);
-      return classes.get(e.vipId) ?? 0;
+    let before: Map<number, Uint32Array> | null = null;
+    const tableOf = (e: CompiledVipEntry, now: boolean): Uint32Array | undefined => {
+      if (now) return vipById(e.vipId).table;
+      return (before ??= new Map(prev.vips.map((v) => [v.id, v.table]))).get(e.vipId);
     };
     let byId: Map<number, CompiledVip> | null = null;
     const vipById = (id: number): CompiledVip => (byId ??= new Map(c.vips.map((v) => [v.id, v]))).get(id)!;
@@ -622,20 +660,20 @@ function planFromPrev(
         affinityTimeoutS: e.affinityTimeoutS,
         snatAddr: e.snatAddr,
         hairpinAddr: e.hairpinAddr,
-        tableClass: classOf(e, now),
+        ...tableRef(tableOf(e, now)),
       }),
       map: e.addr6 ? 'xlb_vip6' : 'xlb_vip4',
     });
     type VipEntry = Entry & { map: MapName };
     const want = new Map<string, VipEntry>();
     for (const e of c.entries) {
-      if (beforeSet.has(e) && !moved.has(e.vipId)) continue;
+      if (beforeSet.has(e) && !resized.has(e.vipId)) continue;
       const x = encodeEntry(e, true);
       want.set(`${x.map} ${hex(x.key)}`, { ...x, what: `VIP ${nameOf(e.vipId)} (scope ${e.scope})` });
     }
     const have = new Map<string, VipEntry>();
     for (const e of prev.entries) {
-      if (nowSet.has(e) && !moved.has(e.vipId)) continue;
+      if (nowSet.has(e) && !resized.has(e.vipId)) continue;
       const x = encodeEntry(e, false);
       have.set(`${x.map} ${hex(x.key)}`, { ...x, what: `VIP ${nameOf(e.vipId)} (scope ${e.scope}): removal` });
     }

@@ -121,6 +121,7 @@ describe('round trips', () => {
       snatAddr: parseIPv4('10.127.0.129'),
       hairpinAddr: parseIPv4('172.16.255.99'),
       tableClass: 5,
+      tableM: 1_000_003,
     };
     const b = encodeVipVal(v);
     expect(b.length).toBe(LAYOUT.xlb_vip_val.size);
@@ -252,15 +253,15 @@ describe('byte-level encoding', () => {
 
   it('encodes a VIP value in host order', () => {
     expect(encodeVipVal({ vipId: 0x0102, flags: 1, hashFields: 4, affinityTimeoutS: 30 }).toString('hex')).toBe(
-      '02010000' + '0100' + '04' + '00' + '1e000000' + '00000000' + '00000000',
+      '02010000' + '0100' + '04' + '00' + '1e000000' + '00000000' + '00000000' + '00000000',
     );
-    expect(encodeVipVal({ vipId: 1, flags: 0, hashFields: 0, affinityTimeoutS: 0, tableClass: 2 }).toString('hex')).toBe(
-      '01000000' + '0000' + '00' + '02' + '00000000' + '00000000' + '00000000',
+    expect(encodeVipVal({ vipId: 1, flags: 0, hashFields: 0, affinityTimeoutS: 0, tableClass: 2, tableM: 16381 }).toString('hex')).toBe(
+      '01000000' + '0000' + '00' + '02' + '00000000' + '00000000' + '00000000' + 'fd3f0000',
     );
     // Source addresses are in network order, like every address.
     expect(
       encodeVipVal({ vipId: 1, flags: 4, hashFields: 0, affinityTimeoutS: 0, snatAddr: parseIPv4('10.127.0.129'), hairpinAddr: 1 })
-        .subarray(12)
+        .subarray(12, 20)
         .toString('hex'),
     ).toBe('0a7f0081' + '00000001');
   });

@@ -12,10 +12,11 @@ import { Dataplane, MAGLEV_MAPS } from '../src/dataplane.js';
 import { compile, emptyCompiled, EMPTY_IDS, type Compiled } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
-import { decodeVipVal, encodeVip4Key, encodeU32, maglevClass, maglevClassWords, IPPROTO, XLB } from '../src/layout.js';
+import { decodeVipVal, encodeVip4Key, encodeVipVal, encodeU32, maglevClass, maglevClassWords, IPPROTO, LAYOUT, XLB } from '../src/layout.js';
 import { parseIPv4 } from '../src/addr.js';
 import { buildPacket, parsePacket } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
+import { ct4Clear } from './helpers/ct.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-xtb-cls-${process.pid}`;
 const IFINDEX = 1;
@@ -50,12 +51,13 @@ function destinations(i: number, flows: number, base: number): Map<string, numbe
   return seen;
 }
 
-/** The size class the kernel's VIP entry of VIP i names. */
-function entryClass(i: number): number {
-  const key = encodeVip4Key({ addr: parseIPv4(vip(i)), port: 80, proto: IPPROTO.tcp, scope: 1 });
-  const v = dp.native.mapLookup(dp.maps.xlb_vip4, key, 20);
+const vipKey = (i: number): Buffer => encodeVip4Key({ addr: parseIPv4(vip(i)), port: 80, proto: IPPROTO.tcp, scope: 1 });
+
+/** The size class and M the kernel's VIP entry of VIP i names. */
+function entryTable(i: number): { cls: number; m: number } {
+  const v = dp.native.mapLookup(dp.maps.xlb_vip4, vipKey(i), LAYOUT.xlb_vip_val.size);
   if (!v) throw new Error(`no VIP entry for ${vip(i)}`);
-  return decodeVipVal(v).tableClass!;
+  return { cls: decodeVipVal(v).tableClass!, m: decodeVipVal(v).tableM! };
 }
 
 function expectBalanced(c: Compiled, sizes: number[], base: number): void {
@@ -64,12 +66,16 @@ function expectBalanced(c: Compiled, sizes: number[], base: number): void {
     const v = c.vips.find((x) => x.name.includes(vip(i)))!;
     const cls = maglevClass(m + 1);
     expect(held.get(v.id), `VIP ${vip(i)} M ${m}`).toEqual([cls]);
-    expect(entryClass(i), `VIP ${vip(i)} entry`).toBe(cls);
+    expect(entryTable(i), `VIP ${vip(i)} entry`).toEqual({ cls, m });
     expect(Array.from(dp.store().readTable(v.id, cls)!)).toEqual(Array.from(v.table));
     const seen = destinations(i, 48, base);
     expect(seen.has('drop'), `VIP ${vip(i)} M ${m}: ${[...seen]}`).toBe(false);
     expect([...seen.keys()].sort(), `VIP ${vip(i)} M ${m}`).toEqual(backends(i).sort());
   });
+}
+
+function clearConntrack(): void {
+  ct4Clear(dp);
 }
 
 beforeAll(() => {
@@ -92,6 +98,27 @@ describe('Maglev size classes', () => {
   it('a table of each class balances new flows over its backends', () => {
     expect(SIZES.map((m) => maglevClass(m + 1))).toEqual([0, 1, 2, 3, 4, 5]);
     expectBalanced(applyInc(SIZES), SIZES, 0);
+  });
+
+  it('the copy of M in the VIP entry only hints: a stale or missing one picks the same backends', () => {
+    const flows = (i: number): string[] =>
+      Array.from({ length: 32 }, (_, f) => {
+        const data = buildPacket({ proto: 'tcp', src: `192.168.9.${f + 1}`, dst: vip(i), sport: 40000 + f, dport: 80 });
+        return parsePacket(dp.native.progTestRun(dp.progs.xlb_xdp_ingress, { data, ifindex: IFINDEX }).data).dst;
+      });
+    for (const i of [0, 2, 5]) {
+      const right = dp.native.mapLookup(dp.maps.xlb_vip4, vipKey(i), LAYOUT.xlb_vip_val.size)!;
+      clearConntrack();
+      const want = flows(i);
+      expect(new Set(want).size, `VIP ${vip(i)}`).toBe(2);
+      for (const hint of [0, 7, SIZES[i]! - 2, maglevClassWords(i) + 5]) {
+        dp.native.mapUpdate(dp.maps.xlb_vip4, vipKey(i), encodeVipVal({ ...decodeVipVal(right), tableM: hint }));
+        clearConntrack();
+        expect(flows(i), `VIP ${vip(i)} hint ${hint}`).toEqual(want);
+      }
+      dp.native.mapUpdate(dp.maps.xlb_vip4, vipKey(i), right);
+      clearConntrack();
+    }
   });
 
   it('holds 4 bytes per slot: one element of the class size, in an mmap-able array', () => {

@@ -115,7 +115,8 @@ describe('layout and constants', () => {
     const l = n.layout();
     expect(l.xlb_vip4_key.size).toBe(12);
     expect(l.xlb_vip4_key.offsets.scope).toBe(8);
-    expect(l.xlb_vip_val.size).toBe(20);
+    expect(l.xlb_vip_val.size).toBe(24);
+    expect(l.xlb_vip_val.offsets.table_m).toBe(20);
     expect(l.xlb_vip_val.offsets.hairpin_addr).toBe(16);
     expect(l.xlb_backend4.size).toBe(8);
     expect(l.xlb_ct4_key.size).toBe(16);

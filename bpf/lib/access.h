@@ -14,6 +14,16 @@
 #define xlb_update(map, key, val, flags) bpf_map_update_elem((map), (key), (val), (flags))
 #define xlb_delete(map, key) bpf_map_delete_elem((map), (key))
 #define xlb_random() bpf_get_prandom_u32()
+/* Reads a byte of *p and drops it: its cache line is on the way while the
+ * program goes on (BPF has no prefetch), for memory needed a little later. */
+#define xlb_touch(p)                                             \
+	do {                                                     \
+		const volatile __u8 *_t = (const volatile __u8 *)(p); \
+		if (_t) {                                        \
+			__u8 _v = *_t;                           \
+			asm volatile("" : : "r"(_v));            \
+		}                                                \
+	} while (0)
 
 #ifndef __always_inline
 #define __always_inline inline __attribute__((always_inline))

@@ -4,7 +4,11 @@
  * the table in the outer map of the VIP's size class (xlb_shared.h). M is read
  * from the table itself, so a table swapped in mid-lookup is never indexed with
  * a stale size; each slot is read once (the control plane rewrites a slot in
- * place with one 32-bit store).
+ * place with one 32-bit store). The VIP entry's copy of M (table_m) lets the
+ * slot's load start with the load of the table's M, not after it: two cache
+ * misses in parallel instead of one after the other; when the two differ (a
+ * table swapped since the entry was written), the slot of the table's M is
+ * read again.
  */
 #ifndef XLB_MAGLEV_H
 #define XLB_MAGLEV_H
@@ -34,8 +38,14 @@ XLB_INLINE __u32 xlb_maglev_index(__u32 hash, __u32 m)
 		if (!t)                                                        \
 			return XLB_BACKEND_NONE;                               \
 		m = *(volatile __u32 *)&t->m;                                  \
+		id = XLB_BACKEND_NONE;                                         \
+		idx = xlb_maglev_index(hash, hint ? hint : 1);                 \
+		if (idx < XLB_MAGLEV_CLASS_WORDS(k) - XLB_MAGLEV_FIRST_SLOT)   \
+			id = *(volatile __u32 *)&t->slots[idx];                \
 		if (m == 0)                                                    \
 			return XLB_BACKEND_NONE;                               \
+		if (m == hint)                                                 \
+			return id;                                             \
 		idx = xlb_maglev_index(hash, m);                               \
 		if (idx >= XLB_MAGLEV_CLASS_WORDS(k) - XLB_MAGLEV_FIRST_SLOT)  \
 			return XLB_BACKEND_NONE;                               \
@@ -43,11 +53,12 @@ XLB_INLINE __u32 xlb_maglev_index(__u32 hash, __u32 m)
 	}
 
 /* The backend id Maglev gives `hash` in VIP vip_id's table of size class
- * `table_class`; XLB_BACKEND_NONE when the VIP has no table or no backend. */
-XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hash)
+ * `table_class` (whose M was `hint` when the VIP entry was written);
+ * XLB_BACKEND_NONE when the VIP has no table or no backend. */
+XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hint, __u32 hash)
 {
 	__u32 key = XLB_MAGLEV_TABLE_KEY;
-	__u32 m, idx;
+	__u32 m, idx, id;
 
 	switch (table_class) {
 	XLB_MAGLEV_CASE(0)

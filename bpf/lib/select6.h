@@ -71,10 +71,13 @@ XLB_INLINE struct xlb_backend6 *xlb_backend6_pick(const struct xlb_pkt6 *p,
 			}
 		}
 	}
-	id = xlb_maglev_pick(vip->vip_id, vip->table_class, xlb_flow_hash6(p, vip->hash_fields));
+	/* The counters this flow will update: loaded while the table is read. */
+	xlb_touch(xlb_lookup(&xlb_vip_stats, &ak.vip_id));
+	id = xlb_maglev_pick(vip->vip_id, vip->table_class, vip->table_m, xlb_flow_hash6(p, vip->hash_fields));
 	if (id == XLB_BACKEND_NONE)
 		return NULL;
 	*backend_id = id;
+	xlb_touch(xlb_lookup(&xlb_backend_stats, &id));
 	be = xlb_lookup(&xlb_backends6, &id);
 	if (be && (vip->flags & XLB_VIP_F_AFFINITY)) {
 		struct xlb_affinity4_val av = { .backend_id = *backend_id, .last_seen_ns = now };

@@ -67,6 +67,7 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_FIELD(xlb_vip_val, affinity_timeout_s)
   XLB_FIELD(xlb_vip_val, snat_addr)
   XLB_FIELD(xlb_vip_val, hairpin_addr)
+  XLB_FIELD(xlb_vip_val, table_m)
 
   XLB_STRUCT(xlb_affinity4_key)
   XLB_FIELD(xlb_affinity4_key, client)
