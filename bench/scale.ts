@@ -18,7 +18,7 @@
 import { readFileSync } from 'node:fs';
 import { Dataplane, MAGLEV_MAPS } from '../src/dataplane.js';
 import { compile } from '../src/compile.js';
-import { validateConfig } from '../src/config.js';
+import { validateConfig, withVip } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
 import { Xlb, type ApplyReport } from '../src/xlb.js';
 import { loadNative, type XlbNative } from '../src/native.js';
@@ -55,11 +55,14 @@ function scaleConfig(nVips: number, changedVip = -1, shift = 1, perLb = nVips, p
   if (!base) {
     base = Array.from({ length: Math.ceil(nVips / perLb) }, () => ({}) as Record<string, string>);
     for (let i = 0; i < nVips; i++) base[Math.floor(i / perLb)]![`${vipAddr(i)}:80`] = backendList(i);
+    // Frozen, as the daemon's API source keeps its objects (copy-on-write, never changed in place).
+    for (const v of base) Object.freeze(v);
     baseVips.set(`${nVips}/${perLb}`, base);
   }
   const vips = [...base];
   const at = Math.floor(changedVip / perLb);
-  if (changedVip >= 0) vips[at] = { ...base[at], [`${vipAddr(changedVip)}:80`]: backendList(changedVip, shift) };
+  // As PUT /v1/load-balancers/{name}/vips/{vip} builds it: a frozen shallow copy with that VIP's list replaced (withVip).
+  if (changedVip >= 0) vips[at] = withVip(base[at]!, `${vipAddr(changedVip)}:80`, backendList(changedVip, shift));
   const names = vips.map((_, i) => (perLb === nVips ? 'scale' : `scale${i}`));
   return {
     load_balancers: vips.map((v, i) => ({ name: names[i], protocol: 'tcp', vips: v })),

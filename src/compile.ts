@@ -14,7 +14,7 @@ import { lbVips } from './config.js';
 import { isIPv4, parseIPv4, parseIPv4Cidr, parseIPv6, parseIPv6Cidr } from './addr.js';
 import { TableBuilder } from './maglev-pool.js';
 // (its own line: other changes touch the imports above)
-import { vipList } from './config.js';
+import { vipList, type VipList } from './config.js';
 import { HASH_FIELDS, IPPROTO, XLB, type Snat4Entry } from './layout.js';
 
 /** Ids handed out by earlier applies; compile keeps them where it can. */
@@ -344,11 +344,18 @@ interface VipMemo {
 interface LbMemo {
   byKey: Map<string, number>;
   order: VipMemo[];
+  /** The compiled VIPs of `order`, in the same order. */
+  cvs: readonly CompiledVip[];
   /** What it was compiled from: the validated `vips` object and its keys, the signature, the down backends. */
   vips: Record<string, string>;
   keys: readonly string[];
   lbSig: string;
   downSig: string;
+  /** Its VipList (config.vipList), to recognise the next one derived from it. */
+  list: VipList;
+  /** Set when this memo is `from` with only the VIPs at `changed` (indexes) looked at again. */
+  from?: LbMemo | undefined;
+  changed?: readonly number[] | undefined;
 }
 
 /** The entries of one load balancer in one scope, and what they were built from. */
@@ -542,6 +549,40 @@ function routerSnat(lr: LogicalRouter, lb: LoadBalancer): { flags: number; addr:
   return { flags: 0, addr: 0 };
 }
 
+/** Counted here: the VIP-map entry of one VIP in one scope, `vm`'s own kept as the same object while its content is unchanged. */
+function scopeEntry(vm: VipMemo, scope: number, sn: { flags: number; addr: number }, hairpin: number): CompiledVipEntry {
+  compileCounters.entriesBuilt++;
+  const v = vm.cv;
+  // Source NAT and hairpin are IPv4 only: IPv6 VIPs carry neither.
+  const v4 = v.addr6 === undefined;
+  const flags = v.flags | (v4 ? sn.flags : 0);
+  const snatAddr = v4 ? sn.addr : 0;
+  const hairpinAt = v4 ? hairpin : 0;
+  let at = -1;
+  for (let j = 0; j < vm.entries.length; j++) if (vm.entries[j]!.scope === scope) at = j;
+  let e: CompiledVipEntry | undefined = at >= 0 ? vm.entries[at] : undefined;
+  // A kept entry is reused as the same object unless the scope's source NAT changed
+  // (router options and NAT rules are not part of the load balancer's memo).
+  if (!e || e.flags !== flags || e.snatAddr !== snatAddr || e.hairpinAddr !== hairpinAt) {
+    e = {
+      ...(v.addr6 ? { addr6: v.addr6 } : {}),
+      addr: v.addr,
+      port: v.port,
+      proto: v.proto,
+      scope,
+      vipId: v.id,
+      flags,
+      hashFields: v.hashFields,
+      affinityTimeoutS: v.affinityTimeoutS,
+      snatAddr,
+      hairpinAddr: hairpinAt,
+    };
+    if (at >= 0) vm.entries[at] = e;
+    else vm.entries.push(e);
+  }
+  return e;
+}
+
 /**
  * Compiles a validated desired state into the contents of every map. `prev`
  * are the ids of the previous apply (kept for unchanged identities).
@@ -631,7 +672,8 @@ export function compile(
   const freedVips: number[] = [];
   const freedBackends: number[] = [];
 
-  const vips: CompiledVip[] = [];
+  /** Each served load balancer's compiled VIPs (its memo's array): joined once at the end, by reference. */
+  const vipParts: Array<readonly CompiledVip[]> = [];
   /** VIPs whose table is to be built (on two threads when many, starting while the others compile). */
   const pending: Array<{ cv: CompiledVip; at: number }> = [];
   const tables = new TableBuilder();
@@ -646,19 +688,37 @@ export function compile(
     if (old && old.vips === lb.vips && Object.isFrozen(lb.vips) && old.lbSig === lbSig && old.downSig === downSig) {
       // The same validated VIPs (validateConfig hands back the same object
       // for an unchanged load balancer): nothing of it to look at.
-      for (let k = 0; k < old.order.length; k++) vips.push(old.order[k]!.cv);
+      vipParts.push(old.cvs);
       byLb.set(lb.name, old);
       continue;
     }
     compileCounters.lbsWalked++;
     const order: VipMemo[] = [];
-    const { keys, lists } = vipList(lb.vips);
+    const cvs: CompiledVip[] = [];
+    const list = vipList(lb.vips);
+    const { keys, lists } = list;
     // Key → index: the previous one while the keys are the same (validateConfig keeps their array).
     const byKey = old && old.keys === keys ? old.byKey : new Map<string, number>();
     const newIndex = byKey.size === 0 && keys.length > 0;
-    let parsed: Map<string, Vip> | null = null;
+    const parsed: { all: Map<string, Vip> | null } = { all: null };
     // Every VIP of `old` has its signature and down backends (a VIP is kept only while they are unchanged).
     const oldOrder = old && old.lbSig === lbSig && old.downSig === downSig ? old.order : null;
+    if (oldOrder && old && list.from === old.list && list.changed) {
+      // Validation saw these VIPs as old's with only some backend lists changed (same keys, same
+      // order): the others are old's memos as they are, and only the changed ones are looked at.
+      const derived = oldOrder.slice();
+      for (const k of list.changed) derived[k] = place(lb, lbSig, old, parsed, keys[k]!, lists[k]!, oldOrder[k]);
+      // (an array of the VIPs copied, not a walk over 10⁴ memos scattered in memory)
+      const cvs = old.cvs.slice();
+      for (const k of list.changed) cvs[k] = derived[k]!.cv;
+      vipParts.push(cvs);
+      // (the memo it derives from is needed no more: no chain of earlier memos kept alive)
+      old.from = old.changed = undefined;
+      byLb.set(lb.name, { byKey: old.byKey, order: derived, cvs, vips: lb.vips, keys, lbSig, downSig, list, from: old, changed: list.changed });
+      continue;
+    }
+    // The same keys as old's: the indexes of the VIPs that are not old's (as validation would tell).
+    const walked: number[] | null = oldOrder && old && old.keys === keys ? [] : null;
     for (let k = 0; k < keys.length; k++) {
       const key = keys[k]!;
       const list = lists[k]!;
@@ -667,45 +727,17 @@ export function compile(
       let was = oldOrder?.[k];
       if (was !== undefined && was.key === key && was.list === list) {
         order.push(was);
-        vips.push(was.cv);
+        cvs.push(was.cv);
         continue;
       }
       if (old && was?.key !== key) {
         const i = old.byKey.get(key);
         was = i === undefined ? undefined : old.order[i];
       }
-      if (was && was.list === list && was.lbSig === lbSig && was.downSig === downSigOf(was.cv.name)) {
-        order.push(was);
-        vips.push(was.cv);
-        continue;
-      }
-      compileCounters.vipsCompiled++;
-      // Recompiled: parse this VIP only (every VIP at once for a load balancer new here).
-      const v = old ? lbVips({ ...lb, vips: { [key]: list } })[0]! : (parsed ??= new Map(lbVips(lb).map((x) => [x.key, x]))).get(key)!;
-      const name = vipName(lb.name, v);
-      const cv = compileVip(lb, v, name, was?.cv ?? null, prevIds, vipAlloc, backendAlloc, down, earlierTable, pending, tables);
-      fresh.push(cv);
-      if (was) {
-        stale.push(was.cv);
-        const still = new Set(cv.backends.map((b) => b.id));
-        for (const b of was.cv.backends) if (!still.has(b.id)) freedBackends.push(b.id);
-        if (was.cv.id !== cv.id) freedVips.push(was.cv.id);
-      }
-      // Its VIP-map entries stay the same objects when their content is unchanged.
-      const entries = (was?.entries ?? []).filter(
-        (e) =>
-          e.vipId === cv.id &&
-          e.addr === cv.addr &&
-          (e.addr6 === undefined ? cv.addr6 === undefined : cv.addr6 !== undefined && e.addr6.equals(cv.addr6)) &&
-          e.port === cv.port &&
-          e.proto === cv.proto &&
-          e.flags === cv.flags &&
-          e.hashFields === cv.hashFields &&
-          e.affinityTimeoutS === cv.affinityTimeoutS,
-      );
-      const vm: VipMemo = { key, lbSig, list, downSig: downSigOf(name), cv, entries };
+      const vm = place(lb, lbSig, old, parsed, key, list, was);
+      if (walked && vm !== oldOrder![k]) walked.push(k);
       order.push(vm);
-      vips.push(cv);
+      cvs.push(vm.cv);
     }
     // VIPs of the previous compile that are gone free their ids.
     if (old && old.keys !== keys) {
@@ -716,8 +748,48 @@ export function compile(
         for (const b of was.cv.backends) freedBackends.push(b.id);
       }
     }
-    byLb.set(lb.name, { byKey, order, vips: lb.vips, keys, lbSig, downSig });
+    if (walked && old) old.from = old.changed = undefined;
+    vipParts.push(cvs);
+    byLb.set(lb.name, { byKey, order, cvs, vips: lb.vips, keys, lbSig, downSig, list, ...(walked && old ? { from: old, changed: walked } : {}) });
   }
+  /** The memo of VIP `key` (its validated backend `list`) of load balancer `lb`: `was` kept, or compiled. */
+  function place(
+    lb: LoadBalancer,
+    lbSig: string,
+    old: LbMemo | undefined,
+    parsed: { all: Map<string, Vip> | null },
+    key: string,
+    list: string,
+    was: VipMemo | undefined,
+  ): VipMemo {
+    if (was && was.list === list && was.lbSig === lbSig && was.downSig === downSigOf(was.cv.name)) return was;
+    compileCounters.vipsCompiled++;
+    // Recompiled: parse this VIP only (every VIP at once for a load balancer new here).
+    const v = old ? lbVips({ ...lb, vips: { [key]: list } })[0]! : (parsed.all ??= new Map(lbVips(lb).map((x) => [x.key, x]))).get(key)!;
+    const name = vipName(lb.name, v);
+    const cv = compileVip(lb, v, name, was?.cv ?? null, prevIds, vipAlloc, backendAlloc, down, earlierTable, pending, tables);
+    fresh.push(cv);
+    if (was) {
+      stale.push(was.cv);
+      const still = new Set(cv.backends.map((b) => b.id));
+      for (const b of was.cv.backends) if (!still.has(b.id)) freedBackends.push(b.id);
+      if (was.cv.id !== cv.id) freedVips.push(was.cv.id);
+    }
+    // Its VIP-map entries stay the same objects when their content is unchanged.
+    const entries = (was?.entries ?? []).filter(
+      (e) =>
+        e.vipId === cv.id &&
+        e.addr === cv.addr &&
+        (e.addr6 === undefined ? cv.addr6 === undefined : cv.addr6 !== undefined && e.addr6.equals(cv.addr6)) &&
+        e.port === cv.port &&
+        e.proto === cv.proto &&
+        e.flags === cv.flags &&
+        e.hashFields === cv.hashFields &&
+        e.affinityTimeoutS === cv.affinityTimeoutS,
+    );
+    return { key, lbSig, list, downSig: downSigOf(name), cv, entries };
+  }
+  const vips: CompiledVip[] = vipParts.length === 1 ? vipParts[0]!.slice() : ([] as CompiledVip[]).concat(...vipParts);
   const built = tables.finish();
   for (const p of pending) p.cv.table = built[p.at]!;
   // So do those of load balancers no longer served.
@@ -784,7 +856,16 @@ export function compile(
       const lbm = byLb.get(lbName);
       const inScope = `${scope} ${lbName}`;
       const kept = memo?.inScope.get(inScope);
-      if (
+      const sameNat = kept !== undefined && kept.snFlags === sn.flags && kept.snAddr === sn.addr && kept.hairpin === hairpin && !(sn.flags & XLB.VIP_F_SNAT_BACKEND && a.router);
+      if (kept && sameNat && lbm !== undefined && lbm.from === kept.lbm && lbm.changed) {
+        // The load balancer changed in some VIPs only (see above): its entries here are the kept
+        // ones with those VIPs' entries built again (one entry per VIP, in the same order).
+        const mine = kept.entries.slice();
+        for (const k of lbm.changed) mine[k] = scopeEntry(lbm.order[k]!, scope, sn, hairpin);
+        for (let k = 0; k < mine.length; k++) entries.push(mine[k]!);
+        if (kept.ipOnly) ipOnly = true;
+        inScopeOut.set(inScope, { lbm, snFlags: sn.flags, snAddr: sn.addr, hairpin, entries: mine, ipOnly: kept.ipOnly });
+      } else if (
         kept &&
         lbm === kept.lbm &&
         kept.snFlags === sn.flags &&
@@ -799,36 +880,9 @@ export function compile(
         const first = entries.length;
         let lbIpOnly = false;
         for (const vm of lbm?.order ?? []) {
-          compileCounters.entriesBuilt++;
           const v = vm.cv;
-          // Source NAT and hairpin are IPv4 only: IPv6 VIPs carry neither.
           const v4 = v.addr6 === undefined;
-          const flags = v.flags | (v4 ? sn.flags : 0);
-          const snatAddr = v4 ? sn.addr : 0;
-          const hairpinAt = v4 ? hairpin : 0;
-          let at = -1;
-          for (let j = 0; j < vm.entries.length; j++) if (vm.entries[j]!.scope === scope) at = j;
-          let e: CompiledVipEntry | undefined = at >= 0 ? vm.entries[at] : undefined;
-          // A kept entry is reused as the same object unless the scope's source NAT changed
-          // (router options and NAT rules are not part of the load balancer's memo).
-          if (!e || e.flags !== flags || e.snatAddr !== snatAddr || e.hairpinAddr !== hairpinAt) {
-            e = {
-              ...(v.addr6 ? { addr6: v.addr6 } : {}),
-              addr: v.addr,
-              port: v.port,
-              proto: v.proto,
-              scope,
-              vipId: v.id,
-              flags,
-              hashFields: v.hashFields,
-              affinityTimeoutS: v.affinityTimeoutS,
-              snatAddr,
-              hairpinAddr: hairpinAt,
-            };
-            if (at >= 0) vm.entries[at] = e;
-            else vm.entries.push(e);
-          }
-          entries.push(e);
+          entries.push(scopeEntry(vm, scope, sn, hairpin));
           if (v.flags & XLB.VIP_F_IP_ONLY) ipOnly = lbIpOnly = true;
           if (v4 && sn.flags & XLB.VIP_F_SNAT_BACKEND && a.router) {
             // The fallback: the first port with an IPv4 network (networks may be IPv6 too).

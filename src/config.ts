@@ -530,6 +530,9 @@ function vipKeyIdentity(key: string, protocol: Protocol): string {
 export interface VipList {
   keys: readonly string[];
   lists: readonly string[];
+  /** Set when these are `from`'s keys (the same array) with only the lists at `changed` (indexes) other: what changed, without a walk. */
+  from?: VipList | undefined;
+  changed?: readonly number[] | undefined;
 }
 const vipLists = new WeakMap<object, VipList>();
 
@@ -547,16 +550,89 @@ export function vipList(vips: Record<string, string>): VipList {
  * building a new one, and a changed one is compared key by key against it.
  * Bounded like vipCache.
  */
-const lastVips = new Map<string, { keys: string[]; raws: unknown[]; list: VipList; out: Record<string, string>; v6: boolean }>();
+type LastVips = { input: object; keys: string[]; raws: unknown[]; list: VipList; out: Record<string, string>; v6: boolean };
+const lastVips = new Map<string, LastVips>();
 const LAST_VIPS_MAX = 1 << 12;
+/** The lastVips record of each validated `vips` object. */
+const lastVipsOf = new WeakMap<object, LastVips>();
 
 /** Counters of validation work (tests check that a small change costs little). */
-export const validateCounters = { vipsParsed: 0, overlapChecked: 0 };
+export const validateCounters = { vipsParsed: 0, overlapChecked: 0, keysRead: 0 };
+
+/** `vips` objects made by withVip: the frozen object each was copied from and the key set. */
+const vipEdits = new WeakMap<object, { from: object; key: string }>();
+
+/**
+ * A frozen copy of `vips` with `key` set to `list` — what an API write of one
+ * VIP builds. When `vips` is frozen too (an earlier one of these, or any
+ * frozen input) and `key` was there already, validateConfig looks at that VIP
+ * only instead of reading every key of the copy.
+ */
+export function withVip<T>(vips: Readonly<Record<string, T>>, key: string, list: T): Readonly<Record<string, T>> {
+  const out = Object.freeze({ ...vips, [key]: list });
+  if (Object.isFrozen(vips) && Object.prototype.hasOwnProperty.call(vips, key)) vipEdits.set(out, { from: vips, key });
+  return out;
+}
+
+/** Key → index of a `keys` array of a VipList (built once per array: derived lists share it). */
+const keyIndexes = new WeakMap<readonly string[], Map<string, number>>();
+function keyIndex(keys: readonly string[]): Map<string, number> {
+  let m = keyIndexes.get(keys);
+  if (!m) keyIndexes.set(keys, (m = new Map(keys.map((k, i) => [k, i]))));
+  return m;
+}
+
+/** Validates the one VIP withVip changed in `prev`'s input; null when the walk is needed (a new key, a list to normalize). */
+function validateEdit(raw: Obj, edit: { from: object; key: string }, prev: LastVips, field: string, lbName: string): Record<string, string> | null {
+  const k = keyIndex(prev.keys).get(edit.key);
+  if (k === undefined) return null;
+  const value = raw[edit.key];
+  let entry = vipCache.get(edit.key);
+  if (entry === undefined || entry.value !== value) {
+    validateCounters.vipsParsed++;
+    const joined = validateVip(edit.key, value, keyPath(field, edit.key));
+    if (joined !== value) return null;
+    if (vipCache.size >= VIP_CACHE_MAX) vipCache.clear();
+    entry = { value: value as string, normalized: value as string, vip: parseHostPort(edit.key) };
+    vipCache.set(edit.key, entry);
+  }
+  if (entry.normalized !== value) return null;
+  // The same key at the same place: no other VIP changed, no new IPv6 spelling.
+  const lists = prev.list.lists.slice();
+  lists[k] = value as string;
+  const raws = prev.raws.slice();
+  raws[k] = value;
+  const list: VipList = { keys: prev.keys, lists, from: prev.list, changed: [k] };
+  prev.list.from = prev.list.changed = undefined;
+  const out = raw as Record<string, string>;
+  vipLists.set(out, list);
+  const rec: LastVips = { input: raw, keys: prev.keys, raws, list, out, v6: prev.v6 };
+  if (lastVips.size >= LAST_VIPS_MAX) lastVips.clear();
+  lastVips.set(lbName, rec);
+  lastVipsOf.set(out, rec);
+  return out;
+}
 
 /** Validates `vips` (of load balancer `lbName`, for the memo above). */
 function validateVips(v: unknown, field: string, lbName = ''): Record<string, string> {
   const raw = optionalObj(v, field, 'an object mapping "IP:PORT" (or "IP") to a backend list');
+  // A `vips` object validateConfig returned (frozen) is valid as it is: validation is a pure function of it.
+  // It is this load balancer's last one from now on (the next change is compared with it).
+  if (vipLists.has(raw)) {
+    const rec = lastVipsOf.get(raw);
+    if (rec && lastVips.get(lbName) !== rec) lastVips.set(lbName, rec);
+    return raw as Record<string, string>;
+  }
   const prev = lastVips.get(lbName);
+  // The same frozen input as last time (a control plane that keeps its objects): nothing to read again.
+  if (prev !== undefined && prev.input === raw && Object.isFrozen(raw)) return prev.out;
+  // One VIP set by withVip on a validated `vips` object: that VIP only.
+  const edit = vipEdits.get(raw);
+  const base = edit && lastVipsOf.get(edit.from);
+  if (edit !== undefined && base !== undefined) {
+    const out = validateEdit(raw, edit, base, field, lbName);
+    if (out !== null) return out;
+  }
   // IPv6 has many spellings of one address: one VIP, one key (IPv4 is parsed strictly: one spelling).
   const seen6 = new Map<string, string>();
   const keys = Object.keys(raw);
@@ -564,6 +640,11 @@ function validateVips(v: unknown, field: string, lbName = ''): Record<string, st
   const lists: string[] = new Array(keys.length);
   let same = prev !== undefined && prev.keys.length === keys.length;
   let sameKeys = same;
+  /** Indexes whose value differs from the last validation (while the keys are the same). */
+  const changed: number[] = [];
+  /** Whether every value is already its normalized list (a frozen input can then be the result). */
+  let normal = true;
+  validateCounters.keysRead += keys.length;
   for (let k = 0; k < keys.length; k++) {
     const key = keys[k]!;
     const value = raw[key];
@@ -572,9 +653,13 @@ function validateVips(v: unknown, field: string, lbName = ''): Record<string, st
       if (prev.raws[k] === value) {
         // Unchanged since the last validation of this load balancer (IPv6 keys are re-checked for spellings below).
         lists[k] = prev.list.lists[k]!;
+        if (lists[k] !== value) normal = false;
         // IPv4 (at most one ':'): nothing left to check (a load balancer without IPv6 VIPs last time has no IPv6 key here).
         if (!prev.v6 || key.indexOf(':') === key.lastIndexOf(':')) continue;
-      } else same = false;
+      } else {
+        same = false;
+        changed.push(k);
+      }
     } else {
       same = false;
       sameKeys = false;
@@ -582,7 +667,9 @@ function validateVips(v: unknown, field: string, lbName = ''): Record<string, st
     let entry = vipCache.get(key);
     if (entry === undefined || entry.value !== value) {
       validateCounters.vipsParsed++;
-      const normalized = validateVip(key, value, keyPath(field, key));
+      const joined = validateVip(key, value, keyPath(field, key));
+      // The input itself when already normalized: later checks compare it by reference, not 10³ characters.
+      const normalized = joined === value ? value : joined;
       if (vipCache.size >= VIP_CACHE_MAX) vipCache.clear();
       entry = { value: value as string, normalized, vip: parseHostPort(key) };
       vipCache.set(key, entry);
@@ -594,17 +681,28 @@ function validateVips(v: unknown, field: string, lbName = ''): Record<string, st
       seen6.set(id, key);
     }
     lists[k] = entry.normalized;
+    if (lists[k] !== value) normal = false;
   }
   if (same && prev) return prev.out;
-  // A prototype-less object: inserting 10⁴ keys into it is several times faster.
-  const out: Record<string, string> = Object.create(null);
-  for (let k = 0; k < keys.length; k++) out[keys[k]!] = lists[k]!;
-  // Frozen: compile may take an unchanged object as unchanged VIPs.
-  Object.freeze(out);
-  const list: VipList = { keys: sameKeys && prev ? prev.keys : keys, lists };
+  let out: Record<string, string>;
+  if (normal && Object.isFrozen(raw) && !vipLists.has(raw)) {
+    // A frozen input of normalized lists cannot change under us: it is the result (no copy of 10⁴ keys).
+    out = raw as Record<string, string>;
+  } else {
+    // A prototype-less object: inserting 10⁴ keys into it is several times faster.
+    out = Object.create(null) as Record<string, string>;
+    for (let k = 0; k < keys.length; k++) out[keys[k]!] = lists[k]!;
+    // Frozen: compile may take an unchanged object as unchanged VIPs.
+    Object.freeze(out);
+  }
+  const list: VipList = sameKeys && prev ? { keys: prev.keys, lists, from: prev.list, changed } : { keys, lists };
+  // One step back only (no chain of every earlier list kept alive).
+  if (prev) prev.list.from = prev.list.changed = undefined;
   vipLists.set(out, list);
   if (lastVips.size >= LAST_VIPS_MAX) lastVips.clear();
-  lastVips.set(lbName, { keys: list.keys as string[], raws, list, out, v6: seen6.size > 0 });
+  const rec = { input: raw, keys: list.keys as string[], raws, list, out, v6: seen6.size > 0 };
+  lastVips.set(lbName, rec);
+  lastVipsOf.set(out, rec);
   return out;
 }
 

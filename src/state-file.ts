@@ -88,6 +88,11 @@ function vipsDelta(a: Record<string, string>, b: Record<string, string>): Record
   const out: Record<string, string | null> = {};
   const la = vipList(a);
   const lb = vipList(b);
+  // `b` is `a` with some lists changed (validation knows which): those only.
+  if (lb.from === la && lb.changed) {
+    for (const k of lb.changed) if (la.lists[k] !== lb.lists[k]) out[lb.keys[k]!] = lb.lists[k]!;
+    return out;
+  }
   let byKey: Map<string, number> | null = null;
   for (let k = 0; k < lb.keys.length; k++) {
     const key = lb.keys[k]!;

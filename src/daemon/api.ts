@@ -15,7 +15,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { timingSafeEqual } from 'node:crypto';
 import { isIPv6Literal, parseHostPort } from '../addr.js';
 import { describeValue, type ConfigError } from '../errors.js';
-import { cloneFragment } from '../sources/api.js';
+import { copyFragment } from '../sources/api.js';
+import { withVip } from '../config.js';
 import type { SourceName, StateFragment } from '../sources/types.js';
 import { OPENAPI } from './openapi.js';
 
@@ -197,7 +198,8 @@ function checkVipParam(vip: string): void {
 /** The object of the API fragment, or a copy of the merged one (copy-on-write: the API then holds it). */
 function takeOver(api: StateFragment, merged: StateFragment, table: Table, name: string): Record<string, unknown> | undefined {
   const own = byName(api[table], name);
-  if (own) return JSON.parse(JSON.stringify(own)) as Record<string, unknown>;
+  // The API's own objects are frozen and replaced, never changed: a shallow copy (the same `vips` values).
+  if (own) return { ...own };
   const other = byName(merged[table], name);
   return other ? (JSON.parse(JSON.stringify(other)) as Record<string, unknown>) : undefined;
 }
@@ -229,7 +231,7 @@ function deleteObject(b: ApiBackend, table: Table, name: string): Promise<Mutati
       }
       throw new ApiError(404, 'XLB_NOT_FOUND', 'name', `${TABLE_WORDS[table]} "${name}" does not exist`);
     }
-    const next = cloneFragment(api);
+    const next = copyFragment(api);
     next[table] = withoutName(next[table], name);
     if (table === 'load_balancers') {
       // Like OVN's weak references: switches and routers of the API drop it too.
@@ -244,7 +246,7 @@ function putObject(b: ApiBackend, table: Table, name: string, raw: unknown, allo
   const body = nameFromPath(expectBodyObject(raw), name);
   checkBodyKeys(body, allowed);
   return b.mutate({ table, name }, (api) => {
-    const next = cloneFragment(api);
+    const next = copyFragment(api);
     next[table] = upsert(next[table], body);
     return next;
   });
@@ -298,8 +300,9 @@ export const ROUTES: readonly Route[] = [
             throw new ApiError(400, 'XLB_CONFIG', 'protocol', `protocol: load balancer "${name}" is ${have}, not ${protocol} (got "${protocol}")`);
           }
           const vips = typeof lb.vips === 'object' && lb.vips !== null ? (lb.vips as Record<string, unknown>) : {};
-          const next = cloneFragment(api);
-          next.load_balancers = upsert(next.load_balancers, { ...lb, vips: { ...vips, [vip]: backends } });
+          const next = copyFragment(api);
+          // Frozen, and known to validation as the API's last `vips` with one VIP set (withVip): it looks at that VIP only.
+          next.load_balancers = upsert(next.load_balancers, { ...lb, vips: withVip<unknown>(vips, vip, backends) });
           return next;
         }),
       );
@@ -317,7 +320,7 @@ export const ROUTES: readonly Route[] = [
           const vips = { ...((lb.vips as Record<string, unknown> | undefined) ?? {}) };
           if (!(vip in vips)) throw new ApiError(404, 'XLB_NOT_FOUND', 'vip', `load balancer "${name}" has no VIP "${vip}"`);
           delete vips[vip];
-          const next = cloneFragment(api);
+          const next = copyFragment(api);
           next.load_balancers = upsert(next.load_balancers, { ...lb, vips });
           return next;
         }),
@@ -344,7 +347,7 @@ export const ROUTES: readonly Route[] = [
             throw new ApiError(400, 'XLB_CONFIG', 'lb', `load balancer "${lb}" does not exist`);
           }
           const list = Array.isArray(sw.load_balancer) ? (sw.load_balancer as unknown[]) : [];
-          const next = cloneFragment(api);
+          const next = copyFragment(api);
           next.logical_switches = upsert(next.logical_switches, { ...sw, load_balancer: list.includes(lb) ? list : [...list, lb] });
           return next;
         }),
@@ -361,7 +364,7 @@ export const ROUTES: readonly Route[] = [
           const sw = switchMustExist(api, merged, name, 404);
           const list = Array.isArray(sw.load_balancer) ? (sw.load_balancer as unknown[]) : [];
           if (!list.includes(lb)) throw new ApiError(404, 'XLB_NOT_FOUND', 'lb', `load balancer "${lb}" is not attached to logical switch "${name}"`);
-          const next = cloneFragment(api);
+          const next = copyFragment(api);
           next.logical_switches = upsert(next.logical_switches, { ...sw, load_balancer: list.filter((x) => x !== lb) });
           return next;
         }),
@@ -376,7 +379,7 @@ export const ROUTES: readonly Route[] = [
       return ok(
         await b.mutate({ table: 'logical_switches', name }, (api, merged) => {
           const sw = switchMustExist(api, merged, name, 404);
-          const next = cloneFragment(api);
+          const next = copyFragment(api);
           next.logical_switches = upsert(next.logical_switches, { ...sw, load_balancer: [] });
           return next;
         }),

@@ -26,6 +26,25 @@ export function cloneFragment(f: StateFragment): StateFragment {
   return JSON.parse(JSON.stringify(f)) as StateFragment;
 }
 
+/**
+ * A copy of the fragment's tables (arrays), sharing their objects: the API's
+ * objects are frozen and replaced, never changed in place (copy-on-write), so
+ * an unchanged load balancer keeps its identity — validation and compile then
+ * skip it, and a changed one's unchanged VIP values are the same strings.
+ */
+export function copyFragment(f: StateFragment): StateFragment {
+  return { load_balancers: [...f.load_balancers], logical_switches: [...f.logical_switches], logical_routers: [...f.logical_routers] };
+}
+
+/** Freezes a JSON value and what it holds (objects already frozen are taken as frozen through; a `vips` map holds strings only: not walked). */
+export function freezeDeep<T>(v: T, key = ''): T {
+  if (typeof v !== 'object' || v === null || Object.isFrozen(v)) return v;
+  Object.freeze(v);
+  if (key === 'vips' && !Array.isArray(v)) return v;
+  for (const [k, x] of Object.entries(v)) freezeDeep(x, k);
+  return v;
+}
+
 export class ApiSource implements Source {
   readonly name = 'api' as const;
   readonly path: string;
@@ -36,9 +55,9 @@ export class ApiSource implements Source {
     this.path = join(opts.stateDir, API_STATE_FILE);
   }
 
-  /** A copy of the committed fragment. */
+  /** The committed fragment: its tables copied, its objects (frozen) shared. */
   current(): StateFragment {
-    return cloneFragment(this.fragment);
+    return copyFragment(this.fragment);
   }
 
   onChange(cb: () => void): void {
@@ -58,20 +77,20 @@ export class ApiSource implements Source {
       throw new Error(`API state ${this.path} has an unknown layout (version ${String(parsed.version)}); move it away to start without it`);
     }
     const f = parsed.fragment;
-    this.fragment = {
+    this.fragment = freezeDeep({
       load_balancers: Array.isArray(f.load_balancers) ? f.load_balancers : [],
       logical_switches: Array.isArray(f.logical_switches) ? f.logical_switches : [],
       logical_routers: Array.isArray(f.logical_routers) ? f.logical_routers : [],
-    };
+    });
   }
 
   async stop(): Promise<void> {
     /* nothing held open */
   }
 
-  /** Replaces the fragment (already validated and served), persists it and notifies. */
+  /** Replaces the fragment (already validated and served), persists it and notifies. Its objects are frozen (kept as they are, not copied). */
   commit(next: StateFragment): void {
-    this.fragment = cloneFragment(next);
+    this.fragment = freezeDeep(copyFragment(next));
     mkdirSync(join(this.path, '..'), { recursive: true, mode: 0o700 });
     const tmp = `${this.path}.tmp`;
     writeFileSync(tmp, JSON.stringify({ version: API_STATE_VERSION, fragment: this.fragment }, null, 2), { mode: 0o600 });
