@@ -2,7 +2,7 @@
  * The public library API: apply a desired state, show what is served, reset.
  * The CLI is a thin user of this class.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { compile, describeRouterSnat, EMPTY_IDS, emptyCompiled, vipChanges, type Compiled, type CompiledNeigh, type CompiledVip } from './compile.js';
 import { parseConfigText, validateConfig, type DesiredState } from './config.js';
@@ -561,6 +561,8 @@ export class Xlb {
     }
     rmSync(join(stateDir, JOURNAL_FILE), { force: true });
     Dataplane.removePins(pinRoot);
+    // The state directory goes too when nothing else (a daemon's files) is left in it.
+    if (existsSync(stateDir) && readdirSync(stateDir).length === 0) rmdirSync(stateDir);
     return { detached };
   }
 }

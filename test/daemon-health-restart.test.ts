@@ -79,6 +79,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await daemon?.stop('SIGKILL');
   Xlb.reset(instance);
+  rmSync(instance.stateDir, { recursive: true, force: true }); // (a killed daemon leaves daemon.json)
   await lab?.destroy();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
