@@ -8,7 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Dataplane } from '../src/dataplane.js';
 import { compile } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
-import { encodeCt6Key, LAYOUT } from '../src/layout.js';
+import { decodeCt6Val, encodeCt6Key, encodeCt6Val, LAYOUT } from '../src/layout.js';
 import { parseIPv6 } from '../src/addr.js';
 import {
   buildIcmp6Error,
@@ -314,6 +314,30 @@ describe('IPv6: reverse NAT', () => {
     for (const map of ctMaps()) dp.native.mapDelete(map, fk);
     run('egress', buildPacket6({ src: fwd.dst, dst: CLIENT, proto: 'udp', sport: 5353, dport: 48001 }));
     expect(ctHas(fk)).toBe(true);
+  });
+});
+
+describe('IPv6: conntrack repair in the established tier (checked on refresh and state change only)', () => {
+  it('a hit within the refresh period does not look at the other direction; the next refresh recreates it', () => {
+    const sport = 47100;
+    const syn = parsePacket6(run('tc', { src: CLIENT, dst: VIP, proto: 'tcp', sport, dport: 80 }).out);
+    run('egress', buildPacket6({ src: syn.dst, dst: CLIENT, proto: 'tcp', sport: 8080, dport: sport, tcpFlags: TCP_FLAGS.ack }));
+    const fk = ctKey(CLIENT, VIP, sport, 80, PROTO6.tcp);
+    const rev = ctKey(syn.dst, CLIENT, 8080, sport, PROTO6.tcp);
+    expect(dp.native.mapLookup(dp.maps.xlb_ct6, fk, LAYOUT.xlb_ct6_val.size)).not.toBeNull(); // confirmed
+    dp.native.mapDelete(dp.maps.xlb_ct6, rev);
+    const ack = { src: CLIENT, dst: VIP, proto: 'tcp', sport, dport: 80, tcpFlags: TCP_FLAGS.ack } as const;
+    run('tc', ack);
+    expect(ctHas(rev)).toBe(false);
+    // Past the refresh period (XLB_CT_REFRESH_NS, 1 s): the hit looks at the other direction again.
+    const v = decodeCt6Val(dp.native.mapLookup(dp.maps.xlb_ct6, fk, LAYOUT.xlb_ct6_val.size)!);
+    dp.native.mapUpdate(dp.maps.xlb_ct6, fk, encodeCt6Val({ ...v, lastSeenNs: v.lastSeenNs > 2_000_000_000n ? v.lastSeenNs - 2_000_000_000n : 0n }));
+    const before = dp.globalCounters().ct_recreate;
+    expect(parsePacket6(run('xdp', ack).out).dst).toBe(syn.dst);
+    expect(ctHas(rev)).toBe(true);
+    expect(dp.globalCounters().ct_recreate - before).toBe(1n);
+    const reply = buildPacket6({ src: syn.dst, dst: CLIENT, proto: 'tcp', sport: 8080, dport: sport, tcpFlags: TCP_FLAGS.ack });
+    expect(parsePacket6(run('egress', reply).out).src).toBe(VIP);
   });
 });
 

@@ -101,7 +101,8 @@ XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit_new(const struct xlb_pkt6 *p)
 	return m;
 }
 
-/* Looks the packet up (see xlb_ct4_hit). Returns the entry or NULL. */
+/* Looks the packet up (see xlb_ct4_hit: the other direction is looked at only
+ * on a state change or a timestamp refresh). Returns the entry or NULL. */
 XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 {
 	const struct xlb_ct6_key *k = &p->tuple;
@@ -114,18 +115,18 @@ XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 
 	if (!v)
 		return xlb_ct6_hit_new(p);
+	state = v->state;
+	if (k->proto == IPPROTO_TCP)
+		state = xlb_ct_next_state(state, v->dir, p->tcp_flags);
+	now = xlb_now_ns();
+	/* As xlb_ct4_hit: the other direction only on a state change or a refresh. */
+	if (now - v->last_seen_ns <= XLB_CT_REFRESH_NS && state == v->state)
+		return v;
+	v->last_seen_ns = now;
+	v->state = state;
 	r = xlb_lookup(&xlb_ct6_scratch, &zero);
 	if (!r)
 		return v;
-	now = xlb_now_ns();
-	if (now - v->last_seen_ns > XLB_CT_REFRESH_NS)
-		v->last_seen_ns = now;
-	state = v->state;
-	if (k->proto == IPPROTO_TCP) {
-		state = xlb_ct_next_state(state, v->dir, p->tcp_flags);
-		if (state != v->state)
-			v->state = state;
-	}
 	xlb_ct6_other(k, v, &r->key, &r->val);
 	o = xlb_lookup(&xlb_ct6, &r->key);
 	if (!o) {
