@@ -10,7 +10,7 @@
  * - a backend id per (VIP id, backend address:port).
  */
 import type { DesiredState, Hook, LoadBalancer, LogicalRouter, LogicalSwitch, Vip } from './config.js';
-import { lbVips } from './config.js';
+import { lbVipParser } from './config.js';
 import { isIPv4, parseIPv4, parseIPv4Cidr, parseIPv6, parseIPv6Cidr } from './addr.js';
 import { TableBuilder } from './maglev-pool.js';
 // (its own line: other changes touch the imports above)
@@ -700,7 +700,7 @@ export function compile(
     // Key → index: the previous one while the keys are the same (validateConfig keeps their array).
     const byKey = old && old.keys === keys ? old.byKey : new Map<string, number>();
     const newIndex = byKey.size === 0 && keys.length > 0;
-    const parsed: { all: Map<string, Vip> | null } = { all: null };
+    const parsed: { parse: ((key: string, list: string) => Vip) | null } = { parse: null };
     // Every VIP of `old` has its signature and down backends (a VIP is kept only while they are unchanged).
     const oldOrder = old && old.lbSig === lbSig && old.downSig === downSig ? old.order : null;
     if (oldOrder && old && list.from === old.list && list.changed) {
@@ -757,15 +757,16 @@ export function compile(
     lb: LoadBalancer,
     lbSig: string,
     old: LbMemo | undefined,
-    parsed: { all: Map<string, Vip> | null },
+    parsed: { parse: ((key: string, list: string) => Vip) | null },
     key: string,
     list: string,
     was: VipMemo | undefined,
   ): VipMemo {
     if (was && was.list === list && was.lbSig === lbSig && was.downSig === downSigOf(was.cv.name)) return was;
     compileCounters.vipsCompiled++;
-    // Recompiled: parse this VIP only (every VIP at once for a load balancer new here).
-    const v = old ? lbVips({ ...lb, vips: { [key]: list } })[0]! : (parsed.all ??= new Map(lbVips(lb).map((x) => [x.key, x]))).get(key)!;
+    // Recompiled: parse this VIP only, as it is reached (a load balancer new here is not parsed
+    // all at once first: its first tables go to the other thread without waiting for that).
+    const v = (parsed.parse ??= lbVipParser(lb))(key, list);
     const name = vipName(lb.name, v);
     const cv = compileVip(lb, v, name, was?.cv ?? null, prevIds, vipAlloc, backendAlloc, down, earlierTable, pending, tables);
     fresh.push(cv);

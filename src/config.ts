@@ -1123,9 +1123,19 @@ export function lbMaglevSize(lb: LoadBalancer): number {
  * @throws AddrParseError if `lb` was not validated and holds a bad address
  */
 export function lbVips(lb: LoadBalancer): Vip[] {
+  const parse = lbVipParser(lb);
+  return Object.entries(lb.vips).map(([key, list]) => parse(key, list));
+}
+
+/**
+ * lbVips() one VIP at a time: parses VIP `key` with its backend `list` as
+ * lbVips(lb) would (the load balancer's options read once), so a caller can
+ * parse each VIP as it gets to it.
+ */
+export function lbVipParser(lb: LoadBalancer): (key: string, list: string) => Vip {
   const maglevSize = lbMaglevSize(lb);
   const weights = lbWeights(lb);
-  return Object.entries(lb.vips).map(([key, list]) => {
+  return (key, list) => {
     const vip = parseHostPort(key);
     const backends = splitBackends(list).map((item) => {
       const b = parseHostPort(item);
@@ -1141,5 +1151,5 @@ export function lbVips(lb: LoadBalancer): Vip[] {
       backends,
       maglevSize,
     };
-  });
+  };
 }

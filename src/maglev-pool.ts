@@ -86,13 +86,18 @@ function unpack(p: PackedJobs, i: number): TableJob {
   };
 }
 
-/** Claims and builds jobs until none is left (both threads run this). */
-export function work(jobs: PackedJobs, outs: readonly Uint32Array[], next: Int32Array, state: Int32Array): void {
+/**
+ * Claims and builds jobs until none is left (both threads run this). `jobs` is
+ * the packed form (the worker) or the jobs themselves (this thread, which has
+ * them: no unpacking).
+ */
+export function work(jobs: PackedJobs | readonly TableJob[], outs: readonly Uint32Array[], next: Int32Array, state: Int32Array): void {
+  const at = Array.isArray(jobs) ? (i: number): TableJob => (jobs as readonly TableJob[])[i]! : (i: number): TableJob => unpack(jobs as PackedJobs, i);
   for (;;) {
     const i = Atomics.add(next, 0, 1);
     if (i >= outs.length) return;
     if (Atomics.compareExchange(state, i, UNCLAIMED, CLAIMED) !== UNCLAIMED) continue;
-    fillTable(unpack(jobs, i), outs[i]!);
+    fillTable(at(i), outs[i]!);
     Atomics.store(state, i, DONE);
     Atomics.notify(state, i);
   }
@@ -202,7 +207,7 @@ export class TableBuilder {
     if (this.waiting.length > 0) this.post();
     const outs: Uint32Array[] = [];
     for (const b of this.batches) {
-      work(b.packed, b.outs, b.next, b.state);
+      work(b.jobs, b.outs, b.next, b.state);
       for (let i = 0; i < b.jobs.length; i++) {
         if (Atomics.load(b.state, i) === DONE) continue;
         if (Atomics.wait(b.state, i, CLAIMED, WORKER_WAIT_MS) === 'timed-out' && Atomics.load(b.state, i) !== DONE) {

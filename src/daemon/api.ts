@@ -15,8 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { timingSafeEqual } from 'node:crypto';
 import { isIPv6Literal, parseHostPort } from '../addr.js';
 import { describeValue, type ConfigError } from '../errors.js';
-import { copyFragment } from '../sources/api.js';
-import { withVip } from '../config.js';
+import { copyFragment, vipsWith, vipsWithout } from '../sources/api.js';
 import type { SourceName, StateFragment } from '../sources/types.js';
 import { OPENAPI } from './openapi.js';
 
@@ -301,8 +300,9 @@ export const ROUTES: readonly Route[] = [
           }
           const vips = typeof lb.vips === 'object' && lb.vips !== null ? (lb.vips as Record<string, unknown>) : {};
           const next = copyFragment(api);
-          // Frozen, and known to validation as the API's last `vips` with one VIP set (withVip): it looks at that VIP only.
-          next.load_balancers = upsert(next.load_balancers, { ...lb, vips: withVip<unknown>(vips, vip, backends) });
+          // Frozen, and known to validation as the API's last `vips` with one VIP set (withVip): it looks at that VIP only;
+          // the API state's journal records that VIP only.
+          next.load_balancers = upsert(next.load_balancers, { ...lb, vips: vipsWith(vips, vip, backends) });
           return next;
         }),
       );
@@ -317,11 +317,10 @@ export const ROUTES: readonly Route[] = [
         await b.mutate({ table: 'load_balancers', name }, (api, merged) => {
           const lb = takeOver(api, merged, 'load_balancers', name);
           if (!lb) throw new ApiError(404, 'XLB_NOT_FOUND', 'name', `load balancer "${name}" does not exist`);
-          const vips = { ...((lb.vips as Record<string, unknown> | undefined) ?? {}) };
-          if (!(vip in vips)) throw new ApiError(404, 'XLB_NOT_FOUND', 'vip', `load balancer "${name}" has no VIP "${vip}"`);
-          delete vips[vip];
+          const vips = (lb.vips as Record<string, unknown> | undefined) ?? {};
+          if (!Object.prototype.hasOwnProperty.call(vips, vip)) throw new ApiError(404, 'XLB_NOT_FOUND', 'vip', `load balancer "${name}" has no VIP "${vip}"`);
           const next = copyFragment(api);
-          next.load_balancers = upsert(next.load_balancers, { ...lb, vips });
+          next.load_balancers = upsert(next.load_balancers, { ...lb, vips: vipsWithout(vips, vip) });
           return next;
         }),
       );

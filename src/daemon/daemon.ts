@@ -24,7 +24,7 @@ import pino from 'pino';
 import type { Logger, Level } from 'pino';
 import { validateConfig, type DesiredState } from '../config.js';
 import { ApplyError, ConfigError } from '../errors.js';
-import { DEFAULT_PIN_ROOT } from '../dataplane.js';
+import { DEFAULT_PIN_ROOT, type MapSizes } from '../dataplane.js';
 import { DEFAULT_STATE_DIR, Xlb, type ApplyReport } from '../xlb.js';
 import { ApiSource } from '../sources/api.js';
 import { FileSource } from '../sources/file.js';
@@ -74,6 +74,8 @@ export interface DaemonOptions {
   ctGcIntervalS?: number;
   /** Conntrack idle timeouts in seconds (defaults in conntrack.ts). */
   ctTimeouts?: Partial<ConntrackTimeouts>;
+  /** BPF map sizes when the daemon loads the data plane (programmatic use: benches of 10⁴ VIPs × 64 backends). */
+  mapSizes?: MapSizes;
 }
 
 export interface ApplyRecord {
@@ -217,7 +219,7 @@ export class Daemon implements ApiBackend {
     mkdirSync(dirname(apiSocket), { recursive: true, mode: 0o700 });
 
     const readopt = Xlb.isLoaded(pinRoot);
-    const xlb = Xlb.open({ pinRoot, stateDir });
+    const xlb = Xlb.open({ pinRoot, stateDir, ...(opts.mapSizes ? { mapSizes: opts.mapSizes } : {}) });
     log.info({ pinRoot, stateDir, readopt }, readopt ? 'data plane re-adopted from pins' : 'data plane loaded');
 
     const api = new ApiSource({ stateDir });
