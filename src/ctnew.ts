@@ -6,46 +6,23 @@
  * Dataplane does the map I/O.
  */
 import { LAYOUT, XLB } from './layout.js';
+import { fmix32, mixBlock } from './maglev.js';
 
+/** XLB_HASH_SEED of bpf/lib/hash.h. */
 const HASH_SEED = 0x9e3779b9;
-const C1 = 0xcc9e2d51;
-const C2 = 0x1b873593;
 const KEY_BYTES = 16; /* the length xlb_hash_tuple4 finalizes with */
-
-function rotl(x: number, r: number): number {
-  return ((x << r) | (x >>> (32 - r))) >>> 0;
-}
-
-function mix(h: number, k: number): number {
-  k = Math.imul(k, C1);
-  k = rotl(k, 15);
-  k = Math.imul(k, C2);
-  h = (h ^ k) >>> 0;
-  h = rotl(h, 13);
-  return (Math.imul(h, 5) + 0xe6546b64) >>> 0;
-}
-
-function finalize(h: number, len: number): number {
-  h = (h ^ len) >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** xlb_hash_tuple4 (bpf/lib/hash.h) of an encoded xlb_ct4_key: fields as the
  *  program loads them (network-order bytes read as little-endian words). */
 export function ct4KeyHash(key: Uint8Array): number {
   const dv = new DataView(key.buffer, key.byteOffset, key.byteLength);
   const o = LAYOUT.xlb_ct4_key.offsets;
-  let h = HASH_SEED;
-  h = mix(h, dv.getUint32(o.saddr, true));
-  h = mix(h, dv.getUint32(o.daddr, true));
-  h = mix(h, ((dv.getUint16(o.sport, true) << 16) | dv.getUint16(o.dport, true)) >>> 0);
-  h = mix(h, key[o.proto]!);
-  return finalize(h, KEY_BYTES);
+  let h = HASH_SEED | 0;
+  h = mixBlock(h, dv.getUint32(o.saddr, true));
+  h = mixBlock(h, dv.getUint32(o.daddr, true));
+  h = mixBlock(h, (dv.getUint16(o.sport, true) << 16) | dv.getUint16(o.dport, true));
+  h = mixBlock(h, key[o.proto]!);
+  return fmix32(h ^ KEY_BYTES);
 }
 
 /** The bucket a key lives in, of `buckets`. */
@@ -89,11 +66,23 @@ export function bucketEntries(bucket: Uint8Array): BucketEntry[] {
   return out;
 }
 
+function findWay(bucket: Buffer, key: Uint8Array): number | null {
+  return bucketEntries(bucket).find((x) => x.key.equals(key))?.way ?? null;
+}
+
 /** Clears key's way in a bucket (in place); false when the bucket does not hold key. */
 export function bucketRemove(bucket: Buffer, key: Uint8Array): boolean {
-  const e = bucketEntries(bucket).find((x) => x.key.equals(key));
-  if (!e) return false;
+  const way = findWay(bucket, key);
+  if (way === null) return false;
   const used = bucket.readUInt32LE(BUCKET.offsets.used);
-  bucket.writeUInt32LE((used & ~(1 << e.way)) >>> 0, BUCKET.offsets.used);
+  bucket.writeUInt32LE((used & ~(1 << way)) >>> 0, BUCKET.offsets.used);
+  return true;
+}
+
+/** Sets the value of key's way in a bucket (in place); false when the bucket does not hold key. */
+export function bucketSetValue(bucket: Buffer, key: Uint8Array, val: Uint8Array): boolean {
+  const way = findWay(bucket, key);
+  if (way === null) return false;
+  Buffer.from(val.buffer, val.byteOffset, VS).copy(bucket, wayAt(bucket, way) + WAY.offsets.val);
   return true;
 }

@@ -27,7 +27,7 @@ import {
   type Stats,
 } from './layout.js';
 import { hex, type MapName, type MapStore } from './store.js';
-import { bucketEntries, bucketRemove, ct4Bucket, ct4NewBuckets, type BucketEntry } from './ctnew.js';
+import { bucketEntries, bucketRemove, bucketSetValue, ct4Bucket, ct4NewBuckets, type BucketEntry } from './ctnew.js';
 import type { Hook } from './config.js';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/xlb';
@@ -305,8 +305,17 @@ export class Dataplane {
    *  the data plane puts into the same bucket in between is lost, as if
    *  replaced (its flow is re-balanced, or recreated by its other direction). */
   ct4NewDelete(key: Uint8Array): boolean {
+    return this.ct4NewEdit(key, (bucket) => bucketRemove(bucket, key));
+  }
+
+  /** Sets the value of one IPv4 new-flow tier entry (as ct4NewDelete); false when absent. */
+  ct4NewUpdate(key: Uint8Array, val: Uint8Array): boolean {
+    return this.ct4NewEdit(key, (bucket) => bucketSetValue(bucket, key, val));
+  }
+
+  private ct4NewEdit(key: Uint8Array, edit: (bucket: Buffer) => boolean): boolean {
     const b = this.ct4NewBucketOf(key);
-    if (!bucketRemove(b.value, key)) return false;
+    if (!edit(b.value)) return false;
     this.native.mapUpdate(this.maps.xlb_ct4_new, b.index, b.value, this.native.constants.BPF_F_LOCK);
     return true;
   }

@@ -18,8 +18,8 @@ const SKIP_SEED = 0x45563136; // "EV16"
 
 const utf8 = new TextEncoder();
 
-/** One MurmurHash3 mixing round of a 32-bit block. */
-function mixBlock(h: number, k: number): number {
+/** One MurmurHash3 mixing round of a 32-bit block (also bpf/lib/hash.h's xlb_murmur_mix). */
+export function mixBlock(h: number, k: number): number {
   k = Math.imul(k, 0xcc9e2d51);
   k = (k << 15) | (k >>> 17);
   k = Math.imul(k, 0x1b873593);
@@ -29,7 +29,7 @@ function mixBlock(h: number, k: number): number {
 }
 
 /** MurmurHash3 32-bit finalizer (avalanche). */
-function fmix32(h: number): number {
+export function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -63,6 +63,18 @@ export function murmur3(bytes: Uint8Array, seed: number): number {
       h ^= k;
   }
   return fmix32(h ^ len);
+}
+
+/** Weighted turns: backend t earns its weight each round and takes a slot
+ *  whenever its credit reaches the largest weight. */
+function takesTurn(credit: Float64Array, weight: ArrayLike<number>, t: number, maxWeight: number): boolean {
+  const earned = credit[t]! + weight[t]!;
+  if (earned < maxWeight) {
+    credit[t] = earned;
+    return false;
+  }
+  credit[t] = earned - maxWeight;
+  return true;
 }
 
 /** True if `n` is a prime integer (deterministic trial division). */
@@ -248,14 +260,7 @@ function fillMaglev(
     // Weighted (or M > SMALL_M): every backend keeps a credit (see maglevTable).
     const credit = equal ? null : new Float64Array(n);
     for (; filled < endAt; t = t + 1 === n ? 0 : t + 1) {
-      if (credit) {
-        const earned = credit[t]! + weight![t]!;
-        if (earned < maxWeight) {
-          credit[t] = earned;
-          continue;
-        }
-        credit[t] = earned - maxWeight;
-      }
+      if (credit && !takesTurn(credit, weight!, t, maxWeight)) continue;
       const step = skip[t]!;
       let c = pos[t]!;
       while (taken[c] !== 0) c = advance(c, step, m);
@@ -353,14 +358,7 @@ function endGame(
   for (let x = 0, k = 0; k < count; x++) if (taken[x] === 0) free[k++] = x;
   for (let b = 0; b < n; b++) inv[b] = inverseMod(skip[b]!, m);
   for (; count > 0; t = t + 1 === n ? 0 : t + 1) {
-    if (credit) {
-      const earned = credit[t]! + weight![t]!;
-      if (earned < maxWeight) {
-        credit[t] = earned;
-        continue;
-      }
-      credit[t] = earned - maxWeight;
-    }
+    if (credit && !takesTurn(credit, weight!, t, maxWeight)) continue;
     const i = nearestFree(free, count, pos[t]!, inv[t]!, m);
     const c = free[i]!;
     free[i] = free[--count]!;

@@ -82,7 +82,7 @@ XLB_INLINE int xlb_ct4_hit_new(const struct xlb_pkt4 *p, struct xlb_ct4_val *v)
 	struct xlb_ct4_key ok;
 	struct xlb_ct4_val ov;
 
-	if (!xlb_ctn4_touch(k, p->tcp_flags, xlb_now_ns(), v))
+	if (!xlb_ctn4_touch(k, p->tcp_flags, v))
 		return 0;
 	xlb_ct4_other(k, v, &ok, &ov);
 	if (!xlb_ct_confirms(v->dir, k->proto, p->tcp_flags)) {
@@ -114,26 +114,18 @@ XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_pkt4 *p)
 	struct xlb_ct4_val *o;
 	struct xlb_ct4_key ok;
 	struct xlb_ct4_val ov;
-	__u8 state;
-	__u64 now;
 
 	if (!v)
 		return NULL; /* the new-flow tier is looked at out of line (lb.h) */
-	state = v->state;
-	if (k->proto == IPPROTO_TCP)
-		state = xlb_ct_next_state(state, v->dir, p->tcp_flags);
-	now = xlb_now_ns();
-	if (now - v->last_seen_ns <= XLB_CT_REFRESH_NS && state == v->state)
+	if (!xlb_ct_refresh(&v->state, &v->last_seen_ns, k->proto, v->dir, p->tcp_flags))
 		return v;
-	v->last_seen_ns = now;
-	v->state = state;
 	xlb_ct4_other(k, v, &ok, &ov);
 	o = xlb_lookup(&xlb_ct4, &ok);
 	if (!o) {
 		xlb_update(&xlb_ct4, &ok, &ov, BPF_NOEXIST);
 		xlb_count(XLB_G_CT_RECREATE);
-	} else if (o->state != state) {
-		o->state = state;
+	} else if (o->state != v->state) {
+		o->state = v->state;
 	}
 	return v;
 }

@@ -110,31 +110,22 @@ XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 	struct xlb_ct6_scratch *r;
 	struct xlb_ct6_val *o;
 	__u32 zero = 0;
-	__u8 state;
-	__u64 now;
 
 	if (!v)
 		return xlb_ct6_hit_new(p);
-	state = v->state;
-	if (k->proto == IPPROTO_TCP)
-		state = xlb_ct_next_state(state, v->dir, p->tcp_flags);
-	now = xlb_now_ns();
-	/* As xlb_ct4_hit: the other direction only on a state change or a refresh. */
-	if (now - v->last_seen_ns <= XLB_CT_REFRESH_NS && state == v->state)
+	if (!xlb_ct_refresh(&v->state, &v->last_seen_ns, k->proto, v->dir, p->tcp_flags))
 		return v;
-	v->last_seen_ns = now;
-	v->state = state;
 	r = xlb_lookup(&xlb_ct6_scratch, &zero);
 	if (!r)
 		return v;
 	xlb_ct6_other(k, v, &r->key, &r->val);
 	o = xlb_lookup(&xlb_ct6, &r->key);
 	if (!o) {
-		r->val.last_seen_ns = now;
+		r->val.last_seen_ns = v->last_seen_ns;
 		xlb_update(&xlb_ct6, &r->key, &r->val, BPF_NOEXIST);
 		xlb_count(XLB_G_CT_RECREATE);
-	} else if (o->state != state) {
-		o->state = state;
+	} else if (o->state != v->state) {
+		o->state = v->state;
 	}
 	return v;
 }

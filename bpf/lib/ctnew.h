@@ -108,11 +108,11 @@ XLB_NOINLINE int xlb_ctn4_put(const struct xlb_ct4_key *k, const struct xlb_ct4_
 
 /* A packet of flow k: refreshes the entry's clock and TCP state and copies
  * the entry to out. Returns 1 when k is present, else 0. */
-XLB_INLINE int xlb_ctn4_touch(const struct xlb_ct4_key *k, __u8 tcp_flags, __u64 now,
-			      struct xlb_ct4_val *out)
+XLB_INLINE int xlb_ctn4_touch(const struct xlb_ct4_key *k, __u8 tcp_flags, struct xlb_ct4_val *out)
 {
 	struct xlb_ct4_bucket *b = xlb_ctn4_bucket(k);
 	struct xlb_ct4_val *v;
+	__u64 now;
 	int i;
 
 	/* Most calls are misses (every new flow, traffic that is not balanced):
@@ -120,6 +120,7 @@ XLB_INLINE int xlb_ctn4_touch(const struct xlb_ct4_key *k, __u8 tcp_flags, __u64
 	 * the same key on another CPU is a miss either way. */
 	if (!b || xlb_ctn4_find(b, k) == XLB_CTN_NONE)
 		return 0;
+	now = xlb_now_ns(); /* (no helper call under the lock) */
 	bpf_spin_lock(&b->lock);
 	i = xlb_ctn4_find(b, k);
 	if (i >= 0 && i < XLB_CT_NEW_WAYS) {

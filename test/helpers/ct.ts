@@ -3,8 +3,7 @@
  * hash) and the new-flow tier xlb_ct4_new (buckets, src/ctnew.ts).
  */
 import type { Dataplane } from '../../src/dataplane.js';
-import { LAYOUT, encodeU32, XLB } from '../../src/layout.js';
-import { ct4Bucket } from '../../src/ctnew.js';
+import { LAYOUT, encodeU32 } from '../../src/layout.js';
 
 const KS = LAYOUT.xlb_ct4_key.size;
 const VS = LAYOUT.xlb_ct4_val.size;
@@ -39,16 +38,5 @@ export function ct4Clear(dp: Dataplane): void {
 
 /** Rewrites the value of key in the new-flow tier (the bucket under its lock). */
 export function ct4NewSet(dp: Dataplane, key: Uint8Array, val: Uint8Array): void {
-  const n = dp.native.mapInfo(dp.maps.xlb_ct4_new).maxEntries;
-  const idx = encodeU32(ct4Bucket(key, n));
-  const b = dp.native.mapLookup(dp.maps.xlb_ct4_new, idx, LAYOUT.xlb_ct4_bucket.size, dp.native.constants.BPF_F_LOCK)!;
-  const used = b.readUInt32LE(LAYOUT.xlb_ct4_bucket.offsets.used);
-  for (let w = 0; w < XLB.CT_NEW_WAYS; w++) {
-    const at = LAYOUT.xlb_ct4_bucket.offsets.way + w * LAYOUT.xlb_ct4_way.size;
-    if (!(used & (1 << w)) || !b.subarray(at, at + KS).equals(key)) continue;
-    Buffer.from(val).copy(b, at + LAYOUT.xlb_ct4_way.offsets.val);
-    dp.native.mapUpdate(dp.maps.xlb_ct4_new, idx, b, dp.native.constants.BPF_F_LOCK);
-    return;
-  }
-  throw new Error('ct4NewSet: key not in the new-flow tier');
+  if (!dp.ct4NewUpdate(key, val)) throw new Error('ct4NewSet: key not in the new-flow tier');
 }
