@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 15;
+export const LAYOUT_VERSION = 16;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 
@@ -439,7 +439,7 @@ export function zeroStats(): Stats {
   return { packets: 0n, bytes: 0n, replyPackets: 0n, replyBytes: 0n, newConns: 0n, drops: 0n, rejects: 0n };
 }
 
-/** Sums a per-CPU xlb_stats value (one 56-byte slot per possible CPU). */
+/** Sums ncpus xlb_stats values laid back to back (one per CPU: a per-CPU value, or one id's element of each CPU's row). */
 export function decodeStatsPercpu(b: Buffer, ncpus: number): Stats {
   const o = L.xlb_stats.offsets;
   const s = zeroStats();
