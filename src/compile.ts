@@ -10,7 +10,7 @@
  * - a backend id per (VIP id, backend address:port).
  */
 import type { DesiredState, Hook, LoadBalancer, LogicalRouter, LogicalSwitch, Vip } from './config.js';
-import { lbVipParser } from './config.js';
+import { isValidatedLb, lbVipParser } from './config.js';
 import { isIPv4, parseIPv4, parseIPv4Cidr, parseIPv6, parseIPv6Cidr } from './addr.js';
 import { TableBuilder } from './maglev-pool.js';
 // (its own line: other changes touch the imports above)
@@ -342,6 +342,8 @@ interface VipMemo {
 
 /** The VIPs of one load balancer: in `vips` order, and their index there by key. */
 interface LbMemo {
+  /** The load balancer compiled (the same object next time: unchanged, when validateConfig's). */
+  lb: LoadBalancer;
   byKey: Map<string, number>;
   order: VipMemo[];
   /** The compiled VIPs of `order`, in the same order. */
@@ -380,6 +382,10 @@ interface Memo {
   inScope: Map<string, InScope>;
   fresh: CompiledVip[];
   stale: CompiledVip[];
+  /** The served load balancers' compiled VIPs in order (joined, they are the compile's `vips`). */
+  parts: ReadonlyArray<readonly CompiledVip[]>;
+  /** The (scope, load balancer) records in the order their entries were joined into the compile's `entries`. */
+  segments: readonly InScope[];
 }
 
 /** Counters of compile work (tests check that a small change costs little). */
@@ -584,6 +590,41 @@ function scopeEntry(vm: VipMemo, scope: number, sn: { flags: number; addr: numbe
 }
 
 /**
+ * The compile's `vips`: its parts joined. When the parts are the memo's (in
+ * the same order) but for some VIPs of some of them, the previous compile's
+ * array copied with those VIPs put in (no walk over every part), or that very
+ * array when nothing differs.
+ */
+function joinVips(
+  parts: ReadonlyArray<readonly CompiledVip[]>,
+  patches: ReadonlyMap<number, { base: readonly CompiledVip[]; changed: readonly number[] }>,
+  memo: Memo | null,
+  reuse: Compiled | null,
+): CompiledVip[] {
+  if (memo && reuse && memo.parts.length === parts.length) {
+    let same = true;
+    for (let i = 0; same && i < parts.length; i++) {
+      const was = memo.parts[i]!;
+      if (parts[i] === was) continue;
+      const p = patches.get(i);
+      same = p !== undefined && p.base === was && parts[i]!.length === was.length;
+    }
+    if (same) {
+      if (patches.size === 0) return reuse.vips;
+      const out = reuse.vips.slice();
+      let at = 0;
+      for (let i = 0; i < parts.length; i++) {
+        const p = patches.get(i);
+        if (p) for (const k of p.changed) out[at + k] = parts[i]![k]!;
+        at += parts[i]!.length;
+      }
+      return out;
+    }
+  }
+  return parts.length === 1 ? parts[0]!.slice() : ([] as CompiledVip[]).concat(...parts);
+}
+
+/**
  * Compiles a validated desired state into the contents of every map. `prev`
  * are the ids of the previous apply (kept for unchanged identities).
  *
@@ -674,6 +715,8 @@ export function compile(
 
   /** Each served load balancer's compiled VIPs (its memo's array): joined once at the end, by reference. */
   const vipParts: Array<readonly CompiledVip[]> = [];
+  /** Parts that are a memo part with only the VIPs at `changed` (indexes) other, by their index in vipParts. */
+  const partPatches = new Map<number, { base: readonly CompiledVip[]; changed: readonly number[] }>();
   /** VIPs whose table is to be built (on two threads when many, starting while the others compile). */
   const pending: Array<{ cv: CompiledVip; at: number }> = [];
   const tables = new TableBuilder();
@@ -682,13 +725,22 @@ export function compile(
   const fresh: CompiledVip[] = [];
   const stale: CompiledVip[] = [];
   for (const lb of served) {
+    const old = memo?.byLb.get(lb.name);
+    // The very load balancer compiled last time (validateConfig hands back the same frozen object
+    // for an unchanged one) with the same down backends: nothing of it to look at, not even its options.
+    if (old !== undefined && old.lb === lb && isValidatedLb(lb) && old.downSig === lbDownSig(lb.name)) {
+      vipParts.push(old.cvs);
+      byLb.set(lb.name, old);
+      continue;
+    }
     const lbSig = lbSignature(lb);
     const downSig = lbDownSig(lb.name);
-    const old = memo?.byLb.get(lb.name);
     if (old && old.vips === lb.vips && Object.isFrozen(lb.vips) && old.lbSig === lbSig && old.downSig === downSig) {
       // The same validated VIPs (validateConfig hands back the same object
       // for an unchanged load balancer): nothing of it to look at.
       vipParts.push(old.cvs);
+      // (an equal load balancer, another object: the memo stands for it from now on)
+      old.lb = lb;
       byLb.set(lb.name, old);
       continue;
     }
@@ -711,10 +763,11 @@ export function compile(
       // (an array of the VIPs copied, not a walk over 10⁴ memos scattered in memory)
       const cvs = old.cvs.slice();
       for (const k of list.changed) cvs[k] = derived[k]!.cv;
+      partPatches.set(vipParts.length, { base: old.cvs, changed: list.changed });
       vipParts.push(cvs);
       // (the memo it derives from is needed no more: no chain of earlier memos kept alive)
       old.from = old.changed = undefined;
-      byLb.set(lb.name, { byKey: old.byKey, order: derived, cvs, vips: lb.vips, keys, lbSig, downSig, list, from: old, changed: list.changed });
+      byLb.set(lb.name, { lb, byKey: old.byKey, order: derived, cvs, vips: lb.vips, keys, lbSig, downSig, list, from: old, changed: list.changed });
       continue;
     }
     // The same keys as old's: the indexes of the VIPs that are not old's (as validation would tell).
@@ -748,9 +801,12 @@ export function compile(
         for (const b of was.cv.backends) freedBackends.push(b.id);
       }
     }
-    if (walked && old) old.from = old.changed = undefined;
+    if (walked && old) {
+      old.from = old.changed = undefined;
+      partPatches.set(vipParts.length, { base: old.cvs, changed: walked });
+    }
     vipParts.push(cvs);
-    byLb.set(lb.name, { byKey, order, cvs, vips: lb.vips, keys, lbSig, downSig, list, ...(walked && old ? { from: old, changed: walked } : {}) });
+    byLb.set(lb.name, { lb, byKey, order, cvs, vips: lb.vips, keys, lbSig, downSig, list, ...(walked && old ? { from: old, changed: walked } : {}) });
   }
   /** The memo of VIP `key` (its validated backend `list`) of load balancer `lb`: `was` kept, or compiled. */
   function place(
@@ -790,7 +846,7 @@ export function compile(
     );
     return { key, lbSig, list, downSig: downSigOf(name), cv, entries };
   }
-  const vips: CompiledVip[] = vipParts.length === 1 ? vipParts[0]!.slice() : ([] as CompiledVip[]).concat(...vipParts);
+  const vips = joinVips(vipParts, partPatches, memo, reuse);
   const built = tables.finish();
   for (const p of pending) p.cv.table = built[p.at]!;
   // So do those of load balancers no longer served.
@@ -810,7 +866,10 @@ export function compile(
     prev.scopes,
   );
   const ifaces: CompiledIface[] = [];
-  const entries: CompiledVipEntry[] = [];
+  /** Each (scope, load balancer)'s entries in order, and its record: joined at the end (see joinEntries). */
+  const segments: InScope[] = [];
+  /** Whether every segment has the memo's entries, in the memo's order (so far). */
+  let sameEntries = memo !== null;
   const neigh: CompiledNeigh[] = [];
   const snat: Snat4Entry[] = [];
   const warnings: string[] = [];
@@ -858,14 +917,21 @@ export function compile(
       const inScope = `${scope} ${lbName}`;
       const kept = memo?.inScope.get(inScope);
       const sameNat = kept !== undefined && kept.snFlags === sn.flags && kept.snAddr === sn.addr && kept.hairpin === hairpin && !(sn.flags & XLB.VIP_F_SNAT_BACKEND && a.router);
+      const at = segments.length;
       if (kept && sameNat && lbm !== undefined && lbm.from === kept.lbm && lbm.changed) {
         // The load balancer changed in some VIPs only (see above): its entries here are the kept
         // ones with those VIPs' entries built again (one entry per VIP, in the same order).
         const mine = kept.entries.slice();
-        for (const k of lbm.changed) mine[k] = scopeEntry(lbm.order[k]!, scope, sn, hairpin);
-        for (let k = 0; k < mine.length; k++) entries.push(mine[k]!);
+        let same = sameEntries && memo!.segments[at] === kept;
+        for (const k of lbm.changed) {
+          mine[k] = scopeEntry(lbm.order[k]!, scope, sn, hairpin);
+          if (mine[k] !== kept.entries[k]) same = false;
+        }
+        sameEntries = same;
         if (kept.ipOnly) ipOnly = true;
-        inScopeOut.set(inScope, { lbm, snFlags: sn.flags, snAddr: sn.addr, hairpin, entries: mine, ipOnly: kept.ipOnly });
+        const rec = { lbm, snFlags: sn.flags, snAddr: sn.addr, hairpin, entries: same ? kept.entries : mine, ipOnly: kept.ipOnly };
+        inScopeOut.set(inScope, rec);
+        segments.push(rec);
       } else if (
         kept &&
         lbm === kept.lbm &&
@@ -874,16 +940,18 @@ export function compile(
         kept.hairpin === hairpin &&
         !(sn.flags & XLB.VIP_F_SNAT_BACKEND && a.router)
       ) {
-        for (let k = 0; k < kept.entries.length; k++) entries.push(kept.entries[k]!);
+        if (sameEntries && memo!.segments[at] !== kept) sameEntries = false;
         if (kept.ipOnly) ipOnly = true;
         inScopeOut.set(inScope, kept);
+        segments.push(kept);
       } else {
-        const first = entries.length;
+        sameEntries = false;
+        const mine: CompiledVipEntry[] = [];
         let lbIpOnly = false;
         for (const vm of lbm?.order ?? []) {
           const v = vm.cv;
           const v4 = v.addr6 === undefined;
-          entries.push(scopeEntry(vm, scope, sn, hairpin));
+          mine.push(scopeEntry(vm, scope, sn, hairpin));
           if (v.flags & XLB.VIP_F_IP_ONLY) ipOnly = lbIpOnly = true;
           if (v4 && sn.flags & XLB.VIP_F_SNAT_BACKEND && a.router) {
             // The fallback: the first port with an IPv4 network (networks may be IPv6 too).
@@ -902,7 +970,11 @@ export function compile(
             }
           }
         }
-        if (lbm) inScopeOut.set(inScope, { lbm, snFlags: sn.flags, snAddr: sn.addr, hairpin, entries: entries.slice(first), ipOnly: lbIpOnly });
+        if (lbm) {
+          const rec = { lbm, snFlags: sn.flags, snAddr: sn.addr, hairpin, entries: mine, ipOnly: lbIpOnly };
+          inScopeOut.set(inScope, rec);
+          segments.push(rec);
+        }
       }
       if (sn.flags & XLB.VIP_F_SNAT_CLIENT && a.router) {
         for (const n of a.router.nat) {
@@ -956,8 +1028,15 @@ export function compile(
     backendIds = IdSet.of(vips.flatMap((v) => v.backends.map((b) => b.id)));
   }
 
+  // Every segment the memo's, in its order: the previous compile's very array (the writer sees it unchanged at a glance).
+  let entries: CompiledVipEntry[];
+  if (sameEntries && reuse && segments.length === memo!.segments.length) entries = reuse.entries;
+  else {
+    entries = [];
+    for (const seg of segments) for (let k = 0; k < seg.entries.length; k++) entries.push(seg.entries[k]!);
+  }
   const out: WithMemo = { ids: derivedIds(scopes, vips), ifaces, vips, entries, neigh, snat, warnings };
-  const memoOut: Memo = { byLb, vipIds, backendIds, base: memo ? reuse : null, fresh, stale, inScope: inScopeOut };
+  const memoOut: Memo = { byLb, vipIds, backendIds, base: memo ? reuse : null, fresh, stale, inScope: inScopeOut, parts: vipParts, segments };
   Object.defineProperty(out, MEMO, { value: memoOut, enumerable: false });
   return out;
 }

@@ -721,15 +721,89 @@ function validateSelectionFields(v: unknown, field: string): string[] {
   });
 }
 
+/** A load balancer's input besides `vips`, copied: [key, value] pairs in order, a value a primitive or a list of pairs (an object or array of primitives). */
+type FlatCopy = Array<[string, unknown]>;
+
+/** The copy of `raw` (but `vips`) sameFlat compares against; null when a value is nested deeper (not copied: always validated). */
+function flatCopy(raw: Obj): FlatCopy | null {
+  const out: FlatCopy = [];
+  for (const key of Object.keys(raw)) {
+    if (key === 'vips') continue;
+    const value = raw[key];
+    if (typeof value !== 'object' || value === null) {
+      out.push([key, value]);
+      continue;
+    }
+    if (!Array.isArray(value) && !isObj(value)) return null;
+    const inner: Array<[string, unknown]> = [];
+    for (const k of Object.keys(value)) {
+      const x = (value as Obj)[k];
+      if (typeof x === 'object' && x !== null) return null;
+      inner.push([k, x]);
+    }
+    out.push([key, { array: Array.isArray(value), inner }]);
+  }
+  return out;
+}
+
+/** Whether `raw` (but `vips`) holds what `copy` was copied from: the same keys in the same order, the same values. */
+function sameFlat(raw: Obj, copy: FlatCopy): boolean {
+  let at = 0;
+  for (const key of Object.keys(raw)) {
+    if (key === 'vips') continue;
+    const c = copy[at++];
+    if (c === undefined || c[0] !== key) return false;
+    const value = raw[key];
+    if (typeof value !== 'object' || value === null) {
+      if (value !== c[1]) return false;
+      continue;
+    }
+    const was = c[1] as { array: boolean; inner: Array<[string, unknown]> } | null;
+    if (typeof was !== 'object' || was === null || was.array !== Array.isArray(value) || (!was.array && !isObj(value))) return false;
+    const keys = Object.keys(value);
+    if (keys.length !== was.inner.length) return false;
+    for (let i = 0; i < keys.length; i++) {
+      const [k, x] = was.inner[i]!;
+      if (keys[i] !== k || (value as Obj)[k] !== x) return false;
+    }
+  }
+  return at === copy.length;
+}
+
+/**
+ * The last load balancer validated per name and a copy of its input (but
+ * `vips`): an input equal to that copy whose `vips` validate to the same
+ * object gets that same (frozen) load balancer back, which compile and the
+ * journal take as unchanged at a glance. Bounded like lastVips.
+ */
+const lastLbs = new Map<string, { rest: FlatCopy; lb: LoadBalancer }>();
+/** Load balancers validateConfig handed out frozen (options and lists too): compile may take one it saw before as unchanged. */
+const validatedLbs = new WeakSet<object>();
+
+/** Whether `lb` is a frozen load balancer validateConfig returned (it cannot have changed since). */
+export function isValidatedLb(lb: LoadBalancer): boolean {
+  return validatedLbs.has(lb);
+}
+
 /** Validates one load balancer. */
 function validateLoadBalancer(v: unknown, field: string, names: Set<string>): LoadBalancer {
   const raw = expectObj(v, field, 'a load balancer object');
+  // The same input as this load balancer's last one (besides `vips`, compared by value) whose `vips`
+  // validate to the same object: the same load balancer, as the same object (no other field read again).
+  const last = typeof raw.name === 'string' ? lastLbs.get(raw.name) : undefined;
+  let vips: Record<string, string> | undefined;
+  if (last !== undefined && sameFlat(raw, last.rest)) {
+    expectName(raw.name, keyPath(field, 'name'), 'load balancer', names);
+    vips = validateVips(raw.vips, keyPath(field, 'vips'), last.lb.name);
+    if (vips === last.lb.vips) return last.lb;
+    names.delete(last.lb.name); // (checked again below)
+  }
   checkKeys(raw, field, LB_KEYS, 'a load balancer');
   const allowedOptions = [...LB_OPTIONS.keys()].join(', ');
   const lb: LoadBalancer = {
     name: expectName(raw.name, keyPath(field, 'name'), 'load balancer', names),
     protocol: expectChoice(raw.protocol, keyPath(field, 'protocol'), PROTOCOLS, 'tcp'),
-    vips: validateVips(raw.vips, keyPath(field, 'vips'), typeof raw.name === 'string' ? raw.name : ''),
+    vips: vips ?? validateVips(raw.vips, keyPath(field, 'vips'), typeof raw.name === 'string' ? raw.name : ''),
     options: validateOptions(raw.options, keyPath(field, 'options'), (k) => LB_OPTIONS.get(k), allowedOptions),
     selection_fields: validateSelectionFields(raw.selection_fields, keyPath(field, 'selection_fields')),
   };
@@ -754,6 +828,17 @@ function validateLoadBalancer(v: unknown, field: string, names: Set<string>): Lo
         lb.options.xlb_weights,
       );
     }
+  }
+  const rest = flatCopy(raw);
+  if (rest !== null) {
+    // Frozen, options and lists too: handed out again as it is while its input is unchanged.
+    Object.freeze(lb.options);
+    Object.freeze(lb.selection_fields);
+    if (lb.ip_port_mappings) Object.freeze(lb.ip_port_mappings);
+    Object.freeze(lb);
+    validatedLbs.add(lb);
+    if (lastLbs.size >= LAST_VIPS_MAX) lastLbs.clear();
+    lastLbs.set(lb.name, { rest, lb });
   }
   return lb;
 }
@@ -895,7 +980,14 @@ function validateLbRefs(v: unknown, field: string, lbs: ReadonlyMap<string, Load
   // against the VIP → load balancer index of that check.
   const last = lastOverlapCheck.get(owner);
   if (last && last.lbs.length === objs.length && last.lbs.every((x, i) => x.name === names[i] && x.protocol === objs[i]!.protocol)) {
-    const changed = objs.flatMap((lb, i) => (last.lbs[i]!.vips === lb.vips ? [] : [i]));
+    const changed: number[] = [];
+    for (let i = 0; i < objs.length; i++) {
+      const was = last.lbs[i]!;
+      if (was.vips === objs[i]!.vips) continue;
+      // The same keys (only backend lists changed): the same VIP identities, nothing to check again.
+      if (vipList(was.vips).keys === vipList(objs[i]!.vips).keys) was.vips = objs[i]!.vips;
+      else changed.push(i);
+    }
     if (changed.length === 0) return names;
     for (const i of changed) for (const id of identities(last.lbs[i]!)) if (last.owners.get(id) === names[i]) last.owners.delete(id);
     let clash = false;

@@ -117,7 +117,8 @@ export function desiredDelta(a: DesiredState, b: DesiredState): Pick<StateDelta,
   for (const lb of b.load_balancers) {
     const o = old.get(lb.name);
     old.delete(lb.name);
-    if (o && o.vips === lb.vips && same(withoutVips(o), withoutVips(lb))) continue;
+    // (validateConfig hands back the same object for an unchanged load balancer)
+    if (o === lb || (o && o.vips === lb.vips && same(withoutVips(o), withoutVips(lb)))) continue;
     lbs.push({ name: lb.name, lb: withoutVips(lb), vips: o ? vipsDelta(o.vips, lb.vips) : { ...lb.vips } });
   }
   for (const name of old.keys()) lbs.push({ name, lb: null });

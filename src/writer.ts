@@ -532,9 +532,20 @@ function planFromPrev(
       if (o) stale.set(o.name, o);
     }
   }
+  // A VIP whose name changed but not its id (its load balancer's protocol changed: compile keeps
+  // the VIP's id and backend ids) is the old one changed: paired by id, else the old one's removal
+  // would delete the backends and table just written under the same ids.
+  let staleById: Map<number, CompiledVip> | null = null;
+  let freshNames: Set<string> | null = null;
   const pairs: Array<[CompiledVip | null, CompiledVip]> = [];
   for (const v of fresh) {
     let o = stale.get(v.name) ?? null;
+    if (o === null && stale.size > 0) {
+      staleById ??= new Map([...stale.values()].map((x) => [x.id, x]));
+      const same = staleById.get(v.id);
+      if (same !== undefined && stale.get(same.name) === same && !(freshNames ??= new Set(fresh.map((f) => f.name))).has(same.name)) o = same;
+      if (o) stale.delete(o.name);
+    }
     stale.delete(v.name);
     if (o === v) continue;
     if (o && o.id !== v.id) {
@@ -659,7 +670,8 @@ function planFromPrev(
   // 3. VIP entries: those that are not the same objects, diffed by key
   // (and those of a VIP whose table moved to another size class).
   let same = c.entries.length === prev.entries.length && resized.size === 0;
-  for (let i = 0; same && i < c.entries.length; i++) same = c.entries[i] === prev.entries[i];
+  // (compile hands back the previous array itself when every entry is the same)
+  for (let i = 0; same && c.entries !== prev.entries && i < c.entries.length; i++) same = c.entries[i] === prev.entries[i];
   if (!same) {
     const nowSet = new Set(c.entries);
     const beforeSet = new Set(prev.entries);

@@ -387,7 +387,9 @@ export class Xlb {
         ?.options.ct_flush === 'true';
     // No load balancer flushes (OVN's default): nothing to look at.
     const flushing = (d: DesiredState): boolean => d.load_balancers.some((l) => l.options.ct_flush === 'true');
-    if (!flushing(desired) && !flushing(this.state.desired)) return 0;
+    // (compiled from the last compile: only the VIPs it replaced or removed can have lost backends)
+    const changes = this.lastCompiled ? vipChanges(compiled, this.lastCompiled) : null;
+    if (changes ? !changes.stale.some((v) => flushOf(v.lb)) : !flushing(desired) && !flushing(this.state.desired)) return 0;
     const now = new Set(compiled.vips.flatMap((v) => v.backends.map((b) => `${v.id}/${b.id}`)));
     const gone = new Set<string>();
     for (const v of this.state.vips) {
