@@ -291,7 +291,8 @@ struct xlb_neigh6_key {
 	__u32 scope;   /* the router's scope */
 };
 
-/* Value of xlb_vip_stats and xlb_backend_stats (per-CPU arrays). */
+/* Value of xlb_vip_stats and xlb_backend_stats: plain arrays holding a row of
+ * ids per CPU (element cpu * ids + id, lib/stats.h), summed by the control plane. */
 struct xlb_stats {
 	__u64 packets;       /* client->VIP packets rewritten */
 	__u64 bytes;         /* their bytes (L2 frame length) */

@@ -444,7 +444,7 @@ export function zeroStats(): Stats {
   return { packets: 0n, bytes: 0n, replyPackets: 0n, replyBytes: 0n, newConns: 0n, drops: 0n, rejects: 0n };
 }
 
-/** Sums a per-CPU xlb_stats value (one 56-byte slot per possible CPU). */
+/** Sums ncpus xlb_stats values laid back to back (one per CPU: a per-CPU value, or one id's element of each CPU's row). */
 export function decodeStatsPercpu(b: Buffer, ncpus: number): Stats {
   const o = L.xlb_stats.offsets;
   const s = zeroStats();

@@ -94,6 +94,8 @@ export interface OpenObjectOptions {
   pinRoot?: string;
   /** bpf_map__set_max_entries(name, n) before load; an unknown name throws ENOENT */
   maxEntries?: Record<string, number>;
+  /** initial values of `const volatile __u32` globals (.rodata, frozen at load); an unknown name throws ENOENT */
+  rodata?: Record<string, number>;
 }
 
 export interface OpenedObject {
@@ -278,8 +280,9 @@ export interface XlbNative {
   mapUpdateBatch(fd: number, keys: Uint8Array, values: Uint8Array, count: number, flags?: number): number;
   /** Writes `data` at the start of an mmap-able array's value area (elements are round_up(value_size, 8) bytes apart). */
   mapMmapWrite(fd: number, data: Uint8Array): void;
-  /** Reads the first `length` bytes of an mmap-able array's value area. */
-  mapMmapRead(fd: number, length: number): Buffer;
+  /** Reads `length` bytes of an mmap-able array's value area from byte `offset` (default 0); only the pages
+   *  holding them are mapped. */
+  mapMmapRead(fd: number, length: number, offset?: number): Buffer;
   /** Sets the u32 at byte 4 * words[i] of an mmap-able array's value area to values[i] (u32, little-endian),
    *  in order, each with one aligned 32-bit store (a concurrent reader sees the old or the new value, never a mix). */
   mapMmapWriteWords(fd: number, words: Uint8Array, values: Uint8Array): void;

@@ -422,14 +422,16 @@ export class Xlb {
       for (const lb of lr.load_balancer) servedBy.set(lb, [...(servedBy.get(lb) ?? []), `router ${lr.name}`]);
     }
     const lbs = new Map(this.state.desired.load_balancers.map((l) => [l.name, l]));
+    const vipStats = dp.statsOf('vip', this.state.vips.map((v) => v.id));
+    const backendStats = dp.statsOf('backend', this.state.vips.flatMap((v) => v.backends.map((b) => b.id)));
     const vips = this.state.vips.map((v) => {
       const lb = lbs.get(v.lb);
       const hairpin = lb?.options.hairpin_snat_ip?.split(' ').find((x) => x.includes('.'));
       const v6 = v.vip.startsWith('[') || (v.vip.match(/:/g)?.length ?? 0) > 1; // source NAT is IPv4 only
       return {
         ...v,
-        stats: dp.vipStats(v.id),
-        backends: v.backends.map((b) => ({ ...b, stats: dp.backendStats(b.id) })),
+        stats: vipStats.get(v.id)!,
+        backends: v.backends.map((b) => ({ ...b, stats: backendStats.get(b.id)! })),
         servedBy: servedBy.get(v.lb) ?? [],
         snat: lb
           ? this.state.desired.logical_routers
