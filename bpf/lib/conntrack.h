@@ -77,13 +77,13 @@ XLB_INLINE void xlb_ct4_other(const struct xlb_ct4_key *k, const struct xlb_ct4_
 /* A hit in the new-flow tier (ctnew.h): follows the TCP state like
  * xlb_ct4_hit, copies the entry to v, and moves the flow (both directions) to
  * xlb_ct4 when this packet confirms it. Returns 1 on a hit, else 0. */
-XLB_INLINE int xlb_ct4_hit_new(const struct xlb_pkt4 *p, struct xlb_ct4_val *v)
+XLB_INLINE int xlb_ct4_hit_new(const struct xlb_pkt4 *p, __u32 hash, struct xlb_ct4_val *v)
 {
 	const struct xlb_ct4_key *k = &p->tuple;
 	struct xlb_ct4_key ok;
 	struct xlb_ct4_val ov;
 
-	if (!xlb_ctn4_touch(k, p->tcp_flags, v))
+	if (!xlb_ctn4_touch(k, hash, p->tcp_flags, v))
 		return 0;
 	xlb_ct4_other(k, v, &ok, &ov);
 	if (!xlb_ct_confirms(v->dir, k->proto, p->tcp_flags)) {
@@ -139,21 +139,26 @@ XLB_INLINE void xlb_ct4_init_fwd(const struct xlb_pkt4 *p, struct xlb_ct4_val *f
 	fwd->last_seen_ns = xlb_now_ns();
 }
 
-/* Records a newly balanced flow in both directions, in the new-flow tier.
- * Returns 0 or a negative errno. */
-XLB_INLINE int xlb_ct4_create(const struct xlb_pkt4 *p, struct xlb_ct4_val *fwd)
+/* Records a newly balanced flow (hash: its key's) in both directions, in the
+ * new-flow tier. Returns 0 or a negative errno. */
+XLB_INLINE int xlb_ct4_create(const struct xlb_pkt4 *p, __u32 hash, struct xlb_ct4_val *fwd)
 {
 	const struct xlb_ct4_key *k = &p->tuple;
 	struct xlb_ct4_key rk;
 	struct xlb_ct4_val rv;
+	__u32 rhash;
 	int err;
 
 	xlb_ct4_init_fwd(p, fwd);
 	xlb_ct4_other(k, fwd, &rk, &rv);
-	err = xlb_ctn4_put(&rk, &rv, 0);
+	rhash = xlb_ct4_key_hash(&rk);
+	/* k's bucket is in cache (its miss was just checked); the reverse key's
+	 * is on its way while k's entry is written. */
+	xlb_ctn4_prefetch(rhash);
+	err = xlb_ctn4_put(k, hash, fwd, 0);
 	if (err)
 		return err;
-	return xlb_ctn4_put(k, fwd, 0);
+	return xlb_ctn4_put(&rk, rhash, &rv, 0);
 }
 
 /* Records a newly balanced, source-NATed flow (fwd->snat_addr set), in the
@@ -164,7 +169,7 @@ XLB_INLINE int xlb_ct4_create(const struct xlb_pkt4 *p, struct xlb_ct4_val *fwd)
  * by lookup first, which the filter of ctseen.h spares for a key the
  * established tier surely does not hold), so two flows never share a reverse key. Returns 0, -EEXIST
  * when no port was free, or a negative errno. */
-XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, struct xlb_ct4_val *fwd)
+XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, __u32 hash, struct xlb_ct4_val *fwd)
 {
 	const struct xlb_ct4_key *k = &p->tuple;
 	struct xlb_ct4_key rk;
@@ -187,13 +192,13 @@ XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, struct xlb_ct4_val 
 			err = -EEXIST;
 			continue;
 		}
-		err = xlb_ctn4_put(&rk, &rv, 1);
+		err = xlb_ctn4_put(&rk, xlb_ct4_key_hash(&rk), &rv, 1);
 		if (err != -EEXIST)
 			break;
 	}
 	if (err)
 		return err;
-	return xlb_ctn4_put(k, fwd, 0);
+	return xlb_ctn4_put(k, hash, fwd, 0);
 }
 
 #endif /* XLB_CONNTRACK_H */

@@ -28,15 +28,31 @@ struct bpf_map___xlb {
 	__u32 max_entries;
 } __attribute__((preserve_access_index));
 
-XLB_INLINE struct xlb_ct4_bucket *xlb_ctn4_bucket(const struct xlb_ct4_key *k)
+/* The bucket of a key whose hash (xlb_ct4_key_hash) is hash. */
+XLB_INLINE struct xlb_ct4_bucket *xlb_ctn4_bucket_of(__u32 hash)
 {
 	__u32 n = ((struct bpf_map___xlb *)&xlb_ct4_new)->max_entries;
 	__u32 i;
 
 	if (!n)
 		return NULL;
-	i = xlb_hash_tuple4(k->saddr, k->daddr, k->sport, k->dport, k->proto) % n;
+	i = hash % n;
 	return xlb_lookup(&xlb_ct4_new, &i);
+}
+
+XLB_INLINE struct xlb_ct4_bucket *xlb_ctn4_bucket(const struct xlb_ct4_key *k)
+{
+	return xlb_ctn4_bucket_of(xlb_ct4_key_hash(k));
+}
+
+/* Starts loading the bucket of hash (its first line: lock, used mask, the
+ * first way) for an access a little later. The lock itself cannot be read. */
+XLB_INLINE void xlb_ctn4_prefetch(__u32 hash)
+{
+	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hash);
+
+	if (b)
+		xlb_touch(&b->used);
 }
 
 XLB_INLINE int xlb_ct4_key_eq(const struct xlb_ct4_key *a, const struct xlb_ct4_key *b)
@@ -86,12 +102,13 @@ XLB_INLINE void xlb_ctn4_store(struct xlb_ct4_bucket *b, int i, const struct xlb
 	b->used |= 1u << i;
 }
 
-/* Records k -> v. With noexist, an existing k is left alone and -EEXIST
- * returned. Returns 0, -EEXIST or -ENOENT (no bucket). Out of line: the
- * balancing path that calls it is deepest in the 512-byte stack budget. */
-XLB_NOINLINE int xlb_ctn4_put(const struct xlb_ct4_key *k, const struct xlb_ct4_val *v, int noexist)
+/* Records k (whose hash is hash) -> v. With noexist, an existing k is left
+ * alone and -EEXIST returned. Returns 0, -EEXIST or -ENOENT (no bucket). Out
+ * of line: the balancing path that calls it is deepest in the 512-byte stack
+ * budget. */
+XLB_NOINLINE int xlb_ctn4_put(const struct xlb_ct4_key *k, __u32 hash, const struct xlb_ct4_val *v, int noexist)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_bucket(k);
+	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hash);
 	int i, err = 0;
 
 	if (!b)
@@ -106,11 +123,11 @@ XLB_NOINLINE int xlb_ctn4_put(const struct xlb_ct4_key *k, const struct xlb_ct4_
 	return err;
 }
 
-/* A packet of flow k: refreshes the entry's clock and TCP state and copies
- * the entry to out. Returns 1 when k is present, else 0. */
-XLB_INLINE int xlb_ctn4_touch(const struct xlb_ct4_key *k, __u8 tcp_flags, struct xlb_ct4_val *out)
+/* A packet of flow k (whose hash is hash): refreshes the entry's clock and
+ * TCP state and copies the entry to out. Returns 1 when k is present, else 0. */
+XLB_INLINE int xlb_ctn4_touch(const struct xlb_ct4_key *k, __u32 hash, __u8 tcp_flags, struct xlb_ct4_val *out)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_bucket(k);
+	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hash);
 	struct xlb_ct4_val *v;
 	__u64 now;
 	int i;

@@ -33,14 +33,19 @@
 /* Which copy of the filter answers lookups (a rebuild fills the other). */
 #define XLB_CT_SEEN_COPY(i) ((i) & (XLB_CT_SEEN_FILTERS - 1))
 
-/* The filter word of key k and its bit in that word. */
-XLB_INLINE struct xlb_ct_seen_word *xlb_ct4_seen_word(const struct xlb_ct4_key *k, __u64 *bit)
+/* The filter word of a key whose hash (xlb_ct4_key_hash) is h, and its bit
+ * in that word. */
+XLB_INLINE struct xlb_ct_seen_word *xlb_ct4_seen_word_of(__u32 h, __u64 *bit)
 {
-	__u32 h = xlb_hash_tuple4(k->saddr, k->daddr, k->sport, k->dport, k->proto);
 	__u32 i = (h / XLB_CT_SEEN_WORD_BITS) & (XLB_CT_SEEN_WORDS - 1);
 
 	*bit = 1ULL << (h % XLB_CT_SEEN_WORD_BITS);
 	return xlb_lookup(&xlb_ct4_seen, &i);
+}
+
+XLB_INLINE struct xlb_ct_seen_word *xlb_ct4_seen_word(const struct xlb_ct4_key *k, __u64 *bit)
+{
+	return xlb_ct4_seen_word_of(xlb_ct4_key_hash(k), bit);
 }
 
 /* Sets bit in copy c of w (an atomic OR: other CPUs set bits of the same word). */
@@ -79,8 +84,8 @@ XLB_INLINE long xlb_ct4_put_est(const struct xlb_ct4_key *k, const struct xlb_ct
 	return err;
 }
 
-/* 0 when the established tier surely does not hold k, else 1. */
-XLB_INLINE int xlb_ct4_seen_maybe(const struct xlb_ct4_key *k)
+/* 0 when the established tier surely does not hold the key whose hash is h, else 1. */
+XLB_INLINE int xlb_ct4_seen_maybe_h(__u32 h)
 {
 	__u32 zero = 0;
 	struct xlb_ct_seen_ctl *c = xlb_lookup(&xlb_ct4_seen_ctl, &zero);
@@ -89,20 +94,23 @@ XLB_INLINE int xlb_ct4_seen_maybe(const struct xlb_ct4_key *k)
 
 	if (!c)
 		return 1;
-	w = xlb_ct4_seen_word(k, &bit);
+	w = xlb_ct4_seen_word_of(h, &bit);
 	if (!w)
 		return 1;
 	return (w->bits[XLB_CT_SEEN_COPY(c->active)] & bit) != 0;
 }
 
-/* Whether a packet may skip the established tier: a TCP SYN without ACK (the
- * first packet of a flow) whose key the tier surely does not hold. */
-XLB_INLINE int xlb_ct4_skip_est(const struct xlb_pkt4 *p)
+XLB_INLINE int xlb_ct4_seen_maybe(const struct xlb_ct4_key *k)
 {
-	if (p->tuple.proto != IPPROTO_TCP ||
-	    (p->tcp_flags & (XLB_TCP_FLAG_SYN | XLB_TCP_FLAG_ACK)) != XLB_TCP_FLAG_SYN)
-		return 0;
-	return !xlb_ct4_seen_maybe(&p->tuple);
+	return xlb_ct4_seen_maybe_h(xlb_ct4_key_hash(k));
+}
+
+/* Whether the packet is a TCP SYN without ACK: the first packet of a flow,
+ * which may skip the established tier (xlb_ct4_seen_maybe_h). */
+XLB_INLINE int xlb_ct4_opens(const struct xlb_pkt4 *p)
+{
+	return p->tuple.proto == IPPROTO_TCP &&
+	       (p->tcp_flags & (XLB_TCP_FLAG_SYN | XLB_TCP_FLAG_ACK)) == XLB_TCP_FLAG_SYN;
 }
 
 /* ---- the rebuild (xlb_ct4_seen_rebuild in xlb.bpf.c) ---- */

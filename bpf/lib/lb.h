@@ -122,7 +122,7 @@ XLB_INLINE enum xlb_verdict xlb_apply_ct4(void *ctx, enum xlb_hook hook, enum xl
 }
 
 XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const struct xlb_pkt4 *p,
-					 __u32 ifindex)
+					 __u32 ifindex, __u32 hash)
 {
 	struct xlb_ct4_val fwd = {};
 	struct xlb_backend4 *be;
@@ -137,7 +137,7 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 	if (!vip)
 		return XLB_V_PASS;
 
-	be = xlb_backend_pick(p, vip, &backend_id);
+	be = xlb_backend_pick(p, vip, hash, &backend_id);
 	if (!be)
 		return xlb_no_backend(vip);
 	xlb_count_new_flow(p->tuple.proto, p->tcp_flags);
@@ -149,14 +149,14 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 	fwd.snat_addr = xlb_snat4_pick(p, vip, be, ifc->scope, &fwd.flags);
 	if (fwd.snat_addr) {
 		/* Without both entries the reply could not be un-NATed: drop. */
-		int err = xlb_ct4_create_snat(p, &fwd);
+		int err = xlb_ct4_create_snat(p, hash, &fwd);
 
 		if (err) {
 			xlb_count(err == -EEXIST ? XLB_G_SNAT_NO_PORT : XLB_G_CT_FULL);
 			return XLB_V_DROP;
 		}
 		xlb_count(XLB_G_SNAT);
-	} else if (xlb_ct4_create(p, &fwd)) {
+	} else if (xlb_ct4_create(p, hash, &fwd)) {
 		xlb_count(XLB_G_CT_FULL);
 	}
 
@@ -173,24 +173,26 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 
 /* New flows out of line (one BPF subprogram per hook): the balancing path's
  * stack (conntrack entries, source NAT) stays out of the frames above it. */
-XLB_NOINLINE enum xlb_verdict xlb_balance4_tc(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 ifindex)
+XLB_NOINLINE enum xlb_verdict xlb_balance4_tc(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 ifindex,
+						__u32 hash)
 {
-	return xlb_balance4(skb, XLB_HOOK_TC, p, ifindex);
+	return xlb_balance4(skb, XLB_HOOK_TC, p, ifindex, hash);
 }
 
-XLB_NOINLINE enum xlb_verdict xlb_balance4_xdp(struct xdp_md *xdp, const struct xlb_pkt4 *p, __u32 ifindex)
+XLB_NOINLINE enum xlb_verdict xlb_balance4_xdp(struct xdp_md *xdp, const struct xlb_pkt4 *p, __u32 ifindex,
+						 __u32 hash)
 {
-	return xlb_balance4(xdp, XLB_HOOK_XDP, p, ifindex);
+	return xlb_balance4(xdp, XLB_HOOK_XDP, p, ifindex, hash);
 }
 
 /* A packet the established tier does not know: a flow of the new-flow tier
  * (ctnew.h) is rewritten as recorded; XLB_V_UNTRACKED when it is not there. */
 XLB_INLINE enum xlb_verdict xlb_new_tier4(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
-					  const struct xlb_pkt4 *p)
+					  const struct xlb_pkt4 *p, __u32 hash)
 {
 	struct xlb_ct4_val ct;
 
-	if (!xlb_ct4_hit_new(p, &ct))
+	if (!xlb_ct4_hit_new(p, hash, &ct))
 		return XLB_V_UNTRACKED;
 	xlb_count(XLB_G_CT_HIT);
 	return xlb_apply_ct4(ctx, hook, stage, p, &ct);
@@ -199,29 +201,29 @@ XLB_INLINE enum xlb_verdict xlb_new_tier4(void *ctx, enum xlb_hook hook, enum xl
 /* Out of line (one BPF subprogram per hook and stage): the new-flow tier's
  * stack (copies of its entries) stays out of the main frame, whose 512-byte
  * budget the IPv6 subprograms share; established flows never call it. */
-XLB_NOINLINE enum xlb_verdict xlb_new_tier4_tc_in(struct __sk_buff *skb, const struct xlb_pkt4 *p)
+XLB_NOINLINE enum xlb_verdict xlb_new_tier4_tc_in(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 hash)
 {
-	return xlb_new_tier4(skb, XLB_HOOK_TC, XLB_STAGE_INGRESS, p);
+	return xlb_new_tier4(skb, XLB_HOOK_TC, XLB_STAGE_INGRESS, p, hash);
 }
 
-XLB_NOINLINE enum xlb_verdict xlb_new_tier4_tc_eg(struct __sk_buff *skb, const struct xlb_pkt4 *p)
+XLB_NOINLINE enum xlb_verdict xlb_new_tier4_tc_eg(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 hash)
 {
-	return xlb_new_tier4(skb, XLB_HOOK_TC, XLB_STAGE_EGRESS, p);
+	return xlb_new_tier4(skb, XLB_HOOK_TC, XLB_STAGE_EGRESS, p, hash);
 }
 
-XLB_NOINLINE enum xlb_verdict xlb_new_tier4_xdp(struct xdp_md *xdp, const struct xlb_pkt4 *p)
+XLB_NOINLINE enum xlb_verdict xlb_new_tier4_xdp(struct xdp_md *xdp, const struct xlb_pkt4 *p, __u32 hash)
 {
-	return xlb_new_tier4(xdp, XLB_HOOK_XDP, XLB_STAGE_INGRESS, p);
+	return xlb_new_tier4(xdp, XLB_HOOK_XDP, XLB_STAGE_INGRESS, p, hash);
 }
 
 XLB_INLINE enum xlb_verdict xlb_new_tier4_call(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
-					       const struct xlb_pkt4 *p)
+					       const struct xlb_pkt4 *p, __u32 hash)
 {
 	if (hook == XLB_HOOK_XDP)
-		return xlb_new_tier4_xdp(ctx, p);
+		return xlb_new_tier4_xdp(ctx, p, hash);
 	if (stage == XLB_STAGE_INGRESS)
-		return xlb_new_tier4_tc_in(ctx, p);
-	return xlb_new_tier4_tc_eg(ctx, p);
+		return xlb_new_tier4_tc_in(ctx, p, hash);
+	return xlb_new_tier4_tc_eg(ctx, p, hash);
 }
 
 /* The whole pipeline for one frame. len is the frame's full length. */
@@ -231,6 +233,7 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 	struct xlb_pkt4 p;
 	struct xlb_ct4_val *ct;
 	enum xlb_verdict v;
+	__u32 hash = 0;
 
 	xlb_count(XLB_G_PACKETS);
 	switch (xlb_parse4(data, data_end, len, &p)) {
@@ -252,25 +255,36 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 		return XLB_V_PASS;
 	}
 
-	/* A new flow's SYN skips the established tier when its filter allows. */
-	if (xlb_ct4_skip_est(&p)) {
-		xlb_count(XLB_G_CT_SKIP);
-		ct = NULL;
+	/* A new flow's SYN skips the established tier when its filter allows.
+	 * The key's hash, computed once past the established tier, serves the
+	 * filter, the new-flow tier and Maglev. */
+	if (xlb_ct4_opens(&p)) {
+		hash = xlb_ct4_key_hash(&p.tuple);
+		/* Its new-flow tier bucket is read next: on its way while the filter is. */
+		xlb_ctn4_prefetch(hash);
+		if (!xlb_ct4_seen_maybe_h(hash)) {
+			xlb_count(XLB_G_CT_SKIP);
+			goto untracked;
+		}
+		ct = xlb_ct4_hit(&p);
 	} else {
 		ct = xlb_ct4_hit(&p);
+		if (!ct)
+			hash = xlb_ct4_key_hash(&p.tuple);
 	}
 	if (ct) {
 		xlb_count(XLB_G_CT_HIT);
 		return xlb_apply_ct4(ctx, hook, stage, &p, ct);
 	}
-	v = xlb_new_tier4_call(ctx, hook, stage, &p);
+untracked:
+	v = xlb_new_tier4_call(ctx, hook, stage, &p, hash);
 	if (v != XLB_V_UNTRACKED)
 		return v;
 	if (stage != XLB_STAGE_INGRESS)
 		return XLB_V_PASS;
 	if (hook == XLB_HOOK_XDP)
-		return xlb_balance4_xdp(ctx, &p, ifindex);
-	return xlb_balance4_tc(ctx, &p, ifindex);
+		return xlb_balance4_xdp(ctx, &p, ifindex, hash);
+	return xlb_balance4_tc(ctx, &p, ifindex, hash);
 }
 
 #endif /* XLB_LB_H */

@@ -33,12 +33,12 @@ XLB_INLINE struct xlb_vip_val *xlb_vip4_find(const struct xlb_pkt4 *p, const str
 	return xlb_lookup(&xlb_vip4, &vk);
 }
 
-/* The hash a VIP's selection_fields ask for (the 5-tuple by default). */
-XLB_INLINE __u32 xlb_flow_hash4(const struct xlb_pkt4 *p, __u8 fields)
+/* The hash a VIP's selection_fields ask for: by default the 5-tuple's,
+ * tuple_hash (xlb_ct4_key_hash of the packet's tuple, computed by the caller). */
+XLB_INLINE __u32 xlb_flow_hash4(const struct xlb_pkt4 *p, __u8 fields, __u32 tuple_hash)
 {
 	if (!fields)
-		return xlb_hash_tuple4(p->tuple.saddr, p->tuple.daddr, p->tuple.sport,
-				       p->tuple.dport, p->tuple.proto);
+		return tuple_hash;
 	return xlb_hash_fields4(p->tuple.saddr, p->tuple.daddr, p->tuple.sport, p->tuple.dport,
 				p->eth->h_source, p->eth->h_dest, fields);
 }
@@ -63,11 +63,13 @@ XLB_INLINE struct xlb_backend4 *xlb_affinity4_get(const struct xlb_affinity4_key
 	return be;
 }
 
-/* Picks the backend of a new flow; returns its id and entry, or NULL when the
+/* Picks the backend of a new flow (tuple_hash: its 5-tuple's xlb_ct4_key_hash);
+ * returns its id and entry, or NULL when the
  * VIP has no usable backend. With affinity, a client's new flows follow its
  * last one until affinity_timeout_s passes without a new flow. */
 XLB_INLINE struct xlb_backend4 *xlb_backend_pick(const struct xlb_pkt4 *p,
-						 const struct xlb_vip_val *vip, __u32 *backend_id)
+						 const struct xlb_vip_val *vip, __u32 tuple_hash,
+						 __u32 *backend_id)
 {
 	struct xlb_affinity4_key ak = { .client = p->tuple.saddr, .vip_id = vip->vip_id };
 	struct xlb_backend4 *be;
@@ -82,7 +84,7 @@ XLB_INLINE struct xlb_backend4 *xlb_backend_pick(const struct xlb_pkt4 *p,
 	}
 	/* The counters this flow will update: loaded while the table is read. */
 	xlb_touch(xlb_vip_stats_of(ak.vip_id));
-	id = xlb_maglev_pick(vip->vip_id, vip->table_class, vip->table_m, xlb_flow_hash4(p, vip->hash_fields));
+	id = xlb_maglev_pick(vip->vip_id, vip->table_class, vip->table_m, xlb_flow_hash4(p, vip->hash_fields, tuple_hash));
 	if (id == XLB_BACKEND_NONE)
 		return NULL;
 	*backend_id = id;
