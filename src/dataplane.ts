@@ -46,6 +46,8 @@ export const MAP_NAMES = [
   'xlb_backends',
   'xlb_ct4',
   'xlb_ct4_new',
+  'xlb_ct4_seen',
+  'xlb_ct4_seen_ctl',
   'xlb_affinity4',
   'xlb_ifaces',
   'xlb_neigh4',
@@ -62,7 +64,7 @@ export const MAP_NAMES = [
 ] as const;
 export type KernelMapName = (typeof MAP_NAMES)[number];
 
-export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_reply'] as const;
+export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_reply', 'xlb_ct4_seen_rebuild'] as const;
 export type ProgName = (typeof PROG_NAMES)[number];
 
 /** Capacities that may be set before the object is first loaded. */
@@ -84,6 +86,10 @@ export interface DataplaneOptions {
 export function defaultObjectPath(): string {
   return join(packageRoot(), 'build', 'bpf', 'xlb.bpf.o');
 }
+
+/** The kinds of counters, and the .rodata variable holding each one's row length (bpf/lib/maps.h). */
+export type StatsKind = 'vip' | 'backend';
+const STATS_IDS: Record<StatsKind, string> = { vip: 'xlb_vip_stats_ids', backend: 'xlb_backend_stats_ids' };
 
 const PROG_PIN_PREFIX = 'prog_';
 /* bpffs holds only BPF objects (and refuses names with a dot): what xlb must
@@ -122,6 +128,8 @@ export class Dataplane {
   readonly outerWrites = { batches: 0, single: 0 };
   private readonly fds: number[] = [];
   private readonly handle: number | null;
+  /** statsRows, by kind (max_entries never changes). */
+  private readonly rows = new Map<StatsKind, { fd: number; ids: number; cpus: number }>();
 
   private constructor(
     native: XlbNative,
@@ -193,14 +201,19 @@ export class Dataplane {
       maxEntries.xlb_vip4 = opts.mapSizes.vips;
       maxEntries.xlb_vip6 = opts.mapSizes.vips;
       for (const m of MAGLEV_MAPS) maxEntries[m] = opts.mapSizes.vips;
-      maxEntries.xlb_vip_stats = opts.mapSizes.vips;
     }
     if (opts.mapSizes?.backends) {
       maxEntries.xlb_backends = opts.mapSizes.backends;
       maxEntries.xlb_backends6 = opts.mapSizes.backends;
-      maxEntries.xlb_backend_stats = opts.mapSizes.backends;
     }
-    const obj = native.openObject(objectPath, { pinRoot, maxEntries });
+    // The counters: a row of ids per possible CPU (bpf/lib/stats.h), the row length in .rodata.
+    const cpus = native.numPossibleCpus();
+    const vipIds = opts.mapSizes?.vips ?? native.constants.XLB_MAX_VIPS;
+    const backendIds = opts.mapSizes?.backends ?? native.constants.XLB_MAX_BACKENDS;
+    maxEntries.xlb_vip_stats = vipIds * cpus;
+    maxEntries.xlb_backend_stats = backendIds * cpus;
+    const rodata = { [STATS_IDS.vip]: vipIds, [STATS_IDS.backend]: backendIds };
+    const obj = native.openObject(objectPath, { pinRoot, maxEntries, rodata });
     const maps = {} as Record<KernelMapName, number>;
     for (const m of MAP_NAMES) {
       const info = obj.maps.find((x) => x.name === m);
@@ -236,17 +249,45 @@ export class Dataplane {
   }
 
   vipStats(vipId: number): Stats {
-    return this.stats(this.maps.xlb_vip_stats, vipId);
+    return this.statsOf('vip', [vipId]).get(vipId)!;
   }
 
   backendStats(backendId: number): Stats {
-    return this.stats(this.maps.xlb_backend_stats, backendId);
+    return this.statsOf('backend', [backendId]).get(backendId)!;
   }
 
-  /** One id's per-CPU counters, summed (an id never written reads as zero). */
-  private stats(fd: number, id: number): Stats {
-    const v = this.native.mapLookup(fd, encodeU32(id), this.percpuSize(LAYOUT.xlb_stats.size));
-    return v ? decodeStatsPercpu(v, this.native.numPossibleCpus()) : zeroStats();
+  /** The counter map of a kind and its row length (ids per CPU): max_entries = possible CPUs × ids. */
+  statsRows(kind: StatsKind): { fd: number; ids: number; cpus: number } {
+    let r = this.rows.get(kind);
+    if (!r) {
+      const fd = kind === 'vip' ? this.maps.xlb_vip_stats : this.maps.xlb_backend_stats;
+      const cpus = this.native.numPossibleCpus();
+      r = { fd, ids: this.native.mapInfo(fd).maxEntries / cpus, cpus };
+      this.rows.set(kind, r);
+    }
+    return r;
+  }
+
+  /** Counters of many ids of a kind, each CPU's row summed: the span of ids each row holds is read
+   *  through mmap once per CPU. An id never counted (or past the rows) reads as zero. */
+  statsOf(kind: StatsKind, idList: readonly number[]): Map<number, Stats> {
+    const out = new Map<number, Stats>();
+    const { fd, ids, cpus } = this.statsRows(kind);
+    const inRows = idList.filter((id) => id < ids);
+    for (const id of idList) out.set(id, zeroStats());
+    if (inRows.length === 0) return out;
+    const lo = inRows.reduce((a, b) => Math.min(a, b));
+    const span = inRows.reduce((a, b) => Math.max(a, b)) - lo + 1;
+    const size = LAYOUT.xlb_stats.size;
+    for (let c = 0; c < cpus; c++) {
+      const row = this.native.mapMmapRead(fd, span * size, (c * ids + lo) * size);
+      for (const id of inRows) {
+        const s = decodeStatsPercpu(row.subarray((id - lo) * size, (id - lo + 1) * size), 1);
+        const t = out.get(id)!;
+        for (const k of Object.keys(s) as Array<keyof Stats>) t[k] += s[k];
+      }
+    }
+    return out;
   }
 
   globalCounters(): Record<GlobalCounter, bigint> {
@@ -287,6 +328,23 @@ export class Dataplane {
       out.push(...bucketEntries(d.values.subarray(i * LAYOUT.xlb_ct4_bucket.size, (i + 1) * LAYOUT.xlb_ct4_bucket.size)));
     }
     return out;
+  }
+
+  /** Rebuilds the filter of the keys the IPv4 established tier may hold
+   *  (bpf/lib/ctseen.h) from that tier's entries: keys gone since (LRU
+   *  evictions, garbage collection) stop costing new flows their lookup. Call
+   *  it after removing entries, and after writing entries to xlb_ct4 from
+   *  user space (which the data plane's marking does not see). Returns the
+   *  number of keys marked. */
+  ct4SeenRebuild(): number {
+    return this.native.progTestRun(this.progs.xlb_ct4_seen_rebuild, { data: new Uint8Array(0) }).retval;
+  }
+
+  /** The filter's state: the copy in use and the rebuilds since load. */
+  ct4Seen(): { active: number; rebuilds: number } {
+    const v = this.native.mapLookup(this.maps.xlb_ct4_seen_ctl, encodeU32(0), LAYOUT.xlb_ct_seen_ctl.size);
+    if (!v) throw new Error('xlb_ct4_seen_ctl has no entry 0');
+    return { active: v.readUInt32LE(LAYOUT.xlb_ct_seen_ctl.offsets.active), rebuilds: v.readUInt32LE(LAYOUT.xlb_ct_seen_ctl.offsets.rebuilds) };
   }
 
   /** How many entries the IPv4 new-flow tier holds at most. */
@@ -648,12 +706,13 @@ export class KernelStore implements MapStore {
     // counted by the data plane: their counters are still zero.
     const w = this.dp.idsWritten;
     const ids = w ? all.filter((id) => id <= w[kind]) : all;
-    const fd = kind === 'vip' ? this.dp.maps.xlb_vip_stats : this.dp.maps.xlb_backend_stats;
-    const size = this.dp.percpuSize(LAYOUT.xlb_stats.size);
-    for (let at = 0; at < ids.length; at += BATCH) {
-      const chunk = ids.slice(at, at + BATCH);
-      const keys = Buffer.concat(chunk.map((id) => encodeU32(id)));
-      this.dp.native.mapUpdateBatch(fd, keys, Buffer.alloc(size * chunk.length), chunk.length, 0);
+    const rows = this.dp.statsRows(kind);
+    const slots = ids.filter((id) => id < rows.ids).flatMap((id) => Array.from({ length: rows.cpus }, (_, c) => c * rows.ids + id));
+    const size = LAYOUT.xlb_stats.size;
+    for (let at = 0; at < slots.length; at += BATCH) {
+      const chunk = slots.slice(at, at + BATCH);
+      const keys = Buffer.concat(chunk.map((slot) => encodeU32(slot)));
+      this.dp.native.mapUpdateBatch(rows.fd, keys, Buffer.alloc(size * chunk.length), chunk.length, 0);
     }
   }
 

@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 15;
+export const LAYOUT_VERSION = 16;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 
@@ -46,6 +46,8 @@ export const XLB = {
   CT_F_SNAT: 1,
   CT_F_HAIRPIN: 2,
   CT_NEW_WAYS: 4,
+  CT_SEEN_WORDS: 65536,
+  CT_SEEN_FILTERS: 2,
 } as const;
 
 /** xlb_vip_val.hash_fields bits, by OVN selection_fields name. */
@@ -82,6 +84,7 @@ export const GLOBAL_COUNTERS = [
   'snat_no_port',
   'hairpin',
   'sctp_too_long',
+  'ct_skip',
 ] as const;
 export type GlobalCounter = (typeof GLOBAL_COUNTERS)[number];
 
@@ -114,6 +117,8 @@ export const LAYOUT = {
   },
   xlb_ct4_way: { size: 48, offsets: { key: 0, val: 16 } },
   xlb_clock: { size: 16, offsets: { jiffies: 0, ns: 8 } },
+  xlb_ct_seen_word: { size: 16, offsets: { bits: 0 } },
+  xlb_ct_seen_ctl: { size: 8, offsets: { active: 0, rebuilds: 4 } },
   xlb_ct4_bucket: { size: 8 + 48 * 4, offsets: { lock: 0, used: 4, way: 8 } },
   xlb_iface: { size: 16, offsets: { scope: 0, flags: 4, mac: 8, pad: 14 } },
   xlb_neigh4_key: { size: 8, offsets: { addr: 0, scope: 4 } },
@@ -439,7 +444,7 @@ export function zeroStats(): Stats {
   return { packets: 0n, bytes: 0n, replyPackets: 0n, replyBytes: 0n, newConns: 0n, drops: 0n, rejects: 0n };
 }
 
-/** Sums a per-CPU xlb_stats value (one 56-byte slot per possible CPU). */
+/** Sums ncpus xlb_stats values laid back to back (one per CPU: a per-CPU value, or one id's element of each CPU's row). */
 export function decodeStatsPercpu(b: Buffer, ncpus: number): Stats {
   const o = L.xlb_stats.offsets;
   const s = zeroStats();

@@ -94,6 +94,8 @@ export interface OpenObjectOptions {
   pinRoot?: string;
   /** bpf_map__set_max_entries(name, n) before load; an unknown name throws ENOENT */
   maxEntries?: Record<string, number>;
+  /** initial values of `const volatile __u32` globals (.rodata, frozen at load); an unknown name throws ENOENT */
+  rodata?: Record<string, number>;
 }
 
 export interface OpenedObject {
@@ -144,6 +146,7 @@ export interface TcAttachResult {
 }
 
 export interface ProgTestRunOptions {
+  /** the packet; empty for a program that takes none (BPF_PROG_TYPE_SYSCALL: run once, no repeat) */
   data: Buffer | Uint8Array;
   repeat?: number;
   /** builds the ctx: xdp_md.ingress_ifindex for XDP, __sk_buff.ifindex for SCHED_CLS/ACT */
@@ -173,6 +176,8 @@ export interface StructLayout {
 
 /** Struct names of bpf/xlb_shared.h reported by layout(). */
 export type SharedStructName =
+  | 'xlb_ct_seen_word'
+  | 'xlb_ct_seen_ctl'
   | 'xlb_vip4_key'
   | 'xlb_vip_val'
   | 'xlb_backend4'
@@ -275,8 +280,9 @@ export interface XlbNative {
   mapUpdateBatch(fd: number, keys: Uint8Array, values: Uint8Array, count: number, flags?: number): number;
   /** Writes `data` at the start of an mmap-able array's value area (elements are round_up(value_size, 8) bytes apart). */
   mapMmapWrite(fd: number, data: Uint8Array): void;
-  /** Reads the first `length` bytes of an mmap-able array's value area. */
-  mapMmapRead(fd: number, length: number): Buffer;
+  /** Reads `length` bytes of an mmap-able array's value area from byte `offset` (default 0); only the pages
+   *  holding them are mapped. */
+  mapMmapRead(fd: number, length: number, offset?: number): Buffer;
   /** Sets the u32 at byte 4 * words[i] of an mmap-able array's value area to values[i] (u32, little-endian),
    *  in order, each with one aligned 32-bit store (a concurrent reader sees the old or the new value, never a mix). */
   mapMmapWriteWords(fd: number, words: Uint8Array, values: Uint8Array): void;

@@ -401,11 +401,13 @@ export class Xlb {
     return flushConntrack(this.dataplane, match) + flushConntrack6(this.dataplane, match);
   }
 
-  /** Removes idle conntrack entries (see conntrack.ts for the timeouts). */
+  /** Removes idle conntrack entries (see conntrack.ts for the timeouts), then
+   *  rebuilds the established tier's key filter (Dataplane.ct4SeenRebuild). */
   gc(timeouts: Partial<ConntrackTimeouts> = {}): GcResult {
     const t = { ...DEFAULT_CT_TIMEOUTS, ...timeouts };
     const r4 = gcConntrack(this.dataplane, t);
     const r6 = gcConntrack6(this.dataplane, t);
+    this.dataplane.ct4SeenRebuild(); // the removed flows' keys leave the filter
     return { ...r4, scanned: r4.scanned + r6.scanned, removed: r4.removed + r6.removed };
   }
 
@@ -420,14 +422,16 @@ export class Xlb {
       for (const lb of lr.load_balancer) servedBy.set(lb, [...(servedBy.get(lb) ?? []), `router ${lr.name}`]);
     }
     const lbs = new Map(this.state.desired.load_balancers.map((l) => [l.name, l]));
+    const vipStats = dp.statsOf('vip', this.state.vips.map((v) => v.id));
+    const backendStats = dp.statsOf('backend', this.state.vips.flatMap((v) => v.backends.map((b) => b.id)));
     const vips = this.state.vips.map((v) => {
       const lb = lbs.get(v.lb);
       const hairpin = lb?.options.hairpin_snat_ip?.split(' ').find((x) => x.includes('.'));
       const v6 = v.vip.startsWith('[') || (v.vip.match(/:/g)?.length ?? 0) > 1; // source NAT is IPv4 only
       return {
         ...v,
-        stats: dp.vipStats(v.id),
-        backends: v.backends.map((b) => ({ ...b, stats: dp.backendStats(b.id) })),
+        stats: vipStats.get(v.id)!,
+        backends: v.backends.map((b) => ({ ...b, stats: backendStats.get(b.id)! })),
         servedBy: servedBy.get(v.lb) ?? [],
         snat: lb
           ? this.state.desired.logical_routers

@@ -218,6 +218,21 @@ describe('maps', () => {
     expectNativeError(() => n.mapUpdate(fd, u32(16), u64(1n)), 'E2BIG');
   });
 
+  it('ARRAY (mmap-able): mapMmapRead from an offset maps only the pages it reads', () => {
+    const N = 3000; // 24,000 bytes: six pages
+    const fd = track(n.mapCreate({ type: C.BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: N, flags: C.BPF_F_MMAPABLE }));
+    for (const k of [0, 511, 512, 1500, N - 1]) n.mapUpdate(fd, u32(k), u64(BigInt(k) + 1n));
+    const all = n.mapMmapRead(fd, N * 8);
+    expect(all.readBigUInt64LE(1500 * 8)).toBe(1501n);
+    // across a page boundary (element 511 ends page 0), in the middle, and the very end
+    expect(n.mapMmapRead(fd, 16, 511 * 8)).toEqual(Buffer.concat([u64(512n), u64(513n)]));
+    expect(n.mapMmapRead(fd, 8, 1500 * 8).readBigUInt64LE()).toBe(1501n);
+    expect(n.mapMmapRead(fd, 8, (N - 1) * 8).readBigUInt64LE()).toBe(BigInt(N));
+    expect(n.mapMmapRead(fd, 0, N * 8).length).toBe(0);
+    expect(() => n.mapMmapRead(fd, 16, (N - 1) * 8)).toThrow(/do not fit/);
+    expect(() => n.mapMmapRead(fd, 8, -8)).toThrow(/offset/);
+  });
+
   it('PERCPU_ARRAY: values are roundup(value_size, 8) * possible CPUs', () => {
     const cpus = n.numPossibleCpus();
     const fd = track(n.mapCreate({ type: C.BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, valueSize: 4, maxEntries: 2 }));
@@ -335,6 +350,22 @@ describe('objects', () => {
       n.closeObject(again.handle);
     }
     expectNativeError(() => n.closeObject(again.handle), 'EBADF');
+  });
+
+  it('openObject rodata: a const volatile global set before load', () => {
+    const o = n.openObject(noopObj, { rodata: { noop_tc_slot: 3 } });
+    try {
+      const tc = o.programs.find((p) => p.name === 'noop_tc')!.fd;
+      const counts = o.maps.find((x) => x.name === 'noop_counts')!.fd;
+      expect(n.progTestRun(tc, { data: Buffer.alloc(64) }).retval).toBe(C.TC_ACT_OK);
+      expect(n.mapLookup(counts, u32(3), 8)!.readBigUInt64LE()).toBeGreaterThanOrEqual(1n);
+      expect(n.mapLookup(counts, u32(1), 8)!.readBigUInt64LE()).toBe(0n);
+    } finally {
+      n.closeObject(o.handle);
+    }
+    const e = expectNativeError(() => n.openObject(noopObj, { rodata: { nope: 1 } }), 'ENOENT');
+    expect(e.message).toContain('nope');
+    expect(() => n.openObject(noopObj, { rodata: { noop_tc_slot: -1 } })).toThrow(/rodata\.noop_tc_slot/);
   });
 
   it('openObject errors: unknown map in maxEntries, verifier rejection with log', () => {

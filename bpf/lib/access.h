@@ -14,6 +14,7 @@
 #define xlb_update(map, key, val, flags) bpf_map_update_elem((map), (key), (val), (flags))
 #define xlb_delete(map, key) bpf_map_delete_elem((map), (key))
 #define xlb_random() bpf_get_prandom_u32()
+#define xlb_cpu() bpf_get_smp_processor_id() /* inlined by the verifier (x86-64, arm64) */
 /* Reads a byte of *p and drops it: its cache line is on the way while the
  * program goes on (BPF has no prefetch), for memory needed a little later. */
 #define xlb_touch(p)                                             \

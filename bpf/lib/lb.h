@@ -19,34 +19,12 @@
 #include "parse.h"
 #include "conntrack.h"
 #include "select.h"
+#include "stats.h"
 #include "snat.h"
 #include "hook.h"
 #include "icmp.h"
 
 enum xlb_stage { XLB_STAGE_INGRESS = 1, XLB_STAGE_EGRESS = 2 };
-
-XLB_INLINE void xlb_stats_add(void *map, __u32 id, __u32 len, int reply, int new_conn)
-{
-	struct xlb_stats *s = xlb_lookup(map, &id);
-
-	if (!s)
-		return;
-	if (reply) {
-		s->reply_packets += 1;
-		s->reply_bytes += len;
-	} else {
-		s->packets += 1;
-		s->bytes += len;
-	}
-	s->new_conns += new_conn;
-}
-
-/* Counts a packet of an established or new flow in its VIP's and backend's stats. */
-XLB_INLINE void xlb_flow_stats(__u32 vip_id, __u32 backend_id, __u32 len, int reply, int new_conn)
-{
-	xlb_stats_add(&xlb_vip_stats, vip_id, len, reply, new_conn);
-	xlb_stats_add(&xlb_backend_stats, backend_id, len, reply, new_conn);
-}
 
 /* Counts a rewrite's failure; 1 when the packet must be dropped. */
 XLB_INLINE int xlb_nat_dropped(int err)
@@ -60,7 +38,7 @@ XLB_INLINE int xlb_nat_dropped(int err)
 /* A VIP with no backend for this flow: rejected when it asks so, else dropped. */
 XLB_INLINE enum xlb_verdict xlb_no_backend(const struct xlb_vip_val *vip)
 {
-	struct xlb_stats *s = xlb_lookup(&xlb_vip_stats, &vip->vip_id);
+	struct xlb_stats *s = xlb_vip_stats_of(vip->vip_id);
 
 	if (vip->flags & XLB_VIP_F_REJECT) { /* answered by reject.h / reject6.h */
 		if (s)
@@ -274,7 +252,13 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 		return XLB_V_PASS;
 	}
 
-	ct = xlb_ct4_hit(&p);
+	/* A new flow's SYN skips the established tier when its filter allows. */
+	if (xlb_ct4_skip_est(&p)) {
+		xlb_count(XLB_G_CT_SKIP);
+		ct = NULL;
+	} else {
+		ct = xlb_ct4_hit(&p);
+	}
 	if (ct) {
 		xlb_count(XLB_G_CT_HIT);
 		return xlb_apply_ct4(ctx, hook, stage, &p, ct);

@@ -77,6 +77,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_ct4_new SEC(".maps");
 
+/* Filters of the keys xlb_ct4 may hold (lib/ctseen.h): word i of both copies. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XLB_CT_SEEN_WORDS);
+	__type(key, __u32);
+	__type(value, struct xlb_ct_seen_word);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_ct4_seen SEC(".maps");
+
+/* Which copy of xlb_ct4_seen answers (one entry). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xlb_ct_seen_ctl);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_ct4_seen_ctl SEC(".maps");
+
 /* (client, VIP) -> backend of the client's last new connection (affinity_timeout). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -168,9 +186,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_neigh6 SEC(".maps");
 
-/* Counters, per CPU (summed by the control plane). */
+/* Counters per VIP and per backend: one plain array per kind, a row of ids per
+ * CPU ([cpu][id], element cpu * ids + id: lib/stats.h). Each CPU writes only
+ * its own row, so no atomics; the control plane sums the rows. A per-CPU
+ * array's lookup is two dependent loads (its pointer array, then the CPU's
+ * copy), each a cache and TLB miss when ids are many; this one is a single
+ * load. The control plane sets max_entries (possible CPUs x ids) and the row
+ * length (xlb_*_stats_ids) before load (the defaults hold one CPU's row), and
+ * reads the rows through mmap (BPF_F_MMAPABLE): a span of ids per CPU at once. */
+const volatile __u32 xlb_vip_stats_ids = XLB_MAX_VIPS;
+const volatile __u32 xlb_backend_stats_ids = XLB_MAX_BACKENDS;
+
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, XLB_MAX_VIPS);
 	__type(key, __u32);
 	__type(value, struct xlb_stats);
@@ -178,7 +207,8 @@ struct {
 } xlb_vip_stats SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, XLB_MAX_BACKENDS);
 	__type(key, __u32);
 	__type(value, struct xlb_stats);

@@ -13,6 +13,7 @@
 #include "hash.h"
 #include "parse.h"
 #include "maglev.h"
+#include "stats.h"
 
 XLB_INLINE struct xlb_vip_val *xlb_vip4_find(const struct xlb_pkt4 *p, const struct xlb_iface *ifc)
 {
@@ -80,12 +81,12 @@ XLB_INLINE struct xlb_backend4 *xlb_backend_pick(const struct xlb_pkt4 *p,
 			return be;
 	}
 	/* The counters this flow will update: loaded while the table is read. */
-	xlb_touch(xlb_lookup(&xlb_vip_stats, &ak.vip_id));
+	xlb_touch(xlb_vip_stats_of(ak.vip_id));
 	id = xlb_maglev_pick(vip->vip_id, vip->table_class, vip->table_m, xlb_flow_hash4(p, vip->hash_fields));
 	if (id == XLB_BACKEND_NONE)
 		return NULL;
 	*backend_id = id;
-	xlb_touch(xlb_lookup(&xlb_backend_stats, &id));
+	xlb_touch(xlb_backend_stats_of(id));
 	be = xlb_lookup(&xlb_backends, &id);
 	if (be && (vip->flags & XLB_VIP_F_AFFINITY)) {
 		struct xlb_affinity4_val av = { .backend_id = *backend_id, .last_seen_ns = now };

@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
@@ -350,6 +351,38 @@ static uint32_t MapIdOf(int fd) {
   return mi.id;
 }
 
+// Sets the initial value of `const volatile __u32 name` (a global in the
+// object's .rodata section, frozen at load); "" or why it cannot.
+static std::string SetRodataU32(bpf_object* obj, const std::string& name, uint32_t v) {
+  bpf_map* rodata = nullptr;
+  bpf_map* m;
+  bpf_object__for_each_map(m, obj) {
+    const char* n = bpf_map__name(m);
+    size_t len = strlen(n);
+    if (bpf_map__is_internal(m) && len >= 7 && strcmp(n + len - 7, ".rodata") == 0) rodata = m;
+  }
+  struct btf* btf = bpf_object__btf(obj);
+  if (!rodata || !btf) return "the object has no .rodata section (or no BTF)";
+  int sec = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+  if (sec < 0) return "no .rodata in the object's BTF";
+  const struct btf_type* t = btf__type_by_id(btf, sec);
+  const struct btf_var_secinfo* vs = btf_var_secinfos(t);
+  for (int i = 0; i < btf_vlen(t); i++, vs++) {
+    const struct btf_type* var = btf__type_by_id(btf, vs->type);
+    if (name != btf__name_by_offset(btf, var->name_off)) continue;
+    if (vs->size != sizeof(uint32_t)) return "not a 32-bit variable (" + std::to_string(vs->size) + " bytes)";
+    size_t size = 0;
+    const void* cur = bpf_map__initial_value(rodata, &size);
+    if (!cur || vs->offset + sizeof(uint32_t) > size) return "the section's initial value is not there";
+    std::vector<char> data(static_cast<const char*>(cur), static_cast<const char*>(cur) + size);
+    memcpy(data.data() + vs->offset, &v, sizeof(v));
+    int err = bpf_map__set_initial_value(rodata, data.data(), size);
+    if (err) return "bpf_map__set_initial_value: " + std::string(strerror(-err));
+    return "";
+  }
+  return "no such variable";
+}
+
 static Napi::Value OpenObject(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = ArgString(info, 0, "path");
@@ -365,6 +398,19 @@ static Napi::Value OpenObject(const Napi::CallbackInfo& info) {
       std::string n = names.Get(i).ToString().Utf8Value();
       auto v = ToU32(env, mo.Get(n), "options.maxEntries." + n, false);
       max_entries.emplace_back(n, *v);
+    }
+  }
+
+  std::vector<std::pair<std::string, uint32_t>> rodata;
+  Napi::Value ro = opts.Get("rodata");
+  if (!IsNullish(ro)) {
+    if (!ro.IsObject()) ThrowType(env, "options.rodata must be an object");
+    Napi::Object rv = ro.As<Napi::Object>();
+    Napi::Array names = rv.GetPropertyNames();
+    for (uint32_t i = 0; i < names.Length(); i++) {
+      std::string n = names.Get(i).ToString().Utf8Value();
+      auto v = ToU32(env, rv.Get(n), "options.rodata." + n, false);
+      rodata.emplace_back(n, *v);
     }
   }
 
@@ -395,6 +441,14 @@ static Napi::Value OpenObject(const Napi::CallbackInfo& info) {
       bpf_object__close(obj);
       ThrowErrno(env, "bpf_map__set_max_entries", "bpf_map__set_max_entries(" + name + ", " + std::to_string(n) + ")",
                  err);
+    }
+  }
+
+  for (auto& [name, v] : rodata) {
+    std::string why = SetRodataU32(obj, name, v);
+    if (!why.empty()) {
+      bpf_object__close(obj);
+      ThrowErrno(env, "rodata", "rodata " + name + " in " + path + ": " + why, ENOENT);
     }
   }
 

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -244,22 +245,26 @@ static Napi::Value MapDump(const Napi::CallbackInfo& info) {
 struct Mapping {
   void* p;
   size_t len;
+  size_t skip;  // bytes from p to the requested offset
 };
 
-static Mapping MapArea(Napi::Env env, int fd, const char* op, size_t want, int prot) {
+static Mapping MapArea(Napi::Env env, int fd, const char* op, size_t want, int prot, uint64_t offset = 0) {
   MapShape sh = GetShape(env, fd, op);
   if (!sh.ok) ThrowErrno(env, op, std::string(op) + FdStr(fd), EBADF);
   if (sh.type != BPF_MAP_TYPE_ARRAY)
     ThrowType(env, std::string(op) + ": only array maps (created with BPF_F_MMAPABLE) can be mapped");
   size_t area = static_cast<size_t>((sh.value_size + 7) / 8) * 8 * sh.max_entries;
-  if (want > area)
-    ThrowType(env, std::string(op) + ": " + std::to_string(want) + " bytes do not fit the map's " +
-                       std::to_string(area) + "-byte value area");
-  long page = sysconf(_SC_PAGESIZE);
-  size_t len = ((area + page - 1) / page) * page;
-  void* p = mmap(nullptr, len, prot, MAP_SHARED, fd, 0);
+  if (offset > area || want > area - offset)
+    ThrowType(env, std::string(op) + ": " + std::to_string(want) + " bytes at offset " + std::to_string(offset) +
+                       " do not fit the map's " + std::to_string(area) + "-byte value area");
+  // Only the pages holding [offset, offset + want): the kernel maps every page of the range at once.
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t first = (offset / page) * page;
+  size_t end = ((offset + want + page - 1) / page) * page;
+  size_t len = std::max(end - first, page);
+  void* p = mmap(nullptr, len, prot, MAP_SHARED, fd, static_cast<off_t>(first));
   if (p == MAP_FAILED) ThrowErrno(env, "mmap", std::string("mmap") + FdStr(fd) + " for " + op, errno);
-  return Mapping{p, len};
+  return Mapping{p, len, offset - first};
 }
 
 static Napi::Value MapMmapWrite(const Napi::CallbackInfo& info) {
@@ -353,8 +358,15 @@ static Napi::Value MapMmapRead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
   uint32_t length = ArgU32(info, 1, "length");
-  Mapping m = MapArea(env, fd, "mapMmapRead", length, PROT_READ);
-  Napi::Buffer<uint8_t> out = CopyBuffer(env, static_cast<const uint8_t*>(m.p), length);
+  uint64_t offset = 0;
+  if (!info[2].IsUndefined() && !info[2].IsNull()) {
+    double d = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : -1;
+    if (d < 0 || d > 9007199254740991.0 || d != static_cast<double>(static_cast<uint64_t>(d)))
+      ThrowType(env, "offset must be a non-negative integer");
+    offset = static_cast<uint64_t>(d);
+  }
+  Mapping m = MapArea(env, fd, "mapMmapRead", length, PROT_READ, offset);
+  Napi::Buffer<uint8_t> out = CopyBuffer(env, static_cast<const uint8_t*>(m.p) + m.skip, length);
   munmap(m.p, m.len);
   return out;
 }

@@ -1,0 +1,195 @@
+/**
+ * The per-VIP and per-backend counters on the kernel (bpf/lib/stats.h): one
+ * plain array per kind, a row of ids per possible CPU. BPF_PROG_TEST_RUN runs
+ * the program on the calling thread's CPU, so the test pins itself to each CPU
+ * in turn (sched_setaffinity through taskset), sends a different number of
+ * packets on each, and checks every CPU's row and the control plane's sums.
+ */
+import { execFileSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Dataplane, type StatsKind } from '../src/dataplane.js';
+import { compile, type Compiled } from '../src/compile.js';
+import { validateConfig } from '../src/config.js';
+import { applyCompiled } from '../src/writer.js';
+import { decodeStatsPercpu, encodeCt4Key, encodeCt4Val, encodeU32, LAYOUT, XLB, type Stats } from '../src/layout.js';
+import { parseIPv4 } from '../src/addr.js';
+import { buildPacket, parsePacket, TCP_FLAGS } from './helpers/packet.js';
+import { closeAndUnpin } from './helpers/bpf.js';
+
+const PIN_ROOT = `/sys/fs/bpf/xlb-fl-stats-${process.pid}`;
+const IFINDEX = 1; // lo: only a key in xlb_ifaces here
+const XDP_PASS = 2;
+const XDP_DROP = 1;
+/** Row lengths smaller than the defaults: the rows follow the map sizes. */
+const SIZES = { vips: 48, backends: 200 };
+const VIP = '10.0.9.1';
+const EMPTY_VIP = '10.0.9.2';
+const REJECT_VIP = '10.0.9.3';
+const config = {
+  load_balancers: [
+    { name: 'web', protocol: 'tcp', vips: { [`${VIP}:80`]: '10.9.0.1:8080,10.9.0.2:8080,10.9.0.3:8080' } },
+    { name: 'empty', protocol: 'tcp', vips: { [`${EMPTY_VIP}:80`]: '' } },
+    { name: 'rej', protocol: 'tcp', vips: { [`${REJECT_VIP}:80`]: '' }, options: { reject: 'true' } },
+  ],
+  logical_switches: [{ name: 'sw', ports: ['lo'], load_balancer: ['web', 'empty', 'rej'] }],
+};
+
+let dp: Dataplane;
+let c: Compiled;
+/** The CPUs this test can run on (each gets its own row). */
+const cpus = Array.from({ length: availableParallelism() }, (_, i) => i);
+const tid = readlinkSync('/proc/thread-self').split('/').pop()!;
+let mask = '';
+
+/** Runs fn with this thread pinned to `cpu` (the program runs where its caller does). */
+function onCpu<T>(cpu: number, fn: () => T): T {
+  execFileSync('taskset', ['-p', '-c', String(cpu), tid], { stdio: 'ignore' });
+  try {
+    return fn();
+  } finally {
+    execFileSync('taskset', ['-p', mask, tid], { stdio: 'ignore' });
+  }
+}
+
+function xdp(data: Buffer): number {
+  return dp.native.progTestRun(dp.progs.xlb_xdp_ingress, { data, ifindex: IFINDEX, repeat: 1 }).retval;
+}
+
+/** CPU `cpu`'s counters of `id` (its own row), read from the map as the kernel holds them. */
+function row(kind: StatsKind, cpu: number, id: number): Stats {
+  const r = dp.statsRows(kind);
+  const v = dp.native.mapLookup(r.fd, encodeU32(cpu * r.ids + id), LAYOUT.xlb_stats.size);
+  if (!v) throw new Error(`no element ${cpu * r.ids + id} in the ${kind} counters`);
+  return decodeStatsPercpu(v, 1);
+}
+
+const vipOf = (addr: string): Compiled['vips'][number] => c.vips.find((v) => v.vip.startsWith(`${addr}:`))!;
+
+beforeAll(() => {
+  mask = execFileSync('taskset', ['-p', tid], { encoding: 'utf8' }).trim().split(' ').pop()!;
+  Dataplane.removePins(PIN_ROOT);
+  dp = Dataplane.open({ pinRoot: PIN_ROOT, mapSizes: SIZES });
+  c = compile(validateConfig(config));
+  applyCompiled(dp.store(), c, new Map([['lo', IFINDEX]]));
+});
+
+afterAll(() => closeAndUnpin(dp, PIN_ROOT));
+
+describe('counters: a row per CPU', () => {
+  it('each kind is a plain array of possible CPUs × ids, the rows as long as the id space', () => {
+    const n = dp.native.numPossibleCpus();
+    expect(n).toBeGreaterThanOrEqual(cpus.length);
+    for (const [kind, ids] of [['vip', SIZES.vips], ['backend', SIZES.backends]] as const) {
+      const r = dp.statsRows(kind);
+      expect(r).toMatchObject({ ids, cpus: n });
+      const info = dp.native.mapInfo(r.fd);
+      expect(info.type).toBe(dp.native.constants.BPF_MAP_TYPE_ARRAY);
+      expect(info.maxEntries).toBe(n * ids);
+      expect(info.valueSize).toBe(LAYOUT.xlb_stats.size);
+    }
+  });
+
+  it('each CPU counts in its own row, and the control plane sums the rows', () => {
+    const web = vipOf(VIP);
+    const backendIds = web.backends.map((b) => b.id);
+    let bytes = 0;
+    let flows = 0;
+    for (const cpu of cpus) {
+      // cpu + 1 new flows on this CPU, each followed by one packet of the established flow
+      onCpu(cpu, () => {
+        for (let i = 0; i <= cpu; i++) {
+          const sport = 20000 + 100 * cpu + i;
+          const syn = buildPacket({ src: '192.168.9.1', dst: VIP, proto: 'tcp', sport, dport: 80 });
+          const ack = buildPacket({ src: '192.168.9.1', dst: VIP, proto: 'tcp', sport, dport: 80, tcpFlags: TCP_FLAGS.ack });
+          expect(xdp(syn)).toBe(XDP_PASS);
+          expect(xdp(ack)).toBe(XDP_PASS);
+          bytes += syn.length + ack.length;
+          flows++;
+        }
+      });
+    }
+    for (const cpu of cpus) {
+      expect(row('vip', cpu, web.id)).toMatchObject({ newConns: BigInt(cpu + 1), packets: BigInt(2 * (cpu + 1)) });
+      const be = backendIds.map((id) => row('backend', cpu, id));
+      expect(be.reduce((s, x) => s + x.newConns, 0n)).toBe(BigInt(cpu + 1));
+      expect(be.reduce((s, x) => s + x.packets, 0n)).toBe(BigInt(2 * (cpu + 1)));
+    }
+    const sum = dp.vipStats(web.id);
+    expect(sum).toMatchObject({ newConns: BigInt(flows), packets: BigInt(2 * flows), bytes: BigInt(bytes), drops: 0n });
+    const beSum = backendIds.map((id) => dp.backendStats(id));
+    expect(beSum.reduce((s, x) => s + x.newConns, 0n)).toBe(BigInt(flows));
+    expect(beSum.reduce((s, x) => s + x.bytes, 0n)).toBe(BigInt(bytes));
+  });
+
+  it('a VIP without backends counts its drops and rejects per CPU', () => {
+    const empty = vipOf(EMPTY_VIP);
+    const rej = vipOf(REJECT_VIP);
+    for (const cpu of cpus) {
+      onCpu(cpu, () => {
+        for (let i = 0; i <= cpu; i++) {
+          expect(xdp(buildPacket({ src: '192.168.9.2', dst: EMPTY_VIP, proto: 'tcp', sport: 21000 + i, dport: 80 }))).toBe(XDP_DROP);
+          // a reject is answered by the tc companion program: XDP passes it up to tc
+          expect(xdp(buildPacket({ src: '192.168.9.2', dst: REJECT_VIP, proto: 'tcp', sport: 21000 + i, dport: 80 }))).toBe(XDP_PASS);
+        }
+      });
+    }
+    const total = BigInt(cpus.reduce((s, cpu) => s + cpu + 1, 0));
+    for (const cpu of cpus) {
+      expect(row('vip', cpu, empty.id).drops).toBe(BigInt(cpu + 1));
+      expect(row('vip', cpu, rej.id).rejects).toBe(BigInt(cpu + 1));
+    }
+    expect(dp.vipStats(empty.id).drops).toBe(total);
+    expect(dp.vipStats(rej.id).rejects).toBe(total);
+  });
+
+  it('an id past the row is not counted (its element is another CPU’s)', () => {
+    const web = vipOf(VIP);
+    const ids = dp.statsRows('vip').ids;
+    const bids = dp.statsRows('backend').ids;
+    // A conntrack entry naming ids one past each row: element cpu*ids + ids is CPU cpu+1's id 0.
+    const key = encodeCt4Key({ saddr: parseIPv4('192.168.9.3'), daddr: parseIPv4(VIP), sport: 22000, dport: 80, proto: 6 });
+    const val = encodeCt4Val({
+      natAddr: parseIPv4('10.9.0.1'),
+      natPort: 8080,
+      dir: XLB.DIR_FWD,
+      state: XLB.CT_EST,
+      vipId: ids,
+      backendId: bids,
+      lastSeenNs: 0n,
+    });
+    dp.native.mapUpdate(dp.maps.xlb_ct4, key, val, 0);
+    const before = dp.vipStats(web.id);
+    for (const cpu of cpus) {
+      onCpu(cpu, () => {
+        const out = parsePacket(dp.native.progTestRun(dp.progs.xlb_xdp_ingress, {
+          data: buildPacket({ src: '192.168.9.3', dst: VIP, proto: 'tcp', sport: 22000, dport: 80, tcpFlags: TCP_FLAGS.ack }),
+          ifindex: IFINDEX,
+        }).data);
+        expect(out.dst).toBe('10.9.0.1'); // rewritten as the entry says
+      });
+    }
+    for (const cpu of cpus) {
+      expect(row('vip', cpu, XLB.BACKEND_NONE)).toMatchObject({ packets: 0n, bytes: 0n });
+      expect(row('backend', cpu, XLB.BACKEND_NONE)).toMatchObject({ packets: 0n, bytes: 0n });
+    }
+    expect(dp.vipStats(ids)).toMatchObject({ packets: 0n });
+    expect(dp.vipStats(web.id)).toEqual(before);
+    dp.native.mapDelete(dp.maps.xlb_ct4, key);
+  });
+
+  it('a reset zeroes an id in every CPU’s row', () => {
+    const web = vipOf(VIP);
+    const bid = web.backends[0]!.id;
+    expect(dp.vipStats(web.id).packets).toBeGreaterThan(0n);
+    dp.store().resetStats('vip', [web.id]);
+    dp.store().resetStats('backend', web.backends.map((b) => b.id));
+    for (const cpu of cpus) {
+      expect(row('vip', cpu, web.id)).toMatchObject({ packets: 0n, newConns: 0n, bytes: 0n });
+      expect(row('backend', cpu, bid)).toMatchObject({ packets: 0n, newConns: 0n });
+    }
+    // the other VIPs' rows are untouched
+    expect(dp.vipStats(vipOf(EMPTY_VIP).id).drops).toBeGreaterThan(0n);
+  });
+});
