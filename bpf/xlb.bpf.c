@@ -3,7 +3,8 @@
  * xlb.bpf.c — entry points only: tc ingress, tc egress and XDP ingress, each a
  * thin wrapper around the shared pipeline in lib/lb.h; and xlb_tc_reply, the
  * tc ingress companion of the XDP hook (what XDP cannot send back, bounce.h;
- * neighbour answers, neigh.h).
+ * neighbour answers, neigh.h); and xlb_ct4_seen_rebuild, which the control
+ * plane runs to rebuild conntrack's filter (ctseen.h).
  */
 #include "lib/lb.h"
 #include "lib/lb6.h"
@@ -130,4 +131,13 @@ int xlb_tc_reply(struct __sk_buff *skb)
 	if (skb->protocol == bpf_htons(ETH_P_IPV6))
 		return xlb_tc_neigh(skb); /* a solicitation is small and linear: no pull for the rest */
 	return TC_ACT_OK;
+}
+
+/* Rebuilds the filter of the established tier's keys (ctseen.h); the control
+ * plane runs it (BPF_PROG_TEST_RUN) after its garbage collection. Returns the
+ * number of keys marked. */
+SEC("syscall")
+int xlb_ct4_seen_rebuild(void *ctx)
+{
+	return xlb_ct4_seen_rebuild_run();
 }

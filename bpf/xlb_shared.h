@@ -27,6 +27,10 @@
 #define XLB_CT_MAX 262144         /* conntrack entries (both directions count) */
 #define XLB_CT_NEW_MAX 32768      /* unconfirmed flows' entries (new-flow tier, see lib/conntrack.h) */
 #define XLB_CT_NEW_WAYS 4         /* entries per bucket of the IPv4 new-flow tier (lib/ctnew.h) */
+#define XLB_CT_SEEN_WORDS_LOG2 16 /* xlb_ct4_seen: 2^16 words of 64 bits, 4 Mi bits per filter (lib/ctseen.h) */
+#define XLB_CT_SEEN_WORDS (1u << XLB_CT_SEEN_WORDS_LOG2)
+#define XLB_CT_SEEN_WORD_BITS 64
+#define XLB_CT_SEEN_FILTERS 2     /* two copies: one answers while the other is rebuilt */
 #define XLB_AFFINITY_MAX 65536    /* client affinity entries */
 #define XLB_SNAT_RULES_MAX 4096   /* xlb_snat4 entries (router ports, NAT rules) */
 #define XLB_NEIGH_MAX 16384       /* xlb_neigh4 (and xlb_neigh6) entries: (router, VIP address) pairs */
@@ -143,6 +147,7 @@ enum xlb_global_counter {
 	XLB_G_SNAT_NO_PORT,    /* dropped: no free source port after XLB_SNAT_TRIES */
 	XLB_G_HAIRPIN,         /* packet sent back out the interface it came in by */
 	XLB_G_SCTP_TOO_LONG,   /* dropped: SCTP packet too long to recompute its CRC (sctp.h) */
+	XLB_G_CT_SKIP,         /* TCP SYN whose flow the established tier cannot hold: lookup skipped (ctseen.h) */
 	XLB_G_COUNT,
 };
 
@@ -216,6 +221,19 @@ struct xlb_ct4_val {
 	__u16 snat_port;    /* with XLB_CT_F_SNAT: FWD: new source port; REV: the client's port (0 keeps) */
 	__u8 flags;         /* XLB_CT_F_* */
 	__u8 pad;           /* zero */
+};
+
+/* Value of xlb_ct4_seen (an array, lib/ctseen.h): one 64-bit word of each of
+ * the two filters of keys the established tier may hold; the two share a
+ * cache line, so marking a key in both touches one. */
+struct xlb_ct_seen_word {
+	__u64 bits[XLB_CT_SEEN_FILTERS];
+};
+
+/* Value of xlb_ct4_seen_ctl (one entry): which filter answers lookups. */
+struct xlb_ct_seen_ctl {
+	__u32 active;   /* index into xlb_ct_seen_word.bits */
+	__u32 rebuilds; /* rebuilds done since load */
 };
 
 /* Value of xlb_clock (per CPU, one entry, lib/maps.h): the coarse monotonic
@@ -363,6 +381,8 @@ _Static_assert(offsetof(struct xlb_ct4_key, proto) == 12, "xlb_ct4_key.proto");
 _Static_assert(sizeof(struct xlb_ct4_val) == 32, "xlb_ct4_val size");
 _Static_assert(sizeof(struct xlb_ct4_way) == 48, "xlb_ct4_way size");
 _Static_assert(sizeof(struct xlb_clock) == 16, "xlb_clock size");
+_Static_assert(sizeof(struct xlb_ct_seen_word) == 8 * XLB_CT_SEEN_FILTERS, "xlb_ct_seen_word size");
+_Static_assert(sizeof(struct xlb_ct_seen_ctl) == 8, "xlb_ct_seen_ctl size");
 _Static_assert(sizeof(struct xlb_ct4_bucket) == 8 + 48 * XLB_CT_NEW_WAYS, "xlb_ct4_bucket size");
 _Static_assert(offsetof(struct xlb_ct4_bucket, way) == 8, "xlb_ct4_bucket.way");
 _Static_assert(offsetof(struct xlb_ct4_val, snat_addr) == 24, "xlb_ct4_val.snat_addr");

@@ -46,6 +46,8 @@ export const MAP_NAMES = [
   'xlb_backends',
   'xlb_ct4',
   'xlb_ct4_new',
+  'xlb_ct4_seen',
+  'xlb_ct4_seen_ctl',
   'xlb_affinity4',
   'xlb_ifaces',
   'xlb_neigh4',
@@ -62,7 +64,7 @@ export const MAP_NAMES = [
 ] as const;
 export type KernelMapName = (typeof MAP_NAMES)[number];
 
-export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_reply'] as const;
+export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_reply', 'xlb_ct4_seen_rebuild'] as const;
 export type ProgName = (typeof PROG_NAMES)[number];
 
 /** Capacities that may be set before the object is first loaded. */
@@ -321,6 +323,23 @@ export class Dataplane {
       out.push(...bucketEntries(d.values.subarray(i * LAYOUT.xlb_ct4_bucket.size, (i + 1) * LAYOUT.xlb_ct4_bucket.size)));
     }
     return out;
+  }
+
+  /** Rebuilds the filter of the keys the IPv4 established tier may hold
+   *  (bpf/lib/ctseen.h) from that tier's entries: keys gone since (LRU
+   *  evictions, garbage collection) stop costing new flows their lookup. Call
+   *  it after removing entries, and after writing entries to xlb_ct4 from
+   *  user space (which the data plane's marking does not see). Returns the
+   *  number of keys marked. */
+  ct4SeenRebuild(): number {
+    return this.native.progTestRun(this.progs.xlb_ct4_seen_rebuild, { data: new Uint8Array(0) }).retval;
+  }
+
+  /** The filter's state: the copy in use and the rebuilds since load. */
+  ct4Seen(): { active: number; rebuilds: number } {
+    const v = this.native.mapLookup(this.maps.xlb_ct4_seen_ctl, encodeU32(0), LAYOUT.xlb_ct_seen_ctl.size);
+    if (!v) throw new Error('xlb_ct4_seen_ctl has no entry 0');
+    return { active: v.readUInt32LE(LAYOUT.xlb_ct_seen_ctl.offsets.active), rebuilds: v.readUInt32LE(LAYOUT.xlb_ct_seen_ctl.offsets.rebuilds) };
   }
 
   /** How many entries the IPv4 new-flow tier holds at most. */

@@ -46,6 +46,8 @@ export const XLB = {
   CT_F_SNAT: 1,
   CT_F_HAIRPIN: 2,
   CT_NEW_WAYS: 4,
+  CT_SEEN_WORDS: 65536,
+  CT_SEEN_FILTERS: 2,
 } as const;
 
 /** xlb_vip_val.hash_fields bits, by OVN selection_fields name. */
@@ -82,6 +84,7 @@ export const GLOBAL_COUNTERS = [
   'snat_no_port',
   'hairpin',
   'sctp_too_long',
+  'ct_skip',
 ] as const;
 export type GlobalCounter = (typeof GLOBAL_COUNTERS)[number];
 
@@ -114,6 +117,8 @@ export const LAYOUT = {
   },
   xlb_ct4_way: { size: 48, offsets: { key: 0, val: 16 } },
   xlb_clock: { size: 16, offsets: { jiffies: 0, ns: 8 } },
+  xlb_ct_seen_word: { size: 16, offsets: { bits: 0 } },
+  xlb_ct_seen_ctl: { size: 8, offsets: { active: 0, rebuilds: 4 } },
   xlb_ct4_bucket: { size: 8 + 48 * 4, offsets: { lock: 0, used: 4, way: 8 } },
   xlb_iface: { size: 16, offsets: { scope: 0, flags: 4, mac: 8, pad: 14 } },
   xlb_neigh4_key: { size: 8, offsets: { addr: 0, scope: 4 } },

@@ -146,6 +146,7 @@ export interface TcAttachResult {
 }
 
 export interface ProgTestRunOptions {
+  /** the packet; empty for a program that takes none (BPF_PROG_TYPE_SYSCALL: run once, no repeat) */
   data: Buffer | Uint8Array;
   repeat?: number;
   /** builds the ctx: xdp_md.ingress_ifindex for XDP, __sk_buff.ifindex for SCHED_CLS/ACT */
@@ -175,6 +176,8 @@ export interface StructLayout {
 
 /** Struct names of bpf/xlb_shared.h reported by layout(). */
 export type SharedStructName =
+  | 'xlb_ct_seen_word'
+  | 'xlb_ct_seen_ctl'
   | 'xlb_vip4_key'
   | 'xlb_vip_val'
   | 'xlb_backend4'

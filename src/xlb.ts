@@ -401,11 +401,13 @@ export class Xlb {
     return flushConntrack(this.dataplane, match) + flushConntrack6(this.dataplane, match);
   }
 
-  /** Removes idle conntrack entries (see conntrack.ts for the timeouts). */
+  /** Removes idle conntrack entries (see conntrack.ts for the timeouts), then
+   *  rebuilds the established tier's key filter (Dataplane.ct4SeenRebuild). */
   gc(timeouts: Partial<ConntrackTimeouts> = {}): GcResult {
     const t = { ...DEFAULT_CT_TIMEOUTS, ...timeouts };
     const r4 = gcConntrack(this.dataplane, t);
     const r6 = gcConntrack6(this.dataplane, t);
+    this.dataplane.ct4SeenRebuild(); // the removed flows' keys leave the filter
     return { ...r4, scanned: r4.scanned + r6.scanned, removed: r4.removed + r6.removed };
   }
 

@@ -141,6 +141,7 @@ describe.each(['tc', 'xdp'] as const)('source NAT on the %s hook', (hook) => {
       encodeCt4Val({ natAddr: parseIPv4('10.0.0.1'), natPort: 80, dir: XLB.DIR_REV, state: XLB.CT_EST, vipId: 1, backendId: 1, lastSeenNs: 0n }).copy(vals, i * vs);
     });
     dp.native.mapUpdateBatch(dp.maps.xlb_ct4, keys, vals, ports.length);
+    expect(dp.ct4SeenRebuild()).toBe(new Set(ports).size); // written from user space: the key filter learns them (ctseen.h)
     const before = counter('snat_no_port');
     const r = run(hook, { src: '192.168.1.3', dst: '10.0.0.1', proto: 'tcp', sport: 40001, dport: 80, tcpFlags: TCP_FLAGS.syn });
     expect(r.verdict).toBe('drop');

@@ -217,4 +217,28 @@ describe('ct_flush', () => {
       rmSync(instance.stateDir, { recursive: true, force: true });
     }
   });
+
+  it('a garbage collection rebuilds the filter of the established keys from what it left', () => {
+    const x = Xlb.open(instance);
+    try {
+      x.apply(lbConf('10.1.0.1:8080', false));
+      const dp = x.dataplane;
+      const k = encodeCt4Key({ saddr: parseIPv4('192.168.9.2'), daddr: parseIPv4('10.0.0.1'), sport: 4321, dport: 80, proto: 6 });
+      const v = Buffer.alloc(LAYOUT.xlb_ct4_val.size);
+      v[6] = XLB.DIR_FWD;
+      v[7] = XLB.CT_EST;
+      v.writeBigUInt64LE(monotonicNs(), LAYOUT.xlb_ct4_val.offsets.last_seen_ns);
+      dp.native.mapUpdate(dp.maps.xlb_ct4, k, v);
+      const before = dp.ct4Seen();
+      expect(x.gc().removed).toBe(0); // a fresh flow stays
+      const after = dp.ct4Seen();
+      expect(after.rebuilds).toBe(before.rebuilds + 1);
+      expect(after.active).not.toBe(before.active);
+      expect(dp.ct4SeenRebuild()).toBe(1); // what the GC kept is what the filter holds
+    } finally {
+      x.close();
+      Xlb.reset(instance);
+      rmSync(instance.stateDir, { recursive: true, force: true });
+    }
+  });
 });

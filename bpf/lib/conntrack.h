@@ -24,6 +24,7 @@
 #include "parse.h"
 #include "ctstate.h"
 #include "ctnew.h"
+#include "ctseen.h"
 
 /* The reverse entry implied by a forward one, or the forward one by a reverse.
  * A source-NATed flow (XLB_CT_F_SNAT) is keyed in reverse by backend -> SNAT
@@ -90,7 +91,7 @@ XLB_INLINE int xlb_ct4_hit_new(const struct xlb_pkt4 *p, struct xlb_ct4_val *v)
 			xlb_count(XLB_G_CT_RECREATE);
 		return 1;
 	}
-	if (xlb_update(&xlb_ct4, &ok, &ov, BPF_ANY) || xlb_update(&xlb_ct4, k, v, BPF_ANY))
+	if (xlb_ct4_put_est(&ok, &ov, BPF_ANY) || xlb_ct4_put_est(k, v, BPF_ANY))
 		return 1;
 	xlb_ctn4_delete(k);
 	xlb_ctn4_delete(&ok);
@@ -122,7 +123,7 @@ XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_pkt4 *p)
 	xlb_ct4_other(k, v, &ok, &ov);
 	o = xlb_lookup(&xlb_ct4, &ok);
 	if (!o) {
-		xlb_update(&xlb_ct4, &ok, &ov, BPF_NOEXIST);
+		xlb_ct4_put_est(&ok, &ov, BPF_NOEXIST);
 		xlb_count(XLB_G_CT_RECREATE);
 	} else if (o->state != v->state) {
 		o->state = v->state;
@@ -160,7 +161,8 @@ XLB_INLINE int xlb_ct4_create(const struct xlb_pkt4 *p, struct xlb_ct4_val *fwd)
  * the client's own if the reverse key (backend -> SNAT:port) is free in both
  * tiers, else one of XLB_SNAT_TRIES-1 random ports. The claim is an insert
  * with BPF_NOEXIST (atomic among new flows; an established flow's key is found
- * by lookup first), so two flows never share a reverse key. Returns 0, -EEXIST
+ * by lookup first, which the filter of ctseen.h spares for a key the
+ * established tier surely does not hold), so two flows never share a reverse key. Returns 0, -EEXIST
  * when no port was free, or a negative errno. */
 XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, struct xlb_ct4_val *fwd)
 {
@@ -181,7 +183,7 @@ XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, struct xlb_ct4_val 
 			fwd->snat_port = bpf_htons(XLB_SNAT_PORT_MIN +
 						   xlb_random() % (XLB_SNAT_PORT_MAX - XLB_SNAT_PORT_MIN + 1));
 		xlb_ct4_other(k, fwd, &rk, &rv);
-		if (xlb_lookup(&xlb_ct4, &rk)) {
+		if (xlb_ct4_seen_maybe(&rk) && xlb_lookup(&xlb_ct4, &rk)) {
 			err = -EEXIST;
 			continue;
 		}

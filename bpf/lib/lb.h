@@ -252,7 +252,13 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 		return XLB_V_PASS;
 	}
 
-	ct = xlb_ct4_hit(&p);
+	/* A new flow's SYN skips the established tier when its filter allows. */
+	if (xlb_ct4_skip_est(&p)) {
+		xlb_count(XLB_G_CT_SKIP);
+		ct = NULL;
+	} else {
+		ct = xlb_ct4_hit(&p);
+	}
 	if (ct) {
 		xlb_count(XLB_G_CT_HIT);
 		return xlb_apply_ct4(ctx, hook, stage, &p, ct);

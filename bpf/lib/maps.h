@@ -77,6 +77,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_ct4_new SEC(".maps");
 
+/* Filters of the keys xlb_ct4 may hold (lib/ctseen.h): word i of both copies. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XLB_CT_SEEN_WORDS);
+	__type(key, __u32);
+	__type(value, struct xlb_ct_seen_word);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_ct4_seen SEC(".maps");
+
+/* Which copy of xlb_ct4_seen answers (one entry). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xlb_ct_seen_ctl);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_ct4_seen_ctl SEC(".maps");
+
 /* (client, VIP) -> backend of the client's last new connection (affinity_timeout). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -35,6 +35,7 @@ void AddSharedConstants(Napi::Env env, Napi::Object c) {
   C(XLB_VIP_F_SNAT_ADDR) C(XLB_VIP_F_SNAT_BACKEND) C(XLB_VIP_F_SNAT_CLIENT)
   C(XLB_SNAT_K_BACKEND) C(XLB_SNAT_K_CLIENT) C(XLB_CT_F_SNAT) C(XLB_CT_F_HAIRPIN) C(XLB_SNAT_RULES_MAX)
   C(XLB_G_IPV6) C(XLB_G_EXT_PASS) C(XLB_IPV6_WORDS) C(XLB_CT_NEW_WAYS) C(XLB_CT_NEW_MAX)
+  C(XLB_G_CT_SKIP) C(XLB_CT_SEEN_WORDS) C(XLB_CT_SEEN_FILTERS)
 #undef C
 }
 
@@ -92,6 +93,11 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_FIELD(xlb_ct4_key, proto)
   XLB_FIELD(xlb_ct4_key, pad)
 
+  XLB_STRUCT(xlb_ct_seen_word)
+  XLB_FIELD(xlb_ct_seen_word, bits)
+  XLB_STRUCT(xlb_ct_seen_ctl)
+  XLB_FIELD(xlb_ct_seen_ctl, active)
+  XLB_FIELD(xlb_ct_seen_ctl, rebuilds)
   XLB_STRUCT(xlb_clock)
   XLB_FIELD(xlb_clock, jiffies)
   XLB_FIELD(xlb_clock, ns)

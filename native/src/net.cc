@@ -298,10 +298,12 @@ static Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
     }
   }
 
-  uint32_t out_cap = live ? 0 : size_out.value_or(static_cast<uint32_t>(data.ByteLength()) + 256);
+  // Empty data: a program that takes no packet (BPF_PROG_TYPE_SYSCALL): no data in or out.
+  bool no_data = data.ByteLength() == 0;
+  uint32_t out_cap = live || no_data ? 0 : size_out.value_or(static_cast<uint32_t>(data.ByteLength()) + 256);
   std::vector<uint8_t> out(out_cap ? out_cap : 1);
   LIBBPF_OPTS(bpf_test_run_opts, to);
-  to.data_in = data.Data();
+  to.data_in = no_data ? nullptr : data.Data();
   to.data_size_in = static_cast<__u32>(data.ByteLength());
   if (out_cap) {
     to.data_out = out.data();
