@@ -469,10 +469,17 @@ export interface CompileOptions {
   reservedBackendIds?: ReadonlySet<number>;
 }
 
+/** hairpinAddr() of load balancers validateConfig froze (their options cannot change). */
+const hairpins = new WeakMap<LoadBalancer, number>();
+
 /** hairpin_snat_ip's IPv4 address as a uint32 (0: none, the VIP is used). */
 function hairpinAddr(lb: LoadBalancer): number {
+  const known = hairpins.get(lb);
+  if (known !== undefined) return known;
   const v4 = (lb.options.hairpin_snat_ip ?? '').split(' ').find((x) => isIPv4(x));
-  return v4 ? parseIPv4(v4) : 0;
+  const addr = v4 ? parseIPv4(v4) : 0;
+  if (isValidatedLb(lb)) hairpins.set(lb, addr);
+  return addr;
 }
 
 /**
@@ -877,7 +884,8 @@ export function compile(
   // Interfaces whose addresses ip_port_mappings tell (backend IP -> "NETNS/IFNAME:SOURCE").
   const mappedIps = new Map<string, string[]>();
   for (const lb of desired.load_balancers) {
-    for (const [ip, where] of Object.entries(lb.ip_port_mappings ?? {})) {
+    if (lb.ip_port_mappings === undefined) continue;
+    for (const [ip, where] of Object.entries(lb.ip_port_mappings)) {
       const iface = where.slice(0, where.lastIndexOf(':'));
       mappedIps.set(iface, [...(mappedIps.get(iface) ?? []), ip]);
     }

@@ -793,8 +793,10 @@ function validateLoadBalancer(v: unknown, field: string, names: Set<string>): Lo
   const last = typeof raw.name === 'string' ? lastLbs.get(raw.name) : undefined;
   let vips: Record<string, string> | undefined;
   if (last !== undefined && sameFlat(raw, last.rest)) {
-    expectName(raw.name, keyPath(field, 'name'), 'load balancer', names);
-    vips = validateVips(raw.vips, keyPath(field, 'vips'), last.lb.name);
+    // (the name is the one validated last time: only a duplicate is left to find)
+    if (names.has(last.lb.name)) expectName(raw.name, keyPath(field, 'name'), 'load balancer', names);
+    names.add(last.lb.name);
+    vips = validateVips(raw.vips, `${field}.vips`, last.lb.name);
     if (vips === last.lb.vips) return last.lb;
     names.delete(last.lb.name); // (checked again below)
   }
@@ -962,12 +964,14 @@ function vipIdentity(vip: Pick<Vip, 'family' | 'addr' | 'port' | 'protocol'>): s
 function validateLbRefs(v: unknown, field: string, lbs: ReadonlyMap<string, LoadBalancer>, owner: string): string[] {
   const names: string[] = [];
   const items = optionalArray(v, field, 'an array of load balancer names');
+  const listed = new Set<string>();
   items.forEach((item, i) => {
-    const itemField = indexPath(field, i);
-    const name = expectString(item, itemField);
+    // (the field's path is built only for an error)
+    const name = typeof item === 'string' ? item : expectString(item, indexPath(field, i));
     const lb = lbs.get(name);
-    if (lb === undefined) throw new ConfigError(itemField, `unknown load balancer "${name}"`, item);
-    if (names.includes(name)) throw new ConfigError(itemField, `load balancer "${name}" is listed twice`, item);
+    if (lb === undefined) throw new ConfigError(indexPath(field, i), `unknown load balancer "${name}"`, item);
+    if (listed.has(name)) throw new ConfigError(indexPath(field, i), `load balancer "${name}" is listed twice`, item);
+    listed.add(name);
     names.push(name);
   });
   // VIPs of one load balancer never overlap (checked in validateVips): with one, nothing to compare.

@@ -19,8 +19,8 @@ import {
   LAYOUT,
   LAYOUT_VERSION,
   GLOBAL_COUNTERS,
-  decodeStatsPercpu,
   decodeU64Percpu,
+  sumStatsRows,
   zeroStats,
   encodeU32,
   type GlobalCounter,
@@ -274,19 +274,14 @@ export class Dataplane {
     const out = new Map<number, Stats>();
     const { fd, ids, cpus } = this.statsRows(kind);
     const inRows = idList.filter((id) => id < ids);
-    for (const id of idList) out.set(id, zeroStats());
+    for (const id of idList) if (id >= ids) out.set(id, zeroStats());
     if (inRows.length === 0) return out;
     const lo = inRows.reduce((a, b) => Math.min(a, b));
     const span = inRows.reduce((a, b) => Math.max(a, b)) - lo + 1;
     const size = LAYOUT.xlb_stats.size;
-    for (let c = 0; c < cpus; c++) {
-      const row = this.native.mapMmapRead(fd, span * size, (c * ids + lo) * size);
-      for (const id of inRows) {
-        const s = decodeStatsPercpu(row.subarray((id - lo) * size, (id - lo + 1) * size), 1);
-        const t = out.get(id)!;
-        for (const k of Object.keys(s) as Array<keyof Stats>) t[k] += s[k];
-      }
-    }
+    const rows = Array.from({ length: cpus }, (_, c) => this.native.mapMmapRead(fd, span * size, (c * ids + lo) * size));
+    const sums = sumStatsRows(rows, inRows.map((id) => id - lo));
+    inRows.forEach((id, i) => out.set(id, sums[i]!));
     return out;
   }
 

@@ -461,6 +461,35 @@ export function decodeStatsPercpu(b: Buffer, ncpus: number): Stats {
   return s;
 }
 
+/** Sums, for each element index in `at`, that xlb_stats element of every row (a row: xlb_stats values
+ *  back to back, one CPU's span of ids). Wrapping u64 sums, as the counters themselves wrap. */
+export function sumStatsRows(rows: readonly Buffer[], at: readonly number[]): Stats[] {
+  const w = L.xlb_stats.size / 8;
+  const acc = new BigUint64Array(at.length * w);
+  for (const r of rows) {
+    const b = r.byteOffset % 8 === 0 ? r : Buffer.from(r);
+    const v = new BigUint64Array(b.buffer, b.byteOffset, Math.floor(b.length / 8));
+    for (let i = 0; i < at.length; i++) {
+      const from = at[i]! * w;
+      const to = i * w;
+      for (let k = 0; k < w; k++) acc[to + k] = acc[to + k]! + v[from + k]!;
+    }
+  }
+  const o = L.xlb_stats.offsets;
+  return at.map((_, i) => {
+    const base = i * w;
+    return {
+      packets: acc[base + o.packets / 8]!,
+      bytes: acc[base + o.bytes / 8]!,
+      replyPackets: acc[base + o.reply_packets / 8]!,
+      replyBytes: acc[base + o.reply_bytes / 8]!,
+      newConns: acc[base + o.new_conns / 8]!,
+      drops: acc[base + o.drops / 8]!,
+      rejects: acc[base + o.rejects / 8]!,
+    };
+  });
+}
+
 /** Sums a per-CPU __u64 counter. */
 export function decodeU64Percpu(b: Buffer, ncpus: number): bigint {
   let sum = 0n;

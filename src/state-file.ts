@@ -112,6 +112,24 @@ function vipsDelta(a: Record<string, string>, b: Record<string, string>): Record
 
 /** The desired-state part of a delta from `a` to `b` (both validated). */
 export function desiredDelta(a: DesiredState, b: DesiredState): Pick<StateDelta, 'lbs' | 'lbOrder' | 'logical_switches' | 'logical_routers'> {
+  const rest = {
+    ...(same(a.logical_switches, b.logical_switches) ? {} : { logical_switches: b.logical_switches }),
+    ...(same(a.logical_routers, b.logical_routers) ? {} : { logical_routers: b.logical_routers }),
+  };
+  // The same load balancers by name at the same places (a change inside some of them): compared
+  // place by place, no index of names built (none added, removed or moved: the order stands).
+  const al = a.load_balancers;
+  const bl = b.load_balancers;
+  if (al.length === bl.length && al.every((l, i) => l.name === bl[i]!.name)) {
+    const lbs: StateDelta['lbs'] = [];
+    for (let i = 0; i < bl.length; i++) {
+      const o = al[i]!;
+      const lb = bl[i]!;
+      if (o === lb || (o.vips === lb.vips && same(withoutVips(o), withoutVips(lb)))) continue;
+      lbs.push({ name: lb.name, lb: withoutVips(lb), vips: vipsDelta(o.vips, lb.vips) });
+    }
+    return { lbs, ...rest };
+  }
   const old = new Map(a.load_balancers.map((l) => [l.name, l]));
   const lbs: StateDelta['lbs'] = [];
   for (const lb of b.load_balancers) {
@@ -127,12 +145,7 @@ export function desiredDelta(a: DesiredState, b: DesiredState): Pick<StateDelta,
   const had = new Set(a.load_balancers.map((l) => l.name));
   const replayed = [...a.load_balancers.map((l) => l.name).filter((n) => !gone.has(n)), ...b.load_balancers.map((l) => l.name).filter((n) => !had.has(n))];
   const order = b.load_balancers.map((l) => l.name);
-  return {
-    lbs,
-    ...(replayed.every((n, i) => n === order[i]) ? {} : { lbOrder: order }),
-    ...(same(a.logical_switches, b.logical_switches) ? {} : { logical_switches: b.logical_switches }),
-    ...(same(a.logical_routers, b.logical_routers) ? {} : { logical_routers: b.logical_routers }),
-  };
+  return { lbs, ...(replayed.every((n, i) => n === order[i]) ? {} : { lbOrder: order }), ...rest };
 }
 
 /** Applies a journal line to a state read from disk (its desired state is plain JSON, not validated objects). */

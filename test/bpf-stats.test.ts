@@ -15,7 +15,7 @@ import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
 import { decodeStatsPercpu, encodeCt4Key, encodeCt4Val, encodeU32, LAYOUT, XLB, type Stats } from '../src/layout.js';
 import { parseIPv4 } from '../src/addr.js';
-import { buildPacket, parsePacket, TCP_FLAGS } from './helpers/packet.js';
+import { buildPacket, buildPacket6, parsePacket, TCP_FLAGS } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-fl-stats-${process.pid}`;
@@ -27,13 +27,15 @@ const SIZES = { vips: 48, backends: 200 };
 const VIP = '10.0.9.1';
 const EMPTY_VIP = '10.0.9.2';
 const REJECT_VIP = '10.0.9.3';
+const VIP6 = 'fd00:9::1';
 const config = {
   load_balancers: [
     { name: 'web', protocol: 'tcp', vips: { [`${VIP}:80`]: '10.9.0.1:8080,10.9.0.2:8080,10.9.0.3:8080' } },
     { name: 'empty', protocol: 'tcp', vips: { [`${EMPTY_VIP}:80`]: '' } },
     { name: 'rej', protocol: 'tcp', vips: { [`${REJECT_VIP}:80`]: '' }, options: { reject: 'true' } },
+    { name: 'web6', protocol: 'tcp', vips: { [`[${VIP6}]:80`]: '[fd00:9:1::1]:8080,[fd00:9:1::2]:8080' } },
   ],
-  logical_switches: [{ name: 'sw', ports: ['lo'], load_balancer: ['web', 'empty', 'rej'] }],
+  logical_switches: [{ name: 'sw', ports: ['lo'], load_balancer: ['web', 'empty', 'rej', 'web6'] }],
 };
 
 let dp: Dataplane;
@@ -121,6 +123,27 @@ describe('counters: a row per CPU', () => {
     const beSum = backendIds.map((id) => dp.backendStats(id));
     expect(beSum.reduce((s, x) => s + x.newConns, 0n)).toBe(BigInt(flows));
     expect(beSum.reduce((s, x) => s + x.bytes, 0n)).toBe(BigInt(bytes));
+  });
+
+  it('IPv6 flows count in the same rows (one id space)', () => {
+    const web6 = vipOf(`[${VIP6}]`);
+    let flows = 0;
+    for (const cpu of cpus) {
+      onCpu(cpu, () => {
+        for (let i = 0; i <= cpu; i++) {
+          const sport = 23000 + 100 * cpu + i;
+          expect(xdp(buildPacket6({ src: 'fd00:9:2::1', dst: VIP6, proto: 'tcp', sport, dport: 80 }))).toBe(XDP_PASS);
+          expect(xdp(buildPacket6({ src: 'fd00:9:2::1', dst: VIP6, proto: 'tcp', sport, dport: 80, tcpFlags: TCP_FLAGS.ack }))).toBe(XDP_PASS);
+          flows++;
+        }
+      });
+    }
+    for (const cpu of cpus) {
+      expect(row('vip', cpu, web6.id)).toMatchObject({ newConns: BigInt(cpu + 1), packets: BigInt(2 * (cpu + 1)) });
+      const be = web6.backends.map((b) => row('backend', cpu, b.id));
+      expect(be.reduce((s, x) => s + x.packets, 0n)).toBe(BigInt(2 * (cpu + 1)));
+    }
+    expect(dp.vipStats(web6.id)).toMatchObject({ newConns: BigInt(flows), packets: BigInt(2 * flows) });
   });
 
   it('a VIP without backends counts its drops and rejects per CPU', () => {

@@ -16,6 +16,7 @@ import {
   decodeNeigh6Key,
   encodeNeigh6Key,
   decodeStatsPercpu,
+  sumStatsRows,
   decodeU32,
   decodeU64Percpu,
   decodeVip4Key,
@@ -271,6 +272,24 @@ describe('byte-level encoding', () => {
       encodeSnat4Key({ scope: 3, kind: XLB.SNAT_K_CLIENT, addr: parseIPv4('172.16.255.128'), prefixLen: 25 }).toString('hex'),
     ).toBe('59000000' + '03000000' + '02000000' + 'ac10ff80');
     expect(encodeSnat4Val(parseIPv4('10.127.0.129')).toString('hex')).toBe('0a7f0081');
+  });
+
+  it('sums the elements of rows of stats (one row per CPU), wrapping at 2^64', () => {
+    const size = LAYOUT.xlb_stats.size;
+    const o = LAYOUT.xlb_stats.offsets;
+    const row = (vals: Array<Partial<Record<keyof typeof o, bigint>>>, shift = 0): Buffer => {
+      const b = Buffer.alloc(shift + size * vals.length);
+      vals.forEach((v, i) => {
+        for (const [k, n] of Object.entries(v)) b.writeBigUInt64LE(n, shift + i * size + o[k as keyof typeof o]);
+      });
+      return b.subarray(shift); // an unaligned view when shift is not a multiple of 8
+    };
+    const cpu0 = row([{ packets: 1n, bytes: 60n }, { drops: 3n }, { new_conns: 2n, reply_bytes: 2n ** 64n - 1n }]);
+    const cpu1 = row([{ packets: 4n, bytes: 100n }, { rejects: 1n }, { new_conns: 5n, reply_bytes: 3n }], 3);
+    const [a, c] = sumStatsRows([cpu0, cpu1], [0, 2]);
+    expect(a).toEqual({ ...zeroStats(), packets: 5n, bytes: 160n });
+    expect(c).toEqual({ ...zeroStats(), newConns: 7n, replyBytes: 2n });
+    expect(sumStatsRows([cpu0, cpu1], [1])).toEqual([{ ...zeroStats(), drops: 3n, rejects: 1n }]);
   });
 
   it('sums per-CPU stats slots', () => {

@@ -11,6 +11,10 @@ import { validateConfig, withVip, type DesiredState } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
 import { MemoryStore, type MapName } from '../src/store.js';
 import { applyCompiled, type Deferred } from '../src/writer.js';
+import { desiredDelta, idsOf, loadState, StateFile } from '../src/state-file.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const IFINDEX = new Map([
   ['xlbcp-s1', 21],
@@ -134,6 +138,10 @@ describe('load-balancer-level changes among many load balancers', () => {
     let lbs = initial();
     const x = new Incremental();
     x.apply(raw(lbs));
+    // The bookkeeping's journal follows along: each step's delta, replayed on the snapshot, gives the step's desired state.
+    const dir = mkdtempSync(join(tmpdir(), 'xlbcp-journal-'));
+    const journal = new StateFile(dir);
+    journal.snapshot({ version: 2, pinRoot: '/xlbcp', ids: idsOf({}, []), desired: x.desired!, vips: [], ifaces: [] });
     const steps: Array<[string, () => object]> = [
       ['one VIP of lb4 (on the router)', () => ((lbs[4] = { ...lbs[4]!, vips: withVip(lbs[4]!.vips, '10.4.0.1:80', list(4, 0, 2)) }), raw(lbs))],
       ['a VIP added to lb9', () => ((lbs[9] = { ...lbs[9]!, vips: withVip(lbs[9]!.vips, '10.9.0.99:80', list(9, 99)) }), raw(lbs))],
@@ -158,14 +166,22 @@ describe('load-balancer-level changes among many load balancers', () => {
       ['a load balancer left unattached', () => raw(lbs, { s1: lbs.map((l) => l.name).filter((n, i) => i % 2 === 0 && n !== 'lb0') })],
       ['back to every load balancer attached', () => raw(lbs)],
     ];
-    for (const [what, make] of steps) {
-      const input = make();
-      x.apply(input);
-      try {
-        expectSameAsFull(x, input);
-      } catch (e) {
-        throw new Error(`${what}: ${(e as Error).message}`);
+    try {
+      for (const [what, make] of steps) {
+        const input = make();
+        const was = x.desired!;
+        x.apply(input);
+        try {
+          expectSameAsFull(x, input);
+          const rest = { vipsSet: [], vipsDel: [], scopes: {}, ifaces: [], warnings: [] };
+          expect(journal.append({ seq: journal.nextSeq(), ...desiredDelta(was, x.desired!), ...rest })).toBe(true);
+          expect(JSON.parse(JSON.stringify(loadState(dir, '/xlbcp')!.desired))).toEqual(JSON.parse(JSON.stringify(x.desired)));
+        } catch (e) {
+          throw new Error(`${what}: ${(e as Error).message}`);
+        }
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
