@@ -4,7 +4,8 @@
  * hold, so that the first packet of a new TCP flow (a SYN without ACK) skips
  * that tier's lookup. In a table of millions of entries the lookup is a cache
  * and TLB miss even when it finds nothing (≈ 100–200 ns of a new flow's
- * ≈ 520 ns, measured in place); the filter is 512 KiB and answers from cache.
+ * ≈ 520 ns, measured in place); a copy of the filter is 512 KiB (both share
+ * each cache line) and answers from cache.
  *
  * One bit per key hash (xlb_hash_tuple4). The data plane sets a key's bit in
  * both copies before and after it writes the key to xlb_ct4 and never clears
