@@ -6,6 +6,7 @@ import { compile, EMPTY_IDS, backendKey, type Compiled } from '../src/compile.js
 import { validateConfig, type DesiredState } from '../src/config.js';
 import { ApplyError } from '../src/errors.js';
 import { MemoryStore, type MapName } from '../src/store.js';
+import { plainCompiled, storeSnapshot } from './helpers/compiled.js';
 import { applyCompiled, type ApplySummary, type Deferred } from '../src/writer.js';
 import { XLB } from '../src/layout.js';
 
@@ -29,20 +30,9 @@ function config(n: number, per: number, edit: (i: number, list: string[]) => str
   });
 }
 
-function snapshot(store: MemoryStore): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const m of MAPS) out[m] = [...store.dump(m)].map(([k, v]) => [k, v.toString('hex')]).sort();
-  out.tables = store
-    .tableIds()
-    .sort((a, b) => a - b)
-    .map((id) => [id, Array.from(store.readTable(id)!)]);
-  return out;
-}
+const snapshot = (store: MemoryStore): Record<string, unknown> => storeSnapshot(store, MAPS);
 
-/** What compile() produces, as plain data (ids materialized). */
-function plain(c: Compiled): unknown {
-  return JSON.parse(JSON.stringify({ ...c, vips: c.vips.map((v) => ({ ...v, table: Array.from(v.table) })) }));
-}
+const plain = plainCompiled;
 
 /** Xlb.apply's use of compile and the writer, reduced to a store. */
 class Incremental {

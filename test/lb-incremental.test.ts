@@ -10,6 +10,7 @@ import { compile, EMPTY_IDS, type Compiled } from '../src/compile.js';
 import { validateConfig, withVip, type DesiredState } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
 import { MemoryStore, type MapName } from '../src/store.js';
+import { plainCompiled, storeSnapshot } from './helpers/compiled.js';
 import { applyCompiled, type Deferred } from '../src/writer.js';
 import { desiredDelta, idsOf, loadState, StateFile } from '../src/state-file.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -51,21 +52,9 @@ function raw(lbs: Lb[], sw: { s1?: string[]; s2?: string[]; r1?: string[] } = {}
   };
 }
 
-/** Every map of the store, as sorted hex pairs, and every table. */
-function snapshot(store: MemoryStore): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const m of MAPS) out[m] = [...store.dump(m)].map(([k, v]) => [k, v.toString('hex')]).sort();
-  out.tables = store
-    .tableIds()
-    .sort((a, b) => a - b)
-    .map((id) => [id, Array.from(store.readTable(id)!)]);
-  return out;
-}
+const snapshot = (store: MemoryStore): Record<string, unknown> => storeSnapshot(store, MAPS);
 
-/** A compile as plain data (ids materialized). */
-function plain(c: Compiled): unknown {
-  return JSON.parse(JSON.stringify({ ...c, vips: c.vips.map((v) => ({ ...v, table: Array.from(v.table) })) }));
-}
+const plain = plainCompiled;
 
 /** Xlb.apply's path reduced to a store: validate, compile reusing the last compile, write against it. */
 class Incremental {

@@ -353,7 +353,10 @@ describe('objects', () => {
   });
 
   it('openObject rodata: a const volatile global set before load', () => {
-    const o = n.openObject(noopObj, { rodata: { noop_tc_slot: 3 } });
+    // Its own pin root (the fixture's map is pinned by name: without one, libbpf pins it in /sys/fs/bpf).
+    const pinRoot = `${PIN_DIR}/rodata`;
+    mkdirSync(pinRoot, { recursive: true });
+    const o = n.openObject(noopObj, { pinRoot, rodata: { noop_tc_slot: 3 } });
     try {
       const tc = o.programs.find((p) => p.name === 'noop_tc')!.fd;
       const counts = o.maps.find((x) => x.name === 'noop_counts')!.fd;
@@ -363,9 +366,9 @@ describe('objects', () => {
     } finally {
       n.closeObject(o.handle);
     }
-    const e = expectNativeError(() => n.openObject(noopObj, { rodata: { nope: 1 } }), 'ENOENT');
+    const e = expectNativeError(() => n.openObject(noopObj, { pinRoot, rodata: { nope: 1 } }), 'ENOENT');
     expect(e.message).toContain('nope');
-    expect(() => n.openObject(noopObj, { rodata: { noop_tc_slot: -1 } })).toThrow(/rodata\.noop_tc_slot/);
+    expect(() => n.openObject(noopObj, { pinRoot, rodata: { noop_tc_slot: -1 } })).toThrow(/rodata\.noop_tc_slot/);
   });
 
   it('openObject errors: unknown map in maxEntries, verifier rejection with log', () => {
