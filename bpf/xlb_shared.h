@@ -18,7 +18,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 17
+#define XLB_LAYOUT_VERSION 18
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev_c* slots */
@@ -292,7 +292,11 @@ struct xlb_neigh6_key {
 };
 
 /* Value of xlb_vip_stats and xlb_backend_stats: plain arrays holding a row of
- * ids per CPU (element cpu * ids + id, lib/stats.h), summed by the control plane. */
+ * ids per CPU (element cpu * ids + id, lib/stats.h), summed by the control plane.
+ * Flows count in their backend's row only. In a VIP's row the data plane writes
+ * drops and rejects; packets..new_conns there belong to the control plane (the
+ * final counts of backends the VIP no longer has, 8-byte stores through mmap):
+ * a VIP's totals are its row plus its backends' rows. */
 struct xlb_stats {
 	__u64 packets;       /* client->VIP packets rewritten */
 	__u64 bytes;         /* their bytes (L2 frame length) */

@@ -285,6 +285,59 @@ export class Dataplane {
     return out;
   }
 
+  /**
+   * VIPs' totals: flows count in their backend's row only (bpf/lib/stats.h), so a VIP's packets, bytes
+   * and new connections are its own row (drops and rejects, and the counts folded in from backends it
+   * no longer has: foldBackendStats) plus the rows of `backendIds` (its backends, and those removed but
+   * not yet reclaimed). Each backend id must be given for one VIP only.
+   */
+  vipTotals(vips: ReadonlyArray<{ id: number; backendIds: readonly number[] }>): Map<number, Stats> {
+    const own = this.statsOf('vip', vips.map((v) => v.id));
+    const be = this.statsOf('backend', vips.flatMap((v) => v.backendIds));
+    const out = new Map<number, Stats>();
+    for (const v of vips) {
+      const t = { ...own.get(v.id)! };
+      for (const id of v.backendIds) addFlowStats(t, be.get(id)!);
+      out.set(v.id, t);
+    }
+    return out;
+  }
+
+  /**
+   * Before backend ids leave their VIP for good (reclaimed, then free to be handed out and zeroed):
+   * adds each one's final packets..new_conns to its VIP's row, so the VIP's totals (vipTotals) stay
+   * where they were and survive restarts (the map is pinned). The VIP's row of CPU 0 takes them, in
+   * fields the data plane never writes there, with 8-byte stores through mmap (BPF counts drops and
+   * rejects in the same rows meanwhile). Returns the counts folded, by VIP id.
+   */
+  foldBackendStats(moves: ReadonlyArray<{ vipId: number; backendIds: readonly number[] }>): Map<number, Stats> {
+    const be = this.statsOf('backend', moves.flatMap((m) => m.backendIds));
+    const { fd, ids } = this.statsRows('vip');
+    const o = LAYOUT.xlb_stats.offsets;
+    const fields = ['packets', 'bytes', 'replyPackets', 'replyBytes', 'newConns'] as const;
+    const at = [o.packets, o.bytes, o.reply_packets, o.reply_bytes, o.new_conns];
+    const out = new Map<number, Stats>();
+    const words: number[] = [];
+    const deltas: bigint[] = [];
+    for (const m of moves) {
+      if (m.vipId >= ids) continue; // never counted
+      const t = out.get(m.vipId) ?? zeroStats();
+      for (const id of m.backendIds) addFlowStats(t, be.get(id)!);
+      out.set(m.vipId, t);
+    }
+    for (const [vipId, t] of out) {
+      fields.forEach((f, i) => {
+        if (t[f] === 0n) return;
+        words.push((vipId * LAYOUT.xlb_stats.size + at[i]!) / 8); // CPU 0's row: elements 0..ids-1
+        deltas.push(t[f]);
+      });
+    }
+    if (words.length) {
+      this.native.mapMmapAddQwords(fd, new Uint8Array(new Uint32Array(words).buffer), new Uint8Array(new BigUint64Array(deltas).buffer));
+    }
+    return out;
+  }
+
   globalCounters(): Record<GlobalCounter, bigint> {
     const n = this.native.numPossibleCpus();
     const out = {} as Record<GlobalCounter, bigint>;
@@ -874,4 +927,14 @@ export function detach(a: IfaceRef & { hook: 'tc' | 'xdp'; xdpMode?: string | nu
     if (q.driverProgId) n.xdpDetach(a.netns, ifindex, 'native');
     if (q.skbProgId) n.xdpDetach(a.netns, ifindex, 'generic');
   }
+}
+
+/** Adds a backend's flow counters (packets..new_conns: what the data plane counts per backend) to t, wrapping as the counters do. */
+function addFlowStats(t: Stats, b: Stats): void {
+  const wrap = (x: bigint): bigint => BigInt.asUintN(64, x);
+  t.packets = wrap(t.packets + b.packets);
+  t.bytes = wrap(t.bytes + b.bytes);
+  t.replyPackets = wrap(t.replyPackets + b.replyPackets);
+  t.replyBytes = wrap(t.replyBytes + b.replyBytes);
+  t.newConns = wrap(t.newConns + b.newConns);
 }

@@ -286,6 +286,9 @@ export interface XlbNative {
   /** Sets the u32 at byte 4 * words[i] of an mmap-able array's value area to values[i] (u32, little-endian),
    *  in order, each with one aligned 32-bit store (a concurrent reader sees the old or the new value, never a mix). */
   mapMmapWriteWords(fd: number, words: Uint8Array, values: Uint8Array): void;
+  /** Adds deltas[i] (u64, little-endian, wrapping) to the u64 at byte 8 * words[i] of an mmap-able array's
+   *  value area, each with one aligned 64-bit store; for words no BPF program writes (not an atomic add). */
+  mapMmapAddQwords(fd: number, words: Uint8Array, deltas: Uint8Array): void;
   /** Creates an mmap-able array of one valueSize-byte element (BPF_F_MMAPABLE) and writes `data` at its
    *  start through mmap (the rest is zero); the caller closes fd. */
   mapCreateFilled(valueSize: number, data: Uint8Array, name?: string): { fd: number; id: number };

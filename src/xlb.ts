@@ -180,6 +180,9 @@ export class Xlb {
   private pending: Deferred[] = [];
   /** Their ids: not handed out again until the entries are gone. */
   private readonly reserved = new Set<number>();
+  /** Of those, the ones whose VIP stays (by backend id): they count in that VIP's totals until reclaim()
+   *  folds their final counts into its row (Dataplane.foldBackendStats). */
+  private readonly retiring = new Map<number, { vipId: number; vipName: string }>();
   private reclaimTimer: NodeJS.Timeout | null = null;
   /** The state directory's snapshot and journal. */
   private readonly file: StateFile;
@@ -234,6 +237,15 @@ export class Xlb {
     for (const d of todo) {
       try {
         d.run();
+        // Their counts go to their VIP before the ids can be handed out (and zeroed) again.
+        const moves: Array<{ vipId: number; backendIds: number[] }> = [];
+        for (const id of d.backendIds) {
+          const r = this.retiring.get(id);
+          this.retiring.delete(id);
+          const at = r && this.recordAt.get(r.vipName);
+          if (r && at !== undefined && this.state.vips[at]?.id === r.vipId) moves.push({ vipId: r.vipId, backendIds: [id] });
+        }
+        if (moves.length) this.dataplane.foldBackendStats(moves);
         for (const id of d.backendIds) this.reserved.delete(id);
       } catch {
         // Left in the map (no table names them): the next apply diffs
@@ -314,6 +326,7 @@ export class Xlb {
 
     const prev = this.inKernel;
     const pendingBefore = this.pending.length;
+    const leaving = this.leavingBackends(compiled);
     // Until this apply completes, the kernel is only known to hold what it held.
     this.inKernel = null;
     const summary = applyCompiled(dp.store(), compiled, ifindex, this.state.ids, {
@@ -349,6 +362,16 @@ export class Xlb {
       });
     }
 
+    // Backends that left a VIP that stays: their counts move to the VIP's row now, or at reclaim()
+    // when their removal waits for a grace period (they count in the VIP's totals until then).
+    const deferredIds = new Set(this.pending.slice(pendingBefore).flatMap((d) => d.backendIds));
+    const foldNow: Array<{ vipId: number; backendIds: number[] }> = [];
+    for (const l of leaving) {
+      if (deferredIds.has(l.backendId)) this.retiring.set(l.backendId, { vipId: l.vipId, vipName: l.vipName });
+      else foldNow.push({ vipId: l.vipId, backendIds: [l.backendId] });
+    }
+    if (foldNow.length) dp.foldBackendStats(foldNow);
+
     const flushed = this.flushRemovedBackends(desired, compiled);
 
     const keep = new Set(served.map((s) => s.interface));
@@ -374,6 +397,26 @@ export class Xlb {
       unchanged: summary.writes === 0 && detached.length === 0,
       durationsMs: { validate: t1 - t0, compile: t2 - t1r, write: t3 - t2, attach: t4 - t3, save: t5 - t4, total: t5 - t0 },
     };
+  }
+
+  /**
+   * Backend ids the kernel holds that `compiled` takes away from a VIP it keeps (same name and id):
+   * their counters are the last part of that VIP's totals not yet in its row. Only the VIPs the
+   * compile replaced are looked at when it derives from the last one.
+   */
+  private leavingBackends(compiled: Compiled): Array<{ vipId: number; vipName: string; backendId: number }> {
+    const changes = this.lastCompiled ? vipChanges(compiled, this.lastCompiled) : null;
+    const before: ReadonlyArray<{ id: number; name: string; backends: ReadonlyArray<{ id: number }> }> = changes ? changes.stale : this.state.vips;
+    if (before.length === 0) return [];
+    const after = new Map((changes ? changes.fresh : compiled.vips).map((v) => [v.name, v]));
+    const out: Array<{ vipId: number; vipName: string; backendId: number }> = [];
+    for (const v of before) {
+      const now = after.get(v.name);
+      if (!now || now.id !== v.id) continue; // the VIP itself went (or took another id): nothing to keep
+      const kept = new Set(now.backends.map((b) => b.id));
+      for (const b of v.backends) if (!kept.has(b.id)) out.push({ vipId: v.id, vipName: v.name, backendId: b.id });
+    }
+    return out;
   }
 
   /**
@@ -422,7 +465,12 @@ export class Xlb {
       for (const lb of lr.load_balancer) servedBy.set(lb, [...(servedBy.get(lb) ?? []), `router ${lr.name}`]);
     }
     const lbs = new Map(this.state.desired.load_balancers.map((l) => [l.name, l]));
-    const vipStats = dp.statsOf('vip', this.state.vips.map((v) => v.id));
+    // A VIP's totals: its row and its backends' rows, those removed but not yet reclaimed included.
+    const retiringOf = new Map<number, number[]>();
+    for (const [id, r] of this.retiring) retiringOf.set(r.vipId, [...(retiringOf.get(r.vipId) ?? []), id]);
+    const retiringIds = (v: VipRecord): number[] =>
+      (retiringOf.get(v.id) ?? []).filter((id) => this.retiring.get(id)!.vipName === v.name);
+    const vipStats = dp.vipTotals(this.state.vips.map((v) => ({ id: v.id, backendIds: [...v.backends.map((b) => b.id), ...retiringIds(v)] })));
     const backendStats = dp.statsOf('backend', this.state.vips.flatMap((v) => v.backends.map((b) => b.id)));
     const vips = this.state.vips.map((v) => {
       const lb = lbs.get(v.lb);

@@ -369,11 +369,12 @@ describe('counters', () => {
   it('counts packets, bytes and new connections per VIP and per backend', () => {
     const c = compile(validateConfig(config));
     const web = c.vips.find((v) => v.lb === 'web')!;
-    const before = dp.vipStats(web.id);
+    const totals = () => dp.vipTotals([{ id: web.id, backendIds: web.backends.map((b) => b.id) }]).get(web.id)!; // its row + its backends'
+    const before = totals();
     const pkt = buildPacket({ src: '192.168.1.50', dst: '10.0.0.1', proto: 'tcp', sport: 49000, dport: 80 });
     const out = parsePacket(run('tc', pkt).out);
     run('tc', buildPacket({ src: '192.168.1.50', dst: '10.0.0.1', proto: 'tcp', sport: 49000, dport: 80, tcpFlags: TCP_FLAGS.ack }));
-    const after = dp.vipStats(web.id);
+    const after = totals();
     expect(after.packets - before.packets).toBe(2n);
     expect(after.newConns - before.newConns).toBe(1n);
     expect(after.bytes - before.bytes).toBe(BigInt(pkt.length * 2));

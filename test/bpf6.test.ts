@@ -431,11 +431,12 @@ describe('IPv6 counters', () => {
     expect(new Set(vipIds).size).toBe(vipIds.length);
     expect(new Set(backendIds).size).toBe(backendIds.length);
     expect(web4.id).not.toBe(web.id);
-    const before = dp.vipStats(web.id);
+    const totals = () => dp.vipTotals([{ id: web.id, backendIds: web.backends.map((b) => b.id) }]).get(web.id)!; // its row + its backends'
+    const before = totals();
     const pkt = buildPacket6({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 49000, dport: 80 });
     const out = parsePacket6(run('tc', pkt).out);
     run('tc', buildPacket6({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 49000, dport: 80, tcpFlags: TCP_FLAGS.ack }));
-    const after = dp.vipStats(web.id);
+    const after = totals();
     expect(after.packets - before.packets).toBe(2n);
     expect(after.newConns - before.newConns).toBe(1n);
     expect(after.bytes - before.bytes).toBe(BigInt(pkt.length * 2));

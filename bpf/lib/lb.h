@@ -112,7 +112,7 @@ XLB_INLINE enum xlb_verdict xlb_apply_ct4(void *ctx, enum xlb_hook hook, enum xl
 	};
 	int err;
 
-	xlb_flow_stats(ct->vip_id, ct->backend_id, p->len, reply, 0);
+	xlb_flow_stats(ct->backend_id, p->len, reply, 0);
 	err = xlb_hook_rewrite(ctx, hook, p, &n);
 	if (xlb_nat_dropped(err))
 		return XLB_V_DROP;
@@ -160,7 +160,7 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 		xlb_count(XLB_G_CT_FULL);
 	}
 
-	xlb_flow_stats(fwd.vip_id, backend_id, p->len, 0, 1);
+	xlb_flow_stats(backend_id, p->len, 0, 1);
 
 	struct xlb_nat4 n = { .new_addr = fwd.nat_addr, .new_port = fwd.nat_port, .dst = 1 };
 

@@ -30,7 +30,7 @@ XLB_INLINE enum xlb_verdict xlb_apply_ct6(void *ctx, enum xlb_hook hook, const s
 	int err;
 
 	xlb_addr6_copy(n.new_addr, ct->nat_addr);
-	xlb_flow_stats(ct->vip_id, ct->backend_id, p->len, reply, 0);
+	xlb_flow_stats(ct->backend_id, p->len, reply, 0);
 	err = xlb_hook_rewrite6(ctx, hook, p, &n);
 	return xlb_nat_dropped(err) ? XLB_V_DROP : XLB_V_PASS;
 }
@@ -64,7 +64,7 @@ XLB_INLINE enum xlb_verdict xlb_balance6(void *ctx, enum xlb_hook hook, const st
 	if (xlb_ct6_create(p, &fwd))
 		xlb_count(XLB_G_CT_FULL);
 
-	xlb_flow_stats(fwd.vip_id, backend_id, p->len, 0, 1);
+	xlb_flow_stats(backend_id, p->len, 0, 1);
 
 	{
 		/* Scoped: its stack slot may be shared with conntrack's temporaries. */

@@ -82,12 +82,11 @@ XLB_INLINE struct xlb_backend4 *xlb_backend_pick(const struct xlb_pkt4 *p,
 		if (be)
 			return be;
 	}
-	/* The counters this flow will update: loaded while the table is read. */
-	xlb_touch(xlb_vip_stats_of(ak.vip_id));
 	id = xlb_maglev_pick(vip->vip_id, vip->table_class, vip->table_m, xlb_flow_hash4(p, vip->hash_fields, tuple_hash));
 	if (id == XLB_BACKEND_NONE)
 		return NULL;
 	*backend_id = id;
+	/* The one counter row this flow updates (its backend's): loaded while the entry is read. */
 	xlb_touch(xlb_backend_stats_of(id));
 	be = xlb_lookup(&xlb_backends, &id);
 	if (be && (vip->flags & XLB_VIP_F_AFFINITY)) {

@@ -310,6 +310,42 @@ static Napi::Value MapMmapWriteWords(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Adds to single 64-bit words in place: the u64 at byte 8 * words[i] of the
+// value area grows by deltas[i] (wrapping), in order, each written with one
+// aligned 64-bit store, so a reader sees the old or the new value, never a mix
+// of their bytes. For words only this process writes (no BPF program does):
+// the load and the store are not one atomic step.
+static Napi::Value MapMmapAddQwords(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  Napi::Uint8Array words = ArgBytes(info, 1, "words");
+  Napi::Uint8Array deltas = ArgBytes(info, 2, "deltas");
+  if (words.ByteLength() % 4 != 0 || deltas.ByteLength() != words.ByteLength() * 2)
+    ThrowType(env, "mapMmapAddQwords: words must be u32 indexes and deltas as many u64 values");
+  MapShape sh = GetShape(env, fd, "mapMmapAddQwords");
+  if (!sh.ok) ThrowErrno(env, "mapMmapAddQwords", std::string("mapMmapAddQwords") + FdStr(fd), EBADF);
+  size_t n = words.ByteLength() / 4;
+  size_t area = static_cast<size_t>((sh.value_size + 7) / 8) * 8 * sh.max_entries;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t w;
+    memcpy(&w, words.Data() + i * 4, 4);
+    if ((static_cast<size_t>(w) + 1) * 8 > area)
+      ThrowType(env, "mapMmapAddQwords: word " + std::to_string(w) + " is beyond the map's " +
+                         std::to_string(area) + "-byte value area");
+  }
+  Mapping m = MapArea(env, fd, "mapMmapAddQwords", area, PROT_READ | PROT_WRITE);
+  for (size_t i = 0; i < n; i++) {
+    uint32_t w;
+    uint64_t delta;
+    memcpy(&w, words.Data() + i * 4, 4);
+    memcpy(&delta, deltas.Data() + i * 8, 8);
+    uint64_t* q = reinterpret_cast<uint64_t*>(static_cast<char*>(m.p)) + w;
+    __atomic_store_n(q, __atomic_load_n(q, __ATOMIC_RELAXED) + delta, __ATOMIC_RELEASE);
+  }
+  munmap(m.p, m.len);
+  return env.Undefined();
+}
+
 // Creates an mmap-able array of one element of valueSize bytes and writes
 // `data` at the start of that element through mmap (the rest stays zero):
 // the map is complete before anyone can see it. One call, four syscalls
@@ -448,6 +484,7 @@ void InitMaps(Napi::Env env, Napi::Object exports) {
   fn("mapMmapWrite", MapMmapWrite);
   fn("mapMmapRead", MapMmapRead);
   fn("mapMmapWriteWords", MapMmapWriteWords);
+  fn("mapMmapAddQwords", MapMmapAddQwords);
   fn("mapCreateFilled", MapCreateFilled);
 }
 
