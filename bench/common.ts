@@ -5,6 +5,8 @@
  */
 import { removeNamespace } from '../src/lab.js';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus as cpus_ } from 'node:os';
 import cliProgress from 'cli-progress';
 
 /** Every namespace and link the benchmark creates carries this prefix. */
@@ -98,6 +100,28 @@ export function shQuiet(cmd: string, args: string[]): void {
 
 export function nsSh(ns: string, cmd: string, args: string[], timeoutMs = 60_000): string {
   return sh('ip', ['netns', 'exec', ns, cmd, ...args], timeoutMs);
+}
+
+/** Busy CPU time of the whole machine so far (ns): /proc/stat, every state but idle and iowait. */
+export function busyNs(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return ((user + nice + system + irq + softirq + (steal ?? 0)) * 1e9) / 100; // USER_HZ = 100
+}
+
+/** Waits until the machine was nearly idle (all CPUs together busy less than
+ *  idleShare of the time) for one second, at most maxS seconds: what a stage
+ *  leaves to the kernel (network namespaces and OVS torn down, maps freed after
+ *  RCU) is done before the next one measures. Returns the seconds waited. */
+export async function settle(maxS = 30, idleShare = 0.1): Promise<number> {
+  const cpus = cpus_().length;
+  const t0 = Date.now();
+  while (Date.now() - t0 < maxS * 1000) {
+    const b0 = busyNs();
+    await sleep(1000);
+    if ((busyNs() - b0) / 1e9 / cpus < idleShare) break;
+  }
+  return round((Date.now() - t0) / 1000, 1);
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -32,7 +32,7 @@ import { Xlb } from '../src/xlb.js';
 import { OvnSandbox } from '../src/ovn/sandbox.js';
 import { loadNative } from '../src/native.js';
 import { packageRoot } from '../src/paths.js';
-import { PREFIX, figure, nsSh, round, sh, type Figure, type Progress, type Ratio, type StageResult } from './common.js';
+import { PREFIX, busyNs, figure, nsSh, round, sh, type Figure, type Progress, type Ratio, type StageResult } from './common.js';
 import { onCleanup } from './cleanup.js';
 
 export interface E2eOptions {
@@ -59,12 +59,6 @@ interface Target {
   port: { ns: string; ifname: string };
 }
 
-/** Busy CPU time of the whole machine so far (ns): /proc/stat, every state but idle and iowait. */
-function busyNs(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = f;
-  return ((user + nice + system + irq + softirq + (steal ?? 0)) * 1e9) / 100; // USER_HZ = 100
-}
 
 /** Packets through an interface (rx + tx) so far. */
 function portPackets(p: { ns: string; ifname: string }): number {
