@@ -46,7 +46,6 @@ export const XLB = {
   CT_F_SNAT: 1,
   CT_F_HAIRPIN: 2,
   CT_NEW_WAYS: 4,
-  CT_SEEN_WORDS: 65536,
   CT_SEEN_FILTERS: 2,
 } as const;
 

@@ -84,6 +84,7 @@ describe('LAYOUT matches bpf/xlb_shared.h (as compiled into the addon)', () => {
       ['XLB_IFACE_F_NEIGH', XLB.IFACE_F_NEIGH],
       ['XLB_VIP_F_REJECT', XLB.VIP_F_REJECT],
       ['XLB_CT_NEW_WAYS', XLB.CT_NEW_WAYS],
+      ['XLB_CT_SEEN_FILTERS', XLB.CT_SEEN_FILTERS],
       ['XLB_VIP_F_SNAT_ADDR', XLB.VIP_F_SNAT_ADDR],
       ['XLB_VIP_F_SNAT_BACKEND', XLB.VIP_F_SNAT_BACKEND],
       ['XLB_VIP_F_SNAT_CLIENT', XLB.VIP_F_SNAT_CLIENT],

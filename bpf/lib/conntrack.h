@@ -175,7 +175,7 @@ XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, __u32 hash, struct 
 	struct xlb_ct4_key rk;
 	struct xlb_ct4_val rv;
 	int err = -EEXIST;
-	__u32 i;
+	__u32 i, rhash;
 
 	xlb_ct4_init_fwd(p, fwd);
 	fwd->flags |= XLB_CT_F_SNAT;
@@ -188,11 +188,12 @@ XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, __u32 hash, struct 
 			fwd->snat_port = bpf_htons(XLB_SNAT_PORT_MIN +
 						   xlb_random() % (XLB_SNAT_PORT_MAX - XLB_SNAT_PORT_MIN + 1));
 		xlb_ct4_other(k, fwd, &rk, &rv);
-		if (xlb_ct4_seen_maybe(&rk) && xlb_lookup(&xlb_ct4, &rk)) {
+		rhash = xlb_ct4_key_hash(&rk);
+		if (xlb_ct4_seen_maybe_h(rhash) && xlb_lookup(&xlb_ct4, &rk)) {
 			err = -EEXIST;
 			continue;
 		}
-		err = xlb_ctn4_put(&rk, xlb_ct4_key_hash(&rk), &rv, 1);
+		err = xlb_ctn4_put(&rk, rhash, &rv, 1);
 		if (err != -EEXIST)
 			break;
 	}

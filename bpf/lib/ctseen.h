@@ -101,11 +101,6 @@ XLB_INLINE int xlb_ct4_seen_maybe_h(__u32 h)
 	return (w->bits[XLB_CT_SEEN_COPY(c->active)] & bit) != 0;
 }
 
-XLB_INLINE int xlb_ct4_seen_maybe(const struct xlb_ct4_key *k)
-{
-	return xlb_ct4_seen_maybe_h(xlb_ct4_key_hash(k));
-}
-
 /* Whether the packet is a TCP SYN without ACK: the first packet of a flow,
  * which may skip the established tier (xlb_ct4_seen_maybe_h). */
 XLB_INLINE int xlb_ct4_opens(const struct xlb_pkt4 *p)

@@ -383,36 +383,29 @@ static std::string SetRodataU32(bpf_object* obj, const std::string& name, uint32
   return "no such variable";
 }
 
+// options[key]: an optional object of name -> u32 (maxEntries, rodata), as pairs.
+static std::vector<std::pair<std::string, uint32_t>> PropU32Record(Napi::Env env, Napi::Object opts,
+                                                                   const std::string& key) {
+  std::vector<std::pair<std::string, uint32_t>> out;
+  Napi::Value v = opts.Get(key);
+  if (IsNullish(v)) return out;
+  if (!v.IsObject()) ThrowType(env, "options." + key + " must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Array names = o.GetPropertyNames();
+  for (uint32_t i = 0; i < names.Length(); i++) {
+    std::string n = names.Get(i).ToString().Utf8Value();
+    out.emplace_back(n, *ToU32(env, o.Get(n), "options." + key + "." + n, false));
+  }
+  return out;
+}
+
 static Napi::Value OpenObject(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = ArgString(info, 0, "path");
   Napi::Object opts = ArgOptObject(info, 1, "opts");
   std::optional<std::string> pin_root = PropOptString(env, opts, "pinRoot");
-  std::vector<std::pair<std::string, uint32_t>> max_entries;
-  Napi::Value me = opts.Get("maxEntries");
-  if (!IsNullish(me)) {
-    if (!me.IsObject()) ThrowType(env, "options.maxEntries must be an object");
-    Napi::Object mo = me.As<Napi::Object>();
-    Napi::Array names = mo.GetPropertyNames();
-    for (uint32_t i = 0; i < names.Length(); i++) {
-      std::string n = names.Get(i).ToString().Utf8Value();
-      auto v = ToU32(env, mo.Get(n), "options.maxEntries." + n, false);
-      max_entries.emplace_back(n, *v);
-    }
-  }
-
-  std::vector<std::pair<std::string, uint32_t>> rodata;
-  Napi::Value ro = opts.Get("rodata");
-  if (!IsNullish(ro)) {
-    if (!ro.IsObject()) ThrowType(env, "options.rodata must be an object");
-    Napi::Object rv = ro.As<Napi::Object>();
-    Napi::Array names = rv.GetPropertyNames();
-    for (uint32_t i = 0; i < names.Length(); i++) {
-      std::string n = names.Get(i).ToString().Utf8Value();
-      auto v = ToU32(env, rv.Get(n), "options.rodata." + n, false);
-      rodata.emplace_back(n, *v);
-    }
-  }
+  auto max_entries = PropU32Record(env, opts, "maxEntries");
+  auto rodata = PropU32Record(env, opts, "rodata");
 
   if (pin_root) {
     EnsureBpffsAt(env, "/sys/fs/bpf");

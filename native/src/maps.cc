@@ -242,6 +242,11 @@ static Napi::Value MapDump(const Napi::CallbackInfo& info) {
 // An array's elements are round_up(value_size, 8) bytes apart; the caller
 // passes/receives exactly that layout.
 
+// An array map's value area as mmap shows it: every value padded to 8 bytes.
+static size_t ValueArea(const MapShape& sh) {
+  return static_cast<size_t>((sh.value_size + 7) / 8) * 8 * sh.max_entries;
+}
+
 struct Mapping {
   void* p;
   size_t len;
@@ -253,7 +258,7 @@ static Mapping MapArea(Napi::Env env, int fd, const char* op, size_t want, int p
   if (!sh.ok) ThrowErrno(env, op, std::string(op) + FdStr(fd), EBADF);
   if (sh.type != BPF_MAP_TYPE_ARRAY)
     ThrowType(env, std::string(op) + ": only array maps (created with BPF_F_MMAPABLE) can be mapped");
-  size_t area = static_cast<size_t>((sh.value_size + 7) / 8) * 8 * sh.max_entries;
+  size_t area = ValueArea(sh);
   if (offset > area || want > area - offset)
     ThrowType(env, std::string(op) + ": " + std::to_string(want) + " bytes at offset " + std::to_string(offset) +
                        " do not fit the map's " + std::to_string(area) + "-byte value area");
@@ -277,6 +282,19 @@ static Napi::Value MapMmapWrite(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// The u32 word indexes of `words`, each checked to address a `width`-byte word
+// inside the value area.
+static std::vector<uint32_t> WordIndexes(Napi::Env env, Napi::Uint8Array words, size_t width, size_t area,
+                                         const char* op) {
+  std::vector<uint32_t> idx(words.ByteLength() / 4);
+  memcpy(idx.data(), words.Data(), idx.size() * 4);
+  for (uint32_t w : idx)
+    if ((static_cast<size_t>(w) + 1) * width > area)
+      ThrowType(env, std::string(op) + ": word " + std::to_string(w) + " is beyond the map's " + std::to_string(area) +
+                         "-byte value area");
+  return idx;
+}
+
 // Writes single 32-bit words in place: the word at byte 4 * words[i] of the
 // value area becomes values[i], in order, each with one aligned 32-bit store,
 // so a BPF program reading that word concurrently sees the old or the new
@@ -290,21 +308,13 @@ static Napi::Value MapMmapWriteWords(const Napi::CallbackInfo& info) {
     ThrowType(env, "mapMmapWriteWords: words and values must be u32 arrays of the same length");
   MapShape sh = GetShape(env, fd, "mapMmapWriteWords");
   if (!sh.ok) ThrowErrno(env, "mapMmapWriteWords", std::string("mapMmapWriteWords") + FdStr(fd), EBADF);
-  size_t n = words.ByteLength() / 4;
-  size_t area = static_cast<size_t>((sh.value_size + 7) / 8) * 8 * sh.max_entries;
-  for (size_t i = 0; i < n; i++) {
-    uint32_t w;
-    memcpy(&w, words.Data() + i * 4, 4);
-    if ((static_cast<size_t>(w) + 1) * 4 > area)
-      ThrowType(env, "mapMmapWriteWords: word " + std::to_string(w) + " is beyond the map's " +
-                         std::to_string(area) + "-byte value area");
-  }
+  size_t area = ValueArea(sh);
+  std::vector<uint32_t> idx = WordIndexes(env, words, 4, area, "mapMmapWriteWords");
   Mapping m = MapArea(env, fd, "mapMmapWriteWords", area, PROT_READ | PROT_WRITE);
-  for (size_t i = 0; i < n; i++) {
-    uint32_t w, value;
-    memcpy(&w, words.Data() + i * 4, 4);
+  for (size_t i = 0; i < idx.size(); i++) {
+    uint32_t value;
     memcpy(&value, values.Data() + i * 4, 4);
-    __atomic_store_n(reinterpret_cast<uint32_t*>(static_cast<char*>(m.p)) + w, value, __ATOMIC_RELEASE);
+    __atomic_store_n(reinterpret_cast<uint32_t*>(static_cast<char*>(m.p)) + idx[i], value, __ATOMIC_RELEASE);
   }
   munmap(m.p, m.len);
   return env.Undefined();
@@ -324,22 +334,13 @@ static Napi::Value MapMmapAddQwords(const Napi::CallbackInfo& info) {
     ThrowType(env, "mapMmapAddQwords: words must be u32 indexes and deltas as many u64 values");
   MapShape sh = GetShape(env, fd, "mapMmapAddQwords");
   if (!sh.ok) ThrowErrno(env, "mapMmapAddQwords", std::string("mapMmapAddQwords") + FdStr(fd), EBADF);
-  size_t n = words.ByteLength() / 4;
-  size_t area = static_cast<size_t>((sh.value_size + 7) / 8) * 8 * sh.max_entries;
-  for (size_t i = 0; i < n; i++) {
-    uint32_t w;
-    memcpy(&w, words.Data() + i * 4, 4);
-    if ((static_cast<size_t>(w) + 1) * 8 > area)
-      ThrowType(env, "mapMmapAddQwords: word " + std::to_string(w) + " is beyond the map's " +
-                         std::to_string(area) + "-byte value area");
-  }
+  size_t area = ValueArea(sh);
+  std::vector<uint32_t> idx = WordIndexes(env, words, 8, area, "mapMmapAddQwords");
   Mapping m = MapArea(env, fd, "mapMmapAddQwords", area, PROT_READ | PROT_WRITE);
-  for (size_t i = 0; i < n; i++) {
-    uint32_t w;
+  for (size_t i = 0; i < idx.size(); i++) {
     uint64_t delta;
-    memcpy(&w, words.Data() + i * 4, 4);
     memcpy(&delta, deltas.Data() + i * 8, 8);
-    uint64_t* q = reinterpret_cast<uint64_t*>(static_cast<char*>(m.p)) + w;
+    uint64_t* q = reinterpret_cast<uint64_t*>(static_cast<char*>(m.p)) + idx[i];
     __atomic_store_n(q, __atomic_load_n(q, __ATOMIC_RELAXED) + delta, __ATOMIC_RELEASE);
   }
   munmap(m.p, m.len);
