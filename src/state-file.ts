@@ -20,8 +20,9 @@ import type { ServedIface, VipRecord } from './xlb.js';
 
 export const STATE_FILE = 'state.json';
 export const JOURNAL_FILE = 'state.journal';
-/** Snapshots since the journal: ids are derived from the VIP records (version 1 stored them). */
-export const STATE_VERSION = 2;
+/** Snapshots since the journal: ids are derived from the VIP records (version 1 stored them).
+ *  Version 3 stores each record's backends as parallel arrays (StoredVipRecord); 2 and 1 are still read. */
+export const STATE_VERSION = 3;
 /** The journal is folded into a snapshot past this size. */
 export const JOURNAL_MAX_BYTES = 8 << 20;
 
@@ -54,6 +55,57 @@ export interface StateDelta {
   scopes: Record<string, number>;
   ifaces: ServedIface[];
   warnings: string[];
+}
+
+/**
+ * A VIP record as stored (version 3): its backends not as one object each
+ * (640k objects, ~40 MB of JSON at 10⁴ VIPs × 64 backends) but as their ids,
+ * their texts joined by "," (a backend text has no comma: lists are split on
+ * it) and, only when some backend differs from the default, the weights and
+ * the indexes of the drained ones. Read back as the VipRecord it came from.
+ */
+export interface StoredVipRecord extends Omit<VipRecord, 'backends'> {
+  backendIds: number[];
+  backendTexts: string;
+  /** Every backend's weight, when one is not 1. */
+  backendWeights?: number[];
+  /** Indexes of the drained backends, when there are any. */
+  backendsDrained?: number[];
+}
+
+/** The stored form of a record (see StoredVipRecord). */
+export function packVipRecord(r: VipRecord): StoredVipRecord {
+  const backends = r.backends;
+  const n = backends.length;
+  const ids = new Array<number>(n);
+  const texts = new Array<string>(n);
+  let weighted = false;
+  let drained: number[] | undefined;
+  for (let i = 0; i < n; i++) {
+    const b = backends[i]!;
+    ids[i] = b.id;
+    texts[i] = b.text;
+    if (b.weight !== 1) weighted = true;
+    if (b.drained) (drained ??= []).push(i);
+  }
+  // Every other field as it is, in its order (a copy by key: faster than a rest pattern here).
+  const out = {} as Record<string, unknown>;
+  for (const k in r) if (k !== 'backends') out[k] = r[k as keyof VipRecord];
+  out.backendIds = ids;
+  out.backendTexts = texts.join(',');
+  if (weighted) out.backendWeights = backends.map((b) => b.weight);
+  if (drained) out.backendsDrained = drained;
+  return out as unknown as StoredVipRecord;
+}
+
+/** A record as read from disk: the stored form (version 3) unpacked, an older one as it is. */
+export function unpackVipRecord(r: StoredVipRecord | VipRecord): VipRecord {
+  if (!('backendIds' in r)) return r;
+  const { backendIds: ids, backendTexts, backendWeights: weights, backendsDrained, ...rest } = r;
+  const texts = ids.length === 0 ? [] : backendTexts.split(',');
+  if (texts.length !== ids.length) throw new Error(`state record of ${r.name}: ${ids.length} backend ids but ${texts.length} texts`);
+  const drained = new Set(backendsDrained ?? []);
+  return { ...rest, backends: ids.map((id, i) => ({ id, text: texts[i]!, weight: weights?.[i] ?? 1, drained: drained.has(i) })) };
 }
 
 /** Ids derived from the VIP records (what compile's ids hold). */
@@ -171,7 +223,7 @@ function replay(s: State, d: StateDelta): void {
   };
   const records = new Map(s.vips.map((r) => [r.name, r]));
   for (const name of d.vipsDel) records.delete(name);
-  for (const r of d.vipsSet) records.set(r.name, r);
+  for (const r of d.vipsSet) records.set(r.name, unpackVipRecord(r));
   s.vips = [...records.values()];
   s.ids = { scopes: d.scopes, vips: {}, backends: {} };
   s.ifaces = d.ifaces;
@@ -184,10 +236,12 @@ export function loadState(dir: string, pinRoot: string): State | null {
   const path = join(dir, STATE_FILE);
   if (!existsSync(path)) return null;
   const s = JSON.parse(readFileSync(path, 'utf8')) as State;
-  if ((s.version !== 1 && s.version !== STATE_VERSION) || s.pinRoot !== pinRoot) return null;
+  if ((s.version !== 1 && s.version !== 2 && s.version !== STATE_VERSION) || s.pinRoot !== pinRoot) return null;
+  s.vips = (s.vips as Array<StoredVipRecord | VipRecord>).map(unpackVipRecord);
   const jpath = join(dir, JOURNAL_FILE);
   let replayed = false;
-  if (s.version === STATE_VERSION && existsSync(jpath)) {
+  // (version 1 had no journal; a version 2 journal holds whole records, read as they are)
+  if (s.version !== 1 && existsSync(jpath)) {
     for (const line of readFileSync(jpath, 'utf8').split('\n')) {
       if (line === '') continue;
       let d: StateDelta;
@@ -201,7 +255,7 @@ export function loadState(dir: string, pinRoot: string): State | null {
       replayed = true;
     }
   }
-  if (s.version === STATE_VERSION || replayed) s.ids = idsOf(s.ids.scopes, s.vips);
+  if (s.version !== 1 || replayed) s.ids = idsOf(s.ids.scopes, s.vips);
   s.version = STATE_VERSION;
   return s;
 }
@@ -223,11 +277,11 @@ export class StateFile {
     return this.seq + 1;
   }
 
-  /** Replaces the snapshot with `s` (ids are left out: they are derived on load) and empties the journal. */
+  /** Replaces the snapshot with `s` (ids are left out: they are derived on load; records stored packed) and empties the journal. */
   snapshot(s: State): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const path = join(this.dir, STATE_FILE);
-    const out = { ...s, version: STATE_VERSION, ids: { scopes: s.ids.scopes }, seq: this.seq };
+    const out = { ...s, version: STATE_VERSION, ids: { scopes: s.ids.scopes }, vips: s.vips.map(packVipRecord), seq: this.seq };
     writeFileSync(`${path}.tmp`, JSON.stringify(out), { mode: 0o600 });
     renameSync(`${path}.tmp`, path);
     rmSync(join(this.dir, JOURNAL_FILE), { force: true });
@@ -236,7 +290,7 @@ export class StateFile {
 
   /** Appends a delta; false (nothing written) when the journal is full and a snapshot is due instead. */
   append(d: StateDelta): boolean {
-    const line = `${JSON.stringify(d)}\n`;
+    const line = `${JSON.stringify({ ...d, vipsSet: d.vipsSet.map(packVipRecord) })}\n`;
     if (this.journalBytes + line.length > JOURNAL_MAX_BYTES) return false;
     appendFileSync(join(this.dir, JOURNAL_FILE), line, { mode: 0o600 });
     this.journalBytes += line.length;
