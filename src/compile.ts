@@ -10,8 +10,8 @@
  * - a backend id per (VIP id, backend address:port).
  */
 import type { DesiredState, Hook, LoadBalancer, LogicalRouter, LogicalSwitch, Vip } from './config.js';
-import { isValidatedLb, lbVipParser } from './config.js';
-import { isIPv4, parseIPv4, parseIPv4Cidr, parseIPv6, parseIPv6Cidr } from './addr.js';
+import { isValidatedLb, lbMaglevSize, lbWeights } from './config.js';
+import { isIPv4, parseHostPort, parseIPv4, parseIPv4Cidr, parseIPv6, parseIPv6Cidr } from './addr.js';
 import { TableBuilder } from './maglev-pool.js';
 // (its own line: other changes touch the imports above)
 import { vipList, type VipList } from './config.js';
@@ -127,13 +127,104 @@ export interface Compiled {
   warnings: string[];
 }
 
-function vipName(lb: string, v: Vip): string {
+function vipName(lb: string, v: Omit<Vip, 'backends'>): string {
   return `${lb} ${v.key}/${v.protocol ?? 'ip'}`;
 }
 
-function backendText(v: Vip, b: { addr: string; port: number }): string {
+function backendText(v: Omit<Vip, 'backends'>, b: { addr: string; port: number }): string {
   if (!v.port) return b.addr;
   return v.family === 6 ? `[${b.addr}]:${b.port}` : `${b.addr}:${b.port}`;
+}
+
+/** A VIP as compile reads it: config.lbVipParser's Vip with each backend already its CompiledBackend
+ *  (id and flags still 0: compileVip sets them). */
+type ParsedVip = Omit<Vip, 'backends'> & { backends: CompiledBackend[] };
+
+const CHAR_0 = 0x30;
+const CHAR_DOT = 0x2e;
+const CHAR_COLON = 0x3a;
+
+/**
+ * "A.B.C.D:PORT" read strictly as parseHostPort reads it (octets 0..255 without
+ * leading zeros, port 1..65535 without): address × 65536 + port, or -1 for any
+ * other text (which then goes through parseHostPort). One pass, nothing
+ * allocated: compile reads 10⁶ backends at 10⁴ VIPs.
+ */
+function ipv4PortOf(s: string): number {
+  const len = s.length;
+  let addr = 0;
+  let i = 0;
+  for (let octets = 0; octets < 4; octets++) {
+    if (octets > 0) {
+      if (s.charCodeAt(i) !== CHAR_DOT) return -1;
+      i++;
+    }
+    const start = i;
+    let octet = 0;
+    while (i < len && i - start < 4) {
+      const d = s.charCodeAt(i) - CHAR_0;
+      if (d < 0 || d > 9) break;
+      octet = octet * 10 + d;
+      i++;
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > 3 || (digits > 1 && s.charCodeAt(start) === CHAR_0) || octet > 255) return -1;
+    addr = addr * 256 + octet;
+  }
+  if (s.charCodeAt(i) !== CHAR_COLON) return -1;
+  i++;
+  const start = i;
+  let port = 0;
+  while (i < len && i - start < 6) {
+    const d = s.charCodeAt(i) - CHAR_0;
+    if (d < 0 || d > 9) return -1;
+    port = port * 10 + d;
+    i++;
+  }
+  if (i !== len || i === start || i - start > 5 || s.charCodeAt(start) === CHAR_0 || port > 65535) return -1;
+  return addr * 65536 + port;
+}
+
+/**
+ * config.lbVipParser(lb) for compile: the same VIPs, each backend parsed once
+ * straight into its CompiledBackend, its text the backend as listed (which is
+ * what backendText() formats back from a parsed one). IPv4 backends with a
+ * port are read by ipv4PortOf; any other through parseHostPort, as before.
+ */
+function vipParser(lb: LoadBalancer): (key: string, list: string) => ParsedVip {
+  const maglevSize = lbMaglevSize(lb);
+  const weights = lbWeights(lb);
+  return (key, list) => {
+    const vip = parseHostPort(key);
+    const v: ParsedVip = {
+      lb: lb.name,
+      key,
+      family: vip.family,
+      addr: vip.addr,
+      port: vip.port,
+      protocol: vip.port === 0 ? null : lb.protocol,
+      backends: [],
+      maglevSize,
+    };
+    if (list.trim() === '') return v;
+    const items = list.split(',');
+    const fast = vip.family === 4 && vip.port !== 0;
+    const backends = v.backends;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!.trim();
+      const weight = weights.size === 0 ? 1 : (weights.get(item) ?? 1);
+      const ap = fast ? ipv4PortOf(item) : -1;
+      if (ap >= 0) {
+        backends.push({ id: 0, addr: Math.floor(ap / 65536), port: ap % 65536, text: item, weight, flags: 0 });
+        continue;
+      }
+      const b = parseHostPort(item);
+      const cb: CompiledBackend = { id: 0, addr: v.family === 6 ? 0 : parseIPv4(b.addr), port: b.port, text: backendText(v, b), weight, flags: 0 };
+      if (v.family === 6) cb.addr6 = parseIPv6(b.addr);
+      backends.push(cb);
+    }
+    return v;
+  };
 }
 
 /**
@@ -759,7 +850,7 @@ export function compile(
     // Key → index: the previous one while the keys are the same (validateConfig keeps their array).
     const byKey = old && old.keys === keys ? old.byKey : new Map<string, number>();
     const newIndex = byKey.size === 0 && keys.length > 0;
-    const parsed: { parse: ((key: string, list: string) => Vip) | null } = { parse: null };
+    const parsed: { parse: ((key: string, list: string) => ParsedVip) | null } = { parse: null };
     // Every VIP of `old` has its signature and down backends (a VIP is kept only while they are unchanged).
     const oldOrder = old && old.lbSig === lbSig && old.downSig === downSig ? old.order : null;
     if (oldOrder && old && list.from === old.list && list.changed) {
@@ -820,7 +911,7 @@ export function compile(
     lb: LoadBalancer,
     lbSig: string,
     old: LbMemo | undefined,
-    parsed: { parse: ((key: string, list: string) => Vip) | null },
+    parsed: { parse: ((key: string, list: string) => ParsedVip) | null },
     key: string,
     list: string,
     was: VipMemo | undefined,
@@ -829,7 +920,7 @@ export function compile(
     compileCounters.vipsCompiled++;
     // Recompiled: parse this VIP only, as it is reached (a load balancer new here is not parsed
     // all at once first: its first tables go to the other thread without waiting for that).
-    const v = (parsed.parse ??= lbVipParser(lb))(key, list);
+    const v = (parsed.parse ??= vipParser(lb))(key, list);
     const name = vipName(lb.name, v);
     const cv = compileVip(lb, v, name, was?.cv ?? null, prevIds, vipAlloc, backendAlloc, down, earlierTable, pending, tables);
     fresh.push(cv);
@@ -1056,7 +1147,7 @@ export function compile(
  */
 function compileVip(
   lb: LoadBalancer,
-  v: Vip,
+  v: ParsedVip,
   name: string,
   was: CompiledVip | null,
   prevIds: Ids | null,
@@ -1067,32 +1158,31 @@ function compileVip(
   pending: Array<{ cv: CompiledVip; at: number }>,
   tables: TableBuilder,
 ): CompiledVip {
-  const wasBackend = new Map(was?.backends.map((b) => [b.text, b.id]) ?? []);
+  const wasBackend = was ? new Map(was.backends.map((b) => [b.text, b.id])) : null;
   const id = was?.id ?? prevIds?.vips[name] ?? vipAlloc.take();
-  // Kept backends keep their ids; ids are handed out after all kept ones are known.
-  const texts = v.backends.map((b) => backendText(v, b));
+  // (the parser's objects: their ids and flags are set here)
+  const backends = v.backends;
   // Backend keys are looked up only where there is something to find (10⁶ strings at 10⁴ VIPs).
   const prevBackends = prevIds ? prevIds.backends : null;
-  const keys = down.size > 0 || prevBackends ? texts.map((t) => backendKey(name, t)) : null;
-  const ids = texts.map((t, i) => wasBackend.get(t) ?? (prevBackends ? prevBackends[keys![i]!] : undefined) ?? 0);
-  const backends: CompiledBackend[] = v.backends.map((b, i) => {
-    const isDown = keys !== null && down.has(keys[i]!);
-    const cb: CompiledBackend = {
-      id: ids[i] || backendAlloc.take(),
-      addr: v.family === 6 ? 0 : parseIPv4(b.addr),
-      port: b.port,
-      text: texts[i]!,
-      weight: b.weight,
-      flags: isDown || b.weight === 0 ? XLB.BACKEND_F_DRAIN : 0,
-    };
-    if (isDown) cb.down = true;
-    if (v.family === 6) cb.addr6 = parseIPv6(b.addr);
-    return cb;
-  });
+  const keyed = down.size > 0 || prevBackends !== null;
+  // Kept backends keep their ids; ids are handed out after all kept ones are known.
+  for (let i = 0; i < backends.length; i++) {
+    const b = backends[i]!;
+    const key = keyed ? backendKey(name, b.text) : '';
+    b.id = wasBackend?.get(b.text) ?? (prevBackends ? prevBackends[key] : undefined) ?? 0;
+    const isDown = keyed && down.has(key);
+    if (isDown) b.down = true;
+    b.flags = isDown || b.weight === 0 ? XLB.BACKEND_F_DRAIN : 0;
+  }
+  for (let i = 0; i < backends.length; i++) if (!backends[i]!.id) backends[i]!.id = backendAlloc.take();
   const up = backends.filter((b) => !b.down && b.weight > 0);
   const affinity = Number(lb.options.affinity_timeout ?? '0');
   const reject = lb.options.reject === 'true' ? XLB.VIP_F_REJECT : 0;
-  const tableKey = JSON.stringify([v.maglevSize, up.map((b) => [b.id, b.text, b.weight])]);
+  // "M|id/weight/text|…" (a backend text has no "|"): equal keys, equal tables.
+  const parts = new Array<string>(up.length + 1);
+  parts[0] = String(v.maglevSize);
+  for (let i = 0; i < up.length; i++) parts[i + 1] = `${up[i]!.id}/${up[i]!.weight}/${up[i]!.text}`;
+  const tableKey = parts.join('|');
   const cv: CompiledVip = {
     id,
     name,

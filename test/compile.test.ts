@@ -3,7 +3,7 @@
 import { describe, it, expect } from 'vitest';
 import { compile, EMPTY_IDS, type Compiled, type CompiledVip, type Ids } from '../src/compile.js';
 import { DEFAULT_MAGLEV_SIZE, validateConfig, type DesiredState } from '../src/config.js';
-import { parseIPv4 } from '../src/addr.js';
+import { AddrParseError, parseHostPort, parseIPv4 } from '../src/addr.js';
 import { IPPROTO, XLB } from '../src/layout.js';
 
 const VIP = '172.16.255.62:8000';
@@ -340,6 +340,54 @@ describe('compile: VIP shapes and options', () => {
 
     const tiny = compile(lab({ options: { xlb_maglev_size: '3' }, vips: { [VIP]: '' } })).vips[0]!;
     expect(Array.from(tiny.table)).toEqual([3, 0, 0, 0]);
+  });
+});
+
+describe('compile: reading backends', () => {
+  // compile reads "A.B.C.D:PORT" backends in one pass of its own (ipv4PortOf); every other text
+  // through parseHostPort. Both must read a backend as parseHostPort does, and refuse what it refuses.
+  it('reads edge-case IPv4 backends as parseHostPort does, with the text as listed', () => {
+    const texts = ['0.0.0.0:1', '255.255.255.255:65535', '1.2.3.4:9', '10.0.0.1:10000', '192.168.100.200:8080', '9.99.199.249:65534'];
+    const c = compile(lab({ vips: { [VIP]: texts.join(',') } }));
+    expect(c.vips[0]!.backends.map((b) => [b.text, b.addr, b.port])).toEqual(
+      texts.map((t) => [t, parseIPv4(parseHostPort(t).addr), parseHostPort(t).port]),
+    );
+  });
+
+  it('refuses a backend parseHostPort refuses, when handed an unvalidated state', () => {
+    const bad = ['10.0.0.01:80', '10.0.0.1:080', '10.0.0.1:0', '10.0.0.1:65536', '10.0.0.256:80', '10.0.0:80', '10.0.0.1.2:80', '10.0.0.1:8a', '10.0.0.1:', 'x.0.0.1:80', '10.0.0.1:1000000'];
+    const d = lab();
+    for (const b of bad) {
+      expect(() => parseHostPort(b), b).toThrow(AddrParseError);
+      const raw = { ...d, load_balancers: [{ ...d.load_balancers[0]!, vips: { [VIP]: `${B1},${b}` } }] };
+      expect(() => compile(raw), b).toThrow(AddrParseError);
+    }
+  });
+
+  it('reads spaces around list items, weights and IPv6 or IP-only backends as before', () => {
+    const c = compile(
+      validateConfig({
+        load_balancers: [
+          { name: 'a', protocol: 'tcp', vips: { [VIP]: ` ${B1} , ${B2}` }, options: { xlb_weights: `${B2}=3` } },
+          { name: 'b', protocol: 'tcp', vips: { '[fd00::1]:80': '[fd00::a]:8080,[fd00::b]:8080', '10.9.9.9': '10.8.0.1,10.8.0.2' } },
+        ],
+        logical_switches: [{ name: 'sw', ports: ['lo'], load_balancer: ['a', 'b'] }],
+      }),
+    );
+    expect(c.vips.map((v) => v.backends.map((b) => [b.text, b.addr, b.port, b.weight, b.addr6?.toString('hex') ?? null]))).toEqual([
+      [
+        [B1, parseIPv4('172.16.255.130'), 8000, 1, null],
+        [B2, parseIPv4('172.16.255.131'), 8000, 3, null],
+      ],
+      [
+        ['[fd00::a]:8080', 0, 8080, 1, 'fd00000000000000000000000000000a'],
+        ['[fd00::b]:8080', 0, 8080, 1, 'fd00000000000000000000000000000b'],
+      ],
+      [
+        ['10.8.0.1', parseIPv4('10.8.0.1'), 0, 1, null],
+        ['10.8.0.2', parseIPv4('10.8.0.2'), 0, 1, null],
+      ],
+    ]);
   });
 });
 
