@@ -12,7 +12,7 @@
  * a snapshot and truncating the journal are skipped; a torn last line (a
  * crash while appending) is ignored.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { backendKey, type Ids } from './compile.js';
 import { vipList, type DesiredState, type LoadBalancer } from './config.js';
@@ -23,6 +23,8 @@ export const JOURNAL_FILE = 'state.journal';
 /** Snapshots since the journal: ids are derived from the VIP records (version 1 stored them).
  *  Version 3 stores each record's backends as parallel arrays (StoredVipRecord); 2 and 1 are still read. */
 export const STATE_VERSION = 3;
+/** Characters of the snapshot written per call. */
+const WRITE_CHUNK = 1 << 20;
 /** The journal is folded into a snapshot past this size. */
 export const JOURNAL_MAX_BYTES = 8 << 20;
 
@@ -282,7 +284,22 @@ export class StateFile {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const path = join(this.dir, STATE_FILE);
     const out = { ...s, version: STATE_VERSION, ids: { scopes: s.ids.scopes }, vips: s.vips.map(packVipRecord), seq: this.seq };
-    writeFileSync(`${path}.tmp`, JSON.stringify(out), { mode: 0o600 });
+    // Encoded and written a chunk at a time: writeFileSync would first copy all of it (tens of MB
+    // at 10⁴ VIPs) into one new Buffer (in a 10k-VIP apply's profile that copy alone took 60-165 ms).
+    const text = JSON.stringify(out);
+    const fd = openSync(`${path}.tmp`, 'w', 0o600);
+    try {
+      for (let at = 0; at < text.length; ) {
+        let end = Math.min(text.length, at + WRITE_CHUNK);
+        // (never between the two halves of a surrogate pair)
+        if (end < text.length && (text.charCodeAt(end - 1) & 0xfc00) === 0xd800) end--;
+        const buf = Buffer.from(text.slice(at, end), 'utf8');
+        for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
+        at = end;
+      }
+    } finally {
+      closeSync(fd);
+    }
     renameSync(`${path}.tmp`, path);
     rmSync(join(this.dir, JOURNAL_FILE), { force: true });
     this.journalBytes = 0;

@@ -109,6 +109,24 @@ describe('stored VIP records (no kernel)', () => {
   });
 });
 
+describe('snapshot writing (no kernel)', () => {
+  it('writes a state of more than one write chunk byte for byte, characters outside the BMP included', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xlb-ap-chunk-'));
+    try {
+      // One of the two prefixes puts a surrogate pair across the 2^20-character chunk boundary.
+      for (const prefix of ['', 'x']) {
+        const warnings = [`${prefix}${'\u{1F600}é'.repeat(400_000)}`];
+        const s: State = { version: STATE_VERSION, pinRoot: '/p', ids: idsOf({}, []), desired: validateConfig({}), vips: [], ifaces: [], warnings };
+        new StateFile(dir).snapshot(s);
+        expect(readFileSync(join(dir, STATE_FILE), 'utf8')).toBe(JSON.stringify({ ...s, ids: { scopes: {} }, vips: [], seq: 0 }));
+        expect(loadState(dir, '/p')!.warnings).toEqual(warnings);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 const NS = `xlb-ap-${process.pid}`;
 const INSTANCE = { pinRoot: `/sys/fs/bpf/xlb-ap-${process.pid}`, stateDir: `/run/xlb-ap-${process.pid}` };
 
