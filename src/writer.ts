@@ -561,9 +561,13 @@ function planFromPrev(
   // IPv6 backends go to xlb_backends6 (one id space: an id is in one of the two maps).
   const mapOf = (b: CompiledBackend): MapName => (b.addr6 ? 'xlb_backends6' : 'xlb_backends');
   const encode = (b: CompiledBackend): Buffer => (b.addr6 ? encodeBackend6({ addr: b.addr6, port: b.port, flags: b.flags }) : encodeBackend4(b));
-  // (Kept as compiled objects: a large apply writes ~10⁶ of them, packed straight into one batch.)
-  type BackendWrite = { b: CompiledBackend; old: Buffer | undefined; vip: string };
-  const writes: Record<'xlb_backends' | 'xlb_backends6', BackendWrite[]> = { xlb_backends: [], xlb_backends6: [] };
+  // (Kept as the compiled objects, with their old values and VIP names, in parallel arrays: a
+  // large apply writes ~10⁶ of them, packed straight into one batch, and no object is made per write.)
+  type BackendWrites = { bs: CompiledBackend[]; olds: Array<Buffer | undefined>; vips: string[] };
+  const writes: Record<'xlb_backends' | 'xlb_backends6', BackendWrites> = {
+    xlb_backends: { bs: [], olds: [], vips: [] },
+    xlb_backends6: { bs: [], olds: [], vips: [] },
+  };
   const removeBackend = (o: CompiledVip, b: CompiledBackend): void => {
     summary.backends.removed++;
     const key = encodeU32(b.id);
@@ -588,36 +592,42 @@ function planFromPrev(
       }
       if (!ob) newBackendIds.push(b.id);
       summary.backends.written++;
-      writes[mapOf(b) as 'xlb_backends' | 'xlb_backends6'].push({ b, old, vip: v.name });
+      const w = writes[mapOf(b) as 'xlb_backends' | 'xlb_backends6'];
+      w.bs.push(b);
+      w.olds.push(old);
+      w.vips.push(v.name);
     }
     if (before) for (const ob of before.values()) removeBackend(o!, ob);
     if (!o) newVipIds.push(v.id);
   }
   for (const o of gone) for (const b of o.backends) removeBackend(o, b);
   for (const map of ['xlb_backends', 'xlb_backends6'] as const) {
-    const list = writes[map];
-    if (list.length < BATCH_MIN) {
-      const entries = list.map((w) => ({ key: encodeU32(w.b.id), value: encode(w.b), old: w.old, what: `VIP ${w.vip}: backend ${w.b.text}` }));
+    const { bs, olds, vips } = writes[map];
+    if (bs.length < BATCH_MIN) {
+      const entries = bs.map((b, i) => ({ key: encodeU32(b.id), value: encode(b), old: olds[i], what: `VIP ${vips[i]}: backend ${b.text}` }));
       pushWrites(adds, store, map, entries, true);
       continue;
     }
     // One batch: keys and values packed as the kernel takes them, undone by the old values (or zeros).
     const vs = map === 'xlb_backends' ? LAYOUT.xlb_backend4.size : LAYOUT.xlb_backend6.size;
-    const keys = Buffer.alloc(list.length * 4);
-    list.forEach((w, i) => keys.writeUInt32LE(w.b.id, i * 4));
-    const values = (olds: boolean): Buffer => {
-      const out = Buffer.alloc(list.length * vs);
-      list.forEach((w, i) => {
-        if (olds) w.old?.copy(out, i * vs);
-        else if (w.b.addr6) encodeBackend6Into(out, i * vs, { addr: w.b.addr6, port: w.b.port, flags: w.b.flags });
-        else encodeBackend4Into(out, i * vs, w.b);
-      });
+    const keys = Buffer.alloc(bs.length * 4);
+    // (a host-order view: xlb runs on little-endian hosts only, see layout.ts; Buffer.alloc is unpooled, offset 0)
+    const ids = new Uint32Array(keys.buffer, keys.byteOffset, bs.length);
+    for (let i = 0; i < bs.length; i++) ids[i] = bs[i]!.id;
+    const values = (old: boolean): Buffer => {
+      const out = Buffer.alloc(bs.length * vs);
+      for (let i = 0; i < bs.length; i++) {
+        const b = bs[i]!;
+        if (old) olds[i]?.copy(out, i * vs);
+        else if (b.addr6) encodeBackend6Into(out, i * vs, { addr: b.addr6, port: b.port, flags: b.flags });
+        else encodeBackend4Into(out, i * vs, b);
+      }
       return out;
     };
     adds.push({
-      what: `${list.length} backends (VIP ${list[0]!.vip}: backend ${list[0]!.b.text}, …)`,
-      run: () => store.updateMany(map, keys, values(false), list.length),
-      undo: () => store.updateMany(map, keys, values(true), list.length),
+      what: `${bs.length} backends (VIP ${vips[0]}: backend ${bs[0]!.text}, …)`,
+      run: () => store.updateMany(map, keys, values(false), bs.length),
+      undo: () => store.updateMany(map, keys, values(true), bs.length),
     });
   }
 

@@ -1,7 +1,7 @@
 // Tests of the writer (applyCompiled) against the in-memory MapStore: diffing,
 // idempotence, scoped changes and all-or-nothing rollback under fault injection.
 import { describe, it, expect } from 'vitest';
-import { compile, EMPTY_IDS, type Compiled, type Ids } from '../src/compile.js';
+import { compile, emptyCompiled, EMPTY_IDS, type Compiled, type Ids } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { ApplyError, ERROR_CODES } from '../src/errors.js';
 import { decodeBackend4, decodeIface, decodeU32, decodeVip4Key, decodeVipVal, encodeU32, maglevClass } from '../src/layout.js';
@@ -342,5 +342,48 @@ describe('applyCompiled: rollback under fault injection', () => {
     fresh.ids = compiledB.ids;
     applyCompiled(fresh.store, compiledB, IFINDEX, compiledB.ids);
     expect(afterB).toEqual(snapshot(fresh.store));
+  });
+});
+
+describe('applyCompiled from the previous compile: backends written as one batch', () => {
+  // 100 backends of one VIP (≥ BATCH_MIN): the writer packs them into one batch write, and its
+  // undo writes back each backend's old value (a changed one) or zeros (a new one).
+  const backends = Array.from({ length: 100 }, (_, i) => `10.5.${i >> 8}.${i + 1}:80`);
+  const cfg = (weights: string | null, extra: string[] = []): unknown => ({
+    load_balancers: [
+      { name: 'big', options: { ...SMALL, ...(weights ? { xlb_weights: weights } : {}) }, vips: { '10.10.9.1:80': [...backends, ...extra].join(',') } },
+    ],
+    logical_switches: [{ name: 's1', ports: ['eth1'], load_balancer: ['big'] }],
+  });
+  // B drains every backend of A (each one's value changes: BACKEND_F_DRAIN) and adds 70 new ones.
+  const extra = Array.from({ length: 70 }, (_, i) => `10.6.0.${i + 1}:80`);
+  const drainAll = backends.map((b) => `${b}=0`).join(',');
+
+  it('writes them, and a fault after the batch puts every old value back (the new ones gone)', () => {
+    const store = new MemoryStore();
+    const a = compile(validateConfig(cfg(null)));
+    applyCompiled(store, a, IFINDEX, EMPTY_IDS, { prev: emptyCompiled() });
+    const before = snapshot(store);
+    const b = compile(validateConfig(cfg(drainAll, extra)), a.ids, undefined, a);
+    store.writes = 0;
+    const s = applyCompiled(store, b, IFINDEX, a.ids, { prev: a });
+    expect(s.backends.written).toBe(170);
+    const drained = [...store.dump('xlb_backends')].filter(([, v]) => decodeBackend4(v).flags !== 0);
+    expect(drained).toHaveLength(100);
+    const after = snapshot(store);
+    const writes = store.writes;
+    expect(writes).toBeGreaterThan(1);
+
+    for (let n = 2; n <= writes; n++) {
+      const again = new MemoryStore();
+      applyCompiled(again, a, IFINDEX, EMPTY_IDS, { prev: emptyCompiled() });
+      again.writes = 0;
+      again.failAt = n;
+      expect(() => applyCompiled(again, b, IFINDEX, a.ids, { prev: a })).toThrow(ApplyError);
+      expect(snapshot(again), `fault at write ${n}`).toEqual(before);
+      again.failAt = 0;
+      applyCompiled(again, b, IFINDEX, a.ids, { prev: a });
+      expect(snapshot(again)).toEqual(after);
+    }
   });
 });
