@@ -1124,7 +1124,9 @@ export function compile(
     for (const id of freedBackends) backendIds.remove(id);
   } else {
     vipIds = IdSet.of(vips.map((v) => v.id));
-    backendIds = IdSet.of(vips.flatMap((v) => v.backends.map((b) => b.id)));
+    // (added VIP by VIP: no array of every backend id, 10⁶ at 10⁴ VIPs, is made first)
+    backendIds = new IdSet();
+    for (const v of vips) for (let i = 0; i < v.backends.length; i++) backendIds.add(v.backends[i]!.id);
   }
 
   // Every segment the memo's, in its order: the previous compile's very array (the writer sees it unchanged at a glance).
