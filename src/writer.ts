@@ -561,13 +561,14 @@ function planFromPrev(
   // IPv6 backends go to xlb_backends6 (one id space: an id is in one of the two maps).
   const mapOf = (b: CompiledBackend): MapName => (b.addr6 ? 'xlb_backends6' : 'xlb_backends');
   const encode = (b: CompiledBackend): Buffer => (b.addr6 ? encodeBackend6({ addr: b.addr6, port: b.port, flags: b.flags }) : encodeBackend4(b));
-  // (Kept as the compiled objects, with their old values and VIP names, in parallel arrays: a
-  // large apply writes ~10⁶ of them, packed straight into one batch, and no object is made per write.)
-  type BackendWrites = { bs: CompiledBackend[]; olds: Array<Buffer | undefined>; vips: string[] };
-  const writes: Record<'xlb_backends' | 'xlb_backends6', BackendWrites> = {
-    xlb_backends: { bs: [], olds: [], vips: [] },
-    xlb_backends6: { bs: [], olds: [], vips: [] },
-  };
+  // Kept VIP by VIP: a VIP's backends written (`at`: their indexes, null = all of them) and their
+  // old values (null: none has one). A large apply writes ~10⁶ backends of 10⁴ new VIPs, packed
+  // straight from the compiled objects into one batch: nothing is made per backend, and a new VIP's
+  // backends are read once, when packed.
+  type BackendWrites = { v: CompiledVip; at: number[] | null; olds: Array<Buffer | undefined> | null };
+  type BackendMap = 'xlb_backends' | 'xlb_backends6';
+  const writes: Record<BackendMap, BackendWrites[]> = { xlb_backends: [], xlb_backends6: [] };
+  const countOf = (w: BackendWrites): number => (w.at ? w.at.length : w.v.backends.length);
   const removeBackend = (o: CompiledVip, b: CompiledBackend): void => {
     summary.backends.removed++;
     const key = encodeU32(b.id);
@@ -580,11 +581,27 @@ function planFromPrev(
       undo: () => store.update(map, key, old),
     });
   };
+  /** A new VIP's backends (every one, of the VIP's family as compile makes them) go to this map;
+   *  they are not looked at before they are packed (10⁶ objects scattered in memory). */
+  const mapOfNew = (w: BackendWrites, b: CompiledBackend, map: BackendMap): void => {
+    if (mapOf(b) !== map) throw new Error(`VIP ${w.v.name}: backend ${b.text} is not of the VIP's address family`);
+    newBackendIds.push(b.id);
+  };
   for (const [o, v] of pairs) {
-    const before = o ? new Map(o.backends.map((b) => [b.id, b])) : null;
-    for (const b of v.backends) {
-      const ob = before?.get(b.id);
-      before?.delete(b.id);
+    const bs = v.backends;
+    if (!o) {
+      // A new VIP: every backend written, none with an old value (their ids are new: see mapOfNew).
+      newVipIds.push(v.id);
+      summary.backends.written += bs.length;
+      if (bs.length > 0) writes[v.addr6 ? 'xlb_backends6' : 'xlb_backends'].push({ v, at: null, olds: null });
+      continue;
+    }
+    const before = new Map(o.backends.map((b) => [b.id, b]));
+    const mine: Partial<Record<BackendMap, { v: CompiledVip; at: number[]; olds: Array<Buffer | undefined> }>> = {};
+    for (let i = 0; i < bs.length; i++) {
+      const b = bs[i]!;
+      const ob = before.get(b.id);
+      before.delete(b.id);
       let old: Buffer | undefined;
       if (ob && mapOf(ob) === mapOf(b)) {
         old = encode(ob);
@@ -592,42 +609,61 @@ function planFromPrev(
       }
       if (!ob) newBackendIds.push(b.id);
       summary.backends.written++;
-      const w = writes[mapOf(b) as 'xlb_backends' | 'xlb_backends6'];
-      w.bs.push(b);
+      const w = (mine[mapOf(b) as BackendMap] ??= { v, at: [], olds: [] });
+      w.at.push(i);
       w.olds.push(old);
-      w.vips.push(v.name);
     }
-    if (before) for (const ob of before.values()) removeBackend(o!, ob);
-    if (!o) newVipIds.push(v.id);
+    for (const map of ['xlb_backends', 'xlb_backends6'] as const) if (mine[map]) writes[map].push(mine[map]);
+    for (const ob of before.values()) removeBackend(o, ob);
   }
   for (const o of gone) for (const b of o.backends) removeBackend(o, b);
   for (const map of ['xlb_backends', 'xlb_backends6'] as const) {
-    const { bs, olds, vips } = writes[map];
-    if (bs.length < BATCH_MIN) {
-      const entries = bs.map((b, i) => ({ key: encodeU32(b.id), value: encode(b), old: olds[i], what: `VIP ${vips[i]}: backend ${b.text}` }));
+    const list = writes[map];
+    let count = 0;
+    for (const w of list) count += countOf(w);
+    if (count < BATCH_MIN) {
+      const entries: Array<{ key: Buffer; value: Buffer; old: Buffer | undefined; what: string }> = [];
+      for (const w of list) {
+        for (let k = 0; k < countOf(w); k++) {
+          const b = w.v.backends[w.at ? w.at[k]! : k]!;
+          if (!w.at) mapOfNew(w, b, map);
+          entries.push({ key: encodeU32(b.id), value: encode(b), old: w.olds?.[k], what: `VIP ${w.v.name}: backend ${b.text}` });
+        }
+      }
       pushWrites(adds, store, map, entries, true);
       continue;
     }
     // One batch: keys and values packed as the kernel takes them, undone by the old values (or zeros).
     const vs = map === 'xlb_backends' ? LAYOUT.xlb_backend4.size : LAYOUT.xlb_backend6.size;
-    const keys = Buffer.alloc(bs.length * 4);
+    const keys = Buffer.alloc(count * 4);
     // (a host-order view: xlb runs on little-endian hosts only, see layout.ts; Buffer.alloc is unpooled, offset 0)
-    const ids = new Uint32Array(keys.buffer, keys.byteOffset, bs.length);
-    for (let i = 0; i < bs.length; i++) ids[i] = bs[i]!.id;
+    const ids = new Uint32Array(keys.buffer, keys.byteOffset, count);
+    let n = 0;
+    for (const w of list) {
+      for (let k = 0; k < countOf(w); k++) {
+        const b = w.v.backends[w.at ? w.at[k]! : k]!;
+        if (!w.at) mapOfNew(w, b, map);
+        ids[n++] = b.id;
+      }
+    }
     const values = (old: boolean): Buffer => {
-      const out = Buffer.alloc(bs.length * vs);
-      for (let i = 0; i < bs.length; i++) {
-        const b = bs[i]!;
-        if (old) olds[i]?.copy(out, i * vs);
-        else if (b.addr6) encodeBackend6Into(out, i * vs, { addr: b.addr6, port: b.port, flags: b.flags });
-        else encodeBackend4Into(out, i * vs, b);
+      const out = Buffer.alloc(count * vs);
+      let i = 0;
+      for (const w of list) {
+        for (let k = 0; k < countOf(w); k++, i++) {
+          const b = w.v.backends[w.at ? w.at[k]! : k]!;
+          if (old) w.olds?.[k]?.copy(out, i * vs);
+          else if (b.addr6) encodeBackend6Into(out, i * vs, { addr: b.addr6, port: b.port, flags: b.flags });
+          else encodeBackend4Into(out, i * vs, b);
+        }
       }
       return out;
     };
+    const first = list[0]!.v.backends[list[0]!.at ? list[0]!.at[0]! : 0]!;
     adds.push({
-      what: `${bs.length} backends (VIP ${vips[0]}: backend ${bs[0]!.text}, …)`,
-      run: () => store.updateMany(map, keys, values(false), bs.length),
-      undo: () => store.updateMany(map, keys, values(true), bs.length),
+      what: `${count} backends (VIP ${list[0]!.v.name}: backend ${first.text}, …)`,
+      run: () => store.updateMany(map, keys, values(false), count),
+      undo: () => store.updateMany(map, keys, values(true), count),
     });
   }
 
