@@ -68,15 +68,30 @@ export interface StateDelta {
  */
 export interface StoredVipRecord extends Omit<VipRecord, 'backends'> {
   backendIds: number[];
-  backendTexts: string;
+  /** Absent in a snapshot when it is the VIP's backend list in the snapshot's own desired state
+   *  (as compile takes the backends, in the common case: the list is then stored once). */
+  backendTexts?: string;
   /** Every backend's weight, when one is not 1. */
   backendWeights?: number[];
   /** Indexes of the drained backends, when there are any. */
   backendsDrained?: number[];
 }
 
-/** The stored form of a record (see StoredVipRecord). */
-export function packVipRecord(r: VipRecord): StoredVipRecord {
+/** A load balancer's validated backend list of VIP `vip` in a desired state (undefined: none). */
+export type ListOf = (lb: string, vip: string) => string | undefined;
+
+export function listsOf(d: DesiredState): ListOf {
+  const byName = new Map<string, Record<string, string>>();
+  for (const lb of d.load_balancers) byName.set(lb.name, lb.vips);
+  return (lb, vip) => {
+    const vips = byName.get(lb);
+    return vips !== undefined && Object.prototype.hasOwnProperty.call(vips, vip) ? vips[vip] : undefined;
+  };
+}
+
+/** The stored form of a record (see StoredVipRecord); with `listOf` (a snapshot), texts that are
+ *  the VIP's list there are left out. */
+export function packVipRecord(r: VipRecord, listOf?: ListOf): StoredVipRecord {
   const backends = r.backends;
   const n = backends.length;
   const ids = new Array<number>(n);
@@ -94,17 +109,21 @@ export function packVipRecord(r: VipRecord): StoredVipRecord {
   const out = {} as Record<string, unknown>;
   for (const k in r) if (k !== 'backends') out[k] = r[k as keyof VipRecord];
   out.backendIds = ids;
-  out.backendTexts = texts.join(',');
+  const joined = texts.join(',');
+  if (listOf === undefined || listOf(r.lb, r.vip) !== joined) out.backendTexts = joined;
   if (weighted) out.backendWeights = backends.map((b) => b.weight);
   if (drained) out.backendsDrained = drained;
   return out as unknown as StoredVipRecord;
 }
 
-/** A record as read from disk: the stored form (version 3) unpacked, an older one as it is. */
-export function unpackVipRecord(r: StoredVipRecord | VipRecord): VipRecord {
+/** A record as read from disk: the stored form (version 3) unpacked, an older one as it is.
+ *  `listOf`: the snapshot's desired state, for texts left out. */
+export function unpackVipRecord(r: StoredVipRecord | VipRecord, listOf?: ListOf): VipRecord {
   if (!('backendIds' in r)) return r;
   const { backendIds: ids, backendTexts, backendWeights: weights, backendsDrained, ...rest } = r;
-  const texts = ids.length === 0 ? [] : backendTexts.split(',');
+  const joined = backendTexts ?? listOf?.(r.lb, r.vip);
+  if (joined === undefined) throw new Error(`state record of ${r.name}: no backend texts, and no backend list of ${r.vip} in load balancer ${r.lb}`);
+  const texts = ids.length === 0 ? [] : joined.split(',');
   if (texts.length !== ids.length) throw new Error(`state record of ${r.name}: ${ids.length} backend ids but ${texts.length} texts`);
   const drained = new Set(backendsDrained ?? []);
   return { ...rest, backends: ids.map((id, i) => ({ id, text: texts[i]!, weight: weights?.[i] ?? 1, drained: drained.has(i) })) };
@@ -239,7 +258,8 @@ export function loadState(dir: string, pinRoot: string): State | null {
   if (!existsSync(path)) return null;
   const s = JSON.parse(readFileSync(path, 'utf8')) as State;
   if ((s.version !== 1 && s.version !== 2 && s.version !== STATE_VERSION) || s.pinRoot !== pinRoot) return null;
-  s.vips = (s.vips as Array<StoredVipRecord | VipRecord>).map(unpackVipRecord);
+  const listOf = listsOf(s.desired);
+  s.vips = (s.vips as Array<StoredVipRecord | VipRecord>).map((r) => unpackVipRecord(r, listOf));
   const jpath = join(dir, JOURNAL_FILE);
   let replayed = false;
   // (version 1 had no journal; a version 2 journal holds whole records, read as they are)
@@ -283,7 +303,8 @@ export class StateFile {
   snapshot(s: State): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const path = join(this.dir, STATE_FILE);
-    const out = { ...s, version: STATE_VERSION, ids: { scopes: s.ids.scopes }, vips: s.vips.map(packVipRecord), seq: this.seq };
+    const listOf = listsOf(s.desired);
+    const out = { ...s, version: STATE_VERSION, ids: { scopes: s.ids.scopes }, vips: s.vips.map((r) => packVipRecord(r, listOf)), seq: this.seq };
     // Encoded and written a chunk at a time: writeFileSync would first copy all of it (tens of MB
     // at 10⁴ VIPs) into one new Buffer (in a 10k-VIP apply's profile that copy alone took 60-165 ms).
     const text = JSON.stringify(out);
@@ -307,7 +328,8 @@ export class StateFile {
 
   /** Appends a delta; false (nothing written) when the journal is full and a snapshot is due instead. */
   append(d: StateDelta): boolean {
-    const line = `${JSON.stringify({ ...d, vipsSet: d.vipsSet.map(packVipRecord) })}\n`;
+    // (texts kept: a line's records are read before later lines change the desired state)
+    const line = `${JSON.stringify({ ...d, vipsSet: d.vipsSet.map((r) => packVipRecord(r)) })}\n`;
     if (this.journalBytes + line.length > JOURNAL_MAX_BYTES) return false;
     appendFileSync(join(this.dir, JOURNAL_FILE), line, { mode: 0o600 });
     this.journalBytes += line.length;

@@ -17,6 +17,7 @@ import { validateConfig } from '../src/config.js';
 import {
   idsOf,
   JOURNAL_FILE,
+  listsOf,
   loadState,
   packVipRecord,
   StateFile,
@@ -87,8 +88,10 @@ describe('stored VIP records (no kernel)', () => {
       expect(f.append({ seq: f.nextSeq(), vipsSet: [b], vipsDel: [], ...rest })).toBe(true);
       const snap = JSON.parse(readFileSync(join(dir, STATE_FILE), 'utf8')) as { version: number; vips: Array<Record<string, unknown>> };
       expect(snap.version).toBe(3);
-      expect(snap.vips[0]).toMatchObject({ backendIds: [3, 9], backendTexts: '10.1.0.1:80,10.1.0.2:80', backendWeights: [1, 2], backendsDrained: [1] });
+      // Its texts are its list in the snapshot's desired state: not stored twice.
+      expect(snap.vips[0]).toMatchObject({ backendIds: [3, 9], backendWeights: [1, 2], backendsDrained: [1] });
       expect(snap.vips[0]!.backends).toBeUndefined();
+      expect(snap.vips[0]!.backendTexts).toBeUndefined();
       const line = JSON.parse(readFileSync(join(dir, JOURNAL_FILE), 'utf8')) as { vipsSet: Array<Record<string, unknown>> };
       expect(line.vipsSet[0]).toMatchObject({ backendIds: [11], backendTexts: '10.1.0.3:80' });
 
@@ -97,6 +100,16 @@ describe('stored VIP records (no kernel)', () => {
       expect(read.ids.backends).toEqual({ 'lb 10.0.0.1:80/tcp 10.1.0.1:80': 3, 'lb 10.0.0.1:80/tcp 10.1.0.2:80': 9, 'lb 10.0.0.9:80/tcp 10.1.0.3:80': 11 });
 
       // The same state as version 2 wrote it: whole records in the snapshot and in the journal line.
+      // A record whose texts are not its VIP's list keeps them (here: a VIP the desired state lacks).
+      const c = { ...record('lb 10.0.0.3:80/tcp', [{ id: 12, text: '10.1.0.4:80', weight: 1, drained: false }]), vip: '10.0.0.3:80', id: 9 };
+      f.snapshot({ ...state, vips: [a, c] });
+      const snap2 = JSON.parse(readFileSync(join(dir, STATE_FILE), 'utf8')) as { vips: Array<Record<string, unknown>> };
+      expect(snap2.vips.map((r) => r.backendTexts)).toEqual([undefined, '10.1.0.4:80']);
+      expect(loadState(dir, '/p')!.vips).toEqual([a, c]);
+      // Without its list, a record stored without texts is refused (not read as backendless).
+      writeFileSync(join(dir, STATE_FILE), JSON.stringify({ ...snap, desired: { ...snap.desired, load_balancers: [] } }));
+      expect(() => loadState(dir, '/p')).toThrow(/no backend texts/);
+
       writeFileSync(join(dir, STATE_FILE), JSON.stringify({ ...snap, version: 2, vips: [a] }));
       writeFileSync(join(dir, JOURNAL_FILE), `${JSON.stringify({ ...line, vipsSet: [b] })}\n`);
       const old = loadState(dir, '/p')!;
@@ -172,12 +185,15 @@ describe('a version 2 state directory under a running data plane (kernel)', () =
     first.dataplane.close();
     const snapPath = join(INSTANCE.stateDir, STATE_FILE);
     const journalPath = join(INSTANCE.stateDir, JOURNAL_FILE);
-    const snap = JSON.parse(readFileSync(snapPath, 'utf8')) as { vips: StoredVipRecord[] };
-    writeFileSync(snapPath, JSON.stringify({ ...snap, version: 2, vips: snap.vips.map(unpackVipRecord) }));
+    const snap = JSON.parse(readFileSync(snapPath, 'utf8')) as Pick<State, 'desired'> & { vips: StoredVipRecord[] };
+    expect(snap.vips.every((r) => r.backendTexts === undefined)).toBe(true);
+    const lists = listsOf(snap.desired);
+    writeFileSync(snapPath, JSON.stringify({ ...snap, version: 2, vips: snap.vips.map((r) => unpackVipRecord(r, lists)) }));
     const lines = readFileSync(journalPath, 'utf8').trim().split('\n');
     expect(lines).toHaveLength(1);
     const line = JSON.parse(lines[0]!) as { vipsSet: StoredVipRecord[] };
-    writeFileSync(journalPath, `${JSON.stringify({ ...line, vipsSet: line.vipsSet.map(unpackVipRecord) })}\n`);
+    expect(line.vipsSet.every((r) => typeof r.backendTexts === 'string')).toBe(true);
+    writeFileSync(journalPath, `${JSON.stringify({ ...line, vipsSet: line.vipsSet.map((r) => unpackVipRecord(r)) })}\n`);
     expect(readFileSync(snapPath, 'utf8')).toContain('"backends":[{"id":');
 
     const byName = <T extends { name: string }>(a: T[]): T[] => [...a].sort((p, q) => (p.name < q.name ? -1 : 1));
