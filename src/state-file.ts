@@ -14,7 +14,7 @@
  */
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { backendKey, type Ids } from './compile.js';
+import { backendKey, type CompiledBackend, type Ids } from './compile.js';
 import { vipList, type DesiredState, type LoadBalancer } from './config.js';
 import type { ServedIface, VipRecord } from './xlb.js';
 
@@ -77,6 +77,13 @@ export interface StoredVipRecord extends Omit<VipRecord, 'backends'> {
   backendsDrained?: number[];
 }
 
+/**
+ * Records whose backends are still those of their compiled VIP (xlb.ts makes a record's
+ * `backends` when first read): packed straight from the compiled backends, the same values
+ * (a backend is drained when its flags are set).
+ */
+export const recordBackends = new WeakMap<VipRecord, readonly CompiledBackend[]>();
+
 /** A load balancer's validated backend list of VIP `vip` in a desired state (undefined: none). */
 export type ListOf = (lb: string, vip: string) => string | undefined;
 
@@ -92,7 +99,8 @@ export function listsOf(d: DesiredState): ListOf {
 /** The stored form of a record (see StoredVipRecord); with `listOf` (a snapshot), texts that are
  *  the VIP's list there are left out. */
 export function packVipRecord(r: VipRecord, listOf?: ListOf): StoredVipRecord {
-  const backends = r.backends;
+  const compiled = recordBackends.get(r);
+  const backends: ReadonlyArray<{ id: number; text: string; weight: number }> = compiled ?? r.backends;
   const n = backends.length;
   const ids = new Array<number>(n);
   const texts = new Array<string>(n);
@@ -103,7 +111,7 @@ export function packVipRecord(r: VipRecord, listOf?: ListOf): StoredVipRecord {
     ids[i] = b.id;
     texts[i] = b.text;
     if (b.weight !== 1) weighted = true;
-    if (b.drained) (drained ??= []).push(i);
+    if (compiled ? compiled[i]!.flags !== 0 : r.backends[i]!.drained) (drained ??= []).push(i);
   }
   // Every other field as it is, in its order (a copy by key: faster than a rest pattern here).
   const out = {} as Record<string, unknown>;
@@ -111,7 +119,7 @@ export function packVipRecord(r: VipRecord, listOf?: ListOf): StoredVipRecord {
   out.backendIds = ids;
   const joined = texts.join(',');
   if (listOf === undefined || listOf(r.lb, r.vip) !== joined) out.backendTexts = joined;
-  if (weighted) out.backendWeights = backends.map((b) => b.weight);
+  if (weighted) out.backendWeights = Array.from(backends, (b) => b.weight);
   if (drained) out.backendsDrained = drained;
   return out as unknown as StoredVipRecord;
 }

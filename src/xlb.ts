@@ -23,7 +23,7 @@ import { decodeCt6Key, decodeCt6Val } from './layout.js';
 import { applyCompiled, type ApplySummary, type Deferred } from './writer.js';
 import { DEFAULT_CT_TIMEOUTS, flushConntrack, gcConntrack, type ConntrackTimeouts, type GcResult } from './conntrack.js';
 import { flushConntrack6, gcConntrack6 } from './conntrack.js';
-import { desiredDelta, JOURNAL_FILE, loadState, StateFile, STATE_FILE, STATE_VERSION, type State } from './state-file.js';
+import { desiredDelta, JOURNAL_FILE, loadState, recordBackends, StateFile, STATE_FILE, STATE_VERSION, type State } from './state-file.js';
 
 export const DEFAULT_STATE_DIR = '/run/xlb';
 
@@ -127,7 +127,7 @@ function emptyState(pinRoot: string): State {
 
 /** The record of one compiled VIP of `c`. */
 function vipRecord(v: CompiledVip, c: Compiled): VipRecord {
-  return {
+  const r: VipRecord = {
     id: v.id,
     name: v.name,
     lb: v.lb,
@@ -151,8 +151,22 @@ function vipRecord(v: CompiledVip, c: Compiled): VipRecord {
                 .map((n) => n.owner),
             ),
           ],
-    backends: v.backends.map((b) => ({ id: b.id, text: b.text, weight: b.weight, drained: b.flags !== 0 })),
+    backends: [],
   };
+  // The backends are made when first read (`xlb show`, ct_flush): an apply from empty would make
+  // 10⁶ of them only to write them into the snapshot, which packs them from the compiled VIP.
+  let made: VipRecord['backends'] | null = null;
+  Object.defineProperty(r, 'backends', {
+    enumerable: true,
+    configurable: true,
+    get: () => (made ??= v.backends.map((b) => ({ id: b.id, text: b.text, weight: b.weight, drained: b.flags !== 0 }))),
+    set: (x: VipRecord['backends']) => {
+      made = x;
+      recordBackends.delete(r);
+    },
+  });
+  recordBackends.set(r, v.backends);
+  return r;
 }
 
 /** Whether two compiles answer the same neighbour solicitations (records' arpOn depend on nothing else beyond the VIP). */

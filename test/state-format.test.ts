@@ -148,7 +148,7 @@ describe('a version 2 state directory under a running data plane (kernel)', () =
   const vips: Record<string, string> = {};
   for (let i = 0; i < 20; i++) vips[`10.78.0.${i + 1}:80`] = list(i);
   const cfg = (v: Record<string, string>): object => ({
-    load_balancers: [{ name: 'big', protocol: 'tcp', options: { xlb_maglev_size: '97', xlb_weights: '10.77.3.2:80=3' }, vips: v }],
+    load_balancers: [{ name: 'big', protocol: 'tcp', options: { xlb_maglev_size: '97', xlb_weights: '10.77.3.2:80=3,10.77.6.4:80=0' }, vips: v }],
     logical_switches: [{ name: 'sw', ports: [`${NS}/xlb-apa`], load_balancer: ['big'] }],
   });
   let x: Xlb | null = null;
@@ -178,6 +178,17 @@ describe('a version 2 state directory under a running data plane (kernel)', () =
       backends: r.backends.map(({ stats: _bs, ...b }) => b),
     }));
     expect(records.find((r) => r.vip === '10.78.0.4:80')!.backends.map((b) => b.weight)).toEqual([1, 3, 1, 1]);
+    expect(records.find((r) => r.vip === '10.78.0.7:80')!.backends.map((b) => [b.weight, b.drained])).toEqual([
+      [1, false],
+      [1, false],
+      [1, false],
+      [0, true],
+    ]);
+    // The snapshot of the first apply (records packed from the compiled VIPs) reads back as they show.
+    const byName0 = <T extends { name: string }>(a: T[]): T[] => [...a].sort((p, q) => (p.name < q.name ? -1 : 1));
+    const { vips: _v, ...snap0 } = loadState(INSTANCE.stateDir, INSTANCE.pinRoot)!;
+    expect(snap0.version).toBe(STATE_VERSION);
+    expect(byName0(loadState(INSTANCE.stateDir, INSTANCE.pinRoot)!.vips)).toEqual(byName0(records));
     const ids = { vips: { ...first.compiled!.ids.vips }, backends: { ...first.compiled!.ids.backends } };
     // The process dies (no close: the journal stays; the removed backend's deferred delete done);
     // its files rewritten as version 2 wrote them.
