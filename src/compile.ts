@@ -10,8 +10,8 @@
  * - a backend id per (VIP id, backend address:port).
  */
 import type { DesiredState, Hook, LoadBalancer, LogicalRouter, LogicalSwitch, Vip } from './config.js';
-import { isValidatedLb, lbMaglevSize, lbWeights } from './config.js';
-import { isIPv4, parseHostPort, parseIPv4, parseIPv4Cidr, parseIPv6, parseIPv6Cidr } from './addr.js';
+import { isValidatedLb, lbMaglevSize, lbWeights, vipOf } from './config.js';
+import { isIPv4, parseHostPort, parseIPv4, parseIPv4Cidr, parseIPv6, parseIPv6Cidr, tryParseIPv4Port } from './addr.js';
 import { TableBuilder } from './maglev-pool.js';
 // (its own line: other changes touch the imports above)
 import { vipList, type VipList } from './config.js';
@@ -140,80 +140,25 @@ function backendText(v: Omit<Vip, 'backends'>, b: { addr: string; port: number }
  *  (id and flags still 0: compileVip sets them). */
 type ParsedVip = Omit<Vip, 'backends'> & { backends: CompiledBackend[] };
 
-const CHAR_0 = 0x30;
-const CHAR_DOT = 0x2e;
-const CHAR_COLON = 0x3a;
-
-/**
- * "A.B.C.D:PORT" read strictly as parseHostPort reads it (octets 0..255 without
- * leading zeros, port 1..65535 without): address × 65536 + port, or -1 for any
- * other text (which then goes through parseHostPort). One pass, nothing
- * allocated: compile reads 10⁶ backends at 10⁴ VIPs.
- */
-function ipv4PortOf(s: string): number {
-  const len = s.length;
-  let addr = 0;
-  let i = 0;
-  for (let octets = 0; octets < 4; octets++) {
-    if (octets > 0) {
-      if (s.charCodeAt(i) !== CHAR_DOT) return -1;
-      i++;
-    }
-    const start = i;
-    let octet = 0;
-    while (i < len && i - start < 4) {
-      const d = s.charCodeAt(i) - CHAR_0;
-      if (d < 0 || d > 9) break;
-      octet = octet * 10 + d;
-      i++;
-    }
-    const digits = i - start;
-    if (digits === 0 || digits > 3 || (digits > 1 && s.charCodeAt(start) === CHAR_0) || octet > 255) return -1;
-    addr = addr * 256 + octet;
-  }
-  if (s.charCodeAt(i) !== CHAR_COLON) return -1;
-  i++;
-  const start = i;
-  let port = 0;
-  while (i < len && i - start < 6) {
-    const d = s.charCodeAt(i) - CHAR_0;
-    if (d < 0 || d > 9) return -1;
-    port = port * 10 + d;
-    i++;
-  }
-  if (i !== len || i === start || i - start > 5 || s.charCodeAt(start) === CHAR_0 || port > 65535) return -1;
-  return addr * 65536 + port;
-}
-
 /**
  * config.lbVipParser(lb) for compile: the same VIPs, each backend parsed once
  * straight into its CompiledBackend, its text the backend as listed (which is
  * what backendText() formats back from a parsed one). IPv4 backends with a
- * port are read by ipv4PortOf; any other through parseHostPort, as before.
+ * port are read by tryParseIPv4Port; any other through parseHostPort, as before.
  */
 function vipParser(lb: LoadBalancer): (key: string, list: string) => ParsedVip {
   const maglevSize = lbMaglevSize(lb);
   const weights = lbWeights(lb);
   return (key, list) => {
-    const vip = parseHostPort(key);
-    const v: ParsedVip = {
-      lb: lb.name,
-      key,
-      family: vip.family,
-      addr: vip.addr,
-      port: vip.port,
-      protocol: vip.port === 0 ? null : lb.protocol,
-      backends: [],
-      maglevSize,
-    };
+    const v: ParsedVip = vipOf<CompiledBackend>(lb, key, maglevSize);
     if (list.trim() === '') return v;
     const items = list.split(',');
-    const fast = vip.family === 4 && vip.port !== 0;
+    const fast = v.family === 4 && v.port !== 0;
     const backends = v.backends;
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!.trim();
       const weight = weights.size === 0 ? 1 : (weights.get(item) ?? 1);
-      const ap = fast ? ipv4PortOf(item) : -1;
+      const ap = fast ? tryParseIPv4Port(item) : -1;
       if (ap >= 0) {
         backends.push({ id: 0, addr: Math.floor(ap / 65536), port: ap % 65536, text: item, weight, flags: 0 });
         continue;

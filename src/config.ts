@@ -1232,20 +1232,30 @@ export function lbVipParser(lb: LoadBalancer): (key: string, list: string) => Vi
   const maglevSize = lbMaglevSize(lb);
   const weights = lbWeights(lb);
   return (key, list) => {
-    const vip = parseHostPort(key);
-    const backends = splitBackends(list).map((item) => {
+    const v = vipOf<Backend>(lb, key, maglevSize);
+    v.backends = splitBackends(list).map((item) => {
       const b = parseHostPort(item);
       return { addr: b.addr, port: b.port, weight: weights.get(item.trim()) ?? 1 };
     });
-    return {
-      lb: lb.name,
-      key,
-      family: vip.family,
-      addr: vip.addr,
-      port: vip.port,
-      protocol: vip.port === 0 ? null : lb.protocol,
-      backends,
-      maglevSize,
-    };
+    return v;
+  };
+}
+
+/**
+ * VIP `key` of `lb` (parsed; the key is read before its backends, so a bad key
+ * is what an error names first), with no backends yet: what lbVipParser fills
+ * with Backends and compile with its own compiled form of them.
+ */
+export function vipOf<B>(lb: LoadBalancer, key: string, maglevSize: number): Omit<Vip, 'backends'> & { backends: B[] } {
+  const vip = parseHostPort(key);
+  return {
+    lb: lb.name,
+    key,
+    family: vip.family,
+    addr: vip.addr,
+    port: vip.port,
+    protocol: vip.port === 0 ? null : lb.protocol,
+    backends: [],
+    maglevSize,
   };
 }
