@@ -109,19 +109,25 @@ export function busyNs(): number {
   return ((user + nice + system + irq + softirq + (steal ?? 0)) * 1e9) / 100; // USER_HZ = 100
 }
 
+/** settle()'s bounds: at most this many seconds, until all CPUs together are busy less than this share for 1 s. */
+export const SETTLE_MAX_S = 30;
+export const SETTLE_IDLE_SHARE = 0.1;
+
 /** Waits until the machine was nearly idle (all CPUs together busy less than
  *  idleShare of the time) for one second, at most maxS seconds: what a stage
  *  leaves to the kernel (network namespaces and OVS torn down, maps freed after
- *  RCU) is done before the next one measures. Returns the seconds waited. */
-export async function settle(maxS = 30, idleShare = 0.1): Promise<number> {
+ *  RCU) is done before the next one measures. Returns the seconds waited and
+ *  whether the machine did settle (false: maxS ran out). */
+export async function settle(maxS = SETTLE_MAX_S, idleShare = SETTLE_IDLE_SHARE): Promise<{ waitedS: number; idle: boolean }> {
   const cpus = cpus_().length;
   const t0 = Date.now();
-  while (Date.now() - t0 < maxS * 1000) {
+  let idle = false;
+  while (!idle && Date.now() - t0 < maxS * 1000) {
     const b0 = busyNs();
     await sleep(1000);
-    if ((busyNs() - b0) / 1e9 / cpus < idleShare) break;
+    idle = (busyNs() - b0) / 1e9 / cpus < idleShare;
   }
-  return round((Date.now() - t0) / 1000, 1);
+  return { waitedS: round((Date.now() - t0) / 1000, 1), idle };
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -24,7 +24,7 @@
  * ovs-vswitchd is restarted.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, labNames } from '../src/lab.js';
@@ -58,7 +58,6 @@ interface Target {
   /** The client's port on the host: namespace and interface (packets for CPU per packet). */
   port: { ns: string; ifname: string };
 }
-
 
 /** Packets through an interface (rx + tx) so far. */
 function portPackets(p: { ns: string; ifname: string }): number {

@@ -289,11 +289,14 @@ export class Dataplane {
    * VIPs' totals: flows count in their backend's row only (bpf/lib/stats.h), so a VIP's packets, bytes
    * and new connections are its own row (drops and rejects, and the counts folded in from backends it
    * no longer has: foldBackendStats) plus the rows of `backendIds` (its backends, and those removed but
-   * not yet reclaimed). Each backend id must be given for one VIP only.
+   * not yet reclaimed). Each backend id must be given for one VIP only. `be`: those backends' rows
+   * when the caller has read them already (statsOf('backend', …)).
    */
-  vipTotals(vips: ReadonlyArray<{ id: number; backendIds: readonly number[] }>): Map<number, Stats> {
+  vipTotals(
+    vips: ReadonlyArray<{ id: number; backendIds: readonly number[] }>,
+    be: ReadonlyMap<number, Stats> = this.statsOf('backend', vips.flatMap((v) => v.backendIds)),
+  ): Map<number, Stats> {
     const own = this.statsOf('vip', vips.map((v) => v.id));
-    const be = this.statsOf('backend', vips.flatMap((v) => v.backendIds));
     const out = new Map<number, Stats>();
     for (const v of vips) {
       const t = { ...own.get(v.id)! };

@@ -484,8 +484,10 @@ export class Xlb {
     for (const [id, r] of this.retiring) retiringOf.set(r.vipId, [...(retiringOf.get(r.vipId) ?? []), id]);
     const retiringIds = (v: VipRecord): number[] =>
       (retiringOf.get(v.id) ?? []).filter((id) => this.retiring.get(id)!.vipName === v.name);
-    const vipStats = dp.vipTotals(this.state.vips.map((v) => ({ id: v.id, backendIds: [...v.backends.map((b) => b.id), ...retiringIds(v)] })));
-    const backendStats = dp.statsOf('backend', this.state.vips.flatMap((v) => v.backends.map((b) => b.id)));
+    const totalsOf = this.state.vips.map((v) => ({ id: v.id, backendIds: [...v.backends.map((b) => b.id), ...retiringIds(v)] }));
+    // Every backend row read once: for the VIPs' totals and for each backend's own figures.
+    const backendStats = dp.statsOf('backend', totalsOf.flatMap((v) => v.backendIds));
+    const vipStats = dp.vipTotals(totalsOf, backendStats);
     const vips = this.state.vips.map((v) => {
       const lb = lbs.get(v.lb);
       const hairpin = lb?.options.hairpin_snat_ip?.split(' ').find((x) => x.includes('.'));

@@ -64,6 +64,9 @@ describe('counters of new ids', () => {
     const oldBackend = c.vips.find((v) => v.id === old)!.backends[0]!.id;
     expect(dp.vipTotals([{ id: old, backendIds: [oldBackend] }]).get(old)!.newConns).toBe(3n);
     expect(dp.backendStats(oldBackend).newConns).toBe(3n);
+    // The VIP's own row holds counts too (as Xlb folds a leaving backend's into it).
+    dp.foldBackendStats([{ vipId: old, backendIds: [oldBackend] }]);
+    expect(dp.vipStats(old).newConns).toBe(3n);
     // Removed (its ids are not reused in the same compile), then a new VIP takes the lowest free ids.
     apply({ '10.0.7.2:80': '10.7.0.2:8080,10.7.0.3:8080' });
     apply({ '10.0.7.2:80': '10.7.0.2:8080,10.7.0.3:8080', '10.0.7.9:80': '10.7.0.9:8080' });

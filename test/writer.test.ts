@@ -366,8 +366,16 @@ describe('applyCompiled from the previous compile: backends written as one batch
     const before = snapshot(store);
     const b = compile(validateConfig(cfg(drainAll, extra)), a.ids, undefined, a);
     store.writes = 0;
+    const batches: Array<[string, number]> = [];
+    const updateMany = store.updateMany.bind(store);
+    store.updateMany = (map, keys, values, count) => {
+      batches.push([map, count]);
+      updateMany(map, keys, values, count);
+    };
     const s = applyCompiled(store, b, IFINDEX, a.ids, { prev: a });
+    store.updateMany = updateMany;
     expect(s.backends.written).toBe(170);
+    expect(batches.filter(([map]) => map === 'xlb_backends')).toEqual([['xlb_backends', 170]]); // one batch
     const drained = [...store.dump('xlb_backends')].filter(([, v]) => decodeBackend4(v).flags !== 0);
     expect(drained).toHaveLength(100);
     const after = snapshot(store);

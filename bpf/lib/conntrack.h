@@ -74,27 +74,29 @@ XLB_INLINE void xlb_ct4_other(const struct xlb_ct4_key *k, const struct xlb_ct4_
 	}
 }
 
-/* A hit in the new-flow tier (ctnew.h): follows the TCP state like
- * xlb_ct4_hit, copies the entry to v, and moves the flow (both directions) to
+/* A hit in the new-flow tier (ctnew.h) of the packet's key (whose hash is
+ * hash): follows the TCP state like xlb_ct4_hit, copies the entry to v, and moves the flow (both directions) to
  * xlb_ct4 when this packet confirms it. Returns 1 on a hit, else 0. */
 XLB_INLINE int xlb_ct4_hit_new(const struct xlb_pkt4 *p, __u32 hash, struct xlb_ct4_val *v)
 {
 	const struct xlb_ct4_key *k = &p->tuple;
 	struct xlb_ct4_key ok;
 	struct xlb_ct4_val ov;
+	__u32 ohash;
 
 	if (!xlb_ctn4_touch(k, hash, p->tcp_flags, v))
 		return 0;
 	xlb_ct4_other(k, v, &ok, &ov);
+	ohash = xlb_ct4_key_hash(&ok); /* (each key hashed once: its bucket and its filter bit) */
 	if (!xlb_ct_confirms(v->dir, k->proto, p->tcp_flags)) {
-		if (xlb_ctn4_sync(&ok, &ov))
+		if (xlb_ctn4_sync(&ok, ohash, &ov))
 			xlb_count(XLB_G_CT_RECREATE);
 		return 1;
 	}
-	if (xlb_ct4_put_est(&ok, &ov, BPF_ANY) || xlb_ct4_put_est(k, v, BPF_ANY))
+	if (xlb_ct4_put_est(&ok, ohash, &ov, BPF_ANY) || xlb_ct4_put_est(k, hash, v, BPF_ANY))
 		return 1;
-	xlb_ctn4_delete(k);
-	xlb_ctn4_delete(&ok);
+	xlb_ctn4_delete(k, hash);
+	xlb_ctn4_delete(&ok, ohash);
 	xlb_count(XLB_G_CT_PROMOTED);
 	return 1;
 }
@@ -123,7 +125,7 @@ XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_pkt4 *p)
 	xlb_ct4_other(k, v, &ok, &ov);
 	o = xlb_lookup(&xlb_ct4, &ok);
 	if (!o) {
-		xlb_ct4_put_est(&ok, &ov, BPF_NOEXIST);
+		xlb_ct4_put_est(&ok, xlb_ct4_key_hash(&ok), &ov, BPF_NOEXIST);
 		xlb_count(XLB_G_CT_RECREATE);
 	} else if (o->state != v->state) {
 		o->state = v->state;

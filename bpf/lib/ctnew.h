@@ -170,9 +170,9 @@ XLB_INLINE int xlb_ctn4_get(const struct xlb_ct4_key *k, struct xlb_ct4_val *out
 /* Keeps the other direction ok -> ov in step: its state follows ov's, and a
  * missing entry (replaced in its bucket) is recreated. Returns 1 when it was
  * recreated. */
-XLB_INLINE int xlb_ctn4_sync(const struct xlb_ct4_key *ok, const struct xlb_ct4_val *ov)
+XLB_INLINE int xlb_ctn4_sync(const struct xlb_ct4_key *ok, __u32 ohash, const struct xlb_ct4_val *ov)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_bucket(ok);
+	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(ohash);
 	int i;
 
 	if (!b)
@@ -188,9 +188,9 @@ XLB_INLINE int xlb_ctn4_sync(const struct xlb_ct4_key *ok, const struct xlb_ct4_
 }
 
 /* Removes k (a flow moved to the established tier). */
-XLB_INLINE void xlb_ctn4_delete(const struct xlb_ct4_key *k)
+XLB_INLINE void xlb_ctn4_delete(const struct xlb_ct4_key *k, __u32 hash)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_bucket(k);
+	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hash);
 	int i;
 
 	if (!b)

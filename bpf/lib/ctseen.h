@@ -44,11 +44,6 @@ XLB_INLINE struct xlb_ct_seen_word *xlb_ct4_seen_word_of(__u32 h, __u64 *bit)
 	return xlb_lookup(&xlb_ct4_seen, &i);
 }
 
-XLB_INLINE struct xlb_ct_seen_word *xlb_ct4_seen_word(const struct xlb_ct4_key *k, __u64 *bit)
-{
-	return xlb_ct4_seen_word_of(xlb_ct4_key_hash(k), bit);
-}
-
 /* Sets bit in copy c of w (an atomic OR: other CPUs set bits of the same word). */
 XLB_INLINE void xlb_ct4_seen_set(struct xlb_ct_seen_word *w, __u32 c, __u64 bit)
 {
@@ -69,14 +64,14 @@ XLB_INLINE void xlb_ct4_seen_set_all(struct xlb_ct_seen_word *w, __u64 bit)
 		xlb_ct4_seen_set(w, c, bit);
 }
 
-/* Writes k -> v into the established tier (bpf_map_update_elem's result),
- * marked in both copies of the filter before the write (no lookup misses it
- * while it is written) and after (a rebuild that cleared the bit meanwhile
- * does not lose it). */
-XLB_INLINE long xlb_ct4_put_est(const struct xlb_ct4_key *k, const struct xlb_ct4_val *v, __u64 flags)
+/* Writes k (whose hash is h) -> v into the established tier
+ * (bpf_map_update_elem's result), marked in both copies of the filter before
+ * the write (no lookup misses it while it is written) and after (a rebuild
+ * that cleared the bit meanwhile does not lose it). */
+XLB_INLINE long xlb_ct4_put_est(const struct xlb_ct4_key *k, __u32 h, const struct xlb_ct4_val *v, __u64 flags)
 {
 	__u64 bit;
-	struct xlb_ct_seen_word *w = xlb_ct4_seen_word(k, &bit);
+	struct xlb_ct_seen_word *w = xlb_ct4_seen_word_of(h, &bit);
 	long err;
 
 	xlb_ct4_seen_set_all(w, bit);
@@ -132,7 +127,7 @@ static long xlb_ct4_seen_mark_cb(void *map, const struct xlb_ct4_key *k, void *v
 	struct xlb_ct_seen_word *w;
 	__u64 bit;
 
-	w = xlb_ct4_seen_word(k, &bit);
+	w = xlb_ct4_seen_word_of(xlb_ct4_key_hash(k), &bit);
 	if (w) {
 		xlb_ct4_seen_set(w, r->copy, bit);
 		r->marked++;

@@ -253,9 +253,16 @@ struct Mapping {
   size_t skip;  // bytes from p to the requested offset
 };
 
-static Mapping MapArea(Napi::Env env, int fd, const char* op, size_t want, int prot, uint64_t offset = 0) {
+// The shape of map fd, thrown as EBADF when fd is not a map.
+static MapShape KnownShape(Napi::Env env, int fd, const char* op) {
   MapShape sh = GetShape(env, fd, op);
   if (!sh.ok) ThrowErrno(env, op, std::string(op) + FdStr(fd), EBADF);
+  return sh;
+}
+
+// Maps [offset, offset + want) of the value area of map fd (shape sh).
+static Mapping MapAreaOf(Napi::Env env, int fd, const MapShape& sh, const char* op, size_t want, int prot,
+                         uint64_t offset = 0) {
   if (sh.type != BPF_MAP_TYPE_ARRAY)
     ThrowType(env, std::string(op) + ": only array maps (created with BPF_F_MMAPABLE) can be mapped");
   size_t area = ValueArea(sh);
@@ -270,6 +277,10 @@ static Mapping MapArea(Napi::Env env, int fd, const char* op, size_t want, int p
   void* p = mmap(nullptr, len, prot, MAP_SHARED, fd, static_cast<off_t>(first));
   if (p == MAP_FAILED) ThrowErrno(env, "mmap", std::string("mmap") + FdStr(fd) + " for " + op, errno);
   return Mapping{p, len, offset - first};
+}
+
+static Mapping MapArea(Napi::Env env, int fd, const char* op, size_t want, int prot, uint64_t offset = 0) {
+  return MapAreaOf(env, fd, KnownShape(env, fd, op), op, want, prot, offset);
 }
 
 static Napi::Value MapMmapWrite(const Napi::CallbackInfo& info) {
@@ -295,29 +306,39 @@ static std::vector<uint32_t> WordIndexes(Napi::Env env, Napi::Uint8Array words, 
   return idx;
 }
 
+// The in-place word writers: for each u32 index i of `words` (arg 1), f(the
+// i-th T-wide word of map fd's value area, the i-th T of arg 2), in order,
+// with the whole area mapped read-write. badLengths is the error for args
+// that are not u32 indexes and as many T values.
+template <typename T, typename F>
+static Napi::Value EachWord(const Napi::CallbackInfo& info, const char* op, const char* valuesName,
+                           const char* badLengths, F f) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  Napi::Uint8Array words = ArgBytes(info, 1, "words");
+  Napi::Uint8Array values = ArgBytes(info, 2, valuesName);
+  if (words.ByteLength() % 4 != 0 || values.ByteLength() != words.ByteLength() / 4 * sizeof(T)) ThrowType(env, badLengths);
+  MapShape sh = KnownShape(env, fd, op);
+  size_t area = ValueArea(sh);
+  std::vector<uint32_t> idx = WordIndexes(env, words, sizeof(T), area, op);
+  Mapping m = MapAreaOf(env, fd, sh, op, area, PROT_READ | PROT_WRITE);
+  for (size_t i = 0; i < idx.size(); i++) {
+    T value;
+    memcpy(&value, values.Data() + i * sizeof(T), sizeof(T));
+    f(reinterpret_cast<T*>(static_cast<char*>(m.p)) + idx[i], value);
+  }
+  munmap(m.p, m.len);
+  return env.Undefined();
+}
+
 // Writes single 32-bit words in place: the word at byte 4 * words[i] of the
 // value area becomes values[i], in order, each with one aligned 32-bit store,
 // so a BPF program reading that word concurrently sees the old or the new
 // value, never a mix of their bytes.
 static Napi::Value MapMmapWriteWords(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = ArgFd(info, 0, "fd");
-  Napi::Uint8Array words = ArgBytes(info, 1, "words");
-  Napi::Uint8Array values = ArgBytes(info, 2, "values");
-  if (words.ByteLength() % 4 != 0 || words.ByteLength() != values.ByteLength())
-    ThrowType(env, "mapMmapWriteWords: words and values must be u32 arrays of the same length");
-  MapShape sh = GetShape(env, fd, "mapMmapWriteWords");
-  if (!sh.ok) ThrowErrno(env, "mapMmapWriteWords", std::string("mapMmapWriteWords") + FdStr(fd), EBADF);
-  size_t area = ValueArea(sh);
-  std::vector<uint32_t> idx = WordIndexes(env, words, 4, area, "mapMmapWriteWords");
-  Mapping m = MapArea(env, fd, "mapMmapWriteWords", area, PROT_READ | PROT_WRITE);
-  for (size_t i = 0; i < idx.size(); i++) {
-    uint32_t value;
-    memcpy(&value, values.Data() + i * 4, 4);
-    __atomic_store_n(reinterpret_cast<uint32_t*>(static_cast<char*>(m.p)) + idx[i], value, __ATOMIC_RELEASE);
-  }
-  munmap(m.p, m.len);
-  return env.Undefined();
+  return EachWord<uint32_t>(info, "mapMmapWriteWords", "values",
+                            "mapMmapWriteWords: words and values must be u32 arrays of the same length",
+                            [](uint32_t* w, uint32_t value) { __atomic_store_n(w, value, __ATOMIC_RELEASE); });
 }
 
 // Adds to single 64-bit words in place: the u64 at byte 8 * words[i] of the
@@ -326,25 +347,9 @@ static Napi::Value MapMmapWriteWords(const Napi::CallbackInfo& info) {
 // of their bytes. For words only this process writes (no BPF program does):
 // the load and the store are not one atomic step.
 static Napi::Value MapMmapAddQwords(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = ArgFd(info, 0, "fd");
-  Napi::Uint8Array words = ArgBytes(info, 1, "words");
-  Napi::Uint8Array deltas = ArgBytes(info, 2, "deltas");
-  if (words.ByteLength() % 4 != 0 || deltas.ByteLength() != words.ByteLength() * 2)
-    ThrowType(env, "mapMmapAddQwords: words must be u32 indexes and deltas as many u64 values");
-  MapShape sh = GetShape(env, fd, "mapMmapAddQwords");
-  if (!sh.ok) ThrowErrno(env, "mapMmapAddQwords", std::string("mapMmapAddQwords") + FdStr(fd), EBADF);
-  size_t area = ValueArea(sh);
-  std::vector<uint32_t> idx = WordIndexes(env, words, 8, area, "mapMmapAddQwords");
-  Mapping m = MapArea(env, fd, "mapMmapAddQwords", area, PROT_READ | PROT_WRITE);
-  for (size_t i = 0; i < idx.size(); i++) {
-    uint64_t delta;
-    memcpy(&delta, deltas.Data() + i * 8, 8);
-    uint64_t* q = reinterpret_cast<uint64_t*>(static_cast<char*>(m.p)) + idx[i];
-    __atomic_store_n(q, __atomic_load_n(q, __ATOMIC_RELAXED) + delta, __ATOMIC_RELEASE);
-  }
-  munmap(m.p, m.len);
-  return env.Undefined();
+  return EachWord<uint64_t>(
+      info, "mapMmapAddQwords", "deltas", "mapMmapAddQwords: words must be u32 indexes and deltas as many u64 values",
+      [](uint64_t* q, uint64_t delta) { __atomic_store_n(q, __atomic_load_n(q, __ATOMIC_RELAXED) + delta, __ATOMIC_RELEASE); });
 }
 
 // Creates an mmap-able array of one element of valueSize bytes and writes
