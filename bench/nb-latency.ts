@@ -3,7 +3,10 @@
  * --ovn-nb` following it, and for each sample one `ovn-nbctl lb-add` of a new
  * VIP to a load balancer already on the switch. The time runs from the moment
  * ovn-nbctl returns (the NB transaction is committed) until the VIP is in the
- * kernel's xlb_vip4 map (polled every 0.25 ms in this process).
+ * kernel's xlb_vip4 map (polled every 0.25 ms in this process). Samples come
+ * in rounds, each into a load balancer of its own that is removed (and gone
+ * from the kernel) before the next round: every round starts from the same
+ * NB contents.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -30,8 +33,8 @@ function spinUntil(pred: () => boolean, timeoutMs: number): boolean {
   return false;
 }
 
-/** Latencies in ms of `n` NB changes reaching the kernel. */
-export async function nbToKernelLatencies(n: number): Promise<number[]> {
+/** Latencies in ms of `n` NB changes reaching the kernel, in each of `rounds` rounds. */
+export async function nbToKernelLatencies(n: number, rounds = 1): Promise<number[][]> {
   const native = loadNative();
   Xlb.reset(INSTANCE);
   const sb = OvnSandbox.start({ netns: `${PREFIX}nbk` });
@@ -81,13 +84,28 @@ export async function nbToKernelLatencies(n: number): Promise<number[]> {
       return false;
     };
     if (!spinUntil(() => has(parseIPv4('172.16.255.62')), 30_000)) throw new Error('the daemon did not serve lb1 within 30 s');
-    const out: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const vip = `10.200.${i >> 8}.${(i & 0xff) + 1}`;
-      sb.nbctl('lb-add', 'lb1', `${vip}:80`, '172.16.255.130:80', 'tcp');
-      const t0 = performance.now();
-      if (!spinUntil(() => has(parseIPv4(vip)), 5_000)) throw new Error(`${vip} did not reach the kernel within 5 s`);
-      out.push(performance.now() - t0);
+    if (n > 0xffff) throw new Error(`at most ${0xffff} samples per round (got ${n})`);
+    const out: number[][] = [];
+    for (let r = 0; r < rounds; r++) {
+      // lb1 stays; round r's VIPs are 10.(200 + r).x.y in load balancer lb-r.
+      const lb = `lb-r${r}`;
+      const vipOf = (i: number): string => `10.${200 + r}.${(i >> 8) & 0xff}.${(i & 0xff) + 1}`;
+      const first = vipOf(0);
+      sb.nbctl('lb-add', lb, `${first}:80`, '172.16.255.130:80', 'tcp');
+      sb.nbctl('ls-lb-add', 'inside', lb);
+      if (!spinUntil(() => has(parseIPv4(first)), 5_000)) throw new Error(`${first} did not reach the kernel within 5 s`);
+      const lat: number[] = [];
+      for (let i = 1; i <= n; i++) {
+        const vip = vipOf(i);
+        sb.nbctl('lb-add', lb, `${vip}:80`, '172.16.255.130:80', 'tcp');
+        const t0 = performance.now();
+        if (!spinUntil(() => has(parseIPv4(vip)), 5_000)) throw new Error(`${vip} did not reach the kernel within 5 s`);
+        lat.push(performance.now() - t0);
+      }
+      out.push(lat);
+      sb.nbctl('ls-lb-del', 'inside', lb);
+      sb.nbctl('lb-del', lb);
+      if (!spinUntil(() => !has(parseIPv4(first)), 10_000)) throw new Error(`${lb}'s VIPs were still in the kernel 10 s after its removal`);
     }
     if (fd >= 0) native.closeFd(fd);
     return out;
