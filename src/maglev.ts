@@ -177,6 +177,7 @@ const scratch = {
   skip: new Int32Array(0),
   inv: new Int32Array(0),
   free: new Int32Array(0),
+  steps: new Int32Array(0),
 };
 
 /** murmur3() of a string's UTF-8 bytes, without encoding it when it is ASCII (backend names are). */
@@ -235,6 +236,7 @@ function fillMaglev(
     scratch.pos = new Int32Array(size);
     scratch.skip = new Int32Array(size);
     scratch.inv = new Int32Array(size);
+    scratch.steps = new Int32Array(4 * size);
   }
   if (scratch.taken.length < m) scratch.taken = new Uint8Array(m);
   const { pos, skip, taken } = scratch;
@@ -254,7 +256,8 @@ function fillMaglev(
   let filled = 0;
   let t = 0;
   if (equal && m <= SMALL_M) {
-    t = probeEqual(out, first, value, m, n, endAt, taken, pos, skip);
+    stepMultiples(skip, n, m, scratch.steps);
+    t = probeEqual(out, first, value, m, n, endAt, taken, pos, scratch.steps);
     filled = endAt;
   } else {
     // Weighted (or M > SMALL_M): every backend keeps a credit (see maglevTable).
@@ -269,21 +272,22 @@ function fillMaglev(
       filled++;
       pos[t] = advance(c, step, m);
     }
-    if (filled < m) endGame(out, first, value, m, n, t, credit, maxWeight, weight);
+    if (filled < m) endGame(out, first, value, m, n, t, credit, maxWeight, weight, filled);
     return;
   }
-  if (filled < m) endGame(out, first, value, m, n, t, null, 0, undefined);
+  if (filled < m) endGame(out, first, value, m, n, t, null, 0, undefined, filled);
 }
-
-/** The first four candidate slots of a claim (probeEqual). */
-const firstFour = new Int32Array(4);
 
 /**
  * fillMaglev's loop for equal weights, up to `endAt` slots filled; returns
- * the next turn. A claim looks at the backend's next four candidates at once
- * and picks the first free one by arithmetic (how many lead taken: 0..3),
- * which saves the mispredicted branch a "free or not" test costs while the
- * table is partly filled; only when all four are taken does it probe on.
+ * the next turn. A claim looks at four candidates of the backend's
+ * permutation at once (c, c + s, c + 2s, c + 3s, each computed from c with
+ * the multiples of s kept in `steps`, so the four loads do not wait for one
+ * another) and picks the first free one by arithmetic: `f − 1` is all ones
+ * exactly when a slot is free (f = 0), and masks that candidate in, from the
+ * last to the first. This saves the mispredicted branch a "free or not" test
+ * costs while the table is partly filled; only when all four are taken does
+ * it move on by 4s. `steps` holds s, 2s, 3s and 4s (mod m) per backend.
  */
 function probeEqual(
   out: Int32Array,
@@ -294,44 +298,70 @@ function probeEqual(
   endAt: number,
   taken: Uint8Array,
   pos: Int32Array,
-  skip: Int32Array,
+  steps: Int32Array,
 ): number {
-  const cs = firstFour;
   let t = 0;
   for (let filled = 0; filled < endAt; t = t + 1 === n ? 0 : t + 1) {
-    const step = skip[t]!;
-    const c0 = pos[t]!;
-    let c1 = c0 + step;
-    c1 -= m & ((m - 1 - c1) >> 31);
-    let c2 = c1 + step;
-    c2 -= m & ((m - 1 - c2) >> 31);
-    let c3 = c2 + step;
-    c3 -= m & ((m - 1 - c3) >> 31);
-    const f0 = taken[c0]!;
-    const f1 = taken[c1]!;
-    const f2 = taken[c2]!;
-    const f3 = taken[c3]!;
+    const at = t << 2;
+    const s1 = steps[at]!;
+    const s2 = steps[at + 1]!;
+    const s3 = steps[at + 2]!;
+    const s4 = steps[at + 3]!;
+    let c0 = pos[t]!;
     let c: number;
-    if ((f0 & f1 & f2 & f3) === 0) {
-      cs[0] = c0;
-      cs[1] = c1;
-      cs[2] = c2;
-      cs[3] = c3;
-      c = cs[f0 + (f0 & f1) + (f0 & f1 & f2)]!;
-    } else {
-      c = c3;
-      while (taken[c] !== 0) {
-        c += step;
-        c -= m & ((m - 1 - c) >> 31);
+    for (;;) {
+      let c1 = c0 + s1;
+      c1 -= m & ((m - 1 - c1) >> 31);
+      let c2 = c0 + s2;
+      c2 -= m & ((m - 1 - c2) >> 31);
+      let c3 = c0 + s3;
+      c3 -= m & ((m - 1 - c3) >> 31);
+      const f0 = taken[c0]!;
+      const f1 = taken[c1]!;
+      const f2 = taken[c2]!;
+      const f3 = taken[c3]!;
+      if ((f0 & f1 & f2 & f3) === 0) {
+        c = c3 ^ ((c3 ^ c2) & (f2 - 1));
+        c ^= (c ^ c1) & (f1 - 1);
+        c ^= (c ^ c0) & (f0 - 1);
+        break;
       }
+      c0 += s4;
+      c0 -= m & ((m - 1 - c0) >> 31);
     }
     taken[c] = 1;
     out[first + c] = value[t]!;
     filled++;
-    c += step;
+    c += s1;
     pos[t] = c - (m & ((m - 1 - c) >> 31));
   }
   return t;
+}
+
+/** `steps[4t .. 4t + 3]` = s, 2s, 3s, 4s mod m for each backend t's step s (probeEqual). */
+function stepMultiples(skip: Int32Array, n: number, m: number, steps: Int32Array): void {
+  for (let t = 0; t < n; t++) {
+    const s = skip[t]!;
+    let x = s;
+    for (let k = 0; k < 4; k++) {
+      steps[(t << 2) + k] = x;
+      x = advance(x, s, m);
+    }
+  }
+}
+
+/** Lists the free slots of `taken[0 .. m)` into `free` (in slot order); returns how many. Four slots are
+ *  read as one word (0x01010101 when all are taken, as nearly all are by the end game). */
+function listFree(taken: Uint8Array, m: number, free: Int32Array): number {
+  const words = new Uint32Array(taken.buffer, taken.byteOffset, m >> 2);
+  const full = 0x01010101;
+  let k = 0;
+  for (let w = 0; w < words.length; w++) {
+    if (words[w] === full) continue;
+    for (let x = w << 2, end = x + 4; x < end; x++) if (taken[x] === 0) free[k++] = x;
+  }
+  for (let x = words.length << 2; x < m; x++) if (taken[x] === 0) free[k++] = x;
+  return k;
 }
 
 /**
@@ -349,13 +379,13 @@ function endGame(
   credit: Float64Array | null,
   maxWeight: number,
   weight: ArrayLike<number> | undefined,
+  filled: number,
 ): void {
   const { taken, pos, skip, inv } = scratch;
-  let count = 0;
-  for (let x = 0; x < m; x++) if (taken[x] === 0) count++;
-  if (scratch.free.length < count) scratch.free = new Int32Array(count);
+  if (scratch.free.length < m - filled) scratch.free = new Int32Array(m - filled);
   const free = scratch.free;
-  for (let x = 0, k = 0; k < count; x++) if (taken[x] === 0) free[k++] = x;
+  let count = listFree(taken, m, free);
+  if (count !== m - filled) throw new Error(`Maglev end game: ${count} free slots, expected ${m - filled}`);
   for (let b = 0; b < n; b++) inv[b] = inverseMod(skip[b]!, m);
   for (; count > 0; t = t + 1 === n ? 0 : t + 1) {
     if (credit && !takesTurn(credit, weight!, t, maxWeight)) continue;

@@ -185,8 +185,11 @@ function referenceTable(backendNames: readonly string[], m: number, weights?: re
 
 describe('maglevTable against the paper’s populate loop', () => {
   // 16381 is the default size; 65537 and 1000003 take the end game with products above 2^31;
-  // small primes make the end game most of the fill.
+  // small primes make the end game most of the fill (3 and 7: fewer slots than, or not a
+  // multiple of, the four the end game's free-slot scan reads at once).
   const cases: Array<[number, number]> = [
+    [3, 2],
+    [7, 3],
     [13, 3],
     [17, 16],
     [251, 7],
@@ -207,6 +210,14 @@ describe('maglevTable against the paper’s populate loop', () => {
   it('M = 1000003 (the largest size the config accepts), 10 backends', () => {
     const backends = names(10, 5);
     expect(sameTable(maglevTable(backends, 1_000_003), referenceTable(backends, 1_000_003))).toBe(true);
+  });
+  it('a small table right after a large one (scratch space longer than M, its tail left from before)', () => {
+    const big = names(40, 11);
+    expect(sameTable(maglevTable(big, 65537), referenceTable(big, 65537))).toBe(true);
+    for (const m of [251, 13, 7]) {
+      const backends = names(5, m);
+      expect(sameTable(maglevTable(backends, m), referenceTable(backends, m))).toBe(true);
+    }
   });
   it('non-ASCII names hash their UTF-8 bytes', () => {
     const backends = ['bäckend-1', 'bäckend-2', '后端-3'];
