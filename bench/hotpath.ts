@@ -33,11 +33,11 @@ import { PREFIX, figure, macOf, median, round, sh, shQuiet, nsSh, tcpFrame, type
 
 const PIN_ROOT = '/sys/fs/bpf/xlb-b-hotpath';
 /** bench.bpf.c BENCH_FRAME_LEN: the frames' length (tcpFrame), restored by the senders */
-const TMPL_FRAME_LEN = 64;
-const NS_TX = `${PREFIX}tx`;
-const NS_RX = `${PREFIX}rx`;
-const IF_TX = `${PREFIX}s`;
-const IF_RX = `${PREFIX}r`;
+export const TMPL_FRAME_LEN = 64;
+export const NS_TX = `${PREFIX}tx`;
+export const NS_RX = `${PREFIX}rx`;
+export const IF_TX = `${PREFIX}s`;
+export const IF_RX = `${PREFIX}r`;
 const IF_DUMMY = `${PREFIX}d`;
 const IF_SINK = `${PREFIX}k`;
 
@@ -162,9 +162,11 @@ function cold(
 }
 
 /** Builds tx ── veth ── rx (+ a dummy the replies are routed to). */
-function buildInPlace(): void {
+export function buildInPlace(): void {
   sh('ip', ['netns', 'add', NS_TX]);
   sh('ip', ['netns', 'add', NS_RX]);
+  // No IPv6 on the links: no router or neighbour solicitations reach the programs measured.
+  for (const ns of [NS_TX, NS_RX]) nsSh(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
   sh('ip', ['link', 'add', IF_TX, 'netns', NS_TX, 'type', 'veth', 'peer', 'name', IF_RX, 'netns', NS_RX]);
   const rx = (...a: string[]): string => sh('ip', ['-n', NS_RX, ...a]);
   sh('ip', ['-n', NS_TX, 'link', 'set', 'lo', 'up']);

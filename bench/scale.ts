@@ -15,16 +15,19 @@
  * each size, and the OVN NB → kernel latency through the daemon (nb-latency.ts).
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Dataplane, MAGLEV_MAPS } from '../src/dataplane.js';
 import { compile } from '../src/compile.js';
 import { DEFAULT_MAGLEV_SIZE, validateConfig, withVip } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
 import { Xlb, type ApplyReport } from '../src/xlb.js';
 import { loadNative, type XlbNative } from '../src/native.js';
+import { packageRoot } from '../src/paths.js';
 import { parseIPv4 } from '../src/addr.js';
 import { LAYOUT, encodeU32 } from '../src/layout.js';
-import { figure, median, sh, shQuiet, percentile, round, tcpFrame, type Figure, type Progress, type Ratio, type StageResult } from './common.js';
+import { figure, macOf, median, sh, shQuiet, percentile, round, tcpFrame, type Figure, type Progress, type Ratio, type StageResult } from './common.js';
 import { nbToKernelLatencies } from './nb-latency.js';
+import { IF_RX, IF_TX, NS_RX, NS_TX, TMPL_FRAME_LEN, buildInPlace, destroyInPlace } from './hotpath.js';
 import { onCleanup } from './cleanup.js';
 
 const PIN_ROOT = '/sys/fs/bpf/xlb-b-scale';
@@ -223,14 +226,151 @@ function fillConntrack(native: XlbNative, dp: Dataplane, n: number, rebuilds: nu
   return ms;
 }
 
+/** bench.bpf.c BENCH_CYCLE_MAX: frames bench_xdp_tx_cycle cycles over. */
+const CYCLE_MAX = 4096;
+
+/** One case of the in-place per-packet measurement. */
+interface InPlaceCase {
+  name: string;
+  dp: Dataplane;
+  /** the ifindex whose xlb_ifaces entry (VIPs served there) the receiving veth gets */
+  ifindex: number;
+  /** established flows' frames (establishFlows) */
+  flows: readonly Buffer[];
+  /** VIPs new flows go to: 0 .. spread - 1 */
+  spread: number;
+}
+
+/**
+ * The per-packet cost in place (as the hotpath stage's in-place method): each
+ * case's XDP program attached in native mode to the receiving end of a veth
+ * in NS_RX, fed live frames from NS_TX by bench_xdp_tx_cycle, which cycles
+ * over the case's frames: its established flows, or (a fresh source per
+ * frame) new flows to up to CYCLE_MAX random VIPs. Cost = Δrun_time_ns /
+ * Δrun_cnt with run-time stats on; every frame must count ct_hit (established)
+ * or new_flow (new), else the run is not used. Cases and paths interleaved run
+ * by run. The receiving veth serves what the case's own port serves: its
+ * xlb_ifaces entry is copied to the veth's ifindex.
+ */
+function inPlacePerPacket(
+  native: XlbNative,
+  cases: readonly InPlaceCase[],
+  frames: number,
+  runs: number,
+  tick: (what: string) => void,
+): { est: number[][]; neu: number[][]; lost: number[][] } {
+  const floor = native.openObject(join(packageRoot(), 'build', 'bpf', 'bench.bpf.o'), {});
+  const fdOf = (kind: 'programs' | 'maps', name: string): number => {
+    const x = (floor[kind] as Array<{ name: string; fd: number }>).find((m) => m.name === name);
+    if (!x) throw new Error(`bench.bpf.o has no ${name}: run \`npm run build:bpf\``);
+    return x.fd;
+  };
+  const rxIdx = (): number => native.ifNameToIndex(NS_RX, IF_RX);
+  const ifaceSize = LAYOUT.xlb_iface.size;
+  let statsFd: number | null = null;
+  const copied: Array<{ dp: Dataplane; key: Buffer }> = [];
+  try {
+    destroyInPlace();
+    buildInPlace();
+    // Balanced frames leave for their backends (10.1.0.0 – 10.40.255.255): dropped in NS_RX.
+    sh('ip', ['-n', NS_RX, 'route', 'add', 'blackhole', '10.0.0.0/8']);
+    const rx = rxIdx();
+    const txIdx = native.ifNameToIndex(NS_TX, IF_TX);
+    const mac = { src: macOf(NS_TX, IF_TX), dst: macOf(NS_RX, IF_RX) };
+    const withMacs = (f: Buffer): Buffer => {
+      const g = Buffer.from(f);
+      mac.dst.copy(g, 0);
+      mac.src.copy(g, 6);
+      return g;
+    };
+    for (const c of cases) {
+      const key = encodeU32(rx);
+      const v = native.mapLookup(c.dp.maps.xlb_ifaces, encodeU32(c.ifindex), ifaceSize);
+      if (!v) throw new Error(`scale in place: ${c.name} serves nothing on ifindex ${c.ifindex}`);
+      if (!copied.some((x) => x.dp === c.dp)) {
+        // (an array: an ifindex no port has reads as zeros)
+        const had = native.mapLookup(c.dp.maps.xlb_ifaces, key, ifaceSize);
+        if (had && had.some((b) => b !== 0)) throw new Error(`scale in place: ifindex ${rx} is already a port of ${c.name}'s data plane`);
+        native.mapUpdate(c.dp.maps.xlb_ifaces, key, v);
+        copied.push({ dp: c.dp, key });
+      }
+    }
+    const sender = fdOf('programs', 'bench_xdp_tx_cycle');
+    const cycle = fdOf('maps', 'bench_cycle');
+    const ctl = fdOf('maps', 'bench_cycle_ctl');
+    const load = (set: readonly Buffer[], fresh: boolean): void => {
+      const n = Math.min(set.length, CYCLE_MAX);
+      for (let i = 0; i < n; i++) {
+        const v = Buffer.alloc(4 + TMPL_FRAME_LEN);
+        v.writeUInt32LE(TMPL_FRAME_LEN, 0);
+        set[i]!.copy(v, 4, 0, TMPL_FRAME_LEN);
+        native.mapUpdate(cycle, encodeU32(i), v);
+      }
+      const c = Buffer.alloc(8);
+      c.writeUInt32LE(n, 0);
+      c.writeUInt32LE(fresh ? 1 : 0, 4);
+      native.mapUpdate(ctl, encodeU32(0), c);
+    };
+    const estSets = cases.map((c) => c.flows.map(withMacs));
+    const newSets = cases.map((c) =>
+      Array.from({ length: Math.min(CYCLE_MAX, Math.max(c.spread, 1) * 4) }, (_, i) =>
+        withMacs(tcpFrame(parseIPv4('10.128.0.0'), parseIPv4(vipAddr(c.spread === 1 ? 0 : Math.floor(Math.random() * c.spread))), 1024 + i, 80, 0x02)),
+      ),
+    );
+    statsFd = native.enableStats();
+    const est = cases.map(() => [] as number[]);
+    const neu = cases.map(() => [] as number[]);
+    const lost = cases.map(() => [0, 0]);
+    for (let r = 0; r < runs; r++) {
+      cases.forEach((c, i) => {
+        native.xdpAttach(NS_RX, rx, c.dp.progs.xlb_xdp_ingress, 'native');
+        try {
+          for (const [path, set, out, counter, fresh] of [
+            ['est', estSets[i]!, est[i]!, 'ct_hit', false],
+            ['new', newSets[i]!, neu[i]!, 'new_flow', true],
+          ] as const) {
+            load(set, fresh);
+            const g0 = c.dp.globalCounters()[counter];
+            const before = native.progInfo(c.dp.progs.xlb_xdp_ingress);
+            native.progTestRun(sender, { data: set[0]!, ifindex: txIdx, netns: NS_TX, repeat: frames, flags: native.constants.BPF_F_TEST_XDP_LIVE_FRAMES });
+            const after = native.progInfo(c.dp.progs.xlb_xdp_ingress);
+            const cnt = after.runCnt - before.runCnt;
+            const onPath = Number(c.dp.globalCounters()[counter] - g0);
+            // A run counts only when every frame the program saw took the path measured.
+            if (cnt > 0 && onPath >= cnt) out.push(Number(after.runTimeNs - before.runTimeNs) / cnt);
+            else lost[i]![path === 'est' ? 0 : 1]! += 1;
+          }
+        } finally {
+          native.xdpDetach(NS_RX, rx, 'native');
+        }
+        tick(`in place: ${c.name}`);
+      });
+    }
+    return { est, neu, lost };
+  } finally {
+    if (statsFd !== null) native.closeFd(statsFd);
+    for (const x of copied) {
+      try {
+        native.mapUpdate(x.dp.maps.xlb_ifaces, x.key, Buffer.alloc(ifaceSize));
+      } catch {
+        // the data plane may be closed already
+      }
+    }
+    native.closeObject(floor.handle);
+    destroyInPlace();
+  }
+}
+
 export async function runScale(opts: ScaleOptions): Promise<StageResult> {
   const native = loadNative();
   const bigVips = opts.smoke ? 200 : opts.quick ? 1000 : 10_000;
   const ctEntries = opts.smoke ? 20_000 : opts.quick ? 200_000 : 1_000_000;
   const samples = opts.smoke ? 100 : opts.quick ? 500 : 3000;
+  /** frames per in-place run (as the hotpath stage's) */
+  const frames = opts.smoke ? 2_000 : opts.quick ? 20_000 : 300_000;
   const runs = opts.smoke ? 1 : opts.quick ? 2 : 5;
   const sizes = [1, 100, bigVips];
-  const bar = opts.progress.bar('scale', 5 + runs * (sizes.length + 4));
+  const bar = opts.progress.bar('scale', 5 + runs * (2 * sizes.length + 6));
   const notes: string[] = [];
   const figs: Figure[] = [];
   const ratios: Ratio[] = [];
@@ -447,6 +587,20 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
     cases.forEach((c, i) => {
       figs.push(figure('scale', 'xdp cold: new flow', c.name, 'ns', neu[i], { note: `median of ${samples} test runs per run` }));
     });
+    const live = inPlacePerPacket(
+      native,
+      cases.map((c, i) => ({ name: c.name, dp: c.dp, ifindex: c.ifindex ?? 1, flows: flows[i]!, spread: c.spread ?? c.n })),
+      frames,
+      runs,
+      bar.tick,
+    );
+    const liveNote = (path: string): string => `Δrun_time_ns/Δrun_cnt; ${frames} frames per run, every one counted ${path} (runs where not: lost)`;
+    cases.forEach((c, i) => {
+      figs.push(figure('scale', 'xdp in place: established flow', c.name, 'ns', live.est[i]!, { note: liveNote('ct_hit'), lost: live.lost[i]![0] }));
+    });
+    cases.forEach((c, i) => {
+      figs.push(figure('scale', 'xdp in place: new flow', c.name, 'ns', live.neu[i]!, { note: liveNote('new_flow'), lost: live.lost[i]![1] }));
+    });
     // The floor under the many-VIP figures: what one dependent read of a line no cache holds
     // costs here, in as much memory as the big data plane's Maglev tables, as its backends'
     // counter rows, and in one table (cached).
@@ -481,8 +635,13 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
       note: 'an estimate from user-space reads: the least a design reading per-VIP tables of M = 16381 slots and per-backend counters can reach here',
     });
     cases.slice(1).forEach((c, i) => {
-      ratios.push({ stage: 'scale', what: `established flow: ${c.name} ÷ 1 VIP/empty`, value: round(m(est[i + 1]) / m(est[0]), 3), target: '≤ 1.15' });
-      ratios.push({ stage: 'scale', what: `new flow: ${c.name} ÷ 1 VIP/empty`, value: round(m(neu[i + 1]) / m(neu[0]), 3), target: '≤ 1.15' });
+      ratios.push({ stage: 'scale', what: `cold: established flow: ${c.name} ÷ 1 VIP/empty`, value: round(m(est[i + 1]) / m(est[0]), 3), target: '≤ 1.15' });
+      ratios.push({ stage: 'scale', what: `cold: new flow: ${c.name} ÷ 1 VIP/empty`, value: round(m(neu[i + 1]) / m(neu[0]), 3), target: '≤ 1.15' });
+    });
+    const liveRatio = (xs: number[][], i: number): number | null => (xs[i]!.length && xs[0]!.length ? round(m(xs[i]!) / m(xs[0]!), 3) : null);
+    cases.slice(1).forEach((c, i) => {
+      ratios.push({ stage: 'scale', what: `in place: established flow: ${c.name} ÷ 1 VIP/empty`, value: liveRatio(live.est, i + 1), target: '≤ 1.15' });
+      ratios.push({ stage: 'scale', what: `in place: new flow: ${c.name} ÷ 1 VIP/empty`, value: liveRatio(live.neu, i + 1), target: '≤ 1.15' });
     });
     ratios.push({ stage: 'scale', what: `apply ${bigVips} VIPs from empty (ms, median)`, value: round(bigTotal, 1), target: '≤ 5000 at 10,000 VIPs' });
     ratios.push({ stage: 'scale', what: 'change one backend of one VIP (ms, median)', value: round(median(cm((x) => x.totalMs)), 2), target: '≤ 5' });
@@ -490,6 +649,7 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
     ratios.push({ stage: 'scale', what: 'OVN NB change → kernel p99 (ms, median of the runs)', value: round(median(nbP99), 1), target: '≤ 100' });
     notes.push(
       `per-packet: method cold (BPF_PROG_TEST_RUN repeat=1, XDP program), ${samples} packets per case per run, ${runs} run(s) interleaved; established flows (each confirmed by its backend's answer, so in the established tier) cycle over up to 1,000 flows spread over the VIPs; new flows go to random VIPs`,
+      `per-packet in place: each case's XDP program native on a veth in netns ${NS_RX} (its port's VIPs served there), fed live frames (BPF_F_TEST_XDP_LIVE_FRAMES, XDP_TX) from ${NS_TX} by bench_xdp_tx_cycle: the case's established flows in turn, or new flows (a fresh source per frame) to up to ${CYCLE_MAX} random VIPs of the case; ${frames} frames per run, cases and paths interleaved; cost = Δrun_time_ns/Δrun_cnt with run-time stats on (bpf_enable_stats)`,
       `VIPs have ${BACKENDS_PER_VIP} backends each and the default Maglev size M = 16381; conntrack entries are made-up flows written with bpf_map_update_batch (the LRU table holds ${1 << 21})`,
       `control plane: Xlb.apply as users call it (validate → compile reusing unchanged VIPs → diff against the compile the kernel holds → write → attach → save the bookkeeping: a snapshot from empty, a journal line per change), the switch port a veth in the root namespace carrying no traffic; each VIP has its own pool of ${BACKENDS_PER_VIP} backends; the VIPs in one load balancer and (on fresh maps) in load balancers of ${PER_LB} on one switch; apply from empty ${runs} time(s) each way on fresh maps, interleaved, a backend change ${Math.max(5, runs)} (each on another VIP, put back in between; ${WARMUP_CHANGES} changes before them not timed)`,
       'memory: memlock reported in /proc/self/fdinfo for every map and every Maglev inner map',

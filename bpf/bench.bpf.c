@@ -151,3 +151,60 @@ int bench_xdp_tx_seq(struct xdp_md *ctx)
 	bench_ip_csum(p);
 	return XDP_TX;
 }
+
+/*
+ * A sender cycling over a set of frames (the scale stage's in-place method:
+ * flows spread over many VIPs): frame n of a run is bench_cycle[n % len],
+ * copied over the live-frame page; with fresh set, its IPv4 source and TCP
+ * source port are then made unique as bench_xdp_tx_seq makes them (new flows
+ * to the set's destinations). bench_cycle_ctl (key 0) holds len and fresh.
+ */
+#define BENCH_CYCLE_MAX 4096
+
+struct bench_cycle_ctl {
+	__u32 len;   /* frames in use, 1..BENCH_CYCLE_MAX (0: drop every frame) */
+	__u32 fresh; /* 1: a fresh source per frame */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BENCH_CYCLE_MAX);
+	__type(key, __u32);
+	__type(value, struct bench_frame);
+} bench_cycle SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bench_cycle_ctl);
+} bench_cycle_ctl SEC(".maps");
+
+SEC("xdp")
+int bench_xdp_tx_cycle(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 n = __sync_fetch_and_add(&bench_seq, 1);
+	__u32 zero = 0, i;
+	struct bench_cycle_ctl *c = bpf_map_lookup_elem(&bench_cycle_ctl, &zero);
+	struct bench_frame *t;
+	__u8 *p = data;
+
+	if (!c || !c->len || c->len > BENCH_CYCLE_MAX)
+		return XDP_DROP;
+	i = (__u32)(n % c->len);
+	t = bpf_map_lookup_elem(&bench_cycle, &i);
+	if (!t || t->len != BENCH_FRAME_LEN || data + BENCH_FRAME_LEN > data_end)
+		return XDP_DROP;
+	__builtin_memcpy(data, t->data, BENCH_FRAME_LEN);
+	if (c->fresh) {
+		__u32 src = 0x0a800000 + (__u32)(n / 60000);
+		__u16 sport = 1024 + (__u16)(n % 60000);
+
+		p[26] = src >> 24; p[27] = src >> 16; p[28] = src >> 8; p[29] = src;
+		p[34] = sport >> 8; p[35] = sport;
+		bench_ip_csum(p);
+	}
+	return XDP_TX;
+}

@@ -95,6 +95,8 @@ it('scale: per-packet cost per size, control plane times incl. OVN NB → kernel
     for (const c of ['1 VIP, empty', '100 VIPs', '1 VIP, ']) {
       has(st, 'xdp cold: established flow', c);
       has(st, 'xdp cold: new flow', c);
+      has(st, 'xdp in place: established flow', c);
+      has(st, 'xdp in place: new flow', c);
     }
     has(st, 'control plane', 'apply ');
     has(st, 'control plane', 'change one backend');
