@@ -414,21 +414,23 @@ export class Xlb {
   }
 
   /**
-   * Backend ids the kernel holds that `compiled` takes away from a VIP it keeps (same name and id):
-   * their counters are the last part of that VIP's totals not yet in its row. Only the VIPs the
-   * compile replaced are looked at when it derives from the last one.
+   * Backend ids the kernel holds that `compiled` takes away from a VIP it keeps (the same id: a
+   * VIP keeps its id when its name changes with its load balancer's protocol, and compile never
+   * hands an id it freed to another VIP in the same compile): their counters are the last part
+   * of that VIP's totals not yet in its row. Only the VIPs the compile replaced are looked at
+   * when it derives from the last one.
    */
   private leavingBackends(compiled: Compiled): Array<{ vipId: number; vipName: string; backendId: number }> {
     const changes = this.lastCompiled ? vipChanges(compiled, this.lastCompiled) : null;
     const before: ReadonlyArray<{ id: number; name: string; backends: ReadonlyArray<{ id: number }> }> = changes ? changes.stale : this.state.vips;
     if (before.length === 0) return [];
-    const after = new Map((changes ? changes.fresh : compiled.vips).map((v) => [v.name, v]));
+    const after = new Map((changes ? changes.fresh : compiled.vips).map((v) => [v.id, v]));
     const out: Array<{ vipId: number; vipName: string; backendId: number }> = [];
     for (const v of before) {
-      const now = after.get(v.name);
-      if (!now || now.id !== v.id) continue; // the VIP itself went (or took another id): nothing to keep
+      const now = after.get(v.id);
+      if (!now) continue; // the VIP itself went (or took another id): nothing to keep
       const kept = new Set(now.backends.map((b) => b.id));
-      for (const b of v.backends) if (!kept.has(b.id)) out.push({ vipId: v.id, vipName: v.name, backendId: b.id });
+      for (const b of v.backends) if (!kept.has(b.id)) out.push({ vipId: v.id, vipName: now.name, backendId: b.id });
     }
     return out;
   }

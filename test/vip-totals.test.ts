@@ -28,10 +28,10 @@ const BACKENDS6 = ['[fd00:51:1::1]:8080', '[fd00:51:1::2]:8080'];
 /** Flow counters (what backends count; a VIP's drops and rejects are its own). */
 const FLOW = ['packets', 'bytes', 'replyPackets', 'replyBytes', 'newConns'] as const;
 
-function config(backends: string[]): object {
+function config(backends: string[], protocol = 'tcp'): object {
   return {
     load_balancers: [
-      { name: 'web', protocol: 'tcp', vips: { [`${VIP}:80`]: backends.join(',') } },
+      { name: 'web', protocol, vips: { [`${VIP}:80`]: backends.join(',') } },
       { name: 'web6', protocol: 'tcp', vips: { [`[${VIP6}]:80`]: BACKENDS6.join(',') } },
       { name: 'empty', protocol: 'tcp', vips: { [`${EMPTY_VIP}:80`]: '' } },
       { name: 'rej', protocol: 'tcp', vips: { [`${REJECT_VIP}:80`]: '' }, options: { reject: 'true' } },
@@ -190,6 +190,24 @@ describe("a VIP's counters are its backends'", () => {
     const own = x.dataplane.vipStats(after.id);
     for (const f of FLOW) expect(own[f] - ownBefore[f]).toBe(gone.stats[f]);
     x.reclaim(); // nothing left to fold: counted once
+    expect(flowOf(vipOf(x.show(), VIP).stats)).toEqual(flowOf(before.stats));
+  });
+
+  it("a protocol change keeps the VIP's id, and a backend removed with it still folds into the VIP's totals", () => {
+    x.apply(config(BACKENDS));
+    flows4(3, 34000);
+    const before = vipOf(x.show(), VIP);
+    const gone = before.backends.find((b) => b.stats.packets > 0n)!;
+    expect(gone).toBeDefined();
+    // The same VIP key in the same load balancer, now UDP, one backend fewer: its name changes, its id stays.
+    x.apply(config(BACKENDS.filter((b) => b !== gone.text), 'udp'));
+    x.reclaim();
+    const after = vipOf(x.show(), VIP);
+    expect(after.id).toBe(before.id);
+    expect(after.backends.map((b) => b.id)).not.toContain(gone.id);
+    expect(flowOf(after.stats)).toEqual(flowOf(before.stats));
+    x.apply(config(BACKENDS));
+    x.reclaim();
     expect(flowOf(vipOf(x.show(), VIP).stats)).toEqual(flowOf(before.stats));
   });
 });
