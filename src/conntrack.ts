@@ -138,9 +138,16 @@ function idleFlows<E extends { k: { proto: number }; v: { state: number; lastSee
  * Removes flows idle for longer than their state's timeout. A flow's idle time
  * is measured from the later of its two directions; both go together.
  */
-export function gcConntrack(dp: Dataplane, timeouts: ConntrackTimeouts = DEFAULT_CT_TIMEOUTS, now = monotonicNs()): GcResult {
+export function gcConntrack(
+  dp: Dataplane,
+  timeouts: ConntrackTimeouts = DEFAULT_CT_TIMEOUTS,
+  now = monotonicNs(),
+  /** Called with each entry that stays (either tier). */
+  kept?: (k: Ct4Key, v: Ct4Val) => void,
+): GcResult {
   const all = dump(dp);
   const doomed = idleFlows(all, (e) => encodeCt4Key(otherKey(e.k, e.v)).toString('hex'), timeouts, now);
+  if (kept) for (const [hex, e] of all) if (!doomed.has(hex)) kept(e.k, e.v);
   const removed = deleteKeys(
     dp,
     [...doomed].map((h) => all.get(h)!),

@@ -27,6 +27,7 @@ import {
   type Stats,
 } from './layout.js';
 import { hex, type MapName, type MapStore } from './store.js';
+import { ADDR_FILTER_U32_WORDS, markAddrs } from './addrfilter.js';
 import { bucketEntries, bucketRemove, bucketSetValue, ct4Bucket, ct4NewBuckets, type BucketEntry } from './ctnew.js';
 import type { Hook } from './config.js';
 
@@ -48,6 +49,7 @@ export const MAP_NAMES = [
   'xlb_ct4_new',
   'xlb_ct4_seen',
   'xlb_ct4_seen_ctl',
+  'xlb_addr4_filter',
   'xlb_affinity4',
   'xlb_ifaces',
   'xlb_neigh4',
@@ -391,6 +393,45 @@ export class Dataplane {
     return this.native.progTestRun(this.progs.xlb_ct4_seen_rebuild, { data: new Uint8Array(0) }).retval;
   }
 
+  /** The IPv4 address filter (bpf/lib/addrfilter.h, src/addrfilter.ts) as
+   *  it is in the kernel: ADDR_FILTER_U32_WORDS 32-bit words. */
+  addrFilter(): Uint32Array {
+    const b = this.native.mapMmapRead(this.maps.xlb_addr4_filter, ADDR_FILTER_U32_WORDS * 4);
+    return new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + ADDR_FILTER_U32_WORDS * 4));
+  }
+
+  /** Writes the u32 words `changed` of `words` to the address filter, each with one 32-bit store. */
+  private writeAddrFilter(words: Uint32Array, changed: readonly number[]): void {
+    if (changed.length === 0) return;
+    const idx = Uint32Array.from(changed);
+    const val = Uint32Array.from(changed, (i) => words[i]!);
+    this.native.mapMmapWriteWords(this.maps.xlb_addr4_filter, Buffer.from(idx.buffer), Buffer.from(val.buffer));
+  }
+
+  /** Sets the address filter's bits of `addrs` (IPv4, host order); bits are never cleared here.
+   *  Returns the number of 32-bit words written. */
+  addrFilterMark(addrs: Iterable<number>): number {
+    const words = this.addrFilter();
+    const changed = markAddrs(words, addrs);
+    this.writeAddrFilter(words, changed);
+    return changed.length;
+  }
+
+  /** Rewrites the address filter to hold exactly `addrs`' bits (clearing the rest). Safe only
+   *  when `addrs` covers every address of the configuration in the kernel and of every flow
+   *  in conntrack (Xlb.gc); words are written one at a time, set bits first. Returns the
+   *  words written. */
+  addrFilterRebuild(addrs: Iterable<number>): number {
+    const now = this.addrFilter();
+    const want = new Uint32Array(ADDR_FILTER_U32_WORDS);
+    markAddrs(want, addrs);
+    // (a word's gained and lost bits go in its one store)
+    const changed: number[] = [];
+    for (let i = 0; i < want.length; i++) if (want[i] !== now[i]) changed.push(i);
+    this.writeAddrFilter(want, changed);
+    return changed.length;
+  }
+
   /** The filter's state: the copy in use and the rebuilds since load. */
   ct4Seen(): { active: number; rebuilds: number } {
     const v = this.native.mapLookup(this.maps.xlb_ct4_seen_ctl, encodeU32(0), LAYOUT.xlb_ct_seen_ctl.size);
@@ -520,6 +561,10 @@ export class KernelStore implements MapStore {
       case 'xlb_snat4':
         return { fd: this.dp.maps.xlb_snat4, keySize: LAYOUT.xlb_snat4_key.size, valueSize: LAYOUT.xlb_snat4_val.size, isArray: false };
     }
+  }
+
+  markAddrs4(addrs: Iterable<number>): void {
+    this.dp.addrFilterMark(addrs);
   }
 
   dump(map: MapName, keys?: readonly Buffer[]): Map<string, Buffer> {

@@ -44,6 +44,9 @@ export interface MapStore {
   deleteTables(tables: ReadonlyArray<{ vipId: number; cls: number }>): void;
   /** Zeroes the per-CPU counters of VIP or backend ids (ids are reused). */
   resetStats(kind: 'vip' | 'backend', ids: readonly number[]): void;
+  /** Sets the IPv4 address filter's bits of `addrs` (host order; bpf/lib/addrfilter.h), never
+   *  clearing one: before the entries that use those addresses are written. */
+  markAddrs4(addrs: Iterable<number>): void;
 }
 
 export const hex = (b: Buffer): string => b.toString('hex');
@@ -81,6 +84,10 @@ export class MemoryStore implements MapStore {
   graces = 0;
   writes = 0;
   failAt = 0;
+  /** Addresses in the IPv4 address filter (markAddrs4: only ever added). */
+  readonly addrs4 = new Set<number>();
+  /** For each markAddrs4 call: the writes done before it, and the addresses it added. */
+  readonly addrMarks: Array<{ afterWrites: number; added: number[] }> = [];
 
   private write(): void {
     this.writes++;
@@ -161,5 +168,15 @@ export class MemoryStore implements MapStore {
   }
   resetStats(kind: 'vip' | 'backend', ids: readonly number[]): void {
     for (const id of ids) this.statsResets.push(`${kind}:${id}`);
+  }
+  markAddrs4(addrs: Iterable<number>): void {
+    const added: number[] = [];
+    for (const a of addrs) {
+      if (a && !this.addrs4.has(a)) {
+        this.addrs4.add(a);
+        added.push(a);
+      }
+    }
+    this.addrMarks.push({ afterWrites: this.writes, added });
   }
 }

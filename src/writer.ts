@@ -20,6 +20,7 @@
  * (a program that read an old slot just before the rewrite has finished by
  * then); until then its id is not handed out again (see Xlb.apply).
  */
+import { configAddrs } from './addrfilter.js';
 import { vipChanges, type Compiled, type CompiledBackend, type CompiledVip, type CompiledVipEntry } from './compile.js';
 import { ApplyError } from './errors.js';
 import {
@@ -451,6 +452,10 @@ export function applyCompiled(
       backendRemoves.unshift({ what: 'grace period before backend removals', run: () => store.synchronize(), undo: () => {} });
     }
   }
+  // The address filter (addrfilter.ts) learns the addresses before any entry uses them: of the
+  // VIPs this compile replaced when it derives from the previous one, else of every VIP.
+  const changed = opts.prev ? vipChanges(c, opts.prev) : null;
+  store.markAddrs4(configAddrs(c, changed ? changed.fresh : c.vips));
   const plan = [...adds, ...neighRemoves, ...ifaceRemoves, ...vipRemoves, ...snatRemoves, ...tableRemovalOps(store, tableRemoves), ...backendRemoves];
   const done: Op[] = [];
   try {

@@ -21,6 +21,7 @@ import { formatIPv4, formatIPv6 } from './addr.js';
 import { decodeCt4Key, decodeCt4Val, HASH_FIELDS, XLB, type GlobalCounter, type Stats } from './layout.js';
 import { decodeCt6Key, decodeCt6Val } from './layout.js';
 import { applyCompiled, type ApplySummary, type Deferred } from './writer.js';
+import { configAddrs, flowAddrs } from './addrfilter.js';
 import { DEFAULT_CT_TIMEOUTS, flushConntrack, gcConntrack, type ConntrackTimeouts, type GcResult } from './conntrack.js';
 import { flushConntrack6, gcConntrack6 } from './conntrack.js';
 import { desiredDelta, JOURNAL_FILE, loadState, recordBackends, StateFile, STATE_FILE, STATE_VERSION, type State } from './state-file.js';
@@ -461,12 +462,24 @@ export class Xlb {
   }
 
   /** Removes idle conntrack entries (see conntrack.ts for the timeouts), then
-   *  rebuilds the established tier's key filter (Dataplane.ct4SeenRebuild). */
+   *  rebuilds the established tier's key filter (Dataplane.ct4SeenRebuild) and
+   *  the address filter (addrfilter.ts): the addresses of the configuration
+   *  the kernel holds and of the flows left, so that addresses no longer used
+   *  stop costing packets their lookups. The address filter is rebuilt only
+   *  when that configuration is known and no backend removal waits for a
+   *  grace period (a program may still send a new flow to such a backend);
+   *  else its bits stay, as they always may. */
   gc(timeouts: Partial<ConntrackTimeouts> = {}): GcResult {
     const t = { ...DEFAULT_CT_TIMEOUTS, ...timeouts };
-    const r4 = gcConntrack(this.dataplane, t);
+    const config = this.pending.length === 0 ? this.inKernel : null;
+    // Every program that read the configuration before this point has finished: a flow it
+    // created is in conntrack when the scan below reads it.
+    if (config) this.dataplane.store().synchronize();
+    const flows: number[] = [];
+    const r4 = gcConntrack(this.dataplane, t, undefined, config ? (k, v) => flowAddrs(k, v, flows) : undefined);
     const r6 = gcConntrack6(this.dataplane, t);
     this.dataplane.ct4SeenRebuild(); // the removed flows' keys leave the filter
+    if (config) this.dataplane.addrFilterRebuild([...configAddrs(config), ...flows]);
     return { ...r4, scanned: r4.scanned + r6.scanned, removed: r4.removed + r6.removed };
   }
 

@@ -23,6 +23,7 @@
 #include "snat.h"
 #include "hook.h"
 #include "icmp.h"
+#include "addrfilter.h"
 
 enum xlb_stage { XLB_STAGE_INGRESS = 1, XLB_STAGE_EGRESS = 2 };
 
@@ -252,6 +253,12 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 	/* An ICMP error about a tracked flow is translated, never balanced. */
 	if (p.tuple.proto == IPPROTO_ICMP && xlb_icmp4_related(data, data_end) == 1) {
 		xlb_count(XLB_G_ICMP_RELATED);
+		return XLB_V_PASS;
+	}
+
+	/* Neither address is one balanced traffic uses: not ours (addrfilter.h). */
+	if (!xlb_addr4_maybe(p.tuple.daddr) && !xlb_addr4_maybe(p.tuple.saddr)) {
+		xlb_count(XLB_G_ADDR_SKIP);
 		return XLB_V_PASS;
 	}
 

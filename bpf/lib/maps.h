@@ -86,6 +86,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_ct4_seen SEC(".maps");
 
+/* A filter of the IPv4 addresses that balanced traffic has on one side
+ * (lib/addrfilter.h): a bit per address hash, set by the control plane. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, XLB_ADDR_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_addr4_filter SEC(".maps");
+
 /* Which copy of xlb_ct4_seen answers (one entry). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

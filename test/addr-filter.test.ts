@@ -1,0 +1,193 @@
+/**
+ * The IPv4 address filter (bpf/lib/addrfilter.h, src/addrfilter.ts), on the
+ * kernel: an Xlb instance serving a veth of this test, packets through
+ * BPF_PROG_TEST_RUN. A packet whose two addresses both miss the filter is
+ * passed untouched with no other lookup (counted addr_skip); the control
+ * plane's hash is the data plane's; an apply marks its addresses before it
+ * writes anything; Xlb.gc rebuilds the filter from the configuration and the
+ * live flows, keeping a removed backend's address while a flow to it lives.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Xlb } from '../src/xlb.js';
+import { Dataplane } from '../src/dataplane.js';
+import { MemoryStore } from '../src/store.js';
+import { applyCompiled } from '../src/writer.js';
+import { compile } from '../src/compile.js';
+import { validateConfig } from '../src/config.js';
+import { addr4Bit, configAddrs, mayHold } from '../src/addrfilter.js';
+import { formatIPv4, parseIPv4 } from '../src/addr.js';
+import { buildPacket, TCP_FLAGS } from './helpers/packet.js';
+
+const LINK = `xlbaf${process.pid}`;
+const PEER = `xlbag${process.pid}`;
+const instance = { pinRoot: `/sys/fs/bpf/xlb-xlbaf-${process.pid}`, stateDir: `/run/xlb-xlbaf-${process.pid}` };
+const XDP_PASS = 2;
+const VIP = '10.0.61.1';
+const CLIENT = '192.168.61.7';
+const BACKENDS = ['10.61.0.1:8080', '10.61.0.2:8080', '10.61.0.3:8080'];
+
+function config(backends: string[]): object {
+  return {
+    load_balancers: [{ name: 'web', protocol: 'tcp', vips: { [`${VIP}:80`]: backends.join(',') } }],
+    logical_switches: [{ name: 'sw', ports: [LINK], load_balancer: ['web'] }],
+  };
+}
+
+let x: Xlb;
+let ifindex = 0;
+
+function xdp(data: Buffer): { retval: number; out: Buffer } {
+  const r = x.dataplane.native.progTestRun(x.dataplane.progs.xlb_xdp_ingress, { data, ifindex, repeat: 1 });
+  return { retval: r.retval, out: r.data };
+}
+function tcEgress(data: Buffer): Buffer {
+  return x.dataplane.native.progTestRun(x.dataplane.progs.xlb_tc_egress, { data, ifindex, repeat: 1 }).data;
+}
+const counters = (): ReturnType<Dataplane['globalCounters']> => x.dataplane.globalCounters();
+const srcOf = (f: Buffer): string => `${f[26]}.${f[27]}.${f[28]}.${f[29]}`;
+const dstOf = (f: Buffer): string => `${f[30]}.${f[31]}.${f[32]}.${f[33]}`;
+
+/** A flow from CLIENT:sport through the VIP, confirmed by its backend's ACK; returns the backend. */
+function openFlow(sport: number): string {
+  const r = xdp(buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport, dport: 80 }));
+  expect(r.retval).toBe(XDP_PASS);
+  const backend = dstOf(r.out);
+  tcEgress(buildPacket({ src: backend, dst: CLIENT, proto: 'tcp', sport: 8080, dport: sport, tcpFlags: TCP_FLAGS.ack }));
+  return backend;
+}
+
+beforeAll(() => {
+  execFileSync('ip', ['link', 'add', LINK, 'type', 'veth', 'peer', 'name', PEER]);
+  execFileSync('ip', ['link', 'set', LINK, 'up']);
+  ifindex = Number(readFileSync(`/sys/class/net/${LINK}/ifindex`, 'utf8'));
+  Dataplane.removePins(instance.pinRoot);
+  x = Xlb.open(instance);
+  x.apply(config(BACKENDS));
+});
+
+afterAll(() => {
+  try {
+    x?.close();
+    Xlb.reset(instance);
+  } finally {
+    rmSync(instance.stateDir, { recursive: true, force: true });
+    Dataplane.removePins(instance.pinRoot);
+    execFileSync('ip', ['link', 'del', LINK], { stdio: 'ignore' });
+  }
+});
+
+describe('the IPv4 address filter', () => {
+  it('passes a packet between two addresses no VIP, backend or flow has, untouched and with no lookup', () => {
+    const pkt = buildPacket({ src: '172.30.1.1', dst: '172.30.2.2', proto: 'tcp', sport: 5000, dport: 80, tcpFlags: TCP_FLAGS.ack });
+    const words = x.dataplane.addrFilter();
+    expect(mayHold(words, parseIPv4('172.30.1.1')) || mayHold(words, parseIPv4('172.30.2.2'))).toBe(false);
+    const before = counters();
+    const r = xdp(pkt);
+    const after = counters();
+    expect(r.retval).toBe(XDP_PASS);
+    expect(r.out.equals(pkt)).toBe(true);
+    expect(after.addr_skip - before.addr_skip).toBe(1n);
+    expect(after.ct_hit - before.ct_hit).toBe(0n);
+    expect(after.ct_skip - before.ct_skip).toBe(0n);
+  });
+
+  it('lets the VIP, its backends and their replies through to the balancer', () => {
+    const before = counters();
+    const backend = openFlow(41000);
+    expect(BACKENDS.some((b) => b.startsWith(`${backend}:`))).toBe(true);
+    // the reply (backend -> client: the client is in no filter) is un-NATed
+    const reply = tcEgress(buildPacket({ src: backend, dst: CLIENT, proto: 'tcp', sport: 8080, dport: 41000, tcpFlags: TCP_FLAGS.ack }));
+    expect(srcOf(reply)).toBe(VIP);
+    const after = counters();
+    expect(after.addr_skip - before.addr_skip).toBe(0n);
+    expect(after.new_flow - before.new_flow).toBe(1n);
+    expect(mayHold(x.dataplane.addrFilter(), parseIPv4(CLIENT))).toBe(false); // (not a false positive)
+  });
+
+  it("the control plane's hash is the data plane's: the kernel skips exactly the pairs the filter words say it may", () => {
+    const words = x.dataplane.addrFilter();
+    // Random addresses: about half get their own bit marked, so both outcomes occur.
+    let seed = 12345;
+    const rnd = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+    const marked: number[] = [];
+    const pairs: Array<[number, number]> = [];
+    for (let i = 0; i < 200; i++) {
+      const a = (0xac100000 + (rnd() & 0xfffff)) >>> 0; // 172.16.0.0/12
+      const b = (0xac100000 + (rnd() & 0xfffff)) >>> 0;
+      if (i % 4 === 0) marked.push(a);
+      pairs.push([a, b]);
+    }
+    x.dataplane.addrFilterMark(marked);
+    const now = x.dataplane.addrFilter();
+    for (const a of marked) expect(mayHold(now, a)).toBe(true);
+    let skipped = 0;
+    for (const [a, b] of pairs) {
+      const expectSkip = !mayHold(now, a) && !mayHold(now, b);
+      const before = counters().addr_skip;
+      xdp(buildPacket({ src: formatIPv4(a), dst: formatIPv4(b), proto: 'udp', sport: 5000, dport: 53 }));
+      expect(counters().addr_skip - before, `${formatIPv4(a)} -> ${formatIPv4(b)}`).toBe(expectSkip ? 1n : 0n);
+      if (expectSkip) skipped++;
+    }
+    expect(skipped).toBeGreaterThan(20);
+    expect(skipped).toBeLessThan(200 - 20);
+    // marking never clears: every word is a superset of before
+    for (let i = 0; i < words.length; i++) expect((now[i]! & words[i]!) >>> 0).toBe(words[i]);
+  });
+
+  it("gc keeps a removed backend's address while a flow to it lives, and drops it after", () => {
+    // Clear the marks of the test above first: a rebuild holds the configuration's and the flows' addresses only.
+    x.gc({ tcpEstablished: 3600, tcpSyn: 3600, tcpClosing: 3600, udp: 3600, sctp: 3600, other: 3600 });
+    const cfg = new Set([...configAddrs(compile(validateConfig(config(BACKENDS))))]);
+    const backend = openFlow(42000);
+    const b = parseIPv4(backend);
+    // The test is only meaningful when no other address shares the backend's bit.
+    const bitOf = (a: number): string => JSON.stringify(addr4Bit(a));
+    for (const a of [...cfg].filter((a) => a !== b)) expect(bitOf(a), formatIPv4(a)).not.toBe(bitOf(b));
+    expect(bitOf(parseIPv4(CLIENT))).not.toBe(bitOf(b));
+
+    x.apply(config(BACKENDS.filter((t) => !t.startsWith(`${backend}:`))));
+    x.reclaim();
+    x.gc({ tcpEstablished: 3600 });
+    expect(mayHold(x.dataplane.addrFilter(), b)).toBe(true);
+    // the flow's reply is still un-NATed
+    const reply = tcEgress(buildPacket({ src: backend, dst: CLIENT, proto: 'tcp', sport: 8080, dport: 42000, tcpFlags: TCP_FLAGS.ack }));
+    expect(srcOf(reply)).toBe(VIP);
+
+    // Every flow idle past a zero timeout: gone, and the backend's bit with them.
+    x.gc({ tcpEstablished: 0, tcpSyn: 0, tcpClosing: 0, udp: 0, sctp: 0, other: 0 });
+    const words = x.dataplane.addrFilter();
+    expect(mayHold(words, b)).toBe(false);
+    expect(mayHold(words, parseIPv4(VIP))).toBe(true);
+    const before = counters().addr_skip;
+    tcEgress(buildPacket({ src: backend, dst: CLIENT, proto: 'tcp', sport: 8080, dport: 42000, tcpFlags: TCP_FLAGS.ack }));
+    expect(counters().addr_skip - before).toBe(1n);
+    x.apply(config(BACKENDS));
+  });
+});
+
+describe('the writer marks addresses before it writes', () => {
+  it('from empty: every address of the configuration, before the first write', () => {
+    const store = new MemoryStore();
+    const c = compile(validateConfig(config(BACKENDS)));
+    applyCompiled(store, c, new Map([[LINK, 7]]));
+    expect(store.addrMarks[0]!.afterWrites).toBe(0);
+    expect(store.writes).toBeGreaterThan(0);
+    for (const a of [VIP, ...BACKENDS.map((t) => t.split(':')[0]!)]) expect(store.addrs4.has(parseIPv4(a)), a).toBe(true);
+  });
+
+  it("a change: the new backend's address, before that apply's first write", () => {
+    const store = new MemoryStore();
+    const desired1 = validateConfig(config(BACKENDS));
+    const c1 = compile(desired1);
+    applyCompiled(store, c1, new Map([[LINK, 7]]));
+    const writes = store.writes;
+    const c2 = compile(validateConfig(config([...BACKENDS, '10.61.0.9:8080'])), c1.ids, undefined, c1);
+    applyCompiled(store, c2, new Map([[LINK, 7]]), c1.ids, { prev: c1 });
+    const last = store.addrMarks[store.addrMarks.length - 1]!;
+    expect(store.writes).toBeGreaterThan(writes);
+    expect(last.afterWrites).toBe(writes);
+    expect(last.added).toEqual([parseIPv4('10.61.0.9')]);
+  });
+});
