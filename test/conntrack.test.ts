@@ -10,7 +10,8 @@ import { Dataplane } from '../src/dataplane.js';
 import { compile, type Compiled } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
-import { LAYOUT, XLB, decodeCt4Val, encodeCt4Key } from '../src/layout.js';
+import { LAYOUT, XLB, decodeCt4Val, encodeCt4Key, encodeU32 } from '../src/layout.js';
+import { ct4KeyHash } from '../src/ctnew.js';
 import { parseIPv4 } from '../src/addr.js';
 import { gcConntrack, flushConntrack, monotonicNs, DEFAULT_CT_TIMEOUTS } from '../src/conntrack.js';
 import { Xlb } from '../src/xlb.js';
@@ -229,11 +230,29 @@ describe('ct_flush', () => {
       v[7] = XLB.CT_EST;
       v.writeBigUInt64LE(monotonicNs(), LAYOUT.xlb_ct4_val.offsets.last_seen_ns);
       dp.native.mapUpdate(dp.maps.xlb_ct4, k, v);
+      // A second flow, idle for an hour: the collection below removes it.
+      const old = encodeCt4Key({ saddr: parseIPv4('192.168.9.2'), daddr: parseIPv4('10.0.0.1'), sport: 4322, dport: 80, proto: 6 });
+      const ov = Buffer.from(v);
+      ov.writeBigUInt64LE(monotonicNs() - 3600n * 10n ** 9n, LAYOUT.xlb_ct4_val.offsets.last_seen_ns);
+      dp.native.mapUpdate(dp.maps.xlb_ct4, old, ov);
+      // Each key's bit in the copy of the filter in use (bpf/lib/ctseen.h).
+      const words = dp.native.mapInfo(dp.maps.xlb_ct4_seen).maxEntries;
+      const at = (key: Buffer): { i: number; bit: number } => ({ i: (ct4KeyHash(key) >>> 6) & (words - 1), bit: ct4KeyHash(key) & 63 });
+      const seen = (key: Buffer): boolean => {
+        const { i, bit } = at(key);
+        const w = dp.native.mapLookup(dp.maps.xlb_ct4_seen, encodeU32(i), LAYOUT.xlb_ct_seen_word.size)!;
+        return ((w.readBigUInt64LE((dp.ct4Seen().active & (XLB.CT_SEEN_FILTERS - 1)) * 8) >> BigInt(bit)) & 1n) === 1n;
+      };
+      expect(at(old)).not.toEqual(at(k)); // (else the test could not tell them apart)
+      expect(dp.ct4SeenRebuild()).toBe(2); // entries written from user space: learnt by a rebuild
+      expect(seen(k) && seen(old)).toBe(true);
       const before = dp.ct4Seen();
-      expect(x.gc().removed).toBe(0); // a fresh flow stays
+      expect(x.gc({ tcpEstablished: 60 }).removed).toBe(1); // the idle flow goes, the fresh one stays
       const after = dp.ct4Seen();
       expect(after.rebuilds).toBe(before.rebuilds + 1);
       expect(after.active).not.toBe(before.active);
+      expect(seen(k)).toBe(true);
+      expect(seen(old)).toBe(false); // the removed key left the filter
       expect(dp.ct4SeenRebuild()).toBe(1); // what the GC kept is what the filter holds
     } finally {
       x.close();

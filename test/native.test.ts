@@ -233,6 +233,31 @@ describe('maps', () => {
     expect(() => n.mapMmapRead(fd, 8, -8)).toThrow(/offset/);
   });
 
+  it('ARRAY (mmap-able): mapMmapWriteWords and mapMmapAddQwords write single words in place, in order, and check their bounds', () => {
+    const N = 600; // 4,800 bytes: two pages
+    const fd = track(n.mapCreate({ type: C.BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: N, flags: C.BPF_F_MMAPABLE }));
+    const u32s = (...xs: number[]): Buffer => Buffer.from(Uint32Array.from(xs).buffer);
+    const u64s = (...xs: bigint[]): Buffer => Buffer.from(BigUint64Array.from(xs).buffer);
+    n.mapUpdate(fd, u32(599), u64(1n));
+    // u32 words: both halves of element 3, one word on the second page, and a repeated index (the last wins)
+    n.mapMmapWriteWords(fd, u32s(6, 7, 1100, 6), u32s(0x11111111, 0x22222222, 0xdeadbeef, 0x33333333));
+    expect(n.mapLookup(fd, u32(3), 8)!.readBigUInt64LE()).toBe(0x2222222233333333n);
+    expect(n.mapMmapRead(fd, 4, 1100 * 4).readUInt32LE()).toBe(0xdeadbeef);
+    // u64 adds: wrapping, repeated (both count), the last element
+    n.mapMmapAddQwords(fd, u32s(10, 599, 10), u64s(5n, 2n ** 64n - 1n, 7n));
+    expect(n.mapLookup(fd, u32(10), 8)!.readBigUInt64LE()).toBe(12n);
+    expect(n.mapLookup(fd, u32(599), 8)!.readBigUInt64LE()).toBe(0n);
+    expect(n.mapLookup(fd, u32(3), 8)!.readBigUInt64LE()).toBe(0x2222222233333333n); // untouched
+    // past the value area: nothing written at all (checked before the first store)
+    expect(() => n.mapMmapWriteWords(fd, u32s(0, 2 * N), u32s(9, 9))).toThrow(/beyond/);
+    expect(() => n.mapMmapAddQwords(fd, u32s(10, N), u64s(1n, 1n))).toThrow(/beyond/);
+    expect(n.mapMmapRead(fd, 4, 0).readUInt32LE()).toBe(0);
+    expect(n.mapLookup(fd, u32(10), 8)!.readBigUInt64LE()).toBe(12n);
+    // lengths that do not pair up
+    expect(() => n.mapMmapWriteWords(fd, u32s(1, 2), u32s(1))).toThrow(TypeError);
+    expect(() => n.mapMmapAddQwords(fd, u32s(1), u32s(1))).toThrow(TypeError);
+  });
+
   it('PERCPU_ARRAY: values are roundup(value_size, 8) * possible CPUs', () => {
     const cpus = n.numPossibleCpus();
     const fd = track(n.mapCreate({ type: C.BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, valueSize: 4, maxEntries: 2 }));
