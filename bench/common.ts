@@ -102,11 +102,22 @@ export function nsSh(ns: string, cmd: string, args: string[], timeoutMs = 60_000
   return sh('ip', ['netns', 'exec', ns, cmd, ...args], timeoutMs);
 }
 
+/** Clock ticks per second of /proc/stat's times (USER_HZ), as the C library reports it. */
+let userHz: number | null = null;
+function clockTicks(): number {
+  if (userHz === null) {
+    const v = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    if (!Number.isInteger(v) || v <= 0) throw new Error(`getconf CLK_TCK gave ${JSON.stringify(v)}`);
+    userHz = v;
+  }
+  return userHz;
+}
+
 /** Busy CPU time of the whole machine so far (ns): /proc/stat, every state but idle and iowait. */
 export function busyNs(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const [user, nice, system, , , irq, softirq, steal] = f;
-  return ((user + nice + system + irq + softirq + (steal ?? 0)) * 1e9) / 100; // USER_HZ = 100
+  return ((user + nice + system + irq + softirq + (steal ?? 0)) * 1e9) / clockTicks();
 }
 
 /** settle()'s bounds: at most this many seconds, until all CPUs together are busy less than this share for 1 s. */
