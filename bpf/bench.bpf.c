@@ -126,6 +126,19 @@ int bench_xdp_tx_fwd(struct xdp_md *ctx)
 
 __u64 bench_seq;
 
+/* Frame n's own IPv4 source and TCP source port (10.128.0.0/9 + n / 60000,
+ * port 1024 + n % 60000): distinct 5-tuples, new flows. The frame holds its
+ * Ethernet, IPv4 and the TCP ports (checked by the caller). */
+static __always_inline void bench_fresh_source(__u8 *p, __u64 n)
+{
+	__u32 src = 0x0a800000 + (__u32)(n / 60000);
+	__u16 sport = 1024 + (__u16)(n % 60000);
+
+	p[26] = src >> 24; p[27] = src >> 16; p[28] = src >> 8; p[29] = src;
+	p[34] = sport >> 8; p[35] = sport;
+	bench_ip_csum(p);
+}
+
 /* As bench_xdp_tx, but every frame gets a fresh IPv4 source and TCP source
  * port (distinct 5-tuples: new flows), the IPv4 header checksum recomputed. */
 SEC("xdp")
@@ -143,12 +156,7 @@ int bench_xdp_tx_seq(struct xdp_md *ctx)
 	p = data;
 	if ((void *)(p + 14 + 20 + 4) > data_end)
 		return XDP_DROP;
-	/* source 10.128.0.0/9 + n / 60000, source port 1024 + n % 60000 */
-	__u32 src = 0x0a800000 + (__u32)(n / 60000);
-	__u16 sport = 1024 + (__u16)(n % 60000);
-	p[26] = src >> 24; p[27] = src >> 16; p[28] = src >> 8; p[29] = src;
-	p[34] = sport >> 8; p[35] = sport;
-	bench_ip_csum(p);
+	bench_fresh_source(p, n);
 	return XDP_TX;
 }
 
@@ -198,13 +206,7 @@ int bench_xdp_tx_cycle(struct xdp_md *ctx)
 	if (!t || t->len != BENCH_FRAME_LEN || data + BENCH_FRAME_LEN > data_end)
 		return XDP_DROP;
 	__builtin_memcpy(data, t->data, BENCH_FRAME_LEN);
-	if (c->fresh) {
-		__u32 src = 0x0a800000 + (__u32)(n / 60000);
-		__u16 sport = 1024 + (__u16)(n % 60000);
-
-		p[26] = src >> 24; p[27] = src >> 16; p[28] = src >> 8; p[29] = src;
-		p[34] = sport >> 8; p[35] = sport;
-		bench_ip_csum(p);
-	}
+	if (c->fresh)
+		bench_fresh_source(p, n);
 	return XDP_TX;
 }

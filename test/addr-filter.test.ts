@@ -7,11 +7,9 @@
  * writes anything; Xlb.gc rebuilds the filter from the configuration and the
  * live flows, keeping a removed backend's address while a flow to it lives.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Xlb } from '../src/xlb.js';
-import { Dataplane } from '../src/dataplane.js';
+import type { Dataplane } from '../src/dataplane.js';
 import { MemoryStore } from '../src/store.js';
 import { applyCompiled } from '../src/writer.js';
 import { compile } from '../src/compile.js';
@@ -19,14 +17,15 @@ import { validateConfig } from '../src/config.js';
 import { addr4Bit, configAddrs, mayHold } from '../src/addrfilter.js';
 import { formatIPv4, parseIPv4 } from '../src/addr.js';
 import { buildPacket, TCP_FLAGS } from './helpers/packet.js';
+import { vethInstance, type VethInstance } from './helpers/veth-instance.js';
 
-const LINK = `xlbaf${process.pid}`;
-const PEER = `xlbag${process.pid}`;
-const instance = { pinRoot: `/sys/fs/bpf/xlb-xlbaf-${process.pid}`, stateDir: `/run/xlb-xlbaf-${process.pid}` };
 const XDP_PASS = 2;
 const VIP = '10.0.61.1';
 const CLIENT = '192.168.61.7';
 const BACKENDS = ['10.61.0.1:8080', '10.61.0.2:8080', '10.61.0.3:8080'];
+
+/** The instance's veth (beforeAll). */
+let LINK = '';
 
 function config(backends: string[]): object {
   return {
@@ -35,6 +34,7 @@ function config(backends: string[]): object {
   };
 }
 
+let env: VethInstance;
 let x: Xlb;
 let ifindex = 0;
 
@@ -59,24 +59,13 @@ function openFlow(sport: number): string {
 }
 
 beforeAll(() => {
-  execFileSync('ip', ['link', 'add', LINK, 'type', 'veth', 'peer', 'name', PEER]);
-  execFileSync('ip', ['link', 'set', LINK, 'up']);
-  ifindex = Number(readFileSync(`/sys/class/net/${LINK}/ifindex`, 'utf8'));
-  Dataplane.removePins(instance.pinRoot);
-  x = Xlb.open(instance);
+  env = vethInstance('xlbaf');
+  ({ link: LINK, ifindex } = env);
+  x = Xlb.open(env.instance);
   x.apply(config(BACKENDS));
 });
 
-afterAll(() => {
-  try {
-    x?.close();
-    Xlb.reset(instance);
-  } finally {
-    rmSync(instance.stateDir, { recursive: true, force: true });
-    Dataplane.removePins(instance.pinRoot);
-    execFileSync('ip', ['link', 'del', LINK], { stdio: 'ignore' });
-  }
-});
+afterAll(() => env?.remove(x));
 
 describe('the IPv4 address filter', () => {
   it('passes a packet between two addresses no VIP, backend or flow has, untouched and with no lookup', () => {

@@ -6,17 +6,15 @@
  * and rejects per VIP, and never go down when a backend is removed (its final
  * counts folded into the VIP's row), across a restart too.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Xlb, type ShowReport } from '../src/xlb.js';
-import { Dataplane } from '../src/dataplane.js';
 import type { Stats } from '../src/layout.js';
 import { buildPacket, buildPacket6, TCP_FLAGS } from './helpers/packet.js';
+import { vethInstance, type VethInstance } from './helpers/veth-instance.js';
 
-const LINK = `xlbvp${process.pid}`;
-const PEER = `xlbvq${process.pid}`;
-const instance = { pinRoot: `/sys/fs/bpf/xlb-xlbvp-${process.pid}`, stateDir: `/run/xlb-xlbvp-${process.pid}` };
+/** The instance's veth and its pin root and state directory (beforeAll). */
+let env: VethInstance;
+let LINK = '';
 const XDP_PASS = 2;
 const XDP_DROP = 1;
 const VIP = '10.0.51.1';
@@ -83,25 +81,13 @@ function flows4(n: number, sportBase: number): { fwd: bigint; rev: bigint } {
 }
 
 beforeAll(() => {
-  execFileSync('ip', ['link', 'add', LINK, 'type', 'veth', 'peer', 'name', PEER]);
-  execFileSync('ip', ['link', 'set', LINK, 'up']);
-  execFileSync('ip', ['link', 'set', PEER, 'up']);
-  ifindex = Number(readFileSync(`/sys/class/net/${LINK}/ifindex`, 'utf8'));
-  Dataplane.removePins(instance.pinRoot);
-  x = Xlb.open(instance);
+  env = vethInstance('xlbvp');
+  ({ link: LINK, ifindex } = env);
+  x = Xlb.open(env.instance);
   x.apply(config(BACKENDS));
 });
 
-afterAll(() => {
-  try {
-    x?.close();
-    Xlb.reset(instance);
-  } finally {
-    rmSync(instance.stateDir, { recursive: true, force: true });
-    Dataplane.removePins(instance.pinRoot);
-    execFileSync('ip', ['link', 'del', LINK], { stdio: 'ignore' });
-  }
-});
+afterAll(() => env?.remove(x));
 
 describe("a VIP's counters are its backends'", () => {
   it('IPv4: the VIP counts what its backends count, and its own row holds no flow counts', () => {
@@ -174,7 +160,7 @@ describe("a VIP's counters are its backends'", () => {
   it("a restart reads the same totals (the folded counts live in the pinned VIP row)", () => {
     const before = x.show();
     x.close();
-    x = Xlb.open(instance);
+    x = Xlb.open(env.instance);
     const after = x.show();
     for (const v of before.vips) expect(vipOf(after, v.vip.split(/:(?=\d+$)/)[0]!).stats).toEqual(v.stats);
   });
