@@ -51,8 +51,9 @@ export function mayHold(words: Uint32Array, addr: number): boolean {
 }
 
 /** Every IPv4 address of a compile's configuration that balanced traffic has on one side: VIPs,
- *  backends, VIP source-NAT and hairpin addresses, and the addresses of source NAT rules. Only the
- *  VIPs in `vips` (default: all of them). */
+ *  backends, VIP source-NAT and hairpin addresses, and the addresses of source NAT rules. VIPs and
+ *  backends only of the VIPs in `vips` (default: all of them). (A source-NATed reply also has its
+ *  backend as source, so the NAT addresses are belt and braces.) */
 export function* configAddrs(c: Compiled, vips: readonly Compiled['vips'][number][] = c.vips): Generator<number> {
   const ids = vips === c.vips ? null : new Set(vips.map((v) => v.id));
   for (const v of vips) {
@@ -60,8 +61,9 @@ export function* configAddrs(c: Compiled, vips: readonly Compiled['vips'][number
     for (const b of v.backends) if (!b.addr6) yield b.addr;
   }
   for (const e of c.entries) {
-    if (e.addr6 || (ids && !ids.has(e.vipId))) continue;
-    yield e.addr;
+    if (e.addr6) continue;
+    if (!ids || ids.has(e.vipId)) yield e.addr;
+    // (every entry's: a router's lb_force_snat_ip changes these without replacing its VIPs)
     if (e.snatAddr) yield e.snatAddr;
     if (e.hairpinAddr) yield e.hairpinAddr;
   }

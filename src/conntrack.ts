@@ -142,12 +142,14 @@ export function gcConntrack(
   dp: Dataplane,
   timeouts: ConntrackTimeouts = DEFAULT_CT_TIMEOUTS,
   now = monotonicNs(),
-  /** Called with each entry that stays (either tier). */
-  kept?: (k: Ct4Key, v: Ct4Val) => void,
+  /** Called with each entry the scan read (either tier), those it then removes too: a flow that
+   *  sends again while it is removed (a packet repairing the other direction, a promotion) may
+   *  outlive its removal. */
+  scanned?: (k: Ct4Key, v: Ct4Val) => void,
 ): GcResult {
   const all = dump(dp);
   const doomed = idleFlows(all, (e) => encodeCt4Key(otherKey(e.k, e.v)).toString('hex'), timeouts, now);
-  if (kept) for (const [hex, e] of all) if (!doomed.has(hex)) kept(e.k, e.v);
+  if (scanned) for (const e of all.values()) scanned(e.k, e.v);
   const removed = deleteKeys(
     dp,
     [...doomed].map((h) => all.get(h)!),

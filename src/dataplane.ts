@@ -419,13 +419,12 @@ export class Dataplane {
 
   /** Rewrites the address filter to hold exactly `addrs`' bits (clearing the rest). Safe only
    *  when `addrs` covers every address of the configuration in the kernel and of every flow
-   *  in conntrack (Xlb.gc); words are written one at a time, set bits first. Returns the
-   *  words written. */
+   *  in conntrack (Xlb.gc); each changed 32-bit word is written once, with all its bits, in
+   *  word order. Returns the words written. */
   addrFilterRebuild(addrs: Iterable<number>): number {
     const now = this.addrFilter();
     const want = new Uint32Array(ADDR_FILTER_U32_WORDS);
     markAddrs(want, addrs);
-    // (a word's gained and lost bits go in its one store)
     const changed: number[] = [];
     for (let i = 0; i < want.length; i++) if (want[i] !== now[i]) changed.push(i);
     this.writeAddrFilter(want, changed);

@@ -12,7 +12,7 @@
  * a snapshot and truncating the journal are skipped; a torn last line (a
  * crash while appending) is ignored.
  */
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { backendKey, type CompiledBackend, type Ids } from './compile.js';
 import { vipList, type DesiredState, type LoadBalancer } from './config.js';
@@ -294,12 +294,33 @@ export function loadState(dir: string, pinRoot: string): State | null {
 export class StateFile {
   private journalBytes = 0;
   private seq: number;
+  /** The snapshot's and the journal's identity (inode, size, mtime) as this object last wrote or found them. */
+  private stamp: string;
 
   constructor(
     readonly dir: string,
     seq = 0,
   ) {
     this.seq = seq;
+    this.stamp = this.currentStamp();
+  }
+
+  private currentStamp(): string {
+    const of = (f: string): string => {
+      try {
+        const s = statSync(join(this.dir, f), { bigint: true });
+        return `${s.ino}:${s.size}:${s.mtimeNs}`;
+      } catch {
+        return '-';
+      }
+    };
+    return `${of(STATE_FILE)}|${of(JOURNAL_FILE)}`;
+  }
+
+  /** Whether another process wrote this state directory since this object last wrote it (or
+   *  was made): then the kernel may hold what that process applied. */
+  changedElsewhere(): boolean {
+    return this.currentStamp() !== this.stamp;
   }
 
   /** The next line's sequence number. */
@@ -332,6 +353,7 @@ export class StateFile {
     renameSync(`${path}.tmp`, path);
     rmSync(join(this.dir, JOURNAL_FILE), { force: true });
     this.journalBytes = 0;
+    this.stamp = this.currentStamp();
   }
 
   /** Appends a delta; false (nothing written) when the journal is full and a snapshot is due instead. */
@@ -342,6 +364,7 @@ export class StateFile {
     appendFileSync(join(this.dir, JOURNAL_FILE), line, { mode: 0o600 });
     this.journalBytes += line.length;
     this.seq = d.seq;
+    this.stamp = this.currentStamp();
     return true;
   }
 

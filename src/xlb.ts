@@ -466,11 +466,14 @@ export class Xlb {
    *  the address filter (addrfilter.ts): the addresses of the configuration
    *  the kernel holds and of the flows left, so that addresses no longer used
    *  stop costing packets their lookups. The address filter is rebuilt only
-   *  when that configuration is known and no backend removal waits for a
-   *  grace period (a program may still send a new flow to such a backend);
-   *  else its bits stay, as they always may. */
+   *  when that configuration is known, no backend removal waits for a grace
+   *  period (a program may still send a new flow to such a backend) and no
+   *  other process wrote this instance's state since this one did (it may
+   *  have applied a configuration of its own: the next apply then reads the
+   *  kernel back); else its bits stay, as they always may. */
   gc(timeouts: Partial<ConntrackTimeouts> = {}): GcResult {
     const t = { ...DEFAULT_CT_TIMEOUTS, ...timeouts };
+    if (this.inKernel && this.file.changedElsewhere()) this.inKernel = null;
     const config = this.pending.length === 0 ? this.inKernel : null;
     // Every program that read the configuration before this point has finished: a flow it
     // created is in conntrack when the scan below reads it.
