@@ -31,7 +31,7 @@
 #define XLB_CT_SEEN_WORDS (1u << XLB_CT_SEEN_WORDS_LOG2)
 #define XLB_CT_SEEN_WORD_BITS 64
 #define XLB_CT_SEEN_FILTERS 2     /* two copies: one answers while the other is rebuilt */
-#define XLB_ADDR_FILTER_WORDS_LOG2 12 /* xlb_addr4_filter: 2^12 words of 64 bits, 256 Ki bits (lib/addrfilter.h) */
+#define XLB_ADDR_FILTER_WORDS_LOG2 12 /* xlb_addr_filter: 2^12 words of 64 bits, 256 Ki bits (lib/addrfilter.h) */
 #define XLB_ADDR_FILTER_WORDS (1u << XLB_ADDR_FILTER_WORDS_LOG2)
 #define XLB_ADDR_FILTER_WORD_BITS 64
 #define XLB_ADDR_FILTER_BITS_LOG2 (XLB_ADDR_FILTER_WORDS_LOG2 + 6) /* 6: log2 of the word's 64 bits */
@@ -153,7 +153,7 @@ enum xlb_global_counter {
 	XLB_G_HAIRPIN,         /* packet sent back out the interface it came in by */
 	XLB_G_SCTP_TOO_LONG,   /* dropped: SCTP packet too long to recompute its CRC (sctp.h) */
 	XLB_G_CT_SKIP,         /* TCP SYN whose flow the established tier cannot hold: lookup skipped (ctseen.h) */
-	XLB_G_ADDR_SKIP,       /* passed: IPv4 whose addresses no VIP, backend or flow uses (addrfilter.h) */
+	XLB_G_ADDR_SKIP,       /* passed: IP whose addresses no VIP, backend or flow uses (addrfilter.h) */
 	XLB_G_COUNT,
 };
 

@@ -1,12 +1,16 @@
 /**
- * The IPv4 address filter (bpf/lib/addrfilter.h): one bit per address hash of
+ * The address filter (bpf/lib/addrfilter.h): one bit per address hash of
  * every address balanced traffic can have on one side (VIPs, backends, source
- * NAT addresses, and those of flows still in conntrack). A packet whose two
- * addresses both find their bit clear is passed by the data plane with no
- * other lookup. Only the control plane writes the filter: it sets the bits of
- * a configuration's addresses before writing the entries that use them
- * (writer.ts) and clears bits only in a rebuild from the configuration and
- * the live conntrack entries (Xlb.gc).
+ * NAT addresses, and those of flows still in conntrack), IPv4 and IPv6 alike.
+ * A packet whose two addresses both find their bit clear is passed by the
+ * data plane with no other lookup. Only the control plane writes the filter:
+ * it sets the bits of a configuration's addresses before writing the entries
+ * that use them (writer.ts) and clears bits only in a rebuild from the
+ * configuration and the live conntrack entries (Xlb.gc).
+ *
+ * An address is hashed by its key: an IPv4 address as the data plane loads it
+ * from the packet (network-order bytes in a little-endian word, i.e. the host
+ * order value byte-swapped), an IPv6 address as its four such words xor-ed.
  *
  * The map is XLB.ADDR_FILTER_WORDS 64-bit words, seen here as twice as many
  * 32-bit words (little-endian: u32 word 2i holds bits 0..31 of word i), each
@@ -15,26 +19,38 @@
  */
 import { XLB } from './layout.js';
 import type { Compiled } from './compile.js';
-import type { Ct4Key, Ct4Val } from './layout.js';
+import type { Ct4Key, Ct4Val, Ct6Key, Ct6Val } from './layout.js';
 
 /** 32-bit words of the filter. */
 export const ADDR_FILTER_U32_WORDS = XLB.ADDR_FILTER_WORDS * 2;
 
-/** The u32 word and the bit in it of an IPv4 address (host order, as parseIPv4 gives it). The data
- *  plane hashes the address as it loads it from the packet: network-order bytes in a little-endian
- *  word, i.e. byte-swapped. */
-export function addr4Bit(addr: number): { word: number; bit: number } {
-  const wire = (((addr & 0xff) << 24) | ((addr & 0xff00) << 8) | ((addr >>> 8) & 0xff00) | (addr >>> 24)) >>> 0;
-  const h = Math.imul(wire, XLB.ADDR_FILTER_MULT) >>> (32 - XLB.ADDR_FILTER_BITS_LOG2);
+/** The key of an IPv4 address (host order, as parseIPv4 gives it). */
+export function addrKey4(addr: number): number {
+  return (((addr & 0xff) << 24) | ((addr & 0xff00) << 8) | ((addr >>> 8) & 0xff00) | (addr >>> 24)) >>> 0;
+}
+
+/** The key of an IPv6 address (16 bytes, network order). */
+export function addrKey6(a: Uint8Array): number {
+  const dv = new DataView(a.buffer, a.byteOffset, 16);
+  return (dv.getUint32(0, true) ^ dv.getUint32(4, true) ^ dv.getUint32(8, true) ^ dv.getUint32(12, true)) >>> 0;
+}
+
+/** The u32 word and the bit in it of an address key. */
+export function keyBit(key: number): { word: number; bit: number } {
+  const h = Math.imul(key, XLB.ADDR_FILTER_MULT) >>> (32 - XLB.ADDR_FILTER_BITS_LOG2);
   return { word: h >>> 5, bit: h & 31 };
 }
 
-/** Sets the bits of `addrs` in `words` (ADDR_FILTER_U32_WORDS long); returns the u32 words that changed. */
-export function markAddrs(words: Uint32Array, addrs: Iterable<number>): number[] {
+/** keyBit of an IPv4 address (host order). */
+export function addr4Bit(addr: number): { word: number; bit: number } {
+  return keyBit(addrKey4(addr));
+}
+
+/** Sets the bits of address `keys` in `words` (ADDR_FILTER_U32_WORDS long); returns the u32 words that changed. */
+export function markAddrs(words: Uint32Array, keys: Iterable<number>): number[] {
   const changed = new Set<number>();
-  for (const a of addrs) {
-    if (!a) continue;
-    const { word, bit } = addr4Bit(a);
+  for (const k of keys) {
+    const { word, bit } = keyBit(k);
     const after = (words[word]! | (1 << bit)) >>> 0;
     if (after !== words[word]) {
       words[word] = after;
@@ -44,43 +60,52 @@ export function markAddrs(words: Uint32Array, addrs: Iterable<number>): number[]
   return [...changed];
 }
 
-/** Whether the filter `words` may hold `addr` (what the data plane asks). */
-export function mayHold(words: Uint32Array, addr: number): boolean {
-  const { word, bit } = addr4Bit(addr);
+/** Whether the filter `words` may hold the address with key `key` (what the data plane asks). */
+export function mayHoldKey(words: Uint32Array, key: number): boolean {
+  const { word, bit } = keyBit(key);
   return ((words[word]! >>> bit) & 1) === 1;
 }
 
-/** Every IPv4 address of a compile's configuration that balanced traffic has on one side: VIPs,
- *  backends, VIP source-NAT and hairpin addresses, and the addresses of source NAT rules. VIPs and
- *  backends only of the VIPs in `vips` (default: all of them). (A source-NATed reply also has its
- *  backend as source, so the NAT addresses are belt and braces.) */
-export function* configAddrs(c: Compiled, vips: readonly Compiled['vips'][number][] = c.vips): Generator<number> {
-  const ids = vips === c.vips ? null : new Set(vips.map((v) => v.id));
-  for (const v of vips) {
-    if (!v.addr6) yield v.addr;
-    for (const b of v.backends) if (!b.addr6) yield b.addr;
-  }
-  for (const e of c.entries) {
-    if (e.addr6) continue;
-    if (!ids || ids.has(e.vipId)) yield e.addr;
-    // (every entry's: a router's lb_force_snat_ip changes these without replacing its VIPs)
-    if (e.snatAddr) yield e.snatAddr;
-    if (e.hairpinAddr) yield e.hairpinAddr;
-  }
-  for (const s of c.snat) if (s.snat) yield s.snat;
+/** mayHoldKey of an IPv4 address (host order). */
+export function mayHold(words: Uint32Array, addr: number): boolean {
+  return mayHoldKey(words, addrKey4(addr));
 }
 
-/** The addresses of a conntrack entry that are not its client's: a forward entry (client → VIP)
- *  its VIP, its backend and its source NAT address; a reverse one (backend → client, or backend →
- *  source NAT address) its backend, its VIP and that source NAT address. What the filter must
- *  hold while the entry lives (a packet of the flow has one of them on one side). */
+/** The keys of every address of a compile's configuration that balanced traffic has on one side:
+ *  VIPs, backends, VIP source-NAT and hairpin addresses, and the addresses of source NAT rules. VIPs
+ *  and backends only of the VIPs in `vips` (default: all of them). (A source-NATed reply also has
+ *  its backend as source, so the NAT addresses are belt and braces.) */
+export function* configAddrs(c: Compiled, vips: ReadonlyArray<Compiled['vips'][number]> = c.vips): Generator<number> {
+  const ids = vips === c.vips ? null : new Set(vips.map((v) => v.id));
+  for (const v of vips) {
+    yield v.addr6 ? addrKey6(v.addr6) : addrKey4(v.addr);
+    for (const b of v.backends) yield b.addr6 ? addrKey6(b.addr6) : addrKey4(b.addr);
+  }
+  for (const e of c.entries) {
+    if (!ids || ids.has(e.vipId)) yield e.addr6 ? addrKey6(e.addr6) : addrKey4(e.addr);
+    // (every entry's: a router's lb_force_snat_ip changes these without replacing its VIPs)
+    if (e.snatAddr) yield addrKey4(e.snatAddr);
+    if (e.hairpinAddr) yield addrKey4(e.hairpinAddr);
+  }
+  for (const s of c.snat) if (s.snat) yield addrKey4(s.snat);
+}
+
+/** The keys of an IPv4 conntrack entry's addresses that are not its client's: a forward entry
+ *  (client → VIP) its VIP, its backend and its source NAT address; a reverse one (backend → client,
+ *  or backend → source NAT address) its backend, its VIP and that source NAT address. What the
+ *  filter must hold while the entry lives (a packet of the flow has one of them on one side). */
 export function flowAddrs(k: Ct4Key, v: Ct4Val, out: number[]): void {
   const snat = ((v.flags ?? 0) & XLB.CT_F_SNAT) !== 0;
   if (v.dir === XLB.DIR_FWD) {
-    out.push(k.daddr, v.natAddr);
-    if (snat && v.snatAddr) out.push(v.snatAddr);
+    out.push(addrKey4(k.daddr), addrKey4(v.natAddr));
+    if (snat && v.snatAddr) out.push(addrKey4(v.snatAddr));
   } else {
-    out.push(k.saddr, v.natAddr);
-    if (snat) out.push(k.daddr);
+    out.push(addrKey4(k.saddr), addrKey4(v.natAddr));
+    if (snat) out.push(addrKey4(k.daddr));
   }
+}
+
+/** flowAddrs for an IPv6 entry (no source NAT): forward its VIP and backend, reverse its backend and VIP. */
+export function flowAddrs6(k: Ct6Key, v: Ct6Val, out: number[]): void {
+  out.push(addrKey6(v.dir === XLB.DIR_FWD ? k.daddr : k.saddr), addrKey6(v.natAddr));
 }

@@ -199,9 +199,16 @@ function deleteKeys6(dp: Dataplane, keys: Buffer[]): number {
 }
 
 /** gcConntrack for the IPv6 table. */
-export function gcConntrack6(dp: Dataplane, timeouts: ConntrackTimeouts = DEFAULT_CT_TIMEOUTS, now = monotonicNs()): GcResult {
+export function gcConntrack6(
+  dp: Dataplane,
+  timeouts: ConntrackTimeouts = DEFAULT_CT_TIMEOUTS,
+  now = monotonicNs(),
+  /** As gcConntrack's. */
+  scanned?: (k: Ct6Key, v: Ct6Val) => void,
+): GcResult {
   const all = dump6(dp);
   const doomed = idleFlows(all, (e) => encodeCt6Key(otherKey6(e.k, e.v)).toString('hex'), timeouts, now);
+  if (scanned) for (const e of all.values()) scanned(e.k, e.v);
   return { scanned: all.size, removed: deleteKeys6(dp, [...doomed].map((h) => all.get(h)!.key)) };
 }
 

@@ -49,7 +49,7 @@ export const MAP_NAMES = [
   'xlb_ct4_new',
   'xlb_ct4_seen',
   'xlb_ct4_seen_ctl',
-  'xlb_addr4_filter',
+  'xlb_addr_filter',
   'xlb_affinity4',
   'xlb_ifaces',
   'xlb_neigh4',
@@ -393,10 +393,10 @@ export class Dataplane {
     return this.native.progTestRun(this.progs.xlb_ct4_seen_rebuild, { data: new Uint8Array(0) }).retval;
   }
 
-  /** The IPv4 address filter (bpf/lib/addrfilter.h, src/addrfilter.ts) as
-   *  it is in the kernel: ADDR_FILTER_U32_WORDS 32-bit words. */
+  /** The address filter (bpf/lib/addrfilter.h, src/addrfilter.ts) as it is
+   *  in the kernel: ADDR_FILTER_U32_WORDS 32-bit words. */
   addrFilter(): Uint32Array {
-    const b = this.native.mapMmapRead(this.maps.xlb_addr4_filter, ADDR_FILTER_U32_WORDS * 4);
+    const b = this.native.mapMmapRead(this.maps.xlb_addr_filter, ADDR_FILTER_U32_WORDS * 4);
     return new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + ADDR_FILTER_U32_WORDS * 4));
   }
 
@@ -405,26 +405,26 @@ export class Dataplane {
     if (changed.length === 0) return;
     const idx = Uint32Array.from(changed);
     const val = Uint32Array.from(changed, (i) => words[i]!);
-    this.native.mapMmapWriteWords(this.maps.xlb_addr4_filter, Buffer.from(idx.buffer), Buffer.from(val.buffer));
+    this.native.mapMmapWriteWords(this.maps.xlb_addr_filter, Buffer.from(idx.buffer), Buffer.from(val.buffer));
   }
 
-  /** Sets the address filter's bits of `addrs` (IPv4, host order); bits are never cleared here.
-   *  Returns the number of 32-bit words written. */
-  addrFilterMark(addrs: Iterable<number>): number {
+  /** Sets the address filter's bits of address `keys` (addrKey4 / addrKey6); bits are never
+   *  cleared here. Returns the number of 32-bit words written. */
+  addrFilterMark(keys: Iterable<number>): number {
     const words = this.addrFilter();
-    const changed = markAddrs(words, addrs);
+    const changed = markAddrs(words, keys);
     this.writeAddrFilter(words, changed);
     return changed.length;
   }
 
-  /** Rewrites the address filter to hold exactly `addrs`' bits (clearing the rest). Safe only
+  /** Rewrites the address filter to hold exactly the bits of address `keys` (clearing the rest). Safe only
    *  when `addrs` covers every address of the configuration in the kernel and of every flow
    *  in conntrack (Xlb.gc); each changed 32-bit word is written once, with all its bits, in
    *  word order. Returns the words written. */
-  addrFilterRebuild(addrs: Iterable<number>): number {
+  addrFilterRebuild(keys: Iterable<number>): number {
     const now = this.addrFilter();
     const want = new Uint32Array(ADDR_FILTER_U32_WORDS);
-    markAddrs(want, addrs);
+    markAddrs(want, keys);
     const changed: number[] = [];
     for (let i = 0; i < want.length; i++) if (want[i] !== now[i]) changed.push(i);
     this.writeAddrFilter(want, changed);
@@ -562,8 +562,8 @@ export class KernelStore implements MapStore {
     }
   }
 
-  markAddrs4(addrs: Iterable<number>): void {
-    this.dp.addrFilterMark(addrs);
+  markAddrKeys(keys: Iterable<number>): void {
+    this.dp.addrFilterMark(keys);
   }
 
   dump(map: MapName, keys?: readonly Buffer[]): Map<string, Buffer> {

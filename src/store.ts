@@ -44,9 +44,9 @@ export interface MapStore {
   deleteTables(tables: ReadonlyArray<{ vipId: number; cls: number }>): void;
   /** Zeroes the per-CPU counters of VIP or backend ids (ids are reused). */
   resetStats(kind: 'vip' | 'backend', ids: readonly number[]): void;
-  /** Sets the IPv4 address filter's bits of `addrs` (host order; bpf/lib/addrfilter.h), never
-   *  clearing one: before the entries that use those addresses are written. */
-  markAddrs4(addrs: Iterable<number>): void;
+  /** Sets the address filter's bits of address `keys` (src/addrfilter.ts), never clearing one:
+   *  before the entries that use those addresses are written. */
+  markAddrKeys(keys: Iterable<number>): void;
 }
 
 export const hex = (b: Buffer): string => b.toString('hex');
@@ -84,9 +84,9 @@ export class MemoryStore implements MapStore {
   graces = 0;
   writes = 0;
   failAt = 0;
-  /** Addresses in the IPv4 address filter (markAddrs4: only ever added). */
-  readonly addrs4 = new Set<number>();
-  /** For each markAddrs4 call: the writes done before it, and the addresses it added. */
+  /** Address keys in the address filter (markAddrKeys: only ever added). */
+  readonly addrKeys = new Set<number>();
+  /** For each markAddrKeys call: the writes done before it, and the keys it added. */
   readonly addrMarks: Array<{ afterWrites: number; added: number[] }> = [];
 
   private write(): void {
@@ -169,12 +169,12 @@ export class MemoryStore implements MapStore {
   resetStats(kind: 'vip' | 'backend', ids: readonly number[]): void {
     for (const id of ids) this.statsResets.push(`${kind}:${id}`);
   }
-  markAddrs4(addrs: Iterable<number>): void {
+  markAddrKeys(keys: Iterable<number>): void {
     const added: number[] = [];
-    for (const a of addrs) {
-      if (a && !this.addrs4.has(a)) {
-        this.addrs4.add(a);
-        added.push(a);
+    for (const k of keys) {
+      if (!this.addrKeys.has(k)) {
+        this.addrKeys.add(k);
+        added.push(k);
       }
     }
     this.addrMarks.push({ afterWrites: this.writes, added });

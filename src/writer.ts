@@ -455,7 +455,7 @@ export function applyCompiled(
   // The address filter (addrfilter.ts) learns the addresses before any entry uses them: of the
   // VIPs this compile replaced when it derives from the previous one, else of every VIP.
   const changed = opts.prev ? vipChanges(c, opts.prev) : null;
-  store.markAddrs4(configAddrs(c, changed ? changed.fresh : c.vips));
+  store.markAddrKeys(configAddrs(c, changed ? changed.fresh : c.vips));
   const plan = [...adds, ...neighRemoves, ...ifaceRemoves, ...vipRemoves, ...snatRemoves, ...tableRemovalOps(store, tableRemoves), ...backendRemoves];
   const done: Op[] = [];
   try {

@@ -21,7 +21,7 @@ import { formatIPv4, formatIPv6 } from './addr.js';
 import { decodeCt4Key, decodeCt4Val, HASH_FIELDS, XLB, type GlobalCounter, type Stats } from './layout.js';
 import { decodeCt6Key, decodeCt6Val } from './layout.js';
 import { applyCompiled, type ApplySummary, type Deferred } from './writer.js';
-import { configAddrs, flowAddrs } from './addrfilter.js';
+import { configAddrs, flowAddrs, flowAddrs6 } from './addrfilter.js';
 import { DEFAULT_CT_TIMEOUTS, flushConntrack, gcConntrack, type ConntrackTimeouts, type GcResult } from './conntrack.js';
 import { flushConntrack6, gcConntrack6 } from './conntrack.js';
 import { desiredDelta, JOURNAL_FILE, loadState, recordBackends, StateFile, STATE_FILE, STATE_VERSION, type State } from './state-file.js';
@@ -480,7 +480,7 @@ export class Xlb {
     if (config) this.dataplane.store().synchronize();
     const flows: number[] = [];
     const r4 = gcConntrack(this.dataplane, t, undefined, config ? (k, v) => flowAddrs(k, v, flows) : undefined);
-    const r6 = gcConntrack6(this.dataplane, t);
+    const r6 = gcConntrack6(this.dataplane, t, undefined, config ? (k, v) => flowAddrs6(k, v, flows) : undefined);
     this.dataplane.ct4SeenRebuild(); // the removed flows' keys leave the filter
     if (config) this.dataplane.addrFilterRebuild([...configAddrs(config), ...flows]);
     return { ...r4, scanned: r4.scanned + r6.scanned, removed: r4.removed + r6.removed };

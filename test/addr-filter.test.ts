@@ -14,9 +14,9 @@ import { MemoryStore } from '../src/store.js';
 import { applyCompiled } from '../src/writer.js';
 import { compile } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
-import { addr4Bit, configAddrs, mayHold } from '../src/addrfilter.js';
-import { formatIPv4, parseIPv4 } from '../src/addr.js';
-import { buildPacket, TCP_FLAGS } from './helpers/packet.js';
+import { addr4Bit, addrKey4, addrKey6, configAddrs, keyBit, mayHold, mayHoldKey } from '../src/addrfilter.js';
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../src/addr.js';
+import { buildPacket, buildPacket6, TCP_FLAGS } from './helpers/packet.js';
 import { vethInstance, type VethInstance } from './helpers/veth-instance.js';
 
 const XDP_PASS = 2;
@@ -27,10 +27,17 @@ const BACKENDS = ['10.61.0.1:8080', '10.61.0.2:8080', '10.61.0.3:8080'];
 /** The instance's veth (beforeAll). */
 let LINK = '';
 
+const VIP6 = 'fd00:61::1';
+const CLIENT6 = 'fd00:61:9::7';
+const BACKENDS6 = ['[fd00:61:1::1]:8080', '[fd00:61:1::2]:8080'];
+
 function config(backends: string[]): object {
   return {
-    load_balancers: [{ name: 'web', protocol: 'tcp', vips: { [`${VIP}:80`]: backends.join(',') } }],
-    logical_switches: [{ name: 'sw', ports: [LINK], load_balancer: ['web'] }],
+    load_balancers: [
+      { name: 'web', protocol: 'tcp', vips: { [`${VIP}:80`]: backends.join(',') } },
+      { name: 'web6', protocol: 'tcp', vips: { [`[${VIP6}]:80`]: BACKENDS6.join(',') } },
+    ],
+    logical_switches: [{ name: 'sw', ports: [LINK], load_balancer: ['web', 'web6'] }],
   };
 }
 
@@ -108,7 +115,7 @@ describe('the IPv4 address filter', () => {
       if (i % 4 === 0) marked.push(a);
       pairs.push([a, b]);
     }
-    x.dataplane.addrFilterMark(marked);
+    x.dataplane.addrFilterMark(marked.map(addrKey4));
     const now = x.dataplane.addrFilter();
     for (const a of marked) expect(mayHold(now, a)).toBe(true);
     let skipped = 0;
@@ -128,13 +135,13 @@ describe('the IPv4 address filter', () => {
   it("gc keeps a removed backend's address while a flow to it lives, and drops it after", () => {
     // Clear the marks of the test above first: a rebuild holds the configuration's and the flows' addresses only.
     x.gc({ tcpEstablished: 3600, tcpSyn: 3600, tcpClosing: 3600, udp: 3600, sctp: 3600, other: 3600 });
-    const cfg = new Set([...configAddrs(compile(validateConfig(config(BACKENDS))))]);
+    const cfg = new Set([...configAddrs(compile(validateConfig(config(BACKENDS))))]); // (address keys)
     const backend = openFlow(42000);
     const b = parseIPv4(backend);
     // The test is only meaningful when no other address shares the backend's bit.
-    const bitOf = (a: number): string => JSON.stringify(addr4Bit(a));
-    for (const a of [...cfg].filter((a) => a !== b)) expect(bitOf(a), formatIPv4(a)).not.toBe(bitOf(b));
-    expect(bitOf(parseIPv4(CLIENT))).not.toBe(bitOf(b));
+    const bitOf = (key: number): string => JSON.stringify(keyBit(key));
+    for (const k of [...cfg].filter((k) => k !== addrKey4(b))) expect(bitOf(k)).not.toBe(bitOf(addrKey4(b)));
+    expect(bitOf(addrKey4(parseIPv4(CLIENT)))).not.toBe(bitOf(addrKey4(b)));
 
     x.apply(config(BACKENDS.filter((t) => !t.startsWith(`${backend}:`))));
     x.reclaim();
@@ -160,6 +167,55 @@ describe('the IPv4 address filter', () => {
   });
 });
 
+describe('the address filter, IPv6 (an address folded to one key)', () => {
+  const src6 = (f: Buffer): string => formatIPv6(f.subarray(14 + 8, 14 + 24));
+  const dst6 = (f: Buffer): string => formatIPv6(f.subarray(14 + 24, 14 + 40));
+
+  it('passes a packet between two unknown addresses untouched, balances the VIP and un-NATs its reply', () => {
+    const other = buildPacket6({ src: 'fd00:99::1', dst: 'fd00:99::2', proto: 'udp', sport: 5000, dport: 53 });
+    const words = x.dataplane.addrFilter();
+    expect(mayHoldKey(words, addrKey6(parseIPv6('fd00:99::1'))) || mayHoldKey(words, addrKey6(parseIPv6('fd00:99::2')))).toBe(false);
+    let before = counters();
+    const r = xdp(other);
+    expect(r.retval).toBe(XDP_PASS);
+    expect(r.out.equals(other)).toBe(true);
+    expect(counters().addr_skip - before.addr_skip).toBe(1n);
+
+    before = counters();
+    const syn = xdp(buildPacket6({ src: CLIENT6, dst: VIP6, proto: 'tcp', sport: 44000, dport: 80 }));
+    const backend = dst6(syn.out);
+    expect(BACKENDS6.some((b) => b.startsWith(`[${backend}]`))).toBe(true);
+    const reply = tcEgress(buildPacket6({ src: backend, dst: CLIENT6, proto: 'tcp', sport: 8080, dport: 44000, tcpFlags: TCP_FLAGS.syn | TCP_FLAGS.ack }));
+    expect(src6(reply)).toBe(VIP6);
+    const after = counters();
+    expect(after.addr_skip - before.addr_skip).toBe(0n);
+    expect(after.new_flow - before.new_flow).toBe(1n);
+  });
+
+  it("the control plane's IPv6 key and hash are the data plane's", () => {
+    let seed = 777;
+    const rnd = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+    const addr = (): Buffer => {
+      const b = parseIPv6('fd00:77::');
+      for (let i = 8; i < 16; i += 4) b.writeUInt32BE(rnd(), i);
+      return b;
+    };
+    const pairs = Array.from({ length: 120 }, () => [addr(), addr()] as const);
+    x.dataplane.addrFilterMark(pairs.filter((_, i) => i % 4 === 0).map(([a]) => addrKey6(a)));
+    const words = x.dataplane.addrFilter();
+    let skipped = 0;
+    for (const [a, b] of pairs) {
+      const expectSkip = !mayHoldKey(words, addrKey6(a)) && !mayHoldKey(words, addrKey6(b));
+      const before = counters().addr_skip;
+      xdp(buildPacket6({ src: formatIPv6(a), dst: formatIPv6(b), proto: 'udp', sport: 5000, dport: 53 }));
+      expect(counters().addr_skip - before, `${formatIPv6(a)} -> ${formatIPv6(b)}`).toBe(expectSkip ? 1n : 0n);
+      if (expectSkip) skipped++;
+    }
+    expect(skipped).toBeGreaterThan(10);
+    expect(skipped).toBeLessThan(110);
+  });
+});
+
 describe('a second writer of the same instance', () => {
   it("its VIPs keep their bits through this process's next collection (its configuration is not this one's)", () => {
     const other = Xlb.open(env.instance); // as `xlb apply FILE` from another process would
@@ -169,7 +225,7 @@ describe('a second writer of the same instance', () => {
     try {
       other.apply(cfg2);
       // (meaningful only when the new addresses share no bit with this process's configuration)
-      const mine = new Set([...configAddrs(compile(validateConfig(config(BACKENDS))))].map((a) => JSON.stringify(addr4Bit(a))));
+      const mine = new Set([...configAddrs(compile(validateConfig(config(BACKENDS))))].map((k) => JSON.stringify(keyBit(k))));
       for (const a of ['10.0.62.1', '10.62.0.1']) expect(mine.has(JSON.stringify(addr4Bit(parseIPv4(a)))), a).toBe(false);
       x.gc();
       const words = x.dataplane.addrFilter();
@@ -202,7 +258,7 @@ describe('the writer marks addresses before it writes', () => {
     applyCompiled(store, c, new Map([[LINK, 7]]));
     expect(store.addrMarks[0]!.afterWrites).toBe(0);
     expect(store.writes).toBeGreaterThan(0);
-    for (const a of [VIP, ...BACKENDS.map((t) => t.split(':')[0]!)]) expect(store.addrs4.has(parseIPv4(a)), a).toBe(true);
+    for (const a of [VIP, ...BACKENDS.map((t) => t.split(':')[0]!)]) expect(store.addrKeys.has(addrKey4(parseIPv4(a))), a).toBe(true);
   });
 
   it("a change: the new backend's address, before that apply's first write", () => {
@@ -216,6 +272,6 @@ describe('the writer marks addresses before it writes', () => {
     const last = store.addrMarks[store.addrMarks.length - 1]!;
     expect(store.writes).toBeGreaterThan(writes);
     expect(last.afterWrites).toBe(writes);
-    expect(last.added).toEqual([parseIPv4('10.61.0.9')]);
+    expect(last.added).toEqual([addrKey4(parseIPv4('10.61.0.9'))]);
   });
 });

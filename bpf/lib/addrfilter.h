@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * addrfilter.h — which IPv4 packets can be load-balancer traffic at all. Every
+ * addrfilter.h — which packets can be load-balancer traffic at all. Every
  * packet xlb rewrites has, on one side, an address the control plane knows: a
  * VIP or a SNAT address as destination (client -> VIP, backend -> SNAT), a
  * backend as source (backend -> client), or an address of a flow still in
- * conntrack after its VIP or backend left the configuration. xlb_addr4_filter
- * holds one bit per address hash of all of them; a packet whose source and
+ * conntrack after its VIP or backend left the configuration. xlb_addr_filter
+ * holds one bit per address hash of all of them, IPv4 and IPv6 alike (an
+ * IPv6 address is folded to one word first); a packet whose source and
  * destination both find their bit clear is passed at once, with no conntrack
  * or VIP lookup (a set bit only means "look": a false positive costs what the
  * filter saves).
@@ -15,7 +16,7 @@
  * them, and clears bits only when it rebuilds the filter from the
  * configuration and the live conntrack entries (after its garbage
  * collection). Before the first configuration the filter is empty and every
- * IPv4 packet passes, as it would with no VIP.
+ * IP packet passes, as it would with no VIP.
  */
 #ifndef XLB_ADDRFILTER_H
 #define XLB_ADDRFILTER_H
@@ -23,23 +24,41 @@
 #include "access.h"
 #include "maps.h"
 
-/* The filter word of addr (network order, as in the packet) and its bit. */
-XLB_INLINE __u32 xlb_addr4_word(__u32 addr, __u64 *bit)
+/* The filter word of an address key (an IPv4 address as loaded from the
+ * packet, or xlb_addr6_key of an IPv6 one) and its bit. */
+XLB_INLINE __u32 xlb_addr_word(__u32 key, __u64 *bit)
 {
-	__u32 h = (addr * XLB_ADDR_FILTER_MULT) >> (32 - XLB_ADDR_FILTER_BITS_LOG2);
+	__u32 h = (key * XLB_ADDR_FILTER_MULT) >> (32 - XLB_ADDR_FILTER_BITS_LOG2);
 
 	*bit = 1ULL << (h % XLB_ADDR_FILTER_WORD_BITS);
 	return h / XLB_ADDR_FILTER_WORD_BITS;
 }
 
-/* 0 when no configured address nor live flow has addr's bit, else 1. */
-XLB_INLINE int xlb_addr4_maybe(__u32 addr)
+/* 0 when no configured address nor live flow has key's bit, else 1. */
+XLB_INLINE int xlb_addr_maybe(__u32 key)
 {
 	__u64 bit;
-	__u32 i = xlb_addr4_word(addr, &bit);
-	__u64 *w = xlb_lookup(&xlb_addr4_filter, &i);
+	__u32 i = xlb_addr_word(key, &bit);
+	__u64 *w = xlb_lookup(&xlb_addr_filter, &i);
 
 	return !w || (*w & bit) != 0;
+}
+
+/* An IPv4 address (network order, as in the packet) is its own key. */
+XLB_INLINE int xlb_addr4_maybe(__u32 addr)
+{
+	return xlb_addr_maybe(addr);
+}
+
+/* An IPv6 address's key: its four network-order words, as loaded, xor-ed. */
+XLB_INLINE __u32 xlb_addr6_key(const __u32 *a)
+{
+	return a[0] ^ a[1] ^ a[2] ^ a[3];
+}
+
+XLB_INLINE int xlb_addr6_maybe(const __u32 *a)
+{
+	return xlb_addr_maybe(xlb_addr6_key(a));
 }
 
 #endif /* XLB_ADDRFILTER_H */

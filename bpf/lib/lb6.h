@@ -18,8 +18,8 @@
 #include "select6.h"
 #include "nat6.h"
 #include "icmp6.h"
+#include "addrfilter.h"
 #include "lb.h" /* the family-independent stats, verdict and counting helpers */
-#include "lb.h"
 #include "bounce.h"
 
 XLB_INLINE enum xlb_verdict xlb_apply_ct6(void *ctx, enum xlb_hook hook, const struct xlb_pkt6 *p,
@@ -139,6 +139,12 @@ XLB_INLINE enum xlb_verdict xlb_process6(void *ctx, enum xlb_hook hook, int ingr
 			/* neighbour discovery and the like; tc ingress answers a
 			 * solicitation for a router's VIP (neigh.h) */
 			return ingress && p.icmp_type == XLB_ICMP6_ND_NS ? XLB_V_NEIGH : XLB_V_PASS;
+	}
+
+	/* Neither address is one balanced traffic uses: not ours (addrfilter.h). */
+	if (!xlb_addr6_maybe(p.tuple.daddr) && !xlb_addr6_maybe(p.tuple.saddr)) {
+		xlb_count(XLB_G_ADDR_SKIP);
+		return XLB_V_PASS;
 	}
 
 	ct = xlb_ct6_hit(&p);

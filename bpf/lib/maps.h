@@ -95,7 +95,7 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} xlb_addr4_filter SEC(".maps");
+} xlb_addr_filter SEC(".maps");
 
 /* Which copy of xlb_ct4_seen answers (one entry). */
 struct {
