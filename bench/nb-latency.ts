@@ -84,7 +84,7 @@ export async function nbToKernelLatencies(n: number, rounds = 1): Promise<number
       return false;
     };
     if (!spinUntil(() => has(parseIPv4('172.16.255.62')), 30_000)) throw new Error('the daemon did not serve lb1 within 30 s');
-    if (n > 0xffff) throw new Error(`at most ${0xffff} samples per round (got ${n})`);
+    if (n > 254) throw new Error(`at most 254 samples per round (got ${n}): a round's VIPs are 10.(200 + round).0.1 – .255`);
     const out: number[][] = [];
     for (let r = 0; r < rounds; r++) {
       // lb1 stays; round r's VIPs are 10.(200 + r).x.y in load balancer lb-r.

@@ -192,6 +192,35 @@ describe('the address filter, IPv6 (an address folded to one key)', () => {
     expect(after.new_flow - before.new_flow).toBe(1n);
   });
 
+  it("gc keeps a removed IPv6 backend's address while a flow to it lives, and drops it after", () => {
+    const idle = { tcpEstablished: 0, tcpSyn: 0, tcpClosing: 0, udp: 0, sctp: 0, other: 0 };
+    x.gc(idle);
+    x.gc(idle); // (nothing left of the tests before)
+    const syn = xdp(buildPacket6({ src: CLIENT6, dst: VIP6, proto: 'tcp', sport: 45000, dport: 80 }));
+    const backend = dst6(syn.out);
+    const key = addrKey6(parseIPv6(backend));
+    // meaningful only when no other address of the configuration shares the backend's bit
+    const bitOf = (k: number): string => JSON.stringify(keyBit(k));
+    for (const k of configAddrs(compile(validateConfig(config(BACKENDS))))) if (k !== key) expect(bitOf(k)).not.toBe(bitOf(key));
+    // confirmed by the backend (established tier), then the backend leaves the configuration
+    tcEgress(buildPacket6({ src: backend, dst: CLIENT6, proto: 'tcp', sport: 8080, dport: 45000, tcpFlags: TCP_FLAGS.ack }));
+    const left = BACKENDS6.filter((b) => !b.startsWith(`[${backend}]`));
+    const cfg = config(BACKENDS) as { load_balancers: Array<{ name: string; vips: Record<string, string> }> };
+    cfg.load_balancers[1]!.vips[`[${VIP6}]:80`] = left.join(',');
+    x.apply(cfg);
+    x.reclaim();
+    x.gc({ tcpEstablished: 3600 });
+    expect(mayHoldKey(x.dataplane.addrFilter(), key)).toBe(true);
+    const reply = tcEgress(buildPacket6({ src: backend, dst: CLIENT6, proto: 'tcp', sport: 8080, dport: 45000, tcpFlags: TCP_FLAGS.ack }));
+    expect(src6(reply)).toBe(VIP6);
+    expect(x.gc(idle).removed).toBeGreaterThan(0);
+    expect(mayHoldKey(x.dataplane.addrFilter(), key)).toBe(true); // one collection more
+    x.gc(idle);
+    expect(mayHoldKey(x.dataplane.addrFilter(), key)).toBe(false);
+    expect(mayHoldKey(x.dataplane.addrFilter(), addrKey6(parseIPv6(VIP6)))).toBe(true);
+    x.apply(config(BACKENDS));
+  });
+
   it("the control plane's IPv6 key and hash are the data plane's", () => {
     let seed = 777;
     const rnd = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);

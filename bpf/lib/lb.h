@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * lb.h — the pipeline shared by every entry point:
- *   parse -> conntrack (either direction: apply the recorded NAT, never
- *   re-balance) -> [ingress only] VIP -> Maglev -> conntrack insert -> DNAT.
+ *   parse -> ICMP error of a tracked flow? translate -> address filter
+ *   (neither address known: pass, addrfilter.h) -> conntrack (either
+ *   direction: apply the recorded NAT, never re-balance) -> [ingress only]
+ *   VIP -> Maglev -> conntrack insert -> DNAT.
  * IPv6 takes the same steps in lb6.h: the entry points call it (a BPF
  * subprogram, in tail position) for what this pipeline finds is not IPv4.
  * Anything that is not load-balancer traffic passes untouched.

@@ -2,6 +2,7 @@
 /*
  * lb6.h — the IPv6 pipeline, the same steps as lb.h's IPv4 one:
  *   parse (extension chain) -> ICMPv6 error of a tracked flow? translate ->
+ *   address filter (neither address known: pass, addrfilter.h) ->
  *   conntrack (either direction) -> [ingress only] VIP -> Maglev -> DNAT.
  * ICMPv6 other than echo and errors (neighbour discovery, MLD, router
  * advertisements) passes untouched, even to a VIP address. The entry points
