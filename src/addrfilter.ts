@@ -71,41 +71,26 @@ export function mayHold(words: Uint32Array, addr: number): boolean {
   return mayHoldKey(words, addrKey4(addr));
 }
 
-/** The keys of every address of a compile's configuration that balanced traffic has on one side:
- *  VIPs, backends, VIP source-NAT and hairpin addresses, and the addresses of source NAT rules. VIPs
- *  and backends only of the VIPs in `vips` (default: all of them). (A source-NATed reply also has
- *  its backend as source, so the NAT addresses are belt and braces.) */
+/** The keys of the addresses of a compile's configuration that balanced traffic has on one side:
+ *  the VIPs in `vips` (default: all of the compile's; a VIP's entries in every scope have its
+ *  address) and their backends. Source NAT and hairpin addresses need no bit: a packet to one is
+ *  a reply from a backend, which has the backend as source. */
 export function* configAddrs(c: Compiled, vips: ReadonlyArray<Compiled['vips'][number]> = c.vips): Generator<number> {
-  const ids = vips === c.vips ? null : new Set(vips.map((v) => v.id));
   for (const v of vips) {
     yield v.addr6 ? addrKey6(v.addr6) : addrKey4(v.addr);
     for (const b of v.backends) yield b.addr6 ? addrKey6(b.addr6) : addrKey4(b.addr);
   }
-  for (const e of c.entries) {
-    if (!ids || ids.has(e.vipId)) yield e.addr6 ? addrKey6(e.addr6) : addrKey4(e.addr);
-    // (every entry's: a router's lb_force_snat_ip changes these without replacing its VIPs)
-    if (e.snatAddr) yield addrKey4(e.snatAddr);
-    if (e.hairpinAddr) yield addrKey4(e.hairpinAddr);
-  }
-  for (const s of c.snat) if (s.snat) yield addrKey4(s.snat);
 }
 
-/** The keys of an IPv4 conntrack entry's addresses that are not its client's: a forward entry
- *  (client → VIP) its VIP, its backend and its source NAT address; a reverse one (backend → client,
- *  or backend → source NAT address) its backend, its VIP and that source NAT address. What the
- *  filter must hold while the entry lives (a packet of the flow has one of them on one side). */
+/** The keys of an IPv4 conntrack entry's VIP and backend: a forward entry (client → VIP) is keyed
+ *  by its VIP and leads to its backend, a reverse one (backend → client, or backend → source NAT
+ *  address) is keyed by its backend and leads back to its VIP. What the filter must hold while
+ *  the entry lives: every packet of the flow has one of them on one side. */
 export function flowAddrs(k: Ct4Key, v: Ct4Val, out: number[]): void {
-  const snat = ((v.flags ?? 0) & XLB.CT_F_SNAT) !== 0;
-  if (v.dir === XLB.DIR_FWD) {
-    out.push(addrKey4(k.daddr), addrKey4(v.natAddr));
-    if (snat && v.snatAddr) out.push(addrKey4(v.snatAddr));
-  } else {
-    out.push(addrKey4(k.saddr), addrKey4(v.natAddr));
-    if (snat) out.push(addrKey4(k.daddr));
-  }
+  out.push(addrKey4(v.dir === XLB.DIR_FWD ? k.daddr : k.saddr), addrKey4(v.natAddr));
 }
 
-/** flowAddrs for an IPv6 entry (no source NAT): forward its VIP and backend, reverse its backend and VIP. */
+/** flowAddrs for an IPv6 entry. */
 export function flowAddrs6(k: Ct6Key, v: Ct6Val, out: number[]): void {
   out.push(addrKey6(v.dir === XLB.DIR_FWD ? k.daddr : k.saddr), addrKey6(v.natAddr));
 }

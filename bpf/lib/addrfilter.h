@@ -2,9 +2,9 @@
 /*
  * addrfilter.h — which packets can be load-balancer traffic at all. Every
  * packet xlb rewrites has, on one side, an address the control plane knows: a
- * VIP or a SNAT address as destination (client -> VIP, backend -> SNAT), a
- * backend as source (backend -> client), or an address of a flow still in
- * conntrack after its VIP or backend left the configuration. xlb_addr_filter
+ * VIP as destination (client -> VIP), a backend as source (backend -> client,
+ * or backend -> source NAT address), or the VIP or backend of a flow still in
+ * conntrack after it left the configuration. xlb_addr_filter
  * holds one bit per address hash of all of them, IPv4 and IPv6 alike (an
  * IPv6 address is folded to one word first); a packet whose source and
  * destination both find their bit clear is passed at once, with no conntrack
