@@ -195,6 +195,24 @@ export function destroyInPlace(): void {
   shQuiet('ip', ['netns', 'del', NS_RX]);
 }
 
+/** A value of bench.bpf.c's frame maps (bench_tmpl, bench_cycle): the length the senders restore,
+ *  then the frame's first TMPL_FRAME_LEN bytes. */
+export function frameValue(frame: Buffer): Buffer {
+  const v = Buffer.alloc(4 + TMPL_FRAME_LEN);
+  v.writeUInt32LE(TMPL_FRAME_LEN, 0);
+  frame.copy(v, 4, 0, TMPL_FRAME_LEN);
+  return v;
+}
+
+/** Sends `frames` live frames out of NS_TX's veth (ifindex txIdx) with the XDP program `sender` (its
+ *  first frame `first`); returns what the program `measured` ran meanwhile (run-time stats on). */
+export function sendLive(native: XlbNative, txIdx: number, sender: number, first: Buffer, frames: number, measured: number): { cnt: number; ns: number } {
+  const before = native.progInfo(measured);
+  native.progTestRun(sender, { data: first, ifindex: txIdx, netns: NS_TX, repeat: frames, flags: native.constants.BPF_F_TEST_XDP_LIVE_FRAMES });
+  const after = native.progInfo(measured);
+  return { cnt: after.runCnt - before.runCnt, ns: Number(after.runTimeNs - before.runTimeNs) };
+}
+
 interface InPlaceConfig {
   group: string;
   config: string;
@@ -259,22 +277,9 @@ function inPlace(
       try {
         const measured = c.tc ? c.tc.fd : c.xdp;
         // The senders copy this frame over every reused live-frame page (bench.bpf.c).
-        const tmpl = Buffer.alloc(4 + TMPL_FRAME_LEN);
-        tmpl.writeUInt32LE(TMPL_FRAME_LEN, 0);
-        c.frame.copy(tmpl, 4, 0, TMPL_FRAME_LEN);
-        native.mapUpdate(tmplFd, Buffer.alloc(4), tmpl);
+        native.mapUpdate(tmplFd, Buffer.alloc(4), frameValue(c.frame));
         const gBefore = c.path ? dp.globalCounters()[c.path] : 0n;
-        const before = native.progInfo(measured);
-        native.progTestRun(c.sender, {
-          data: c.frame,
-          ifindex: txIdx,
-          netns: NS_TX,
-          repeat: frames,
-          flags: native.constants.BPF_F_TEST_XDP_LIVE_FRAMES,
-        });
-        const after = native.progInfo(measured);
-        const cnt = after.runCnt - before.runCnt;
-        const ns = Number(after.runTimeNs - before.runTimeNs);
+        const { cnt, ns } = sendLive(native, txIdx, c.sender, c.frame, frames, measured);
         if (cnt > 0) values[i].push(ns / cnt);
         received[i].push(cnt);
         if (c.path) onPath[i].push(cnt > 0 ? Number(dp.globalCounters()[c.path] - gBefore) / cnt : 0);

@@ -27,7 +27,7 @@ import { parseIPv4 } from '../src/addr.js';
 import { LAYOUT, encodeU32 } from '../src/layout.js';
 import { figure, macOf, median, sh, shQuiet, percentile, round, tcpFrame, type Figure, type Progress, type Ratio, type StageResult } from './common.js';
 import { nbToKernelLatencies } from './nb-latency.js';
-import { IF_RX, IF_TX, NS_RX, NS_TX, TMPL_FRAME_LEN, buildInPlace, destroyInPlace } from './hotpath.js';
+import { IF_RX, IF_TX, NS_RX, NS_TX, buildInPlace, destroyInPlace, frameValue, sendLive } from './hotpath.js';
 import { onCleanup } from './cleanup.js';
 
 const PIN_ROOT = '/sys/fs/bpf/xlb-b-scale';
@@ -300,12 +300,7 @@ function inPlacePerPacket(
     const ctl = fdOf('maps', 'bench_cycle_ctl');
     const load = (set: readonly Buffer[], fresh: boolean): void => {
       const n = Math.min(set.length, CYCLE_MAX);
-      for (let i = 0; i < n; i++) {
-        const v = Buffer.alloc(4 + TMPL_FRAME_LEN);
-        v.writeUInt32LE(TMPL_FRAME_LEN, 0);
-        set[i]!.copy(v, 4, 0, TMPL_FRAME_LEN);
-        native.mapUpdate(cycle, encodeU32(i), v);
-      }
+      for (let i = 0; i < n; i++) native.mapUpdate(cycle, encodeU32(i), frameValue(set[i]!));
       const c = Buffer.alloc(8);
       c.writeUInt32LE(n, 0);
       c.writeUInt32LE(fresh ? 1 : 0, 4);
@@ -331,13 +326,10 @@ function inPlacePerPacket(
           ] as const) {
             load(set, fresh);
             const g0 = c.dp.globalCounters()[counter];
-            const before = native.progInfo(c.dp.progs.xlb_xdp_ingress);
-            native.progTestRun(sender, { data: set[0]!, ifindex: txIdx, netns: NS_TX, repeat: frames, flags: native.constants.BPF_F_TEST_XDP_LIVE_FRAMES });
-            const after = native.progInfo(c.dp.progs.xlb_xdp_ingress);
-            const cnt = after.runCnt - before.runCnt;
+            const { cnt, ns } = sendLive(native, txIdx, sender, set[0]!, frames, c.dp.progs.xlb_xdp_ingress);
             const onPath = Number(c.dp.globalCounters()[counter] - g0);
             // A run counts only when every frame the program saw took the path measured.
-            if (cnt > 0 && onPath >= cnt) out.push(Number(after.runTimeNs - before.runTimeNs) / cnt);
+            if (cnt > 0 && onPath >= cnt) out.push(ns / cnt);
             else lost[i]![path === 'est' ? 0 : 1]! += 1;
           }
         } finally {

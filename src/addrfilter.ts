@@ -41,11 +41,6 @@ export function keyBit(key: number): { word: number; bit: number } {
   return { word: h >>> 5, bit: h & 31 };
 }
 
-/** keyBit of an IPv4 address (host order). */
-export function addr4Bit(addr: number): { word: number; bit: number } {
-  return keyBit(addrKey4(addr));
-}
-
 /** Sets the bits of address `keys` in `words` (ADDR_FILTER_U32_WORDS long); returns the u32 words that changed. */
 export function markAddrs(words: Uint32Array, keys: Iterable<number>): number[] {
   const changed = new Set<number>();
@@ -64,11 +59,6 @@ export function markAddrs(words: Uint32Array, keys: Iterable<number>): number[] 
 export function mayHoldKey(words: Uint32Array, key: number): boolean {
   const { word, bit } = keyBit(key);
   return ((words[word]! >>> bit) & 1) === 1;
-}
-
-/** mayHoldKey of an IPv4 address (host order). */
-export function mayHold(words: Uint32Array, addr: number): boolean {
-  return mayHoldKey(words, addrKey4(addr));
 }
 
 /** The keys of the addresses of a compile's configuration that balanced traffic has on one side:

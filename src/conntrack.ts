@@ -118,9 +118,12 @@ function idleFlows<E extends { k: { proto: number }; v: { state: number; lastSee
   otherHexOf: (e: E) => string,
   timeouts: ConntrackTimeouts,
   now: bigint,
+  /** Called with every entry, in the same pass. */
+  each?: (e: E) => void,
 ): Set<string> {
   const doomed = new Set<string>();
   for (const [hex, e] of all) {
+    each?.(e);
     if (doomed.has(hex)) continue;
     const otherHex = otherHexOf(e);
     const other = all.get(otherHex);
@@ -148,8 +151,7 @@ export function gcConntrack(
   scanned?: (k: Ct4Key, v: Ct4Val) => void,
 ): GcResult {
   const all = dump(dp);
-  const doomed = idleFlows(all, (e) => encodeCt4Key(otherKey(e.k, e.v)).toString('hex'), timeouts, now);
-  if (scanned) for (const e of all.values()) scanned(e.k, e.v);
+  const doomed = idleFlows(all, (e) => encodeCt4Key(otherKey(e.k, e.v)).toString('hex'), timeouts, now, scanned && ((e) => scanned(e.k, e.v)));
   const removed = deleteKeys(
     dp,
     [...doomed].map((h) => all.get(h)!),
@@ -207,8 +209,7 @@ export function gcConntrack6(
   scanned?: (k: Ct6Key, v: Ct6Val) => void,
 ): GcResult {
   const all = dump6(dp);
-  const doomed = idleFlows(all, (e) => encodeCt6Key(otherKey6(e.k, e.v)).toString('hex'), timeouts, now);
-  if (scanned) for (const e of all.values()) scanned(e.k, e.v);
+  const doomed = idleFlows(all, (e) => encodeCt6Key(otherKey6(e.k, e.v)).toString('hex'), timeouts, now, scanned && ((e) => scanned(e.k, e.v)));
   return { scanned: all.size, removed: deleteKeys6(dp, [...doomed].map((h) => all.get(h)!.key)) };
 }
 

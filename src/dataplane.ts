@@ -418,7 +418,7 @@ export class Dataplane {
   }
 
   /** Rewrites the address filter to hold exactly the bits of address `keys` (clearing the rest). Safe only
-   *  when `addrs` covers every address of the configuration in the kernel and of every flow
+   *  when `keys` covers every address of the configuration in the kernel and of every flow
    *  in conntrack (Xlb.gc); each changed 32-bit word is written once, with all its bits, in
    *  word order. Returns the words written. */
   addrFilterRebuild(keys: Iterable<number>): number {

@@ -574,6 +574,10 @@ function planFromPrev(
   type BackendMap = 'xlb_backends' | 'xlb_backends6';
   const writes: Record<BackendMap, BackendWrites[]> = { xlb_backends: [], xlb_backends6: [] };
   const countOf = (w: BackendWrites): number => (w.at ? w.at.length : w.v.backends.length);
+  /** Each backend a list writes, in order, with its old value (undefined: none). */
+  const eachBackend = (list: readonly BackendWrites[], f: (b: CompiledBackend, old: Buffer | undefined, w: BackendWrites) => void): void => {
+    for (const w of list) for (let k = 0; k < countOf(w); k++) f(w.v.backends[w.at ? w.at[k]! : k]!, w.olds?.[k], w);
+  };
   const removeBackend = (o: CompiledVip, b: CompiledBackend): void => {
     summary.backends.removed++;
     const key = encodeU32(b.id);
@@ -628,13 +632,10 @@ function planFromPrev(
     for (const w of list) count += countOf(w);
     if (count < BATCH_MIN) {
       const entries: Array<{ key: Buffer; value: Buffer; old: Buffer | undefined; what: string }> = [];
-      for (const w of list) {
-        for (let k = 0; k < countOf(w); k++) {
-          const b = w.v.backends[w.at ? w.at[k]! : k]!;
-          if (!w.at) mapOfNew(w, b, map);
-          entries.push({ key: encodeU32(b.id), value: encode(b), old: w.olds?.[k], what: `VIP ${w.v.name}: backend ${b.text}` });
-        }
-      }
+      eachBackend(list, (b, old, w) => {
+        if (!w.at) mapOfNew(w, b, map);
+        entries.push({ key: encodeU32(b.id), value: encode(b), old, what: `VIP ${w.v.name}: backend ${b.text}` });
+      });
       pushWrites(adds, store, map, entries, true);
       continue;
     }
@@ -644,24 +645,19 @@ function planFromPrev(
     // (a host-order view: xlb runs on little-endian hosts only, see layout.ts; Buffer.alloc is unpooled, offset 0)
     const ids = new Uint32Array(keys.buffer, keys.byteOffset, count);
     let n = 0;
-    for (const w of list) {
-      for (let k = 0; k < countOf(w); k++) {
-        const b = w.v.backends[w.at ? w.at[k]! : k]!;
-        if (!w.at) mapOfNew(w, b, map);
-        ids[n++] = b.id;
-      }
-    }
-    const values = (old: boolean): Buffer => {
+    eachBackend(list, (b, _old, w) => {
+      if (!w.at) mapOfNew(w, b, map);
+      ids[n++] = b.id;
+    });
+    const values = (olds: boolean): Buffer => {
       const out = Buffer.alloc(count * vs);
       let i = 0;
-      for (const w of list) {
-        for (let k = 0; k < countOf(w); k++, i++) {
-          const b = w.v.backends[w.at ? w.at[k]! : k]!;
-          if (old) w.olds?.[k]?.copy(out, i * vs);
-          else if (b.addr6) encodeBackend6Into(out, i * vs, { addr: b.addr6, port: b.port, flags: b.flags });
-          else encodeBackend4Into(out, i * vs, b);
-        }
-      }
+      eachBackend(list, (b, old) => {
+        if (olds) old?.copy(out, i * vs);
+        else if (b.addr6) encodeBackend6Into(out, i * vs, { addr: b.addr6, port: b.port, flags: b.flags });
+        else encodeBackend4Into(out, i * vs, b);
+        i++;
+      });
       return out;
     };
     const first = list[0]!.v.backends[list[0]!.at ? list[0]!.at[0]! : 0]!;

@@ -44,12 +44,6 @@ XLB_INLINE int xlb_addr_maybe(__u32 key)
 	return !w || (*w & bit) != 0;
 }
 
-/* An IPv4 address (network order, as in the packet) is its own key. */
-XLB_INLINE int xlb_addr4_maybe(__u32 addr)
-{
-	return xlb_addr_maybe(addr);
-}
-
 /* An IPv6 address's key: its four network-order words, as loaded, xor-ed. */
 XLB_INLINE __u32 xlb_addr6_key(const __u32 *a)
 {

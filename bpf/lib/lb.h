@@ -258,8 +258,9 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 		return XLB_V_PASS;
 	}
 
-	/* Neither address is one balanced traffic uses: not ours (addrfilter.h). */
-	if (!xlb_addr4_maybe(p.tuple.daddr) && !xlb_addr4_maybe(p.tuple.saddr)) {
+	/* Neither address is one balanced traffic uses: not ours (addrfilter.h;
+	 * an IPv4 address, network order as loaded, is its own key). */
+	if (!xlb_addr_maybe(p.tuple.daddr) && !xlb_addr_maybe(p.tuple.saddr)) {
 		xlb_count(XLB_G_ADDR_SKIP);
 		return XLB_V_PASS;
 	}
