@@ -141,3 +141,27 @@ int xlb_ct4_seen_rebuild(void *ctx)
 {
 	return xlb_ct4_seen_rebuild_run();
 }
+
+/* One operation of the control plane on one key of the IPv4 new-flow tier
+ * (ctnew.h), under the bucket's lock as the data plane takes it; run through
+ * BPF_PROG_TEST_RUN with the context in and out. */
+SEC("syscall")
+int xlb_ct4_new_edit(struct xlb_ct4_new_edit *e)
+{
+	struct xlb_ct4_key k = e->key;
+	struct xlb_ct4_val v = e->val;
+	__u32 op = e->op;
+
+	if (op != XLB_CTN_OP_GET && op != XLB_CTN_OP_DELETE && op != XLB_CTN_OP_SET) {
+		e->result = -EINVAL;
+		return 0;
+	}
+	e->result = xlb_ctn4_edit(&k, op, &v);
+	if (op == XLB_CTN_OP_GET && e->result == 1) {
+		/* Stored at constant offsets from the context itself (the verifier
+		 * refuses an access through a moved context pointer). */
+		asm volatile("" : "+r"(e));
+		e->val = v;
+	}
+	return 0;
+}

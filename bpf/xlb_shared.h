@@ -12,13 +12,13 @@
 #define XLB_SHARED_H
 
 #include <linux/types.h>
-#include <linux/bpf.h> /* struct bpf_spin_lock */
+#include <linux/bpf.h>
 #ifndef __BPF__
 #include <stddef.h> /* offsetof, for the static asserts */
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 20
+#define XLB_LAYOUT_VERSION 21
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev_c* slots */
@@ -154,6 +154,7 @@ enum xlb_global_counter {
 	XLB_G_SCTP_TOO_LONG,   /* dropped: SCTP packet too long to recompute its CRC (sctp.h) */
 	XLB_G_CT_SKIP,         /* TCP SYN whose flow the established tier cannot hold: lookup skipped (ctseen.h) */
 	XLB_G_ADDR_SKIP,       /* passed: IP whose addresses no VIP, backend or flow uses (addrfilter.h) */
+	XLB_G_CT_BUSY,         /* a new-flow tier bucket stayed locked by another writer: operation not done (ctnew.h) */
 	XLB_G_COUNT,
 };
 
@@ -256,11 +257,30 @@ struct xlb_ct4_way {
 };
 
 /* Value of xlb_ct4_new (an array of buckets, lib/ctnew.h): XLB_CT_NEW_WAYS
- * entries under one lock; bit i of used marks way[i] as holding an entry. */
+ * entries under one lock, both in ctl: bit i marks way[i] as holding an
+ * entry (XLB_CTN_USED_MASK), XLB_CTN_LOCKED is set while a writer edits the
+ * bucket (taken and released with atomic instructions, never a helper). */
 struct xlb_ct4_bucket {
-	struct bpf_spin_lock lock;
-	__u32 used;
+	__u64 ctl;
 	struct xlb_ct4_way way[XLB_CT_NEW_WAYS];
+};
+
+#define XLB_CTN_USED_MASK ((1ull << XLB_CT_NEW_WAYS) - 1)
+#define XLB_CTN_LOCKED (1ull << 63)
+
+/* The context of xlb_ct4_new_edit (a syscall program the control plane runs):
+ * one operation on one key of the new-flow tier, under its bucket's lock. */
+enum xlb_ctn_op {
+	XLB_CTN_OP_GET = 1,    /* copy key's value to val */
+	XLB_CTN_OP_DELETE = 2, /* remove key */
+	XLB_CTN_OP_SET = 3,    /* replace key's value with val (key must be present) */
+};
+
+struct xlb_ct4_new_edit {
+	struct xlb_ct4_key key;
+	struct xlb_ct4_val val;
+	__u32 op;     /* XLB_CTN_OP_* */
+	__s32 result; /* out: 1 found (and done), 0 absent, -EBUSY the bucket stayed locked, -EINVAL bad op */
 };
 
 /* Key of xlb_snat4 (LPM trie): which source address a new flow of a scope gets. */
@@ -394,6 +414,7 @@ _Static_assert(sizeof(struct xlb_clock) == 16, "xlb_clock size");
 _Static_assert(sizeof(struct xlb_ct_seen_word) == 8 * XLB_CT_SEEN_FILTERS, "xlb_ct_seen_word size");
 _Static_assert(sizeof(struct xlb_ct_seen_ctl) == 8, "xlb_ct_seen_ctl size");
 _Static_assert(sizeof(struct xlb_ct4_bucket) == 8 + 48 * XLB_CT_NEW_WAYS, "xlb_ct4_bucket size");
+_Static_assert(sizeof(struct xlb_ct4_new_edit) == 16 + 32 + 8, "xlb_ct4_new_edit size");
 _Static_assert(offsetof(struct xlb_ct4_bucket, way) == 8, "xlb_ct4_bucket.way");
 _Static_assert(offsetof(struct xlb_ct4_val, snat_addr) == 24, "xlb_ct4_val.snat_addr");
 _Static_assert(offsetof(struct xlb_ct4_val, flags) == 30, "xlb_ct4_val.flags");

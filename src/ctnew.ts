@@ -1,7 +1,7 @@
 /**
  * The IPv4 new-flow tier of conntrack (bpf/lib/ctnew.h) as the control plane
  * sees it: xlb_ct4_new is an array of buckets, each holding up to
- * XLB.CT_NEW_WAYS entries (a conntrack key and value) under a bpf_spin_lock;
+ * XLB.CT_NEW_WAYS entries (a conntrack key and value) under a lock bit of its control word;
  * a key lives in bucket xlb_hash_tuple4(key) % buckets. Pure functions here;
  * Dataplane does the map I/O.
  */
@@ -52,7 +52,8 @@ function wayAt(bucket: Uint8Array, way: number): number {
 
 /** The entries a bucket holds (copies). */
 export function bucketEntries(bucket: Uint8Array): BucketEntry[] {
-  const used = new DataView(bucket.buffer, bucket.byteOffset, bucket.byteLength).getUint32(BUCKET.offsets.used, true);
+  // ctl's low bits are the ways in use; its top bit (a writer's lock) is ignored here.
+  const used = new DataView(bucket.buffer, bucket.byteOffset, bucket.byteLength).getUint32(BUCKET.offsets.ctl, true) & ((1 << XLB.CT_NEW_WAYS) - 1);
   const out: BucketEntry[] = [];
   for (let w = 0; w < XLB.CT_NEW_WAYS; w++) {
     if (!(used & (1 << w))) continue;
@@ -64,25 +65,4 @@ export function bucketEntries(bucket: Uint8Array): BucketEntry[] {
     });
   }
   return out;
-}
-
-function findWay(bucket: Buffer, key: Uint8Array): number | null {
-  return bucketEntries(bucket).find((x) => x.key.equals(key))?.way ?? null;
-}
-
-/** Clears key's way in a bucket (in place); false when the bucket does not hold key. */
-export function bucketRemove(bucket: Buffer, key: Uint8Array): boolean {
-  const way = findWay(bucket, key);
-  if (way === null) return false;
-  const used = bucket.readUInt32LE(BUCKET.offsets.used);
-  bucket.writeUInt32LE((used & ~(1 << way)) >>> 0, BUCKET.offsets.used);
-  return true;
-}
-
-/** Sets the value of key's way in a bucket (in place); false when the bucket does not hold key. */
-export function bucketSetValue(bucket: Buffer, key: Uint8Array, val: Uint8Array): boolean {
-  const way = findWay(bucket, key);
-  if (way === null) return false;
-  Buffer.from(val.buffer, val.byteOffset, VS).copy(bucket, wayAt(bucket, way) + WAY.offsets.val);
-  return true;
 }

@@ -28,7 +28,7 @@ import {
 } from './layout.js';
 import { hex, type MapName, type MapStore } from './store.js';
 import { ADDR_FILTER_U32_WORDS, markAddrs } from './addrfilter.js';
-import { bucketEntries, bucketRemove, bucketSetValue, ct4Bucket, ct4NewBuckets, type BucketEntry } from './ctnew.js';
+import { bucketEntries, ct4NewBuckets, type BucketEntry } from './ctnew.js';
 import type { Hook } from './config.js';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/xlb';
@@ -66,7 +66,11 @@ export const MAP_NAMES = [
 ] as const;
 export type KernelMapName = (typeof MAP_NAMES)[number];
 
-export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_reply', 'xlb_ct4_seen_rebuild'] as const;
+/** Runs of xlb_ct4_new_edit while its bucket is locked before giving up. */
+const CT4_NEW_EDIT_RUNS = 8;
+const EBUSY = 16;
+
+export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_reply', 'xlb_ct4_seen_rebuild', 'xlb_ct4_new_edit'] as const;
 export type ProgName = (typeof PROG_NAMES)[number];
 
 /** Capacities that may be set before the object is first loaded. */
@@ -443,38 +447,42 @@ export class Dataplane {
     return this.native.mapInfo(this.maps.xlb_ct4_new).maxEntries * XLB.CT_NEW_WAYS;
   }
 
-  /** One IPv4 new-flow tier entry's value, or null. */
+  /** One IPv4 new-flow tier entry's value, or null (copied under its bucket's lock). */
   ct4NewLookup(key: Uint8Array): Buffer | null {
-    const b = this.ct4NewBucketOf(key);
-    return bucketEntries(b.value).find((e) => e.key.equals(key))?.val ?? null;
+    const e = this.ct4NewEdit(XLB.CTN_OP_GET, key);
+    return e.found ? e.val : null;
   }
 
-  /** Removes one IPv4 new-flow tier entry; false when absent. The bucket is read
-   *  and written back under its lock (BPF_F_LOCK), but not atomically: an entry
-   *  the data plane puts into the same bucket in between is lost, as if
-   *  replaced (its flow is re-balanced, or recreated by its other direction). */
+  /** Removes one IPv4 new-flow tier entry; false when absent. One locked
+   *  operation in the kernel (xlb_ct4_new_edit), as the data plane's own. */
   ct4NewDelete(key: Uint8Array): boolean {
-    return this.ct4NewEdit(key, (bucket) => bucketRemove(bucket, key));
+    return this.ct4NewEdit(XLB.CTN_OP_DELETE, key).found;
   }
 
   /** Sets the value of one IPv4 new-flow tier entry (as ct4NewDelete); false when absent. */
   ct4NewUpdate(key: Uint8Array, val: Uint8Array): boolean {
-    return this.ct4NewEdit(key, (bucket) => bucketSetValue(bucket, key, val));
+    return this.ct4NewEdit(XLB.CTN_OP_SET, key, val).found;
   }
 
-  private ct4NewEdit(key: Uint8Array, edit: (bucket: Buffer) => boolean): boolean {
-    const b = this.ct4NewBucketOf(key);
-    if (!edit(b.value)) return false;
-    this.native.mapUpdate(this.maps.xlb_ct4_new, b.index, b.value, this.native.constants.BPF_F_LOCK);
-    return true;
-  }
-
-  private ct4NewBucketOf(key: Uint8Array): { index: Buffer; value: Buffer } {
-    const n = this.native.mapInfo(this.maps.xlb_ct4_new).maxEntries;
-    const index = encodeU32(ct4Bucket(key, n));
-    const value = this.native.mapLookup(this.maps.xlb_ct4_new, index, LAYOUT.xlb_ct4_bucket.size, this.native.constants.BPF_F_LOCK);
-    if (!value) throw new Error(`xlb_ct4_new has no bucket ${index.readUInt32LE(0)}`);
-    return { index, value };
+  /** Runs xlb_ct4_new_edit (bpf/xlb.bpf.c) for one key, again while its bucket was
+   *  locked (the data plane holds a lock for nanoseconds), CT4_NEW_EDIT_RUNS runs at most. */
+  private ct4NewEdit(op: number, key: Uint8Array, val?: Uint8Array): { found: boolean; val: Buffer } {
+    const L = LAYOUT.xlb_ct4_new_edit;
+    if (key.length !== LAYOUT.xlb_ct4_key.size) throw new Error(`xlb_ct4_new_edit: key must be ${LAYOUT.xlb_ct4_key.size} bytes, not ${key.length}`);
+    const ctx = Buffer.alloc(L.size);
+    ctx.set(key, L.offsets.key);
+    if (val) ctx.set(val.subarray(0, LAYOUT.xlb_ct4_val.size), L.offsets.val);
+    ctx.writeUInt32LE(op, L.offsets.op);
+    let result = -EBUSY;
+    for (let run = 0; run < CT4_NEW_EDIT_RUNS && result === -EBUSY; run++) {
+      this.native.progTestRun(this.progs.xlb_ct4_new_edit, { data: new Uint8Array(0), ctx });
+      result = ctx.readInt32LE(L.offsets.result);
+    }
+    if (result < 0) {
+      const why = result === -EBUSY ? `its bucket stayed locked through ${CT4_NEW_EDIT_RUNS} runs` : `errno ${-result}`;
+      throw new Error(`xlb_ct4_new_edit (op ${op}, key ${Buffer.from(key).toString('hex')}): ${why}`);
+    }
+    return { found: result === 1, val: Buffer.from(ctx.subarray(L.offsets.val, L.offsets.val + LAYOUT.xlb_ct4_val.size)) };
   }
 
   /** All IPv6 conntrack entries (both directions, both tiers as in conntrack()), raw. */

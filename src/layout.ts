@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 20;
+export const LAYOUT_VERSION = 21;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 
@@ -50,6 +50,9 @@ export const XLB = {
   ADDR_FILTER_WORDS: 4096,
   ADDR_FILTER_BITS_LOG2: 18,
   ADDR_FILTER_MULT: 0x9e3779b1,
+  CTN_OP_GET: 1,
+  CTN_OP_DELETE: 2,
+  CTN_OP_SET: 3,
 } as const;
 
 /** xlb_vip_val.hash_fields bits, by OVN selection_fields name. */
@@ -88,6 +91,7 @@ export const GLOBAL_COUNTERS = [
   'sctp_too_long',
   'ct_skip',
   'addr_skip',
+  'ct_busy',
 ] as const;
 export type GlobalCounter = (typeof GLOBAL_COUNTERS)[number];
 
@@ -122,7 +126,8 @@ export const LAYOUT = {
   xlb_clock: { size: 16, offsets: { jiffies: 0, ns: 8 } },
   xlb_ct_seen_word: { size: 16, offsets: { bits: 0 } },
   xlb_ct_seen_ctl: { size: 8, offsets: { active: 0, rebuilds: 4 } },
-  xlb_ct4_bucket: { size: 8 + 48 * 4, offsets: { lock: 0, used: 4, way: 8 } },
+  xlb_ct4_bucket: { size: 8 + 48 * 4, offsets: { ctl: 0, way: 8 } },
+  xlb_ct4_new_edit: { size: 56, offsets: { key: 0, val: 16, op: 48, result: 52 } },
   xlb_iface: { size: 16, offsets: { scope: 0, flags: 4, mac: 8, pad: 14 } },
   xlb_neigh4_key: { size: 8, offsets: { addr: 0, scope: 4 } },
   xlb_snat4_key: { size: 16, offsets: { prefixlen: 0, scope: 4, kind: 8, addr: 12 } },

@@ -151,6 +151,8 @@ export interface ProgTestRunOptions {
   repeat?: number;
   /** builds the ctx: xdp_md.ingress_ifindex for XDP, __sk_buff.ifindex for SCHED_CLS/ACT */
   ifindex?: number;
+  /** the ctx as given (not with ifindex); BPF_PROG_TYPE_SYSCALL: the kernel writes it back into this buffer */
+  ctx?: Uint8Array;
   /** netns the ifindex refers to (default: current) */
   netns?: string | null;
   /** capacity of the output buffer (default data.length + 256); ignored with BPF_F_TEST_XDP_LIVE_FRAMES */

@@ -165,6 +165,41 @@ describe('conntrack tiers', () => {
     expect(inNew(d)).toBe(false);
   });
 
+  it('a bucket another writer keeps locked: the insert gives up (ct_busy), the packet is still balanced, the control plane says so; released, all works', () => {
+    const buckets = dp.native.mapInfo(dp.maps.xlb_ct4_new).maxEntries;
+    const client = '192.168.9.2';
+    const fwd = (sport: number): Buffer => encodeCt4Key({ saddr: parseIPv4(client), daddr: parseIPv4(VIP), sport, dport: 80, proto: 6 });
+    const target = ct4Bucket(fwd(2000), buckets);
+    const index = Buffer.alloc(4);
+    index.writeUInt32LE(target);
+    const CTL = LAYOUT.xlb_ct4_bucket.offsets.ctl;
+    const setLockBit = (on: boolean): void => {
+      const b = dp.native.mapLookup(dp.maps.xlb_ct4_new, index, LAYOUT.xlb_ct4_bucket.size);
+      if (!b) throw new Error('no bucket');
+      b.writeBigUInt64LE(on ? b.readBigUInt64LE(CTL) | (1n << 63n) : b.readBigUInt64LE(CTL) & ~(1n << 63n), CTL);
+      dp.native.mapUpdate(dp.maps.xlb_ct4_new, index, b);
+    };
+    const g0 = dp.globalCounters();
+    setLockBit(true);
+    try {
+      const syn = ingress(client, 2000, TCP_FLAGS.syn);
+      expect(BACKENDS).toContain(syn.dst); // balanced all the same (by the consistent hash)
+      const g1 = dp.globalCounters();
+      expect(g1.ct_busy - g0.ct_busy).toBe(1n);
+      expect(g1.ct_full - g0.ct_full).toBe(1n);
+      expect(newKeys().has(fwd(2000).toString('hex'))).toBe(false);
+      expect(() => dp.ct4NewLookup(fwd(2000))).toThrow(/xlb_ct4_new_edit \(op 1, key [0-9a-f]{32}\): its bucket stayed locked through 8 runs/);
+    } finally {
+      setLockBit(false);
+    }
+    const g2 = dp.globalCounters();
+    const syn = ingress(client, 2000, TCP_FLAGS.syn);
+    expect(dp.ct4NewLookup(fwd(2000))).not.toBeNull();
+    // The same backend as while untracked: a retransmitted SYN does not move.
+    expect(syn.dst).toBe(ingress(client, 2000, TCP_FLAGS.syn).dst);
+    expect(dp.globalCounters().ct_busy - g2.ct_busy).toBe(0n);
+  });
+
   it('a UDP flow is confirmed by any reply; a RST from the backend confirms nothing', () => {
     const u = ingress('192.168.7.2', 5000, 0, 'udp');
     reply(u.dst, '192.168.7.2', 5000, 0, 'udp');
@@ -178,6 +213,7 @@ describe('conntrack tiers', () => {
   it(`a flood of ${FLOOD} new flows (SYNs, SYN-ACKed by the backends) evicts no established flow, and new connections still work`, () => {
     const est = fillEstablished();
     expect(surviving(est)).toBe(2 * ESTABLISHED);
+    const busy = dp.globalCounters().ct_busy;
     for (let i = 0; i < FLOOD; i++) {
       const client = `172.30.${(i >> 8) & 255}.${i & 255}`;
       const sport = 1024 + (i >> 16);
@@ -187,6 +223,8 @@ describe('conntrack tiers', () => {
     }
     expect(surviving(est)).toBe(2 * ESTABLISHED);
     expect(newKeys().size).toBeLessThanOrEqual(NEW);
+    // Every bucket lock taken was released: no operation found one held.
+    expect(dp.globalCounters().ct_busy - busy).toBe(0n);
     // Established flows keep their backends.
     for (let i = 0; i < ESTABLISHED; i += 97) {
       const client = `100.64.${i >> 8}.${i & 255}`;

@@ -429,6 +429,12 @@ describe('objects', () => {
     expect(r3.retval).toBe(C.TC_ACT_OK);
     expect(r3.data).toEqual(pkt);
 
+    // A ctx is given as is, or built from ifindex: never both; a Uint8Array only.
+    expect(() => n.progTestRun(xdpFd, { data: pkt, ifindex, netns: NS, ctx: new Uint8Array(24) })).toThrow(
+      'options.ctx and options.ifindex are exclusive (ifindex builds the ctx)',
+    );
+    expect(() => n.progTestRun(xdpFd, { data: pkt, ctx: [1, 2] as unknown as Uint8Array })).toThrow('options.ctx must be a Buffer or Uint8Array');
+
     // The programs count their runs in noop_counts (per-run increments).
     const counts = obj.maps.find((x) => x.name === 'noop_counts')!.fd;
     expect(n.mapLookup(counts, u32(0), 8)!.readBigUInt64LE()).toBeGreaterThanOrEqual(11n);

@@ -287,9 +287,12 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 		return xlb_apply_ct4(ctx, hook, stage, &p, ct);
 	}
 untracked:
-	v = xlb_new_tier4_call(ctx, hook, stage, &p, hash);
-	if (v != XLB_V_UNTRACKED)
-		return v;
+	/* The new-flow tier's miss is answered here, its hit out of line. */
+	if (xlb_ctn4_may_hold(&p.tuple, hash)) {
+		v = xlb_new_tier4_call(ctx, hook, stage, &p, hash);
+		if (v != XLB_V_UNTRACKED)
+			return v;
+	}
 	if (stage != XLB_STAGE_INGRESS)
 		return XLB_V_PASS;
 	if (hook == XLB_HOOK_XDP)

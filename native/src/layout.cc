@@ -37,6 +37,7 @@ void AddSharedConstants(Napi::Env env, Napi::Object c) {
   C(XLB_G_IPV6) C(XLB_G_EXT_PASS) C(XLB_IPV6_WORDS) C(XLB_CT_NEW_WAYS) C(XLB_CT_NEW_MAX)
   C(XLB_G_CT_SKIP) C(XLB_CT_SEEN_FILTERS)
   C(XLB_G_ADDR_SKIP) C(XLB_ADDR_FILTER_WORDS) C(XLB_ADDR_FILTER_BITS_LOG2) C(XLB_ADDR_FILTER_MULT)
+  C(XLB_G_CT_BUSY) C(XLB_CTN_OP_GET) C(XLB_CTN_OP_DELETE) C(XLB_CTN_OP_SET)
 #undef C
 }
 
@@ -106,9 +107,13 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_FIELD(xlb_ct4_way, key)
   XLB_FIELD(xlb_ct4_way, val)
   XLB_STRUCT(xlb_ct4_bucket)
-  XLB_FIELD(xlb_ct4_bucket, lock)
-  XLB_FIELD(xlb_ct4_bucket, used)
+  XLB_FIELD(xlb_ct4_bucket, ctl)
   XLB_FIELD(xlb_ct4_bucket, way)
+  XLB_STRUCT(xlb_ct4_new_edit)
+  XLB_FIELD(xlb_ct4_new_edit, key)
+  XLB_FIELD(xlb_ct4_new_edit, val)
+  XLB_FIELD(xlb_ct4_new_edit, op)
+  XLB_FIELD(xlb_ct4_new_edit, result)
   XLB_STRUCT(xlb_ct4_val)
   XLB_FIELD(xlb_ct4_val, nat_addr)
   XLB_FIELD(xlb_ct4_val, nat_port)

@@ -269,6 +269,14 @@ static Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
     }
   }
   bool live = flags && (*flags & BPF_F_TEST_XDP_LIVE_FRAMES);
+  Napi::Value cv = o.Get("ctx");
+  std::optional<Napi::Uint8Array> ctx_buf;
+  if (!cv.IsUndefined()) {
+    if (!cv.IsTypedArray() || cv.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      ThrowType(env, "options.ctx must be a Buffer or Uint8Array");
+    if (ifindex) ThrowType(env, "options.ctx and options.ifindex are exclusive (ifindex builds the ctx)");
+    ctx_buf = cv.As<Napi::Uint8Array>();
+  }
 
   // ctx: only built when an ifindex is given, per program type.
   struct xdp_md xctx;
@@ -277,7 +285,11 @@ static Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   memset(&sctx, 0, sizeof(sctx));
   const void* ctx = nullptr;
   size_t ctx_size = 0;
-  if (ifindex) {
+  if (ctx_buf) {
+    // BPF_PROG_TYPE_SYSCALL: the kernel writes the context back into this buffer.
+    ctx = ctx_buf->Data();
+    ctx_size = ctx_buf->ByteLength();
+  } else if (ifindex) {
     struct bpf_prog_info pi;
     memset(&pi, 0, sizeof(pi));
     __u32 len = sizeof(pi);

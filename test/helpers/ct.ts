@@ -3,7 +3,7 @@
  * hash) and the new-flow tier xlb_ct4_new (buckets, src/ctnew.ts).
  */
 import type { Dataplane } from '../../src/dataplane.js';
-import { LAYOUT, encodeU32 } from '../../src/layout.js';
+import { LAYOUT } from '../../src/layout.js';
 
 const KS = LAYOUT.xlb_ct4_key.size;
 const VS = LAYOUT.xlb_ct4_val.size;
@@ -31,9 +31,7 @@ export function ct4Delete(dp: Dataplane, key: Uint8Array): void {
 export function ct4Clear(dp: Dataplane): void {
   const d = dp.native.mapDump(dp.maps.xlb_ct4, KS, VS);
   for (let i = 0; i < d.count; i++) dp.native.mapDelete(dp.maps.xlb_ct4, d.keys.subarray(i * KS, (i + 1) * KS));
-  const n = dp.native.mapInfo(dp.maps.xlb_ct4_new).maxEntries;
-  const empty = Buffer.alloc(LAYOUT.xlb_ct4_bucket.size);
-  for (let b = 0; b < n; b++) dp.native.mapUpdate(dp.maps.xlb_ct4_new, encodeU32(b), empty, dp.native.constants.BPF_F_LOCK);
+  for (const e of dp.ct4New()) dp.ct4NewDelete(e.key);
 }
 
 /** Rewrites the value of key in the new-flow tier (the bucket under its lock). */

@@ -1,0 +1,119 @@
+/**
+ * In-process A/B of the XDP in-place hot path between two builds of xlb (each a
+ * package tree with its own dist/ and build/): both trees' data planes are
+ * loaded at once (their own pin roots), their XDP programs take turns on the
+ * hotpath veth, pair by pair, so that a noisy machine's drift hits both alike.
+ * For a change to the data plane, measured against the commit before it:
+ *
+ *   git worktree add /tmp/xlb-base HEAD~1 && (cd /tmp/xlb-base && ln -s $PWD/node_modules && npm run build)
+ *   node dist/bench/ab.js --pairs 50 /tmp/xlb-base .
+ *
+ * Prints per tree the medians (and first quartiles) of the established and new
+ * flow (ns per packet, the no-op's included) and the median of the pairwise
+ * ratios B/A. Not part of `npm run bench`.
+ */
+import { resolve } from 'node:path';
+import { Command } from 'commander';
+import { loadNative } from '../src/native.js';
+import { packageRoot } from '../src/paths.js';
+import { parseIPv4 } from '../src/addr.js';
+import { buildInPlace, destroyInPlace, frameValue, hotpathConfig, sendLive, NS_RX, NS_TX, IF_RX, IF_TX } from './hotpath.js';
+import { macOf, median, percentile, tcpFrame } from './common.js';
+
+const CLIENT = parseIPv4('192.168.0.1');
+const VIP = parseIPv4('10.0.0.1');
+
+interface Tree {
+  name: string;
+  dp: any;
+  Dataplane: any;
+  pin: string;
+  est: number[];
+  fresh: number[];
+}
+
+async function openTree(dir: string, i: number, rxIdx: number): Promise<Tree> {
+  const mod = (p: string): Promise<any> => import(resolve(dir, 'dist', p));
+  const { Dataplane } = await mod('src/dataplane.js');
+  const { compile } = await mod('src/compile.js');
+  const { validateConfig } = await mod('src/config.js');
+  const { applyCompiled } = await mod('src/writer.js');
+  const pin = `/sys/fs/bpf/xlb-b-ab${i}`;
+  Dataplane.removePins(pin);
+  const dp = Dataplane.open({ pinRoot: pin, mapSizes: { conntrack: 1 << 22 } });
+  applyCompiled(dp.store(), compile(validateConfig(hotpathConfig([`${NS_RX}/${IF_RX}`]))), new Map([['lo', 1], [`${NS_RX}/${IF_RX}`, rxIdx]]));
+  // The established flow, confirmed into the established tier (SYN, then the backend's ACK).
+  const out: Buffer = dp.native.progTestRun(dp.progs.xlb_tc_ingress, { data: tcpFrame(CLIENT, VIP, 40000, 80, 0x02), ifindex: 1, repeat: 1 }).data;
+  dp.native.progTestRun(dp.progs.xlb_tc_egress, { data: tcpFrame(out.readUInt32BE(14 + 16), CLIENT, 8080, 40000, 0x10), ifindex: 1, repeat: 1 });
+  if (dp.globalCounters().ct_promoted !== 1n) throw new Error(`${dir}: the established flow was not confirmed`);
+  return { name: dir, dp, Dataplane, pin, est: [], fresh: [] };
+}
+
+async function main(): Promise<void> {
+  const o = new Command()
+    .option('--pairs <n>', 'rounds (each tree measured once per round)', '50')
+    .option('--frames <n>', 'live frames per measurement', '20000')
+    .argument('<trees...>', 'package trees (two to compare)')
+    .parse(process.argv);
+  const pairs = Number(o.opts().pairs);
+  const frames = Number(o.opts().frames);
+  const dirs = o.args.map((d) => resolve(d));
+  const native = loadNative();
+  destroyInPlace();
+  const trees: Tree[] = [];
+  let stats: number | null = null;
+  const floor = native.openObject(resolve(packageRoot(), 'build', 'bpf', 'bench.bpf.o'), {});
+  try {
+    buildInPlace();
+    const rxIdx = native.ifNameToIndex(NS_RX, IF_RX);
+    const txIdx = native.ifNameToIndex(NS_TX, IF_TX);
+    const prog = (n: string): number => floor.programs.find((p) => p.name === n)!.fd;
+    const tmpl = floor.maps.find((m) => m.name === 'bench_tmpl')!.fd;
+    for (const [i, d] of dirs.entries()) trees.push(await openTree(d, i, rxIdx));
+    stats = native.enableStats();
+    const mac = { src: macOf(NS_TX, IF_TX), dst: macOf(NS_RX, IF_RX) };
+    const est = tcpFrame(CLIENT, VIP, 40000, 80, 0x10, mac);
+    const fresh = tcpFrame(CLIENT, VIP, 1024, 80, 0x02, mac);
+    const measure = (xdp: number, sender: number, frame: Buffer): number => {
+      native.xdpAttach(NS_RX, rxIdx, xdp, 'native');
+      try {
+        native.mapUpdate(tmpl, Buffer.alloc(4), frameValue(frame));
+        const { cnt, ns } = sendLive(native, txIdx, sender, frame, frames, xdp);
+        return ns / cnt;
+      } finally {
+        native.xdpDetach(NS_RX, rxIdx, 'native');
+      }
+    };
+    const noop: number[] = [];
+    for (let r = 0; r < pairs; r++) {
+      for (const t of trees) {
+        noop.push(measure(prog('bench_xdp_noop'), prog('bench_xdp_tx'), est));
+        t.est.push(measure(t.dp.progs.xlb_xdp_ingress, prog('bench_xdp_tx'), est));
+        t.fresh.push(measure(t.dp.progs.xlb_xdp_ingress, prog('bench_xdp_tx_seq'), fresh));
+      }
+    }
+    const f = (x: number): string => x.toFixed(1);
+    console.log(`no-op: median ${f(median(noop))} ns`);
+    for (const t of trees) {
+      console.log(`${t.name}: established ${f(median(t.est))} (p25 ${f(percentile(t.est, 25))}) ns, new flow ${f(median(t.fresh))} (p25 ${f(percentile(t.fresh, 25))}) ns`);
+    }
+    if (trees.length === 2) {
+      const [a, b] = trees as [Tree, Tree];
+      const ratio = (xs: number[], ys: number[]): number => median(ys.map((y, i) => y / xs[i]!));
+      console.log(`B/A, median of ${pairs} pairs: established ${ratio(a.est, b.est).toFixed(3)}, new flow ${ratio(a.fresh, b.fresh).toFixed(3)}`);
+    }
+  } finally {
+    if (stats !== null) native.closeFd(stats);
+    for (const t of trees) {
+      t.dp.close();
+      t.Dataplane.removePins(t.pin);
+    }
+    native.closeObject(floor.handle);
+    destroyInPlace();
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});
