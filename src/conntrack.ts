@@ -79,7 +79,8 @@ interface Entry {
 }
 
 /** Both tiers' entries. A flow is in one tier (both directions together), so keys do not repeat
- *  but for a moment while the data plane moves one; the main table's then wins. */
+ *  but for a moment while the data plane moves one, or after a move whose new-tier delete found its
+ *  bucket locked (that copy stays until its bucket replaces it); the main table's wins. */
 function dump(dp: Dataplane): Map<string, Entry> {
   const ks = LAYOUT.xlb_ct4_key.size;
   const vs = LAYOUT.xlb_ct4_val.size;
@@ -97,7 +98,18 @@ function dump(dp: Dataplane): Map<string, Entry> {
 
 function deleteKeys(dp: Dataplane, entries: Entry[]): number {
   let n = 0;
-  for (const e of entries) if (e.confirmed ? dp.native.mapDelete(dp.maps.xlb_ct4, e.key) : dp.ct4NewDelete(e.key)) n++;
+  for (const e of entries) {
+    if (e.confirmed) {
+      if (dp.native.mapDelete(dp.maps.xlb_ct4, e.key)) n++;
+      continue;
+    }
+    try {
+      if (dp.ct4NewDelete(e.key)) n++;
+    } catch (err) {
+      // Its bucket stayed locked through every run: the next collection tries again.
+      if (!(err instanceof Error && err.message.includes('stayed locked'))) throw err;
+    }
+  }
   return n;
 }
 

@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 21;
+export const LAYOUT_VERSION = 22;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 

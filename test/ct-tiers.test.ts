@@ -10,7 +10,7 @@ import { compile } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
 import { encodeCt4Key, LAYOUT, XLB } from '../src/layout.js';
-import { ct4Bucket } from '../src/ctnew.js';
+import { bucketEntries, ct4Bucket } from '../src/ctnew.js';
 import { parseIPv4 } from '../src/addr.js';
 import { buildPacket, parsePacket, TCP_FLAGS } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
@@ -126,52 +126,60 @@ describe('conntrack tiers', () => {
     expect(ingress('192.168.7.1', 1234, TCP_FLAGS.ack).dst).toBe(syn.dst);
   });
 
-  it('a full bucket of the new-flow tier gives way to the entry seen longest ago (the bucket the control plane computes)', () => {
+  it("a flow's two entries share the bucket of its client side (the one the control plane computes); a full bucket gives way to the entries seen longest ago", () => {
     const buckets = dp.native.mapInfo(dp.maps.xlb_ct4_new).maxEntries;
     expect(buckets * XLB.CT_NEW_WAYS).toBe(NEW);
     const client = '192.168.9.1';
     const fwd = (sport: number): Buffer => encodeCt4Key({ saddr: parseIPv4(client), daddr: parseIPv4(VIP), sport, dport: 80, proto: 6 });
-    // Reverse keys of either backend, so that only forward entries share the bucket.
-    const revBuckets = (sport: number): number[] =>
-      BACKENDS.map((b) => ct4Bucket(encodeCt4Key({ saddr: parseIPv4(b), daddr: parseIPv4(client), sport: 8080, dport: sport, proto: 6 }), buckets));
-    const target = ct4Bucket(fwd(1024), buckets);
+    const rev = (backend: string, sport: number): Buffer =>
+      encodeCt4Key({ saddr: parseIPv4(backend), daddr: parseIPv4(client), sport: 8080, dport: sport, proto: 6 });
+    const bucketKeys = (index: number): Set<string> => {
+      const b = dp.native.mapLookup(dp.maps.xlb_ct4_new, Buffer.from(Uint32Array.of(index).buffer), LAYOUT.xlb_ct4_bucket.size)!;
+      return new Set(bucketEntries(b).map((e) => e.key.toString('hex')));
+    };
+    const target = ct4Bucket(fwd(1024), XLB.DIR_FWD, buckets);
     const ports: number[] = [];
-    for (let sport = 1024; ports.length < XLB.CT_NEW_WAYS + 2 && sport < 65536; sport++) {
-      if (ct4Bucket(fwd(sport), buckets) === target && !revBuckets(sport).includes(target)) ports.push(sport);
-    }
-    expect(ports.length).toBe(XLB.CT_NEW_WAYS + 2);
+    for (let sport = 1024; ports.length < 3 && sport < 65536; sport++) if (ct4Bucket(fwd(sport), XLB.DIR_FWD, buckets) === target) ports.push(sport);
+    expect(ports.length).toBe(3);
     const tick = (): void => sleepMs(2 * CLOCK_TICK_MS); // the coarse clock moves in ticks
-    const inNew = (sport: number): boolean => dp.ct4NewLookup(fwd(sport)) !== null;
-    const [a, b, c, d, e, f] = ports as [number, number, number, number, number, number];
-    for (const sport of [a, b, c, d]) {
-      ingress(client, sport, TCP_FLAGS.syn);
+    const [a, b, c] = ports as [number, number, number];
+    const backendOf: Record<number, string> = {};
+    for (const sport of [a, b]) {
+      backendOf[sport] = ingress(client, sport, TCP_FLAGS.syn).dst;
       tick();
     }
-    expect([a, b, c, d].every(inNew)).toBe(true);
-    // a is seen again (its handshake's ACK): b is now the one seen longest ago.
-    ingress(client, a, TCP_FLAGS.ack);
-    tick();
-    ingress(client, e, TCP_FLAGS.syn);
-    expect(inNew(b)).toBe(false);
-    expect([a, c, d, e].every(inNew)).toBe(true);
-    tick();
-    ingress(client, f, TCP_FLAGS.syn);
-    expect(inNew(c)).toBe(false);
-    expect([a, d, e, f].every(inNew)).toBe(true);
+    // Both entries of each flow, in the bucket the control plane computes for either key.
+    for (const sport of [a, b]) {
+      expect(ct4Bucket(rev(backendOf[sport]!, sport), XLB.DIR_REV, buckets)).toBe(target);
+      expect(bucketKeys(target)).toEqual(new Set([a, b].flatMap((p) => [fwd(p), rev(backendOf[p]!, p)].map((k) => k.toString('hex')))));
+    }
+    // Full: c's two entries replace the two seen longest ago, a's.
+    backendOf[c] = ingress(client, c, TCP_FLAGS.syn).dst;
+    expect(bucketKeys(target)).toEqual(new Set([b, c].flatMap((p) => [fwd(p), rev(backendOf[p]!, p)].map((k) => k.toString('hex')))));
+    // A reply finds its entry there (un-NATed to the VIP).
+    const out = parsePacket(
+      dp.native.progTestRun(dp.progs.xlb_tc_egress, {
+        data: buildPacket({ src: backendOf[b]!, dst: client, proto: 'tcp', sport: 8080, dport: b, tcpFlags: TCP_FLAGS.syn | TCP_FLAGS.ack }),
+        ifindex: IFINDEX,
+        repeat: 1,
+      }).data,
+    );
+    expect(out.src).toBe(VIP);
+    expect(out.sport).toBe(80);
     // The control plane removes one entry from the shared bucket; the others stay.
-    expect(dp.ct4NewDelete(fwd(d))).toBe(true);
-    expect(dp.ct4NewDelete(fwd(d))).toBe(false);
-    expect([a, e, f].every(inNew)).toBe(true);
-    expect(inNew(d)).toBe(false);
+    expect(dp.ct4NewDelete(fwd(c))).toBe(true);
+    expect(dp.ct4NewDelete(fwd(c))).toBe(false);
+    expect(bucketKeys(target)).toEqual(new Set([fwd(b), rev(backendOf[b]!, b), rev(backendOf[c]!, c)].map((k) => k.toString('hex'))));
   });
 
-  it('a bucket another writer keeps locked: the insert gives up (ct_busy), the packet is still balanced, the control plane says so; released, all works', () => {
+  it('a bucket another writer keeps locked: a new flow is balanced untracked, a tracked one is dropped (not balanced again), the control plane says so (ct_busy); released, all works', () => {
     const buckets = dp.native.mapInfo(dp.maps.xlb_ct4_new).maxEntries;
     const client = '192.168.9.2';
     const fwd = (sport: number): Buffer => encodeCt4Key({ saddr: parseIPv4(client), daddr: parseIPv4(VIP), sport, dport: 80, proto: 6 });
-    const target = ct4Bucket(fwd(2000), buckets);
-    const index = Buffer.alloc(4);
-    index.writeUInt32LE(target);
+    const target = ct4Bucket(fwd(2000), XLB.DIR_FWD, buckets);
+    let other = 2001;
+    while (ct4Bucket(fwd(other), XLB.DIR_FWD, buckets) !== target) other++;
+    const index = Buffer.from(Uint32Array.of(target).buffer);
     const CTL = LAYOUT.xlb_ct4_bucket.offsets.ctl;
     const setLockBit = (on: boolean): void => {
       const b = dp.native.mapLookup(dp.maps.xlb_ct4_new, index, LAYOUT.xlb_ct4_bucket.size);
@@ -179,24 +187,38 @@ describe('conntrack tiers', () => {
       b.writeBigUInt64LE(on ? b.readBigUInt64LE(CTL) | (1n << 63n) : b.readBigUInt64LE(CTL) & ~(1n << 63n), CTL);
       dp.native.mapUpdate(dp.maps.xlb_ct4_new, index, b);
     };
+    const tracked = ingress(client, 2000, TCP_FLAGS.syn).dst;
+    expect(dp.ct4NewLookup(fwd(2000))).not.toBeNull();
+    const XDP_DROP = 1;
     const g0 = dp.globalCounters();
     setLockBit(true);
     try {
-      const syn = ingress(client, 2000, TCP_FLAGS.syn);
-      expect(BACKENDS).toContain(syn.dst); // balanced all the same (by the consistent hash)
+      // A new flow: balanced all the same (by the consistent hash), not recorded.
+      const syn = ingress(client, other, TCP_FLAGS.syn);
+      expect(BACKENDS).toContain(syn.dst);
       const g1 = dp.globalCounters();
       expect(g1.ct_busy - g0.ct_busy).toBe(1n);
       expect(g1.ct_full - g0.ct_full).toBe(1n);
-      expect(newKeys().has(fwd(2000).toString('hex'))).toBe(false);
+      expect(newKeys().has(fwd(other).toString('hex'))).toBe(false);
+      // The tracked flow's next packet: dropped, not taken for a new flow.
+      const r = dp.native.progTestRun(dp.progs.xlb_xdp_ingress, {
+        data: buildPacket({ src: client, dst: VIP, proto: 'tcp', sport: 2000, dport: 80, tcpFlags: TCP_FLAGS.ack }),
+        ifindex: IFINDEX,
+        repeat: 1,
+      });
+      expect(r.retval).toBe(XDP_DROP);
+      expect(dp.globalCounters().ct_busy - g1.ct_busy).toBe(1n);
+      expect(dp.globalCounters().new_flow - g1.new_flow).toBe(0n);
       expect(() => dp.ct4NewLookup(fwd(2000))).toThrow(/xlb_ct4_new_edit \(op 1, key [0-9a-f]{32}\): its bucket stayed locked through 8 runs/);
     } finally {
       setLockBit(false);
     }
     const g2 = dp.globalCounters();
-    const syn = ingress(client, 2000, TCP_FLAGS.syn);
-    expect(dp.ct4NewLookup(fwd(2000))).not.toBeNull();
+    expect(ingress(client, 2000, TCP_FLAGS.ack).dst).toBe(tracked);
+    const syn = ingress(client, other, TCP_FLAGS.syn);
+    expect(dp.ct4NewLookup(fwd(other))).not.toBeNull();
     // The same backend as while untracked: a retransmitted SYN does not move.
-    expect(syn.dst).toBe(ingress(client, 2000, TCP_FLAGS.syn).dst);
+    expect(syn.dst).toBe(ingress(client, other, TCP_FLAGS.syn).dst);
     expect(dp.globalCounters().ct_busy - g2.ct_busy).toBe(0n);
   });
 

@@ -74,29 +74,33 @@ XLB_INLINE void xlb_ct4_other(const struct xlb_ct4_key *k, const struct xlb_ct4_
 	}
 }
 
-/* A hit in the new-flow tier (ctnew.h) of the packet's key (whose hash is
- * hash): follows the TCP state like xlb_ct4_hit, copies the entry to v, and moves the flow (both directions) to
- * xlb_ct4 when this packet confirms it. Returns 1 on a hit, else 0. */
-XLB_INLINE int xlb_ct4_hit_new(const struct xlb_pkt4 *p, __u32 hash, struct xlb_ct4_val *v)
+/* A hit in the new-flow tier (ctnew.h) of the packet's key (hash: its
+ * 5-tuple's, for the established tier's filter; hf, hr: the buckets it may
+ * live in): follows the TCP state like xlb_ct4_hit, copies the entry to v,
+ * and moves the flow (both directions) to xlb_ct4 when this packet confirms
+ * it. Returns 1 on a hit, 0 on a miss, -EBUSY when the bucket holding the key
+ * stayed locked (the packet must not be taken for a new flow's). */
+XLB_INLINE int xlb_ct4_hit_new(const struct xlb_pkt4 *p, __u32 hash, __u32 hf, __u32 hr, struct xlb_ct4_val *v)
 {
 	const struct xlb_ct4_key *k = &p->tuple;
 	struct xlb_ct4_key ok;
 	struct xlb_ct4_val ov;
-	__u32 ohash;
+	__u32 ohome;
+	int hit = xlb_ctn4_touch(k, hf, hr, p->tcp_flags, v);
 
-	if (!xlb_ctn4_touch(k, hash, p->tcp_flags, v))
-		return 0;
+	if (hit <= 0)
+		return hit;
 	xlb_ct4_other(k, v, &ok, &ov);
-	ohash = xlb_ct4_key_hash(&ok); /* (each key hashed once: its bucket and its filter bit) */
+	ohome = xlb_ctn4_home(&ok, ov.dir);
 	if (!xlb_ct_confirms(v->dir, k->proto, p->tcp_flags)) {
-		if (xlb_ctn4_sync(&ok, ohash, &ov))
+		if (xlb_ctn4_sync(&ok, ohome, &ov))
 			xlb_count(XLB_G_CT_RECREATE);
 		return 1;
 	}
-	if (xlb_ct4_put_est(&ok, ohash, &ov, BPF_ANY) || xlb_ct4_put_est(k, hash, v, BPF_ANY))
+	if (xlb_ct4_put_est(&ok, xlb_ct4_key_hash(&ok), &ov, BPF_ANY) || xlb_ct4_put_est(k, hash, v, BPF_ANY))
 		return 1;
-	xlb_ctn4_delete(k, hash);
-	xlb_ctn4_delete(&ok, ohash);
+	xlb_ctn4_delete(k, xlb_ctn4_home(k, v->dir));
+	xlb_ctn4_delete(&ok, ohome);
 	xlb_count(XLB_G_CT_PROMOTED);
 	return 1;
 }
@@ -141,26 +145,18 @@ XLB_INLINE void xlb_ct4_init_fwd(const struct xlb_pkt4 *p, struct xlb_ct4_val *f
 	fwd->last_seen_ns = xlb_now_ns();
 }
 
-/* Records a newly balanced flow (hash: its key's) in both directions, in the
- * new-flow tier. Returns 0 or a negative errno. */
-XLB_INLINE int xlb_ct4_create(const struct xlb_pkt4 *p, __u32 hash, struct xlb_ct4_val *fwd)
+/* Records a newly balanced flow in both directions, in the new-flow tier:
+ * without source NAT both keys have the client side (its address and port)
+ * and share the home bucket hf (xlb_ctn4_home), prefetched when the packet's
+ * miss was checked: one locked write. Returns 0 or a negative errno. */
+XLB_INLINE int xlb_ct4_create(const struct xlb_pkt4 *p, __u32 hf, struct xlb_ct4_val *fwd)
 {
-	const struct xlb_ct4_key *k = &p->tuple;
 	struct xlb_ct4_key rk;
 	struct xlb_ct4_val rv;
-	__u32 rhash;
-	int err;
 
 	xlb_ct4_init_fwd(p, fwd);
-	xlb_ct4_other(k, fwd, &rk, &rv);
-	rhash = xlb_ct4_key_hash(&rk);
-	/* k's bucket is in cache (its miss was just checked); the reverse key's
-	 * is on its way while k's entry is written. */
-	xlb_ctn4_prefetch(rhash);
-	err = xlb_ctn4_put(k, hash, fwd, 0);
-	if (err)
-		return err;
-	return xlb_ctn4_put(&rk, rhash, &rv, 0);
+	xlb_ct4_other(&p->tuple, fwd, &rk, &rv);
+	return xlb_ctn4_put_pair(&p->tuple, fwd, &rk, &rv, hf);
 }
 
 /* Records a newly balanced, source-NATed flow (fwd->snat_addr set), in the
@@ -171,7 +167,7 @@ XLB_INLINE int xlb_ct4_create(const struct xlb_pkt4 *p, __u32 hash, struct xlb_c
  * by lookup first, which the filter of ctseen.h spares for a key the
  * established tier surely does not hold), so two flows never share a reverse key. Returns 0, -EEXIST
  * when no port was free, or a negative errno. */
-XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, __u32 hash, struct xlb_ct4_val *fwd)
+XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, __u32 hf, struct xlb_ct4_val *fwd)
 {
 	const struct xlb_ct4_key *k = &p->tuple;
 	struct xlb_ct4_key rk;
@@ -195,13 +191,16 @@ XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, __u32 hash, struct 
 			err = -EEXIST;
 			continue;
 		}
-		err = xlb_ctn4_put(&rk, rhash, &rv, 1);
+		err = xlb_ctn4_put(&rk, xlb_ctn4_home(&rk, XLB_DIR_REV), &rv, 1);
 		if (err != -EEXIST)
 			break;
 	}
 	if (err)
 		return err;
-	return xlb_ctn4_put(k, hash, fwd, 0);
+	err = xlb_ctn4_put(k, hf, fwd, 0);
+	if (err) /* no half flow holding its source port: the claim goes (best effort) */
+		xlb_ctn4_delete(&rk, xlb_ctn4_home(&rk, XLB_DIR_REV));
+	return err;
 }
 
 #endif /* XLB_CONNTRACK_H */

@@ -2,23 +2,31 @@
 /*
  * ctnew.h — the IPv4 new-flow tier of conntrack as a set-associative table:
  * an array of buckets of XLB_CT_NEW_WAYS entries, each bucket under its own
- * lock. A key lives in the bucket its hash picks; an insert into a full
- * bucket replaces the entry seen longest ago (least recently used within the
- * bucket). Every operation is one array lookup and a short locked scan: no
- * allocation, no shared LRU list to rotate, so a new flow costs two
- * cache-resident writes where a kernel LRU hash insert costs ≈ 300 ns.
+ * lock. An entry lives in the bucket of its flow's client side: the hash of
+ * (source address, source port, protocol) of a forward key, of (destination
+ * address, destination port, protocol) of a reverse one (xlb_ctn4_home). A
+ * flow's two entries thus share a bucket (one lock, one cache miss per new
+ * flow), unless source NAT gives its reverse key another client side. A
+ * packet's key is looked for in both buckets it may live in (the forward
+ * one's, the reverse one's; the second is the same few buckets for every
+ * flow of a VIP or a backend, so it stays in cache). An insert into a full
+ * bucket replaces the entries seen longest ago (least recently used within
+ * the bucket). Every operation is array lookups and a short locked scan: no
+ * allocation, no shared LRU list to rotate, where a kernel LRU hash insert
+ * costs ≈ 300 ns.
  *
  * The lock is a bit of the bucket's control word (XLB_CTN_LOCKED beside the
  * ways-in-use bits), taken with one compare-and-swap and released with one
  * exchange that also publishes the ways in use: a pair costs ≈ 2 ns where
  * bpf_spin_lock / bpf_spin_unlock (two helper calls, interrupts saved and
  * restored) cost ≈ 45 ns on a 2-vCPU VM. A writer that finds the bucket
- * locked retries XLB_CTN_LOCK_TRIES times, then gives up (counted
+ * locked tries XLB_CTN_LOCK_TRIES more times, then gives up (counted
  * XLB_G_CT_BUSY): nothing ever waits unbounded, and a holder never calls a
  * helper. The control plane edits buckets through xlb_ct4_new_edit (a syscall
  * program, the same lock). Values are copied out under the lock (never a
- * pointer into a bucket another CPU may be rewriting). Two keys of a flow may
- * share a bucket: no operation holds more than one lock.
+ * pointer into a bucket another CPU may be rewriting). A flow's two keys
+ * usually share a bucket (one lock covers both); no operation holds more
+ * than one lock.
  */
 #ifndef XLB_CTNEW_H
 #define XLB_CTNEW_H
@@ -30,7 +38,7 @@
 #include "ctstate.h"
 
 #define XLB_CTN_NONE (-1)
-#define XLB_CTN_LOCK_TRIES 64 /* compare-and-swap attempts on a locked bucket before giving up */
+#define XLB_CTN_LOCK_TRIES 256 /* more attempts at a locked bucket's lock before giving up */
 
 /* The map's own bucket count (max_entries, set by the control plane before
  * load), read through BTF so the index always fits the array. */
@@ -38,7 +46,7 @@ struct bpf_map___xlb {
 	__u32 max_entries;
 } __attribute__((preserve_access_index));
 
-/* The bucket of a key whose hash (xlb_ct4_key_hash) is hash. */
+/* The bucket of a side hash (xlb_ctn4_home, xlb_hash_side4). */
 XLB_INLINE struct xlb_ct4_bucket *xlb_ctn4_bucket_of(__u32 hash)
 {
 	__u32 n = ((struct bpf_map___xlb *)&xlb_ct4_new)->max_entries;
@@ -50,9 +58,13 @@ XLB_INLINE struct xlb_ct4_bucket *xlb_ctn4_bucket_of(__u32 hash)
 	return xlb_lookup(&xlb_ct4_new, &i);
 }
 
-XLB_INLINE struct xlb_ct4_bucket *xlb_ctn4_bucket(const struct xlb_ct4_key *k)
+/* The side hash of the bucket an entry of key k and direction dir lives in:
+ * its flow's client side. */
+XLB_INLINE __u32 xlb_ctn4_home(const struct xlb_ct4_key *k, __u8 dir)
 {
-	return xlb_ctn4_bucket_of(xlb_ct4_key_hash(k));
+	if (dir == XLB_DIR_REV)
+		return xlb_hash_side4(k->daddr, k->dport, k->proto);
+	return xlb_hash_side4(k->saddr, k->sport, k->proto);
 }
 
 /* Starts loading the bucket of hash (its first line: control word and the
@@ -140,14 +152,17 @@ XLB_INLINE int xlb_ctn4_find(const struct xlb_ct4_bucket *b, __u32 used, const s
 	return XLB_CTN_NONE;
 }
 
-/* The way a new key takes: a free one, else the one seen longest ago. Call
- * with the bucket locked. */
-XLB_INLINE int xlb_ctn4_victim(const struct xlb_ct4_bucket *b, __u32 used)
+/* The way a new key takes: a free one, else the one seen longest ago; never
+ * way skip (the one a pair's first entry took; -1: none). Call with the
+ * bucket locked. */
+XLB_INLINE int xlb_ctn4_victim(const struct xlb_ct4_bucket *b, __u32 used, int skip)
 {
-	int i, v = 0;
+	int i, v = skip == 0 ? 1 : 0;
 
 #pragma unroll
 	for (i = 0; i < XLB_CT_NEW_WAYS; i++) {
+		if (i == skip)
+			continue;
 		if (!(used & (1u << i)))
 			return i;
 		if (b->way[i].val.last_seen_ns < b->way[v].val.last_seen_ns)
@@ -156,14 +171,26 @@ XLB_INLINE int xlb_ctn4_victim(const struct xlb_ct4_bucket *b, __u32 used)
 	return v;
 }
 
-/* Whether the tier may hold k (whose hash is hash), asked without the lock:
- * 0 means it does not (a racing insert of k on another CPU is a miss either
- * way), 1 that a locked look is worth its cost. */
-XLB_INLINE int xlb_ctn4_may_hold(const struct xlb_ct4_key *k, __u32 hash)
+/* The bucket holding k, looked for without the lock in both buckets it may
+ * live in: hf (its home as a forward key), hr (as a reverse one). NULL means
+ * the tier does not hold k (a racing insert of k on another CPU is a miss
+ * either way); a bucket, that a locked look is worth its cost. */
+XLB_INLINE struct xlb_ct4_bucket *xlb_ctn4_locate(const struct xlb_ct4_key *k, __u32 hf, __u32 hr)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hash);
+	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hf);
 
-	return b && xlb_ctn4_find(b, xlb_ctn4_used(b), k) != XLB_CTN_NONE;
+	if (b && xlb_ctn4_find(b, xlb_ctn4_used(b), k) != XLB_CTN_NONE)
+		return b;
+	b = xlb_ctn4_bucket_of(hr);
+	if (b && xlb_ctn4_find(b, xlb_ctn4_used(b), k) != XLB_CTN_NONE)
+		return b;
+	return NULL;
+}
+
+/* Whether the tier may hold k (xlb_ctn4_locate). */
+XLB_INLINE int xlb_ctn4_may_hold(const struct xlb_ct4_key *k, __u32 hf, __u32 hr)
+{
+	return xlb_ctn4_locate(k, hf, hr) != NULL;
 }
 
 /* Writes k -> v into way i of b (locked); returns the ways used after. */
@@ -177,10 +204,10 @@ XLB_INLINE __u32 xlb_ctn4_store(struct xlb_ct4_bucket *b, __u32 used, int i, con
 	return used | (1u << i);
 }
 
-/* Records k (whose hash is hash) -> v. With noexist, an existing k is left
- * alone and -EEXIST returned. Returns 0, -EEXIST, -ENOENT (no bucket) or
- * -EBUSY (the bucket stayed locked). Out of line: the balancing path that
- * calls it is deepest in the 512-byte stack budget. */
+/* Records k -> v in the bucket of side hash `hash` (k's home). With noexist,
+ * an existing k is left alone and -EEXIST returned. Returns 0, -EEXIST,
+ * -ENOENT (no bucket) or -EBUSY (the bucket stayed locked). Out of line: the
+ * balancing path that calls it is deepest in the 512-byte stack budget. */
 XLB_NOINLINE int xlb_ctn4_put(const struct xlb_ct4_key *k, __u32 hash, const struct xlb_ct4_val *v, int noexist)
 {
 	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hash);
@@ -196,29 +223,58 @@ XLB_NOINLINE int xlb_ctn4_put(const struct xlb_ct4_key *k, __u32 hash, const str
 	if (i != XLB_CTN_NONE && noexist)
 		err = -EEXIST;
 	else
-		used = xlb_ctn4_store(b, used, i != XLB_CTN_NONE ? i : xlb_ctn4_victim(b, used), k, v);
+		used = xlb_ctn4_store(b, used, i != XLB_CTN_NONE ? i : xlb_ctn4_victim(b, used, -1), k, v);
 	xlb_ctn4_unlock(b, used);
 	return err;
 }
 
-/* A packet of flow k (whose hash is hash): refreshes the entry's clock and
- * TCP state and copies the entry to out. Returns 1 when k is present, else 0
- * (also when its bucket stayed locked: the packet is handled as untracked). */
-XLB_INLINE int xlb_ctn4_touch(const struct xlb_ct4_key *k, __u32 hash, __u8 tcp_flags, struct xlb_ct4_val *out)
+/* Records both entries of a flow whose two keys share the home bucket of
+ * side hash `hash` (every flow without source NAT): one lock, two ways.
+ * Returns 0, -ENOENT or -EBUSY. Out of line, as xlb_ctn4_put. */
+XLB_NOINLINE int xlb_ctn4_put_pair(const struct xlb_ct4_key *k, const struct xlb_ct4_val *v,
+				   const struct xlb_ct4_key *rk, const struct xlb_ct4_val *rv, __u32 hash)
 {
 	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hash);
+	__u32 used;
+	int i, j;
+
+	if (!b)
+		return -ENOENT;
+	if (!xlb_ctn4_lock(b))
+		return -EBUSY;
+	used = xlb_ctn4_used(b);
+	i = xlb_ctn4_find(b, used, k);
+	if (i == XLB_CTN_NONE)
+		i = xlb_ctn4_victim(b, used, -1);
+	used = xlb_ctn4_store(b, used, i, k, v);
+	j = xlb_ctn4_find(b, used, rk);
+	if (j == XLB_CTN_NONE || j == i)
+		j = xlb_ctn4_victim(b, used, i);
+	used = xlb_ctn4_store(b, used, j, rk, rv);
+	xlb_ctn4_unlock(b, used);
+	return 0;
+}
+
+/* A packet of flow k (which may live in the bucket of side hash hf or hr):
+ * refreshes the entry's clock and TCP state and copies the entry to out.
+ * Returns 1 when k is present, 0 when not, -EBUSY when its bucket stayed
+ * locked. */
+XLB_INLINE int xlb_ctn4_touch(const struct xlb_ct4_key *k, __u32 hf, __u32 hr, __u8 tcp_flags,
+			      struct xlb_ct4_val *out)
+{
+	struct xlb_ct4_bucket *b = xlb_ctn4_locate(k, hf, hr);
 	struct xlb_ct4_val *v;
 	__u32 used;
 	__u64 now;
 	int i;
 
 	/* Most calls are misses (every new flow, traffic that is not balanced):
-	 * they are answered without the lock (xlb_ctn4_may_hold). */
-	if (!b || xlb_ctn4_find(b, xlb_ctn4_used(b), k) == XLB_CTN_NONE)
+	 * they are answered without the lock (xlb_ctn4_locate). */
+	if (!b)
 		return 0;
 	now = xlb_now_ns(); /* (no helper call under the lock) */
 	if (!xlb_ctn4_lock(b))
-		return 0;
+		return -EBUSY;
 	used = xlb_ctn4_used(b);
 	i = xlb_ctn4_find(b, used, k);
 	if (i >= 0 && i < XLB_CT_NEW_WAYS) {
@@ -234,15 +290,15 @@ XLB_INLINE int xlb_ctn4_touch(const struct xlb_ct4_key *k, __u32 hash, __u8 tcp_
 
 /* One locked operation on k's entry: copies it to val (GET), removes it
  * (DELETE) or replaces its value with val (SET). Returns 1 when k was
- * present, 0 when not, -ENOENT (no bucket) or -EBUSY. */
+ * present, 0 when not, or -EBUSY. */
 XLB_INLINE int xlb_ctn4_edit(const struct xlb_ct4_key *k, __u32 op, struct xlb_ct4_val *val)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_bucket(k);
+	struct xlb_ct4_bucket *b = xlb_ctn4_locate(k, xlb_ctn4_home(k, XLB_DIR_FWD), xlb_ctn4_home(k, XLB_DIR_REV));
 	__u32 used;
 	int i;
 
 	if (!b)
-		return -ENOENT;
+		return 0;
 	if (!xlb_ctn4_lock(b))
 		return -EBUSY;
 	used = xlb_ctn4_used(b);
@@ -262,16 +318,12 @@ XLB_INLINE int xlb_ctn4_edit(const struct xlb_ct4_key *k, __u32 op, struct xlb_c
 /* Copies k's entry to out without touching it. Returns 1 when present. */
 XLB_INLINE int xlb_ctn4_get(const struct xlb_ct4_key *k, struct xlb_ct4_val *out)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_bucket(k);
-
-	if (!b || xlb_ctn4_find(b, xlb_ctn4_used(b), k) == XLB_CTN_NONE)
-		return 0; /* (the lockless miss, as in xlb_ctn4_touch) */
 	return xlb_ctn4_edit(k, XLB_CTN_OP_GET, out) == 1;
 }
 
-/* Keeps the other direction ok -> ov in step: its state follows ov's, and a
- * missing entry (replaced in its bucket) is recreated. Returns 1 when it was
- * recreated. */
+/* Keeps the other direction ok -> ov in step (ohash: ok's home, xlb_ctn4_home):
+ * its state follows ov's, and a missing entry (replaced in its bucket) is
+ * recreated. Returns 1 when it was recreated. */
 XLB_INLINE int xlb_ctn4_sync(const struct xlb_ct4_key *ok, __u32 ohash, const struct xlb_ct4_val *ov)
 {
 	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(ohash);
@@ -285,12 +337,12 @@ XLB_INLINE int xlb_ctn4_sync(const struct xlb_ct4_key *ok, __u32 ohash, const st
 	if (i >= 0 && i < XLB_CT_NEW_WAYS)
 		b->way[i].val.state = ov->state;
 	else
-		used = xlb_ctn4_store(b, used, xlb_ctn4_victim(b, used), ok, ov);
+		used = xlb_ctn4_store(b, used, xlb_ctn4_victim(b, used, -1), ok, ov);
 	xlb_ctn4_unlock(b, used);
 	return i == XLB_CTN_NONE;
 }
 
-/* Removes k (a flow moved to the established tier). */
+/* Removes k (a flow moved to the established tier; hash: its home). */
 XLB_INLINE void xlb_ctn4_delete(const struct xlb_ct4_key *k, __u32 hash)
 {
 	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hash);

@@ -60,6 +60,18 @@ XLB_INLINE __u32 xlb_ct4_key_hash(const struct xlb_ct4_key *k)
 	return xlb_hash_tuple4(k->saddr, k->daddr, k->sport, k->dport, k->proto);
 }
 
+/* Hash of one side of a flow (an address, a port, the protocol): the IPv4
+ * new-flow tier keeps a flow's entries in the bucket of its client side
+ * (ctnew.h). */
+XLB_INLINE __u32 xlb_hash_side4(__u32 addr, __u16 port, __u8 proto)
+{
+	__u32 h = XLB_HASH_SEED;
+
+	h = xlb_murmur_mix(h, addr);
+	h = xlb_murmur_mix(h, ((__u32)port << 16) | proto);
+	return xlb_murmur_final(h, 8);
+}
+
 /* The first 4 and last 2 bytes of a MAC address as hash words. */
 XLB_INLINE __u32 xlb_mac_hi(const __u8 *m)
 {

@@ -125,7 +125,7 @@ XLB_INLINE enum xlb_verdict xlb_apply_ct4(void *ctx, enum xlb_hook hook, enum xl
 }
 
 XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const struct xlb_pkt4 *p,
-					 __u32 ifindex, __u32 hash)
+					 __u32 ifindex, __u32 hash, __u32 hf)
 {
 	struct xlb_ct4_val fwd = {};
 	struct xlb_backend4 *be;
@@ -152,14 +152,14 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 	fwd.snat_addr = xlb_snat4_pick(p, vip, be, ifc->scope, &fwd.flags);
 	if (fwd.snat_addr) {
 		/* Without both entries the reply could not be un-NATed: drop. */
-		int err = xlb_ct4_create_snat(p, hash, &fwd);
+		int err = xlb_ct4_create_snat(p, hf, &fwd);
 
 		if (err) {
 			xlb_count(err == -EEXIST ? XLB_G_SNAT_NO_PORT : XLB_G_CT_FULL);
 			return XLB_V_DROP;
 		}
 		xlb_count(XLB_G_SNAT);
-	} else if (xlb_ct4_create(p, hash, &fwd)) {
+	} else if (xlb_ct4_create(p, hf, &fwd)) {
 		xlb_count(XLB_G_CT_FULL);
 	}
 
@@ -177,25 +177,31 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 /* New flows out of line (one BPF subprogram per hook): the balancing path's
  * stack (conntrack entries, source NAT) stays out of the frames above it. */
 XLB_NOINLINE enum xlb_verdict xlb_balance4_tc(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 ifindex,
-						__u32 hash)
+						__u32 hash, __u32 hf)
 {
-	return xlb_balance4(skb, XLB_HOOK_TC, p, ifindex, hash);
+	return xlb_balance4(skb, XLB_HOOK_TC, p, ifindex, hash, hf);
 }
 
 XLB_NOINLINE enum xlb_verdict xlb_balance4_xdp(struct xdp_md *xdp, const struct xlb_pkt4 *p, __u32 ifindex,
-						 __u32 hash)
+						 __u32 hash, __u32 hf)
 {
-	return xlb_balance4(xdp, XLB_HOOK_XDP, p, ifindex, hash);
+	return xlb_balance4(xdp, XLB_HOOK_XDP, p, ifindex, hash, hf);
 }
 
 /* A packet the established tier does not know: a flow of the new-flow tier
- * (ctnew.h) is rewritten as recorded; XLB_V_UNTRACKED when it is not there. */
+ * (ctnew.h; hf, hr: the buckets its key may live in) is rewritten as
+ * recorded; XLB_V_UNTRACKED when it is not there. When its bucket stayed
+ * locked the packet is dropped (counted ct_busy): taken for a new flow's, a
+ * live flow's packet would be balanced again, a reply would pass un-NATed. */
 XLB_INLINE enum xlb_verdict xlb_new_tier4(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
-					  const struct xlb_pkt4 *p, __u32 hash)
+					  const struct xlb_pkt4 *p, __u32 hash, __u32 hf, __u32 hr)
 {
 	struct xlb_ct4_val ct;
+	int hit = xlb_ct4_hit_new(p, hash, hf, hr, &ct);
 
-	if (!xlb_ct4_hit_new(p, hash, &ct))
+	if (hit < 0)
+		return XLB_V_DROP;
+	if (!hit)
 		return XLB_V_UNTRACKED;
 	xlb_count(XLB_G_CT_HIT);
 	return xlb_apply_ct4(ctx, hook, stage, p, &ct);
@@ -203,30 +209,34 @@ XLB_INLINE enum xlb_verdict xlb_new_tier4(void *ctx, enum xlb_hook hook, enum xl
 
 /* Out of line (one BPF subprogram per hook and stage): the new-flow tier's
  * stack (copies of its entries) stays out of the main frame, whose 512-byte
- * budget the IPv6 subprograms share; established flows never call it. */
-XLB_NOINLINE enum xlb_verdict xlb_new_tier4_tc_in(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 hash)
+ * budget the IPv6 subprograms share; established flows never call it. The
+ * packet's 5-tuple hash and its two side hashes come packed: hash, then
+ * hf << 32 | hr (five arguments at most). */
+XLB_NOINLINE enum xlb_verdict xlb_new_tier4_tc_in(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 hash, __u64 sides)
 {
-	return xlb_new_tier4(skb, XLB_HOOK_TC, XLB_STAGE_INGRESS, p, hash);
+	return xlb_new_tier4(skb, XLB_HOOK_TC, XLB_STAGE_INGRESS, p, hash, sides >> 32, (__u32)sides);
 }
 
-XLB_NOINLINE enum xlb_verdict xlb_new_tier4_tc_eg(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 hash)
+XLB_NOINLINE enum xlb_verdict xlb_new_tier4_tc_eg(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 hash, __u64 sides)
 {
-	return xlb_new_tier4(skb, XLB_HOOK_TC, XLB_STAGE_EGRESS, p, hash);
+	return xlb_new_tier4(skb, XLB_HOOK_TC, XLB_STAGE_EGRESS, p, hash, sides >> 32, (__u32)sides);
 }
 
-XLB_NOINLINE enum xlb_verdict xlb_new_tier4_xdp(struct xdp_md *xdp, const struct xlb_pkt4 *p, __u32 hash)
+XLB_NOINLINE enum xlb_verdict xlb_new_tier4_xdp(struct xdp_md *xdp, const struct xlb_pkt4 *p, __u32 hash, __u64 sides)
 {
-	return xlb_new_tier4(xdp, XLB_HOOK_XDP, XLB_STAGE_INGRESS, p, hash);
+	return xlb_new_tier4(xdp, XLB_HOOK_XDP, XLB_STAGE_INGRESS, p, hash, sides >> 32, (__u32)sides);
 }
 
 XLB_INLINE enum xlb_verdict xlb_new_tier4_call(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
-					       const struct xlb_pkt4 *p, __u32 hash)
+					       const struct xlb_pkt4 *p, __u32 hash, __u32 hf, __u32 hr)
 {
+	__u64 sides = ((__u64)hf << 32) | hr;
+
 	if (hook == XLB_HOOK_XDP)
-		return xlb_new_tier4_xdp(ctx, p, hash);
+		return xlb_new_tier4_xdp(ctx, p, hash, sides);
 	if (stage == XLB_STAGE_INGRESS)
-		return xlb_new_tier4_tc_in(ctx, p, hash);
-	return xlb_new_tier4_tc_eg(ctx, p, hash);
+		return xlb_new_tier4_tc_in(ctx, p, hash, sides);
+	return xlb_new_tier4_tc_eg(ctx, p, hash, sides);
 }
 
 /* The whole pipeline for one frame. len is the frame's full length. */
@@ -236,7 +246,7 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 	struct xlb_pkt4 p;
 	struct xlb_ct4_val *ct;
 	enum xlb_verdict v;
-	__u32 hash = 0;
+	__u32 hash = 0, hf = 0, hr;
 
 	xlb_count(XLB_G_PACKETS);
 	switch (xlb_parse4(data, data_end, len, &p)) {
@@ -267,11 +277,13 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 
 	/* A new flow's SYN skips the established tier when its filter allows.
 	 * The key's hash, computed once past the established tier, serves the
-	 * filter, the new-flow tier and Maglev. */
+	 * filter and Maglev; the hash of its source side (hf) picks the new-flow
+	 * tier bucket its flow's entries live in (ctnew.h). */
 	if (xlb_ct4_opens(&p)) {
 		hash = xlb_ct4_key_hash(&p.tuple);
-		/* Its new-flow tier bucket is read next: on its way while the filter is. */
-		xlb_ctn4_prefetch(hash);
+		hf = xlb_ctn4_home(&p.tuple, XLB_DIR_FWD);
+		/* That bucket is read next: on its way while the filter is. */
+		xlb_ctn4_prefetch(hf);
 		if (!xlb_ct4_seen_maybe_h(hash)) {
 			xlb_count(XLB_G_CT_SKIP);
 			goto untracked;
@@ -279,8 +291,10 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 		ct = xlb_ct4_hit(&p);
 	} else {
 		ct = xlb_ct4_hit(&p);
-		if (!ct)
+		if (!ct) {
 			hash = xlb_ct4_key_hash(&p.tuple);
+			hf = xlb_ctn4_home(&p.tuple, XLB_DIR_FWD);
+		}
 	}
 	if (ct) {
 		xlb_count(XLB_G_CT_HIT);
@@ -288,16 +302,17 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 	}
 untracked:
 	/* The new-flow tier's miss is answered here, its hit out of line. */
-	if (xlb_ctn4_may_hold(&p.tuple, hash)) {
-		v = xlb_new_tier4_call(ctx, hook, stage, &p, hash);
+	hr = xlb_ctn4_home(&p.tuple, XLB_DIR_REV);
+	if (xlb_ctn4_may_hold(&p.tuple, hf, hr)) {
+		v = xlb_new_tier4_call(ctx, hook, stage, &p, hash, hf, hr);
 		if (v != XLB_V_UNTRACKED)
 			return v;
 	}
 	if (stage != XLB_STAGE_INGRESS)
 		return XLB_V_PASS;
 	if (hook == XLB_HOOK_XDP)
-		return xlb_balance4_xdp(ctx, &p, ifindex, hash);
-	return xlb_balance4_tc(ctx, &p, ifindex, hash);
+		return xlb_balance4_xdp(ctx, &p, ifindex, hash, hf);
+	return xlb_balance4_tc(ctx, &p, ifindex, hash, hf);
 }
 
 #endif /* XLB_LB_H */
