@@ -141,6 +141,13 @@ export async function settle(maxS = SETTLE_MAX_S, idleShare = SETTLE_IDLE_SHARE)
   return { waitedS: round((Date.now() - t0) / 1000, 1), idle };
 }
 
+/** One turn of the event loop. The stages' measuring loops are synchronous (spawnSync, BPF test runs):
+ *  a signal (Ctrl-C, SIGTERM) is handled, and its cleanup run, only when they yield, so they call this
+ *  between measurements. */
+export function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -32,7 +32,7 @@ import { Xlb } from '../src/xlb.js';
 import { OvnSandbox } from '../src/ovn/sandbox.js';
 import { loadNative } from '../src/native.js';
 import { packageRoot } from '../src/paths.js';
-import { PREFIX, busyNs, figure, nsSh, round, sh, type Figure, type Progress, type Ratio, type StageResult } from './common.js';
+import { PREFIX, busyNs, figure, nsSh, round, sh, yieldToLoop, type Figure, type Progress, type Ratio, type StageResult } from './common.js';
 import { onCleanup } from './cleanup.js';
 
 export interface E2eOptions {
@@ -133,15 +133,18 @@ class Servers {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** Last resort (signal handler): SIGKILL what is still running. */
+  /** Last resort (signal handler, which cannot wait): SIGTERM what is still running (nginx's master
+   *  then stops its workers itself, where a SIGKILLed master leaves them running) and remove the
+   *  servers' directory. */
   killNow(): void {
     for (const c of this.children.splice(0)) {
       try {
-        if (c.pid !== undefined && c.exitCode === null) process.kill(c.pid, 'SIGKILL');
+        if (c.pid !== undefined && c.exitCode === null) process.kill(c.pid, 'SIGTERM');
       } catch {
         /* gone */
       }
     }
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
@@ -363,6 +366,7 @@ export async function runE2e(opts: E2eOptions): Promise<StageResult> {
     };
     for (let r = 0; r < runs; r++) {
       for (const t of targets) {
+        await yieldToLoop(); // a signal is handled here, not after the whole loop
         if (!ok.get(t.config)) {
           bar.tick(`${t.config} (skipped)`);
           continue;

@@ -25,7 +25,7 @@ import { loadNative, type XlbNative } from '../src/native.js';
 import { packageRoot } from '../src/paths.js';
 import { parseIPv4 } from '../src/addr.js';
 import { LAYOUT, encodeU32 } from '../src/layout.js';
-import { figure, macOf, median, sh, shQuiet, percentile, round, tcpFrame, type Figure, type Progress, type Ratio, type StageResult } from './common.js';
+import { figure, macOf, median, sh, shQuiet, percentile, round, tcpFrame, yieldToLoop, type Figure, type Progress, type Ratio, type StageResult } from './common.js';
 import { nbToKernelLatencies } from './nb-latency.js';
 import { IF_RX, IF_TX, NS_RX, NS_TX, buildInPlace, destroyInPlace, frameValue, sendLive } from './hotpath.js';
 import { onCleanup } from './cleanup.js';
@@ -454,11 +454,13 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
       }
       x.close();
       bar.tick(`${bigVips} VIPs in load balancers of ${PER_LB}, run ${r + 1}`);
+      await yieldToLoop(); // a signal is handled here (bench/common.ts)
       x = open();
       dp = x.dataplane;
       empty = mapMemory(dp);
       bigRuns.push(applyTimed(bigVips));
       bar.tick(`apply ${bigVips} VIPs from empty, run ${r + 1}`);
+      await yieldToLoop(); // a signal is handled here (bench/common.ts)
       if (r < runs - 1) x.close();
     }
     const big = bigRuns[bigRuns.length - 1]!;
@@ -476,6 +478,7 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
       applyTimed(bigVips);
     }
     bar.tick('change one backend');
+    await yieldToLoop(); // a signal is handled here (bench/common.ts)
     const cm = (f: (x: (typeof changes)[number]) => number): number[] => changes.map(f);
     const change = changes[0]!;
     const bm = (f: (x: (typeof bigRuns)[number]) => number): number[] => bigRuns.map(f);
@@ -527,6 +530,7 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
     for (const n of sizes) figs.push(figure('scale', 'BPF map memory', `${n} VIPs × ${BACKENDS_PER_VIP} backends, M = 16381`, 'MiB', [mem[n] / 2 ** 20]));
     figs.push(figure('scale', 'BPF map memory', `conntrack map alone (${1 << 21} entries, preallocated)`, 'MiB', [memlock(dp.maps.xlb_ct4) / 2 ** 20]));
     bar.tick('memory');
+    await yieldToLoop(); // a signal is handled here (bench/common.ts)
 
     // ---- data plane: per-packet cost at each size, and 1 VIP + a full conntrack table ----
     // Two data planes side by side: A steps through 1 → 100 → bigVips... would re-apply each
@@ -552,6 +556,7 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
       }
     });
     bar.tick(`conntrack filled (${ctEntries})`);
+    await yieldToLoop(); // a signal is handled here (bench/common.ts)
     figs.push(
       figure('scale', 'control plane', `rebuild the established tier's key filter (${ctEntries} entries)`, 'ms', rebuildMs, {
         note: 'xlb_ct4_seen_rebuild (bpf/lib/ctseen.h), run after each garbage collection',
@@ -571,6 +576,7 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
     const neu = cases.map(() => [] as number[]);
     const flows = cases.map((c, i) => establishFlows(native, c.dp, samples, c.spread ?? c.n, c.ifindex ?? 1, parseIPv4('192.168.0.0') + 1 + i * 4096));
     for (let r = 0; r < runs; r++) {
+      await yieldToLoop(); // a signal is handled here (bench/common.ts)
       cases.forEach((c, i) => {
         const p = perPacket(native, c.dp, flows[i]!, samples, seed, c.spread ?? c.n, c.ifindex);
         est[i].push(p.est);
