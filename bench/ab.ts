@@ -5,7 +5,7 @@
  * hotpath veth, pair by pair, so that a noisy machine's drift hits both alike.
  * For a change to the data plane, measured against the commit before it:
  *
- *   git worktree add /tmp/xlb-base HEAD~1 && (cd /tmp/xlb-base && ln -s $PWD/node_modules && npm run build)
+ *   git worktree add /tmp/xlb-base HEAD~1 && ln -s "$PWD/node_modules" /tmp/xlb-base/ && (cd /tmp/xlb-base && npm run build)
  *   node dist/bench/ab.js --pairs 50 /tmp/xlb-base .
  *
  * Prints per tree the medians (and first quartiles) of the established and new
@@ -17,7 +17,7 @@ import { Command } from 'commander';
 import { loadNative } from '../src/native.js';
 import { packageRoot } from '../src/paths.js';
 import { parseIPv4 } from '../src/addr.js';
-import { buildInPlace, destroyInPlace, frameValue, hotpathConfig, sendLive, NS_RX, NS_TX, IF_RX, IF_TX } from './hotpath.js';
+import { buildInPlace, destroyInPlace, establish, frameValue, hotpathConfig, sendLive, NS_RX, NS_TX, IF_RX, IF_TX } from './hotpath.js';
 import { macOf, median, percentile, tcpFrame } from './common.js';
 
 const CLIENT = parseIPv4('192.168.0.1');
@@ -42,10 +42,7 @@ async function openTree(dir: string, i: number, rxIdx: number): Promise<Tree> {
   Dataplane.removePins(pin);
   const dp = Dataplane.open({ pinRoot: pin, mapSizes: { conntrack: 1 << 22 } });
   applyCompiled(dp.store(), compile(validateConfig(hotpathConfig([`${NS_RX}/${IF_RX}`]))), new Map([['lo', 1], [`${NS_RX}/${IF_RX}`, rxIdx]]));
-  // The established flow, confirmed into the established tier (SYN, then the backend's ACK).
-  const out: Buffer = dp.native.progTestRun(dp.progs.xlb_tc_ingress, { data: tcpFrame(CLIENT, VIP, 40000, 80, 0x02), ifindex: 1, repeat: 1 }).data;
-  dp.native.progTestRun(dp.progs.xlb_tc_egress, { data: tcpFrame(out.readUInt32BE(14 + 16), CLIENT, 8080, 40000, 0x10), ifindex: 1, repeat: 1 });
-  if (dp.globalCounters().ct_promoted !== 1n) throw new Error(`${dir}: the established flow was not confirmed`);
+  establish(dp.native, dp, 40000); // the established flow, confirmed into the established tier
   return { name: dir, dp, Dataplane, pin, est: [], fresh: [] };
 }
 

@@ -79,7 +79,7 @@ const COLD_SPORT = 39000;
  *  on tc egress), as every real established flow is: it then lives in the
  *  established tier (xlb_ct4), not in the new-flow tier (conntrack.h). Returns
  *  the backend's address. */
-function establish(native: XlbNative, dp: Dataplane, sport: number): number {
+export function establish(native: XlbNative, dp: Dataplane, sport: number): number {
   const before = dp.globalCounters().ct_promoted;
   const out = native.progTestRun(dp.progs.xlb_tc_ingress, { data: tcpFrame(CLIENT, VIP, sport, 80, 0x02), ifindex: 1, repeat: 1 }).data;
   const backend = out.readUInt32BE(14 + 16);

@@ -4,7 +4,7 @@
  * here the garbage collector applies idle timeouts per state, and ct_flush
  * removes the flows of backends that left a pool.
  */
-import type { Dataplane } from './dataplane.js';
+import { Ct4NewBusyError, type Dataplane } from './dataplane.js';
 import { decodeCt4Key, decodeCt4Val, encodeCt4Key, LAYOUT, XLB, type Ct4Key, type Ct4Val } from './layout.js';
 import { decodeCt6Key, decodeCt6Val, encodeCt6Key, type Ct6Key, type Ct6Val } from './layout.js';
 
@@ -107,7 +107,7 @@ function deleteKeys(dp: Dataplane, entries: Entry[]): number {
       if (dp.ct4NewDelete(e.key)) n++;
     } catch (err) {
       // Its bucket stayed locked through every run: the next collection tries again.
-      if (!(err instanceof Error && err.message.includes('stayed locked'))) throw err;
+      if (!(err instanceof Ct4NewBusyError)) throw err;
     }
   }
   return n;

@@ -16,7 +16,8 @@ const KEY_BYTES = 16; /* the length xlb_hash_tuple4 finalizes with */
 const SIDE_BYTES = 8; /* the length xlb_hash_side4 finalizes with */
 
 /** xlb_hash_tuple4 (bpf/lib/hash.h) of an encoded xlb_ct4_key: fields as the
- *  program loads them (network-order bytes read as little-endian words). */
+ *  program loads them (network-order bytes read as little-endian words). The
+ *  established tier filter's hash (ctseen.h), not a bucket's (ct4Bucket). */
 export function ct4KeyHash(key: Uint8Array): number {
   const dv = new DataView(key.buffer, key.byteOffset, key.byteLength);
   const o = LAYOUT.xlb_ct4_key.offsets;
@@ -49,7 +50,7 @@ export function ct4Home(key: Uint8Array, dir: number): number {
 
 /** The bucket, of `buckets`, an entry of `key` with direction `dir` lives in. */
 export function ct4Bucket(key: Uint8Array, dir: number, buckets: number): number {
-  return (ct4Home(key, dir) >>> 0) % buckets;
+  return ct4Home(key, dir) % buckets;
 }
 
 /** Buckets for a new-flow tier of `entries` entries (at least one). */

@@ -66,6 +66,9 @@ export const MAP_NAMES = [
 ] as const;
 export type KernelMapName = (typeof MAP_NAMES)[number];
 
+/** An edit of the IPv4 new-flow tier whose bucket stayed locked through every run (Dataplane.ct4NewDelete etc.). */
+export class Ct4NewBusyError extends Error {}
+
 /** Runs of xlb_ct4_new_edit while its bucket is locked before giving up. */
 const CT4_NEW_EDIT_RUNS = 8;
 const EBUSY = 16;
@@ -401,7 +404,10 @@ export class Dataplane {
    *  in the kernel: ADDR_FILTER_U32_WORDS 32-bit words. */
   addrFilter(): Uint32Array {
     const b = this.native.mapMmapRead(this.maps.xlb_addr_filter, ADDR_FILTER_U32_WORDS * 4);
-    return new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + ADDR_FILTER_U32_WORDS * 4));
+    // A copy already (the addon's): viewed in place when aligned.
+    return b.byteOffset % 4 === 0
+      ? new Uint32Array(b.buffer, b.byteOffset, ADDR_FILTER_U32_WORDS)
+      : new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + ADDR_FILTER_U32_WORDS * 4));
   }
 
   /** Writes the u32 words `changed` of `words` to the address filter, each with one 32-bit store. */
@@ -415,8 +421,10 @@ export class Dataplane {
   /** Sets the address filter's bits of address `keys` (addrKey4 / addrKey6); bits are never
    *  cleared here. Returns the number of 32-bit words written. */
   addrFilterMark(keys: Iterable<number>): number {
+    const all = [...keys];
+    if (all.length === 0) return 0; // (no read of the filter for nothing to mark)
     const words = this.addrFilter();
-    const changed = markAddrs(words, keys);
+    const changed = markAddrs(words, all);
     this.writeAddrFilter(words, changed);
     return changed.length;
   }
@@ -478,11 +486,11 @@ export class Dataplane {
       this.native.progTestRun(this.progs.xlb_ct4_new_edit, { data: new Uint8Array(0), ctx });
       result = ctx.readInt32LE(L.offsets.result);
     }
-    if (result < 0) {
-      const why = result === -EBUSY ? `its bucket stayed locked through ${CT4_NEW_EDIT_RUNS} runs` : `errno ${-result}`;
-      throw new Error(`xlb_ct4_new_edit (op ${op}, key ${Buffer.from(key).toString('hex')}): ${why}`);
-    }
-    return { found: result === 1, val: Buffer.from(ctx.subarray(L.offsets.val, L.offsets.val + LAYOUT.xlb_ct4_val.size)) };
+    const what = `xlb_ct4_new_edit (op ${op}, key ${Buffer.from(key).toString('hex')})`;
+    if (result === -EBUSY) throw new Ct4NewBusyError(`${what}: its bucket stayed locked through ${CT4_NEW_EDIT_RUNS} runs`);
+    if (result < 0) throw new Error(`${what}: errno ${-result}`);
+    // (ctx is this call's own: its value part is returned without a copy)
+    return { found: result === 1, val: ctx.subarray(L.offsets.val, L.offsets.val + LAYOUT.xlb_ct4_val.size) };
   }
 
   /** All IPv6 conntrack entries (both directions, both tiers as in conntrack()), raw. */

@@ -70,7 +70,7 @@ async function writer(cpu: number, client: string, port: number): Promise<Worker
 }
 
 describe('the new-flow tier bucket lock', () => {
-  it(`two CPUs inserting ${PER_WRITER} flows each into one bucket: no torn entry, no lock left held`, async () => {
+  it(`two CPUs inserting ${PER_WRITER} flows each into one bucket: consistent entries, no lock left held`, async () => {
     expect(dp.native.mapInfo(dp.maps.xlb_ct4_new).maxEntries).toBe(1);
     const g0 = dp.globalCounters();
     const [a, b] = await Promise.all([writer(0, '192.168.50.1', 10_000), writer(1, '192.168.60.1', 40_000)]);

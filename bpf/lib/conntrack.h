@@ -75,18 +75,19 @@ XLB_INLINE void xlb_ct4_other(const struct xlb_ct4_key *k, const struct xlb_ct4_
 }
 
 /* A hit in the new-flow tier (ctnew.h) of the packet's key (hash: its
- * 5-tuple's, for the established tier's filter; hf, hr: the buckets it may
- * live in): follows the TCP state like xlb_ct4_hit, copies the entry to v,
- * and moves the flow (both directions) to xlb_ct4 when this packet confirms
- * it. Returns 1 on a hit, 0 on a miss, -EBUSY when the bucket holding the key
- * stayed locked (the packet must not be taken for a new flow's). */
-XLB_INLINE int xlb_ct4_hit_new(const struct xlb_pkt4 *p, __u32 hash, __u32 hf, __u32 hr, struct xlb_ct4_val *v)
+ * 5-tuple's, for the established tier's filter; home: the bucket
+ * xlb_ctn4_locate saw it in): follows the TCP state like xlb_ct4_hit, copies
+ * the entry to v, and moves the flow (both directions) to xlb_ct4 when this
+ * packet confirms it. Returns 1 on a hit, 0 on a miss, -EBUSY when the bucket
+ * holding the key stayed locked (the packet must not be taken for a new
+ * flow's). */
+XLB_INLINE int xlb_ct4_hit_new(const struct xlb_pkt4 *p, __u32 hash, __u32 home, struct xlb_ct4_val *v)
 {
 	const struct xlb_ct4_key *k = &p->tuple;
 	struct xlb_ct4_key ok;
 	struct xlb_ct4_val ov;
 	__u32 ohome;
-	int hit = xlb_ctn4_touch(k, hf, hr, p->tcp_flags, v);
+	int hit = xlb_ctn4_touch(k, home, p->tcp_flags, v);
 
 	if (hit <= 0)
 		return hit;
@@ -99,7 +100,7 @@ XLB_INLINE int xlb_ct4_hit_new(const struct xlb_pkt4 *p, __u32 hash, __u32 hf, _
 	}
 	if (xlb_ct4_put_est(&ok, xlb_ct4_key_hash(&ok), &ov, BPF_ANY) || xlb_ct4_put_est(k, hash, v, BPF_ANY))
 		return 1;
-	xlb_ctn4_delete(k, xlb_ctn4_home(k, v->dir));
+	xlb_ctn4_delete(k, home);
 	xlb_ctn4_delete(&ok, ohome);
 	xlb_count(XLB_G_CT_PROMOTED);
 	return 1;
@@ -173,7 +174,7 @@ XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, __u32 hf, struct xl
 	struct xlb_ct4_key rk;
 	struct xlb_ct4_val rv;
 	int err = -EEXIST;
-	__u32 i, rhash;
+	__u32 i, rhash, rhome = 0;
 
 	xlb_ct4_init_fwd(p, fwd);
 	fwd->flags |= XLB_CT_F_SNAT;
@@ -191,7 +192,8 @@ XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, __u32 hf, struct xl
 			err = -EEXIST;
 			continue;
 		}
-		err = xlb_ctn4_put(&rk, xlb_ctn4_home(&rk, XLB_DIR_REV), &rv, 1);
+		rhome = xlb_ctn4_home(&rk, XLB_DIR_REV);
+		err = xlb_ctn4_put(&rk, rhome, &rv, 1);
 		if (err != -EEXIST)
 			break;
 	}
@@ -199,7 +201,7 @@ XLB_INLINE int xlb_ct4_create_snat(const struct xlb_pkt4 *p, __u32 hf, struct xl
 		return err;
 	err = xlb_ctn4_put(k, hf, fwd, 0);
 	if (err) /* no half flow holding its source port: the claim goes (best effort) */
-		xlb_ctn4_delete(&rk, xlb_ctn4_home(&rk, XLB_DIR_REV));
+		xlb_ctn4_delete(&rk, rhome);
 	return err;
 }
 

@@ -24,9 +24,8 @@
  * XLB_G_CT_BUSY): nothing ever waits unbounded, and a holder never calls a
  * helper. The control plane edits buckets through xlb_ct4_new_edit (a syscall
  * program, the same lock). Values are copied out under the lock (never a
- * pointer into a bucket another CPU may be rewriting). A flow's two keys
- * usually share a bucket (one lock covers both); no operation holds more
- * than one lock.
+ * pointer into a bucket another CPU may be rewriting). No operation holds
+ * more than one lock.
  */
 #ifndef XLB_CTNEW_H
 #define XLB_CTNEW_H
@@ -171,26 +170,29 @@ XLB_INLINE int xlb_ctn4_victim(const struct xlb_ct4_bucket *b, __u32 used, int s
 	return v;
 }
 
-/* The bucket holding k, looked for without the lock in both buckets it may
- * live in: hf (its home as a forward key), hr (as a reverse one). NULL means
- * the tier does not hold k (a racing insert of k on another CPU is a miss
- * either way); a bucket, that a locked look is worth its cost. */
-XLB_INLINE struct xlb_ct4_bucket *xlb_ctn4_locate(const struct xlb_ct4_key *k, __u32 hf, __u32 hr)
+/* Whether k is in the bucket of side hash `hash`, looked at without the lock. */
+XLB_INLINE int xlb_ctn4_seen_in(const struct xlb_ct4_key *k, __u32 hash)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hf);
+	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hash);
 
-	if (b && xlb_ctn4_find(b, xlb_ctn4_used(b), k) != XLB_CTN_NONE)
-		return b;
-	b = xlb_ctn4_bucket_of(hr);
-	if (b && xlb_ctn4_find(b, xlb_ctn4_used(b), k) != XLB_CTN_NONE)
-		return b;
-	return NULL;
+	return b && xlb_ctn4_find(b, xlb_ctn4_used(b), k) != XLB_CTN_NONE;
 }
 
-/* Whether the tier may hold k (xlb_ctn4_locate). */
-XLB_INLINE int xlb_ctn4_may_hold(const struct xlb_ct4_key *k, __u32 hf, __u32 hr)
+/* Looks for k without the lock in both buckets it may live in: hf (its home
+ * as a forward key), hr (as a reverse one). 0 means the tier does not hold k
+ * (a racing insert of k on another CPU is a miss either way); 1 that a locked
+ * look is worth its cost, in the bucket of *home. */
+XLB_INLINE int xlb_ctn4_locate(const struct xlb_ct4_key *k, __u32 hf, __u32 hr, __u32 *home)
 {
-	return xlb_ctn4_locate(k, hf, hr) != NULL;
+	if (xlb_ctn4_seen_in(k, hf)) {
+		*home = hf;
+		return 1;
+	}
+	if (xlb_ctn4_seen_in(k, hr)) {
+		*home = hr;
+		return 1;
+	}
+	return 0;
 }
 
 /* Writes k -> v into way i of b (locked); returns the ways used after. */
@@ -255,21 +257,18 @@ XLB_NOINLINE int xlb_ctn4_put_pair(const struct xlb_ct4_key *k, const struct xlb
 	return 0;
 }
 
-/* A packet of flow k (which may live in the bucket of side hash hf or hr):
- * refreshes the entry's clock and TCP state and copies the entry to out.
- * Returns 1 when k is present, 0 when not, -EBUSY when its bucket stayed
- * locked. */
-XLB_INLINE int xlb_ctn4_touch(const struct xlb_ct4_key *k, __u32 hf, __u32 hr, __u8 tcp_flags,
-			      struct xlb_ct4_val *out)
+/* A packet of flow k, which xlb_ctn4_locate saw in the bucket of side hash
+ * home: refreshes the entry's clock and TCP state and copies the entry to
+ * out. Returns 1 when k is present, 0 when not (gone since), -EBUSY when its
+ * bucket stayed locked. */
+XLB_INLINE int xlb_ctn4_touch(const struct xlb_ct4_key *k, __u32 home, __u8 tcp_flags, struct xlb_ct4_val *out)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_locate(k, hf, hr);
+	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(home);
 	struct xlb_ct4_val *v;
 	__u32 used;
 	__u64 now;
 	int i;
 
-	/* Most calls are misses (every new flow, traffic that is not balanced):
-	 * they are answered without the lock (xlb_ctn4_locate). */
 	if (!b)
 		return 0;
 	now = xlb_now_ns(); /* (no helper call under the lock) */
@@ -293,10 +292,13 @@ XLB_INLINE int xlb_ctn4_touch(const struct xlb_ct4_key *k, __u32 hf, __u32 hr, _
  * present, 0 when not, or -EBUSY. */
 XLB_INLINE int xlb_ctn4_edit(const struct xlb_ct4_key *k, __u32 op, struct xlb_ct4_val *val)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_locate(k, xlb_ctn4_home(k, XLB_DIR_FWD), xlb_ctn4_home(k, XLB_DIR_REV));
-	__u32 used;
+	struct xlb_ct4_bucket *b;
+	__u32 home, used;
 	int i;
 
+	if (!xlb_ctn4_locate(k, xlb_ctn4_home(k, XLB_DIR_FWD), xlb_ctn4_home(k, XLB_DIR_REV), &home))
+		return 0;
+	b = xlb_ctn4_bucket_of(home);
 	if (!b)
 		return 0;
 	if (!xlb_ctn4_lock(b))

@@ -53,8 +53,9 @@ XLB_INLINE __u32 xlb_hash_tuple4(__u32 saddr, __u32 daddr, __u16 sport, __u16 dp
 	return xlb_murmur_final(h, 16);
 }
 
-/* The hash of a conntrack key (its 5-tuple): the new-flow tier's bucket, the
- * established tier filter's bit and Maglev's default flow hash. */
+/* The hash of a conntrack key (its 5-tuple): the established tier filter's
+ * bit and Maglev's default flow hash (the new-flow tier's buckets come from
+ * xlb_hash_side4). */
 XLB_INLINE __u32 xlb_ct4_key_hash(const struct xlb_ct4_key *k)
 {
 	return xlb_hash_tuple4(k->saddr, k->daddr, k->sport, k->dport, k->proto);

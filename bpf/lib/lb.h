@@ -189,15 +189,15 @@ XLB_NOINLINE enum xlb_verdict xlb_balance4_xdp(struct xdp_md *xdp, const struct 
 }
 
 /* A packet the established tier does not know: a flow of the new-flow tier
- * (ctnew.h; hf, hr: the buckets its key may live in) is rewritten as
+ * (ctnew.h; home: the bucket xlb_ctn4_locate saw its key in) is rewritten as
  * recorded; XLB_V_UNTRACKED when it is not there. When its bucket stayed
  * locked the packet is dropped (counted ct_busy): taken for a new flow's, a
  * live flow's packet would be balanced again, a reply would pass un-NATed. */
 XLB_INLINE enum xlb_verdict xlb_new_tier4(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
-					  const struct xlb_pkt4 *p, __u32 hash, __u32 hf, __u32 hr)
+					  const struct xlb_pkt4 *p, __u32 hash, __u32 home)
 {
 	struct xlb_ct4_val ct;
-	int hit = xlb_ct4_hit_new(p, hash, hf, hr, &ct);
+	int hit = xlb_ct4_hit_new(p, hash, home, &ct);
 
 	if (hit < 0)
 		return XLB_V_DROP;
@@ -209,34 +209,30 @@ XLB_INLINE enum xlb_verdict xlb_new_tier4(void *ctx, enum xlb_hook hook, enum xl
 
 /* Out of line (one BPF subprogram per hook and stage): the new-flow tier's
  * stack (copies of its entries) stays out of the main frame, whose 512-byte
- * budget the IPv6 subprograms share; established flows never call it. The
- * packet's 5-tuple hash and its two side hashes come packed: hash, then
- * hf << 32 | hr (five arguments at most). */
-XLB_NOINLINE enum xlb_verdict xlb_new_tier4_tc_in(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 hash, __u64 sides)
+ * budget the IPv6 subprograms share; established flows never call it. */
+XLB_NOINLINE enum xlb_verdict xlb_new_tier4_tc_in(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 hash, __u32 home)
 {
-	return xlb_new_tier4(skb, XLB_HOOK_TC, XLB_STAGE_INGRESS, p, hash, sides >> 32, (__u32)sides);
+	return xlb_new_tier4(skb, XLB_HOOK_TC, XLB_STAGE_INGRESS, p, hash, home);
 }
 
-XLB_NOINLINE enum xlb_verdict xlb_new_tier4_tc_eg(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 hash, __u64 sides)
+XLB_NOINLINE enum xlb_verdict xlb_new_tier4_tc_eg(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 hash, __u32 home)
 {
-	return xlb_new_tier4(skb, XLB_HOOK_TC, XLB_STAGE_EGRESS, p, hash, sides >> 32, (__u32)sides);
+	return xlb_new_tier4(skb, XLB_HOOK_TC, XLB_STAGE_EGRESS, p, hash, home);
 }
 
-XLB_NOINLINE enum xlb_verdict xlb_new_tier4_xdp(struct xdp_md *xdp, const struct xlb_pkt4 *p, __u32 hash, __u64 sides)
+XLB_NOINLINE enum xlb_verdict xlb_new_tier4_xdp(struct xdp_md *xdp, const struct xlb_pkt4 *p, __u32 hash, __u32 home)
 {
-	return xlb_new_tier4(xdp, XLB_HOOK_XDP, XLB_STAGE_INGRESS, p, hash, sides >> 32, (__u32)sides);
+	return xlb_new_tier4(xdp, XLB_HOOK_XDP, XLB_STAGE_INGRESS, p, hash, home);
 }
 
 XLB_INLINE enum xlb_verdict xlb_new_tier4_call(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
-					       const struct xlb_pkt4 *p, __u32 hash, __u32 hf, __u32 hr)
+					       const struct xlb_pkt4 *p, __u32 hash, __u32 home)
 {
-	__u64 sides = ((__u64)hf << 32) | hr;
-
 	if (hook == XLB_HOOK_XDP)
-		return xlb_new_tier4_xdp(ctx, p, hash, sides);
+		return xlb_new_tier4_xdp(ctx, p, hash, home);
 	if (stage == XLB_STAGE_INGRESS)
-		return xlb_new_tier4_tc_in(ctx, p, hash, sides);
-	return xlb_new_tier4_tc_eg(ctx, p, hash, sides);
+		return xlb_new_tier4_tc_in(ctx, p, hash, home);
+	return xlb_new_tier4_tc_eg(ctx, p, hash, home);
 }
 
 /* The whole pipeline for one frame. len is the frame's full length. */
@@ -246,7 +242,7 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 	struct xlb_pkt4 p;
 	struct xlb_ct4_val *ct;
 	enum xlb_verdict v;
-	__u32 hash = 0, hf = 0, hr;
+	__u32 hash = 0, hf = 0, home = 0;
 
 	xlb_count(XLB_G_PACKETS);
 	switch (xlb_parse4(data, data_end, len, &p)) {
@@ -302,9 +298,8 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 	}
 untracked:
 	/* The new-flow tier's miss is answered here, its hit out of line. */
-	hr = xlb_ctn4_home(&p.tuple, XLB_DIR_REV);
-	if (xlb_ctn4_may_hold(&p.tuple, hf, hr)) {
-		v = xlb_new_tier4_call(ctx, hook, stage, &p, hash, hf, hr);
+	if (xlb_ctn4_locate(&p.tuple, hf, xlb_ctn4_home(&p.tuple, XLB_DIR_REV), &home)) {
+		v = xlb_new_tier4_call(ctx, hook, stage, &p, hash, home);
 		if (v != XLB_V_UNTRACKED)
 			return v;
 	}

@@ -278,7 +278,7 @@ static Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
     ctx_buf = cv.As<Napi::Uint8Array>();
   }
 
-  // ctx: only built when an ifindex is given, per program type.
+  // ctx: options.ctx as given, else built from options.ifindex per program type.
   struct xdp_md xctx;
   struct __sk_buff sctx;
   memset(&xctx, 0, sizeof(xctx));
