@@ -18,7 +18,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 22
+#define XLB_LAYOUT_VERSION 23
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev_c* slots */
@@ -27,9 +27,10 @@
 #define XLB_CT_MAX 262144         /* conntrack entries (both directions count) */
 #define XLB_CT_NEW_MAX 32768      /* unconfirmed flows' entries (new-flow tier, see lib/conntrack.h) */
 #define XLB_CT_NEW_WAYS 4         /* entries per bucket of the IPv4 new-flow tier (lib/ctnew.h) */
-#define XLB_CT_SEEN_WORDS_LOG2 16 /* xlb_ct4_seen: 2^16 words of 64 bits, 4 Mi bits per filter (lib/ctseen.h) */
+#define XLB_CT_SEEN_WORDS_LOG2 17 /* xlb_ct4_seen: 2^17 words of 64 bits, 8 Mi bits per filter (lib/ctseen.h) */
 #define XLB_CT_SEEN_WORDS (1u << XLB_CT_SEEN_WORDS_LOG2)
 #define XLB_CT_SEEN_WORD_BITS 64
+#define XLB_CT_SEEN_BIT2_SHIFT 26 /* a key's second bit: hash bits 26..31 (its word: bits 6 up, its first bit: 0..5) */
 #define XLB_CT_SEEN_FILTERS 2     /* two copies: one answers while the other is rebuilt */
 #define XLB_ADDR_FILTER_WORDS_LOG2 12 /* xlb_addr_filter: 2^12 words of 64 bits, 256 Ki bits (lib/addrfilter.h) */
 #define XLB_ADDR_FILTER_WORDS (1u << XLB_ADDR_FILTER_WORDS_LOG2)
@@ -412,6 +413,8 @@ _Static_assert(sizeof(struct xlb_ct4_val) == 32, "xlb_ct4_val size");
 _Static_assert(sizeof(struct xlb_ct4_way) == 48, "xlb_ct4_way size");
 _Static_assert(sizeof(struct xlb_clock) == 16, "xlb_clock size");
 _Static_assert(sizeof(struct xlb_ct_seen_word) == 8 * XLB_CT_SEEN_FILTERS, "xlb_ct_seen_word size");
+/* A key's second filter bit comes from hash bits its word index does not use, and from 6 of them (0..63). */
+_Static_assert(XLB_CT_SEEN_BIT2_SHIFT >= 6 + XLB_CT_SEEN_WORDS_LOG2 && 32 - XLB_CT_SEEN_BIT2_SHIFT == 6, "xlb_ct_seen bit 2");
 _Static_assert(sizeof(struct xlb_ct_seen_ctl) == 8, "xlb_ct_seen_ctl size");
 _Static_assert(sizeof(struct xlb_ct4_bucket) == 8 + 48 * XLB_CT_NEW_WAYS, "xlb_ct4_bucket size");
 _Static_assert(sizeof(struct xlb_ct4_new_edit) == 16 + 32 + 8, "xlb_ct4_new_edit size");

@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 22;
+export const LAYOUT_VERSION = 23;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 
@@ -47,6 +47,7 @@ export const XLB = {
   CT_F_HAIRPIN: 2,
   CT_NEW_WAYS: 4,
   CT_SEEN_FILTERS: 2,
+  CT_SEEN_BIT2_SHIFT: 26,
   ADDR_FILTER_WORDS: 4096,
   ADDR_FILTER_BITS_LOG2: 18,
   ADDR_FILTER_MULT: 0x9e3779b1,

@@ -237,11 +237,15 @@ describe('ct_flush', () => {
       dp.native.mapUpdate(dp.maps.xlb_ct4, old, ov);
       // Each key's bit in the copy of the filter in use (bpf/lib/ctseen.h).
       const words = dp.native.mapInfo(dp.maps.xlb_ct4_seen).maxEntries;
-      const at = (key: Buffer): { i: number; bit: number } => ({ i: (ct4KeyHash(key) >>> 6) & (words - 1), bit: ct4KeyHash(key) & 63 });
+      // (two bits in one word: a blocked Bloom filter)
+      const at = (key: Buffer): { i: number; bits: bigint } => {
+        const h = ct4KeyHash(key);
+        return { i: (h >>> 6) & (words - 1), bits: (1n << BigInt(h & 63)) | (1n << BigInt(h >>> XLB.CT_SEEN_BIT2_SHIFT)) };
+      };
       const seen = (key: Buffer): boolean => {
-        const { i, bit } = at(key);
+        const { i, bits } = at(key);
         const w = dp.native.mapLookup(dp.maps.xlb_ct4_seen, encodeU32(i), LAYOUT.xlb_ct_seen_word.size)!;
-        return ((w.readBigUInt64LE((dp.ct4Seen().active & (XLB.CT_SEEN_FILTERS - 1)) * 8) >> BigInt(bit)) & 1n) === 1n;
+        return (w.readBigUInt64LE((dp.ct4Seen().active & (XLB.CT_SEEN_FILTERS - 1)) * 8) & bits) === bits;
       };
       expect(at(old)).not.toEqual(at(k)); // (else the test could not tell them apart)
       expect(dp.ct4SeenRebuild()).toBe(2); // entries written from user space: learnt by a rebuild

@@ -157,3 +157,52 @@ describe('the established tier key filter', () => {
     expect(syn('192.168.5.6', 6666)).toEqual({ dst: SENTINEL, skipped: false });
   });
 });
+
+describe('established-tier filter: false positives with a full table', () => {
+  const BIG_PIN = `/sys/fs/bpf/xlb-seen-big-${process.pid}`;
+  const KEYS = 400_000;
+  const PROBES = 4000;
+  let big: Dataplane;
+
+  beforeAll(() => {
+    Dataplane.removePins(BIG_PIN);
+    big = Dataplane.open({ pinRoot: BIG_PIN, mapSizes: { conntrack: 1 << 19, conntrackNew: 1024 } });
+    applyCompiled(
+      big.store(),
+      compile(
+        validateConfig({
+          load_balancers: [{ name: 'web', protocol: 'tcp', vips: { [`${VIP}:80`]: BACKENDS.map((b) => `${b}:8080`).join(',') } }],
+          logical_switches: [{ name: 'sw', ports: ['lo'], load_balancer: ['web'] }],
+        }),
+      ),
+      new Map([['lo', IFINDEX]]),
+    );
+  });
+
+  afterAll(() => closeAndUnpin(big, BIG_PIN));
+
+  it('with 400,000 keys held, fewer than 2 % of new flows’ SYNs are sent to look (two bits per key in 8 Mi bits; one bit in 4 Mi bits sent 9 %)', () => {
+    const ks = LAYOUT.xlb_ct4_key.size;
+    const keys = Buffer.alloc(KEYS * ks);
+    for (let i = 0; i < KEYS; i++) {
+      // 100.64.0.0/10 clients, 256 ports each: none of them sends a probe below.
+      keys.writeUInt32BE((0x64400000 + (i >>> 8)) >>> 0, i * ks);
+      keys.writeUInt32BE(parseIPv4(VIP), i * ks + 4);
+      keys.writeUInt16BE(1024 + (i & 0xff), i * ks + 8);
+      keys.writeUInt16BE(80, i * ks + 10);
+      keys[i * ks + 12] = 6;
+    }
+    big.native.mapUpdateBatch(big.maps.xlb_ct4, keys, Buffer.alloc(KEYS * VS), KEYS, 0);
+    expect(big.ct4SeenRebuild()).toBe(KEYS);
+    const before = big.globalCounters();
+    for (let i = 0; i < PROBES; i++) {
+      const data = buildPacket({ src: `172.20.${i >> 8}.${i & 255}`, dst: VIP, proto: 'tcp', sport: 30000 + i, dport: 80, tcpFlags: TCP_FLAGS.syn });
+      big.native.progTestRun(big.progs.xlb_xdp_ingress, { data, ifindex: IFINDEX, repeat: 1 });
+    }
+    const after = big.globalCounters();
+    expect(after.new_flow - before.new_flow).toBe(BigInt(PROBES)); // every probe a new flow
+    const looked = PROBES - Number(after.ct_skip - before.ct_skip);
+    expect(looked / PROBES).toBeLessThan(0.02);
+    expect(looked).toBeGreaterThan(0); // the filter is that full: some do look
+  });
+});
