@@ -202,7 +202,7 @@ function perPacket(
 /** Fills conntrack with n entries of made-up flows (100.64.0.0/10 clients); returns the
  *  milliseconds each of `rebuilds` rebuilds of the established tier's key filter then took
  *  (the same full table each time). */
-function fillConntrack(native: XlbNative, dp: Dataplane, n: number, rebuilds: number): number[] {
+export function fillConntrack(native: XlbNative, dp: Dataplane, n: number, rebuilds: number): number[] {
   const ks = LAYOUT.xlb_ct4_key.size;
   const vs = LAYOUT.xlb_ct4_val.size;
   const chunk = 65536;
