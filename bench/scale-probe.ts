@@ -11,7 +11,8 @@
  *        one: new flows to the first VIP only;
  *        ct1m: new flows to the first VIP with 1,000,000 made-up entries in the established tier.
  * Prints the median of its 100,000-frame runs (ns per packet, Δrun_time_ns/Δrun_cnt) and the
- * global counters. Own pin root and the hotpath stage's netns; removes both.
+ * global counters. Own pin root and the hotpath stage's netns (refused while they exist: a bench is
+ * running); removes both, also on Ctrl-C / SIGTERM.
  */
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -24,8 +25,9 @@ import { packageRoot } from '../src/paths.js';
 import { parseIPv4 } from '../src/addr.js';
 import { LAYOUT, encodeU32 } from '../src/layout.js';
 import { fillConntrack, scaleConfig } from './scale.js';
-import { buildInPlace, destroyInPlace, frameValue, sendLive, NS_RX, NS_TX, IF_RX, IF_TX } from './hotpath.js';
-import { macOf, median, sh, tcpFrame } from './common.js';
+import { buildInPlace, frameValue, sendLive, NS_RX, NS_TX, IF_RX, IF_TX } from './hotpath.js';
+import { macOf, median, sh, shQuiet, tcpFrame, yieldToLoop } from './common.js';
+import { onCleanup, runCleanups } from './cleanup.js';
 
 const PIN_ROOT = '/sys/fs/bpf/xlb-b-probe';
 const PATHS = ['est', 'new', 'one', 'ct1m'] as const;
@@ -34,7 +36,7 @@ const FRAMES_PER_RUN = 100_000;
 const CYCLE_MAX = 4096; // bench.bpf.c BENCH_CYCLE_MAX
 const vipAddr = (i: number): string => `10.200.${i >> 8}.${i & 255}`;
 
-function main(): void {
+async function main(): Promise<void> {
   const o = new Command()
     .option('--vips <n>', 'VIPs of 64 backends each', '1')
     .option('--path <p>', PATHS.join('|'), 'new')
@@ -47,35 +49,67 @@ function main(): void {
   if (!Number.isInteger(nVips) || nVips < 1 || nVips > 16384) throw new Error(`--vips: ${o.vips} is not a whole number from 1 to 16384`);
   if (!PATHS.includes(path)) throw new Error(`--path: ${o.path} is not one of ${PATHS.join(', ')}`);
   if (!(seconds > 0)) throw new Error(`--seconds: ${o.seconds} is not a positive number`);
+  const netns = sh('ip', ['netns', 'list']);
+  for (const ns of [NS_RX, NS_TX]) {
+    if (new RegExp(`^${ns}\\b`, 'm').test(netns)) throw new Error(`netns ${ns} exists: a bench (or another probe) is running; run this alone`);
+  }
 
   const native = loadNative();
-  Dataplane.removePins(PIN_ROOT);
-  const dp = Dataplane.open({ pinRoot: PIN_ROOT, mapSizes: { vips: 16384, backends: nVips * 64 + 1024, conntrack: 1 << 21 } });
-  const floor = native.openObject(join(packageRoot(), 'build', 'bpf', 'bench.bpf.o'), {});
+  let dp: Dataplane | null = null;
+  let floor: ReturnType<typeof native.openObject> | null = null;
   let stats: number | null = null;
+  const cleanup = (): void => {
+    if (stats !== null) native.closeFd(stats);
+    stats = null;
+    if (floor) native.closeObject(floor.handle);
+    floor = null;
+    shQuiet('ip', ['netns', 'del', NS_TX]); // (the XDP program leaves with the veth)
+    shQuiet('ip', ['netns', 'del', NS_RX]);
+    dp?.close();
+    dp = null;
+    Dataplane.removePins(PIN_ROOT);
+  };
+  const unregister = onCleanup(cleanup);
+  const onSignal = (sig: NodeJS.Signals): void => {
+    runCleanups();
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
-    applyCompiled(dp.store(), compile(validateConfig(scaleConfig(nVips))), new Map([['lo', 1]]));
-    if (path === 'ct1m') fillConntrack(native, dp, 1_000_000, 1);
-    destroyInPlace();
+    Dataplane.removePins(PIN_ROOT);
+    const d = (dp = Dataplane.open({ pinRoot: PIN_ROOT, mapSizes: { vips: 16384, backends: nVips * 64 + 1024, conntrack: 1 << 21 } }));
+    const f = (floor = native.openObject(join(packageRoot(), 'build', 'bpf', 'bench.bpf.o'), {}));
+    const fd = (kind: 'programs' | 'maps', name: string): number => {
+      const x = (f[kind] as Array<{ name: string; fd: number }>).find((m) => m.name === name);
+      if (!x) throw new Error(`bench.bpf.o has no ${name}: run \`npm run build:bpf\``);
+      return x.fd;
+    };
+    applyCompiled(d.store(), compile(validateConfig(scaleConfig(nVips))), new Map([['lo', 1]]));
+    if (path === 'ct1m') fillConntrack(native, d, 1_000_000, 1);
     buildInPlace();
     sh('ip', ['-n', NS_RX, 'route', 'add', 'blackhole', '10.0.0.0/8']);
     const rx = native.ifNameToIndex(NS_RX, IF_RX);
     const tx = native.ifNameToIndex(NS_TX, IF_TX);
     // The receiving veth serves what the config's port (lo) serves.
-    const iface = native.mapLookup(dp.maps.xlb_ifaces, encodeU32(1), LAYOUT.xlb_iface.size)!;
-    native.mapUpdate(dp.maps.xlb_ifaces, encodeU32(rx), iface);
-    const fd = (kind: 'programs' | 'maps', name: string): number => floor[kind].find((x) => x.name === name)!.fd;
+    const iface = native.mapLookup(d.maps.xlb_ifaces, encodeU32(1), LAYOUT.xlb_iface.size);
+    if (!iface) throw new Error('the configuration serves nothing on lo');
+    native.mapUpdate(d.maps.xlb_ifaces, encodeU32(rx), iface);
     const mac = { src: macOf(NS_TX, IF_TX), dst: macOf(NS_RX, IF_RX) };
     let set: Buffer[];
     if (path === 'est') {
+      // 1,000 flows spread over the VIPs, each confirmed by its backend's answer (as scale.ts's).
       set = [];
+      const promoted = d.globalCounters().ct_promoted;
       for (let k = 0; k < 1000; k++) {
         const vip = parseIPv4(vipAddr((k * 7919) % nVips));
         const client = parseIPv4('192.168.0.0') + k;
-        const syn = native.progTestRun(dp.progs.xlb_xdp_ingress, { data: tcpFrame(client, vip, 40000, 80, 0x02), ifindex: 1, repeat: 1 }).data;
-        native.progTestRun(dp.progs.xlb_tc_egress, { data: tcpFrame(syn.readUInt32BE(30), client, syn.readUInt16BE(36), 40000, 0x10), ifindex: 1, repeat: 1 });
+        const syn = native.progTestRun(d.progs.xlb_xdp_ingress, { data: tcpFrame(client, vip, 40000, 80, 0x02), ifindex: 1, repeat: 1 }).data;
+        native.progTestRun(d.progs.xlb_tc_egress, { data: tcpFrame(syn.readUInt32BE(14 + 16), client, syn.readUInt16BE(14 + 20 + 2), 40000, 0x10), ifindex: 1, repeat: 1 });
         set.push(tcpFrame(client, vip, 40000, 80, 0x10, mac));
       }
+      const confirmed = d.globalCounters().ct_promoted - promoted;
+      if (confirmed !== 1000n) throw new Error(`${confirmed} of 1000 flows were confirmed into the established tier`);
     } else {
       const spread = path === 'new' ? nVips : 1;
       set = Array.from({ length: Math.min(CYCLE_MAX, spread * 4) }, (_, i) =>
@@ -87,28 +121,32 @@ function main(): void {
     ctl.writeUInt32LE(set.length, 0);
     ctl.writeUInt32LE(path === 'est' ? 0 : 1, 4); // 1: a fresh source per frame
     native.mapUpdate(fd('maps', 'bench_cycle_ctl'), encodeU32(0), ctl);
+    const counter = path === 'est' ? 'ct_hit' : 'new_flow';
     stats = native.enableStats();
-    native.xdpAttach(NS_RX, rx, dp.progs.xlb_xdp_ingress, 'native');
+    native.xdpAttach(NS_RX, rx, d.progs.xlb_xdp_ingress, 'native');
     const out: number[] = [];
+    let lost = 0;
     const end = Date.now() + seconds * 1000;
-    try {
-      while (Date.now() < end) {
-        const { cnt, ns } = sendLive(native, tx, fd('programs', 'bench_xdp_tx_cycle'), set[0]!, FRAMES_PER_RUN, dp.progs.xlb_xdp_ingress);
-        if (cnt > 0) out.push(ns / cnt);
-      }
-    } finally {
-      native.xdpDetach(NS_RX, rx, 'native');
+    while (Date.now() < end) {
+      const g0 = d.globalCounters()[counter];
+      const { cnt, ns } = sendLive(native, tx, fd('programs', 'bench_xdp_tx_cycle'), set[0]!, FRAMES_PER_RUN, d.progs.xlb_xdp_ingress);
+      // A run counts only when every frame the program saw took the path measured (as scale.ts's).
+      if (cnt > 0 && Number(d.globalCounters()[counter] - g0) >= cnt) out.push(ns / cnt);
+      else lost++;
+      await yieldToLoop(); // (a signal is handled between runs)
     }
-    console.log(`${nVips} VIPs, path ${path}: median ${median(out).toFixed(1)} ns per packet over ${out.length} runs of ${FRAMES_PER_RUN} frames`);
-    const g = dp.globalCounters();
+    native.xdpDetach(NS_RX, rx, 'native');
+    if (out.length === 0) throw new Error(`no run counted: in all ${lost} some frame did not take the ${counter} path`);
+    console.log(`${nVips} VIPs, path ${path}: median ${median(out).toFixed(1)} ns per packet over ${out.length} runs of ${FRAMES_PER_RUN} frames (${lost} not counted: off the ${counter} path)`);
+    const g = d.globalCounters();
     console.log(Object.entries(g).filter(([, v]) => v !== 0n).map(([k, v]) => `${k} ${v}`).join(', '));
   } finally {
-    if (stats !== null) native.closeFd(stats);
-    native.closeObject(floor.handle);
-    destroyInPlace();
-    dp.close();
-    Dataplane.removePins(PIN_ROOT);
+    unregister();
+    cleanup();
   }
 }
 
-main();
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exitCode = 1;
+});
