@@ -24,17 +24,15 @@ import { loadNative } from '../src/native.js';
 import { packageRoot } from '../src/paths.js';
 import { parseIPv4 } from '../src/addr.js';
 import { LAYOUT, encodeU32 } from '../src/layout.js';
-import { fillConntrack, scaleConfig } from './scale.js';
-import { buildInPlace, frameValue, sendLive, NS_RX, NS_TX, IF_RX, IF_TX } from './hotpath.js';
-import { macOf, median, sh, shQuiet, tcpFrame, yieldToLoop } from './common.js';
+import { CYCLE_MAX, establishFlows, fillConntrack, scaleConfig, vipAddr } from './scale.js';
+import { buildInPlace, destroyInPlace, frameValue, sendLive, NS_RX, NS_TX, IF_RX, IF_TX } from './hotpath.js';
+import { macOf, median, sh, tcpFrame, yieldToLoop } from './common.js';
 import { onCleanup, runCleanups } from './cleanup.js';
 
 const PIN_ROOT = '/sys/fs/bpf/xlb-b-probe';
 const PATHS = ['est', 'new', 'one', 'ct1m'] as const;
 type Path = (typeof PATHS)[number];
 const FRAMES_PER_RUN = 100_000;
-const CYCLE_MAX = 4096; // bench.bpf.c BENCH_CYCLE_MAX
-const vipAddr = (i: number): string => `10.200.${i >> 8}.${i & 255}`;
 
 async function main(): Promise<void> {
   const o = new Command()
@@ -63,8 +61,7 @@ async function main(): Promise<void> {
     stats = null;
     if (floor) native.closeObject(floor.handle);
     floor = null;
-    shQuiet('ip', ['netns', 'del', NS_TX]); // (the XDP program leaves with the veth)
-    shQuiet('ip', ['netns', 'del', NS_RX]);
+    destroyInPlace(); // (the XDP program leaves with the veth)
     dp?.close();
     dp = null;
     Dataplane.removePins(PIN_ROOT);
@@ -98,25 +95,22 @@ async function main(): Promise<void> {
     const mac = { src: macOf(NS_TX, IF_TX), dst: macOf(NS_RX, IF_RX) };
     let set: Buffer[];
     if (path === 'est') {
-      // 1,000 flows spread over the VIPs, each confirmed by its backend's answer (as scale.ts's).
-      set = [];
-      const promoted = d.globalCounters().ct_promoted;
-      for (let k = 0; k < 1000; k++) {
-        const vip = parseIPv4(vipAddr((k * 7919) % nVips));
-        const client = parseIPv4('192.168.0.0') + k;
-        const syn = native.progTestRun(d.progs.xlb_xdp_ingress, { data: tcpFrame(client, vip, 40000, 80, 0x02), ifindex: 1, repeat: 1 }).data;
-        native.progTestRun(d.progs.xlb_tc_egress, { data: tcpFrame(syn.readUInt32BE(14 + 16), client, syn.readUInt16BE(14 + 20 + 2), 40000, 0x10), ifindex: 1, repeat: 1 });
-        set.push(tcpFrame(client, vip, 40000, 80, 0x10, mac));
-      }
-      const confirmed = d.globalCounters().ct_promoted - promoted;
-      if (confirmed !== 1000n) throw new Error(`${confirmed} of 1000 flows were confirmed into the established tier`);
+      // The stage's 1,000 flows spread over the VIPs, each confirmed by its backend's answer.
+      set = establishFlows(native, d, 1000, nVips, 1, parseIPv4('192.168.0.0')).map((f) => {
+        const g = Buffer.from(f);
+        mac.dst.copy(g, 0);
+        mac.src.copy(g, 6);
+        return g;
+      });
     } else {
       const spread = path === 'new' ? nVips : 1;
       set = Array.from({ length: Math.min(CYCLE_MAX, spread * 4) }, (_, i) =>
         tcpFrame(parseIPv4('10.128.0.0'), parseIPv4(vipAddr(Math.floor(Math.random() * spread))), 1024 + i, 80, 0x02, mac),
       );
     }
-    for (let i = 0; i < set.length; i++) native.mapUpdate(fd('maps', 'bench_cycle'), encodeU32(i), frameValue(set[i]!));
+    const cycle = fd('maps', 'bench_cycle');
+    const sender = fd('programs', 'bench_xdp_tx_cycle');
+    for (let i = 0; i < set.length; i++) native.mapUpdate(cycle, encodeU32(i), frameValue(set[i]!));
     const ctl = Buffer.alloc(8);
     ctl.writeUInt32LE(set.length, 0);
     ctl.writeUInt32LE(path === 'est' ? 0 : 1, 4); // 1: a fresh source per frame
@@ -129,7 +123,7 @@ async function main(): Promise<void> {
     const end = Date.now() + seconds * 1000;
     while (Date.now() < end) {
       const g0 = d.globalCounters()[counter];
-      const { cnt, ns } = sendLive(native, tx, fd('programs', 'bench_xdp_tx_cycle'), set[0]!, FRAMES_PER_RUN, d.progs.xlb_xdp_ingress);
+      const { cnt, ns } = sendLive(native, tx, sender, set[0]!, FRAMES_PER_RUN, d.progs.xlb_xdp_ingress);
       // A run counts only when every frame the program saw took the path measured (as scale.ts's).
       if (cnt > 0 && Number(d.globalCounters()[counter] - g0) >= cnt) out.push(ns / cnt);
       else lost++;

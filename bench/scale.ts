@@ -78,7 +78,7 @@ export interface ScaleOptions {
   progress: Progress;
 }
 
-const vipAddr = (i: number): string => `10.200.${i >> 8}.${i & 255}`;
+export const vipAddr = (i: number): string => `10.200.${i >> 8}.${i & 255}`;
 /** VIP i's own pool of backends (10.X.Y.1-64, distinct per VIP); `shift` replaces the first by the next one up. */
 const backendList = (i: number, shift = 0): string =>
   Array.from({ length: BACKENDS_PER_VIP }, (_, j) => `10.${1 + (i >> 8)}.${i & 255}.${j + 1 + shift}:8080`).join(',');
@@ -158,7 +158,7 @@ function mapMemory(dp: Dataplane): number {
  *  (xlb_ct4), where a packet of an established flow is looked up first, not in the new-flow
  *  tier. Made once per case, each case with clients of its own from `firstClient` on (a second
  *  SYN of the same 5-tuple would find its old entry). */
-function establishFlows(native: XlbNative, dp: Dataplane, samples: number, spread: number, ifindex: number, firstClient: number): Buffer[] {
+export function establishFlows(native: XlbNative, dp: Dataplane, samples: number, spread: number, ifindex: number, firstClient: number): Buffer[] {
   const flows: Buffer[] = [];
   const nFlows = Math.min(1000, samples);
   const promoted = dp.globalCounters().ct_promoted;
@@ -232,7 +232,7 @@ export function fillConntrack(native: XlbNative, dp: Dataplane, n: number, rebui
 }
 
 /** bench.bpf.c BENCH_CYCLE_MAX: frames bench_xdp_tx_cycle cycles over. */
-const CYCLE_MAX = 4096;
+export const CYCLE_MAX = 4096;
 
 /** One case of the in-place per-packet measurement. */
 interface InPlaceCase {
@@ -366,6 +366,8 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
   /** frames per in-place run (as the hotpath stage's) */
   const frames = opts.smoke ? 2_000 : opts.quick ? 20_000 : 300_000;
   const runs = opts.smoke ? 1 : opts.quick ? 2 : 5;
+  /** timed backend changes of each shape */
+  const nChanges = Math.max(TIMED_CHANGES, runs);
   const sizes = [1, 100, bigVips];
   const bar = opts.progress.bar('scale', 5 + runs * (2 * sizes.length + 6));
   const notes: string[] = [];
@@ -446,8 +448,8 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
           applyTimed(bigVips, w + 1, 1, PER_LB);
           applyTimed(bigVips, -1, 1, PER_LB);
         }
-        for (let c = 0; c < Math.max(TIMED_CHANGES, runs); c++) {
-          const vip = Math.floor(((c + 0.5) * bigVips) / Math.max(TIMED_CHANGES, runs));
+        for (let c = 0; c < nChanges; c++) {
+          const vip = Math.floor(((c + 0.5) * bigVips) / nChanges);
           changesPerLb.push(applyTimed(bigVips, vip, 1, PER_LB));
           applyTimed(bigVips, -1, 1, PER_LB);
         }
@@ -470,10 +472,10 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
       applyTimed(bigVips, w + 1, 1);
       applyTimed(bigVips);
     }
-    // One backend of one VIP changed, runs times (a different VIP each time, then put back).
+    // One backend of one VIP changed, nChanges times (a different VIP each time, then put back).
     const changes: Array<ReturnType<typeof applyTimed>> = [];
-    for (let r = 0; r < Math.max(TIMED_CHANGES, runs); r++) {
-      const vip = Math.floor(((r + 0.5) * bigVips) / Math.max(TIMED_CHANGES, runs));
+    for (let r = 0; r < nChanges; r++) {
+      const vip = Math.floor(((r + 0.5) * bigVips) / nChanges);
       changes.push(applyTimed(bigVips, vip, 1));
       applyTimed(bigVips);
     }
@@ -654,7 +656,7 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
       `per-packet: method cold (BPF_PROG_TEST_RUN repeat=1, XDP program), ${samples} packets per case per run, ${runs} run(s) interleaved; established flows (each confirmed by its backend's answer, so in the established tier) cycle over up to 1,000 flows spread over the VIPs; new flows go to random VIPs`,
       `per-packet in place: each case's XDP program native on a veth in netns ${NS_RX} (its port's VIPs served there), fed live frames (BPF_F_TEST_XDP_LIVE_FRAMES, XDP_TX) from ${NS_TX} by bench_xdp_tx_cycle: the case's established flows in turn, or new flows (a fresh source per frame) to up to ${CYCLE_MAX} random VIPs of the case; ${frames} frames per run, cases and paths interleaved; cost = Δrun_time_ns/Δrun_cnt with run-time stats on (bpf_enable_stats)`,
       `VIPs have ${BACKENDS_PER_VIP} backends each and the default Maglev size M = 16381; conntrack entries are made-up flows written with bpf_map_update_batch (the LRU table holds ${1 << 21})`,
-      `control plane: Xlb.apply as users call it (validate → compile reusing unchanged VIPs → diff against the compile the kernel holds → write → attach → save the bookkeeping: a snapshot from empty, a journal line per change), the switch port a veth in the root namespace carrying no traffic; each VIP has its own pool of ${BACKENDS_PER_VIP} backends; the VIPs in one load balancer and (on fresh maps) in load balancers of ${PER_LB} on one switch; apply from empty ${runs} time(s) each way on fresh maps, interleaved, a backend change ${Math.max(TIMED_CHANGES, runs)} (each on another VIP, put back in between; ${WARMUP_CHANGES} changes before them not timed)`,
+      `control plane: Xlb.apply as users call it (validate → compile reusing unchanged VIPs → diff against the compile the kernel holds → write → attach → save the bookkeeping: a snapshot from empty, a journal line per change), the switch port a veth in the root namespace carrying no traffic; each VIP has its own pool of ${BACKENDS_PER_VIP} backends; the VIPs in one load balancer and (on fresh maps) in load balancers of ${PER_LB} on one switch; apply from empty ${runs} time(s) each way on fresh maps, interleaved, a backend change ${nChanges} (each on another VIP, put back in between; ${WARMUP_CHANGES} changes before them not timed)`,
       'memory: memlock reported in /proc/self/fdinfo for every map and every Maglev inner map',
     );
     if (bigVips !== 10_000) notes.push(`this pass uses ${bigVips} VIPs in place of 10,000 (--quick/--smoke)`);

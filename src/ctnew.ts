@@ -59,7 +59,6 @@ export function ct4NewBuckets(entries: number): number {
 }
 
 export interface BucketEntry {
-  way: number;
   key: Buffer;
   val: Buffer;
 }
@@ -82,7 +81,6 @@ export function bucketEntries(bucket: Uint8Array): BucketEntry[] {
     if (!(used & (1 << w))) continue;
     const at = wayAt(bucket, w);
     out.push({
-      way: w,
       key: Buffer.from(bucket.subarray(at + WAY.offsets.key, at + WAY.offsets.key + KS)),
       val: Buffer.from(bucket.subarray(at + WAY.offsets.val, at + WAY.offsets.val + VS)),
     });

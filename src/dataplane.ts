@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import { loadNative, type XlbNative } from './native.js';
 import { packageRoot } from './paths.js';
 import { LayoutError } from './errors.js';
@@ -71,7 +72,7 @@ export class Ct4NewBusyError extends Error {}
 
 /** Runs of xlb_ct4_new_edit while its bucket is locked before giving up. */
 const CT4_NEW_EDIT_RUNS = 8;
-const EBUSY = 16;
+const EBUSY = osConstants.errno.EBUSY;
 
 export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_reply', 'xlb_ct4_seen_rebuild', 'xlb_ct4_new_edit'] as const;
 export type ProgName = (typeof PROG_NAMES)[number];

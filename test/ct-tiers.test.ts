@@ -9,7 +9,7 @@ import { Dataplane } from '../src/dataplane.js';
 import { compile } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
-import { encodeCt4Key, LAYOUT, XLB } from '../src/layout.js';
+import { encodeCt4Key, encodeU32, LAYOUT, XLB } from '../src/layout.js';
 import { bucketEntries, ct4Bucket } from '../src/ctnew.js';
 import { parseIPv4 } from '../src/addr.js';
 import { buildPacket, parsePacket, TCP_FLAGS } from './helpers/packet.js';
@@ -126,7 +126,7 @@ describe('conntrack tiers', () => {
     expect(ingress('192.168.7.1', 1234, TCP_FLAGS.ack).dst).toBe(syn.dst);
   });
 
-  it("a flow's two entries share the bucket of its client side (the one the control plane computes); a full bucket gives way to the entries seen longest ago", () => {
+  it("a flow's two entries share the bucket of its client side (the one src/ctnew.ts computes); a full bucket gives way to the entries seen longest ago (here also the first written: this does not tell LRU from FIFO)", () => {
     const buckets = dp.native.mapInfo(dp.maps.xlb_ct4_new).maxEntries;
     expect(buckets * XLB.CT_NEW_WAYS).toBe(NEW);
     const client = '192.168.9.1';
@@ -134,7 +134,7 @@ describe('conntrack tiers', () => {
     const rev = (backend: string, sport: number): Buffer =>
       encodeCt4Key({ saddr: parseIPv4(backend), daddr: parseIPv4(client), sport: 8080, dport: sport, proto: 6 });
     const bucketKeys = (index: number): Set<string> => {
-      const b = dp.native.mapLookup(dp.maps.xlb_ct4_new, Buffer.from(Uint32Array.of(index).buffer), LAYOUT.xlb_ct4_bucket.size)!;
+      const b = dp.native.mapLookup(dp.maps.xlb_ct4_new, encodeU32(index), LAYOUT.xlb_ct4_bucket.size)!;
       return new Set(bucketEntries(b).map((e) => e.key.toString('hex')));
     };
     const target = ct4Bucket(fwd(1024), XLB.DIR_FWD, buckets);
@@ -148,7 +148,7 @@ describe('conntrack tiers', () => {
       backendOf[sport] = ingress(client, sport, TCP_FLAGS.syn).dst;
       tick();
     }
-    // Both entries of each flow, in the bucket the control plane computes for either key.
+    // Both entries of each flow, in the bucket src/ctnew.ts computes for either key.
     for (const sport of [a, b]) expect(ct4Bucket(rev(backendOf[sport]!, sport), XLB.DIR_REV, buckets)).toBe(target);
     expect(bucketKeys(target)).toEqual(new Set([a, b].flatMap((p) => [fwd(p), rev(backendOf[p]!, p)].map((k) => k.toString('hex')))));
     // Full: c's two entries replace the two seen longest ago, a's.
@@ -177,7 +177,7 @@ describe('conntrack tiers', () => {
     const target = ct4Bucket(fwd(2000), XLB.DIR_FWD, buckets);
     let other = 2001;
     while (ct4Bucket(fwd(other), XLB.DIR_FWD, buckets) !== target) other++;
-    const index = Buffer.from(Uint32Array.of(target).buffer);
+    const index = encodeU32(target);
     const CTL = LAYOUT.xlb_ct4_bucket.offsets.ctl;
     const setLockBit = (on: boolean): void => {
       const b = dp.native.mapLookup(dp.maps.xlb_ct4_new, index, LAYOUT.xlb_ct4_bucket.size);

@@ -92,7 +92,8 @@ XLB_INLINE int xlb_ct4_hit_new(const struct xlb_pkt4 *p, __u32 hash, __u32 home,
 	if (hit <= 0)
 		return hit;
 	xlb_ct4_other(k, v, &ok, &ov);
-	ohome = xlb_ctn4_home(&ok, ov.dir);
+	/* Without source NAT both keys have the flow's client side: one home. */
+	ohome = (v->flags & XLB_CT_F_SNAT) ? xlb_ctn4_home(&ok, ov.dir) : home;
 	if (!xlb_ct_confirms(v->dir, k->proto, p->tcp_flags)) {
 		if (xlb_ctn4_sync(&ok, ohome, &ov))
 			xlb_count(XLB_G_CT_RECREATE);

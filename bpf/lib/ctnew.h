@@ -45,32 +45,36 @@ struct bpf_map___xlb {
 	__u32 max_entries;
 } __attribute__((preserve_access_index));
 
-/* The bucket of a side hash (xlb_ctn4_home, xlb_hash_side4). */
-XLB_INLINE struct xlb_ct4_bucket *xlb_ctn4_bucket_of(__u32 hash)
-{
-	__u32 n = ((struct bpf_map___xlb *)&xlb_ct4_new)->max_entries;
-	__u32 i;
-
-	if (!n)
-		return NULL;
-	i = hash % n;
-	return xlb_lookup(&xlb_ct4_new, &i);
-}
-
-/* The side hash of the bucket an entry of key k and direction dir lives in:
- * its flow's client side. */
+/* The home of an entry of key k and direction dir: the index of the bucket
+ * it lives in, its flow's client side's hash (xlb_hash_side4) modulo the
+ * bucket count. Computed once per key (the modulo is a division); every
+ * other operation takes the index. */
 XLB_INLINE __u32 xlb_ctn4_home(const struct xlb_ct4_key *k, __u8 dir)
 {
-	if (dir == XLB_DIR_REV)
-		return xlb_hash_side4(k->daddr, k->dport, k->proto);
-	return xlb_hash_side4(k->saddr, k->sport, k->proto);
+	struct bpf_map___xlb *m = (void *)&xlb_ct4_new;
+	__u32 h = dir == XLB_DIR_REV ? xlb_hash_side4(k->daddr, k->dport, k->proto)
+				     : xlb_hash_side4(k->saddr, k->sport, k->proto);
+
+	__u32 n;
+
+	/* (opaque, so that the field is read at an offset of the map's pointer,
+	 * never from the pointer moved by it: the verifier allows only the first) */
+	asm volatile("" : "+r"(m));
+	n = m->max_entries;
+	return n ? h % n : 0;
 }
 
-/* Starts loading the bucket of hash (its first line: control word and the
- * first way) for an access a little later. */
-XLB_INLINE void xlb_ctn4_prefetch(__u32 hash)
+/* The bucket of home (xlb_ctn4_home); NULL past the array. */
+XLB_INLINE struct xlb_ct4_bucket *xlb_ctn4_bucket(__u32 home)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hash);
+	return xlb_lookup(&xlb_ct4_new, &home);
+}
+
+/* Starts loading the bucket of home (its first line: control word and the
+ * first way) for an access a little later. */
+XLB_INLINE void xlb_ctn4_prefetch(__u32 home)
+{
+	struct xlb_ct4_bucket *b = xlb_ctn4_bucket(home);
 
 	if (b)
 		xlb_touch(&b->ctl);
@@ -124,6 +128,24 @@ XLB_INLINE int xlb_ctn4_lock(struct xlb_ct4_bucket *b)
 	return xlb_ctn4_try_lock(b) || xlb_ctn4_lock_wait(b);
 }
 
+/* Locks the bucket of home and returns it, its ways in use in *used; NULL
+ * with *err -ENOENT (no such bucket) or -EBUSY (it stayed locked). */
+XLB_INLINE struct xlb_ct4_bucket *xlb_ctn4_open(__u32 home, __u32 *used, int *err)
+{
+	struct xlb_ct4_bucket *b = xlb_ctn4_bucket(home);
+
+	if (!b) {
+		*err = -ENOENT;
+		return NULL;
+	}
+	if (!xlb_ctn4_lock(b)) {
+		*err = -EBUSY;
+		return NULL;
+	}
+	*used = xlb_ctn4_used(b);
+	return b;
+}
+
 /* Releases b's lock, publishing used as its ways in use. The exchange is a
  * full barrier: what was written under the lock is visible before. */
 XLB_INLINE void xlb_ctn4_unlock(struct xlb_ct4_bucket *b, __u32 used)
@@ -139,7 +161,8 @@ XLB_INLINE int xlb_ct4_key_eq(const struct xlb_ct4_key *a, const struct xlb_ct4_
 }
 
 /* The way of b holding k among the ways used, or XLB_CTN_NONE. Call with the
- * bucket locked, or without it only to learn that k is absent. */
+ * bucket locked; without it a hit only says where to lock and look again
+ * (xlb_ctn4_locate). */
 XLB_INLINE int xlb_ctn4_find(const struct xlb_ct4_bucket *b, __u32 used, const struct xlb_ct4_key *k)
 {
 	int i;
@@ -170,10 +193,10 @@ XLB_INLINE int xlb_ctn4_victim(const struct xlb_ct4_bucket *b, __u32 used, int s
 	return v;
 }
 
-/* Whether k is in the bucket of side hash `hash`, looked at without the lock. */
-XLB_INLINE int xlb_ctn4_seen_in(const struct xlb_ct4_key *k, __u32 hash)
+/* Whether k is in the bucket of home, looked at without the lock. */
+XLB_INLINE int xlb_ctn4_seen_in(const struct xlb_ct4_key *k, __u32 home)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hash);
+	struct xlb_ct4_bucket *b = xlb_ctn4_bucket(home);
 
 	return b && xlb_ctn4_find(b, xlb_ctn4_used(b), k) != XLB_CTN_NONE;
 }
@@ -206,21 +229,18 @@ XLB_INLINE __u32 xlb_ctn4_store(struct xlb_ct4_bucket *b, __u32 used, int i, con
 	return used | (1u << i);
 }
 
-/* Records k -> v in the bucket of side hash `hash` (k's home). With noexist,
- * an existing k is left alone and -EEXIST returned. Returns 0, -EEXIST,
- * -ENOENT (no bucket) or -EBUSY (the bucket stayed locked). Out of line: the
- * balancing path that calls it is deepest in the 512-byte stack budget. */
-XLB_NOINLINE int xlb_ctn4_put(const struct xlb_ct4_key *k, __u32 hash, const struct xlb_ct4_val *v, int noexist)
+/* Records k -> v in the bucket of home (k's). With noexist, an existing k is
+ * left alone and -EEXIST returned. Returns 0, -EEXIST, -ENOENT (no bucket) or
+ * -EBUSY (the bucket stayed locked). Out of line: the balancing path that
+ * calls it is deepest in the 512-byte stack budget. */
+XLB_NOINLINE int xlb_ctn4_put(const struct xlb_ct4_key *k, __u32 home, const struct xlb_ct4_val *v, int noexist)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hash);
+	__u32 used = 0;
 	int i, err = 0;
-	__u32 used;
+	struct xlb_ct4_bucket *b = xlb_ctn4_open(home, &used, &err);
 
 	if (!b)
-		return -ENOENT;
-	if (!xlb_ctn4_lock(b))
-		return -EBUSY;
-	used = xlb_ctn4_used(b);
+		return err;
 	i = xlb_ctn4_find(b, used, k);
 	if (i != XLB_CTN_NONE && noexist)
 		err = -EEXIST;
@@ -230,21 +250,18 @@ XLB_NOINLINE int xlb_ctn4_put(const struct xlb_ct4_key *k, __u32 hash, const str
 	return err;
 }
 
-/* Records both entries of a flow whose two keys share the home bucket of
- * side hash `hash` (every flow without source NAT): one lock, two ways.
- * Returns 0, -ENOENT or -EBUSY. Out of line, as xlb_ctn4_put. */
+/* Records both entries of a flow whose two keys share the bucket of home
+ * (every flow without source NAT): one lock, two ways. Returns 0, -ENOENT or
+ * -EBUSY. Out of line, as xlb_ctn4_put. */
 XLB_NOINLINE int xlb_ctn4_put_pair(const struct xlb_ct4_key *k, const struct xlb_ct4_val *v,
-				   const struct xlb_ct4_key *rk, const struct xlb_ct4_val *rv, __u32 hash)
+				   const struct xlb_ct4_key *rk, const struct xlb_ct4_val *rv, __u32 home)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hash);
-	__u32 used;
-	int i, j;
+	__u32 used = 0;
+	int i, j, err = 0;
+	struct xlb_ct4_bucket *b = xlb_ctn4_open(home, &used, &err);
 
 	if (!b)
-		return -ENOENT;
-	if (!xlb_ctn4_lock(b))
-		return -EBUSY;
-	used = xlb_ctn4_used(b);
+		return err;
 	i = xlb_ctn4_find(b, used, k);
 	if (i == XLB_CTN_NONE)
 		i = xlb_ctn4_victim(b, used, -1);
@@ -257,24 +274,20 @@ XLB_NOINLINE int xlb_ctn4_put_pair(const struct xlb_ct4_key *k, const struct xlb
 	return 0;
 }
 
-/* A packet of flow k, which xlb_ctn4_locate saw in the bucket of side hash
- * home: refreshes the entry's clock and TCP state and copies the entry to
+/* A packet of flow k, which xlb_ctn4_locate saw in the bucket of home:
+ * refreshes the entry's clock and TCP state and copies the entry to
  * out. Returns 1 when k is present, 0 when not (gone since), -EBUSY when its
  * bucket stayed locked. */
 XLB_INLINE int xlb_ctn4_touch(const struct xlb_ct4_key *k, __u32 home, __u8 tcp_flags, struct xlb_ct4_val *out)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(home);
+	__u64 now = xlb_now_ns(); /* (no helper call under the lock) */
 	struct xlb_ct4_val *v;
-	__u32 used;
-	__u64 now;
-	int i;
+	__u32 used = 0;
+	int i, err = 0;
+	struct xlb_ct4_bucket *b = xlb_ctn4_open(home, &used, &err);
 
 	if (!b)
-		return 0;
-	now = xlb_now_ns(); /* (no helper call under the lock) */
-	if (!xlb_ctn4_lock(b))
-		return -EBUSY;
-	used = xlb_ctn4_used(b);
+		return err == -EBUSY ? err : 0;
 	i = xlb_ctn4_find(b, used, k);
 	if (i >= 0 && i < XLB_CT_NEW_WAYS) {
 		v = &b->way[i].val;
@@ -293,17 +306,14 @@ XLB_INLINE int xlb_ctn4_touch(const struct xlb_ct4_key *k, __u32 home, __u8 tcp_
 XLB_INLINE int xlb_ctn4_edit(const struct xlb_ct4_key *k, __u32 op, struct xlb_ct4_val *val)
 {
 	struct xlb_ct4_bucket *b;
-	__u32 home, used;
-	int i;
+	__u32 home, used = 0;
+	int i, err = 0;
 
 	if (!xlb_ctn4_locate(k, xlb_ctn4_home(k, XLB_DIR_FWD), xlb_ctn4_home(k, XLB_DIR_REV), &home))
 		return 0;
-	b = xlb_ctn4_bucket_of(home);
+	b = xlb_ctn4_open(home, &used, &err);
 	if (!b)
-		return 0;
-	if (!xlb_ctn4_lock(b))
-		return -EBUSY;
-	used = xlb_ctn4_used(b);
+		return err == -EBUSY ? err : 0;
 	i = xlb_ctn4_find(b, used, k);
 	if (i >= 0 && i < XLB_CT_NEW_WAYS) {
 		if (op == XLB_CTN_OP_GET)
@@ -323,18 +333,17 @@ XLB_INLINE int xlb_ctn4_get(const struct xlb_ct4_key *k, struct xlb_ct4_val *out
 	return xlb_ctn4_edit(k, XLB_CTN_OP_GET, out) == 1;
 }
 
-/* Keeps the other direction ok -> ov in step (ohash: ok's home, xlb_ctn4_home):
+/* Keeps the other direction ok -> ov in step (ohome: ok's home, xlb_ctn4_home):
  * its state follows ov's, and a missing entry (replaced in its bucket) is
  * recreated. Returns 1 when it was recreated. */
-XLB_INLINE int xlb_ctn4_sync(const struct xlb_ct4_key *ok, __u32 ohash, const struct xlb_ct4_val *ov)
+XLB_INLINE int xlb_ctn4_sync(const struct xlb_ct4_key *ok, __u32 ohome, const struct xlb_ct4_val *ov)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(ohash);
-	__u32 used;
-	int i;
+	__u32 used = 0;
+	int i, err = 0;
+	struct xlb_ct4_bucket *b = xlb_ctn4_open(ohome, &used, &err);
 
-	if (!b || !xlb_ctn4_lock(b))
+	if (!b)
 		return 0;
-	used = xlb_ctn4_used(b);
 	i = xlb_ctn4_find(b, used, ok);
 	if (i >= 0 && i < XLB_CT_NEW_WAYS)
 		b->way[i].val.state = ov->state;
@@ -344,16 +353,15 @@ XLB_INLINE int xlb_ctn4_sync(const struct xlb_ct4_key *ok, __u32 ohash, const st
 	return i == XLB_CTN_NONE;
 }
 
-/* Removes k (a flow moved to the established tier; hash: its home). */
-XLB_INLINE void xlb_ctn4_delete(const struct xlb_ct4_key *k, __u32 hash)
+/* Removes k (a flow moved to the established tier; home: its home). */
+XLB_INLINE void xlb_ctn4_delete(const struct xlb_ct4_key *k, __u32 home)
 {
-	struct xlb_ct4_bucket *b = xlb_ctn4_bucket_of(hash);
-	__u32 used;
-	int i;
+	__u32 used = 0;
+	int i, err = 0;
+	struct xlb_ct4_bucket *b = xlb_ctn4_open(home, &used, &err);
 
-	if (!b || !xlb_ctn4_lock(b))
+	if (!b)
 		return;
-	used = xlb_ctn4_used(b);
 	i = xlb_ctn4_find(b, used, k);
 	if (i >= 0 && i < XLB_CT_NEW_WAYS)
 		used &= ~(1u << i);

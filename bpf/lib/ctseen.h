@@ -27,7 +27,7 @@
  *
  * Other packets look the established tier up first as before: for them a hit
  * is the common case. A SYN of a reused 5-tuple whose old flow is still in
- * the table finds its bit set and its old entry, as without the filter.
+ * the table finds its bits set and its old entry, as without the filter.
  */
 #ifndef XLB_CTSEEN_H
 #define XLB_CTSEEN_H

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hash.h — the flow hash that indexes a Maglev table. Both hooks (tc and XDP)
+ * hash.h — the flow hash that indexes a Maglev table (and the side hash,
+ * xlb_hash_side4, whose bucket homes a new-flow tier entry). Both hooks (tc and XDP)
  * and both directions of the control plane's tests use this one function, so a
  * flow picks the same backend whichever hook saw it.
  */

@@ -273,8 +273,9 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 
 	/* A new flow's SYN skips the established tier when its filter allows.
 	 * The key's hash, computed once past the established tier, serves the
-	 * filter and Maglev; the hash of its source side (hf) picks the new-flow
-	 * tier bucket its flow's entries live in (ctnew.h). */
+	 * filter and Maglev; the home of its source side (hf, computed once:
+	 * the index of the new-flow tier bucket its flow's entries live in,
+	 * ctnew.h) is prefetched, read and written by that index. */
 	if (xlb_ct4_opens(&p)) {
 		hash = xlb_ct4_key_hash(&p.tuple);
 		hf = xlb_ctn4_home(&p.tuple, XLB_DIR_FWD);
