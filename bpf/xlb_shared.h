@@ -18,7 +18,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 23
+#define XLB_LAYOUT_VERSION 24
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev_c* slots */
@@ -77,6 +77,14 @@ XLB_MAGLEV_TABLE(5);
 
 /* Conntrack timestamps are refreshed at most this often per entry (ns). */
 #define XLB_CT_REFRESH_NS 1000000000ULL
+
+/* xlb_ct4_val.pend: an established flow's packets since its counts last
+ * reached its backend's row (at a refresh, or the control plane's fold), in
+ * one word so that one atomic add counts a packet: packets above bit 36,
+ * bytes below (2^36 bytes, 2^28 packets: neither wraps within the
+ * XLB_CT_REFRESH_NS between two folds of a sending flow). */
+#define XLB_CT_PEND_PKT_SHIFT 36
+#define XLB_CT_PEND_BYTES_MASK ((1ull << XLB_CT_PEND_PKT_SHIFT) - 1)
 
 /* xlb_vip_val.flags */
 #define XLB_VIP_F_IP_ONLY (1u << 0)  /* VIP without a port: backends keep the port */
@@ -229,6 +237,8 @@ struct xlb_ct4_val {
 	__u16 snat_port;    /* with XLB_CT_F_SNAT: FWD: new source port; REV: the client's port (0 keeps) */
 	__u8 flags;         /* XLB_CT_F_* */
 	__u8 pad;           /* zero */
+	__u64 pend;         /* established tier: packets and bytes not yet in the backend's counter row
+			     * (XLB_CT_PEND_*, lib/stats.h); zero in the new-flow tier */
 };
 
 /* Value of xlb_ct4_seen (an array, lib/ctseen.h): one 64-bit word of each of
@@ -409,15 +419,16 @@ _Static_assert(sizeof(struct xlb_affinity4_val) == 16, "xlb_affinity4_val size")
 _Static_assert(sizeof(struct xlb_backend4) == 8, "xlb_backend4 size");
 _Static_assert(sizeof(struct xlb_ct4_key) == 16, "xlb_ct4_key size");
 _Static_assert(offsetof(struct xlb_ct4_key, proto) == 12, "xlb_ct4_key.proto");
-_Static_assert(sizeof(struct xlb_ct4_val) == 32, "xlb_ct4_val size");
-_Static_assert(sizeof(struct xlb_ct4_way) == 48, "xlb_ct4_way size");
+_Static_assert(sizeof(struct xlb_ct4_val) == 40, "xlb_ct4_val size");
+_Static_assert(offsetof(struct xlb_ct4_val, pend) == 32, "xlb_ct4_val.pend");
+_Static_assert(sizeof(struct xlb_ct4_way) == 56, "xlb_ct4_way size");
 _Static_assert(sizeof(struct xlb_clock) == 16, "xlb_clock size");
 _Static_assert(sizeof(struct xlb_ct_seen_word) == 8 * XLB_CT_SEEN_FILTERS, "xlb_ct_seen_word size");
 /* A key's second filter bit comes from hash bits its word index does not use, and from 6 of them (0..63). */
 _Static_assert(XLB_CT_SEEN_BIT2_SHIFT >= 6 + XLB_CT_SEEN_WORDS_LOG2 && 32 - XLB_CT_SEEN_BIT2_SHIFT == 6, "xlb_ct_seen bit 2");
 _Static_assert(sizeof(struct xlb_ct_seen_ctl) == 8, "xlb_ct_seen_ctl size");
-_Static_assert(sizeof(struct xlb_ct4_bucket) == 8 + 48 * XLB_CT_NEW_WAYS, "xlb_ct4_bucket size");
-_Static_assert(sizeof(struct xlb_ct4_new_edit) == 16 + 32 + 8, "xlb_ct4_new_edit size");
+_Static_assert(sizeof(struct xlb_ct4_bucket) == 8 + 56 * XLB_CT_NEW_WAYS, "xlb_ct4_bucket size");
+_Static_assert(sizeof(struct xlb_ct4_new_edit) == 16 + 40 + 8, "xlb_ct4_new_edit size");
 _Static_assert(offsetof(struct xlb_ct4_bucket, way) == 8, "xlb_ct4_bucket.way");
 _Static_assert(offsetof(struct xlb_ct4_val, snat_addr) == 24, "xlb_ct4_val.snat_addr");
 _Static_assert(offsetof(struct xlb_ct4_val, flags) == 30, "xlb_ct4_val.flags");

@@ -98,6 +98,8 @@ function dump(dp: Dataplane): Map<string, Entry> {
 
 function deleteKeys(dp: Dataplane, entries: Entry[]): number {
   let n = 0;
+  // An established entry may hold its flow's last counts (bpf/lib/stats.h): to the rows first.
+  if (entries.some((e) => e.confirmed)) dp.ct4Fold();
   for (const e of entries) {
     if (e.confirmed) {
       if (dp.native.mapDelete(dp.maps.xlb_ct4, e.key)) n++;

@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 23;
+export const LAYOUT_VERSION = 24;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 
@@ -48,6 +48,7 @@ export const XLB = {
   CT_NEW_WAYS: 4,
   CT_SEEN_FILTERS: 2,
   CT_SEEN_BIT2_SHIFT: 26,
+  CT_PEND_PKT_SHIFT: 36,
   ADDR_FILTER_WORDS: 4096,
   ADDR_FILTER_BITS_LOG2: 18,
   ADDR_FILTER_MULT: 0x9e3779b1,
@@ -108,7 +109,7 @@ export const LAYOUT = {
   xlb_backend4: { size: 8, offsets: { addr: 0, port: 4, flags: 6, pad: 7 } },
   xlb_ct4_key: { size: 16, offsets: { saddr: 0, daddr: 4, sport: 8, dport: 10, proto: 12, pad: 13 } },
   xlb_ct4_val: {
-    size: 32,
+    size: 40,
     offsets: {
       nat_addr: 0,
       nat_port: 4,
@@ -121,14 +122,15 @@ export const LAYOUT = {
       snat_port: 28,
       flags: 30,
       pad: 31,
+      pend: 32,
     },
   },
-  xlb_ct4_way: { size: 48, offsets: { key: 0, val: 16 } },
+  xlb_ct4_way: { size: 56, offsets: { key: 0, val: 16 } },
   xlb_clock: { size: 16, offsets: { jiffies: 0, ns: 8 } },
   xlb_ct_seen_word: { size: 16, offsets: { bits: 0 } },
   xlb_ct_seen_ctl: { size: 8, offsets: { active: 0, rebuilds: 4 } },
-  xlb_ct4_bucket: { size: 8 + 48 * 4, offsets: { ctl: 0, way: 8 } },
-  xlb_ct4_new_edit: { size: 56, offsets: { key: 0, val: 16, op: 48, result: 52 } },
+  xlb_ct4_bucket: { size: 8 + 56 * 4, offsets: { ctl: 0, way: 8 } },
+  xlb_ct4_new_edit: { size: 64, offsets: { key: 0, val: 16, op: 56, result: 60 } },
   xlb_iface: { size: 16, offsets: { scope: 0, flags: 4, mac: 8, pad: 14 } },
   xlb_neigh4_key: { size: 8, offsets: { addr: 0, scope: 4 } },
   xlb_snat4_key: { size: 16, offsets: { prefixlen: 0, scope: 4, kind: 8, addr: 12 } },
@@ -216,6 +218,9 @@ export interface Ct4Val {
   snatPort?: number;
   /** CT_F_* (default 0). */
   flags?: number;
+  /** Established tier: packets and bytes not yet in the backend's counter row, packed as the
+   *  data plane adds them (CT_PEND_PKT_SHIFT; default 0: ct4Pending unpacks it). */
+  pend?: bigint;
 }
 export interface Iface {
   scope: number;
@@ -386,6 +391,7 @@ export function encodeCt4Val(v: Ct4Val): Buffer {
   b.writeUInt32BE((v.snatAddr ?? 0) >>> 0, o.snat_addr);
   b.writeUInt16BE(v.snatPort ?? 0, o.snat_port);
   b.writeUInt8(v.flags ?? 0, o.flags);
+  b.writeBigUInt64LE(v.pend ?? 0n, o.pend);
   return b;
 }
 export function decodeCt4Val(b: Buffer): Ct4Val {
@@ -396,7 +402,14 @@ export function decodeCt4Val(b: Buffer): Ct4Val {
     snatAddr: b.readUInt32BE(o.snat_addr),
     snatPort: b.readUInt16BE(o.snat_port),
     flags: b.readUInt8(o.flags),
+    pend: b.readBigUInt64LE(o.pend),
   };
+}
+
+/** An entry's pending counts (Ct4Val.pend) as packets and bytes. */
+export function ct4Pending(pend: bigint): { packets: bigint; bytes: bigint } {
+  const shift = BigInt(XLB.CT_PEND_PKT_SHIFT);
+  return { packets: pend >> shift, bytes: pend & ((1n << shift) - 1n) };
 }
 
 const MAC_LEN = 6;

@@ -15,7 +15,8 @@ import { Dataplane, type StatsKind } from '../src/dataplane.js';
 import { compile, type Compiled } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
-import { decodeStatsPercpu, encodeCt4Key, encodeCt4Val, encodeU32, LAYOUT, XLB, type Stats } from '../src/layout.js';
+import { ct4Pending, decodeCt4Val, decodeStatsPercpu, encodeCt4Key, encodeCt4Val, encodeU32, LAYOUT, XLB, type Ct4Key, type Ct4Val, type Stats } from '../src/layout.js';
+import { DEFAULT_CT_TIMEOUTS, gcConntrack, monotonicNs } from '../src/conntrack.js';
 import { parseIPv4 } from '../src/addr.js';
 import { buildPacket, buildPacket6, parsePacket, TCP_FLAGS } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
@@ -220,5 +221,93 @@ describe('counters: a row per CPU', () => {
     }
     // the other VIPs' rows are untouched
     expect(dp.vipStats(vipOf(EMPTY_VIP).id).drops).toBeGreaterThan(0n);
+  });
+});
+
+describe('established flows count in their conntrack entry (bpf/lib/stats.h)', () => {
+  const CLIENT = '192.168.9.5';
+  type Flow = Pick<Stats, 'packets' | 'bytes' | 'replyPackets' | 'replyBytes'>;
+  /** A backend's counters summed over every CPU's row as the kernel holds them (no fold first). */
+  const rows = (id: number): Flow => {
+    const t = { packets: 0n, bytes: 0n, replyPackets: 0n, replyBytes: 0n };
+    for (const cpu of cpus) {
+      const r = row('backend', cpu, id);
+      t.packets += r.packets;
+      t.bytes += r.bytes;
+      t.replyPackets += r.replyPackets;
+      t.replyBytes += r.replyBytes;
+    }
+    return t;
+  };
+  const flowOf = (s: Stats): Flow => ({ packets: s.packets, bytes: s.bytes, replyPackets: s.replyPackets, replyBytes: s.replyBytes });
+  const entry = (k: Ct4Key): Ct4Val => decodeCt4Val(dp.native.mapLookup(dp.maps.xlb_ct4, encodeCt4Key(k), LAYOUT.xlb_ct4_val.size)!);
+  const put = (k: Ct4Key, v: Ct4Val): void => dp.native.mapUpdate(dp.maps.xlb_ct4, encodeCt4Key(k), encodeCt4Val(v), 0);
+  /** An established flow of CLIENT:sport to the VIP's first backend, both entries written by hand. */
+  function established(sport: number): { fwd: Ct4Key; rev: Ct4Key; backendId: number } {
+    const web = vipOf(VIP);
+    const b = web.backends[0]!;
+    const [addr, port] = [parseIPv4('10.9.0.1'), 8080];
+    // Seen a little before now: the data plane's clock is the start of the current jiffy.
+    const common = { state: XLB.CT_EST, vipId: web.id, backendId: b.id, lastSeenNs: monotonicNs() - 50_000_000n };
+    const fwd = { saddr: parseIPv4(CLIENT), daddr: parseIPv4(VIP), sport, dport: 80, proto: 6 };
+    const rev = { saddr: addr, daddr: parseIPv4(CLIENT), sport: port, dport: sport, proto: 6 };
+    put(fwd, { ...common, natAddr: addr, natPort: port, dir: XLB.DIR_FWD });
+    put(rev, { ...common, natAddr: parseIPv4(VIP), natPort: 80, dir: XLB.DIR_REV });
+    return { fwd, rev, backendId: b.id };
+  }
+  const ack = (sport: number, len = 0): Buffer =>
+    buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport, dport: 80, tcpFlags: TCP_FLAGS.ack, payload: Buffer.alloc(len) });
+  const reply = (sport: number): Buffer =>
+    buildPacket({ src: '10.9.0.1', dst: CLIENT, proto: 'tcp', sport: 8080, dport: sport, tcpFlags: TCP_FLAGS.ack });
+
+  it('a packet waits in its entry; the control plane’s read folds it into the row once', () => {
+    const f = established(26000);
+    const before = rows(f.backendId);
+    const sizes = [0, 100, 200, 300, 400].map((n) => ack(26000, n));
+    for (const p of sizes) expect(parsePacket(dp.native.progTestRun(dp.progs.xlb_xdp_ingress, { data: p, ifindex: IFINDEX }).data).dst).toBe('10.9.0.1');
+    const bytes = BigInt(sizes.reduce((n, p) => n + p.length, 0));
+    const r = reply(26000);
+    expect(parsePacket(dp.native.progTestRun(dp.progs.xlb_xdp_ingress, { data: r, ifindex: IFINDEX }).data).src).toBe(VIP);
+    // Not in any row yet: in the entries, each in its direction's.
+    expect(rows(f.backendId)).toEqual(before);
+    expect(ct4Pending(entry(f.fwd).pend!)).toEqual({ packets: 5n, bytes });
+    expect(ct4Pending(entry(f.rev).pend!)).toEqual({ packets: 1n, bytes: BigInt(r.length) });
+    // The read (statsOf) folds first: exact, and the entries are emptied.
+    const want = { packets: before.packets + 5n, bytes: before.bytes + bytes, replyPackets: before.replyPackets + 1n, replyBytes: before.replyBytes + BigInt(r.length) };
+    expect(flowOf(dp.backendStats(f.backendId))).toEqual(want);
+    expect(rows(f.backendId)).toEqual(want);
+    expect(entry(f.fwd).pend).toBe(0n);
+    expect(entry(f.rev).pend).toBe(0n);
+    // Nothing counted twice: a second read finds nothing to fold.
+    expect(dp.ct4Fold()).toBe(0);
+    expect(flowOf(dp.backendStats(f.backendId))).toEqual(want);
+  });
+
+  it('a refresh of the entry’s clock moves its counts and the packet to this CPU’s row', () => {
+    const f = established(26001);
+    for (let i = 0; i < 3; i++) xdp(ack(26001));
+    const before = rows(f.backendId);
+    const v = entry(f.fwd);
+    expect(ct4Pending(v.pend!).packets).toBe(3n);
+    put(f.fwd, { ...v, lastSeenNs: v.lastSeenNs - 2_000_000_000n }); // older than the refresh period, counts kept
+    const p = ack(26001);
+    xdp(p);
+    const after = rows(f.backendId);
+    expect(after.packets - before.packets).toBe(4n);
+    expect(after.bytes - before.bytes).toBe(4n * BigInt(p.length));
+    expect(entry(f.fwd).pend).toBe(0n);
+    expect(entry(f.fwd).lastSeenNs).toBeGreaterThan(v.lastSeenNs);
+  });
+
+  it('garbage collection folds an idle flow’s last counts before it removes the flow', () => {
+    const f = established(26002);
+    for (let i = 0; i < 2; i++) xdp(ack(26002));
+    const before = rows(f.backendId);
+    // idle for longer than an established flow's timeout (counts kept)
+    for (const k of [f.fwd, f.rev]) put(k, { ...entry(k), lastSeenNs: entry(k).lastSeenNs - 60_000_000_000n });
+    const gc = gcConntrack(dp, { ...DEFAULT_CT_TIMEOUTS, tcpEstablished: 30 });
+    expect(gc.removed).toBeGreaterThanOrEqual(2);
+    expect(dp.native.mapLookup(dp.maps.xlb_ct4, encodeCt4Key(f.fwd), LAYOUT.xlb_ct4_val.size)).toBeNull();
+    expect(rows(f.backendId).packets - before.packets).toBe(2n);
   });
 });

@@ -9,6 +9,7 @@ import {
   IPPROTO,
   decodeBackend4,
   decodeCt4Key,
+  ct4Pending,
   decodeCt4Val,
   decodeIface,
   decodeNeigh4Key,
@@ -86,6 +87,7 @@ describe('LAYOUT matches bpf/xlb_shared.h (as compiled into the addon)', () => {
       ['XLB_CT_NEW_WAYS', XLB.CT_NEW_WAYS],
       ['XLB_CT_SEEN_FILTERS', XLB.CT_SEEN_FILTERS],
       ['XLB_CT_SEEN_BIT2_SHIFT', XLB.CT_SEEN_BIT2_SHIFT],
+      ['XLB_CT_PEND_PKT_SHIFT', XLB.CT_PEND_PKT_SHIFT],
       ['XLB_ADDR_FILTER_WORDS', XLB.ADDR_FILTER_WORDS],
       ['XLB_ADDR_FILTER_BITS_LOG2', XLB.ADDR_FILTER_BITS_LOG2],
       ['XLB_ADDR_FILTER_MULT', XLB.ADDR_FILTER_MULT],
@@ -166,6 +168,7 @@ describe('round trips', () => {
       snatAddr: parseIPv4('172.16.255.194'),
       snatPort: 40000,
       flags: XLB.CT_F_SNAT | XLB.CT_F_HAIRPIN,
+      pend: (5n << BigInt(XLB.CT_PEND_PKT_SHIFT)) | 7000n,
     };
     const b = encodeCt4Val(v);
     expect(b.length).toBe(LAYOUT.xlb_ct4_val.size);
@@ -177,6 +180,9 @@ describe('round trips', () => {
     expect(b.readUInt32BE(o.snat_addr)).toBe(parseIPv4('172.16.255.194'));
     expect(b.readUInt16BE(o.snat_port)).toBe(40000);
     expect(b[o.flags]).toBe(3);
+    expect(ct4Pending(b.readBigUInt64LE(o.pend))).toEqual({ packets: 5n, bytes: 7000n });
+    // Without pend an entry has no pending counts.
+    expect(decodeCt4Val(encodeCt4Val({ ...v, pend: undefined })).pend).toBe(0n);
     // The largest u64 survives.
     const max = { ...v, lastSeenNs: 0xffffffffffffffffn };
     expect(decodeCt4Val(encodeCt4Val(max)).lastSeenNs).toBe(0xffffffffffffffffn);

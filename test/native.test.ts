@@ -121,7 +121,8 @@ describe('layout and constants', () => {
     expect(l.xlb_backend4.size).toBe(8);
     expect(l.xlb_ct4_key.size).toBe(16);
     expect(l.xlb_ct4_key.offsets.proto).toBe(12);
-    expect(l.xlb_ct4_val.size).toBe(32);
+    expect(l.xlb_ct4_val.size).toBe(40);
+    expect(l.xlb_ct4_val.offsets.pend).toBe(32);
     expect(l.xlb_ct4_val.offsets.snat_addr).toBe(24);
     expect(l.xlb_ct4_val.offsets.flags).toBe(30);
     expect(l.xlb_snat4_key.size).toBe(16);

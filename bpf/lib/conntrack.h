@@ -25,6 +25,7 @@
 #include "ctstate.h"
 #include "ctnew.h"
 #include "ctseen.h"
+#include "stats.h"
 
 /* The reverse entry implied by a forward one, or the forward one by a reverse.
  * A source-NATed flow (XLB_CT_F_SNAT) is keyed in reverse by backend -> SNAT
@@ -41,6 +42,7 @@ XLB_INLINE void xlb_ct4_other(const struct xlb_ct4_key *k, const struct xlb_ct4_
 	ov->last_seen_ns = v->last_seen_ns;
 	ov->flags = v->flags;
 	ov->pad = 0;
+	ov->pend = 0;
 	ov->snat_addr = 0;
 	ov->snat_port = 0;
 	if (v->dir == XLB_DIR_FWD) {
@@ -107,8 +109,10 @@ XLB_INLINE int xlb_ct4_hit_new(const struct xlb_pkt4 *p, __u32 hash, __u32 home,
 	return 1;
 }
 
-/* Looks the packet up in the established tier; on a hit refreshes the timestamp (at most once per
- * XLB_CT_REFRESH_NS, to keep the cache line clean) and follows the TCP state.
+/* Looks the packet up in the established tier; on a hit counts the packet
+ * (in the entry, or with the entry's pending counts in its backend's row when
+ * the entry is refreshed: stats.h), refreshes the timestamp (at most once per
+ * XLB_CT_REFRESH_NS) and follows the TCP state.
  * The other direction is looked at only when this entry's state changes (the
  * state is kept equal in both) or its timestamp is refreshed: a missing one
  * (an LRU eviction of one direction alone) is recreated then, so within
@@ -126,8 +130,11 @@ XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_pkt4 *p)
 
 	if (!v)
 		return NULL; /* the new-flow tier is looked at out of line (lb.h) */
-	if (!xlb_ct_refresh(&v->state, &v->last_seen_ns, k->proto, v->dir, p->tcp_flags))
+	if (!xlb_ct_refresh(&v->state, &v->last_seen_ns, k->proto, v->dir, p->tcp_flags)) {
+		xlb_ct4_count(v, p->len);
 		return v;
+	}
+	xlb_ct4_count_fold(v, p->len);
 	xlb_ct4_other(k, v, &ok, &ov);
 	o = xlb_lookup(&xlb_ct4, &ok);
 	if (!o) {

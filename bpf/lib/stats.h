@@ -3,7 +3,8 @@
  * stats.h — the per-VIP and per-backend counters (maps.h: xlb_vip_stats,
  * xlb_backend_stats; flows count per backend, VIPs only what no backend got): a row of ids per CPU in one plain array, so a counter's
  * address is one inlined computation (this CPU's row, then the id) and one
- * load, with no atomics: no other CPU writes this row.
+ * load, with no atomics: no other CPU writes this row. Packets of the
+ * established tier count in their conntrack entry first (below).
  */
 #ifndef XLB_STATS_H
 #define XLB_STATS_H
@@ -41,7 +42,9 @@ XLB_INLINE void xlb_stats_add(struct xlb_stats *s, __u32 len, int reply, int new
 	s->new_conns += new_conn;
 }
 
-/* Counts a packet of an established or new flow in its backend's row only:
+/* Counts a packet of a flow in its backend's row only (a new flow's, a packet
+ * of the new-flow tier, an IPv6 flow's; an established IPv4 flow's through
+ * its entry, below):
  * one row touched per packet (with 10^4 VIPs x 64 backends each row access is
  * a cache and TLB miss). A backend id belongs to exactly one VIP, so the
  * control plane derives a VIP's packets, bytes and new connections from its
@@ -52,6 +55,100 @@ XLB_INLINE void xlb_stats_add(struct xlb_stats *s, __u32 len, int reply, int new
 XLB_INLINE void xlb_flow_stats(__u32 backend_id, __u32 len, int reply, int new_conn)
 {
 	xlb_stats_add(xlb_backend_stats_of(backend_id), len, reply, new_conn);
+}
+
+/* ---- established flows: counted in their conntrack entry ----
+ *
+ * With 10^4 VIPs an established flow's backend row is evicted from the cache
+ * between two of its packets (the packets of other flows pass in between),
+ * so a packet of the established tier counts in its own entry instead (whose
+ * cache line the lookup has just loaded): one atomic add to pend
+ * (XLB_CT_PEND_*; atomic because the control plane's fold takes the word from
+ * another CPU). The counts move to this CPU's row of the backend when the
+ * entry's clock is refreshed (xlb_ct4_hit: at most once per
+ * XLB_CT_REFRESH_NS of a sending flow), and when the control plane runs
+ * xlb_ct4_fold (xlb.bpf.c) before it reads the rows, removes idle entries
+ * or zeroes an id. What an LRU eviction takes with an entry (its flow's last
+ * second at most) is not counted. */
+
+/* One packet of `len` bytes, as added to pend. */
+XLB_INLINE __u64 xlb_pend_one(__u32 len)
+{
+	return (1ull << XLB_CT_PEND_PKT_SHIFT) | len;
+}
+
+/* Adds `pend`'s packets and bytes to s (reply: to the reply counters). */
+XLB_INLINE void xlb_stats_add_pend(struct xlb_stats *s, __u64 pend, int reply)
+{
+	__u64 packets = pend >> XLB_CT_PEND_PKT_SHIFT, bytes = pend & XLB_CT_PEND_BYTES_MASK;
+
+	if (!s)
+		return;
+	if (reply) {
+		s->reply_packets += packets;
+		s->reply_bytes += bytes;
+	} else {
+		s->packets += packets;
+		s->bytes += bytes;
+	}
+}
+
+/* The same from process context (the control plane's fold), where the data
+ * path may interrupt this CPU between a load and a store of the row: each
+ * add is one atomic instruction. */
+XLB_INLINE void xlb_stats_add_pend_atomic(struct xlb_stats *s, __u64 pend, int reply)
+{
+	__u64 packets = pend >> XLB_CT_PEND_PKT_SHIFT, bytes = pend & XLB_CT_PEND_BYTES_MASK;
+
+	if (!s)
+		return;
+	if (reply) {
+		__sync_fetch_and_add(&s->reply_packets, packets);
+		__sync_fetch_and_add(&s->reply_bytes, bytes);
+	} else {
+		__sync_fetch_and_add(&s->packets, packets);
+		__sync_fetch_and_add(&s->bytes, bytes);
+	}
+}
+
+/* A packet of an established entry that is not refreshed: counted in it. */
+XLB_INLINE void xlb_ct4_count(struct xlb_ct4_val *v, __u32 len)
+{
+	__sync_fetch_and_add(&v->pend, xlb_pend_one(len));
+}
+
+/* A packet of an established entry being refreshed: the entry's pending
+ * counts and this packet go to this CPU's row of its backend (data path). */
+XLB_INLINE void xlb_ct4_count_fold(struct xlb_ct4_val *v, __u32 len)
+{
+	__u64 pend = __sync_lock_test_and_set(&v->pend, 0);
+
+	xlb_stats_add_pend(xlb_backend_stats_of(v->backend_id), pend + xlb_pend_one(len), v->dir == XLB_DIR_REV);
+}
+
+/* ---- the control plane's fold (xlb_ct4_fold in xlb.bpf.c) ---- */
+
+static long xlb_ct4_fold_cb(void *map, const struct xlb_ct4_key *k, struct xlb_ct4_val *v, void *ctx)
+{
+	__u32 *folded = ctx;
+	__u64 pend;
+
+	if (!v->pend) /* read first: an entry without counts is not written */
+		return 0;
+	pend = __sync_lock_test_and_set(&v->pend, 0);
+	xlb_stats_add_pend_atomic(xlb_backend_stats_of(v->backend_id), pend, v->dir == XLB_DIR_REV);
+	*folded += 1;
+	return 0;
+}
+
+/* Moves every established entry's pending counts to this CPU's rows.
+ * Returns the number of entries that had some. */
+XLB_INLINE int xlb_ct4_fold_run(void)
+{
+	__u32 folded = 0;
+
+	bpf_for_each_map_elem(&xlb_ct4, xlb_ct4_fold_cb, &folded, 0);
+	return folded;
 }
 
 #endif /* XLB_STATS_H */

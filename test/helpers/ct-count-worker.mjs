@@ -1,0 +1,32 @@
+// One side of the counting race test (test/ct-count.test.ts), a process of its own (the test
+// pins it to one CPU): opens the pinned data plane and either sends `count` packets of one
+// established flow (mode "send": client:sport -> vip:80, through xlb_xdp_ingress, one test run
+// each) or folds the established tier's counts into the rows (mode "fold": xlb_ct4_fold) until
+// `count` folds or `seconds` have passed. Prints a JSON summary.
+import { Dataplane } from '../../dist/src/dataplane.js';
+import { parseIPv4 } from '../../dist/src/addr.js';
+import { tcpFrame } from '../../dist/bench/common.js';
+
+const [pinRoot, mode, countS, clientS, vipS, sportS, secondsS] = process.argv.slice(2);
+const dp = Dataplane.open({ pinRoot });
+const out = { runs: 0, folded: 0, rewritten: 0 };
+try {
+  if (mode === 'send') {
+    const frame = tcpFrame(parseIPv4(clientS), parseIPv4(vipS), Number(sportS), 80, 0x10);
+    const vip = parseIPv4(vipS);
+    for (let i = 0; i < Number(countS); i++) {
+      const r = dp.native.progTestRun(dp.progs.xlb_xdp_ingress, { data: frame, ifindex: 1, repeat: 1 });
+      out.runs++;
+      if (r.data.readUInt32BE(14 + 16) !== vip) out.rewritten++;
+    }
+  } else {
+    const until = Date.now() + Number(secondsS) * 1000;
+    for (let i = 0; i < Number(countS) && Date.now() < until; i++) {
+      out.folded += dp.ct4Fold();
+      out.runs++;
+    }
+  }
+} finally {
+  dp.close();
+}
+console.log(JSON.stringify(out));
