@@ -142,14 +142,14 @@ int xlb_ct4_seen_rebuild(void *ctx)
 	return xlb_ct4_seen_rebuild_run();
 }
 
-/* Moves the counts the established tier's entries hold (stats.h) to this
- * CPU's backend rows; the control plane runs it (BPF_PROG_TEST_RUN) before
- * it reads or zeroes the rows and before it removes entries. Returns the
- * number of entries that had counts. */
+/* Moves the counts the established tiers' entries hold (stats.h, both
+ * families) to this CPU's backend rows; the control plane runs it
+ * (BPF_PROG_TEST_RUN) before it reads the rows and before it removes
+ * entries. Returns the number of entries that had counts. */
 SEC("syscall")
-int xlb_ct4_fold(void *ctx)
+int xlb_ct_fold(void *ctx)
 {
-	return xlb_ct4_fold_run();
+	return xlb_ct_fold_run();
 }
 
 /* One operation of the control plane on one key of the IPv4 new-flow tier

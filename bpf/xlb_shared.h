@@ -18,7 +18,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 24
+#define XLB_LAYOUT_VERSION 25
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev_c* slots */
@@ -387,6 +387,7 @@ struct xlb_ct6_val {
 	__u32 backend_id;               /* for counters */
 	__u32 pad;                      /* zero */
 	__u64 last_seen_ns;             /* coarse monotonic clock */
+	__u64 pend;                     /* as xlb_ct4_val.pend (established tier only) */
 };
 
 /* Key of xlb_affinity6 (LRU hash); the value is struct xlb_affinity4_val. */
@@ -401,7 +402,8 @@ _Static_assert(offsetof(struct xlb_vip6_key, scope) == 20, "xlb_vip6_key.scope")
 _Static_assert(sizeof(struct xlb_backend6) == 20, "xlb_backend6 size");
 _Static_assert(sizeof(struct xlb_ct6_key) == 40, "xlb_ct6_key size");
 _Static_assert(offsetof(struct xlb_ct6_key, proto) == 36, "xlb_ct6_key.proto");
-_Static_assert(sizeof(struct xlb_ct6_val) == 40, "xlb_ct6_val size");
+_Static_assert(sizeof(struct xlb_ct6_val) == 48, "xlb_ct6_val size");
+_Static_assert(offsetof(struct xlb_ct6_val, pend) == 40, "xlb_ct6_val.pend");
 _Static_assert(offsetof(struct xlb_ct6_val, last_seen_ns) == 32, "xlb_ct6_val.last_seen_ns");
 _Static_assert(sizeof(struct xlb_affinity6_key) == 20, "xlb_affinity6_key size");
 #endif

@@ -99,7 +99,7 @@ function dump(dp: Dataplane): Map<string, Entry> {
 function deleteKeys(dp: Dataplane, entries: Entry[]): number {
   let n = 0;
   // An established entry may hold its flow's last counts (bpf/lib/stats.h): to the rows first.
-  if (entries.some((e) => e.confirmed)) dp.ct4Fold();
+  if (entries.some((e) => e.confirmed)) dp.ctFold();
   for (const e of entries) {
     if (e.confirmed) {
       if (dp.native.mapDelete(dp.maps.xlb_ct4, e.key)) n++;
@@ -209,6 +209,8 @@ function dump6(dp: Dataplane): Map<string, Entry6> {
 
 function deleteKeys6(dp: Dataplane, keys: Buffer[]): number {
   let n = 0;
+  // An established entry may hold its flow's last counts (bpf/lib/stats.h): to the rows first.
+  if (keys.length) dp.ctFold();
   // (A flow is in one of the two tiers.)
   for (const k of keys) if (dp.native.mapDelete(dp.maps.xlb_ct6, k) || dp.native.mapDelete(dp.maps.xlb_ct6_new, k)) n++;
   return n;

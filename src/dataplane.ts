@@ -74,7 +74,7 @@ export class Ct4NewBusyError extends Error {}
 const CT4_NEW_EDIT_RUNS = 8;
 const EBUSY = osConstants.errno.EBUSY;
 
-export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_reply', 'xlb_ct4_seen_rebuild', 'xlb_ct4_new_edit', 'xlb_ct4_fold'] as const;
+export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_reply', 'xlb_ct4_seen_rebuild', 'xlb_ct4_new_edit', 'xlb_ct_fold'] as const;
 export type ProgName = (typeof PROG_NAMES)[number];
 
 /** Capacities that may be set before the object is first loaded. */
@@ -280,10 +280,10 @@ export class Dataplane {
 
   /** Counters of many ids of a kind, each CPU's row summed: the span of ids each row holds is read
    *  through mmap once per CPU. An id never counted (or past the rows) reads as zero. Backend rows
-   *  are read after the established tier's counts are folded into them (ct4Fold, a walk of every
-   *  conntrack bucket: 4 ms at the default 262,144 entries) unless `fold` is false. */
+   *  are read after the established tiers' counts are folded into them (ctFold, a walk of every
+   *  conntrack bucket of both families) unless `fold` is false. */
   statsOf(kind: StatsKind, idList: readonly number[], opts: { fold?: boolean } = {}): Map<number, Stats> {
-    if (kind === 'backend' && idList.length && opts.fold !== false) this.ct4Fold();
+    if (kind === 'backend' && idList.length && opts.fold !== false) this.ctFold();
     const out = new Map<number, Stats>();
     const { fd, ids, cpus } = this.statsRows(kind);
     const inRows = idList.filter((id) => id < ids);
@@ -327,8 +327,8 @@ export class Dataplane {
    * rejects in the same rows meanwhile). Returns the counts folded, by VIP id.
    */
   foldBackendStats(moves: ReadonlyArray<{ vipId: number; backendIds: readonly number[] }>): Map<number, Stats> {
-    // The rows as they are, without the established tier's fold (ct4Fold): an apply must not walk
-    // every conntrack bucket (34 ms at 2M entries). Counts still in entries reach the rows later.
+    // The rows as they are, without the established tier's fold (ctFold): an apply must not walk
+    // every conntrack bucket (61 ms at 2M entries a family). Counts still in entries reach the rows later.
     const be = this.statsOf('backend', moves.flatMap((m) => m.backendIds), { fold: false });
     const { fd, ids } = this.statsRows('vip');
     const o = LAYOUT.xlb_stats.offsets;
@@ -396,12 +396,12 @@ export class Dataplane {
     return out;
   }
 
-  /** Moves the counts the IPv4 established tier's entries hold (bpf/lib/stats.h: a packet of an
-   *  established flow counts in its entry, which reaches its backend's row when the entry is
+  /** Moves the counts the established tiers' entries hold (both families; bpf/lib/stats.h: a packet
+   *  of an established flow counts in its entry, which reaches its backend's row when the entry is
    *  refreshed) to the backend rows: statsOf('backend') runs it first, and conntrack.ts before it
    *  removes entries. Returns the number of entries that had counts. */
-  ct4Fold(): number {
-    return this.native.progTestRun(this.progs.xlb_ct4_fold, { data: new Uint8Array(0) }).retval;
+  ctFold(): number {
+    return this.native.progTestRun(this.progs.xlb_ct_fold, { data: new Uint8Array(0) }).retval;
   }
 
   /** Rebuilds the filter of the keys the IPv4 established tier may hold

@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 24;
+export const LAYOUT_VERSION = 25;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 
@@ -144,8 +144,8 @@ export const LAYOUT = {
   xlb_backend6: { size: 20, offsets: { addr: 0, port: 16, flags: 18, pad: 19 } },
   xlb_ct6_key: { size: 40, offsets: { saddr: 0, daddr: 16, sport: 32, dport: 34, proto: 36, pad: 37 } },
   xlb_ct6_val: {
-    size: 40,
-    offsets: { nat_addr: 0, nat_port: 16, dir: 18, state: 19, vip_id: 20, backend_id: 24, pad: 28, last_seen_ns: 32 },
+    size: 48,
+    offsets: { nat_addr: 0, nat_port: 16, dir: 18, state: 19, vip_id: 20, backend_id: 24, pad: 28, last_seen_ns: 32, pend: 40 },
   },
   xlb_affinity6_key: { size: 20, offsets: { client: 0, vip_id: 16 } },
 } as const;
@@ -575,6 +575,8 @@ export interface Ct6Val {
   vipId: number;
   backendId: number;
   lastSeenNs: bigint;
+  /** As Ct4Val.pend (default 0). */
+  pend?: bigint;
 }
 
 /** A copy of the 16-byte IPv6 address at `off`. */
@@ -649,6 +651,7 @@ export function encodeCt6Val(v: Ct6Val): Buffer {
   const b = Buffer.alloc(L.xlb_ct6_val.size);
   addr6(v.natAddr).copy(b, o.nat_addr);
   writeCtVal(b, o, v);
+  b.writeBigUInt64LE(v.pend ?? 0n, o.pend);
   return b;
 }
 export function decodeCt6Val(b: Buffer): Ct6Val {
@@ -656,6 +659,7 @@ export function decodeCt6Val(b: Buffer): Ct6Val {
   return {
     natAddr: readAddr6(b, o.nat_addr),
     ...readCtVal(b, o),
+    pend: b.readBigUInt64LE(o.pend),
   };
 }
 

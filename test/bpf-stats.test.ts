@@ -15,9 +15,9 @@ import { Dataplane, type StatsKind } from '../src/dataplane.js';
 import { compile, type Compiled } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
-import { ct4Pending, decodeCt4Val, decodeStatsPercpu, encodeCt4Key, encodeCt4Val, encodeU32, LAYOUT, XLB, type Ct4Key, type Ct4Val, type Stats } from '../src/layout.js';
+import { ct4Pending, decodeCt4Val, decodeCt6Val, decodeStatsPercpu, encodeCt4Key, encodeCt4Val, encodeCt6Key, encodeCt6Val, encodeU32, LAYOUT, XLB, type Ct4Key, type Ct4Val, type Stats } from '../src/layout.js';
 import { DEFAULT_CT_TIMEOUTS, gcConntrack, monotonicNs } from '../src/conntrack.js';
-import { parseIPv4 } from '../src/addr.js';
+import { parseIPv4, parseIPv6 } from '../src/addr.js';
 import { buildPacket, buildPacket6, parsePacket, TCP_FLAGS } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
 
@@ -279,8 +279,26 @@ describe('established flows count in their conntrack entry (bpf/lib/stats.h)', (
     expect(entry(f.fwd).pend).toBe(0n);
     expect(entry(f.rev).pend).toBe(0n);
     // Nothing counted twice: a second read finds nothing to fold.
-    expect(dp.ct4Fold()).toBe(0);
+    expect(dp.ctFold()).toBe(0);
     expect(flowOf(dp.backendStats(f.backendId))).toEqual(want);
+  });
+
+  it('IPv6: a packet waits in its established entry until the read folds it', () => {
+    const web6 = vipOf(`[${VIP6}]`);
+    const b = web6.backends[0]!;
+    const backendAddr = parseIPv6('fd00:9:1::1');
+    const key = encodeCt6Key({ saddr: parseIPv6('fd00:9:2::5'), daddr: parseIPv6(VIP6), sport: 26100, dport: 80, proto: 6 });
+    const val = { natAddr: backendAddr, natPort: 8080, dir: XLB.DIR_FWD, state: XLB.CT_EST, vipId: web6.id, backendId: b.id, lastSeenNs: monotonicNs() - 50_000_000n };
+    dp.native.mapUpdate(dp.maps.xlb_ct6, key, encodeCt6Val(val), 0);
+    const before = rows(b.id);
+    const p = buildPacket6({ src: 'fd00:9:2::5', dst: VIP6, proto: 'tcp', sport: 26100, dport: 80, tcpFlags: TCP_FLAGS.ack });
+    for (let i = 0; i < 4; i++) expect(xdp(p)).toBe(XDP_PASS);
+    expect(rows(b.id)).toEqual(before);
+    const pend = () => decodeCt6Val(dp.native.mapLookup(dp.maps.xlb_ct6, key, LAYOUT.xlb_ct6_val.size)!).pend!;
+    expect(ct4Pending(pend())).toEqual({ packets: 4n, bytes: 4n * BigInt(p.length) });
+    expect(dp.backendStats(b.id).packets - before.packets).toBe(4n);
+    expect(pend()).toBe(0n);
+    dp.native.mapDelete(dp.maps.xlb_ct6, key);
   });
 
   it('a refresh of the entry’s clock moves its counts and the packet to this CPU’s row', () => {

@@ -131,10 +131,10 @@ XLB_INLINE struct xlb_ct4_val *xlb_ct4_hit(const struct xlb_pkt4 *p)
 	if (!v)
 		return NULL; /* the new-flow tier is looked at out of line (lb.h) */
 	if (!xlb_ct_refresh(&v->state, &v->last_seen_ns, k->proto, v->dir, p->tcp_flags)) {
-		xlb_ct4_count(v, p->len);
+		xlb_ct_count(&v->pend, p->len);
 		return v;
 	}
-	xlb_ct4_count_fold(v, p->len);
+	xlb_ct_count_fold(&v->pend, v->backend_id, v->dir == XLB_DIR_REV, p->len);
 	xlb_ct4_other(k, v, &ok, &ov);
 	o = xlb_lookup(&xlb_ct4, &ok);
 	if (!o) {

@@ -41,6 +41,7 @@ XLB_INLINE void xlb_ct6_other(const struct xlb_ct6_key *k, const struct xlb_ct6_
 	ov->backend_id = v->backend_id;
 	ov->pad = 0;
 	ov->last_seen_ns = v->last_seen_ns;
+	ov->pend = 0;
 	if (v->dir == XLB_DIR_FWD) {
 		/* k = client->VIP, v = backend; other: backend->client, nat back to VIP */
 		xlb_addr6_copy(ok->saddr, v->nat_addr);
@@ -101,8 +102,10 @@ XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit_new(const struct xlb_pkt6 *p)
 	return m;
 }
 
-/* Looks the packet up (see xlb_ct4_hit: the other direction is looked at only
- * on a state change or a timestamp refresh). Returns the entry or NULL. */
+/* Looks the packet up and counts it (see xlb_ct4_hit: in the entry, or in its
+ * backend's row with the entry's pending counts when the entry is refreshed;
+ * a new-tier hit in the row; the other direction is looked at only on a state
+ * change or a timestamp refresh). Returns the entry or NULL. */
 XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 {
 	const struct xlb_ct6_key *k = &p->tuple;
@@ -111,10 +114,17 @@ XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 	struct xlb_ct6_val *o;
 	__u32 zero = 0;
 
-	if (!v)
-		return xlb_ct6_hit_new(p);
-	if (!xlb_ct_refresh(&v->state, &v->last_seen_ns, k->proto, v->dir, p->tcp_flags))
+	if (!v) {
+		v = xlb_ct6_hit_new(p);
+		if (v)
+			xlb_flow_stats(v->backend_id, p->len, v->dir == XLB_DIR_REV, 0);
 		return v;
+	}
+	if (!xlb_ct_refresh(&v->state, &v->last_seen_ns, k->proto, v->dir, p->tcp_flags)) {
+		xlb_ct_count(&v->pend, p->len);
+		return v;
+	}
+	xlb_ct_count_fold(&v->pend, v->backend_id, v->dir == XLB_DIR_REV, p->len);
 	r = xlb_lookup(&xlb_ct6_scratch, &zero);
 	if (!r)
 		return v;

@@ -31,7 +31,6 @@ XLB_INLINE enum xlb_verdict xlb_apply_ct6(void *ctx, enum xlb_hook hook, const s
 	int err;
 
 	xlb_addr6_copy(n.new_addr, ct->nat_addr);
-	xlb_flow_stats(ct->backend_id, p->len, reply, 0);
 	err = xlb_hook_rewrite6(ctx, hook, p, &n);
 	return xlb_nat_dropped(err) ? XLB_V_DROP : XLB_V_PASS;
 }

@@ -67,7 +67,7 @@ XLB_INLINE void xlb_flow_stats(__u32 backend_id, __u32 len, int reply, int new_c
  * another CPU). The counts move to this CPU's row of the backend when the
  * entry's clock is refreshed (xlb_ct4_hit: at most once per
  * XLB_CT_REFRESH_NS of a sending flow), and when the control plane runs
- * xlb_ct4_fold (xlb.bpf.c) before it reads the rows, removes idle entries
+ * xlb_ct_fold (xlb.bpf.c) before it reads the rows, removes idle entries
  * or zeroes an id. What an LRU eviction takes with an entry (its flow's last
  * second at most) is not counted. */
 
@@ -111,43 +111,57 @@ XLB_INLINE void xlb_stats_add_pend_atomic(struct xlb_stats *s, __u64 pend, int r
 	}
 }
 
-/* A packet of an established entry that is not refreshed: counted in it. */
-XLB_INLINE void xlb_ct4_count(struct xlb_ct4_val *v, __u32 len)
+/* A packet of an established entry (its pend word) that is not refreshed:
+ * counted in it. */
+XLB_INLINE void xlb_ct_count(__u64 *pend, __u32 len)
 {
-	__sync_fetch_and_add(&v->pend, xlb_pend_one(len));
+	__sync_fetch_and_add(pend, xlb_pend_one(len));
 }
 
 /* A packet of an established entry being refreshed: the entry's pending
  * counts and this packet go to this CPU's row of its backend (data path). */
-XLB_INLINE void xlb_ct4_count_fold(struct xlb_ct4_val *v, __u32 len)
+XLB_INLINE void xlb_ct_count_fold(__u64 *pend, __u32 backend_id, int reply, __u32 len)
 {
-	__u64 pend = __sync_lock_test_and_set(&v->pend, 0);
+	__u64 n = __sync_lock_test_and_set(pend, 0);
 
-	xlb_stats_add_pend(xlb_backend_stats_of(v->backend_id), pend + xlb_pend_one(len), v->dir == XLB_DIR_REV);
+	xlb_stats_add_pend(xlb_backend_stats_of(backend_id), n + xlb_pend_one(len), reply);
 }
 
-/* ---- the control plane's fold (xlb_ct4_fold in xlb.bpf.c) ---- */
+/* ---- the control plane's fold (xlb_ct_fold in xlb.bpf.c) ---- */
+
+/* One entry's pending counts to this CPU's row of its backend; returns 1 when
+ * it had some. Read first: an entry without counts is not written. */
+XLB_INLINE __u32 xlb_ct_fold_one(__u64 *pend, __u32 backend_id, int reply)
+{
+	__u64 n;
+
+	if (!*(volatile __u64 *)pend)
+		return 0;
+	n = __sync_lock_test_and_set(pend, 0);
+	xlb_stats_add_pend_atomic(xlb_backend_stats_of(backend_id), n, reply);
+	return 1;
+}
 
 static long xlb_ct4_fold_cb(void *map, const struct xlb_ct4_key *k, struct xlb_ct4_val *v, void *ctx)
 {
-	__u32 *folded = ctx;
-	__u64 pend;
-
-	if (!v->pend) /* read first: an entry without counts is not written */
-		return 0;
-	pend = __sync_lock_test_and_set(&v->pend, 0);
-	xlb_stats_add_pend_atomic(xlb_backend_stats_of(v->backend_id), pend, v->dir == XLB_DIR_REV);
-	*folded += 1;
+	*(__u32 *)ctx += xlb_ct_fold_one(&v->pend, v->backend_id, v->dir == XLB_DIR_REV);
 	return 0;
 }
 
-/* Moves every established entry's pending counts to this CPU's rows.
- * Returns the number of entries that had some. */
-XLB_INLINE int xlb_ct4_fold_run(void)
+static long xlb_ct6_fold_cb(void *map, const struct xlb_ct6_key *k, struct xlb_ct6_val *v, void *ctx)
+{
+	*(__u32 *)ctx += xlb_ct_fold_one(&v->pend, v->backend_id, v->dir == XLB_DIR_REV);
+	return 0;
+}
+
+/* Moves every established entry's pending counts (both families) to this
+ * CPU's rows. Returns the number of entries that had some. */
+XLB_INLINE int xlb_ct_fold_run(void)
 {
 	__u32 folded = 0;
 
 	bpf_for_each_map_elem(&xlb_ct4, xlb_ct4_fold_cb, &folded, 0);
+	bpf_for_each_map_elem(&xlb_ct6, xlb_ct6_fold_cb, &folded, 0);
 	return folded;
 }
 

@@ -190,6 +190,7 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_FIELD(xlb_ct6_val, backend_id)
   XLB_FIELD(xlb_ct6_val, pad)
   XLB_FIELD(xlb_ct6_val, last_seen_ns)
+  XLB_FIELD(xlb_ct6_val, pend)
 
   XLB_STRUCT(xlb_affinity6_key)
   XLB_FIELD(xlb_affinity6_key, client)

@@ -1,7 +1,7 @@
 // One side of the counting race test (test/ct-count.test.ts), a process of its own (the test
 // pins it to one CPU): opens the pinned data plane and either sends `count` packets of one
 // established flow (mode "send": client:sport -> vip:80, through xlb_xdp_ingress, one test run
-// each) or folds the established tier's counts into the rows (mode "fold": xlb_ct4_fold) until
+// each) or folds the established tier's counts into the rows (mode "fold": xlb_ct_fold) until
 // `count` folds or `seconds` have passed. Prints a JSON summary.
 import { Dataplane } from '../../dist/src/dataplane.js';
 import { parseIPv4 } from '../../dist/src/addr.js';
@@ -22,7 +22,7 @@ try {
   } else {
     const until = Date.now() + Number(secondsS) * 1000;
     for (let i = 0; i < Number(countS) && Date.now() < until; i++) {
-      out.folded += dp.ct4Fold();
+      out.folded += dp.ctFold();
       out.runs++;
     }
   }
