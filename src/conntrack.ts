@@ -195,6 +195,8 @@ interface Entry6 {
   key: Buffer;
   k: Ct6Key;
   v: Ct6Val;
+  /** Whether the established tier (xlb_ct6) holds the key (deleteKeys6 tries both tiers). */
+  confirmed: boolean;
 }
 
 function dump6(dp: Dataplane): Map<string, Entry6> {
@@ -202,15 +204,18 @@ function dump6(dp: Dataplane): Map<string, Entry6> {
   const out = new Map<string, Entry6>();
   ct.keys.forEach((k, i) => {
     const key = Buffer.from(k);
-    out.set(key.toString('hex'), { key, k: decodeCt6Key(key), v: decodeCt6Val(ct.values[i]) });
+    const hex = key.toString('hex');
+    const confirmed = ct.confirmed[i]! || (out.get(hex)?.confirmed ?? false);
+    out.set(hex, { key, k: decodeCt6Key(key), v: decodeCt6Val(ct.values[i]), confirmed });
   });
   return out;
 }
 
-function deleteKeys6(dp: Dataplane, keys: Buffer[]): number {
+function deleteKeys6(dp: Dataplane, entries: Entry6[]): number {
   let n = 0;
   // An established entry may hold its flow's last counts (bpf/lib/stats.h): to the rows first.
-  if (keys.length) dp.ctFold();
+  if (entries.some((e) => e.confirmed)) dp.ctFold();
+  const keys = entries.map((e) => e.key);
   // (A flow is in one of the two tiers.)
   for (const k of keys) if (dp.native.mapDelete(dp.maps.xlb_ct6, k) || dp.native.mapDelete(dp.maps.xlb_ct6_new, k)) n++;
   return n;
@@ -226,12 +231,12 @@ export function gcConntrack6(
 ): GcResult {
   const all = dump6(dp);
   const doomed = idleFlows(all, (e) => encodeCt6Key(otherKey6(e.k, e.v)).toString('hex'), timeouts, now, scanned && ((e) => scanned(e.k, e.v)));
-  return { scanned: all.size, removed: deleteKeys6(dp, [...doomed].map((h) => all.get(h)!.key)) };
+  return { scanned: all.size, removed: deleteKeys6(dp, [...doomed].map((h) => all.get(h)!)) };
 }
 
 /** flushConntrack for the IPv6 table (the match sees vipId and backendId). */
 export function flushConntrack6(dp: Dataplane, match: (v: { vipId: number; backendId: number }) => boolean): number {
-  const keys: Buffer[] = [];
-  for (const e of dump6(dp).values()) if (match(e.v)) keys.push(e.key);
-  return deleteKeys6(dp, keys);
+  const doomed: Entry6[] = [];
+  for (const e of dump6(dp).values()) if (match(e.v)) doomed.push(e);
+  return deleteKeys6(dp, doomed);
 }

@@ -219,7 +219,7 @@ export interface Ct4Val {
   /** CT_F_* (default 0). */
   flags?: number;
   /** Established tier: packets and bytes not yet in the backend's counter row, packed as the
-   *  data plane adds them (CT_PEND_PKT_SHIFT; default 0: ct4Pending unpacks it). */
+   *  data plane adds them (CT_PEND_PKT_SHIFT; default 0: ctPending unpacks it). */
   pend?: bigint;
 }
 export interface Iface {
@@ -407,7 +407,7 @@ export function decodeCt4Val(b: Buffer): Ct4Val {
 }
 
 /** An entry's pending counts (Ct4Val.pend) as packets and bytes. */
-export function ct4Pending(pend: bigint): { packets: bigint; bytes: bigint } {
+export function ctPending(pend: bigint): { packets: bigint; bytes: bigint } {
   const shift = BigInt(XLB.CT_PEND_PKT_SHIFT);
   return { packets: pend >> shift, bytes: pend & ((1n << shift) - 1n) };
 }

@@ -377,6 +377,10 @@ export class Xlb {
       });
     }
 
+    // Flows of removed backends go first (ct_flush): the removal folds their last counts, still in
+    // their conntrack entries, into the backends' rows, which the VIP takes next.
+    const flushed = this.flushRemovedBackends(desired, compiled);
+
     // Backends that left a VIP that stays: their counts move to the VIP's row now, or at reclaim()
     // when their removal waits for a grace period (they count in the VIP's totals until then).
     const deferredIds = new Set(this.pending.slice(pendingBefore).flatMap((d) => d.backendIds));
@@ -386,8 +390,6 @@ export class Xlb {
       else foldNow.push({ vipId: l.vipId, backendIds: [l.backendId] });
     }
     if (foldNow.length) dp.foldBackendStats(foldNow);
-
-    const flushed = this.flushRemovedBackends(desired, compiled);
 
     const keep = new Set(served.map((s) => s.interface));
     const detached: string[] = [];

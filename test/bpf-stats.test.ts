@@ -15,7 +15,7 @@ import { Dataplane, type StatsKind } from '../src/dataplane.js';
 import { compile, type Compiled } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
-import { ct4Pending, decodeCt4Val, decodeCt6Val, decodeStatsPercpu, encodeCt4Key, encodeCt4Val, encodeCt6Key, encodeCt6Val, encodeU32, LAYOUT, XLB, type Ct4Key, type Ct4Val, type Stats } from '../src/layout.js';
+import { ctPending, decodeCt4Val, decodeCt6Val, decodeStatsPercpu, encodeCt4Key, encodeCt4Val, encodeCt6Key, encodeCt6Val, encodeU32, LAYOUT, XLB, type Ct4Key, type Ct4Val, type Stats } from '../src/layout.js';
 import { DEFAULT_CT_TIMEOUTS, gcConntrack, monotonicNs } from '../src/conntrack.js';
 import { parseIPv4, parseIPv6 } from '../src/addr.js';
 import { buildPacket, buildPacket6, parsePacket, TCP_FLAGS } from './helpers/packet.js';
@@ -270,8 +270,8 @@ describe('established flows count in their conntrack entry (bpf/lib/stats.h)', (
     expect(parsePacket(dp.native.progTestRun(dp.progs.xlb_xdp_ingress, { data: r, ifindex: IFINDEX }).data).src).toBe(VIP);
     // Not in any row yet: in the entries, each in its direction's.
     expect(rows(f.backendId)).toEqual(before);
-    expect(ct4Pending(entry(f.fwd).pend!)).toEqual({ packets: 5n, bytes });
-    expect(ct4Pending(entry(f.rev).pend!)).toEqual({ packets: 1n, bytes: BigInt(r.length) });
+    expect(ctPending(entry(f.fwd).pend!)).toEqual({ packets: 5n, bytes });
+    expect(ctPending(entry(f.rev).pend!)).toEqual({ packets: 1n, bytes: BigInt(r.length) });
     // The read (statsOf) folds first: exact, and the entries are emptied.
     const want = { packets: before.packets + 5n, bytes: before.bytes + bytes, replyPackets: before.replyPackets + 1n, replyBytes: before.replyBytes + BigInt(r.length) };
     expect(flowOf(dp.backendStats(f.backendId))).toEqual(want);
@@ -295,7 +295,7 @@ describe('established flows count in their conntrack entry (bpf/lib/stats.h)', (
     for (let i = 0; i < 4; i++) expect(xdp(p)).toBe(XDP_PASS);
     expect(rows(b.id)).toEqual(before);
     const pend = () => decodeCt6Val(dp.native.mapLookup(dp.maps.xlb_ct6, key, LAYOUT.xlb_ct6_val.size)!).pend!;
-    expect(ct4Pending(pend())).toEqual({ packets: 4n, bytes: 4n * BigInt(p.length) });
+    expect(ctPending(pend())).toEqual({ packets: 4n, bytes: 4n * BigInt(p.length) });
     expect(dp.backendStats(b.id).packets - before.packets).toBe(4n);
     expect(pend()).toBe(0n);
     dp.native.mapDelete(dp.maps.xlb_ct6, key);
@@ -306,7 +306,7 @@ describe('established flows count in their conntrack entry (bpf/lib/stats.h)', (
     for (let i = 0; i < 3; i++) xdp(ack(26001));
     const before = rows(f.backendId);
     const v = entry(f.fwd);
-    expect(ct4Pending(v.pend!).packets).toBe(3n);
+    expect(ctPending(v.pend!).packets).toBe(3n);
     put(f.fwd, { ...v, lastSeenNs: v.lastSeenNs - 2_000_000_000n }); // older than the refresh period, counts kept
     const p = ack(26001);
     xdp(p);

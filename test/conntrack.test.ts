@@ -10,7 +10,7 @@ import { Dataplane } from '../src/dataplane.js';
 import { compile, type Compiled } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
-import { LAYOUT, XLB, decodeCt4Val, encodeCt4Key, encodeU32 } from '../src/layout.js';
+import { LAYOUT, XLB, decodeCt4Val, encodeCt4Key, encodeCt4Val, encodeU32 } from '../src/layout.js';
 import { ct4KeyHash } from '../src/ctnew.js';
 import { parseIPv4 } from '../src/addr.js';
 import { gcConntrack, flushConntrack, monotonicNs, DEFAULT_CT_TIMEOUTS } from '../src/conntrack.js';
@@ -212,6 +212,35 @@ describe('ct_flush', () => {
         }
         flushConntrack(x.dataplane, () => true);
       }
+    } finally {
+      x.close();
+      Xlb.reset(instance);
+      rmSync(instance.stateDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a flushed backend’s last counts, still in its flows’ entries, reach its VIP’s totals', () => {
+    const x = Xlb.open(instance);
+    try {
+      x.apply(lbConf('10.1.0.1:8080,10.1.0.2:8080', true));
+      const vip = x.show().vips[0];
+      const removed = vip.backends.find((b) => b.text === '10.1.0.2:8080')!.id;
+      const before = vip.stats;
+      // An established flow whose last 3 packets (300 bytes) the data plane counted in its entry.
+      const k = encodeCt4Key({ saddr: parseIPv4('192.168.9.3'), daddr: parseIPv4('10.0.0.1'), sport: 3456, dport: 80, proto: 6 });
+      const pend = (3n << BigInt(XLB.CT_PEND_PKT_SHIFT)) | 300n;
+      const v = encodeCt4Val({ natAddr: parseIPv4('10.1.0.2'), natPort: 8080, dir: XLB.DIR_FWD, state: XLB.CT_EST, vipId: vip.id, backendId: removed, lastSeenNs: monotonicNs(), pend });
+      x.dataplane.native.mapUpdate(x.dataplane.maps.xlb_ct4, k, v);
+      // A new table size as well: the table is swapped, not rewritten in place, so the removed
+      // backend's entry goes at once (no grace period) and its counts move to the VIP in this apply.
+      const conf = lbConf('10.1.0.1:8080', true) as { load_balancers: Array<{ options: Record<string, unknown> }> };
+      conf.load_balancers[0]!.options.xlb_maglev_size = 1021;
+      const r = x.apply(conf);
+      expect(r.flushed).toBe(1);
+      expect(x.show().vips[0].id).toBe(vip.id);
+      const after = x.show().vips[0].stats;
+      expect(after.packets - before.packets).toBe(3n);
+      expect(after.bytes - before.bytes).toBe(300n);
     } finally {
       x.close();
       Xlb.reset(instance);

@@ -9,8 +9,11 @@ import {
   IPPROTO,
   decodeBackend4,
   decodeCt4Key,
-  ct4Pending,
+  ctPending,
   decodeCt4Val,
+  decodeCt6Val,
+  encodeCt6Val,
+  type Ct6Val,
   decodeIface,
   decodeNeigh4Key,
   encodeNeigh4Key,
@@ -39,7 +42,7 @@ import {
   type Ct4Val,
 } from '../src/layout.js';
 import { loadNative, type SharedStructName } from '../src/native.js';
-import { parseIPv4 } from '../src/addr.js';
+import { parseIPv4, parseIPv6 } from '../src/addr.js';
 import { DEFAULT_MAGLEV_SIZE, MAX_MAGLEV_SIZE } from '../src/config.js';
 
 const native = loadNative();
@@ -180,12 +183,30 @@ describe('round trips', () => {
     expect(b.readUInt32BE(o.snat_addr)).toBe(parseIPv4('172.16.255.194'));
     expect(b.readUInt16BE(o.snat_port)).toBe(40000);
     expect(b[o.flags]).toBe(3);
-    expect(ct4Pending(b.readBigUInt64LE(o.pend))).toEqual({ packets: 5n, bytes: 7000n });
+    expect(ctPending(b.readBigUInt64LE(o.pend))).toEqual({ packets: 5n, bytes: 7000n });
     // Without pend an entry has no pending counts.
     expect(decodeCt4Val(encodeCt4Val({ ...v, pend: undefined })).pend).toBe(0n);
     // The largest u64 survives.
     const max = { ...v, lastSeenNs: 0xffffffffffffffffn };
     expect(decodeCt4Val(encodeCt4Val(max)).lastSeenNs).toBe(0xffffffffffffffffn);
+  });
+
+  it('xlb_ct6_val, with its pending counts', () => {
+    const v: Ct6Val = {
+      natAddr: parseIPv6('fd00:9:1::1'),
+      natPort: 8080,
+      dir: XLB.DIR_FWD,
+      state: XLB.CT_EST,
+      vipId: 7,
+      backendId: 0x0a0b0c0d,
+      lastSeenNs: 0x1112131415161718n,
+      pend: (9n << BigInt(XLB.CT_PEND_PKT_SHIFT)) | 12345n,
+    };
+    const b = encodeCt6Val(v);
+    expect(b.length).toBe(LAYOUT.xlb_ct6_val.size);
+    expect(decodeCt6Val(b)).toEqual(v);
+    expect(ctPending(b.readBigUInt64LE(LAYOUT.xlb_ct6_val.offsets.pend))).toEqual({ packets: 9n, bytes: 12345n });
+    expect(decodeCt6Val(encodeCt6Val({ ...v, pend: undefined })).pend).toBe(0n);
   });
 
   it('xlb_iface', () => {

@@ -12,7 +12,7 @@
 #include "parse6.h"
 #include "conntrack.h"
 
-/* Scratch space for the other direction's entry (80 bytes): the IPv6 pipeline
+/* Scratch space for the other direction's entry (88 bytes): the IPv6 pipeline
  * runs as a subprogram below the IPv4 entry point, and the two stack frames
  * share the 512-byte limit. Per CPU, used within one packet's run (programs
  * do not migrate mid-run). BPF-only: never pinned, never read by the control

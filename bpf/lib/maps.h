@@ -199,7 +199,7 @@ struct {
 
 /* Counters per VIP and per backend: one plain array per kind, a row of ids per
  * CPU ([cpu][id], element cpu * ids + id: lib/stats.h). Each CPU writes only
- * its own row, so no atomics; the control plane sums the rows. A per-CPU
+ * its own row, so no atomics in the data path; the control plane sums the rows. A per-CPU
  * array's lookup is two dependent loads (its pointer array, then the CPU's
  * copy), each a cache and TLB miss when ids are many; this one is a single
  * load. The control plane sets max_entries (possible CPUs x ids) and the row

@@ -3,8 +3,10 @@
  * stats.h — the per-VIP and per-backend counters (maps.h: xlb_vip_stats,
  * xlb_backend_stats; flows count per backend, VIPs only what no backend got): a row of ids per CPU in one plain array, so a counter's
  * address is one inlined computation (this CPU's row, then the id) and one
- * load, with no atomics: no other CPU writes this row. Packets of the
- * established tier count in their conntrack entry first (below).
+ * load, with no atomics in the data path: no other CPU writes this row (the
+ * control plane's fold, on this CPU in process context, adds atomically).
+ * Packets of the established tier count in their conntrack entry first
+ * (below).
  */
 #ifndef XLB_STATS_H
 #define XLB_STATS_H
@@ -43,8 +45,7 @@ XLB_INLINE void xlb_stats_add(struct xlb_stats *s, __u32 len, int reply, int new
 }
 
 /* Counts a packet of a flow in its backend's row only (a new flow's, a packet
- * of the new-flow tier, an IPv6 flow's; an established IPv4 flow's through
- * its entry, below):
+ * of the new-flow tier; an established flow's goes through its entry, below):
  * one row touched per packet (with 10^4 VIPs x 64 backends each row access is
  * a cache and TLB miss). A backend id belongs to exactly one VIP, so the
  * control plane derives a VIP's packets, bytes and new connections from its
@@ -65,11 +66,13 @@ XLB_INLINE void xlb_flow_stats(__u32 backend_id, __u32 len, int reply, int new_c
  * cache line the lookup has just loaded): one atomic add to pend
  * (XLB_CT_PEND_*; atomic because the control plane's fold takes the word from
  * another CPU). The counts move to this CPU's row of the backend when the
- * entry's clock is refreshed (xlb_ct4_hit: at most once per
+ * entry's clock is refreshed (xlb_ct4_hit, xlb_ct6_hit: at most once per
  * XLB_CT_REFRESH_NS of a sending flow), and when the control plane runs
- * xlb_ct_fold (xlb.bpf.c) before it reads the rows, removes idle entries
- * or zeroes an id. What an LRU eviction takes with an entry (its flow's last
- * second at most) is not counted. */
+ * xlb_ct_fold (xlb.bpf.c) before it reads the rows or removes entries. What
+ * an LRU eviction takes with an entry (its flow's last second at most) is not
+ * counted, nor what a promotion racing on two CPUs overwrites (BPF_ANY). The
+ * data path's plain adds into the row assume it is not preempted by the fold
+ * on its CPU (softirq context; not PREEMPT_RT). */
 
 /* One packet of `len` bytes, as added to pend. */
 XLB_INLINE __u64 xlb_pend_one(__u32 len)
