@@ -66,6 +66,22 @@ describe.each(variants)('the seed lab with xlb on vm3\'s port ($name)', ({ hook,
     expect(new Set(lines.map((l) => l.slice(0, 8)))).toEqual(new Set(['i am vm1', 'i am vm2']));
   });
 
+  it('one UDP flow of 30 exchanges is counted exactly: its established packets wait in its conntrack entries until the read', async () => {
+    const key = `${LAB.vip}:${LAB.udpVipPort}`;
+    const before = x.show().vips.find((v) => v.vip === key)!.stats;
+    const r = await nsNode(LAB.vms.vm3.ns, 'udp-flow.mjs', [LAB.vip, String(LAB.udpVipPort), '30', String(TIMEOUT_S * 1000)]);
+    expect(r.code).toBe(0);
+    const flow = JSON.parse(r.stdout) as { sent: number; answered: number; from: string[] };
+    expect(flow).toEqual({ sent: 30, answered: 30, from: [key] });
+    // The first datagram is a new flow, the first answer confirms it: every later packet of
+    // either direction counts in its entry (bpf/lib/stats.h), and show() folds them in.
+    const after = x.show().vips.find((v) => v.vip === key)!.stats;
+    expect(after.newConns - before.newConns).toBe(1n);
+    expect(after.packets - before.packets).toBe(30n);
+    expect(after.replyPackets - before.replyPackets).toBe(30n);
+    expect(after.bytes - before.bytes).toBeGreaterThanOrEqual(30n * 42n); // Ethernet + IPv4 + UDP headers each
+  });
+
   it('a long-lived TCP connection keeps its backend while the pool changes', async () => {
     const client = nsNode(LAB.vms.vm3.ns, 'tcp-client.mjs', [LAB.vip, String(LAB.tcpEchoVipPort), '30', '100'], 30);
     await sleep(400);
