@@ -215,9 +215,8 @@ function deleteKeys6(dp: Dataplane, entries: Entry6[]): number {
   let n = 0;
   // An established entry may hold its flow's last counts (bpf/lib/stats.h): to the rows first.
   if (entries.some((e) => e.confirmed)) dp.ctFold();
-  const keys = entries.map((e) => e.key);
   // (A flow is in one of the two tiers.)
-  for (const k of keys) if (dp.native.mapDelete(dp.maps.xlb_ct6, k) || dp.native.mapDelete(dp.maps.xlb_ct6_new, k)) n++;
+  for (const { key } of entries) if (dp.native.mapDelete(dp.maps.xlb_ct6, key) || dp.native.mapDelete(dp.maps.xlb_ct6_new, key)) n++;
   return n;
 }
 

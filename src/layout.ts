@@ -362,8 +362,8 @@ export function decodeCt4Key(b: Buffer): Ct4Key {
 }
 
 /** The fields the IPv4 and IPv6 conntrack values share (after nat_addr), at either's offsets. */
-type CtValOffsets = Record<'nat_port' | 'dir' | 'state' | 'vip_id' | 'backend_id' | 'last_seen_ns', number>;
-type CtValCommon = Pick<Ct4Val, 'natPort' | 'dir' | 'state' | 'vipId' | 'backendId' | 'lastSeenNs'>;
+type CtValOffsets = Record<'nat_port' | 'dir' | 'state' | 'vip_id' | 'backend_id' | 'last_seen_ns' | 'pend', number>;
+type CtValCommon = Pick<Ct4Val, 'natPort' | 'dir' | 'state' | 'vipId' | 'backendId' | 'lastSeenNs' | 'pend'>;
 function writeCtVal(b: Buffer, o: CtValOffsets, v: CtValCommon): void {
   b.writeUInt16BE(v.natPort, o.nat_port);
   b.writeUInt8(v.dir, o.dir);
@@ -371,6 +371,7 @@ function writeCtVal(b: Buffer, o: CtValOffsets, v: CtValCommon): void {
   b.writeUInt32LE(v.vipId >>> 0, o.vip_id);
   b.writeUInt32LE(v.backendId >>> 0, o.backend_id);
   b.writeBigUInt64LE(v.lastSeenNs, o.last_seen_ns);
+  b.writeBigUInt64LE(v.pend ?? 0n, o.pend);
 }
 function readCtVal(b: Buffer, o: CtValOffsets): CtValCommon {
   return {
@@ -380,6 +381,7 @@ function readCtVal(b: Buffer, o: CtValOffsets): CtValCommon {
     vipId: b.readUInt32LE(o.vip_id),
     backendId: b.readUInt32LE(o.backend_id),
     lastSeenNs: b.readBigUInt64LE(o.last_seen_ns),
+    pend: b.readBigUInt64LE(o.pend),
   };
 }
 
@@ -391,7 +393,6 @@ export function encodeCt4Val(v: Ct4Val): Buffer {
   b.writeUInt32BE((v.snatAddr ?? 0) >>> 0, o.snat_addr);
   b.writeUInt16BE(v.snatPort ?? 0, o.snat_port);
   b.writeUInt8(v.flags ?? 0, o.flags);
-  b.writeBigUInt64LE(v.pend ?? 0n, o.pend);
   return b;
 }
 export function decodeCt4Val(b: Buffer): Ct4Val {
@@ -402,7 +403,6 @@ export function decodeCt4Val(b: Buffer): Ct4Val {
     snatAddr: b.readUInt32BE(o.snat_addr),
     snatPort: b.readUInt16BE(o.snat_port),
     flags: b.readUInt8(o.flags),
-    pend: b.readBigUInt64LE(o.pend),
   };
 }
 
@@ -651,7 +651,6 @@ export function encodeCt6Val(v: Ct6Val): Buffer {
   const b = Buffer.alloc(L.xlb_ct6_val.size);
   addr6(v.natAddr).copy(b, o.nat_addr);
   writeCtVal(b, o, v);
-  b.writeBigUInt64LE(v.pend ?? 0n, o.pend);
   return b;
 }
 export function decodeCt6Val(b: Buffer): Ct6Val {
@@ -659,7 +658,6 @@ export function decodeCt6Val(b: Buffer): Ct6Val {
   return {
     natAddr: readAddr6(b, o.nat_addr),
     ...readCtVal(b, o),
-    pend: b.readBigUInt64LE(o.pend),
   };
 }
 

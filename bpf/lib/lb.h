@@ -104,8 +104,8 @@ XLB_INLINE enum xlb_verdict xlb_snat4_call(void *ctx, enum xlb_hook hook, enum x
 	return xlb_apply_snat4_tc(ctx, stage, p, first, sn);
 }
 
-/* Rewrites a tracked flow's packet as its entry says (counted by the caller:
- * in the entry for the established tier, stats.h; in the row for the new one). */
+/* Rewrites a tracked flow's packet as its entry says (counted by the tier's
+ * hit: xlb_ct4_hit, xlb_ct4_hit_new). */
 XLB_INLINE enum xlb_verdict xlb_apply_ct4(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
 					  const struct xlb_pkt4 *p, const struct xlb_ct4_val *ct)
 {
@@ -205,7 +205,6 @@ XLB_INLINE enum xlb_verdict xlb_new_tier4(void *ctx, enum xlb_hook hook, enum xl
 	if (!hit)
 		return XLB_V_UNTRACKED;
 	xlb_count(XLB_G_CT_HIT);
-	xlb_flow_stats(ct.backend_id, p->len, ct.dir == XLB_DIR_REV, 0);
 	return xlb_apply_ct4(ctx, hook, stage, p, &ct);
 }
 

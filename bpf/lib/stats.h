@@ -80,37 +80,25 @@ XLB_INLINE __u64 xlb_pend_one(__u32 len)
 	return (1ull << XLB_CT_PEND_PKT_SHIFT) | len;
 }
 
-/* Adds `pend`'s packets and bytes to s (reply: to the reply counters). */
-XLB_INLINE void xlb_stats_add_pend(struct xlb_stats *s, __u64 pend, int reply)
+/* Adds `pend`'s packets and bytes to s (reply: to the reply counters).
+ * atomic (a constant at each call): each add one atomic instruction, for the
+ * control plane's fold in process context, where the data path may interrupt
+ * this CPU between a load and a store of the row; the data path adds plainly. */
+XLB_INLINE void xlb_stats_add_pend(struct xlb_stats *s, __u64 pend, int reply, int atomic)
 {
 	__u64 packets = pend >> XLB_CT_PEND_PKT_SHIFT, bytes = pend & XLB_CT_PEND_BYTES_MASK;
+	__u64 *p, *b;
 
 	if (!s)
 		return;
-	if (reply) {
-		s->reply_packets += packets;
-		s->reply_bytes += bytes;
+	p = reply ? &s->reply_packets : &s->packets;
+	b = reply ? &s->reply_bytes : &s->bytes;
+	if (atomic) {
+		__sync_fetch_and_add(p, packets);
+		__sync_fetch_and_add(b, bytes);
 	} else {
-		s->packets += packets;
-		s->bytes += bytes;
-	}
-}
-
-/* The same from process context (the control plane's fold), where the data
- * path may interrupt this CPU between a load and a store of the row: each
- * add is one atomic instruction. */
-XLB_INLINE void xlb_stats_add_pend_atomic(struct xlb_stats *s, __u64 pend, int reply)
-{
-	__u64 packets = pend >> XLB_CT_PEND_PKT_SHIFT, bytes = pend & XLB_CT_PEND_BYTES_MASK;
-
-	if (!s)
-		return;
-	if (reply) {
-		__sync_fetch_and_add(&s->reply_packets, packets);
-		__sync_fetch_and_add(&s->reply_bytes, bytes);
-	} else {
-		__sync_fetch_and_add(&s->packets, packets);
-		__sync_fetch_and_add(&s->bytes, bytes);
+		*p += packets;
+		*b += bytes;
 	}
 }
 
@@ -127,7 +115,7 @@ XLB_INLINE void xlb_ct_count_fold(__u64 *pend, __u32 backend_id, int reply, __u3
 {
 	__u64 n = __sync_lock_test_and_set(pend, 0);
 
-	xlb_stats_add_pend(xlb_backend_stats_of(backend_id), n + xlb_pend_one(len), reply);
+	xlb_stats_add_pend(xlb_backend_stats_of(backend_id), n + xlb_pend_one(len), reply, 0);
 }
 
 /* ---- the control plane's fold (xlb_ct_fold in xlb.bpf.c) ---- */
@@ -141,7 +129,7 @@ XLB_INLINE __u32 xlb_ct_fold_one(__u64 *pend, __u32 backend_id, int reply)
 	if (!*(volatile __u64 *)pend)
 		return 0;
 	n = __sync_lock_test_and_set(pend, 0);
-	xlb_stats_add_pend_atomic(xlb_backend_stats_of(backend_id), n, reply);
+	xlb_stats_add_pend(xlb_backend_stats_of(backend_id), n, reply, 1);
 	return 1;
 }
 
