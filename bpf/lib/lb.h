@@ -276,10 +276,15 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 	 * The key's hash, computed once past the established tier, serves the
 	 * filter and Maglev; the home of its source side (hf, computed once:
 	 * the index of the new-flow tier bucket its flow's entries live in,
-	 * ctnew.h) is prefetched, read and written by that index. */
+	 * ctnew.h) is prefetched, read and written by that index. A SYN to a
+	 * VIP has its Maglev slot on the way before these (select.h): with many
+	 * VIPs the slot is a miss, which then overlaps the bucket's and the
+	 * filter's instead of following them. */
 	if (xlb_ct4_opens(&p)) {
 		hash = xlb_ct4_key_hash(&p.tuple);
 		hf = xlb_ctn4_home(&p.tuple, XLB_DIR_FWD);
+		if (stage == XLB_STAGE_INGRESS)
+			xlb_backend_prefetch4(&p, ifindex, hash);
 		/* That bucket is read next: on its way while the filter is. */
 		xlb_ctn4_prefetch(hf);
 		if (!xlb_ct4_seen_maybe_h(hash)) {

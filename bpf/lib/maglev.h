@@ -71,4 +71,39 @@ XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hint, __u
 	return XLB_BACKEND_NONE;
 }
 
+/* Prefetching (select.h, xlb_backend_prefetch4): the table's M and the slot
+ * `hint` gives, touched, for a pick a little later. */
+#define XLB_MAGLEV_TOUCH_CASE(k)                                               \
+	case k: {                                                              \
+		struct xlb_maglev_table##k *t;                                 \
+		void *inner = xlb_lookup(&xlb_maglev_c##k, &vip_id);           \
+                                                                               \
+		t = inner ? xlb_lookup(inner, &key) : NULL;                    \
+		if (!t)                                                        \
+			return;                                                \
+		xlb_touch(&t->m);                                              \
+		if (idx < XLB_MAGLEV_CLASS_WORDS(k) - XLB_MAGLEV_FIRST_SLOT)   \
+			xlb_touch(&t->slots[idx]);                             \
+		return;                                                        \
+	}
+
+/* Starts loading the two words xlb_maglev_pick(vip_id, table_class, hint,
+ * hash) reads first (the table's M and the slot of hint): both are cache
+ * misses once the VIPs' tables outgrow the cache (100 VIPs of M = 16381:
+ * 6.4 MiB), and the pick's own loads wait for them. */
+XLB_INLINE void xlb_maglev_prefetch(__u32 vip_id, __u8 table_class, __u32 hint, __u32 hash)
+{
+	__u32 key = XLB_MAGLEV_TABLE_KEY;
+	__u32 idx = xlb_maglev_index(hash, hint ? hint : 1);
+
+	switch (table_class) {
+	XLB_MAGLEV_TOUCH_CASE(0)
+	XLB_MAGLEV_TOUCH_CASE(1)
+	XLB_MAGLEV_TOUCH_CASE(2)
+	XLB_MAGLEV_TOUCH_CASE(3)
+	XLB_MAGLEV_TOUCH_CASE(4)
+	XLB_MAGLEV_TOUCH_CASE(5)
+	}
+}
+
 #endif /* XLB_MAGLEV_H */
