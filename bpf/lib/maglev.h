@@ -27,14 +27,20 @@ XLB_INLINE __u32 xlb_maglev_index(__u32 hash, __u32 m)
 	return idx;
 }
 
+/* VIP vip_id's table in the outer map of class k (its one inner map's one
+ * value), or NULL. Each class's lookups stay on their own instructions, so
+ * the verifier inlines them (one inner map template per call site). */
+#define XLB_MAGLEV_TABLE_OF(k, vip_id)                                         \
+	({                                                                     \
+		__u32 _key = XLB_MAGLEV_TABLE_KEY;                             \
+		void *_inner = xlb_lookup(&xlb_maglev_c##k, &(vip_id));        \
+		(struct xlb_maglev_table##k *)(_inner ? xlb_lookup(_inner, &_key) : NULL); \
+	})
+
 #define XLB_MAGLEV_CASE(k)                                                     \
 	case k: {                                                              \
-		struct xlb_maglev_table##k *t;                                 \
-		void *inner = xlb_lookup(&xlb_maglev_c##k, &vip_id);           \
+		struct xlb_maglev_table##k *t = XLB_MAGLEV_TABLE_OF(k, vip_id); \
                                                                                \
-		if (!inner)                                                    \
-			return XLB_BACKEND_NONE;                               \
-		t = xlb_lookup(inner, &key);                                   \
 		if (!t)                                                        \
 			return XLB_BACKEND_NONE;                               \
 		m = *(volatile __u32 *)&t->m;                                  \
@@ -57,7 +63,6 @@ XLB_INLINE __u32 xlb_maglev_index(__u32 hash, __u32 m)
  * XLB_BACKEND_NONE when the VIP has no table or no backend. */
 XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hint, __u32 hash)
 {
-	__u32 key = XLB_MAGLEV_TABLE_KEY;
 	__u32 m, idx, id;
 
 	switch (table_class) {
@@ -75,10 +80,8 @@ XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hint, __u
  * `hint` gives, touched, for a pick a little later. */
 #define XLB_MAGLEV_TOUCH_CASE(k)                                               \
 	case k: {                                                              \
-		struct xlb_maglev_table##k *t;                                 \
-		void *inner = xlb_lookup(&xlb_maglev_c##k, &vip_id);           \
+		struct xlb_maglev_table##k *t = XLB_MAGLEV_TABLE_OF(k, vip_id); \
                                                                                \
-		t = inner ? xlb_lookup(inner, &key) : NULL;                    \
 		if (!t)                                                        \
 			return;                                                \
 		xlb_touch(&t->m);                                              \
@@ -93,7 +96,6 @@ XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hint, __u
  * 6.4 MiB), and the pick's own loads wait for them. */
 XLB_INLINE void xlb_maglev_prefetch(__u32 vip_id, __u8 table_class, __u32 hint, __u32 hash)
 {
-	__u32 key = XLB_MAGLEV_TABLE_KEY;
 	__u32 idx = xlb_maglev_index(hash, hint ? hint : 1);
 
 	switch (table_class) {

@@ -47,8 +47,9 @@ XLB_INLINE __u32 xlb_flow_hash4(const struct xlb_pkt4 *p, __u8 fields, __u32 tup
  * balancing will read (xlb_maglev_prefetch), before the program reads its
  * conntrack buckets, so that these misses overlap instead of following one
  * another. The VIP is looked up again when the flow is balanced (from cache
- * then). Only for the 5-tuple hash (the default, tuple_hash) and without
- * affinity: a VIP's selection_fields would cost a second hash here. */
+ * then). Only for the 5-tuple hash (the default, tuple_hash): a VIP's
+ * selection_fields would cost a second hash here; and not with affinity,
+ * whose returning clients take their backend without reading the table. */
 XLB_INLINE void xlb_backend_prefetch4(const struct xlb_pkt4 *p, __u32 ifindex, __u32 tuple_hash)
 {
 	struct xlb_iface *ifc = xlb_lookup(&xlb_ifaces, &ifindex);
