@@ -125,19 +125,23 @@ XLB_INLINE enum xlb_verdict xlb_apply_ct4(void *ctx, enum xlb_hook hook, enum xl
 	return XLB_V_PASS;
 }
 
+/* hashes: the 5-tuple's hash above bit 32, the new-flow home (hf) below (one
+ * argument: a BPF subprogram takes five); vip: the packet's VIP when the
+ * caller has looked it up (xlb_backend_prefetch4), else NULL. */
 XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const struct xlb_pkt4 *p,
-					 __u32 ifindex, __u32 hash, __u32 hf)
+					 __u32 ifindex, __u64 hashes, struct xlb_vip_val *vip)
 {
+	__u32 hash = hashes >> 32, hf = (__u32)hashes;
 	struct xlb_ct4_val fwd = {};
 	struct xlb_backend4 *be;
-	struct xlb_vip_val *vip;
 	struct xlb_iface *ifc;
 	__u32 backend_id = 0;
 
 	ifc = xlb_lookup(&xlb_ifaces, &ifindex);
 	if (!ifc || !(ifc->flags & XLB_IFACE_F_BALANCE))
 		return XLB_V_PASS;
-	vip = xlb_vip4_find(p, ifc);
+	if (!vip)
+		vip = xlb_vip4_find(p, ifc);
 	if (!vip)
 		return XLB_V_PASS;
 
@@ -178,15 +182,15 @@ XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const st
 /* New flows out of line (one BPF subprogram per hook): the balancing path's
  * stack (conntrack entries, source NAT) stays out of the frames above it. */
 XLB_NOINLINE enum xlb_verdict xlb_balance4_tc(struct __sk_buff *skb, const struct xlb_pkt4 *p, __u32 ifindex,
-						__u32 hash, __u32 hf)
+						__u64 hashes, struct xlb_vip_val *vip)
 {
-	return xlb_balance4(skb, XLB_HOOK_TC, p, ifindex, hash, hf);
+	return xlb_balance4(skb, XLB_HOOK_TC, p, ifindex, hashes, vip);
 }
 
 XLB_NOINLINE enum xlb_verdict xlb_balance4_xdp(struct xdp_md *xdp, const struct xlb_pkt4 *p, __u32 ifindex,
-						 __u32 hash, __u32 hf)
+						 __u64 hashes, struct xlb_vip_val *vip)
 {
-	return xlb_balance4(xdp, XLB_HOOK_XDP, p, ifindex, hash, hf);
+	return xlb_balance4(xdp, XLB_HOOK_XDP, p, ifindex, hashes, vip);
 }
 
 /* A packet the established tier does not know: a flow of the new-flow tier
@@ -240,6 +244,7 @@ XLB_INLINE enum xlb_verdict xlb_new_tier4_call(void *ctx, enum xlb_hook hook, en
 XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb_stage stage,
 					 void *data, void *data_end, __u32 len, __u32 ifindex)
 {
+	struct xlb_vip_val *vip = NULL;
 	struct xlb_pkt4 p;
 	struct xlb_ct4_val *ct;
 	enum xlb_verdict v;
@@ -284,7 +289,7 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 		hash = xlb_ct4_key_hash(&p.tuple);
 		hf = xlb_ctn4_home(&p.tuple, XLB_DIR_FWD);
 		if (stage == XLB_STAGE_INGRESS)
-			xlb_backend_prefetch4(&p, ifindex, hash);
+			vip = xlb_backend_prefetch4(&p, ifindex, hash);
 		/* That bucket is read next: on its way while the filter is. */
 		xlb_ctn4_prefetch(hf);
 		if (!xlb_ct4_seen_maybe_h(hash)) {
@@ -313,8 +318,8 @@ untracked:
 	if (stage != XLB_STAGE_INGRESS)
 		return XLB_V_PASS;
 	if (hook == XLB_HOOK_XDP)
-		return xlb_balance4_xdp(ctx, &p, ifindex, hash, hf);
-	return xlb_balance4_tc(ctx, &p, ifindex, hash, hf);
+		return xlb_balance4_xdp(ctx, &p, ifindex, (__u64)hash << 32 | hf, vip);
+	return xlb_balance4_tc(ctx, &p, ifindex, (__u64)hash << 32 | hf, vip);
 }
 
 #endif /* XLB_LB_H */

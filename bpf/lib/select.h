@@ -43,23 +43,27 @@ XLB_INLINE __u32 xlb_flow_hash4(const struct xlb_pkt4 *p, __u8 fields, __u32 tup
 				p->eth->h_source, p->eth->h_dest, fields);
 }
 
-/* For a new flow's SYN arriving (ingress): starts loading the Maglev words its
- * balancing will read (xlb_maglev_prefetch), before the program reads its
- * conntrack buckets, so that these misses overlap instead of following one
- * another. The VIP is looked up again when the flow is balanced (from cache
- * then). Only for the 5-tuple hash (the default, tuple_hash): a VIP's
- * selection_fields would cost a second hash here; and not with affinity,
- * whose returning clients take their backend without reading the table. */
-XLB_INLINE void xlb_backend_prefetch4(const struct xlb_pkt4 *p, __u32 ifindex, __u32 tuple_hash)
+/* For a new flow's SYN arriving (ingress): looks its VIP up and starts loading
+ * the Maglev words its balancing will read (xlb_maglev_prefetch), before the
+ * program reads its conntrack buckets, so that these misses overlap instead
+ * of following one another. Returns the VIP (NULL: none, or the interface
+ * does not balance), which xlb_balance4 then takes instead of looking it up
+ * again. The slot is prefetched only for the 5-tuple hash (the default,
+ * tuple_hash): a VIP's selection_fields would cost a second hash here; and
+ * not with affinity, whose returning clients take their backend without
+ * reading the table. */
+XLB_INLINE struct xlb_vip_val *xlb_backend_prefetch4(const struct xlb_pkt4 *p, __u32 ifindex,
+						     __u32 tuple_hash)
 {
 	struct xlb_iface *ifc = xlb_lookup(&xlb_ifaces, &ifindex);
 	struct xlb_vip_val *vip;
 
 	if (!ifc || !(ifc->flags & XLB_IFACE_F_BALANCE))
-		return;
+		return NULL;
 	vip = xlb_vip4_find(p, ifc);
 	if (vip && !vip->hash_fields && !(vip->flags & XLB_VIP_F_AFFINITY))
 		xlb_maglev_prefetch(vip->vip_id, vip->table_class, vip->table_m, tuple_hash);
+	return vip;
 }
 
 /* The client's remembered backend, if affinity holds and it still takes new flows. */
