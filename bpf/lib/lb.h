@@ -4,7 +4,8 @@
  *   parse -> ICMP error of a tracked flow? translate -> address filter
  *   (neither address known: pass, addrfilter.h) -> conntrack (either
  *   direction: apply the recorded NAT, never re-balance) -> [ingress only]
- *   VIP -> Maglev -> conntrack insert -> DNAT.
+ *   VIP -> Maglev -> conntrack insert -> DNAT. (An IPv4 SYN arriving looks its
+ *   VIP up before conntrack, to start loading its Maglev slot: select.h.)
  * IPv6 takes the same steps in lb6.h: the entry points call it (a BPF
  * subprogram, in tail position) for what this pipeline finds is not IPv4.
  * Anything that is not load-balancer traffic passes untouched.
@@ -125,13 +126,31 @@ XLB_INLINE enum xlb_verdict xlb_apply_ct4(void *ctx, enum xlb_hook hook, enum xl
 	return XLB_V_PASS;
 }
 
-/* hashes: the 5-tuple's hash above bit 32, the new-flow home (hf) below (one
- * argument: a BPF subprogram takes five); vip: the packet's VIP when the
- * caller has looked it up (xlb_backend_prefetch4), else NULL. */
+/* A new flow's two hashes in one subprogram argument (a BPF subprogram takes
+ * five): its 5-tuple's hash in the high word, its new-flow home (hf) in the
+ * low word. */
+XLB_INLINE __u64 xlb_hashes_pack(__u32 hash, __u32 hf)
+{
+	return (__u64)hash << 32 | hf;
+}
+
+XLB_INLINE __u32 xlb_hashes_tuple(__u64 hashes)
+{
+	return hashes >> 32;
+}
+
+XLB_INLINE __u32 xlb_hashes_home(__u64 hashes)
+{
+	return (__u32)hashes;
+}
+
+/* hashes: xlb_hashes_pack(tuple hash, hf); vip: the packet's VIP when the
+ * caller has found it (a SYN's, xlb_backend_prefetch4), else NULL: looked up
+ * here. */
 XLB_INLINE enum xlb_verdict xlb_balance4(void *ctx, enum xlb_hook hook, const struct xlb_pkt4 *p,
 					 __u32 ifindex, __u64 hashes, struct xlb_vip_val *vip)
 {
-	__u32 hash = hashes >> 32, hf = (__u32)hashes;
+	__u32 hash = xlb_hashes_tuple(hashes), hf = xlb_hashes_home(hashes);
 	struct xlb_ct4_val fwd = {};
 	struct xlb_backend4 *be;
 	struct xlb_iface *ifc;
@@ -281,10 +300,11 @@ XLB_INLINE enum xlb_verdict xlb_process4(void *ctx, enum xlb_hook hook, enum xlb
 	 * The key's hash, computed once past the established tier, serves the
 	 * filter and Maglev; the home of its source side (hf, computed once:
 	 * the index of the new-flow tier bucket its flow's entries live in,
-	 * ctnew.h) is prefetched, read and written by that index. A SYN to a
-	 * VIP has its Maglev slot on the way before these (select.h): with many
-	 * VIPs the slot is a miss, which then overlaps the bucket's and the
-	 * filter's instead of following them. */
+	 * ctnew.h) is prefetched, read and written by that index. A SYN
+	 * arriving looks its VIP up first and, for a VIP of the default hash
+	 * without affinity, has its Maglev slot on the way before these
+	 * (select.h): with many VIPs the slot is a miss, which then overlaps the
+	 * bucket's and the filter's instead of following them. */
 	if (xlb_ct4_opens(&p)) {
 		hash = xlb_ct4_key_hash(&p.tuple);
 		hf = xlb_ctn4_home(&p.tuple, XLB_DIR_FWD);
@@ -317,9 +337,13 @@ untracked:
 	}
 	if (stage != XLB_STAGE_INGRESS)
 		return XLB_V_PASS;
+	/* A SYN arriving had its VIP looked up (none: not balanced, as
+	 * xlb_balance4 would find). */
+	if (!vip && xlb_ct4_opens(&p))
+		return XLB_V_PASS;
 	if (hook == XLB_HOOK_XDP)
-		return xlb_balance4_xdp(ctx, &p, ifindex, (__u64)hash << 32 | hf, vip);
-	return xlb_balance4_tc(ctx, &p, ifindex, (__u64)hash << 32 | hf, vip);
+		return xlb_balance4_xdp(ctx, &p, ifindex, xlb_hashes_pack(hash, hf), vip);
+	return xlb_balance4_tc(ctx, &p, ifindex, xlb_hashes_pack(hash, hf), vip);
 }
 
 #endif /* XLB_LB_H */

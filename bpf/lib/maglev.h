@@ -27,14 +27,24 @@ XLB_INLINE __u32 xlb_maglev_index(__u32 hash, __u32 m)
 	return idx;
 }
 
+/* The slot hint names (the VIP entry's copy of M; 0 when it has none). */
+XLB_INLINE __u32 xlb_maglev_hint_index(__u32 hash, __u32 hint)
+{
+	return xlb_maglev_index(hash, hint ? hint : 1);
+}
+
 /* VIP vip_id's table in the outer map of class k (its one inner map's one
- * value), or NULL. Each class's lookups stay on their own instructions, so
- * the verifier inlines them (one inner map template per call site). */
+ * value), or NULL. The verifier inlines an inner lookup only where one inner
+ * map template reaches its call, so each class's lookups must stay calls of
+ * their own (were the compiler to merge them, the program would still load,
+ * slower): test/bpf-inline.test.ts checks that no array lookup is left a
+ * call. */
 #define XLB_MAGLEV_TABLE_OF(k, vip_id)                                         \
 	({                                                                     \
 		__u32 _key = XLB_MAGLEV_TABLE_KEY;                             \
 		void *_inner = xlb_lookup(&xlb_maglev_c##k, &(vip_id));        \
-		(struct xlb_maglev_table##k *)(_inner ? xlb_lookup(_inner, &_key) : NULL); \
+		(struct xlb_maglev_table##k *)(_inner ?                        \
+			xlb_lookup(_inner, &_key) : NULL);                     \
 	})
 
 #define XLB_MAGLEV_CASE(k)                                                     \
@@ -45,7 +55,7 @@ XLB_INLINE __u32 xlb_maglev_index(__u32 hash, __u32 m)
 			return XLB_BACKEND_NONE;                               \
 		m = *(volatile __u32 *)&t->m;                                  \
 		id = XLB_BACKEND_NONE;                                         \
-		idx = xlb_maglev_index(hash, hint ? hint : 1);                 \
+		idx = xlb_maglev_hint_index(hash, hint);                       \
 		if (idx < XLB_MAGLEV_CLASS_WORDS(k) - XLB_MAGLEV_FIRST_SLOT)   \
 			id = *(volatile __u32 *)&t->slots[idx];                \
 		if (m == 0)                                                    \
@@ -96,7 +106,7 @@ XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hint, __u
  * 6.4 MiB), and the pick's own loads wait for them. */
 XLB_INLINE void xlb_maglev_prefetch(__u32 vip_id, __u8 table_class, __u32 hint, __u32 hash)
 {
-	__u32 idx = xlb_maglev_index(hash, hint ? hint : 1);
+	__u32 idx = xlb_maglev_hint_index(hash, hint);
 
 	switch (table_class) {
 	XLB_MAGLEV_TOUCH_CASE(0)
