@@ -142,14 +142,20 @@ int xlb_ct4_seen_rebuild(void *ctx)
 	return xlb_ct4_seen_rebuild_run();
 }
 
-/* Moves the counts the established tiers' entries hold (stats.h, both
- * families) to this CPU's backend rows; the control plane runs it
- * (BPF_PROG_TEST_RUN) before it reads the rows and before it removes
- * entries. Returns the number of entries that had counts. */
+/* Move the counts one family's established entries hold (stats.h) to this
+ * CPU's backend rows; the control plane runs both (BPF_PROG_TEST_RUN) before
+ * it reads the rows, and a family's before it removes entries of that family.
+ * Return the number of entries that had counts. */
 SEC("syscall")
-int xlb_ct_fold(void *ctx)
+int xlb_ct4_fold(void *ctx)
 {
-	return xlb_ct_fold_run();
+	return xlb_ct4_fold_run();
+}
+
+SEC("syscall")
+int xlb_ct6_fold(void *ctx)
+{
+	return xlb_ct6_fold_run();
 }
 
 /* One operation of the control plane on one key of the IPv4 new-flow tier

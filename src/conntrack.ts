@@ -99,7 +99,7 @@ function dump(dp: Dataplane): Map<string, Entry> {
 function deleteKeys(dp: Dataplane, entries: Entry[]): number {
   let n = 0;
   // An established entry may hold its flow's last counts (bpf/lib/stats.h): to the rows first.
-  if (entries.some((e) => e.confirmed)) dp.ctFold();
+  if (entries.some((e) => e.confirmed)) dp.ctFold(4);
   for (const e of entries) {
     if (e.confirmed) {
       if (dp.native.mapDelete(dp.maps.xlb_ct4, e.key)) n++;
@@ -214,7 +214,7 @@ function dump6(dp: Dataplane): Map<string, Entry6> {
 function deleteKeys6(dp: Dataplane, entries: Entry6[]): number {
   let n = 0;
   // An established entry may hold its flow's last counts (bpf/lib/stats.h): to the rows first.
-  if (entries.some((e) => e.confirmed)) dp.ctFold();
+  if (entries.some((e) => e.confirmed)) dp.ctFold(6);
   // (A flow is in one of the two tiers.)
   for (const { key } of entries) if (dp.native.mapDelete(dp.maps.xlb_ct6, key) || dp.native.mapDelete(dp.maps.xlb_ct6_new, key)) n++;
   return n;

@@ -74,7 +74,7 @@ export class Ct4NewBusyError extends Error {}
 const CT4_NEW_EDIT_RUNS = 8;
 const EBUSY = osConstants.errno.EBUSY;
 
-export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_reply', 'xlb_ct4_seen_rebuild', 'xlb_ct4_new_edit', 'xlb_ct_fold'] as const;
+export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_reply', 'xlb_ct4_seen_rebuild', 'xlb_ct4_new_edit', 'xlb_ct4_fold', 'xlb_ct6_fold'] as const;
 export type ProgName = (typeof PROG_NAMES)[number];
 
 /** Capacities that may be set before the object is first loaded. */
@@ -396,12 +396,14 @@ export class Dataplane {
     return out;
   }
 
-  /** Moves the counts the established tiers' entries hold (both families; bpf/lib/stats.h: a packet
-   *  of an established flow counts in its entry, which reaches its backend's row when the entry is
-   *  refreshed) to the backend rows: statsOf('backend') runs it first, and conntrack.ts before it
-   *  removes entries. Returns the number of entries that had counts. */
-  ctFold(): number {
-    return this.native.progTestRun(this.progs.xlb_ct_fold, { data: new Uint8Array(0) }).retval;
+  /** Moves the counts the established tiers' entries hold (bpf/lib/stats.h: a packet of an
+   *  established flow counts in its entry, which reaches its backend's row when the entry is
+   *  refreshed) to the backend rows: both families by default (statsOf('backend') runs it first), or
+   *  one (conntrack.ts, before it removes entries of that family: a walk of the other's table would
+   *  be wasted). Returns the number of entries that had counts. */
+  ctFold(family?: 4 | 6): number {
+    const run = (prog: number): number => this.native.progTestRun(prog, { data: new Uint8Array(0) }).retval;
+    return (family === 6 ? 0 : run(this.progs.xlb_ct4_fold)) + (family === 4 ? 0 : run(this.progs.xlb_ct6_fold));
   }
 
   /** Rebuilds the filter of the keys the IPv4 established tier may hold

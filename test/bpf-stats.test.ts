@@ -16,7 +16,7 @@ import { compile, type Compiled } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
 import { ctPending, decodeCt4Val, decodeCt6Val, decodeStatsPercpu, encodeCt4Key, encodeCt4Val, encodeCt6Key, encodeCt6Val, encodeU32, LAYOUT, XLB, type Ct4Key, type Ct4Val, type Stats } from '../src/layout.js';
-import { DEFAULT_CT_TIMEOUTS, gcConntrack, monotonicNs } from '../src/conntrack.js';
+import { DEFAULT_CT_TIMEOUTS, gcConntrack, gcConntrack6, monotonicNs } from '../src/conntrack.js';
 import { parseIPv4, parseIPv6 } from '../src/addr.js';
 import { buildPacket, buildPacket6, parsePacket, TCP_FLAGS } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
@@ -299,6 +299,22 @@ describe('established flows count in their conntrack entry (bpf/lib/stats.h)', (
     expect(dp.backendStats(b.id).packets - before.packets).toBe(4n);
     expect(pend()).toBe(0n);
     dp.native.mapDelete(dp.maps.xlb_ct6, key);
+  });
+
+  it('IPv6: garbage collection folds an idle established flow’s last counts before it removes the flow', () => {
+    const web6 = vipOf(`[${VIP6}]`);
+    const b = web6.backends[0]!;
+    const key = encodeCt6Key({ saddr: parseIPv6('fd00:9:2::6'), daddr: parseIPv6(VIP6), sport: 26101, dport: 80, proto: 6 });
+    const val = { natAddr: parseIPv6('fd00:9:1::1'), natPort: 8080, dir: XLB.DIR_FWD, state: XLB.CT_EST, vipId: web6.id, backendId: b.id };
+    // Counts waiting in the entry, which has been idle for longer than an established flow's timeout.
+    const pend = (2n << BigInt(XLB.CT_PEND_PKT_SHIFT)) | 500n;
+    dp.native.mapUpdate(dp.maps.xlb_ct6, key, encodeCt6Val({ ...val, lastSeenNs: monotonicNs() - 60_000_000_000n, pend }), 0);
+    const before = rows(b.id);
+    const gc = gcConntrack6(dp, { ...DEFAULT_CT_TIMEOUTS, tcpEstablished: 30 });
+    expect(gc.removed).toBeGreaterThanOrEqual(1);
+    expect(dp.native.mapLookup(dp.maps.xlb_ct6, key, LAYOUT.xlb_ct6_val.size)).toBeNull();
+    expect(rows(b.id).packets - before.packets).toBe(2n);
+    expect(rows(b.id).bytes - before.bytes).toBe(500n);
   });
 
   it('a refresh of the entry’s clock moves its counts and the packet to this CPU’s row', () => {

@@ -3,7 +3,7 @@
  * CPUs, on the real kernel: one process pinned to one CPU sends packets of an
  * established flow through the XDP program (each adds to the entry's pending
  * counts) while another, pinned to the other CPU, runs the control plane's
- * fold (xlb_ct_fold: takes the counts and adds them to the backend's row)
+ * fold (Dataplane.ctFold: takes the counts and adds them to the backend's row)
  * as fast as it can. Every packet must be counted exactly once: a plain add
  * in the data path, or a fold that read and then cleared the word in two
  * steps, would lose counts or count some twice.

@@ -27,6 +27,10 @@ XLB_INLINE __u32 xlb_maglev_index(__u32 hash, __u32 m)
 	return idx;
 }
 
+/* The slots a class-k table holds (its words after M): the bound every slot
+ * index is checked against, the verifier's proof. */
+#define XLB_MAGLEV_CLASS_SLOTS(k) (XLB_MAGLEV_CLASS_WORDS(k) - XLB_MAGLEV_FIRST_SLOT)
+
 /* The slot hint names (the VIP entry's copy of M; 0 when it has none). */
 XLB_INLINE __u32 xlb_maglev_hint_index(__u32 hash, __u32 hint)
 {
@@ -56,14 +60,14 @@ XLB_INLINE __u32 xlb_maglev_hint_index(__u32 hash, __u32 hint)
 		m = *(volatile __u32 *)&t->m;                                  \
 		id = XLB_BACKEND_NONE;                                         \
 		idx = xlb_maglev_hint_index(hash, hint);                       \
-		if (idx < XLB_MAGLEV_CLASS_WORDS(k) - XLB_MAGLEV_FIRST_SLOT)   \
+		if (idx < XLB_MAGLEV_CLASS_SLOTS(k))                           \
 			id = *(volatile __u32 *)&t->slots[idx];                \
 		if (m == 0)                                                    \
 			return XLB_BACKEND_NONE;                               \
 		if (m == hint)                                                 \
 			return id;                                             \
 		idx = xlb_maglev_index(hash, m);                               \
-		if (idx >= XLB_MAGLEV_CLASS_WORDS(k) - XLB_MAGLEV_FIRST_SLOT)  \
+		if (idx >= XLB_MAGLEV_CLASS_SLOTS(k))                          \
 			return XLB_BACKEND_NONE;                               \
 		return *(volatile __u32 *)&t->slots[idx];                      \
 	}
@@ -95,7 +99,7 @@ XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hint, __u
 		if (!t)                                                        \
 			return;                                                \
 		xlb_touch(&t->m);                                              \
-		if (idx < XLB_MAGLEV_CLASS_WORDS(k) - XLB_MAGLEV_FIRST_SLOT)   \
+		if (idx < XLB_MAGLEV_CLASS_SLOTS(k))                           \
 			xlb_touch(&t->slots[idx]);                             \
 		return;                                                        \
 	}

@@ -68,7 +68,8 @@ XLB_INLINE void xlb_flow_stats(__u32 backend_id, __u32 len, int reply, int new_c
  * another CPU). The counts move to this CPU's row of the backend when the
  * entry's clock is refreshed (xlb_ct4_hit, xlb_ct6_hit: at most once per
  * XLB_CT_REFRESH_NS of a sending flow), and when the control plane runs
- * xlb_ct_fold (xlb.bpf.c) before it reads the rows or removes entries. What
+ * xlb_ct4_fold / xlb_ct6_fold (xlb.bpf.c) before it reads the rows or removes
+ * a family's entries. What
  * an LRU eviction takes with an entry (its flow's last second at most) is not
  * counted, nor what a promotion racing on two CPUs overwrites (BPF_ANY). The
  * data path's plain adds into the row assume it is not preempted by the fold
@@ -118,7 +119,7 @@ XLB_INLINE void xlb_ct_count_fold(__u64 *pend, __u32 backend_id, int reply, __u3
 	xlb_stats_add_pend(xlb_backend_stats_of(backend_id), n + xlb_pend_one(len), reply, 0);
 }
 
-/* ---- the control plane's fold (xlb_ct_fold in xlb.bpf.c) ---- */
+/* ---- the control plane's fold (xlb_ct4_fold, xlb_ct6_fold in xlb.bpf.c) ---- */
 
 /* One entry's pending counts to this CPU's row of its backend; returns 1 when
  * it had some. Read first: an entry without counts is not written. */
@@ -145,13 +146,21 @@ static long xlb_ct6_fold_cb(void *map, const struct xlb_ct6_key *k, struct xlb_c
 	return 0;
 }
 
-/* Moves every established entry's pending counts (both families) to this
- * CPU's rows. Returns the number of entries that had some. */
-XLB_INLINE int xlb_ct_fold_run(void)
+/* Moves every IPv4 established entry's pending counts to this CPU's rows.
+ * Returns the number of entries that had some. */
+XLB_INLINE int xlb_ct4_fold_run(void)
 {
 	__u32 folded = 0;
 
 	bpf_for_each_map_elem(&xlb_ct4, xlb_ct4_fold_cb, &folded, 0);
+	return folded;
+}
+
+/* The same for the IPv6 established tier. */
+XLB_INLINE int xlb_ct6_fold_run(void)
+{
+	__u32 folded = 0;
+
 	bpf_for_each_map_elem(&xlb_ct6, xlb_ct6_fold_cb, &folded, 0);
 	return folded;
 }

@@ -1,7 +1,7 @@
 // One side of the counting race test (test/ct-count.test.ts), a process of its own (the test
 // pins it to one CPU): opens the pinned data plane and either sends `count` packets of one
 // established flow (mode "send": client:sport -> vip:80, through xlb_xdp_ingress, one test run
-// each) or folds the established tier's counts into the rows (mode "fold": xlb_ct_fold) until
+// each) or folds the established tier's counts into the rows (mode "fold": Dataplane.ctFold) until
 // `count` folds or `seconds` have passed. Prints a JSON summary.
 import { Dataplane } from '../../dist/src/dataplane.js';
 import { parseIPv4 } from '../../dist/src/addr.js';
