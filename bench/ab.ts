@@ -11,6 +11,11 @@
  * Prints per tree the medians (and first quartiles) of the established and new
  * flow (ns per packet, the no-op's included) and the median of the pairwise
  * ratios B/A. Not part of `npm run bench`.
+ *
+ * With --vips N (> 1) each tree serves the scale stage's N VIPs of 64 backends
+ * (scaleConfig) and only the new flow is measured, as scale-probe's `--path
+ * new` sends it: new flows to random VIPs (up to 4,096 frames, a fresh source
+ * each), the same frames for both trees.
  */
 import { resolve } from 'node:path';
 import { Command } from 'commander';
@@ -18,7 +23,9 @@ import { loadNative } from '../src/native.js';
 import { packageRoot } from '../src/paths.js';
 import { parseIPv4 } from '../src/addr.js';
 import { buildInPlace, destroyInPlace, establish, frameValue, hotpathConfig, sendLive, NS_RX, NS_TX, IF_RX, IF_TX } from './hotpath.js';
-import { macOf, median, percentile, tcpFrame } from './common.js';
+import { macOf, median, percentile, sh, tcpFrame } from './common.js';
+import { encodeU32 } from '../src/layout.js';
+import { CYCLE_MAX, vipAddr } from './scale.js';
 
 const CLIENT = parseIPv4('192.168.0.1');
 const VIP = parseIPv4('10.0.0.1');
@@ -32,7 +39,7 @@ interface Tree {
   fresh: number[];
 }
 
-async function openTree(dir: string, i: number, rxIdx: number): Promise<Tree> {
+async function openTree(dir: string, i: number, rxIdx: number, vips: number): Promise<Tree> {
   const mod = (p: string): Promise<any> => import(resolve(dir, 'dist', p));
   const { Dataplane } = await mod('src/dataplane.js');
   const { compile } = await mod('src/compile.js');
@@ -40,8 +47,16 @@ async function openTree(dir: string, i: number, rxIdx: number): Promise<Tree> {
   const { applyCompiled } = await mod('src/writer.js');
   const pin = `/sys/fs/bpf/xlb-b-ab${i}`;
   Dataplane.removePins(pin);
+  const port = `${NS_RX}/${IF_RX}`;
+  const ifindexes = new Map([['lo', 1], [port, rxIdx]]);
+  if (vips > 1) {
+    const { scaleConfig } = await mod('bench/scale.js');
+    const dp = Dataplane.open({ pinRoot: pin, mapSizes: { vips: 16384, backends: vips * 64 + 1024, conntrack: 1 << 21 } });
+    applyCompiled(dp.store(), compile(validateConfig(scaleConfig(vips, -1, 1, vips, port))), ifindexes);
+    return { name: dir, dp, Dataplane, pin, est: [], fresh: [] };
+  }
   const dp = Dataplane.open({ pinRoot: pin, mapSizes: { conntrack: 1 << 22 } });
-  applyCompiled(dp.store(), compile(validateConfig(hotpathConfig([`${NS_RX}/${IF_RX}`]))), new Map([['lo', 1], [`${NS_RX}/${IF_RX}`, rxIdx]]));
+  applyCompiled(dp.store(), compile(validateConfig(hotpathConfig([port]))), ifindexes);
   establish(dp.native, dp, 40000); // the established flow, confirmed into the established tier
   return { name: dir, dp, Dataplane, pin, est: [], fresh: [] };
 }
@@ -50,10 +65,13 @@ async function main(): Promise<void> {
   const o = new Command()
     .option('--pairs <n>', 'rounds (each tree measured once per round)', '50')
     .option('--frames <n>', 'live frames per measurement', '20000')
+    .option('--vips <n>', 'VIPs of 64 backends each (> 1: the new flow only, to random VIPs)', '1')
     .argument('<trees...>', 'package trees (two to compare)')
     .parse(process.argv);
   const pairs = Number(o.opts().pairs);
   const frames = Number(o.opts().frames);
+  const vips = Number(o.opts().vips);
+  if (!Number.isInteger(vips) || vips < 1 || vips > 16384) throw new Error(`--vips: ${o.opts().vips} is not a whole number from 1 to 16384`);
   const dirs = o.args.map((d) => resolve(d));
   const native = loadNative();
   destroyInPlace();
@@ -66,11 +84,23 @@ async function main(): Promise<void> {
     const txIdx = native.ifNameToIndex(NS_TX, IF_TX);
     const prog = (n: string): number => floor.programs.find((p) => p.name === n)!.fd;
     const tmpl = floor.maps.find((m) => m.name === 'bench_tmpl')!.fd;
-    for (const [i, d] of dirs.entries()) trees.push(await openTree(d, i, rxIdx));
+    for (const [i, d] of dirs.entries()) trees.push(await openTree(d, i, rxIdx, vips));
     stats = native.enableStats();
     const mac = { src: macOf(NS_TX, IF_TX), dst: macOf(NS_RX, IF_RX) };
     const est = tcpFrame(CLIENT, VIP, 40000, 80, 0x10, mac);
     const fresh = tcpFrame(CLIENT, VIP, 1024, 80, 0x02, mac);
+    // --vips N: the scale stage's new flows, cycled by bench_xdp_tx_cycle (a fresh source per frame).
+    const spread = vips > 1 ? Array.from({ length: Math.min(CYCLE_MAX, vips * 4) }, (_, i) =>
+      tcpFrame(parseIPv4('10.128.0.0'), parseIPv4(vipAddr(Math.floor(Math.random() * vips))), 1024 + i, 80, 0x02, mac)) : [];
+    if (vips > 1) {
+      sh('ip', ['-n', NS_RX, 'route', 'add', 'blackhole', '10.0.0.0/8']);
+      const cycle = floor.maps.find((m) => m.name === 'bench_cycle')!.fd;
+      for (let i = 0; i < spread.length; i++) native.mapUpdate(cycle, encodeU32(i), frameValue(spread[i]!));
+      const ctl = Buffer.alloc(8);
+      ctl.writeUInt32LE(spread.length, 0);
+      ctl.writeUInt32LE(1, 4);
+      native.mapUpdate(floor.maps.find((m) => m.name === 'bench_cycle_ctl')!.fd, encodeU32(0), ctl);
+    }
     // A tree's run counts only when every frame its program saw took the path measured
     // (as the hotpath stage's): else it is NaN, and the pair it belongs to is left out.
     const measure = (xdp: number, sender: number, frame: Buffer, path?: { dp: any; counter: 'ct_hit' | 'new_flow' }): number => {
@@ -89,11 +119,15 @@ async function main(): Promise<void> {
     for (let r = 0; r < pairs; r++) {
       noop.push(measure(prog('bench_xdp_noop'), prog('bench_xdp_tx'), est));
       for (const t of trees) {
+        if (vips > 1) {
+          t.fresh.push(measure(t.dp.progs.xlb_xdp_ingress, prog('bench_xdp_tx_cycle'), spread[0]!, { dp: t.dp, counter: 'new_flow' }));
+          continue;
+        }
         t.est.push(measure(t.dp.progs.xlb_xdp_ingress, prog('bench_xdp_tx'), est, { dp: t.dp, counter: 'ct_hit' }));
         t.fresh.push(measure(t.dp.progs.xlb_xdp_ingress, prog('bench_xdp_tx_seq'), fresh, { dp: t.dp, counter: 'new_flow' }));
       }
     }
-    const f = (x: number): string => x.toFixed(1);
+    const f = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(1));
     console.log(`no-op: median ${f(median(noop))} ns`);
     const ok = (xs: number[]): number[] => xs.filter(Number.isFinite);
     for (const t of trees) {
@@ -104,8 +138,8 @@ async function main(): Promise<void> {
     }
     if (trees.length === 2) {
       const [a, b] = trees as [Tree, Tree];
-      const ratio = (xs: number[], ys: number[]): number => median(ok(ys.map((y, i) => y / xs[i]!)));
-      console.log(`B/A, median of ${pairs} pairs: established ${ratio(a.est, b.est).toFixed(3)}, new flow ${ratio(a.fresh, b.fresh).toFixed(3)}`);
+      const ratio = (xs: number[], ys: number[]): string => (xs.length ? median(ok(ys.map((y, i) => y / xs[i]!))).toFixed(3) : 'n/a');
+      console.log(`B/A, median of ${pairs} pairs: established ${ratio(a.est, b.est)}, new flow ${ratio(a.fresh, b.fresh)}`);
     }
   } finally {
     if (stats !== null) native.closeFd(stats);

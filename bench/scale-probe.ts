@@ -6,6 +6,8 @@
  *
  *   node dist/bench/scale-probe.js --vips 10000 --path est --seconds 10
  *
+ * --maglev-size M gives every load balancer xlb_maglev_size M (its tables' size class follows).
+ *
  * --path est: the case's 1,000 confirmed flows spread over the VIPs (as the stage's);
  *        new: new flows to random VIPs (up to 4,096 frames, a fresh source each);
  *        one: new flows to the first VIP only;
@@ -39,6 +41,7 @@ async function main(): Promise<void> {
     .option('--vips <n>', 'VIPs of 64 backends each', '1')
     .option('--path <p>', PATHS.join('|'), 'new')
     .option('--seconds <s>', 'how long to send (bounded: at most 600)', '10')
+    .option('--maglev-size <m>', "every load balancer's xlb_maglev_size (default: the default M)")
     .parse(process.argv)
     .opts();
   const nVips = Number(o.vips);
@@ -82,7 +85,9 @@ async function main(): Promise<void> {
       if (!x) throw new Error(`bench.bpf.o has no ${name}: run \`npm run build:bpf\``);
       return x.fd;
     };
-    applyCompiled(d.store(), compile(validateConfig(scaleConfig(nVips))), new Map([['lo', 1]]));
+    const config = scaleConfig(nVips) as { load_balancers: { options?: Record<string, string> }[] };
+    if (o.maglevSize !== undefined) for (const lb of config.load_balancers) lb.options = { xlb_maglev_size: String(o.maglevSize) };
+    applyCompiled(d.store(), compile(validateConfig(config)), new Map([['lo', 1]]));
     if (path === 'ct1m') fillConntrack(native, d, 1_000_000, 1);
     buildInPlace();
     sh('ip', ['-n', NS_RX, 'route', 'add', 'blackhole', '10.0.0.0/8']);
