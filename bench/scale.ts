@@ -18,13 +18,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Dataplane, MAGLEV_MAPS } from '../src/dataplane.js';
 import { compile } from '../src/compile.js';
-import { DEFAULT_MAGLEV_SIZE, validateConfig, withVip } from '../src/config.js';
+import { validateConfig, withVip } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
 import { Xlb, type ApplyReport } from '../src/xlb.js';
 import { loadNative, type XlbNative } from '../src/native.js';
 import { packageRoot } from '../src/paths.js';
 import { parseIPv4 } from '../src/addr.js';
-import { LAYOUT, encodeU32 } from '../src/layout.js';
+import { LAYOUT, XLB, encodeU32, maglevClassBytes } from '../src/layout.js';
 import { figure, macOf, median, sh, shQuiet, percentile, round, tcpFrame, yieldToLoop, type Figure, type Progress, type Ratio, type StageResult } from './common.js';
 import { nbToKernelLatencies } from './nb-latency.js';
 import { IF_RX, IF_TX, NS_RX, NS_TX, buildInPlace, destroyInPlace, frameValue, sendLive } from './hotpath.js';
@@ -609,7 +609,8 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
     // The floor under the many-VIP figures: what one dependent read of a line no cache holds
     // costs here, in as much memory as the big data plane's Maglev tables, as its backends'
     // counter rows, and in one table (cached).
-    const tableBytes = (DEFAULT_MAGLEV_SIZE + 1) * 4;
+    // (a table of M = 16381 and 64 backends is of the byte class: 20 KiB, a byte per slot)
+    const tableBytes = maglevClassBytes(XLB.MAGLEV_BYTE_CLASS);
     const rows = bigDp.statsRows('backend');
     const rowBytes = rows.cpus * rows.ids * LAYOUT.xlb_stats.size;
     const readSteps = opts.smoke ? 20_000 : opts.quick ? 200_000 : 1_000_000;
@@ -637,7 +638,7 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
       stage: 'scale',
       what: `new flow, ${bigVips} VIPs: estimated floor (1 VIP/empty + a table slot's and a counter row's dependent reads) ÷ 1 VIP/empty`,
       value: round((m(neu[0]) + missNs) / m(neu[0]), 3),
-      note: 'an estimate from user-space reads: the least a design reading per-VIP tables of M = 16381 slots and per-backend counters can reach here',
+      note: 'an estimate from user-space reads: the least a design reading per-VIP tables of M = 16381 one-byte slots and per-backend counters can reach here',
     });
     cases.slice(1).forEach((c, i) => {
       ratios.push({ stage: 'scale', what: `cold: established flow: ${c.name} ÷ 1 VIP/empty`, value: round(m(est[i + 1]) / m(est[0]), 3), target: '≤ 1.15' });

@@ -18,7 +18,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 25
+#define XLB_LAYOUT_VERSION 26
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev_c* slots */
@@ -42,22 +42,32 @@
 #define XLB_NEIGH_MAX 16384       /* xlb_neigh4 (and xlb_neigh6) entries: (router, VIP address) pairs */
 #define XLB_MAGLEV_DEFAULT_M 16381 /* default Maglev table size (prime) */
 
-/* A Maglev table is one __u32 array: word 0 holds the table size M, words
- * 1..M backend ids. The size travels with the table, so a swap is
- * self-consistent. Each table is the single value of its own inner array map
- * (4 bytes per slot), under the outer map of its size class: class k takes
+/* A Maglev table of a word class is one __u32 array: word 0 holds the table
+ * size M, words 1..M backend ids. The size travels with the table, so a swap
+ * is self-consistent. Each table is the single value of its own inner array
+ * map, under the outer map of its size class: word class k (0..5) takes
  * tables of up to XLB_MAGLEV_CLASS_WORDS(k) words (4 KiB << 2k of value),
- * the words past M + 1 are zero. The class of a VIP's table travels in
+ * the words past M + 1 are zero. The byte class (XLB_MAGLEV_BYTE_CLASS, 6)
+ * takes a table of at most XLB_MAGLEV_BYTE_IDS distinct backends and
+ * XLB_MAGLEV_BYTE_SLOTS slots in a quarter of the space: M, the backend ids
+ * (ids[]), then one byte per slot naming its backend's position in ids[]
+ * (20 KiB for the default M instead of 64 KiB). The control plane uses it
+ * where it is the smaller (M > 4,095). The class of a VIP's table travels in
  * xlb_vip_val.table_class. */
 #define XLB_MAGLEV_HDR_SLOT 0
 #define XLB_MAGLEV_FIRST_SLOT 1
-#define XLB_MAGLEV_CLASSES 6          /* xlb_maglev_c0 .. xlb_maglev_c5 */
+#define XLB_MAGLEV_CLASSES 7          /* xlb_maglev_c0 .. xlb_maglev_c6 */
+#define XLB_MAGLEV_WORD_CLASSES 6     /* c0 .. c5 hold __u32 slots */
 #define XLB_MAGLEV_CLASS0_WORDS 1024  /* class 0: M <= 1023 (4 KiB) */
-#define XLB_MAGLEV_CLASS_SHIFT 2      /* each class holds 4x the words of the one before */
+#define XLB_MAGLEV_CLASS_SHIFT 2      /* each word class holds 4x the words of the one before */
 #define XLB_MAGLEV_CLASS_WORDS(k) (XLB_MAGLEV_CLASS0_WORDS << (XLB_MAGLEV_CLASS_SHIFT * (k)))
 #define XLB_MAGLEV_TABLE_KEY 0        /* the one element of an inner map */
+#define XLB_MAGLEV_BYTE_CLASS 6
+#define XLB_MAGLEV_BYTE_IDS 256       /* a slot's byte names one of 256 positions */
+#define XLB_MAGLEV_BYTE_VALUE 20480   /* five pages: an mmap-able array's value is page-aligned */
+#define XLB_MAGLEV_BYTE_SLOTS (XLB_MAGLEV_BYTE_VALUE - 4 * (1 + XLB_MAGLEV_BYTE_IDS))
 
-/* The value of a class-k inner map: M, then the slots. */
+/* The value of a word class-k inner map: M, then the slots. */
 #define XLB_MAGLEV_TABLE(k)                                   \
 	struct xlb_maglev_table##k {                          \
 		__u32 m;                                      \
@@ -69,6 +79,14 @@ XLB_MAGLEV_TABLE(2);
 XLB_MAGLEV_TABLE(3);
 XLB_MAGLEV_TABLE(4);
 XLB_MAGLEV_TABLE(5);
+
+/* The value of a byte-class inner map: M, the backend ids by position (0 for
+ * a position no slot names), then a position per slot. */
+struct xlb_maglev_table6 {
+	__u32 m;
+	__u32 ids[XLB_MAGLEV_BYTE_IDS];
+	__u8 slots[XLB_MAGLEV_BYTE_SLOTS];
+};
 
 /* Backend id 0 means "no backend" (an empty table drops or rejects). */
 #define XLB_BACKEND_NONE 0
@@ -449,6 +467,9 @@ _Static_assert(sizeof(struct xlb_maglev_table0) == 4 * XLB_MAGLEV_CLASS_WORDS(0)
 _Static_assert(sizeof(struct xlb_maglev_table2) == 4 * XLB_MAGLEV_CLASS_WORDS(2), "xlb_maglev_table2 size");
 _Static_assert(sizeof(struct xlb_maglev_table5) == 4 * XLB_MAGLEV_CLASS_WORDS(5), "xlb_maglev_table5 size");
 _Static_assert(XLB_MAGLEV_CLASS_WORDS(2) > XLB_MAGLEV_DEFAULT_M, "the default M fits class 2 (64 KiB)");
+_Static_assert(sizeof(struct xlb_maglev_table6) == XLB_MAGLEV_BYTE_VALUE, "xlb_maglev_table6 size");
+_Static_assert(XLB_MAGLEV_BYTE_SLOTS >= XLB_MAGLEV_DEFAULT_M, "the default M fits the byte class");
+_Static_assert(XLB_MAGLEV_BYTE_IDS == 1 << (8 * sizeof(__u8)), "a slot's byte names any position of ids[]");
 #endif
 
 #endif /* XLB_SHARED_H */

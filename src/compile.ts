@@ -15,7 +15,7 @@ import { isIPv4, parseHostPort, parseIPv4, parseIPv4Cidr, parseIPv6, parseIPv6Ci
 import { TableBuilder } from './maglev-pool.js';
 // (its own line: other changes touch the imports above)
 import { vipList, type VipList } from './config.js';
-import { HASH_FIELDS, IPPROTO, XLB, type Snat4Entry } from './layout.js';
+import { HASH_FIELDS, IPPROTO, XLB, noteMaglevIds, type Snat4Entry } from './layout.js';
 
 /** Ids handed out by earlier applies; compile keeps them where it can. */
 export interface Ids {
@@ -891,7 +891,10 @@ export function compile(
   }
   const vips = joinVips(vipParts, partPatches, memo, reuse);
   const built = tables.finish();
-  for (const p of pending) p.cv.table = built[p.at]!;
+  for (const p of pending) {
+    p.cv.table = built[p.at]!;
+    noteMaglevIds(p.cv.table, p.cv.backends.length); // (its slots hold ids of these backends only)
+  }
   // So do those of load balancers no longer served.
   if (memo) {
     for (const [lbName, old] of memo.byLb) {

@@ -14,8 +14,12 @@ import { packageRoot } from './paths.js';
 import { LayoutError } from './errors.js';
 import {
   decodeTable,
+  encodeByteTableInto,
+  maglevBytePositions,
   maglevClass,
-  maglevClassWords,
+  maglevClassBytes,
+  MAGLEV_BYTE_IDS_AT,
+  MAGLEV_BYTE_SLOTS_AT,
   XLB,
   LAYOUT,
   LAYOUT_VERSION,
@@ -38,8 +42,11 @@ export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/xlb';
 export const TC_HANDLE = 0x1;
 export const TC_PRIORITY = 0x7862; /* "xb" */
 
+/** Where a byte-class table is encoded before its inner map is created and filled from it (one copy). */
+const byteScratch = Buffer.alloc(XLB.MAGLEV_BYTE_VALUE);
+
 /** The outer Maglev maps, by size class (xlb_shared.h: XLB_MAGLEV_CLASSES). */
-export const MAGLEV_MAPS = ['xlb_maglev_c0', 'xlb_maglev_c1', 'xlb_maglev_c2', 'xlb_maglev_c3', 'xlb_maglev_c4', 'xlb_maglev_c5'] as const;
+export const MAGLEV_MAPS = ['xlb_maglev_c0', 'xlb_maglev_c1', 'xlb_maglev_c2', 'xlb_maglev_c3', 'xlb_maglev_c4', 'xlb_maglev_c5', 'xlb_maglev_c6'] as const;
 if (MAGLEV_MAPS.length !== XLB.MAGLEV_CLASSES) throw new Error('MAGLEV_MAPS must list every Maglev size class');
 
 export const MAP_NAMES = [
@@ -684,7 +691,7 @@ export class KernelStore implements MapStore {
         // (slot 0 changed under us: make a new one)
       }
     }
-    const m = n.mapCreateFilled(maglevClassWords(cls) * 4, new Uint8Array(0), `xlb_mg_none${cls}`);
+    const m = n.mapCreateFilled(maglevClassBytes(cls), new Uint8Array(0), `xlb_mg_none${cls}`);
     return { ...m, fresh: true };
   }
 
@@ -705,7 +712,7 @@ export class KernelStore implements MapStore {
       if (known && known.innerId === innerId) return known.table; // kept current by patchTable
       const fd = n.mapGetFdById(innerId);
       try {
-        const t = decodeTable(n.mapMmapRead(fd, maglevClassWords(k) * 4));
+        const t = decodeTable(n.mapMmapRead(fd, maglevClassBytes(k)), k);
         this.dp.tableCache.set(`${k}/${vipId}`, { innerId, table: t });
         return t;
       } finally {
@@ -719,7 +726,7 @@ export class KernelStore implements MapStore {
     const n = this.dp.native;
     const byClass = new Map<number, Array<{ vipId: number; table: Uint32Array }>>();
     for (const t of tables) {
-      const k = maglevClass(t.table.length);
+      const k = maglevClass(t.table);
       const l = byClass.get(k);
       if (l) l.push(t);
       else byClass.set(k, [t]);
@@ -730,7 +737,11 @@ export class KernelStore implements MapStore {
         // Each inner map is created and filled (one copy, through mmap) in one
         // call, complete before it is swapped in; all of a class in one batch.
         for (const { vipId, table } of list) {
-          made.push(n.mapCreateFilled(maglevClassWords(k) * 4, new Uint8Array(table.buffer, table.byteOffset, table.byteLength), `xlb_mg_${vipId}`));
+          const data =
+            k === XLB.MAGLEV_BYTE_CLASS
+              ? byteScratch.subarray(0, encodeByteTableInto(table, byteScratch))
+              : new Uint8Array(table.buffer, table.byteOffset, table.byteLength);
+          made.push(n.mapCreateFilled(maglevClassBytes(k), data, `xlb_mg_${vipId}`));
         }
         const keys = Buffer.alloc(list.length * 4);
         const values = Buffer.alloc(list.length * 4);
@@ -749,24 +760,60 @@ export class KernelStore implements MapStore {
 
   patchTable(vipId: number, to: Uint32Array, from: Uint32Array): void {
     const n = this.dp.native;
-    const k = maglevClass(to.length);
+    const k = maglevClass(to);
     const v = n.mapLookup(this.outer(k), encodeU32(vipId), 4);
     if (!v) throw new Error(`VIP id ${vipId} has no Maglev table to patch`);
     const innerId = v.readUInt32LE(0);
     if (innerId === this.placeholderId(k)) throw new Error(`VIP id ${vipId} has no Maglev table to patch`);
-    const words: number[] = [];
-    for (let i = 0; i < to.length; i++) if (to[i] !== from[i]) words.push(i);
     const fd = n.mapGetFdById(innerId);
     try {
       const m = n.mapMmapRead(fd, 4).readUInt32LE(XLB.MAGLEV_HDR_SLOT * 4);
       if (m !== to.length - 1) throw new Error(`VIP id ${vipId}: its table has ${m} slots, not ${to.length - 1}`);
-      const idx = Uint32Array.from(words);
-      const val = Uint32Array.from(words, (i) => to[i]!);
-      n.mapMmapWriteWords(fd, Buffer.from(idx.buffer), Buffer.from(val.buffer));
+      const write = (words: number[], value: (w: number) => number): void => {
+        if (words.length === 0) return;
+        const idx = Uint32Array.from(words);
+        const val = Uint32Array.from(words, value);
+        n.mapMmapWriteWords(fd, Buffer.from(idx.buffer), Buffer.from(val.buffer));
+      };
+      if (k !== XLB.MAGLEV_BYTE_CLASS) {
+        const words: number[] = [];
+        for (let i = 0; i < to.length; i++) if (to[i] !== from[i]) words.push(i);
+        write(words, (i) => to[i]!);
+      } else this.patchByteTable(fd, to, from, write);
     } finally {
       n.closeFd(fd);
     }
     this.dp.tableCache.set(`${k}/${vipId}`, { innerId, table: to });
+  }
+
+  /**
+   * A byte-class table rewritten in place: the ids of new positions first (no slot names them yet), then
+   * the words of changed slots (four slots a store; a slot's byte changes only when its backend does, as
+   * ids keep their positions). A position no slot names any more keeps its old id: a program that read a
+   * slot's old byte may still read it (the writer removes that backend only after a grace period).
+   */
+  private patchByteTable(fd: number, to: Uint32Array, from: Uint32Array, write: (words: number[], value: (w: number) => number) => void): void {
+    const held = this.dp.native.mapMmapRead(fd, MAGLEV_BYTE_SLOTS_AT);
+    const keep = new Uint32Array(XLB.MAGLEV_BYTE_IDS);
+    for (let p = 0; p < keep.length; p++) keep[p] = held.readUInt32LE(MAGLEV_BYTE_IDS_AT + 4 * p);
+    const { ids, positionOf } = maglevBytePositions(to, keep);
+    const idWords: number[] = [];
+    for (let p = 0; p < ids.length; p++) if (ids[p] !== XLB.BACKEND_NONE && ids[p] !== keep[p]) idWords.push(MAGLEV_BYTE_IDS_AT / 4 + p);
+    write(idWords, (w) => ids[w - MAGLEV_BYTE_IDS_AT / 4]!);
+    const slotWords: number[] = [];
+    for (let i = 1; i < to.length; i++) {
+      if (to[i] === from[i]) continue;
+      const w = (MAGLEV_BYTE_SLOTS_AT + i - 1) >>> 2;
+      if (slotWords[slotWords.length - 1] !== w) slotWords.push(w);
+    }
+    write(slotWords, (w) => {
+      let word = 0;
+      for (let b = 3; b >= 0; b--) {
+        const i = w * 4 + b - MAGLEV_BYTE_SLOTS_AT + 1; // the slot (1-based) of byte b of word w
+        word = (word << 8) | (i >= 1 && i < to.length ? positionOf(to[i]!) : 0);
+      }
+      return word >>> 0;
+    });
   }
 
   synchronize(): void {

@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 25;
+export const LAYOUT_VERSION = 26;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 
@@ -19,7 +19,12 @@ export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 export const XLB = {
   MAGLEV_HDR_SLOT: 0,
   MAGLEV_FIRST_SLOT: 1,
-  MAGLEV_CLASSES: 6,
+  MAGLEV_CLASSES: 7,
+  MAGLEV_WORD_CLASSES: 6,
+  MAGLEV_BYTE_CLASS: 6,
+  MAGLEV_BYTE_IDS: 256,
+  MAGLEV_BYTE_VALUE: 20480,
+  MAGLEV_BYTE_SLOTS: 20480 - 4 * (1 + 256),
   MAGLEV_CLASS0_WORDS: 1024,
   MAGLEV_CLASS_SHIFT: 2,
   MAGLEV_TABLE_KEY: 0,
@@ -519,27 +524,240 @@ export function decodeU64Percpu(b: Buffer, ncpus: number): bigint {
   return sum;
 }
 
-/** Words (u32) a Maglev table of size class k holds: M + 1 of them at most. */
+/** Words (u32) a Maglev table of word class k (0 .. MAGLEV_WORD_CLASSES − 1) holds: M + 1 of them at most. */
 export function maglevClassWords(k: number): number {
   return XLB.MAGLEV_CLASS0_WORDS << (XLB.MAGLEV_CLASS_SHIFT * k);
 }
 
-/** The size class of a Maglev table of `words` words (M + 1): the smallest that holds it. */
-export function maglevClass(words: number): number {
-  for (let k = 0; k < XLB.MAGLEV_CLASSES; k++) if (words <= maglevClassWords(k)) return k;
-  throw new RangeError(`a Maglev table of ${words - 1} slots is larger than the largest size class (${maglevClassWords(XLB.MAGLEV_CLASSES - 1) - 1})`);
+/** Bytes of the inner map's value of size class k (a word class or the byte class). */
+export function maglevClassBytes(k: number): number {
+  return k === XLB.MAGLEV_BYTE_CLASS ? XLB.MAGLEV_BYTE_VALUE : maglevClassWords(k) * 4;
+}
+
+/** The word class of a Maglev table of `words` words (M + 1): the smallest that holds it. */
+export function maglevWordClass(words: number): number {
+  for (let k = 0; k < XLB.MAGLEV_WORD_CLASSES; k++) if (words <= maglevClassWords(k)) return k;
+  throw new RangeError(`a Maglev table of ${words - 1} slots is larger than the largest size class (${maglevClassWords(XLB.MAGLEV_WORD_CLASSES - 1) - 1})`);
+}
+
+/** Scratch by backend id, for counting and placing a table's ids without clearing: `seen[id]` (and
+ *  `placed[id]`) equal to the pass's stamp mark an id met (placed); positionAt[id] is its position. */
+let seen = new Uint32Array(1 << 16);
+let placed = new Uint32Array(1 << 16);
+let positionAt = new Uint8Array(1 << 16);
+let stampNow = 0;
+/** A fresh stamp, with the scratch arrays covering ids up to maxId. */
+function nextStamp(maxId: number): number {
+  if (maxId >= seen.length) {
+    const n = Math.max(maxId + 1, seen.length * 2);
+    seen = new Uint32Array(n);
+    placed = new Uint32Array(n);
+    positionAt = new Uint8Array(n);
+  }
+  if (++stampNow === 0x1_0000_0000) {
+    seen.fill(0);
+    placed.fill(0);
+    stampNow = 1;
+  }
+  return stampNow;
+}
+/** The largest id of a table's slots. */
+function maxSlotId(table: Uint32Array): number {
+  let max = 0;
+  for (let i = 1; i < table.length; i++) {
+    const id = table[i]!;
+    if (id > max) max = id;
+  }
+  return max;
+}
+const classOf = new WeakMap<Uint32Array, number>();
+
+/** Distinct ids of a table's slots, counted up to limit + 1; -1 when an id is past the scratch's end
+ *  (given maxId, the scratch first grows to hold it). */
+function countIds(table: Uint32Array, limit: number, maxId = 0): number {
+  const stamp = nextStamp(maxId);
+  const marks = seen;
+  let distinct = 0;
+  for (let i = 1; i < table.length; i++) {
+    const id = table[i]!;
+    if (id >= marks.length) return -1;
+    if (marks[id] !== stamp) {
+      marks[id] = stamp;
+      if (++distinct > limit) break;
+    }
+  }
+  return distinct;
+}
+
+/** The byte class where a table of at most `maxIds` distinct ids fits it and is the smaller, else the word class. */
+function classFor(table: Uint32Array, maxIds: number): number {
+  const word = maglevWordClass(table.length);
+  const fits = maxIds <= XLB.MAGLEV_BYTE_IDS && table.length - 1 <= XLB.MAGLEV_BYTE_SLOTS;
+  return fits && maglevClassBytes(word) > XLB.MAGLEV_BYTE_VALUE ? XLB.MAGLEV_BYTE_CLASS : word;
+}
+
+/**
+ * Records what compile knows of a table it built: its slots hold at most `maxIds` distinct ids (the VIP's
+ * backends; one, XLB_BACKEND_NONE, when it has none). When that is few enough for the byte class,
+ * maglevClass answers without reading the table (10,000 tables of 64 KiB are 655 MB to read).
+ */
+export function noteMaglevIds(table: Uint32Array, maxIds: number): void {
+  if (Math.max(maxIds, 1) <= XLB.MAGLEV_BYTE_IDS && !classOf.has(table)) classOf.set(table, classFor(table, maxIds));
+}
+
+/**
+ * The size class of a Maglev table (word 0 = M, then M backend ids): the byte class where it holds the
+ * table (at most MAGLEV_BYTE_IDS distinct ids, M ≤ MAGLEV_BYTE_SLOTS) in less memory than the table's
+ * word class, else that word class. Tables are never mutated (compile.ts), so the answer is kept per table.
+ */
+export function maglevClass(table: Uint32Array): number {
+  const known = classOf.get(table);
+  if (known !== undefined) return known;
+  const word = maglevWordClass(table.length);
+  let cls = word;
+  if (classFor(table, 0) !== word) {
+    // One pass (the 10,000 tables of an apply are 655 MB, read from memory), again only when an id is
+    // past the scratch's end (which then grows).
+    let distinct = countIds(table, XLB.MAGLEV_BYTE_IDS);
+    if (distinct < 0) distinct = countIds(table, XLB.MAGLEV_BYTE_IDS, maxSlotId(table));
+    if (distinct <= XLB.MAGLEV_BYTE_IDS) cls = XLB.MAGLEV_BYTE_CLASS;
+  }
+  classOf.set(table, cls);
+  return cls;
+}
+
+/** Byte offset of a byte-class table's ids[] and of its slots (xlb_maglev_table6). */
+export const MAGLEV_BYTE_IDS_AT = 4;
+export const MAGLEV_BYTE_SLOTS_AT = 4 * (1 + XLB.MAGLEV_BYTE_IDS);
+
+/**
+ * A byte-class table's positions: ids[] (MAGLEV_BYTE_IDS of them, 0 where unused) and the position of each
+ * id (`positionOf`, valid until the next call). An id in `keep` (the ids[] a table holds now) keeps its
+ * position; a new id takes the first position no kept id holds, one empty in `keep` first. So a table
+ * rewritten in place changes only the slots whose backend changes, and a slot that still names an old
+ * position names a backend of the old table or the new. Typed arrays indexed by id, no Map: 10,000 tables
+ * of 16,381 slots are encoded in an apply.
+ */
+export function maglevBytePositions(table: Uint32Array, keep?: Uint32Array): { ids: Uint32Array; positionOf: (id: number) => number } {
+  const maxId = maxSlotId(table);
+  const stamp = nextStamp(maxId);
+  const marks = seen;
+  const done = placed;
+  const at = positionAt;
+  const limit = XLB.MAGLEV_BYTE_IDS;
+  const want: number[] = [];
+  for (let i = 1; i < table.length; i++) {
+    const id = table[i]!;
+    if (marks[id] === stamp) continue;
+    marks[id] = stamp;
+    want.push(id);
+  }
+  if (want.length > limit) throw new RangeError(`a byte-class Maglev table holds at most ${limit} backends, not ${want.length}`);
+  const ids = new Uint32Array(limit);
+  const taken = new Uint8Array(limit);
+  if (keep) {
+    for (let p = 0; p < keep.length; p++) {
+      const id = keep[p]!;
+      if (id === XLB.BACKEND_NONE || id > maxId || marks[id] !== stamp || done[id] === stamp) continue;
+      done[id] = stamp;
+      at[id] = p;
+      ids[p] = id;
+      taken[p] = 1;
+    }
+  }
+  const order: number[] = [];
+  for (let p = 0; p < limit; p++) if (!taken[p] && !(keep && keep[p])) order.push(p);
+  for (let p = 0; p < limit; p++) if (!taken[p] && keep && keep[p]) order.push(p);
+  let next = 0;
+  for (const id of want) {
+    if (done[id] === stamp) continue;
+    const p = order[next++]!;
+    done[id] = stamp;
+    at[id] = p;
+    ids[p] = id;
+  }
+  return { ids, positionOf: (id) => at[id]! };
+}
+
+/** A byte-class table's value: M, ids[] and a position per slot (positions as maglevBytePositions gives them). */
+export function encodeByteTable(table: Uint32Array, keep?: Uint32Array): Buffer {
+  const b = Buffer.alloc(XLB.MAGLEV_BYTE_VALUE);
+  encodeByteTableInto(table, b, keep);
+  return b;
+}
+
+/**
+ * encodeByteTable into `out` (zeroed past what it writes: M, ids[] and M slot bytes, which it returns the
+ * length of). Without `keep`, ids take positions in order of first appearance, in one pass over the slots.
+ */
+export function encodeByteTableInto(table: Uint32Array, out: Buffer, keep?: Uint32Array): number {
+  const m = table.length - 1;
+  const len = MAGLEV_BYTE_SLOTS_AT + m;
+  if (m > XLB.MAGLEV_BYTE_SLOTS || out.length < len) throw new RangeError(`a byte-class Maglev table of ${m} slots does not fit (at most ${XLB.MAGLEV_BYTE_SLOTS})`);
+  const ids = new Uint32Array(out.buffer, out.byteOffset + MAGLEV_BYTE_IDS_AT, XLB.MAGLEV_BYTE_IDS);
+  const slots = new Uint8Array(out.buffer, out.byteOffset + MAGLEV_BYTE_SLOTS_AT - 1, table.length);
+  out.writeUInt32LE(table[XLB.MAGLEV_HDR_SLOT]!, 0);
+  if (keep) {
+    const { ids: placedIds, positionOf } = maglevBytePositions(table, keep);
+    ids.set(placedIds);
+    for (let i = 1; i < table.length; i++) slots[i] = positionOf(table[i]!);
+  } else {
+    ids.fill(0);
+    for (;;) {
+      const past = encodeFresh(table, ids, slots);
+      if (past < 0) break;
+      nextStamp(past); // (`seen` grows to hold id `past`; the pass starts again)
+    }
+  }
+  out.fill(0, len);
+  return len;
+}
+
+/**
+ * encodeByteTableInto's pass without `keep`: ids take positions in order of first appearance. Returns -1,
+ * or an id past the end of `seen` (nothing is valid then). The slots are read through a signed view (ids
+ * are < 2^31): V8 keeps them small integers, a third faster than through the unsigned one.
+ */
+function encodeFresh(table: Uint32Array, ids: Uint32Array, slots: Uint8Array): number {
+  const t = new Int32Array(table.buffer, table.byteOffset, table.length);
+  const stamp = nextStamp(0);
+  const marks = seen;
+  const at = positionAt;
+  const limit = XLB.MAGLEV_BYTE_IDS;
+  let count = 0;
+  for (let i = 1; i < t.length; i++) {
+    const id = t[i]!;
+    if (id >= marks.length) return id;
+    if (marks[id] !== stamp) {
+      if (count === limit) throw new RangeError(`a byte-class Maglev table holds at most ${limit} backends, not more`);
+      marks[id] = stamp;
+      at[id] = count;
+      ids[count++] = id;
+    }
+    slots[i] = at[id]!;
+  }
+  return -1;
 }
 
 /** A Maglev table (word 0 = M, then M backend ids) as the value of its class's inner map: zero-padded. */
 export function encodeTable(table: Uint32Array): Buffer {
-  const b = Buffer.alloc(maglevClassWords(maglevClass(table.length)) * 4);
+  const cls = maglevClass(table);
+  if (cls === XLB.MAGLEV_BYTE_CLASS) return encodeByteTable(table);
+  const b = Buffer.alloc(maglevClassBytes(cls));
   Buffer.from(table.buffer, table.byteOffset, table.byteLength).copy(b);
   return b;
 }
 
-/** The inverse of encodeTable: M + 1 words from the start of an inner map's value. */
-export function decodeTable(value: Buffer): Uint32Array {
+/** The inverse of encodeTable for a value of size class `cls`: M + 1 words (M, then the backend ids). */
+export function decodeTable(value: Buffer, cls: number): Uint32Array {
   const m = value.readUInt32LE(XLB.MAGLEV_HDR_SLOT * 4);
+  if (cls === XLB.MAGLEV_BYTE_CLASS) {
+    const words = Math.min(m, XLB.MAGLEV_BYTE_SLOTS, value.length - MAGLEV_BYTE_SLOTS_AT) + 1;
+    const t = new Uint32Array(Math.max(words, 1));
+    t[0] = m;
+    for (let i = 1; i < words; i++) t[i] = value.readUInt32LE(MAGLEV_BYTE_IDS_AT + 4 * value[MAGLEV_BYTE_SLOTS_AT + i - 1]!);
+    return t;
+  }
   const words = Math.min(m + 1, value.length >>> 2);
   const t = new Uint32Array(words);
   for (let i = 0; i < words; i++) t[i] = value.readUInt32LE(i * 4);

@@ -138,13 +138,13 @@ export class MemoryStore implements MapStore {
   swapTables(tables: ReadonlyArray<{ vipId: number; table: Uint32Array }>): void {
     this.write();
     for (const { vipId, table } of tables) {
-      this.tables.set(tableKey(vipId, maglevClass(table.length)), table.slice());
+      this.tables.set(tableKey(vipId, maglevClass(table)), table.slice());
       this.tableWrites.push(vipId);
     }
   }
   patchTable(vipId: number, to: Uint32Array, from: Uint32Array): void {
     this.write();
-    const t = this.tables.get(tableKey(vipId, maglevClass(to.length)));
+    const t = this.tables.get(tableKey(vipId, maglevClass(to)));
     if (!t || t.length !== to.length || from.length !== to.length) throw new Error(`patchTable: VIP id ${vipId} has no table of ${to.length} slots`);
     for (let i = 0; i < to.length; i++) {
       if (t[i] !== from[i]) throw new Error(`patchTable: VIP id ${vipId} slot ${i} holds ${t[i]}, not ${from[i]}`);

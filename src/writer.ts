@@ -335,7 +335,7 @@ export function applyCompiled(
     const swaps: Array<{ vipId: number; table: Uint32Array; old: Uint32Array | null; name: string }> = [];
     for (const v of c.vips) {
       wantTables.add(v.id);
-      const cls = maglevClass(v.table.length);
+      const cls = maglevClass(v.table);
       const classes = held.get(v.id) ?? [];
       const old = classes.includes(cls) ? store.readTable(v.id, cls) : null;
       for (const k of classes) {
@@ -355,7 +355,7 @@ export function applyCompiled(
         undo: () => {
           const back = swaps.filter((x) => x.old !== null).map((x) => ({ vipId: x.vipId, table: x.old! }));
           if (back.length) store.swapTables(back);
-          for (const x of swaps) if (x.old === null) store.deleteTable(x.vipId, maglevClass(x.table.length));
+          for (const x of swaps) if (x.old === null) store.deleteTable(x.vipId, maglevClass(x.table));
         },
       });
     }
@@ -499,7 +499,7 @@ type Entry = { key: Buffer; value: Buffer; what: string };
 
 /** What a VIP entry says of its VIP's Maglev table: its size class and M. */
 function tableRef(table: Uint32Array | undefined): { tableClass: number; tableM: number } {
-  return table ? { tableClass: maglevClass(table.length), tableM: table[XLB.MAGLEV_HDR_SLOT]! } : { tableClass: 0, tableM: 0 };
+  return table ? { tableClass: maglevClass(table), tableM: table[XLB.MAGLEV_HDR_SLOT]! } : { tableClass: 0, tableM: 0 };
 }
 
 /**
@@ -668,7 +668,7 @@ function planFromPrev(
     });
   }
 
-  // 2. tables: same size → rewritten in place; else a new inner map swapped in.
+  // 2. tables: same size and class → rewritten in place; else a new inner map swapped in.
   // A table of another size: its VIP entries are rewritten to carry the new M
   // (and class, below); one whose size class changes goes into the outer map
   // of its new class, and the old class's table is removed after the entries.
@@ -678,7 +678,7 @@ function planFromPrev(
   for (const [o, v] of pairs) {
     if (o && tablesEqual(o.table, v.table)) continue;
     summary.tables.swapped++;
-    if (o && o.table.length === v.table.length) {
+    if (o && o.table.length === v.table.length && maglevClass(o.table) === maglevClass(v.table)) {
       summary.tables.patched++;
       adds.push({
         what: `Maglev table of VIP ${v.name}`,
@@ -688,8 +688,8 @@ function planFromPrev(
     } else {
       swaps.push({ vipId: v.id, table: v.table, name: v.name });
       if (o) resized.add(v.id);
-      const from = o ? maglevClass(o.table.length) : -1;
-      if (o && from !== maglevClass(v.table.length)) {
+      const from = o ? maglevClass(o.table) : -1;
+      if (o && from !== maglevClass(v.table)) {
         moved.add(v.id);
         summary.tables.removed++;
         tableRemoves.push({ vipId: o.id, cls: from, what: `VIP ${v.name} (size class ${from})`, old: o.table });
@@ -705,13 +705,13 @@ function planFromPrev(
         // A table that moved class: its old one is still in place; the new one goes.
         const back = swaps.filter((x) => olds.has(x.vipId) && !moved.has(x.vipId)).map((x) => ({ vipId: x.vipId, table: olds.get(x.vipId)! }));
         if (back.length) store.swapTables(back);
-        for (const x of swaps) if (!olds.has(x.vipId) || moved.has(x.vipId)) store.deleteTable(x.vipId, maglevClass(x.table.length));
+        for (const x of swaps) if (!olds.has(x.vipId) || moved.has(x.vipId)) store.deleteTable(x.vipId, maglevClass(x.table));
       },
     });
   }
   for (const o of gone) {
     summary.tables.removed++;
-    tableRemoves.push({ vipId: o.id, cls: maglevClass(o.table.length), what: `VIP ${o.name}`, old: o.table });
+    tableRemoves.push({ vipId: o.id, cls: maglevClass(o.table), what: `VIP ${o.name}`, old: o.table });
   }
 
   // 3. VIP entries: those that are not the same objects, diffed by key

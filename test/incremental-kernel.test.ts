@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { Lab, labConfig, labNames, type VmName } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
-import { encodeU32, decodeTable, maglevClass, maglevClassWords } from '../src/layout.js';
+import { encodeU32, decodeTable, maglevClass, maglevClassBytes } from '../src/layout.js';
 import { MAGLEV_MAPS } from '../src/dataplane.js';
 import { TIMEOUT_S } from './helpers/e2e.js';
 import { startChurnClient } from './helpers/daemon.js';
@@ -44,12 +44,12 @@ function kernelTables(): Map<number, { innerId: number; table: number[] }> {
   const n = x.dataplane.native;
   const out = new Map<number, { innerId: number; table: number[] }>();
   for (const v of x.compiled!.vips) {
-    const cls = maglevClass(v.table.length);
+    const cls = maglevClass(v.table);
     const val = n.mapLookup(x.dataplane.maps[MAGLEV_MAPS[cls]!], encodeU32(v.id), 4)!;
     const innerId = val.readUInt32LE(0);
     const fd = n.mapGetFdById(innerId);
     try {
-      out.set(v.id, { innerId, table: Array.from(decodeTable(n.mapMmapRead(fd, maglevClassWords(cls) * 4))) });
+      out.set(v.id, { innerId, table: Array.from(decodeTable(n.mapMmapRead(fd, maglevClassBytes(cls)), cls)) });
     } finally {
       n.closeFd(fd);
     }

@@ -35,6 +35,12 @@ import {
   decodeTable,
   maglevClass,
   maglevClassWords,
+  maglevClassBytes,
+  maglevWordClass,
+  maglevBytePositions,
+  encodeByteTable,
+  MAGLEV_BYTE_IDS_AT,
+  MAGLEV_BYTE_SLOTS_AT,
   encodeU32,
   encodeVip4Key,
   encodeVipVal,
@@ -76,6 +82,11 @@ describe('LAYOUT matches bpf/xlb_shared.h (as compiled into the addon)', () => {
       ['XLB_MAGLEV_HDR_SLOT', XLB.MAGLEV_HDR_SLOT],
       ['XLB_MAGLEV_FIRST_SLOT', XLB.MAGLEV_FIRST_SLOT],
       ['XLB_MAGLEV_CLASSES', XLB.MAGLEV_CLASSES],
+      ['XLB_MAGLEV_WORD_CLASSES', XLB.MAGLEV_WORD_CLASSES],
+      ['XLB_MAGLEV_BYTE_CLASS', XLB.MAGLEV_BYTE_CLASS],
+      ['XLB_MAGLEV_BYTE_IDS', XLB.MAGLEV_BYTE_IDS],
+      ['XLB_MAGLEV_BYTE_VALUE', XLB.MAGLEV_BYTE_VALUE],
+      ['XLB_MAGLEV_BYTE_SLOTS', XLB.MAGLEV_BYTE_SLOTS],
       ['XLB_MAGLEV_CLASS0_WORDS', XLB.MAGLEV_CLASS0_WORDS],
       ['XLB_MAGLEV_CLASS_SHIFT', XLB.MAGLEV_CLASS_SHIFT],
       ['XLB_MAGLEV_TABLE_KEY', XLB.MAGLEV_TABLE_KEY],
@@ -261,24 +272,80 @@ describe('round trips', () => {
     expect(b.length).toBe(XLB.MAGLEV_CLASS0_WORDS * 4);
     expect(b.subarray(0, 24).toString('hex')).toBe(['05000000', '01000000', '02000000', '01000000', '02000000', '04030201'].join(''));
     expect(b.subarray(24).every((x) => x === 0)).toBe(true);
-    expect(Array.from(decodeTable(b))).toEqual(Array.from(t));
+    expect(Array.from(decodeTable(b, 0))).toEqual(Array.from(t));
     // A view into a larger array encodes only its own slots.
     const sub = new Uint32Array([9, 9, 3, 1, 1, 1, 9]).subarray(2, 6);
     expect(encodeTable(sub).subarray(0, 20).toString('hex')).toBe('03000000' + '01000000'.repeat(3) + '00000000');
   });
 
-  it('Maglev size classes: the smallest class that holds M + 1 words', () => {
+  it('Maglev size classes: the smallest word class that holds M + 1 words', () => {
     expect(maglevClassWords(0)).toBe(1024);
-    expect(maglevClassWords(XLB.MAGLEV_CLASSES - 1)).toBe(1024 * 4 ** (XLB.MAGLEV_CLASSES - 1));
-    expect(maglevClass(4)).toBe(0);
-    expect(maglevClass(1024)).toBe(0); // M = 1023
-    expect(maglevClass(1025)).toBe(1);
-    expect(maglevClass(DEFAULT_MAGLEV_SIZE + 1)).toBe(2); // 64 KiB: the default table wastes 8 bytes
-    expect(maglevClassWords(2) * 4 - (DEFAULT_MAGLEV_SIZE + 1) * 4).toBe(8);
-    expect(maglevClass(65537 + 1)).toBe(4);
-    expect(maglevClass(MAX_MAGLEV_SIZE + 1)).toBe(XLB.MAGLEV_CLASSES - 1);
-    expect(() => maglevClass(maglevClassWords(XLB.MAGLEV_CLASSES - 1) + 1)).toThrow(/largest size class/);
-    expect(encodeTable(new Uint32Array(DEFAULT_MAGLEV_SIZE + 1)).length).toBe(65536);
+    expect(maglevClassWords(XLB.MAGLEV_WORD_CLASSES - 1)).toBe(1024 * 4 ** (XLB.MAGLEV_WORD_CLASSES - 1));
+    expect(maglevWordClass(4)).toBe(0);
+    expect(maglevWordClass(1024)).toBe(0); // M = 1023
+    expect(maglevWordClass(1025)).toBe(1);
+    expect(maglevWordClass(DEFAULT_MAGLEV_SIZE + 1)).toBe(2);
+    expect(maglevWordClass(65537 + 1)).toBe(4);
+    expect(maglevWordClass(MAX_MAGLEV_SIZE + 1)).toBe(XLB.MAGLEV_WORD_CLASSES - 1);
+    expect(() => maglevWordClass(maglevClassWords(XLB.MAGLEV_WORD_CLASSES - 1) + 1)).toThrow(/largest size class/);
+    expect(maglevClassBytes(2)).toBe(65536);
+    expect(maglevClassBytes(XLB.MAGLEV_BYTE_CLASS)).toBe(20480);
+  });
+
+  /** A table of M slots over `n` backends (ids 100 .. 100 + n − 1, slot i → id 100 + i % n). */
+  const table = (m: number, n: number, first = 100): Uint32Array => {
+    const t = new Uint32Array(m + 1);
+    t[0] = m;
+    for (let i = 1; i <= m; i++) t[i] = first + ((i - 1) % n);
+    return t;
+  };
+
+  it('the byte class takes a table of at most 256 backends where it is the smaller', () => {
+    expect(maglevClass(table(DEFAULT_MAGLEV_SIZE, 64))).toBe(XLB.MAGLEV_BYTE_CLASS); // 20 KiB, not 64
+    expect(maglevClass(table(DEFAULT_MAGLEV_SIZE, 256))).toBe(XLB.MAGLEV_BYTE_CLASS);
+    expect(maglevClass(table(DEFAULT_MAGLEV_SIZE, 257))).toBe(2);
+    expect(maglevClass(table(4093, 64))).toBe(1); // 16 KiB as words: smaller than the byte class
+    expect(maglevClass(table(1021, 2))).toBe(0);
+    expect(maglevClass(table(XLB.MAGLEV_BYTE_SLOTS, 3))).toBe(XLB.MAGLEV_BYTE_CLASS);
+    expect(maglevClass(table(XLB.MAGLEV_BYTE_SLOTS + 1, 3))).toBe(3); // more slots than the byte class holds
+    const empty = new Uint32Array(DEFAULT_MAGLEV_SIZE + 1);
+    empty[0] = DEFAULT_MAGLEV_SIZE;
+    expect(maglevClass(empty)).toBe(XLB.MAGLEV_BYTE_CLASS); // every slot XLB_BACKEND_NONE: one id
+  });
+
+  it('a byte-class table: M, the ids by position, a position per slot; decodes back', () => {
+    const t = table(7, 3);
+    const b = encodeByteTable(t);
+    expect(b.length).toBe(XLB.MAGLEV_BYTE_VALUE);
+    expect(b.readUInt32LE(0)).toBe(7);
+    expect([0, 1, 2, 3].map((p) => b.readUInt32LE(MAGLEV_BYTE_IDS_AT + 4 * p))).toEqual([100, 101, 102, 0]);
+    expect(Array.from(b.subarray(MAGLEV_BYTE_SLOTS_AT, MAGLEV_BYTE_SLOTS_AT + 9))).toEqual([0, 1, 2, 0, 1, 2, 0, 0, 0]);
+    expect(Array.from(decodeTable(b, XLB.MAGLEV_BYTE_CLASS))).toEqual(Array.from(t));
+    const big = table(DEFAULT_MAGLEV_SIZE, 256, 5000);
+    expect(Array.from(decodeTable(encodeTable(big), XLB.MAGLEV_BYTE_CLASS))).toEqual(Array.from(big));
+    // Ids past what the encoder's scratch held so far (it grows, and the pass starts again).
+    const far = table(DEFAULT_MAGLEV_SIZE, 64, 3_000_000 + Math.floor(Math.random() * 1000));
+    expect(maglevClass(far)).toBe(XLB.MAGLEV_BYTE_CLASS);
+    expect(Array.from(decodeTable(encodeTable(far), XLB.MAGLEV_BYTE_CLASS))).toEqual(Array.from(far));
+    const farther = table(DEFAULT_MAGLEV_SIZE, 257, 9_000_000);
+    expect(maglevClass(farther)).toBe(2);
+    const farthest = table(DEFAULT_MAGLEV_SIZE, 3, 20_000_000); // (encoded before it is classed)
+    expect(Array.from(decodeTable(encodeByteTable(farthest), XLB.MAGLEV_BYTE_CLASS))).toEqual(Array.from(farthest));
+  });
+
+  it('byte-class positions: kept ids keep theirs, new ids take empty positions first, then freed ones', () => {
+    const keep = new Uint32Array(XLB.MAGLEV_BYTE_IDS);
+    keep.set([100, 101, 102, 0, 104]);
+    // 101 gone, 105 and 106 new: 105 takes the empty position 3, 106 the next empty one (5), not 101's.
+    const t = Uint32Array.from([6, 100, 102, 104, 105, 106, 100]);
+    const { ids, positionOf } = maglevBytePositions(t, keep);
+    expect([100, 102, 104, 105, 106].map(positionOf)).toEqual([0, 2, 4, 3, 5]);
+    expect(Array.from(ids.subarray(0, 7))).toEqual([100, 0, 102, 105, 104, 106, 0]);
+    // With every position taken (256 ids), a new one takes a freed position.
+    const full = Uint32Array.from({ length: XLB.MAGLEV_BYTE_IDS }, (_, p) => 1000 + p);
+    const t2 = Uint32Array.from([3, 1000, 1002, 7]);
+    expect(maglevBytePositions(t2, full).positionOf(7)).toBe(1);
+    expect(() => maglevBytePositions(table(300, 257))).toThrow(/at most 256 backends, not 257/);
   });
 });
 

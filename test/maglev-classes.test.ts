@@ -1,10 +1,11 @@
 /**
  * Maglev tables of every size class in the kernel (BPF_PROG_TEST_RUN): each
- * table is the single value of its own inner map (4 bytes per slot) under the
- * outer map of its size class; the VIP entry names the class. Tables of each
- * class balance; a table whose size changes class moves (the VIP entries name
- * the new class, the old table goes), on the incremental path and on the
- * full diff against the kernel; the kernel holds 4 bytes per slot.
+ * table is the single value of its own inner map under the outer map of its
+ * size class (4 bytes per slot in a word class, a byte per slot in the byte
+ * class); the VIP entry names the class. Tables of each class balance; a table
+ * whose size or backend count changes class moves (the VIP entries name the
+ * new class, the old table goes), on the incremental path and on the full diff
+ * against the kernel; a table changed in place keeps its backends' positions.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { Dataplane, MAGLEV_MAPS } from '../src/dataplane.js';
 import { compile, emptyCompiled, EMPTY_IDS, type Compiled } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
-import { decodeVipVal, encodeVip4Key, encodeVipVal, encodeU32, maglevClass, maglevClassWords, IPPROTO, LAYOUT, XLB } from '../src/layout.js';
+import { decodeTable, decodeVipVal, encodeU32, encodeVip4Key, encodeVipVal, maglevClass, maglevClassBytes, MAGLEV_BYTE_IDS_AT, IPPROTO, LAYOUT, XLB } from '../src/layout.js';
 import { parseIPv4 } from '../src/addr.js';
 import { buildPacket, parsePacket } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
@@ -20,18 +21,22 @@ import { ct4Clear } from './helpers/ct.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-xtb-cls-${process.pid}`;
 const IFINDEX = 1;
-/** One prime M per size class (class 5 holds the largest M the config accepts). */
-const SIZES = [1021, 4093, 16381, 65521, 262139, 1000003];
+/** One prime M per size class (class 5 holds the largest M the config accepts); VIP 2 has 2 backends
+ *  (the byte class), VIP 3 as many as the byte class cannot hold (word class 2). */
+const SIZES = [1021, 4093, 16381, 16381, 65521, 262139, 1000003];
+const CLASSES = [0, 1, XLB.MAGLEV_BYTE_CLASS, 2, 3, 4, 5];
+const MANY = XLB.MAGLEV_BYTE_IDS + 1;
 const vip = (i: number): string => `10.0.9.${i + 1}`;
-const backends = (i: number): string[] => [`10.9.${i}.1`, `10.9.${i}.2`];
+const backends = (i: number): string[] =>
+  Array.from({ length: i === 3 ? MANY : 2 }, (_, j) => `10.${9 + Math.floor(j / 250)}.${i}.${(j % 250) + 1}`);
 
 let dp: Dataplane;
 
-function config(sizes: number[]): object {
+function config(sizes: number[], over: Record<number, string[]> = {}): object {
   return {
     load_balancers: sizes.map((m, i) => ({
       name: `lb${i}`,
-      vips: { [`${vip(i)}:80`]: backends(i).map((b) => `${b}:8080`).join(',') },
+      vips: { [`${vip(i)}:80`]: (over[i] ?? backends(i)).map((b) => `${b}:8080`).join(',') },
       options: { xlb_maglev_size: String(m) },
     })),
     logical_switches: [{ name: 'sw', ports: ['lo'], load_balancer: sizes.map((_, i) => `lb${i}`) }],
@@ -64,13 +69,18 @@ function expectBalanced(c: Compiled, sizes: number[], base: number): void {
   const held = dp.store().tableClasses();
   sizes.forEach((m, i) => {
     const v = c.vips.find((x) => x.name.includes(vip(i)))!;
-    const cls = maglevClass(m + 1);
+    const cls = maglevClass(v.table);
     expect(held.get(v.id), `VIP ${vip(i)} M ${m}`).toEqual([cls]);
     expect(entryTable(i), `VIP ${vip(i)} entry`).toEqual({ cls, m });
     expect(Array.from(dp.store().readTable(v.id, cls)!)).toEqual(Array.from(v.table));
     const seen = destinations(i, 48, base);
     expect(seen.has('drop'), `VIP ${vip(i)} M ${m}: ${[...seen]}`).toBe(false);
-    expect([...seen.keys()].sort(), `VIP ${vip(i)} M ${m}`).toEqual(backends(i).sort());
+    const all = backends(i);
+    if (all.length === 2) expect([...seen.keys()].sort(), `VIP ${vip(i)} M ${m}`).toEqual(all.sort());
+    else {
+      expect(seen.size, `VIP ${vip(i)} M ${m}`).toBeGreaterThan(24);
+      for (const d of seen.keys()) expect(all, `VIP ${vip(i)} M ${m}`).toContain(d);
+    }
   });
 }
 
@@ -88,16 +98,17 @@ afterAll(() => closeAndUnpin(dp, PIN_ROOT));
 describe('Maglev size classes', () => {
   let last: Compiled | null = null;
   const ifindex = new Map([['lo', IFINDEX]]);
-  const applyInc = (sizes: number[]): Compiled => {
-    const c = compile(validateConfig(config(sizes)), last?.ids ?? EMPTY_IDS, undefined, last);
+  const applyInc = (sizes: number[], over: Record<number, string[]> = {}): Compiled => {
+    const c = compile(validateConfig(config(sizes, over)), last?.ids ?? EMPTY_IDS, undefined, last);
     applyCompiled(dp.store(), c, ifindex, last?.ids ?? EMPTY_IDS, { prev: last ?? emptyCompiled(), prevIfindexes: [IFINDEX] });
     last = c;
     return c;
   };
 
   it('a table of each class balances new flows over its backends', () => {
-    expect(SIZES.map((m) => maglevClass(m + 1))).toEqual([0, 1, 2, 3, 4, 5]);
-    expectBalanced(applyInc(SIZES), SIZES, 0);
+    const c = applyInc(SIZES);
+    expect(SIZES.map((_, i) => maglevClass(c.vips.find((x) => x.name.includes(vip(i)))!.table))).toEqual(CLASSES);
+    expectBalanced(c, SIZES, 0);
   });
 
   it('the copy of M in the VIP entry only hints: a stale or missing one picks the same backends', () => {
@@ -106,12 +117,13 @@ describe('Maglev size classes', () => {
         const data = buildPacket({ proto: 'tcp', src: `192.168.9.${f + 1}`, dst: vip(i), sport: 40000 + f, dport: 80 });
         return parsePacket(dp.native.progTestRun(dp.progs.xlb_xdp_ingress, { data, ifindex: IFINDEX }).data).dst;
       });
-    for (const i of [0, 2, 5]) {
+    for (const i of [0, 2, 3, 6]) {
       const right = dp.native.mapLookup(dp.maps.xlb_vip4, vipKey(i), LAYOUT.xlb_vip_val.size)!;
       clearConntrack();
       const want = flows(i);
-      expect(new Set(want).size, `VIP ${vip(i)}`).toBe(2);
-      for (const hint of [0, 7, SIZES[i]! - 2, maglevClassWords(i) + 5]) {
+      expect(new Set(want).size, `VIP ${vip(i)}`).toBeGreaterThanOrEqual(2);
+      // (a hint past the class's slots too: the index it gives fails the bound check)
+      for (const hint of [0, 7, SIZES[i]! - 2, maglevClassBytes(CLASSES[i]!) + 5]) {
         dp.native.mapUpdate(dp.maps.xlb_vip4, vipKey(i), encodeVipVal({ ...decodeVipVal(right), tableM: hint }));
         clearConntrack();
         expect(flows(i), `VIP ${vip(i)} hint ${hint}`).toEqual(want);
@@ -121,7 +133,7 @@ describe('Maglev size classes', () => {
     }
   });
 
-  it('holds 4 bytes per slot: one element of the class size, in an mmap-able array', () => {
+  it('holds one element of the class size (a word class 4 bytes per slot, the byte class 1), in an mmap-able array', () => {
     const n = dp.native;
     MAGLEV_MAPS.forEach((outer, cls) => {
       const d = n.mapDump(dp.maps[outer], 4, 4);
@@ -130,18 +142,63 @@ describe('Maglev size classes', () => {
       try {
         const info = n.mapInfo(fd);
         expect(info.maxEntries).toBe(1);
-        expect(info.valueSize).toBe(maglevClassWords(cls) * 4);
+        expect(info.valueSize).toBe(maglevClassBytes(cls));
         // memlock: the value rounded to pages, plus one page for the map's header.
         const memlock = Number(/memlock:\s+(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]);
-        expect(memlock).toBeLessThanOrEqual(maglevClassWords(cls) * 4 + 2 * 4096);
+        expect(memlock).toBeLessThanOrEqual(maglevClassBytes(cls) + 2 * 4096);
       } finally {
         n.closeFd(fd);
       }
     });
   });
 
+  it('a table changed in place keeps its inner map; a byte-class one keeps the positions of the backends it keeps', () => {
+    const n = dp.native;
+    /** What the kernel holds for VIP i (read through the inner map, not the store's copy). */
+    const held = (c: Compiled, i: number): { innerId: number; table: number[]; ids: number[] } => {
+      const v = c.vips.find((x) => x.name.includes(vip(i)))!;
+      const cls = maglevClass(v.table);
+      const innerId = n.mapLookup(dp.maps[MAGLEV_MAPS[cls]!], encodeU32(v.id), 4)!.readUInt32LE(0);
+      const fd = n.mapGetFdById(innerId);
+      try {
+        const value = n.mapMmapRead(fd, maglevClassBytes(cls));
+        const ids = cls === XLB.MAGLEV_BYTE_CLASS ? Array.from({ length: XLB.MAGLEV_BYTE_IDS }, (_, p) => value.readUInt32LE(MAGLEV_BYTE_IDS_AT + 4 * p)) : [];
+        return { innerId, table: Array.from(decodeTable(value, cls)), ids };
+      } finally {
+        n.closeFd(fd);
+      }
+    };
+    const idOf = (c: Compiled, i: number, addr: string): number =>
+      c.vips.find((x) => x.name.includes(vip(i)))!.backends.find((b) => b.text.startsWith(`${addr}:`))!.id;
+    const c0 = applyInc(SIZES);
+    const before = [0, 2].map((i) => held(c0, i));
+    // VIP 0 (class 0) and VIP 2 (the byte class): the second backend replaced by another.
+    const swapped = { 0: [backends(0)[0]!, '10.9.0.7'], 2: [backends(2)[0]!, '10.9.2.7'] };
+    const c1 = applyInc(SIZES, swapped);
+    [0, 2].forEach((i, j) => {
+      const after = held(c1, i);
+      const want = c1.vips.find((x) => x.name.includes(vip(i)))!;
+      expect(after.innerId, `VIP ${vip(i)}: rewritten in place`).toBe(before[j]!.innerId);
+      expect(after.table, `VIP ${vip(i)}`).toEqual(Array.from(want.table));
+      expect(new Set(after.table.slice(1))).toEqual(new Set([idOf(c1, i, backends(i)[0]!), idOf(c1, i, `10.9.${i}.7`)]));
+      const seen = destinations(i, 48, 4000 + i * 100);
+      expect([...seen.keys()].sort(), `VIP ${vip(i)}`).toEqual([backends(i)[0]!, `10.9.${i}.7`].sort());
+    });
+    // The kept backend's position in ids[] did not move; the new one took an empty position.
+    const kept = idOf(c1, 2, backends(2)[0]!);
+    expect(idOf(c0, 2, backends(2)[0]!)).toBe(kept);
+    const after2 = held(c1, 2);
+    expect(after2.ids.indexOf(kept)).toBe(before[1]!.ids.indexOf(kept));
+    expect(after2.ids.indexOf(idOf(c1, 2, '10.9.2.7'))).toBe(2);
+    // Back as it was: in place again.
+    const c2 = applyInc(SIZES);
+    expect(held(c2, 2).table).toEqual(Array.from(c2.vips.find((x) => x.name.includes(vip(2)))!.table));
+    expect(held(c2, 2).innerId).toBe(before[1]!.innerId);
+    expectBalanced(c2, SIZES, 5000);
+  });
+
   it('a table that changes class moves: entries name the new class, the old table goes (incremental path)', () => {
-    const shuffled = [...SIZES.slice(1), SIZES[0]!]; // every VIP changes class
+    const shuffled = [...SIZES.slice(2), ...SIZES.slice(0, 2)]; // every VIP changes class
     expectBalanced(applyInc(shuffled), shuffled, 1000);
     expectBalanced(applyInc(SIZES), SIZES, 2000);
   });
@@ -150,8 +207,8 @@ describe('Maglev size classes', () => {
     const c0 = compile(validateConfig(config(SIZES)));
     // Leave a stale table of VIP 0 in class 3, as a cut-short move would.
     const v0 = c0.vips.find((x) => x.name.includes(vip(0)))!;
-    const stale = new Uint32Array(SIZES[3]! + 1).fill(v0.backends[0]!.id);
-    stale[XLB.MAGLEV_HDR_SLOT] = SIZES[3]!;
+    const stale = new Uint32Array(SIZES[4]! + 1).fill(v0.backends[0]!.id);
+    stale[XLB.MAGLEV_HDR_SLOT] = SIZES[4]!;
     dp.store().swapTables([{ vipId: v0.id, table: stale }]);
     expect(dp.store().tableClasses().get(v0.id)).toEqual([0, 3]);
     const swapped = [SIZES[2]!, ...SIZES.slice(1, 2), SIZES[0]!, ...SIZES.slice(3)];
@@ -163,6 +220,6 @@ describe('Maglev size classes', () => {
     expect(applyCompiled(dp.store(), c, ifindex, c.ids).writes).toBe(0);
     // (The removed table's slot holds class 3's placeholder, which reads as no table.)
     expect(dp.store().readTable(v0.id, 3)).toBeNull();
-    expect(dp.store().tableClasses().get(v0.id)).toEqual([maglevClass(c.vips.find((x) => x.id === v0.id)!.table.length)]);
+    expect(dp.store().tableClasses().get(v0.id)).toEqual([maglevClass(c.vips.find((x) => x.id === v0.id)!.table)]);
   });
 });

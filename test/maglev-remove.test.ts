@@ -115,7 +115,7 @@ describe('removing many VIPs', () => {
     for (const i of [0, GONE0 - 1]) expectBalanced(1, i, 0);
     expectBalanced(2, GONE1 - 1, 0);
     removed = goneVips(last).map((v) => {
-      const cls = maglevClass(v.table.length);
+      const cls = maglevClass(v.table);
       const inner = slot(cls, v.id)!;
       return { id: v.id, cls, inner, memlock: memlockOf(inner)! };
     });

@@ -118,7 +118,7 @@ describe('applyCompiled: basic reconciliation', () => {
     }
     const vips = [...h.store.dump('xlb_vip4')].map(([k, v]) => ({ ...decodeVip4Key(Buffer.from(k, 'hex')), ...decodeVipVal(v) }));
     expect(vips.sort((a, b) => a.scope - b.scope || a.vipId - b.vipId)).toEqual(
-      c.entries.map((e) => ({ addr: e.addr, port: e.port, proto: e.proto, scope: e.scope, vipId: e.vipId, flags: e.flags, hashFields: e.hashFields, affinityTimeoutS: e.affinityTimeoutS, snatAddr: e.snatAddr, hairpinAddr: e.hairpinAddr, tableClass: maglevClass(c.vips.find((v) => v.id === e.vipId)!.table.length), tableM: c.vips.find((v) => v.id === e.vipId)!.table[0] }))
+      c.entries.map((e) => ({ addr: e.addr, port: e.port, proto: e.proto, scope: e.scope, vipId: e.vipId, flags: e.flags, hashFields: e.hashFields, affinityTimeoutS: e.affinityTimeoutS, snatAddr: e.snatAddr, hairpinAddr: e.hairpinAddr, tableClass: maglevClass(c.vips.find((v) => v.id === e.vipId)!.table), tableM: c.vips.find((v) => v.id === e.vipId)!.table[0] }))
         .sort((a, b) => a.scope - b.scope || a.vipId - b.vipId),
     );
     const ifaces = [...h.store.dump('xlb_ifaces')].map(([k, v]) => [decodeU32(Buffer.from(k, 'hex')), decodeIface(v)]);

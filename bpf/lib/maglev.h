@@ -8,7 +8,9 @@
  * slot's load start with the load of the table's M, not after it: two cache
  * misses in parallel instead of one after the other; when the two differ (a
  * table swapped since the entry was written), the slot of the table's M is
- * read again.
+ * read again. A byte-class table's slot names a position in its ids[]: the
+ * id is read from there (a line of the table's first five, which a VIP's
+ * every new flow shares).
  */
 #ifndef XLB_MAGLEV_H
 #define XLB_MAGLEV_H
@@ -27,8 +29,8 @@ XLB_INLINE __u32 xlb_maglev_index(__u32 hash, __u32 m)
 	return idx;
 }
 
-/* The slots a class-k table holds (its words after M): the bound every slot
- * index is checked against, the verifier's proof. */
+/* The slots a word class-k table holds (its words after M): the bound every
+ * slot index is checked against, the verifier's proof. */
 #define XLB_MAGLEV_CLASS_SLOTS(k) (XLB_MAGLEV_CLASS_WORDS(k) - XLB_MAGLEV_FIRST_SLOT)
 
 /* The slot hint names (the VIP entry's copy of M; 0 when it has none). */
@@ -72,6 +74,33 @@ XLB_INLINE __u32 xlb_maglev_hint_index(__u32 hash, __u32 hint)
 		return *(volatile __u32 *)&t->slots[idx];                      \
 	}
 
+/* The byte class: the slot's byte names the backend's position in ids[]
+ * (any byte is a position of ids[]: no bound check needed). */
+#define XLB_MAGLEV_BYTE_CASE(k)                                                \
+	case k: {                                                              \
+		struct xlb_maglev_table##k *t = XLB_MAGLEV_TABLE_OF(k, vip_id); \
+		__u8 pos;                                                      \
+                                                                               \
+		if (!t)                                                        \
+			return XLB_BACKEND_NONE;                               \
+		m = *(volatile __u32 *)&t->m;                                  \
+		id = XLB_BACKEND_NONE;                                         \
+		idx = xlb_maglev_hint_index(hash, hint);                       \
+		if (idx < XLB_MAGLEV_BYTE_SLOTS) {                             \
+			pos = *(volatile __u8 *)&t->slots[idx];                \
+			id = *(volatile __u32 *)&t->ids[pos];                  \
+		}                                                              \
+		if (m == 0)                                                    \
+			return XLB_BACKEND_NONE;                               \
+		if (m == hint)                                                 \
+			return id;                                             \
+		idx = xlb_maglev_index(hash, m);                               \
+		if (idx >= XLB_MAGLEV_BYTE_SLOTS)                              \
+			return XLB_BACKEND_NONE;                               \
+		pos = *(volatile __u8 *)&t->slots[idx];                        \
+		return *(volatile __u32 *)&t->ids[pos];                        \
+	}
+
 /* The backend id Maglev gives `hash` in VIP vip_id's table of size class
  * `table_class` (whose M was `hint` when the VIP entry was written);
  * XLB_BACKEND_NONE when the VIP has no table or no backend. */
@@ -86,20 +115,21 @@ XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hint, __u
 	XLB_MAGLEV_CASE(3)
 	XLB_MAGLEV_CASE(4)
 	XLB_MAGLEV_CASE(5)
+	XLB_MAGLEV_BYTE_CASE(6)
 	}
 	return XLB_BACKEND_NONE;
 }
 
 /* Prefetching (select.h, xlb_backend_prefetch4): the table's M and the slot
  * `hint` gives, touched, for a pick a little later. */
-#define XLB_MAGLEV_TOUCH_CASE(k)                                               \
+#define XLB_MAGLEV_TOUCH_CASE(k, nslots)                                       \
 	case k: {                                                              \
 		struct xlb_maglev_table##k *t = XLB_MAGLEV_TABLE_OF(k, vip_id); \
                                                                                \
 		if (!t)                                                        \
 			return;                                                \
 		xlb_touch(&t->m);                                              \
-		if (idx < XLB_MAGLEV_CLASS_SLOTS(k))                           \
+		if (idx < (nslots))                                            \
 			xlb_touch(&t->slots[idx]);                             \
 		return;                                                        \
 	}
@@ -113,12 +143,25 @@ XLB_INLINE void xlb_maglev_prefetch(__u32 vip_id, __u8 table_class, __u32 hint, 
 	__u32 idx = xlb_maglev_hint_index(hash, hint);
 
 	switch (table_class) {
-	XLB_MAGLEV_TOUCH_CASE(0)
-	XLB_MAGLEV_TOUCH_CASE(1)
-	XLB_MAGLEV_TOUCH_CASE(2)
-	XLB_MAGLEV_TOUCH_CASE(3)
-	XLB_MAGLEV_TOUCH_CASE(4)
-	XLB_MAGLEV_TOUCH_CASE(5)
+	XLB_MAGLEV_TOUCH_CASE(0, XLB_MAGLEV_CLASS_SLOTS(0))
+	XLB_MAGLEV_TOUCH_CASE(1, XLB_MAGLEV_CLASS_SLOTS(1))
+	XLB_MAGLEV_TOUCH_CASE(2, XLB_MAGLEV_CLASS_SLOTS(2))
+	XLB_MAGLEV_TOUCH_CASE(3, XLB_MAGLEV_CLASS_SLOTS(3))
+	XLB_MAGLEV_TOUCH_CASE(4, XLB_MAGLEV_CLASS_SLOTS(4))
+	XLB_MAGLEV_TOUCH_CASE(5, XLB_MAGLEV_CLASS_SLOTS(5))
+	case XLB_MAGLEV_BYTE_CLASS: {
+		struct xlb_maglev_table6 *t = XLB_MAGLEV_TABLE_OF(6, vip_id);
+
+		if (!t)
+			return;
+		xlb_touch(&t->m);
+		if (idx < XLB_MAGLEV_BYTE_SLOTS)
+			xlb_touch(&t->slots[idx]);
+		xlb_touch(&t->ids[16]);
+		xlb_touch(&t->ids[32]);
+		xlb_touch(&t->ids[48]);
+		return;
+	}
 	}
 }
 

@@ -47,6 +47,7 @@ XLB_MAGLEV_OUTER(2);
 XLB_MAGLEV_OUTER(3);
 XLB_MAGLEV_OUTER(4);
 XLB_MAGLEV_OUTER(5);
+XLB_MAGLEV_OUTER(6);
 
 /* backend id -> backend address and port. */
 struct {
