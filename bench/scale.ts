@@ -129,6 +129,11 @@ function memlock(fd: number): number {
   }
 }
 
+/** The pages a kmalloc of `bytes` (over 8 KiB) takes: a power-of-two number of them. */
+function kmallocPages(bytes: number): number {
+  return 4096 * 2 ** Math.ceil(Math.log2(Math.ceil(bytes / 4096)));
+}
+
 /** BPF map memory of the data plane: every map plus every Maglev inner map. */
 function mapMemory(dp: Dataplane): number {
   const n = dp.native;
@@ -143,7 +148,9 @@ function mapMemory(dp: Dataplane): number {
       seen.add(id);
       const fd = n.mapGetFdById(id);
       try {
-        total += memlock(fd);
+        // A byte-class table is a plain array of 20 KiB + its header, kmalloc'ed: whole pages of a power-of-two
+        // order (32 KiB), more than memlock says.
+        total += outer === MAGLEV_MAPS[XLB.MAGLEV_BYTE_CLASS] ? kmallocPages(memlock(fd)) : memlock(fd);
       } finally {
         n.closeFd(fd);
       }

@@ -45,6 +45,33 @@ export const TC_PRIORITY = 0x7862; /* "xb" */
 /** Where a byte-class table is encoded before its inner map is created and filled from it (one copy). */
 const byteScratch = Buffer.alloc(XLB.MAGLEV_BYTE_VALUE);
 
+/**
+ * A new inner map of Maglev size class `cls` holding `data` at the start of its one value (the rest
+ * zero): a word class's filled through mmap (BPF_F_MMAPABLE), the byte class's with one update (a plain
+ * array, kmalloc'ed: bpf/lib/maps.h).
+ */
+export function createTable(n: XlbNative, cls: number, data: Uint8Array, name: string): { fd: number; id: number } {
+  if (cls !== XLB.MAGLEV_BYTE_CLASS) return n.mapCreateFilled(maglevClassBytes(cls), data, name);
+  const fd = n.mapCreate({ type: n.constants.BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: XLB.MAGLEV_BYTE_VALUE, maxEntries: 1, name });
+  try {
+    let value = data;
+    if (data.byteLength !== XLB.MAGLEV_BYTE_VALUE) (value = new Uint8Array(XLB.MAGLEV_BYTE_VALUE)).set(data);
+    n.mapUpdate(fd, encodeU32(XLB.MAGLEV_TABLE_KEY), Buffer.from(value.buffer, value.byteOffset, value.byteLength), 0);
+    return { fd, id: n.mapInfo(fd).id };
+  } catch (e) {
+    n.closeFd(fd);
+    throw e;
+  }
+}
+
+/** The value of an inner Maglev map of size class `cls` (a word class's read through mmap). */
+export function readTableValue(n: XlbNative, fd: number, cls: number): Buffer {
+  if (cls !== XLB.MAGLEV_BYTE_CLASS) return n.mapMmapRead(fd, maglevClassBytes(cls));
+  const v = n.mapLookup(fd, encodeU32(XLB.MAGLEV_TABLE_KEY), XLB.MAGLEV_BYTE_VALUE);
+  if (!v) throw new Error(`Maglev table (map fd ${fd}) has no value`);
+  return v;
+}
+
 /** The outer Maglev maps, by size class (xlb_shared.h: XLB_MAGLEV_CLASSES). */
 export const MAGLEV_MAPS = ['xlb_maglev_c0', 'xlb_maglev_c1', 'xlb_maglev_c2', 'xlb_maglev_c3', 'xlb_maglev_c4', 'xlb_maglev_c5', 'xlb_maglev_c6'] as const;
 if (MAGLEV_MAPS.length !== XLB.MAGLEV_CLASSES) throw new Error('MAGLEV_MAPS must list every Maglev size class');
@@ -691,8 +718,7 @@ export class KernelStore implements MapStore {
         // (slot 0 changed under us: make a new one)
       }
     }
-    const m = n.mapCreateFilled(maglevClassBytes(cls), new Uint8Array(0), `xlb_mg_none${cls}`);
-    return { ...m, fresh: true };
+    return { ...createTable(n, cls, new Uint8Array(0), `xlb_mg_none${cls}`), fresh: true };
   }
 
   /**
@@ -712,7 +738,7 @@ export class KernelStore implements MapStore {
       if (known && known.innerId === innerId) return known.table; // kept current by patchTable
       const fd = n.mapGetFdById(innerId);
       try {
-        const t = decodeTable(n.mapMmapRead(fd, maglevClassBytes(k)), k);
+        const t = decodeTable(readTableValue(n, fd, k), k);
         this.dp.tableCache.set(`${k}/${vipId}`, { innerId, table: t });
         return t;
       } finally {
@@ -737,11 +763,12 @@ export class KernelStore implements MapStore {
         // Each inner map is created and filled (one copy, through mmap) in one
         // call, complete before it is swapped in; all of a class in one batch.
         for (const { vipId, table } of list) {
+          // (encodeByteTableInto zeroes the scratch past what it writes: the whole value goes)
           const data =
             k === XLB.MAGLEV_BYTE_CLASS
-              ? byteScratch.subarray(0, encodeByteTableInto(table, byteScratch))
+              ? (encodeByteTableInto(table, byteScratch), byteScratch)
               : new Uint8Array(table.buffer, table.byteOffset, table.byteLength);
-          made.push(n.mapCreateFilled(maglevClassBytes(k), data, `xlb_mg_${vipId}`));
+          made.push(createTable(n, k, data, `xlb_mg_${vipId}`));
         }
         const keys = Buffer.alloc(list.length * 4);
         const values = Buffer.alloc(list.length * 4);
@@ -767,19 +794,18 @@ export class KernelStore implements MapStore {
     if (innerId === this.placeholderId(k)) throw new Error(`VIP id ${vipId} has no Maglev table to patch`);
     const fd = n.mapGetFdById(innerId);
     try {
-      const m = n.mapMmapRead(fd, 4).readUInt32LE(XLB.MAGLEV_HDR_SLOT * 4);
-      if (m !== to.length - 1) throw new Error(`VIP id ${vipId}: its table has ${m} slots, not ${to.length - 1}`);
-      const write = (words: number[], value: (w: number) => number): void => {
-        if (words.length === 0) return;
-        const idx = Uint32Array.from(words);
-        const val = Uint32Array.from(words, value);
-        n.mapMmapWriteWords(fd, Buffer.from(idx.buffer), Buffer.from(val.buffer));
-      };
-      if (k !== XLB.MAGLEV_BYTE_CLASS) {
+      if (k === XLB.MAGLEV_BYTE_CLASS) this.patchByteTable(fd, vipId, to, from);
+      else {
+        const m = n.mapMmapRead(fd, 4).readUInt32LE(XLB.MAGLEV_HDR_SLOT * 4);
+        if (m !== to.length - 1) throw new Error(`VIP id ${vipId}: its table has ${m} slots, not ${to.length - 1}`);
         const words: number[] = [];
         for (let i = 0; i < to.length; i++) if (to[i] !== from[i]) words.push(i);
-        write(words, (i) => to[i]!);
-      } else this.patchByteTable(fd, to, from, write);
+        if (words.length > 0) {
+          const idx = Uint32Array.from(words);
+          const val = Uint32Array.from(words, (i) => to[i]!);
+          n.mapMmapWriteWords(fd, Buffer.from(idx.buffer), Buffer.from(val.buffer));
+        }
+      }
     } finally {
       n.closeFd(fd);
     }
@@ -787,33 +813,38 @@ export class KernelStore implements MapStore {
   }
 
   /**
-   * A byte-class table rewritten in place: the ids of new positions first (no slot names them yet), then
-   * the words of changed slots (four slots a store; a slot's byte changes only when its backend does, as
-   * ids keep their positions). A position no slot names any more keeps its old id: a program that read a
+   * A byte-class table rewritten in place, in two writes of the whole value (the map is not mmap-able;
+   * an array element's update copies over the old value, which packets read meanwhile): first the ids of
+   * new positions (no slot names them yet), then the slots (a byte each: a packet reads its old or new
+   * position). Positions keep their backends (maglevBytePositions), so a slot's byte changes only when its
+   * backend does; a position no slot names any more keeps its old id in both writes: a packet that read a
    * slot's old byte may still read it (the writer removes that backend only after a grace period).
    */
-  private patchByteTable(fd: number, to: Uint32Array, from: Uint32Array, write: (words: number[], value: (w: number) => number) => void): void {
-    const held = this.dp.native.mapMmapRead(fd, MAGLEV_BYTE_SLOTS_AT);
+  private patchByteTable(fd: number, vipId: number, to: Uint32Array, from: Uint32Array): void {
+    const n = this.dp.native;
+    const held = readTableValue(n, fd, XLB.MAGLEV_BYTE_CLASS);
+    const m = held.readUInt32LE(XLB.MAGLEV_HDR_SLOT * 4);
+    if (m !== to.length - 1) throw new Error(`VIP id ${vipId}: its table has ${m} slots, not ${to.length - 1}`);
     const keep = new Uint32Array(XLB.MAGLEV_BYTE_IDS);
     for (let p = 0; p < keep.length; p++) keep[p] = held.readUInt32LE(MAGLEV_BYTE_IDS_AT + 4 * p);
-    const { ids, positionOf } = maglevBytePositions(to, keep);
-    const idWords: number[] = [];
-    for (let p = 0; p < ids.length; p++) if (ids[p] !== XLB.BACKEND_NONE && ids[p] !== keep[p]) idWords.push(MAGLEV_BYTE_IDS_AT / 4 + p);
-    write(idWords, (w) => ids[w - MAGLEV_BYTE_IDS_AT / 4]!);
-    const slotWords: number[] = [];
-    for (let i = 1; i < to.length; i++) {
-      if (to[i] === from[i]) continue;
-      const w = (MAGLEV_BYTE_SLOTS_AT + i - 1) >>> 2;
-      if (slotWords[slotWords.length - 1] !== w) slotWords.push(w);
+    const { ids } = maglevBytePositions(to, keep);
+    let added = false;
+    for (let p = 0; p < ids.length; p++) {
+      if (ids[p] === XLB.BACKEND_NONE) ids[p] = keep[p]!; // (a freed position keeps its id)
+      else if (ids[p] !== keep[p]) added = true;
     }
-    write(slotWords, (w) => {
-      let word = 0;
-      for (let b = 3; b >= 0; b--) {
-        const i = w * 4 + b - MAGLEV_BYTE_SLOTS_AT + 1; // the slot (1-based) of byte b of word w
-        word = (word << 8) | (i >= 1 && i < to.length ? positionOf(to[i]!) : 0);
-      }
-      return word >>> 0;
-    });
+    const key = encodeU32(XLB.MAGLEV_TABLE_KEY);
+    const withIds = (b: Buffer): Buffer => {
+      Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength).copy(b, MAGLEV_BYTE_IDS_AT);
+      return b;
+    };
+    if (added) n.mapUpdate(fd, key, withIds(held), 0);
+    let same = true;
+    for (let i = 1; same && i < to.length; i++) same = to[i] === from[i];
+    if (same) return;
+    const next = Buffer.alloc(XLB.MAGLEV_BYTE_VALUE);
+    encodeByteTableInto(to, next, keep);
+    n.mapUpdate(fd, key, withIds(next), 0);
   }
 
   synchronize(): void {

@@ -396,9 +396,10 @@ export function applyCompiled(
     vipRemoves = removes.splice(r0);
 
     newVipIds = c.vips.filter((v) => prevIds.vips[v.name] !== v.id).map((v) => v.id);
-    newBackendIds = c.vips.flatMap((v) =>
-      v.backends.filter((b) => prevIds.backends[`${v.name} ${b.text}`] !== b.id).map((b) => b.id),
-    );
+    // (from empty every backend is new: no key of 640,000 built to find that out)
+    newBackendIds = isEmpty(prevIds.backends)
+      ? c.vips.flatMap((v) => v.backends.map((b) => b.id))
+      : c.vips.flatMap((v) => v.backends.filter((b) => prevIds.backends[`${v.name} ${b.text}`] !== b.id).map((b) => b.id));
   }
 
   // 4. interfaces
@@ -496,6 +497,12 @@ export function applyCompiled(
 }
 
 type Entry = { key: Buffer; value: Buffer; what: string };
+
+/** Whether an object has no key (without listing them). */
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
+}
 
 /** What a VIP entry says of its VIP's Maglev table: its size class and M. */
 function tableRef(table: Uint32Array | undefined): { tableClass: number; tableM: number } {

@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { Lab, labConfig, labNames, type VmName } from '../src/lab.js';
 import { Xlb } from '../src/xlb.js';
-import { encodeU32, decodeTable, maglevClass, maglevClassBytes } from '../src/layout.js';
-import { MAGLEV_MAPS } from '../src/dataplane.js';
+import { encodeU32, decodeTable, maglevClass } from '../src/layout.js';
+import { MAGLEV_MAPS, readTableValue } from '../src/dataplane.js';
 import { TIMEOUT_S } from './helpers/e2e.js';
 import { startChurnClient } from './helpers/daemon.js';
 
@@ -49,7 +49,7 @@ function kernelTables(): Map<number, { innerId: number; table: number[] }> {
     const innerId = val.readUInt32LE(0);
     const fd = n.mapGetFdById(innerId);
     try {
-      out.set(v.id, { innerId, table: Array.from(decodeTable(n.mapMmapRead(fd, maglevClassBytes(cls)), cls)) });
+      out.set(v.id, { innerId, table: Array.from(decodeTable(readTableValue(n, fd, cls), cls)) });
     } finally {
       n.closeFd(fd);
     }

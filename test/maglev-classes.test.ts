@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { Dataplane, MAGLEV_MAPS } from '../src/dataplane.js';
+import { Dataplane, MAGLEV_MAPS, readTableValue } from '../src/dataplane.js';
 import { compile, emptyCompiled, EMPTY_IDS, type Compiled } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
@@ -133,7 +133,7 @@ describe('Maglev size classes', () => {
     }
   });
 
-  it('holds one element of the class size (a word class 4 bytes per slot, the byte class 1), in an mmap-able array', () => {
+  it('holds one element of the class size (a word class 4 bytes per slot in an mmap-able array, the byte class 1 in a plain one)', () => {
     const n = dp.native;
     MAGLEV_MAPS.forEach((outer, cls) => {
       const d = n.mapDump(dp.maps[outer], 4, 4);
@@ -142,6 +142,7 @@ describe('Maglev size classes', () => {
       try {
         const info = n.mapInfo(fd);
         expect(info.maxEntries).toBe(1);
+        expect(info.flags & n.constants.BPF_F_MMAPABLE, outer).toBe(cls === XLB.MAGLEV_BYTE_CLASS ? 0 : n.constants.BPF_F_MMAPABLE);
         expect(info.valueSize).toBe(maglevClassBytes(cls));
         // memlock: the value rounded to pages, plus one page for the map's header.
         const memlock = Number(/memlock:\s+(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]);
@@ -161,7 +162,7 @@ describe('Maglev size classes', () => {
       const innerId = n.mapLookup(dp.maps[MAGLEV_MAPS[cls]!], encodeU32(v.id), 4)!.readUInt32LE(0);
       const fd = n.mapGetFdById(innerId);
       try {
-        const value = n.mapMmapRead(fd, maglevClassBytes(cls));
+        const value = readTableValue(n, fd, cls);
         const ids = cls === XLB.MAGLEV_BYTE_CLASS ? Array.from({ length: XLB.MAGLEV_BYTE_IDS }, (_, p) => value.readUInt32LE(MAGLEV_BYTE_IDS_AT + 4 * p)) : [];
         return { innerId, table: Array.from(decodeTable(value, cls)), ids };
       } finally {
