@@ -665,7 +665,7 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
       `per-packet in place: each case's XDP program native on a veth in netns ${NS_RX} (its port's VIPs served there), fed live frames (BPF_F_TEST_XDP_LIVE_FRAMES, XDP_TX) from ${NS_TX} by bench_xdp_tx_cycle: the case's established flows in turn, or new flows (a fresh source per frame) to up to ${CYCLE_MAX} random VIPs of the case; ${frames} frames per run, cases and paths interleaved; cost = Δrun_time_ns/Δrun_cnt with run-time stats on (bpf_enable_stats)`,
       `VIPs have ${BACKENDS_PER_VIP} backends each and the default Maglev size M = 16381; conntrack entries are made-up flows written with bpf_map_update_batch (the LRU table holds ${1 << 21})`,
       `control plane: Xlb.apply as users call it (validate → compile reusing unchanged VIPs → diff against the compile the kernel holds → write → attach → save the bookkeeping: a snapshot from empty, a journal line per change), the switch port a veth in the root namespace carrying no traffic; each VIP has its own pool of ${BACKENDS_PER_VIP} backends; the VIPs in one load balancer and (on fresh maps) in load balancers of ${PER_LB} on one switch; apply from empty ${runs} time(s) each way on fresh maps, interleaved, a backend change ${nChanges} (each on another VIP, put back in between; ${WARMUP_CHANGES} changes before them not timed)`,
-      'memory: memlock reported in /proc/self/fdinfo for every map and every Maglev inner map',
+      "memory: memlock reported in /proc/self/fdinfo for every map and every Maglev inner map; a byte-class table (kmalloc'ed) at the pages it takes: 32 KiB",
     );
     if (bigVips !== 10_000) notes.push(`this pass uses ${bigVips} VIPs in place of 10,000 (--quick/--smoke)`);
     bar.done();
