@@ -51,7 +51,7 @@
  * takes a table of at most XLB_MAGLEV_BYTE_IDS distinct backends and
  * XLB_MAGLEV_BYTE_SLOTS slots in a quarter of the space: M, the backend ids
  * (ids[]), then one byte per slot naming its backend's position in ids[]
- * (20 KiB for the default M instead of 64 KiB). The control plane uses it
+ * (20 KiB for the default M instead of 64 KiB; 32 KiB of kernel memory). The control plane uses it
  * where it is the smaller (M > 4,095). The class of a VIP's table travels in
  * xlb_vip_val.table_class. */
 #define XLB_MAGLEV_HDR_SLOT 0
@@ -64,7 +64,7 @@
 #define XLB_MAGLEV_TABLE_KEY 0        /* the one element of an inner map */
 #define XLB_MAGLEV_BYTE_CLASS 6
 #define XLB_MAGLEV_BYTE_IDS 256       /* a slot's byte names one of 256 positions */
-#define XLB_MAGLEV_BYTE_VALUE 20480   /* five pages: an mmap-able array's value is page-aligned */
+#define XLB_MAGLEV_BYTE_VALUE 20480   /* with the array's header, one kmalloc block of 32 KiB (lib/maps.h) */
 #define XLB_MAGLEV_BYTE_SLOTS (XLB_MAGLEV_BYTE_VALUE - 4 * (1 + XLB_MAGLEV_BYTE_IDS))
 
 /* The value of a word class-k inner map: M, then the slots. */

@@ -794,8 +794,9 @@ export class KernelStore implements MapStore {
     if (innerId === this.placeholderId(k)) throw new Error(`VIP id ${vipId} has no Maglev table to patch`);
     const fd = n.mapGetFdById(innerId);
     try {
-      if (k === XLB.MAGLEV_BYTE_CLASS) this.patchByteTable(fd, vipId, to, from);
-      else {
+      if (k === XLB.MAGLEV_BYTE_CLASS) {
+        if (!this.patchByteTable(fd, vipId, to, from)) return; // (replaced: swapTables keeps the cache)
+      } else {
         const m = n.mapMmapRead(fd, 4).readUInt32LE(XLB.MAGLEV_HDR_SLOT * 4);
         if (m !== to.length - 1) throw new Error(`VIP id ${vipId}: its table has ${m} slots, not ${to.length - 1}`);
         const words: number[] = [];
@@ -814,23 +815,33 @@ export class KernelStore implements MapStore {
 
   /**
    * A byte-class table rewritten in place, in two writes of the whole value (the map is not mmap-able;
-   * an array element's update copies over the old value, which packets read meanwhile): first the ids of
-   * new positions (no slot names them yet), then the slots (a byte each: a packet reads its old or new
-   * position). Positions keep their backends (maglevBytePositions), so a slot's byte changes only when its
-   * backend does; a position no slot names any more keeps its old id in both writes: a packet that read a
-   * slot's old byte may still read it (the writer removes that backend only after a grace period).
+   * an element update copies over the value packets are reading): first the ids of the positions new
+   * backends take — positions no slot of the table names, so no packet reads them — then the slots (a
+   * byte each: a packet reads its old or new position). Positions keep their backends
+   * (maglevBytePositions), so a slot's byte changes only when its backend does; a position no slot names
+   * any more keeps its old id: a packet that read a slot's old byte may still read it (the writer removes
+   * that backend only after a grace period). When fewer positions are unnamed than new ids need (a pool
+   * near 256 backends), the table is replaced instead (swapTables: a fresh inner map, swapped in at once).
+   * Returns false then.
    */
-  private patchByteTable(fd: number, vipId: number, to: Uint32Array, from: Uint32Array): void {
+  private patchByteTable(fd: number, vipId: number, to: Uint32Array, from: Uint32Array): boolean {
     const n = this.dp.native;
     const held = readTableValue(n, fd, XLB.MAGLEV_BYTE_CLASS);
     const m = held.readUInt32LE(XLB.MAGLEV_HDR_SLOT * 4);
     if (m !== to.length - 1) throw new Error(`VIP id ${vipId}: its table has ${m} slots, not ${to.length - 1}`);
     const keep = new Uint32Array(XLB.MAGLEV_BYTE_IDS);
     for (let p = 0; p < keep.length; p++) keep[p] = held.readUInt32LE(MAGLEV_BYTE_IDS_AT + 4 * p);
-    const { ids } = maglevBytePositions(to, keep);
+    const named = new Uint8Array(XLB.MAGLEV_BYTE_IDS);
+    for (let i = 0; i < m; i++) named[held[MAGLEV_BYTE_SLOTS_AT + i]!] = 1;
+    const placed = maglevBytePositions(to, keep, named);
+    if (!placed) {
+      this.swapTables([{ vipId, table: to }]);
+      return false;
+    }
+    const ids = placed.ids;
     let added = false;
     for (let p = 0; p < ids.length; p++) {
-      if (ids[p] === XLB.BACKEND_NONE) ids[p] = keep[p]!; // (a freed position keeps its id)
+      if (!placed.assigned[p]) ids[p] = keep[p]!; // (a position not placed keeps its id)
       else if (ids[p] !== keep[p]) added = true;
     }
     const key = encodeU32(XLB.MAGLEV_TABLE_KEY);
@@ -841,10 +852,12 @@ export class KernelStore implements MapStore {
     if (added) n.mapUpdate(fd, key, withIds(held), 0);
     let same = true;
     for (let i = 1; same && i < to.length; i++) same = to[i] === from[i];
-    if (same) return;
-    const next = Buffer.alloc(XLB.MAGLEV_BYTE_VALUE);
-    encodeByteTableInto(to, next, keep);
-    n.mapUpdate(fd, key, withIds(next), 0);
+    if (!same) {
+      const next = Buffer.alloc(XLB.MAGLEV_BYTE_VALUE);
+      encodeByteTableInto(to, next, keep, named); // (the positions `placed` has)
+      n.mapUpdate(fd, key, withIds(next), 0);
+    }
+    return true;
   }
 
   synchronize(): void {

@@ -631,14 +631,20 @@ export const MAGLEV_BYTE_IDS_AT = 4;
 export const MAGLEV_BYTE_SLOTS_AT = 4 * (1 + XLB.MAGLEV_BYTE_IDS);
 
 /**
- * A byte-class table's positions: ids[] (MAGLEV_BYTE_IDS of them, 0 where unused) and the position of each
+ * A byte-class table's positions: ids[] (MAGLEV_BYTE_IDS of them, 0 where unused), which positions this
+ * call placed an id at (`assigned`: XLB_BACKEND_NONE too, for an empty table), and the position of each
  * id (`positionOf`, valid until the next call). An id in `keep` (the ids[] a table holds now) keeps its
- * position; a new id takes the first position no kept id holds, one empty in `keep` first. So a table
- * rewritten in place changes only the slots whose backend changes, and a slot that still names an old
- * position names a backend of the old table or the new. Typed arrays indexed by id, no Map: 10,000 tables
- * of 16,381 slots are encoded in an apply.
+ * position; a new id takes a position no kept id holds, one empty in `keep` first. With `named` (the
+ * positions the table's current slots name), a new id takes only a position no slot names, so writing it
+ * changes nothing a packet can read; null when there are not enough such positions (the table is then
+ * replaced, not rewritten). Typed arrays indexed by id, no Map: 10,000 tables of 16,381 slots are
+ * encoded in an apply.
  */
-export function maglevBytePositions(table: Uint32Array, keep?: Uint32Array): { ids: Uint32Array; positionOf: (id: number) => number } {
+export function maglevBytePositions(
+  table: Uint32Array,
+  keep?: Uint32Array,
+  named?: Uint8Array,
+): { ids: Uint32Array; assigned: Uint8Array; positionOf: (id: number) => number } | null {
   const maxId = maxSlotId(table);
   const stamp = nextStamp(maxId);
   const marks = seen;
@@ -654,29 +660,32 @@ export function maglevBytePositions(table: Uint32Array, keep?: Uint32Array): { i
   }
   if (want.length > limit) throw new RangeError(`a byte-class Maglev table holds at most ${limit} backends, not ${want.length}`);
   const ids = new Uint32Array(limit);
-  const taken = new Uint8Array(limit);
+  const assigned = new Uint8Array(limit);
   if (keep) {
-    for (let p = 0; p < keep.length; p++) {
+    for (let p = 0; p < Math.min(keep.length, limit); p++) {
       const id = keep[p]!;
       if (id === XLB.BACKEND_NONE || id > maxId || marks[id] !== stamp || done[id] === stamp) continue;
       done[id] = stamp;
       at[id] = p;
       ids[p] = id;
-      taken[p] = 1;
+      assigned[p] = 1;
     }
   }
+  const held = (p: number): boolean => keep !== undefined && p < keep.length && keep[p] !== XLB.BACKEND_NONE;
   const order: number[] = [];
-  for (let p = 0; p < limit; p++) if (!taken[p] && !(keep && keep[p])) order.push(p);
-  for (let p = 0; p < limit; p++) if (!taken[p] && keep && keep[p]) order.push(p);
+  for (let p = 0; p < limit; p++) if (!assigned[p] && !named?.[p] && !held(p)) order.push(p);
+  for (let p = 0; p < limit; p++) if (!assigned[p] && !named?.[p] && held(p)) order.push(p);
   let next = 0;
   for (const id of want) {
     if (done[id] === stamp) continue;
+    if (next === order.length) return null; // (only with `named`: every free position is still read)
     const p = order[next++]!;
     done[id] = stamp;
     at[id] = p;
     ids[p] = id;
+    assigned[p] = 1;
   }
-  return { ids, positionOf: (id) => at[id]! };
+  return { ids, assigned, positionOf: (id) => at[id]! };
 }
 
 /** A byte-class table's value: M, ids[] and a position per slot (positions as maglevBytePositions gives them). */
@@ -688,9 +697,10 @@ export function encodeByteTable(table: Uint32Array, keep?: Uint32Array): Buffer 
 
 /**
  * encodeByteTable into `out` (zeroed past what it writes: M, ids[] and M slot bytes, which it returns the
- * length of). Without `keep`, ids take positions in order of first appearance, in one pass over the slots.
+ * length of). Without `keep`, ids take positions in order of first appearance, in one pass over the slots;
+ * with it (and `named`), positions as maglevBytePositions gives them for the same arguments.
  */
-export function encodeByteTableInto(table: Uint32Array, out: Buffer, keep?: Uint32Array): number {
+export function encodeByteTableInto(table: Uint32Array, out: Buffer, keep?: Uint32Array, named?: Uint8Array): number {
   const m = table.length - 1;
   const len = MAGLEV_BYTE_SLOTS_AT + m;
   if (m > XLB.MAGLEV_BYTE_SLOTS || out.length < len) throw new RangeError(`a byte-class Maglev table of ${m} slots does not fit (at most ${XLB.MAGLEV_BYTE_SLOTS})`);
@@ -698,7 +708,9 @@ export function encodeByteTableInto(table: Uint32Array, out: Buffer, keep?: Uint
   const slots = new Uint8Array(out.buffer, out.byteOffset + MAGLEV_BYTE_SLOTS_AT - 1, table.length);
   out.writeUInt32LE(table[XLB.MAGLEV_HDR_SLOT]!, 0);
   if (keep) {
-    const { ids: placedIds, positionOf } = maglevBytePositions(table, keep);
+    const placedAt = maglevBytePositions(table, keep, named);
+    if (!placedAt) throw new RangeError('a byte-class Maglev table: no free position for a new backend');
+    const { ids: placedIds, positionOf } = placedAt;
     ids.set(placedIds);
     for (let i = 1; i < table.length; i++) slots[i] = positionOf(table[i]!);
   } else {

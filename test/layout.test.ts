@@ -324,12 +324,12 @@ describe('round trips', () => {
     const big = table(DEFAULT_MAGLEV_SIZE, 256, 5000);
     expect(Array.from(decodeTable(encodeTable(big), XLB.MAGLEV_BYTE_CLASS))).toEqual(Array.from(big));
     // Ids past what the encoder's scratch held so far (it grows, and the pass starts again).
-    const far = table(DEFAULT_MAGLEV_SIZE, 64, 3_000_000 + Math.floor(Math.random() * 1000));
+    const far = table(DEFAULT_MAGLEV_SIZE, 64, 3_000_123);
     expect(maglevClass(far)).toBe(XLB.MAGLEV_BYTE_CLASS);
     expect(Array.from(decodeTable(encodeTable(far), XLB.MAGLEV_BYTE_CLASS))).toEqual(Array.from(far));
     const farther = table(DEFAULT_MAGLEV_SIZE, 257, 9_000_000);
     expect(maglevClass(farther)).toBe(2);
-    const farthest = table(DEFAULT_MAGLEV_SIZE, 3, 20_000_000); // (encoded before it is classed)
+    const farthest = table(DEFAULT_MAGLEV_SIZE, 3, 5_000_000); // (encoded before it is classed)
     expect(Array.from(decodeTable(encodeByteTable(farthest), XLB.MAGLEV_BYTE_CLASS))).toEqual(Array.from(farthest));
   });
 
@@ -338,13 +338,26 @@ describe('round trips', () => {
     keep.set([100, 101, 102, 0, 104]);
     // 101 gone, 105 and 106 new: 105 takes the empty position 3, 106 the next empty one (5), not 101's.
     const t = Uint32Array.from([6, 100, 102, 104, 105, 106, 100]);
-    const { ids, positionOf } = maglevBytePositions(t, keep);
+    const { ids, positionOf } = maglevBytePositions(t, keep)!;
     expect([100, 102, 104, 105, 106].map(positionOf)).toEqual([0, 2, 4, 3, 5]);
     expect(Array.from(ids.subarray(0, 7))).toEqual([100, 0, 102, 105, 104, 106, 0]);
     // With every position taken (256 ids), a new one takes a freed position.
     const full = Uint32Array.from({ length: XLB.MAGLEV_BYTE_IDS }, (_, p) => 1000 + p);
     const t2 = Uint32Array.from([3, 1000, 1002, 7]);
-    expect(maglevBytePositions(t2, full).positionOf(7)).toBe(1);
+    expect(maglevBytePositions(t2, full)!.positionOf(7)).toBe(1);
+    // With the positions the table's slots name: a new id takes only one no slot names, or none is placed.
+    const named = new Uint8Array(XLB.MAGLEV_BYTE_IDS);
+    named[1] = 1; // 101's old slots still name position 1
+    const r = maglevBytePositions(t, keep, named)!;
+    expect([105, 106].map(r.positionOf)).toEqual([3, 5]);
+    const allNamed = new Uint8Array(XLB.MAGLEV_BYTE_IDS).fill(1);
+    expect(maglevBytePositions(t2, full, allNamed)).toBeNull();
+    // An empty table places XLB_BACKEND_NONE, at a position marked assigned (so its 0 is written).
+    const none = Uint32Array.from([3, 0, 0, 0]);
+    const e = maglevBytePositions(none, keep, named)!;
+    expect(e.ids[e.positionOf(0)]).toBe(0);
+    expect(e.assigned[e.positionOf(0)]).toBe(1);
+    expect(e.positionOf(0)).toBe(3);
     expect(() => maglevBytePositions(table(300, 257))).toThrow(/at most 256 backends, not 257/);
   });
 });

@@ -198,6 +198,75 @@ describe('Maglev size classes', () => {
     expectBalanced(c2, SIZES, 5000);
   });
 
+  it('a byte-class table rewritten in place puts new backends only at positions no slot names; else it is replaced', () => {
+    const n = dp.native;
+    const VIP_ID = 4000; // (a table only: no VIP entry names it)
+    const M = 16381;
+    const table = (ids: number[]): Uint32Array => {
+      const t = new Uint32Array(M + 1);
+      t[0] = M;
+      for (let i = 1; i <= M; i++) t[i] = ids.length ? ids[(i - 1) % ids.length]! : XLB.BACKEND_NONE;
+      return t;
+    };
+    const kernel = (): { innerId: number; table: number[]; ids: number[] } => {
+      const innerId = n.mapLookup(dp.maps[MAGLEV_MAPS[XLB.MAGLEV_BYTE_CLASS]!], encodeU32(VIP_ID), 4)!.readUInt32LE(0);
+      const fd = n.mapGetFdById(innerId);
+      try {
+        const value = readTableValue(n, fd, XLB.MAGLEV_BYTE_CLASS);
+        const ids = Array.from({ length: XLB.MAGLEV_BYTE_IDS }, (_, p) => value.readUInt32LE(MAGLEV_BYTE_IDS_AT + 4 * p));
+        return { innerId, table: Array.from(decodeTable(value, XLB.MAGLEV_BYTE_CLASS)), ids };
+      } finally {
+        n.closeFd(fd);
+      }
+    };
+    const range = (from: number, count: number): number[] => Array.from({ length: count }, (_, i) => from + i);
+    const store = dp.store();
+    // 200 backends: a new one takes an empty position, the one it replaces keeps its id where it was.
+    const t200 = table(range(1000, 200));
+    expect(maglevClass(t200)).toBe(XLB.MAGLEV_BYTE_CLASS);
+    store.swapTables([{ vipId: VIP_ID, table: t200 }]);
+    const before = kernel();
+    const t200b = table([...range(1000, 199), 5000]); // 1199 out, 5000 in
+    store.patchTable(VIP_ID, t200b, t200);
+    const after = kernel();
+    expect(after.innerId).toBe(before.innerId);
+    expect(after.table).toEqual(Array.from(t200b));
+    expect(after.ids.indexOf(5000)).toBe(200); // the first empty position
+    expect(after.ids[before.ids.indexOf(1199)]).toBe(1199); // no slot names it; it keeps its id
+    // 256 backends: no position is both free and unnamed, so a replaced backend means a new table.
+    const t256 = table(range(2000, 256));
+    store.swapTables([{ vipId: VIP_ID, table: t256 }]);
+    const full = kernel();
+    const t256b = table([...range(2000, 255), 6000]);
+    store.patchTable(VIP_ID, t256b, t256);
+    const replaced = kernel();
+    expect(replaced.innerId).not.toBe(full.innerId);
+    expect(replaced.table).toEqual(Array.from(t256b));
+    // Every backend gone (an all-XLB_BACKEND_NONE table) with every position taken: no slot keeps an old backend.
+    const empty = table([]);
+    expect(maglevClass(empty)).toBe(XLB.MAGLEV_BYTE_CLASS);
+    store.patchTable(VIP_ID, empty, t256b);
+    expect(kernel().table).toEqual(Array.from(empty));
+    // All positions held, one stale (its backend left, no slot names it): an empty table goes in place,
+    // XLB_BACKEND_NONE at the stale position, whose old id is overwritten with 0.
+    store.swapTables([{ vipId: VIP_ID, table: t256 }]);
+    const t255 = table(range(2000, 255));
+    const held256 = kernel().innerId;
+    store.patchTable(VIP_ID, t255, t256);
+    expect(kernel().innerId).toBe(held256);
+    expect(kernel().table).toEqual(Array.from(t255));
+    store.patchTable(VIP_ID, empty, t255);
+    expect(kernel().innerId).toBe(held256);
+    expect(kernel().table).toEqual(Array.from(empty));
+    // And the same with free positions left: in place, position of XLB_BACKEND_NONE holds 0.
+    store.swapTables([{ vipId: VIP_ID, table: t200 }]);
+    const inPlace = kernel().innerId;
+    store.patchTable(VIP_ID, empty, t200);
+    expect(kernel().innerId).toBe(inPlace);
+    expect(kernel().table).toEqual(Array.from(empty));
+    store.deleteTable(VIP_ID, XLB.MAGLEV_BYTE_CLASS);
+  });
+
   it('a table that changes class moves: entries name the new class, the old table goes (incremental path)', () => {
     const shuffled = [...SIZES.slice(2), ...SIZES.slice(0, 2)]; // every VIP changes class
     expectBalanced(applyInc(shuffled), shuffled, 1000);

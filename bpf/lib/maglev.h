@@ -9,8 +9,8 @@
  * misses in parallel instead of one after the other; when the two differ (a
  * table swapped since the entry was written), the slot of the table's M is
  * read again. A byte-class table's slot names a position in its ids[]: the
- * id is read from there (a line of the table's first five, which a VIP's
- * every new flow shares).
+ * id is read from there (ids[] spans 17 lines; the prefetch touches the first
+ * four, positions 0-62, which a VIP's new flows share).
  */
 #ifndef XLB_MAGLEV_H
 #define XLB_MAGLEV_H
