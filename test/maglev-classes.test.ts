@@ -267,6 +267,22 @@ describe('Maglev size classes', () => {
     store.deleteTable(VIP_ID, XLB.MAGLEV_BYTE_CLASS);
   });
 
+  it('a pool crossing 256 backends with the same M moves between the byte class and a word class', () => {
+    const down = { 3: backends(3).slice(0, XLB.MAGLEV_BYTE_IDS) }; // 257 → 256 backends
+    const c1 = applyInc(SIZES, down);
+    const v1 = c1.vips.find((x) => x.name.includes(vip(3)))!;
+    expect(maglevClass(v1.table)).toBe(XLB.MAGLEV_BYTE_CLASS);
+    expect(dp.store().tableClasses().get(v1.id)).toEqual([XLB.MAGLEV_BYTE_CLASS]);
+    expect(entryTable(3)).toEqual({ cls: XLB.MAGLEV_BYTE_CLASS, m: SIZES[3]! });
+    const seen = destinations(3, 48, 6000);
+    expect(seen.has('drop')).toBe(false);
+    for (const d of seen.keys()) expect(down[3]).toContain(d);
+    const c2 = applyInc(SIZES); // back to 257: word class 2
+    const v2 = c2.vips.find((x) => x.name.includes(vip(3)))!;
+    expect(dp.store().tableClasses().get(v2.id)).toEqual([2]);
+    expectBalanced(c2, SIZES, 7000);
+  });
+
   it('a table that changes class moves: entries name the new class, the old table goes (incremental path)', () => {
     const shuffled = [...SIZES.slice(2), ...SIZES.slice(0, 2)]; // every VIP changes class
     expectBalanced(applyInc(shuffled), shuffled, 1000);
