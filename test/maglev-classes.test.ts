@@ -233,6 +233,15 @@ describe('Maglev size classes', () => {
     expect(after.table).toEqual(Array.from(t200b));
     expect(after.ids.indexOf(5000)).toBe(200); // the first empty position
     expect(after.ids[before.ids.indexOf(1199)]).toBe(1199); // no slot names it; it keeps its id
+    // The writer's undo (the same call, from and to swapped): in place, 1199 back at its old position
+    // (its id is still there, so it is kept), 5000's position left with its id, named by no slot.
+    store.patchTable(VIP_ID, t200, t200b);
+    const undone = kernel();
+    expect(undone.innerId).toBe(before.innerId);
+    expect(undone.table).toEqual(Array.from(t200));
+    expect(undone.ids.indexOf(1199)).toBe(before.ids.indexOf(1199));
+    expect(undone.ids[200]).toBe(5000);
+    store.patchTable(VIP_ID, t200b, t200); // (as it was before the undo, for what follows)
     // 256 backends: no position is both free and unnamed, so a replaced backend means a new table.
     const t256 = table(range(2000, 256));
     store.swapTables([{ vipId: VIP_ID, table: t256 }]);
