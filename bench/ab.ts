@@ -24,8 +24,7 @@ import { packageRoot } from '../src/paths.js';
 import { parseIPv4 } from '../src/addr.js';
 import { buildInPlace, destroyInPlace, establish, frameValue, hotpathConfig, sendLive, NS_RX, NS_TX, IF_RX, IF_TX } from './hotpath.js';
 import { macOf, median, percentile, sh, tcpFrame } from './common.js';
-import { encodeU32 } from '../src/layout.js';
-import { CYCLE_MAX, vipAddr } from './scale.js';
+import { loadCycle, newFlowFrames } from './scale.js';
 
 const CLIENT = parseIPv4('192.168.0.1');
 const VIP = parseIPv4('10.0.0.1');
@@ -90,16 +89,11 @@ async function main(): Promise<void> {
     const est = tcpFrame(CLIENT, VIP, 40000, 80, 0x10, mac);
     const fresh = tcpFrame(CLIENT, VIP, 1024, 80, 0x02, mac);
     // --vips N: the scale stage's new flows, cycled by bench_xdp_tx_cycle (a fresh source per frame).
-    const spread = vips > 1 ? Array.from({ length: Math.min(CYCLE_MAX, vips * 4) }, (_, i) =>
-      tcpFrame(parseIPv4('10.128.0.0'), parseIPv4(vipAddr(Math.floor(Math.random() * vips))), 1024 + i, 80, 0x02, mac)) : [];
+    const spread = vips > 1 ? newFlowFrames(vips, mac) : [];
     if (vips > 1) {
       sh('ip', ['-n', NS_RX, 'route', 'add', 'blackhole', '10.0.0.0/8']);
-      const cycle = floor.maps.find((m) => m.name === 'bench_cycle')!.fd;
-      for (let i = 0; i < spread.length; i++) native.mapUpdate(cycle, encodeU32(i), frameValue(spread[i]!));
-      const ctl = Buffer.alloc(8);
-      ctl.writeUInt32LE(spread.length, 0);
-      ctl.writeUInt32LE(1, 4);
-      native.mapUpdate(floor.maps.find((m) => m.name === 'bench_cycle_ctl')!.fd, encodeU32(0), ctl);
+      const mapFd = (name: string): number => floor.maps.find((m) => m.name === name)!.fd;
+      loadCycle(native, mapFd('bench_cycle'), mapFd('bench_cycle_ctl'), spread, true);
     }
     // A tree's run counts only when every frame its program saw took the path measured
     // (as the hotpath stage's): else it is NaN, and the pair it belongs to is left out.

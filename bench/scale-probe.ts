@@ -26,9 +26,9 @@ import { loadNative } from '../src/native.js';
 import { packageRoot } from '../src/paths.js';
 import { parseIPv4 } from '../src/addr.js';
 import { LAYOUT, encodeU32 } from '../src/layout.js';
-import { CYCLE_MAX, establishFlows, fillConntrack, scaleConfig, vipAddr } from './scale.js';
-import { buildInPlace, destroyInPlace, frameValue, sendLive, NS_RX, NS_TX, IF_RX, IF_TX } from './hotpath.js';
-import { macOf, median, sh, tcpFrame, yieldToLoop } from './common.js';
+import { establishFlows, fillConntrack, loadCycle, newFlowFrames, scaleConfig } from './scale.js';
+import { buildInPlace, destroyInPlace, sendLive, NS_RX, NS_TX, IF_RX, IF_TX } from './hotpath.js';
+import { macOf, median, sh, yieldToLoop } from './common.js';
 import { onCleanup, runCleanups } from './cleanup.js';
 
 const PIN_ROOT = '/sys/fs/bpf/xlb-b-probe';
@@ -108,18 +108,10 @@ async function main(): Promise<void> {
         return g;
       });
     } else {
-      const spread = path === 'new' ? nVips : 1;
-      set = Array.from({ length: Math.min(CYCLE_MAX, spread * 4) }, (_, i) =>
-        tcpFrame(parseIPv4('10.128.0.0'), parseIPv4(vipAddr(Math.floor(Math.random() * spread))), 1024 + i, 80, 0x02, mac),
-      );
+      set = newFlowFrames(path === 'new' ? nVips : 1, mac);
     }
-    const cycle = fd('maps', 'bench_cycle');
     const sender = fd('programs', 'bench_xdp_tx_cycle');
-    for (let i = 0; i < set.length; i++) native.mapUpdate(cycle, encodeU32(i), frameValue(set[i]!));
-    const ctl = Buffer.alloc(8);
-    ctl.writeUInt32LE(set.length, 0);
-    ctl.writeUInt32LE(path === 'est' ? 0 : 1, 4); // 1: a fresh source per frame
-    native.mapUpdate(fd('maps', 'bench_cycle_ctl'), encodeU32(0), ctl);
+    loadCycle(native, fd('maps', 'bench_cycle'), fd('maps', 'bench_cycle_ctl'), set, path !== 'est');
     const counter = path === 'est' ? 'ct_hit' : 'new_flow';
     stats = native.enableStats();
     native.xdpAttach(NS_RX, rx, d.progs.xlb_xdp_ingress, 'native');

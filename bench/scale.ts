@@ -241,6 +241,24 @@ export function fillConntrack(native: XlbNative, dp: Dataplane, n: number, rebui
 /** bench.bpf.c BENCH_CYCLE_MAX: frames bench_xdp_tx_cycle cycles over. */
 export const CYCLE_MAX = 4096;
 
+/** New-flow SYNs to random ones of `spread` VIPs (4 a VIP, at most CYCLE_MAX), a source port each. */
+export function newFlowFrames(spread: number, mac: { src?: Buffer; dst?: Buffer } = {}): Buffer[] {
+  return Array.from({ length: Math.min(CYCLE_MAX, Math.max(spread, 1) * 4) }, (_, i) =>
+    tcpFrame(parseIPv4('10.128.0.0'), parseIPv4(vipAddr(spread <= 1 ? 0 : Math.floor(Math.random() * spread))), 1024 + i, 80, 0x02, mac),
+  );
+}
+
+/** Loads the frames bench_xdp_tx_cycle sends (bench.bpf.c's bench_cycle and bench_cycle_ctl, by fd);
+ *  `fresh`: a fresh source per frame (new flows). */
+export function loadCycle(native: XlbNative, cycleFd: number, ctlFd: number, set: readonly Buffer[], fresh: boolean): void {
+  const n = Math.min(set.length, CYCLE_MAX);
+  for (let i = 0; i < n; i++) native.mapUpdate(cycleFd, encodeU32(i), frameValue(set[i]!));
+  const c = Buffer.alloc(8);
+  c.writeUInt32LE(n, 0);
+  c.writeUInt32LE(fresh ? 1 : 0, 4);
+  native.mapUpdate(ctlFd, encodeU32(0), c);
+}
+
 /** One case of the in-place per-packet measurement. */
 interface InPlaceCase {
   name: string;
@@ -310,20 +328,9 @@ function inPlacePerPacket(
     const sender = fdOf('programs', 'bench_xdp_tx_cycle');
     const cycle = fdOf('maps', 'bench_cycle');
     const ctl = fdOf('maps', 'bench_cycle_ctl');
-    const load = (set: readonly Buffer[], fresh: boolean): void => {
-      const n = Math.min(set.length, CYCLE_MAX);
-      for (let i = 0; i < n; i++) native.mapUpdate(cycle, encodeU32(i), frameValue(set[i]!));
-      const c = Buffer.alloc(8);
-      c.writeUInt32LE(n, 0);
-      c.writeUInt32LE(fresh ? 1 : 0, 4);
-      native.mapUpdate(ctl, encodeU32(0), c);
-    };
+    const load = (set: readonly Buffer[], fresh: boolean): void => loadCycle(native, cycle, ctl, set, fresh);
     const estSets = cases.map((c) => c.flows.map(withMacs));
-    const newSets = cases.map((c) =>
-      Array.from({ length: Math.min(CYCLE_MAX, Math.max(c.spread, 1) * 4) }, (_, i) =>
-        withMacs(tcpFrame(parseIPv4('10.128.0.0'), parseIPv4(vipAddr(c.spread === 1 ? 0 : Math.floor(Math.random() * c.spread))), 1024 + i, 80, 0x02)),
-      ),
-    );
+    const newSets = cases.map((c) => newFlowFrames(c.spread).map(withMacs));
     statsFd = native.enableStats();
     const est = cases.map(() => [] as number[]);
     const neu = cases.map(() => [] as number[]);

@@ -854,8 +854,8 @@ export class KernelStore implements MapStore {
     for (let i = 1; same && i < to.length; i++) same = to[i] === from[i];
     if (!same) {
       const next = Buffer.alloc(XLB.MAGLEV_BYTE_VALUE);
-      encodeByteTableInto(to, next, keep, named); // (the positions `placed` has)
-      n.mapUpdate(fd, key, withIds(next), 0);
+      encodeByteTableInto(to, next, placed); // (its ids already merged with the kept ones)
+      n.mapUpdate(fd, key, next, 0);
     }
     return true;
   }

@@ -630,6 +630,13 @@ export function maglevClass(table: Uint32Array): number {
 export const MAGLEV_BYTE_IDS_AT = 4;
 export const MAGLEV_BYTE_SLOTS_AT = 4 * (1 + XLB.MAGLEV_BYTE_IDS);
 
+/** maglevBytePositions' answer. */
+export interface BytePositions {
+  ids: Uint32Array;
+  assigned: Uint8Array;
+  positionOf: (id: number) => number;
+}
+
 /**
  * A byte-class table's positions: ids[] (MAGLEV_BYTE_IDS of them, 0 where unused), which positions this
  * call placed an id at (`assigned`: XLB_BACKEND_NONE too, for an empty table), and the position of each
@@ -640,11 +647,7 @@ export const MAGLEV_BYTE_SLOTS_AT = 4 * (1 + XLB.MAGLEV_BYTE_IDS);
  * replaced, not rewritten). Typed arrays indexed by id, no Map: 10,000 tables of 16,381 slots are
  * encoded in an apply.
  */
-export function maglevBytePositions(
-  table: Uint32Array,
-  keep?: Uint32Array,
-  named?: Uint8Array,
-): { ids: Uint32Array; assigned: Uint8Array; positionOf: (id: number) => number } | null {
+export function maglevBytePositions(table: Uint32Array, keep?: Uint32Array, named?: Uint8Array): BytePositions | null {
   const maxId = maxSlotId(table);
   const stamp = nextStamp(maxId);
   const marks = seen;
@@ -691,26 +694,25 @@ export function maglevBytePositions(
 /** A byte-class table's value: M, ids[] and a position per slot (positions as maglevBytePositions gives them). */
 export function encodeByteTable(table: Uint32Array, keep?: Uint32Array): Buffer {
   const b = Buffer.alloc(XLB.MAGLEV_BYTE_VALUE);
-  encodeByteTableInto(table, b, keep);
+  encodeByteTableInto(table, b, keep && (maglevBytePositions(table, keep) ?? undefined));
   return b;
 }
 
 /**
  * encodeByteTable into `out` (zeroed past what it writes: M, ids[] and M slot bytes, which it returns the
- * length of). Without `keep`, ids take positions in order of first appearance, in one pass over the slots;
- * with it (and `named`), positions as maglevBytePositions gives them for the same arguments.
+ * length of). With `placed` (maglevBytePositions' answer for this table, its last call), ids and slots
+ * take those positions; without, ids take positions in order of first appearance, in one pass over the
+ * slots.
  */
-export function encodeByteTableInto(table: Uint32Array, out: Buffer, keep?: Uint32Array, named?: Uint8Array): number {
+export function encodeByteTableInto(table: Uint32Array, out: Buffer, placed?: BytePositions): number {
   const m = table.length - 1;
   const len = MAGLEV_BYTE_SLOTS_AT + m;
   if (m > XLB.MAGLEV_BYTE_SLOTS || out.length < len) throw new RangeError(`a byte-class Maglev table of ${m} slots does not fit (at most ${XLB.MAGLEV_BYTE_SLOTS})`);
   const ids = new Uint32Array(out.buffer, out.byteOffset + MAGLEV_BYTE_IDS_AT, XLB.MAGLEV_BYTE_IDS);
   const slots = new Uint8Array(out.buffer, out.byteOffset + MAGLEV_BYTE_SLOTS_AT - 1, table.length);
   out.writeUInt32LE(table[XLB.MAGLEV_HDR_SLOT]!, 0);
-  if (keep) {
-    const placedAt = maglevBytePositions(table, keep, named);
-    if (!placedAt) throw new RangeError('a byte-class Maglev table: no free position for a new backend');
-    const { ids: placedIds, positionOf } = placedAt;
+  if (placed) {
+    const { ids: placedIds, positionOf } = placed;
     ids.set(placedIds);
     for (let i = 1; i < table.length; i++) slots[i] = positionOf(table[i]!);
   } else {

@@ -53,52 +53,44 @@ XLB_INLINE __u32 xlb_maglev_hint_index(__u32 hash, __u32 hint)
 			xlb_lookup(_inner, &_key) : NULL);                     \
 	})
 
-#define XLB_MAGLEV_CASE(k)                                                     \
-	case k: {                                                              \
-		struct xlb_maglev_table##k *t = XLB_MAGLEV_TABLE_OF(k, vip_id); \
-                                                                               \
-		if (!t)                                                        \
-			return XLB_BACKEND_NONE;                               \
-		m = *(volatile __u32 *)&t->m;                                  \
-		id = XLB_BACKEND_NONE;                                         \
-		idx = xlb_maglev_hint_index(hash, hint);                       \
-		if (idx < XLB_MAGLEV_CLASS_SLOTS(k))                           \
-			id = *(volatile __u32 *)&t->slots[idx];                \
-		if (m == 0)                                                    \
-			return XLB_BACKEND_NONE;                               \
-		if (m == hint)                                                 \
-			return id;                                             \
-		idx = xlb_maglev_index(hash, m);                               \
-		if (idx >= XLB_MAGLEV_CLASS_SLOTS(k))                          \
-			return XLB_BACKEND_NONE;                               \
-		return *(volatile __u32 *)&t->slots[idx];                      \
-	}
+/* The backend id in slot idx of a table: a word class's slot holds it, a
+ * byte class's slot names its position in ids[] (any byte is a position of
+ * ids[]: no bound check needed). Each read once (volatile). */
+#define XLB_MAGLEV_WORD_AT(t, idx) (*(volatile __u32 *)&(t)->slots[idx])
+#define XLB_MAGLEV_BYTE_AT(t, idx) (*(volatile __u32 *)&(t)->ids[*(volatile __u8 *)&(t)->slots[idx]])
 
-/* The byte class: the slot's byte names the backend's position in ids[]
- * (any byte is a position of ids[]: no bound check needed). */
-#define XLB_MAGLEV_BYTE_CASE(k)                                                \
+/* Every size class: its number, the bound every slot index is checked
+ * against (the verifier's proof) and its kind (WORD or BYTE: which
+ * XLB_MAGLEV_*_AT reads a slot, which XLB_MAGLEV_*_MORE the prefetch adds). */
+#define XLB_MAGLEV_CLASS_LIST(X)                                               \
+	X(0, XLB_MAGLEV_CLASS_SLOTS(0), WORD)                                  \
+	X(1, XLB_MAGLEV_CLASS_SLOTS(1), WORD)                                  \
+	X(2, XLB_MAGLEV_CLASS_SLOTS(2), WORD)                                  \
+	X(3, XLB_MAGLEV_CLASS_SLOTS(3), WORD)                                  \
+	X(4, XLB_MAGLEV_CLASS_SLOTS(4), WORD)                                  \
+	X(5, XLB_MAGLEV_CLASS_SLOTS(5), WORD)                                  \
+	X(6, XLB_MAGLEV_BYTE_SLOTS, BYTE)
+
+/* Class k's pick. */
+#define XLB_MAGLEV_CASE(k, nslots, kind)                                         \
 	case k: {                                                              \
 		struct xlb_maglev_table##k *t = XLB_MAGLEV_TABLE_OF(k, vip_id); \
-		__u8 pos;                                                      \
                                                                                \
 		if (!t)                                                        \
 			return XLB_BACKEND_NONE;                               \
 		m = *(volatile __u32 *)&t->m;                                  \
 		id = XLB_BACKEND_NONE;                                         \
 		idx = xlb_maglev_hint_index(hash, hint);                       \
-		if (idx < XLB_MAGLEV_BYTE_SLOTS) {                             \
-			pos = *(volatile __u8 *)&t->slots[idx];                \
-			id = *(volatile __u32 *)&t->ids[pos];                  \
-		}                                                              \
+		if (idx < (nslots))                                            \
+			id = XLB_MAGLEV_##kind##_AT(t, idx);                   \
 		if (m == 0)                                                    \
 			return XLB_BACKEND_NONE;                               \
 		if (m == hint)                                                 \
 			return id;                                             \
 		idx = xlb_maglev_index(hash, m);                               \
-		if (idx >= XLB_MAGLEV_BYTE_SLOTS)                              \
+		if (idx >= (nslots))                                           \
 			return XLB_BACKEND_NONE;                               \
-		pos = *(volatile __u8 *)&t->slots[idx];                        \
-		return *(volatile __u32 *)&t->ids[pos];                        \
+		return XLB_MAGLEV_##kind##_AT(t, idx);                         \
 	}
 
 /* The backend id Maglev gives `hash` in VIP vip_id's table of size class
@@ -109,20 +101,24 @@ XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hint, __u
 	__u32 m, idx, id;
 
 	switch (table_class) {
-	XLB_MAGLEV_CASE(0)
-	XLB_MAGLEV_CASE(1)
-	XLB_MAGLEV_CASE(2)
-	XLB_MAGLEV_CASE(3)
-	XLB_MAGLEV_CASE(4)
-	XLB_MAGLEV_CASE(5)
-	XLB_MAGLEV_BYTE_CASE(6)
+	XLB_MAGLEV_CLASS_LIST(XLB_MAGLEV_CASE)
 	}
 	return XLB_BACKEND_NONE;
 }
 
 /* Prefetching (select.h, xlb_backend_prefetch4): the table's M and the slot
  * `hint` gives, touched, for a pick a little later. */
-#define XLB_MAGLEV_TOUCH_CASE(k, nslots)                                       \
+/* What a pick reads after the slot, touched too: nothing for a word class;
+ * for the byte class the first four lines of ids[] (positions 0-62). */
+#define XLB_MAGLEV_WORD_MORE(t)
+#define XLB_MAGLEV_BYTE_MORE(t)                                                \
+	do {                                                                   \
+		xlb_touch(&(t)->ids[16]);                                      \
+		xlb_touch(&(t)->ids[32]);                                      \
+		xlb_touch(&(t)->ids[48]);                                      \
+	} while (0)
+
+#define XLB_MAGLEV_TOUCH_CASE(k, nslots, kind)                                 \
 	case k: {                                                              \
 		struct xlb_maglev_table##k *t = XLB_MAGLEV_TABLE_OF(k, vip_id); \
                                                                                \
@@ -131,6 +127,7 @@ XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hint, __u
 		xlb_touch(&t->m);                                              \
 		if (idx < (nslots))                                            \
 			xlb_touch(&t->slots[idx]);                             \
+		XLB_MAGLEV_##kind##_MORE(t);                                   \
 		return;                                                        \
 	}
 
@@ -143,25 +140,7 @@ XLB_INLINE void xlb_maglev_prefetch(__u32 vip_id, __u8 table_class, __u32 hint, 
 	__u32 idx = xlb_maglev_hint_index(hash, hint);
 
 	switch (table_class) {
-	XLB_MAGLEV_TOUCH_CASE(0, XLB_MAGLEV_CLASS_SLOTS(0))
-	XLB_MAGLEV_TOUCH_CASE(1, XLB_MAGLEV_CLASS_SLOTS(1))
-	XLB_MAGLEV_TOUCH_CASE(2, XLB_MAGLEV_CLASS_SLOTS(2))
-	XLB_MAGLEV_TOUCH_CASE(3, XLB_MAGLEV_CLASS_SLOTS(3))
-	XLB_MAGLEV_TOUCH_CASE(4, XLB_MAGLEV_CLASS_SLOTS(4))
-	XLB_MAGLEV_TOUCH_CASE(5, XLB_MAGLEV_CLASS_SLOTS(5))
-	case XLB_MAGLEV_BYTE_CLASS: {
-		struct xlb_maglev_table6 *t = XLB_MAGLEV_TABLE_OF(6, vip_id);
-
-		if (!t)
-			return;
-		xlb_touch(&t->m);
-		if (idx < XLB_MAGLEV_BYTE_SLOTS)
-			xlb_touch(&t->slots[idx]);
-		xlb_touch(&t->ids[16]);
-		xlb_touch(&t->ids[32]);
-		xlb_touch(&t->ids[48]);
-		return;
-	}
+	XLB_MAGLEV_CLASS_LIST(XLB_MAGLEV_TOUCH_CASE)
 	}
 }
 

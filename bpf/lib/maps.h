@@ -26,7 +26,7 @@ struct {
  * copy (BPF_F_MMAPABLE). The byte class's are not mmap-able: an mmap-able
  * array is vmalloc'ed in 4 KiB pages, a plain one of 20 KiB is kmalloc'ed in
  * the kernel's direct map (huge pages), so a new flow to a random one of
- * 10,000 VIPs takes no TLB miss on its table (about 0.87x the new flow's time
+ * 10,000 VIPs takes no TLB miss on its table (0.86x the new flow's time
  * there); they are written with bpf_map_update_elem. Every inner map of a
  * class has the template's shape (max_entries 1, no BPF_F_INNER_MAP), so the
  * verifier inlines the inner lookup: no call, no read of the inner map's
