@@ -20,6 +20,7 @@ import { DEFAULT_CT_TIMEOUTS, gcConntrack, gcConntrack6, monotonicNs } from '../
 import { parseIPv4, parseIPv6 } from '../src/addr.js';
 import { buildPacket, buildPacket6, parsePacket, TCP_FLAGS } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
+import { idleStamp } from './helpers/ct.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-fl-stats-${process.pid}`;
 const IFINDEX = 1; // lo: only a key in xlb_ifaces here
@@ -308,9 +309,10 @@ describe('established flows count in their conntrack entry (bpf/lib/stats.h)', (
     const val = { natAddr: parseIPv6('fd00:9:1::1'), natPort: 8080, dir: XLB.DIR_FWD, state: XLB.CT_EST, vipId: web6.id, backendId: b.id };
     // Counts waiting in the entry, which has been idle for longer than an established flow's timeout.
     const pend = (2n << BigInt(XLB.CT_PEND_PKT_SHIFT)) | 500n;
-    dp.native.mapUpdate(dp.maps.xlb_ct6, key, encodeCt6Val({ ...val, lastSeenNs: monotonicNs() - 60_000_000_000n, pend }), 0);
+    const idle = idleStamp(60, 30);
+    dp.native.mapUpdate(dp.maps.xlb_ct6, key, encodeCt6Val({ ...val, lastSeenNs: idle.stampNs, pend }), 0);
     const before = rows(b.id);
-    const gc = gcConntrack6(dp, { ...DEFAULT_CT_TIMEOUTS, tcpEstablished: 30 });
+    const gc = gcConntrack6(dp, { ...DEFAULT_CT_TIMEOUTS, tcpEstablished: idle.timeoutS });
     expect(gc.removed).toBeGreaterThanOrEqual(1);
     expect(dp.native.mapLookup(dp.maps.xlb_ct6, key, LAYOUT.xlb_ct6_val.size)).toBeNull();
     expect(rows(b.id).packets - before.packets).toBe(2n);
@@ -338,8 +340,9 @@ describe('established flows count in their conntrack entry (bpf/lib/stats.h)', (
     for (let i = 0; i < 2; i++) xdp(ack(26002));
     const before = rows(f.backendId);
     // idle for longer than an established flow's timeout (counts kept)
-    for (const k of [f.fwd, f.rev]) put(k, { ...entry(k), lastSeenNs: entry(k).lastSeenNs - 60_000_000_000n });
-    const gc = gcConntrack(dp, { ...DEFAULT_CT_TIMEOUTS, tcpEstablished: 30 });
+    const idle = idleStamp(60, 30);
+    for (const k of [f.fwd, f.rev]) put(k, { ...entry(k), lastSeenNs: idle.stampNs });
+    const gc = gcConntrack(dp, { ...DEFAULT_CT_TIMEOUTS, tcpEstablished: idle.timeoutS });
     expect(gc.removed).toBeGreaterThanOrEqual(2);
     expect(dp.native.mapLookup(dp.maps.xlb_ct4, encodeCt4Key(f.fwd), LAYOUT.xlb_ct4_val.size)).toBeNull();
     expect(rows(f.backendId).packets - before.packets).toBe(2n);

@@ -17,7 +17,7 @@ import { gcConntrack, flushConntrack, monotonicNs, DEFAULT_CT_TIMEOUTS } from '.
 import { Xlb } from '../src/xlb.js';
 import { buildPacket, parsePacket, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
-import { ct4Get } from './helpers/ct.js';
+import { ct4Get, idleStamp } from './helpers/ct.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-test-ct-${process.pid}`;
 const IFINDEX = 1;
@@ -259,10 +259,11 @@ describe('ct_flush', () => {
       v[7] = XLB.CT_EST;
       v.writeBigUInt64LE(monotonicNs(), LAYOUT.xlb_ct4_val.offsets.last_seen_ns);
       dp.native.mapUpdate(dp.maps.xlb_ct4, k, v);
-      // A second flow, idle for an hour: the collection below removes it.
+      // A second flow, idle for an hour (since boot on a machine up for less): the collection below removes it.
       const old = encodeCt4Key({ saddr: parseIPv4('192.168.9.2'), daddr: parseIPv4('10.0.0.1'), sport: 4322, dport: 80, proto: 6 });
       const ov = Buffer.from(v);
-      ov.writeBigUInt64LE(monotonicNs() - 3600n * 10n ** 9n, LAYOUT.xlb_ct4_val.offsets.last_seen_ns);
+      const idle = idleStamp(3600, 60);
+      ov.writeBigUInt64LE(idle.stampNs, LAYOUT.xlb_ct4_val.offsets.last_seen_ns);
       dp.native.mapUpdate(dp.maps.xlb_ct4, old, ov);
       // Each key's bit in the copy of the filter in use (bpf/lib/ctseen.h).
       const words = dp.native.mapInfo(dp.maps.xlb_ct4_seen).maxEntries;
@@ -283,7 +284,7 @@ describe('ct_flush', () => {
       expect(dp.ct4SeenRebuild()).toBe(2); // entries written from user space: learnt by a rebuild
       expect(seen(k) && seen(old)).toBe(true);
       const before = dp.ct4Seen();
-      expect(x.gc({ tcpEstablished: 60 }).removed).toBe(1); // the idle flow goes, the fresh one stays
+      expect(x.gc({ tcpEstablished: idle.timeoutS }).removed).toBe(1); // the idle flow goes, the fresh one stays
       const after = dp.ct4Seen();
       expect(after.rebuilds).toBe(before.rebuilds + 1);
       expect(after.active).not.toBe(before.active);

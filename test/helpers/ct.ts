@@ -38,3 +38,17 @@ export function ct4Clear(dp: Dataplane): void {
 export function ct4NewSet(dp: Dataplane, key: Uint8Array, val: Uint8Array): void {
   if (!dp.ct4NewUpdate(key, val)) throw new Error('ct4NewSet: key not in the new-flow tier');
 }
+
+/**
+ * A conntrack stamp (CLOCK_MONOTONIC ns, as the data plane writes) of an entry
+ * idle for `seconds`, and the garbage-collection timeout (s) it is idle beyond:
+ * `seconds` and `timeoutS` as asked on a machine up for longer; on one booted
+ * more recently (the clock starts at boot: an hour ago would be before it) the
+ * entry is idle since boot and the timeout is half of that, so that the test
+ * still sees an idle entry removed and a fresh one kept.
+ */
+export function idleStamp(seconds: number, timeoutS: number, now: bigint = process.hrtime.bigint()): { stampNs: bigint; timeoutS: number } {
+  const want = BigInt(seconds) * 1_000_000_000n;
+  if (now > want) return { stampNs: now - want, timeoutS };
+  return { stampNs: 1n, timeoutS: Math.min(timeoutS, Number(now) / 2e9) };
+}
