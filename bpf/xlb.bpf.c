@@ -158,6 +158,15 @@ int xlb_ct6_fold(void *ctx)
 	return xlb_ct6_fold_run();
 }
 
+/* Move what every CPU's ring of the flow log holds (stats.h) to this CPU's
+ * backend rows; the control plane runs it before it reads, zeroes or moves
+ * rows. Returns the number of entries folded. */
+SEC("syscall")
+int xlb_flow_log_fold(void *ctx)
+{
+	return xlb_flow_log_fold_run();
+}
+
 /* One operation of the control plane on one key of the IPv4 new-flow tier
  * (ctnew.h), under the bucket's lock as the data plane takes it; run through
  * BPF_PROG_TEST_RUN with the context in and out. */

@@ -18,7 +18,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 26
+#define XLB_LAYOUT_VERSION 27
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev_c* slots */
@@ -360,6 +360,26 @@ struct xlb_stats {
 	__u64 new_conns;     /* flows balanced */
 	__u64 drops;         /* packets dropped: no usable backend */
 	__u64 rejects;       /* packets answered by reject=true (RST / ICMP unreachable) */
+};
+
+/* Value of xlb_flow_log (an array, one element per possible CPU, lib/stats.h):
+ * a ring of packets to count in their backend's row, folded in batches. Its
+ * CPU's data plane adds (plain stores: entry, then head); whoever holds lock
+ * folds: that data plane when the ring is full, or the control plane's
+ * xlb_flow_log_fold. An entry is XLB_FLOW_LOG_ID_SHIFT-shifted backend id (never 0), the
+ * XLB_FLOW_LOG_F_* flags and the packet's length; a free slot is 0. */
+#define XLB_FLOW_LOG_SLOTS 256 /* entries a CPU's ring holds (a power of two) */
+#define XLB_FLOW_LOG_ID_SHIFT 32
+#define XLB_FLOW_LOG_F_REPLY (1u << 31)  /* a reply packet (reply_packets, reply_bytes) */
+#define XLB_FLOW_LOG_F_NEW (1u << 30)    /* a new flow's first packet (new_conns too) */
+#define XLB_FLOW_LOG_BYTES_MASK ((1u << 30) - 1)
+#define XLB_FLOW_LOG_HDR_WORDS 8         /* head, tail, lock and padding: the entries start a line */
+struct xlb_flow_log {
+	__u64 head; /* entries ever added */
+	__u64 tail; /* entries ever folded */
+	__u64 lock; /* 1 while one folds */
+	__u64 pad[XLB_FLOW_LOG_HDR_WORDS - 3]; /* zero */
+	__u64 ent[XLB_FLOW_LOG_SLOTS]; /* entry i at ent[i % XLB_FLOW_LOG_SLOTS] */
 };
 
 /* IPv6: the same maps as IPv4 with 16-byte addresses (four network-order words).

@@ -93,6 +93,7 @@ export const MAP_NAMES = [
   'xlb_vip_stats',
   'xlb_backend_stats',
   'xlb_global',
+  'xlb_flow_log',
   'xlb_vip6',
   'xlb_backends6',
   'xlb_ct6',
@@ -108,7 +109,7 @@ export class Ct4NewBusyError extends Error {}
 const CT4_NEW_EDIT_RUNS = 8;
 const EBUSY = osConstants.errno.EBUSY;
 
-export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_reply', 'xlb_ct4_seen_rebuild', 'xlb_ct4_new_edit', 'xlb_ct4_fold', 'xlb_ct6_fold'] as const;
+export const PROG_NAMES = ['xlb_tc_ingress', 'xlb_tc_egress', 'xlb_xdp_ingress', 'xlb_tc_reply', 'xlb_ct4_seen_rebuild', 'xlb_ct4_new_edit', 'xlb_ct4_fold', 'xlb_ct6_fold', 'xlb_flow_log_fold'] as const;
 export type ProgName = (typeof PROG_NAMES)[number];
 
 /** Capacities that may be set before the object is first loaded. */
@@ -256,6 +257,7 @@ export class Dataplane {
     const backendIds = opts.mapSizes?.backends ?? native.constants.XLB_MAX_BACKENDS;
     maxEntries.xlb_vip_stats = vipIds * cpus;
     maxEntries.xlb_backend_stats = backendIds * cpus;
+    maxEntries.xlb_flow_log = cpus; // one ring per CPU (bpf/lib/stats.h)
     const rodata = { [STATS_IDS.vip]: vipIds, [STATS_IDS.backend]: backendIds };
     const obj = native.openObject(objectPath, { pinRoot, maxEntries, rodata });
     const maps = {} as Record<KernelMapName, number>;
@@ -314,8 +316,8 @@ export class Dataplane {
 
   /** Counters of many ids of a kind, each CPU's row summed: the span of ids each row holds is read
    *  through mmap once per CPU. An id never counted (or past the rows) reads as zero. Backend rows
-   *  are read after the established tiers' counts are folded into them (ctFold, a walk of every
-   *  conntrack bucket of both families) unless `fold` is false. */
+   *  are read after the flow log's and the established tiers' counts are folded into them (ctFold, a
+   *  walk of every conntrack bucket of both families) unless `fold` is false. */
   statsOf(kind: StatsKind, idList: readonly number[], opts: { fold?: boolean } = {}): Map<number, Stats> {
     if (kind === 'backend' && idList.length && opts.fold !== false) this.ctFold();
     const out = new Map<number, Stats>();
@@ -361,8 +363,10 @@ export class Dataplane {
    * rejects in the same rows meanwhile). Returns the counts folded, by VIP id.
    */
   foldBackendStats(moves: ReadonlyArray<{ vipId: number; backendIds: readonly number[] }>): Map<number, Stats> {
-    // The rows as they are, without the established tier's fold (ctFold): an apply must not walk
-    // every conntrack bucket (61 ms at 2M entries a family). Counts still in entries reach the rows later.
+    // The rows with the flow log folded in (a reused id's row must not get them later), without the
+    // established tier's fold (ctFold): an apply must not walk every conntrack bucket (61 ms at 2M
+    // entries a family). Counts still in entries reach the rows later.
+    this.flowLogFold();
     const be = this.statsOf('backend', moves.flatMap((m) => m.backendIds), { fold: false });
     const { fd, ids } = this.statsRows('vip');
     const o = LAYOUT.xlb_stats.offsets;
@@ -434,10 +438,22 @@ export class Dataplane {
    *  established flow counts in its entry, which reaches its backend's row when the entry is
    *  refreshed) to the backend rows: both families by default (statsOf('backend') runs it first), or
    *  one (conntrack.ts, before it removes entries of that family: a walk of the other's table would
-   *  be wasted). Returns the number of entries that had counts. */
+   *  be wasted); the flow log's rings first (flowLogFold). Returns the number of entries that had
+   *  counts (rings' entries included). */
   ctFold(family?: 4 | 6): number {
-    const run = (prog: number): number => this.native.progTestRun(prog, { data: new Uint8Array(0) }).retval;
-    return (family === 6 ? 0 : run(this.progs.xlb_ct4_fold)) + (family === 4 ? 0 : run(this.progs.xlb_ct6_fold));
+    return this.flowLogFold() + (family === 6 ? 0 : this.runSyscall(this.progs.xlb_ct4_fold)) + (family === 4 ? 0 : this.runSyscall(this.progs.xlb_ct6_fold));
+  }
+
+  /** Moves what every CPU's ring of the flow log holds (bpf/lib/stats.h: packets of new flows and of
+   *  the new-flow tier, counted in batches) to the backend rows: a walk of possible CPUs × 256
+   *  entries at most. ctFold runs it; so do foldBackendStats and the reset of reused ids, which must
+   *  not walk the conntrack tables. Returns the number of entries folded. */
+  flowLogFold(): number {
+    return this.runSyscall(this.progs.xlb_flow_log_fold);
+  }
+
+  private runSyscall(prog: number): number {
+    return this.native.progTestRun(prog, { data: new Uint8Array(0) }).retval;
   }
 
   /** Rebuilds the filter of the keys the IPv4 established tier may hold
@@ -924,6 +940,9 @@ export class KernelStore implements MapStore {
     // counted by the data plane: their counters are still zero.
     const w = this.dp.idsWritten;
     const ids = w ? all.filter((id) => id <= w[kind]) : all;
+    // Counts of the ids' last holders still in the flow log go to their rows first, then are zeroed
+    // with them (else a later fold would add them to the new holder's).
+    if (kind === 'backend' && ids.length) this.dp.flowLogFold();
     const rows = this.dp.statsRows(kind);
     const slots = ids.filter((id) => id < rows.ids).flatMap((id) => Array.from({ length: rows.cpus }, (_, c) => c * rows.ids + id));
     const size = LAYOUT.xlb_stats.size;

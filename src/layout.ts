@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 26;
+export const LAYOUT_VERSION = 27;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 
@@ -54,6 +54,11 @@ export const XLB = {
   CT_SEEN_FILTERS: 2,
   CT_SEEN_BIT2_SHIFT: 26,
   CT_PEND_PKT_SHIFT: 36,
+  FLOW_LOG_SLOTS: 256,
+  FLOW_LOG_ID_SHIFT: 32,
+  FLOW_LOG_F_REPLY: 2 ** 31,
+  FLOW_LOG_F_NEW: 2 ** 30,
+  FLOW_LOG_BYTES_MASK: 2 ** 30 - 1,
   ADDR_FILTER_WORDS: 4096,
   ADDR_FILTER_BITS_LOG2: 18,
   ADDR_FILTER_MULT: 0x9e3779b1,
@@ -135,6 +140,7 @@ export const LAYOUT = {
   xlb_ct_seen_word: { size: 16, offsets: { bits: 0 } },
   xlb_ct_seen_ctl: { size: 8, offsets: { active: 0, rebuilds: 4 } },
   xlb_ct4_bucket: { size: 8 + 56 * 4, offsets: { ctl: 0, way: 8 } },
+  xlb_flow_log: { size: 8 * (8 + 256), offsets: { head: 0, tail: 8, lock: 16, pad: 24, ent: 64 } },
   xlb_ct4_new_edit: { size: 64, offsets: { key: 0, val: 16, op: 56, result: 60 } },
   xlb_iface: { size: 16, offsets: { scope: 0, flags: 4, mac: 8, pad: 14 } },
   xlb_neigh4_key: { size: 8, offsets: { addr: 0, scope: 4 } },

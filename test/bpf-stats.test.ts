@@ -73,6 +73,22 @@ function row(kind: StatsKind, cpu: number, id: number): Stats {
 
 const vipOf = (addr: string): Compiled['vips'][number] => c.vips.find((v) => v.vip.startsWith(`${addr}:`))!;
 
+/** CPU `cpu`'s ring of the flow log (bpf/lib/stats.h), as the kernel holds it. */
+function ring(cpu: number): { head: bigint; tail: bigint; lock: bigint; ent: bigint[] } {
+  const v = dp.native.mapLookup(dp.maps.xlb_flow_log, encodeU32(cpu), LAYOUT.xlb_flow_log.size);
+  if (!v) throw new Error(`no ring for CPU ${cpu}`);
+  const o = LAYOUT.xlb_flow_log.offsets;
+  const ent = Array.from({ length: XLB.FLOW_LOG_SLOTS }, (_, i) => v.readBigUInt64LE(o.ent + 8 * i));
+  return { head: v.readBigUInt64LE(o.head), tail: v.readBigUInt64LE(o.tail), lock: v.readBigUInt64LE(o.lock), ent };
+}
+
+/** Writes the lock word of CPU `cpu`'s ring (the rest as it is). */
+function setLock(cpu: number, lock: bigint): void {
+  const v = dp.native.mapLookup(dp.maps.xlb_flow_log, encodeU32(cpu), LAYOUT.xlb_flow_log.size)!;
+  v.writeBigUInt64LE(lock, LAYOUT.xlb_flow_log.offsets.lock);
+  dp.native.mapUpdate(dp.maps.xlb_flow_log, encodeU32(cpu), v);
+}
+
 beforeAll(() => {
   mask = execFileSync('taskset', ['-p', tid], { encoding: 'utf8' }).trim().split(' ').pop()!;
   Dataplane.removePins(PIN_ROOT);
@@ -97,13 +113,15 @@ describe('counters: a row per CPU', () => {
     }
   });
 
-  it('each CPU counts in its own row, and the control plane sums the rows', () => {
+  it('each CPU logs its flows’ packets in its own ring of the flow log; the control plane folds every ring and sums the rows', () => {
     const web = vipOf(VIP);
     const backendIds = web.backends.map((b) => b.id);
+    const rows0 = cpus.map((cpu) => backendIds.map((id) => row('backend', cpu, id)));
+    const heads0 = cpus.map((cpu) => ring(cpu).head);
     let bytes = 0;
     let flows = 0;
     for (const cpu of cpus) {
-      // cpu + 1 new flows on this CPU, each followed by one packet of the established flow
+      // cpu + 1 new flows on this CPU, each followed by one packet of the new-flow tier
       onCpu(cpu, () => {
         for (let i = 0; i <= cpu; i++) {
           const sport = 20000 + 100 * cpu + i;
@@ -117,21 +135,63 @@ describe('counters: a row per CPU', () => {
       });
     }
     for (const cpu of cpus) {
-      // the VIP's row is not touched by its flows: one counter row per packet
+      // in this CPU's ring, not yet in any row; the VIP's row is not touched by its flows
+      expect(ring(cpu).head - heads0[cpu]!).toBe(BigInt(2 * (cpu + 1)));
       expect(row('vip', cpu, web.id)).toMatchObject({ newConns: 0n, packets: 0n, bytes: 0n });
-      const be = backendIds.map((id) => row('backend', cpu, id));
-      expect(be.reduce((s, x) => s + x.newConns, 0n)).toBe(BigInt(cpu + 1));
-      expect(be.reduce((s, x) => s + x.packets, 0n)).toBe(BigInt(2 * (cpu + 1)));
+      expect(backendIds.map((id) => row('backend', cpu, id))).toEqual(rows0[cpu]);
     }
     const sum = dp.vipTotals([{ id: web.id, backendIds }]).get(web.id)!;
     expect(sum).toMatchObject({ newConns: BigInt(flows), packets: BigInt(2 * flows), bytes: BigInt(bytes), drops: 0n });
+    // Every ring folded (into the folding CPU's rows), its slots free again.
+    for (const cpu of cpus) {
+      const r = ring(cpu);
+      expect(r.tail).toBe(r.head);
+      expect(r.lock).toBe(0n);
+      expect(r.ent.every((e) => e === 0n)).toBe(true);
+    }
     const beSum = backendIds.map((id) => dp.backendStats(id));
     expect(beSum.reduce((s, x) => s + x.newConns, 0n)).toBe(BigInt(flows));
     expect(beSum.reduce((s, x) => s + x.bytes, 0n)).toBe(BigInt(bytes));
   });
 
-  it('IPv6 flows count in the same rows (one id space)', () => {
+  it('a full ring is folded by its own CPU into its own rows at once; while another holds its lock, packets count straight into the rows', () => {
+    const web = vipOf(VIP);
+    const backendIds = web.backends.map((b) => b.id);
+    const cpu = cpus[cpus.length - 1]!;
+    const total = (): bigint => backendIds.reduce((s, id) => s + dp.backendStats(id).newConns, 0n);
+    const total0 = total(); // (folds every ring first)
+    const newConns = (): bigint => backendIds.reduce((s, id) => s + row('backend', cpu, id).newConns, 0n);
+    const syn = (i: number): number => xdp(buildPacket({ src: '192.168.9.7', dst: VIP, proto: 'tcp', sport: 40000 + i, dport: 80 }));
+    onCpu(cpu, () => {
+      const n0 = newConns();
+      // One short of full: all in the ring.
+      for (let i = 0; i < XLB.FLOW_LOG_SLOTS - 1; i++) expect(syn(i)).toBe(XDP_PASS);
+      expect(ring(cpu).head - ring(cpu).tail).toBe(BigInt(XLB.FLOW_LOG_SLOTS - 1));
+      expect(newConns()).toBe(n0);
+      // The packet that fills it folds the whole ring into this CPU's rows.
+      expect(syn(XLB.FLOW_LOG_SLOTS)).toBe(XDP_PASS);
+      expect(ring(cpu).head - ring(cpu).tail).toBe(0n);
+      expect(newConns() - n0).toBe(BigInt(XLB.FLOW_LOG_SLOTS));
+      // Another holds the lock (as the control plane's fold does): the ring fills, then the
+      // packets it has no room for count straight into the row, none lost.
+      setLock(cpu, 1n);
+      try {
+        for (let i = 0; i < XLB.FLOW_LOG_SLOTS + 5; i++) expect(syn(1000 + i)).toBe(XDP_PASS);
+        expect(ring(cpu).head - ring(cpu).tail).toBe(BigInt(XLB.FLOW_LOG_SLOTS));
+        expect(newConns() - n0).toBe(BigInt(XLB.FLOW_LOG_SLOTS + 5));
+        // The control plane's fold skips a ring another is folding.
+        expect(dp.flowLogFold()).toBe(0);
+      } finally {
+        setLock(cpu, 0n);
+      }
+      expect(dp.flowLogFold()).toBe(XLB.FLOW_LOG_SLOTS);
+    });
+    expect(total() - total0).toBe(BigInt(2 * XLB.FLOW_LOG_SLOTS + 5));
+  });
+
+  it('IPv6 flows count in the same rows (one id space), through the same rings', () => {
     const web6 = vipOf(`[${VIP6}]`);
+    const heads0 = cpus.map((cpu) => ring(cpu).head);
     let flows = 0;
     for (const cpu of cpus) {
       onCpu(cpu, () => {
@@ -145,8 +205,7 @@ describe('counters: a row per CPU', () => {
     }
     for (const cpu of cpus) {
       expect(row('vip', cpu, web6.id)).toMatchObject({ newConns: 0n, packets: 0n });
-      const be = web6.backends.map((b) => row('backend', cpu, b.id));
-      expect(be.reduce((s, x) => s + x.packets, 0n)).toBe(BigInt(2 * (cpu + 1)));
+      expect(ring(cpu).head - heads0[cpu]!).toBe(BigInt(2 * (cpu + 1)));
     }
     expect(dp.vipTotals([{ id: web6.id, backendIds: web6.backends.map((b) => b.id) }]).get(web6.id)).toMatchObject({
       newConns: BigInt(flows),

@@ -1,12 +1,17 @@
 /**
- * Counting established flows in their conntrack entry (bpf/lib/stats.h) across
- * CPUs, on the real kernel: one process pinned to one CPU sends packets of an
+ * Counting across CPUs, on the real kernel. Established flows count in their
+ * conntrack entry (bpf/lib/stats.h): one process pinned to one CPU sends packets of an
  * established flow through the XDP program (each adds to the entry's pending
  * counts) while another, pinned to the other CPU, runs the control plane's
  * fold (Dataplane.ctFold: takes the counts and adds them to the backend's row)
  * as fast as it can. Every packet must be counted exactly once: a plain add
  * in the data path, or a fold that read and then cleared the word in two
- * steps, would lose counts or count some twice.
+ * steps, would lose counts or count some twice. New flows count through
+ * their CPU's ring of the flow log: one process sends new flows on one CPU
+ * (the ring fills and its CPU folds it, over and over) while another folds
+ * every ring from the other CPU (Dataplane.flowLogFold); a fold that moved the
+ * tail before clearing the slots, or a ring written without its head, would
+ * lose or double some.
  */
 import { execFile } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -83,6 +88,24 @@ describe('established flows’ counts under a concurrent fold', () => {
     const after = dp.backendStats(backendId);
     expect(after.packets - before.packets).toBe(BigInt(PACKETS));
     // the frame the sender sends, as the data plane counts it (its length)
+    expect(after.bytes - before.bytes).toBe(BigInt(PACKETS * tcpFrame(0, 0, 0, 0, 0).length));
+  });
+
+  it(`${PACKETS} new flows on one CPU, the flow log folded on another: each counted once`, async () => {
+    const vip = c.vips[0]!;
+    const backendId = vip.backends[0]!.id;
+    const before = dp.backendStats(backendId);
+    const [send, fold] = await Promise.all([
+      worker(0, ['sendnew', String(PACKETS), '192.168.80.1', VIP]),
+      worker(1, ['foldlog', '10000000', '', '', '', '3']),
+    ]);
+    expect(send.runs).toBe(PACKETS);
+    expect(send.rewritten).toBe(PACKETS);
+    // The two overlapped: the folder found entries to take many times.
+    expect(fold.folded).toBeGreaterThan(100);
+    const after = dp.backendStats(backendId);
+    expect(after.newConns - before.newConns).toBe(BigInt(PACKETS));
+    expect(after.packets - before.packets).toBe(BigInt(PACKETS));
     expect(after.bytes - before.bytes).toBe(BigInt(PACKETS * tcpFrame(0, 0, 0, 0, 0).length));
   });
 });

@@ -116,6 +116,11 @@ describe('LAYOUT matches bpf/xlb_shared.h (as compiled into the addon)', () => {
       ['XLB_SNAT_K_CLIENT', XLB.SNAT_K_CLIENT],
       ['XLB_CT_F_SNAT', XLB.CT_F_SNAT],
       ['XLB_CT_F_HAIRPIN', XLB.CT_F_HAIRPIN],
+      ['XLB_FLOW_LOG_SLOTS', XLB.FLOW_LOG_SLOTS],
+      ['XLB_FLOW_LOG_ID_SHIFT', XLB.FLOW_LOG_ID_SHIFT],
+      ['XLB_FLOW_LOG_F_REPLY', XLB.FLOW_LOG_F_REPLY],
+      ['XLB_FLOW_LOG_F_NEW', XLB.FLOW_LOG_F_NEW],
+      ['XLB_FLOW_LOG_BYTES_MASK', XLB.FLOW_LOG_BYTES_MASK],
       ['XLB_MAGLEV_DEFAULT_M', DEFAULT_MAGLEV_SIZE],
       ['XLB_G_COUNT', GLOBAL_COUNTERS.length],
     ];

@@ -79,6 +79,27 @@ describe('counters of new ids', () => {
     expect(dp.vipTotals([{ id: reused, backendIds: [oldBackend] }]).get(reused)!.newConns).toBe(2n);
   });
 
+  it('a last holder’s packets still in the flow log reach its row before its counts move to its VIP, and before its id is zeroed for the next holder', () => {
+    const base = { '10.0.7.2:80': '10.7.0.2:8080,10.7.0.3:8080', '10.0.7.9:80': '10.7.0.9:8080' };
+    apply({ ...base, '10.0.7.20:80': '10.7.0.20:8080' });
+    const vip = idOf('10.0.7.20');
+    const backend = c.vips.find((v) => v.id === vip)!.backends[0]!.id;
+    // New flows count through this CPU's ring (bpf/lib/stats.h): folded by foldBackendStats first.
+    send('10.0.7.20', 2);
+    dp.foldBackendStats([{ vipId: vip, backendIds: [backend] }]);
+    expect(dp.vipStats(vip).newConns).toBe(2n);
+    // Four more in the ring when the VIP goes and a new one takes its ids: the reset of the ids
+    // folds them first (into the old holder's row it then zeroes), so the new holder starts at zero.
+    send('10.0.7.20', 4);
+    apply(base);
+    apply({ ...base, '10.0.7.21:80': '10.7.0.21:8080' });
+    expect(idOf('10.0.7.21')).toBe(vip);
+    expect(c.vips.find((v) => v.id === vip)!.backends[0]!.id).toBe(backend);
+    expect(dp.backendStats(backend)).toMatchObject({ packets: 0n, newConns: 0n });
+    send('10.0.7.21', 1);
+    expect(dp.backendStats(backend)).toMatchObject({ packets: 1n, newConns: 1n });
+  });
+
   it('maps adopted from pins: nothing is assumed about their counters', () => {
     const again = Dataplane.open({ pinRoot: PIN_ROOT });
     try {

@@ -39,12 +39,6 @@
 #define XLB_CTN_NONE (-1)
 #define XLB_CTN_LOCK_TRIES 256 /* more attempts at a locked bucket's lock before giving up */
 
-/* The map's own bucket count (max_entries, set by the control plane before
- * load), read through BTF so the index always fits the array. */
-struct bpf_map___xlb {
-	__u32 max_entries;
-} __attribute__((preserve_access_index));
-
 /* The home of an entry of key k and direction dir: the index of the bucket
  * it lives in, its flow's client side's hash (xlb_hash_side4) modulo the
  * bucket count. Computed once per key (the modulo is a division); every

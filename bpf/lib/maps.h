@@ -234,6 +234,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_backend_stats SEC(".maps");
 
+/* A map's own max_entries (set by the control plane before load: the new-flow
+ * tier's buckets, the flow log's rings), read through BTF. */
+struct bpf_map___xlb {
+	__u32 max_entries;
+} __attribute__((preserve_access_index));
+
+/* The flow counts' log: one ring per possible CPU (element cpu; lib/stats.h),
+ * whose entries reach xlb_backend_stats in batches. Plain array, not per-CPU:
+ * the control plane's fold, on one CPU, takes every CPU's ring. The control
+ * plane sets max_entries (possible CPUs) before load; a CPU without a ring
+ * counts straight into its row. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xlb_flow_log);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_flow_log SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XLB_G_COUNT);

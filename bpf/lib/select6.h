@@ -76,8 +76,6 @@ XLB_INLINE struct xlb_backend6 *xlb_backend6_pick(const struct xlb_pkt6 *p,
 	if (id == XLB_BACKEND_NONE)
 		return NULL;
 	*backend_id = id;
-	/* The one counter row this flow updates (its backend's): loaded while the entry is read. */
-	xlb_touch(xlb_backend_stats_of(id));
 	be = xlb_lookup(&xlb_backends6, &id);
 	if (be && (vip->flags & XLB_VIP_F_AFFINITY)) {
 		struct xlb_affinity4_val av = { .backend_id = *backend_id, .last_seen_ns = now };

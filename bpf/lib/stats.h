@@ -5,8 +5,9 @@
  * address is one inlined computation (this CPU's row, then the id) and one
  * load, with no atomics in the data path: no other CPU writes this row (the
  * control plane's fold, on this CPU in process context, adds atomically).
- * Packets of the established tier count in their conntrack entry first
- * (below).
+ * Packets of the established tier count in their conntrack entry first, the
+ * others (new flows, the new-flow tier) in this CPU's ring of the flow log
+ * first (below).
  */
 #ifndef XLB_STATS_H
 #define XLB_STATS_H
@@ -44,37 +45,6 @@ XLB_INLINE void xlb_stats_add(struct xlb_stats *s, __u32 len, int reply, int new
 	s->new_conns += new_conn;
 }
 
-/* Counts a packet of a flow in its backend's row only (a new flow's, a packet
- * of the new-flow tier; an established flow's goes through its entry, below):
- * one row touched per packet (with 10^4 VIPs x 64 backends each row access is
- * a cache and TLB miss). A backend id belongs to exactly one VIP, so the
- * control plane derives a VIP's packets, bytes and new connections from its
- * backends' rows (src/dataplane.ts vipTotals); the VIP's own row holds what
- * has no backend (drops, rejects: xlb_no_backend) and, in its
- * packets..new_conns fields, the final counts of backends it no longer has,
- * written by the control plane alone. */
-XLB_INLINE void xlb_flow_stats(__u32 backend_id, __u32 len, int reply, int new_conn)
-{
-	xlb_stats_add(xlb_backend_stats_of(backend_id), len, reply, new_conn);
-}
-
-/* ---- established flows: counted in their conntrack entry ----
- *
- * With 10^4 VIPs an established flow's backend row is evicted from the cache
- * between two of its packets (the packets of other flows pass in between),
- * so a packet of the established tier counts in its own entry instead (whose
- * cache line the lookup has just loaded): one atomic add to pend
- * (XLB_CT_PEND_*; atomic because the control plane's fold takes the word from
- * another CPU). The counts move to this CPU's row of the backend when the
- * entry's clock is refreshed (xlb_ct4_hit, xlb_ct6_hit: at most once per
- * XLB_CT_REFRESH_NS of a sending flow), and when the control plane runs
- * xlb_ct4_fold / xlb_ct6_fold (xlb.bpf.c) before it reads the rows or removes
- * a family's entries. What
- * an LRU eviction takes with an entry (its flow's last second at most) is not
- * counted, nor what a promotion racing on two CPUs overwrites (BPF_ANY). The
- * data path's plain adds into the row assume it is not preempted by the fold
- * on its CPU (softirq context; not PREEMPT_RT). */
-
 /* One packet of `len` bytes, as added to pend. */
 XLB_INLINE __u64 xlb_pend_one(__u32 len)
 {
@@ -102,6 +72,138 @@ XLB_INLINE void xlb_stats_add_pend(struct xlb_stats *s, __u64 pend, int reply, i
 		*b += bytes;
 	}
 }
+
+/* ---- packets of the new-flow tier: counted through the flow log ----
+ *
+ * A flow's packets count in its backend's row only. A backend id belongs to
+ * exactly one VIP, so the control plane derives a VIP's packets, bytes and
+ * new connections from its backends' rows (src/dataplane.ts vipTotals); the
+ * VIP's own row holds what has no backend (drops, rejects: xlb_no_backend)
+ * and, in its packets..new_conns fields, the final counts of backends it no
+ * longer has, written by the control plane alone.
+ *
+ * With 10^4 VIPs x 64 backends a backend's row is a cache miss, which the
+ * conntrack insert's compare-and-swap (a full barrier) then waits for: a new
+ * flow's first packet, and each packet of the new-flow tier (the handshake),
+ * would pay one. So these packets go to this CPU's ring in xlb_flow_log
+ * instead (an entry and the head stored on a line in cache) and reach the
+ * rows in batches: when a ring is full its CPU folds it at once (the rows'
+ * misses of up to XLB_FLOW_LOG_SLOTS independent adds overlap), and the
+ * control plane folds every ring (xlb_flow_log_fold) before it reads the
+ * rows, zeroes a reused id's or moves a removed backend's. A ring that is
+ * full and being folded by another, or a CPU without a ring, counts straight
+ * into the row. Established flows count in their conntrack entry (below). */
+
+/* Adds the packet of log entry e (atomic: as for xlb_stats_add_pend) to this
+ * CPU's row of its backend. */
+XLB_INLINE void xlb_flow_log_count(__u64 e, int atomic)
+{
+	struct xlb_stats *s = xlb_backend_stats_of((__u32)(e >> XLB_FLOW_LOG_ID_SHIFT));
+
+	if (!s)
+		return;
+	xlb_stats_add_pend(s, xlb_pend_one(e & XLB_FLOW_LOG_BYTES_MASK), !!(e & XLB_FLOW_LOG_F_REPLY), atomic);
+	if (!(e & XLB_FLOW_LOG_F_NEW))
+		return;
+	if (atomic)
+		__sync_fetch_and_add(&s->new_conns, 1);
+	else
+		s->new_conns += 1;
+}
+
+/* Folds ring l's entries into this CPU's rows (atomic: the control plane's
+ * fold; plain: the data plane's, into its own rows) under l's lock; returns
+ * how many, 0 when another holds the lock (it is folding them). The slots
+ * are zeroed before the tail moves past them (an exchange: a full barrier),
+ * so the ring's CPU never writes a slot a fold has still to clear; an entry
+ * whose store this CPU does not see yet (0) ends the fold: the next takes it. */
+XLB_INLINE __u32 xlb_flow_log_fold_one(struct xlb_flow_log *l, int atomic)
+{
+	__u64 t, h, *slot, e;
+	__u32 i, n = 0;
+
+	if (__sync_val_compare_and_swap(&l->lock, 0, 1) != 0)
+		return 0;
+	t = *(volatile __u64 *)&l->tail;
+	h = *(volatile __u64 *)&l->head;
+	/* The rows' lines first, loads alone: their misses overlap (as many as
+	 * the core keeps in flight), where the adds below would queue stores
+	 * behind each one. */
+	for (i = 0; i < XLB_FLOW_LOG_SLOTS && t + i < h; i++) {
+		struct xlb_stats *s;
+
+		e = *(volatile __u64 *)&l->ent[(t + i) & (XLB_FLOW_LOG_SLOTS - 1)];
+		s = xlb_backend_stats_of((__u32)(e >> XLB_FLOW_LOG_ID_SHIFT));
+		if (s) {
+			xlb_touch(&s->packets);
+			xlb_touch(&s->new_conns);
+		}
+	}
+	for (i = 0; i < XLB_FLOW_LOG_SLOTS && t + i < h; i++) {
+		slot = &l->ent[(t + i) & (XLB_FLOW_LOG_SLOTS - 1)];
+		e = *(volatile __u64 *)slot;
+		if (!e)
+			break;
+		xlb_flow_log_count(e, atomic);
+		*slot = 0;
+		n++;
+	}
+	__sync_lock_test_and_set(&l->tail, t + n);
+	__sync_lock_test_and_set(&l->lock, 0);
+	return n;
+}
+
+/* The data plane's fold of CPU cpu's full ring (cpu: the CPU running it). A
+ * global function: verified once, not at each of xlb_flow_stats's callers. */
+__attribute__((noinline)) int xlb_flow_log_drain(__u32 cpu)
+{
+	struct xlb_flow_log *l = xlb_lookup(&xlb_flow_log, &cpu);
+
+	return l ? xlb_flow_log_fold_one(l, 0) : 0;
+}
+
+/* Counts a packet of a flow for its backend (a new flow's first packet:
+ * new_conn; a packet of the new-flow tier; reply: a backend's): into this
+ * CPU's ring, or straight into the row when the ring has no room. */
+XLB_INLINE void xlb_flow_stats(__u32 backend_id, __u32 len, int reply, int new_conn)
+{
+	__u32 cpu = xlb_cpu();
+	struct xlb_flow_log *l = xlb_lookup(&xlb_flow_log, &cpu);
+	__u64 e = (__u64)backend_id << XLB_FLOW_LOG_ID_SHIFT | (reply ? XLB_FLOW_LOG_F_REPLY : 0) |
+		  (new_conn ? XLB_FLOW_LOG_F_NEW : 0) | (len & XLB_FLOW_LOG_BYTES_MASK);
+	__u64 h, used, *slot;
+
+	if (l && e) {
+		h = l->head;
+		used = h - *(volatile __u64 *)&l->tail;
+		slot = &l->ent[h & (XLB_FLOW_LOG_SLOTS - 1)];
+		if (used < XLB_FLOW_LOG_SLOTS && !*slot) {
+			*slot = e;
+			*(volatile __u64 *)&l->head = h + 1;
+			if (used + 1 == XLB_FLOW_LOG_SLOTS)
+				xlb_flow_log_drain(cpu);
+			return;
+		}
+	}
+	xlb_stats_add(xlb_backend_stats_of(backend_id), len, reply, new_conn);
+}
+
+/* ---- established flows: counted in their conntrack entry ----
+ *
+ * With 10^4 VIPs an established flow's backend row is evicted from the cache
+ * between two of its packets (the packets of other flows pass in between),
+ * so a packet of the established tier counts in its own entry instead (whose
+ * cache line the lookup has just loaded): one atomic add to pend
+ * (XLB_CT_PEND_*; atomic because the control plane's fold takes the word from
+ * another CPU). The counts move to this CPU's row of the backend when the
+ * entry's clock is refreshed (xlb_ct4_hit, xlb_ct6_hit: at most once per
+ * XLB_CT_REFRESH_NS of a sending flow), and when the control plane runs
+ * xlb_ct4_fold / xlb_ct6_fold (xlb.bpf.c) before it reads the rows or removes
+ * a family's entries. What
+ * an LRU eviction takes with an entry (its flow's last second at most) is not
+ * counted, nor what a promotion racing on two CPUs overwrites (BPF_ANY). The
+ * data path's plain adds into the row assume it is not preempted by the fold
+ * on its CPU (softirq context; not PREEMPT_RT). */
 
 /* A packet of an established entry (its pend word) that is not refreshed:
  * counted in it. */
@@ -144,6 +246,30 @@ static long xlb_ct6_fold_cb(void *map, const struct xlb_ct6_key *k, struct xlb_c
 {
 	*(__u32 *)ctx += xlb_ct_fold_one(&v->pend, v->backend_id, v->dir == XLB_DIR_REV);
 	return 0;
+}
+
+/* The control plane's fold of every CPU's ring (xlb_flow_log_fold, xlb.bpf.c)
+ * into this CPU's rows; returns the entries folded. */
+static long xlb_flow_log_fold_cb(__u64 i, void *ctx)
+{
+	__u32 cpu = (__u32)i;
+	struct xlb_flow_log *l = xlb_lookup(&xlb_flow_log, &cpu);
+
+	if (!l)
+		return 1;
+	*(__u32 *)ctx += xlb_flow_log_fold_one(l, 1);
+	return 0;
+}
+
+XLB_INLINE int xlb_flow_log_fold_run(void)
+{
+	struct bpf_map___xlb *m = (void *)&xlb_flow_log;
+	__u32 folded = 0;
+
+	/* (opaque, as in ctnew.h: the field read at an offset of the map's pointer) */
+	asm volatile("" : "+r"(m));
+	bpf_loop(m->max_entries, xlb_flow_log_fold_cb, &folded, 0);
+	return folded;
 }
 
 /* Moves every IPv4 established entry's pending counts to this CPU's rows.

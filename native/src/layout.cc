@@ -39,6 +39,8 @@ void AddSharedConstants(Napi::Env env, Napi::Object c) {
   C(XLB_G_CT_SKIP) C(XLB_CT_SEEN_FILTERS) C(XLB_CT_SEEN_BIT2_SHIFT) C(XLB_CT_PEND_PKT_SHIFT)
   C(XLB_G_ADDR_SKIP) C(XLB_ADDR_FILTER_WORDS) C(XLB_ADDR_FILTER_BITS_LOG2) C(XLB_ADDR_FILTER_MULT)
   C(XLB_G_CT_BUSY) C(XLB_CTN_OP_GET) C(XLB_CTN_OP_DELETE) C(XLB_CTN_OP_SET)
+  C(XLB_FLOW_LOG_SLOTS) C(XLB_FLOW_LOG_ID_SHIFT) C(XLB_FLOW_LOG_F_REPLY) C(XLB_FLOW_LOG_F_NEW)
+  C(XLB_FLOW_LOG_BYTES_MASK)
 #undef C
 }
 
@@ -110,6 +112,12 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   XLB_STRUCT(xlb_ct4_bucket)
   XLB_FIELD(xlb_ct4_bucket, ctl)
   XLB_FIELD(xlb_ct4_bucket, way)
+  XLB_STRUCT(xlb_flow_log)
+  XLB_FIELD(xlb_flow_log, head)
+  XLB_FIELD(xlb_flow_log, tail)
+  XLB_FIELD(xlb_flow_log, lock)
+  XLB_FIELD(xlb_flow_log, pad)
+  XLB_FIELD(xlb_flow_log, ent)
   XLB_STRUCT(xlb_ct4_new_edit)
   XLB_FIELD(xlb_ct4_new_edit, key)
   XLB_FIELD(xlb_ct4_new_edit, val)

@@ -1,8 +1,10 @@
 // One side of the counting race test (test/ct-count.test.ts), a process of its own (the test
 // pins it to one CPU): opens the pinned data plane and either sends `count` packets of one
 // established flow (mode "send": client:sport -> vip:80, through xlb_xdp_ingress, one test run
-// each) or folds the established tier's counts into the rows (mode "fold": Dataplane.ctFold) until
-// `count` folds or `seconds` have passed. Prints a JSON summary.
+// each), or `count` new flows (mode "sendnew": a SYN each from a fresh source, counted through the
+// flow log), or folds the established tier's counts into the rows (mode "fold": Dataplane.ctFold) or
+// only the flow log's rings (mode "foldlog": Dataplane.flowLogFold) until `count` folds or `seconds`
+// have passed. Prints a JSON summary.
 import { Dataplane } from '../../dist/src/dataplane.js';
 import { parseIPv4 } from '../../dist/src/addr.js';
 import { tcpFrame } from '../../dist/bench/common.js';
@@ -18,6 +20,22 @@ try {
       const r = dp.native.progTestRun(dp.progs.xlb_xdp_ingress, { data: frame, ifindex: 1, repeat: 1 });
       out.runs++;
       if (r.data.readUInt32BE(14 + 16) !== vip) out.rewritten++;
+    }
+  } else if (mode === 'sendnew') {
+    // `count` new flows (a SYN each, from client + (i >> 15), source port 1024 + (i & 0x7fff)).
+    const client = parseIPv4(clientS);
+    const vip = parseIPv4(vipS);
+    for (let i = 0; i < Number(countS); i++) {
+      const frame = tcpFrame(client + (i >>> 15), vip, 1024 + (i & 0x7fff), 80, 0x02);
+      const r = dp.native.progTestRun(dp.progs.xlb_xdp_ingress, { data: frame, ifindex: 1, repeat: 1 });
+      out.runs++;
+      if (r.data.readUInt32BE(14 + 16) !== vip) out.rewritten++;
+    }
+  } else if (mode === 'foldlog') {
+    const until = Date.now() + Number(secondsS) * 1000;
+    for (let i = 0; i < Number(countS) && Date.now() < until; i++) {
+      out.folded += dp.flowLogFold();
+      out.runs++;
     }
   } else {
     const until = Date.now() + Number(secondsS) * 1000;
