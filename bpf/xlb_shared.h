@@ -374,6 +374,8 @@ struct xlb_stats {
 #define XLB_FLOW_LOG_F_NEW (1u << 30)    /* a new flow's first packet (new_conns too) */
 #define XLB_FLOW_LOG_BYTES_MASK ((1u << 30) - 1)
 #define XLB_FLOW_LOG_HDR_WORDS 8         /* head, tail, lock and padding: the entries start a line */
+#define XLB_FLOW_LOG_LOCK_TRIES 64       /* the control plane's fold: attempts at a held ring's lock per run */
+#define XLB_FLOW_LOG_BUSY (1u << 31)     /* xlb_flow_log_fold's result: a ring stayed locked (run it again) */
 struct xlb_flow_log {
 	__u64 head; /* entries ever added */
 	__u64 tail; /* entries ever folded */

@@ -105,6 +105,13 @@ export type KernelMapName = (typeof MAP_NAMES)[number];
 /** An edit of the IPv4 new-flow tier whose bucket stayed locked through every run (Dataplane.ct4NewDelete etc.). */
 export class Ct4NewBusyError extends Error {}
 
+/** The flow log's fold found a ring another kept locked through every run (Dataplane.flowLogFold). */
+export class FlowLogBusyError extends Error {}
+
+/** Runs of xlb_flow_log_fold while a ring stays locked (1 ms apart: a holder may be another
+ *  process's fold, preempted) before giving up. */
+const FLOW_LOG_FOLD_RUNS = 50;
+
 /** Runs of xlb_ct4_new_edit while its bucket is locked before giving up. */
 const CT4_NEW_EDIT_RUNS = 8;
 const EBUSY = osConstants.errno.EBUSY;
@@ -319,7 +326,10 @@ export class Dataplane {
    *  are read after the flow log's and the established tiers' counts are folded into them (ctFold, a
    *  walk of every conntrack bucket of both families) unless `fold` is false. */
   statsOf(kind: StatsKind, idList: readonly number[], opts: { fold?: boolean } = {}): Map<number, Stats> {
-    if (kind === 'backend' && idList.length && opts.fold !== false) this.ctFold();
+    if (kind === 'backend' && idList.length && opts.fold !== false) {
+      this.flowLogFold();
+      this.ctFold();
+    }
     const out = new Map<number, Stats>();
     const { fd, ids, cpus } = this.statsRows(kind);
     const inRows = idList.filter((id) => id < ids);
@@ -366,7 +376,7 @@ export class Dataplane {
     // The rows with the flow log folded in (a reused id's row must not get them later), without the
     // established tier's fold (ctFold): an apply must not walk every conntrack bucket (61 ms at 2M
     // entries a family). Counts still in entries reach the rows later.
-    this.flowLogFold();
+    this.flowLogFoldForApply();
     const be = this.statsOf('backend', moves.flatMap((m) => m.backendIds), { fold: false });
     const { fd, ids } = this.statsRows('vip');
     const o = LAYOUT.xlb_stats.offsets;
@@ -438,18 +448,39 @@ export class Dataplane {
    *  established flow counts in its entry, which reaches its backend's row when the entry is
    *  refreshed) to the backend rows: both families by default (statsOf('backend') runs it first), or
    *  one (conntrack.ts, before it removes entries of that family: a walk of the other's table would
-   *  be wasted); the flow log's rings first (flowLogFold). Returns the number of entries that had
-   *  counts (rings' entries included). */
+   *  be wasted). Returns the number of entries that had counts. */
   ctFold(family?: 4 | 6): number {
-    return this.flowLogFold() + (family === 6 ? 0 : this.runSyscall(this.progs.xlb_ct4_fold)) + (family === 4 ? 0 : this.runSyscall(this.progs.xlb_ct6_fold));
+    return (family === 6 ? 0 : this.runSyscall(this.progs.xlb_ct4_fold)) + (family === 4 ? 0 : this.runSyscall(this.progs.xlb_ct6_fold));
   }
 
   /** Moves what every CPU's ring of the flow log holds (bpf/lib/stats.h: packets of new flows and of
    *  the new-flow tier, counted in batches) to the backend rows: a walk of possible CPUs × 256
-   *  entries at most. ctFold runs it; so do foldBackendStats and the reset of reused ids, which must
-   *  not walk the conntrack tables. Returns the number of entries folded. */
+   *  entries at most. statsOf('backend') runs it (then ctFold); so do foldBackendStats and the reset
+   *  of reused ids, which must not walk the conntrack tables. A ring another holds is waited for;
+   *  one held through every run throws FlowLogBusyError. Returns the number of entries folded. */
   flowLogFold(): number {
-    return this.runSyscall(this.progs.xlb_flow_log_fold);
+    let folded = 0;
+    for (let run = 1; ; run++) {
+      const r = this.runSyscall(this.progs.xlb_flow_log_fold) >>> 0;
+      folded += r % XLB.FLOW_LOG_BUSY;
+      // A ring another holds (its CPU folding it, or another process's fold) is waited for: its
+      // adds must be in the rows before the caller reads, moves or zeroes them.
+      if (r < XLB.FLOW_LOG_BUSY) return folded;
+      if (run === FLOW_LOG_FOLD_RUNS) throw new FlowLogBusyError(`xlb_flow_log_fold: a ring stayed locked through ${run} runs, 1 ms apart`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
+  }
+
+  /** flowLogFold for an apply, which counters must not fail: a ring that stayed locked through
+   *  every run leaves its entries for a later fold (a leaving backend's may then miss its VIP's
+   *  totals, a reused id's reach its new holder's row). */
+  flowLogFoldForApply(): number {
+    try {
+      return this.flowLogFold();
+    } catch (e) {
+      if (e instanceof FlowLogBusyError) return 0;
+      throw e;
+    }
   }
 
   private runSyscall(prog: number): number {
@@ -942,7 +973,7 @@ export class KernelStore implements MapStore {
     const ids = w ? all.filter((id) => id <= w[kind]) : all;
     // Counts of the ids' last holders still in the flow log go to their rows first, then are zeroed
     // with them (else a later fold would add them to the new holder's).
-    if (kind === 'backend' && ids.length) this.dp.flowLogFold();
+    if (kind === 'backend' && ids.length) this.dp.flowLogFoldForApply();
     const rows = this.dp.statsRows(kind);
     const slots = ids.filter((id) => id < rows.ids).flatMap((id) => Array.from({ length: rows.cpus }, (_, c) => c * rows.ids + id));
     const size = LAYOUT.xlb_stats.size;

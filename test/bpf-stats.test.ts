@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Dataplane, type StatsKind } from '../src/dataplane.js';
+import { Dataplane, FlowLogBusyError, type StatsKind } from '../src/dataplane.js';
 import { compile, type Compiled } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
@@ -154,7 +154,7 @@ describe('counters: a row per CPU', () => {
     expect(beSum.reduce((s, x) => s + x.bytes, 0n)).toBe(BigInt(bytes));
   });
 
-  it('a full ring is folded by its own CPU into its own rows at once; while another holds its lock, packets count straight into the rows', () => {
+  it('a full ring is folded at once by its CPU into its own rows; while another holds its lock, packets count straight into the rows and the control plane’s fold waits, then gives up', () => {
     const web = vipOf(VIP);
     const backendIds = web.backends.map((b) => b.id);
     const cpu = cpus[cpus.length - 1]!;
@@ -162,31 +162,35 @@ describe('counters: a row per CPU', () => {
     const total0 = total(); // (folds every ring first)
     const newConns = (): bigint => backendIds.reduce((s, id) => s + row('backend', cpu, id).newConns, 0n);
     const syn = (i: number): number => xdp(buildPacket({ src: '192.168.9.7', dst: VIP, proto: 'tcp', sport: 40000 + i, dport: 80 }));
+    const held = (): bigint => ring(cpu).head - ring(cpu).tail;
     onCpu(cpu, () => {
       const n0 = newConns();
-      // One short of full: all in the ring.
-      for (let i = 0; i < XLB.FLOW_LOG_SLOTS - 1; i++) expect(syn(i)).toBe(XDP_PASS);
-      expect(ring(cpu).head - ring(cpu).tail).toBe(BigInt(XLB.FLOW_LOG_SLOTS - 1));
+      // Full: all in the ring, nothing in the rows yet.
+      for (let i = 0; i < XLB.FLOW_LOG_SLOTS; i++) expect(syn(i)).toBe(XDP_PASS);
+      expect(held()).toBe(BigInt(XLB.FLOW_LOG_SLOTS));
       expect(newConns()).toBe(n0);
-      // The packet that fills it folds the whole ring into this CPU's rows.
+      // The next packet finds it full: the whole ring goes to this CPU's rows, the packet to the ring.
       expect(syn(XLB.FLOW_LOG_SLOTS)).toBe(XDP_PASS);
-      expect(ring(cpu).head - ring(cpu).tail).toBe(0n);
+      expect(held()).toBe(1n);
       expect(newConns() - n0).toBe(BigInt(XLB.FLOW_LOG_SLOTS));
-      // Another holds the lock (as the control plane's fold does): the ring fills, then the
-      // packets it has no room for count straight into the row, none lost.
+      // Another holds the lock (a fold in progress): the ring fills, and the packets it has no room
+      // for count straight into the row, none lost.
       setLock(cpu, 1n);
       try {
         for (let i = 0; i < XLB.FLOW_LOG_SLOTS + 5; i++) expect(syn(1000 + i)).toBe(XDP_PASS);
-        expect(ring(cpu).head - ring(cpu).tail).toBe(BigInt(XLB.FLOW_LOG_SLOTS));
-        expect(newConns() - n0).toBe(BigInt(XLB.FLOW_LOG_SLOTS + 5));
-        // The control plane's fold skips a ring another is folding.
-        expect(dp.flowLogFold()).toBe(0);
+        expect(held()).toBe(BigInt(XLB.FLOW_LOG_SLOTS));
+        expect(newConns() - n0).toBe(BigInt(XLB.FLOW_LOG_SLOTS + 6));
+        // The control plane's fold waits for a held ring (its rows are about to be read, moved or
+        // zeroed), run after run, then says so.
+        expect(() => dp.flowLogFold()).toThrow(FlowLogBusyError);
+        expect(held()).toBe(BigInt(XLB.FLOW_LOG_SLOTS));
       } finally {
         setLock(cpu, 0n);
       }
       expect(dp.flowLogFold()).toBe(XLB.FLOW_LOG_SLOTS);
+      expect(held()).toBe(0n);
     });
-    expect(total() - total0).toBe(BigInt(2 * XLB.FLOW_LOG_SLOTS + 5));
+    expect(total() - total0).toBe(BigInt(2 * XLB.FLOW_LOG_SLOTS + 6));
   });
 
   it('IPv6 flows count in the same rows (one id space), through the same rings', () => {

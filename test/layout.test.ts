@@ -121,6 +121,8 @@ describe('LAYOUT matches bpf/xlb_shared.h (as compiled into the addon)', () => {
       ['XLB_FLOW_LOG_F_REPLY', XLB.FLOW_LOG_F_REPLY],
       ['XLB_FLOW_LOG_F_NEW', XLB.FLOW_LOG_F_NEW],
       ['XLB_FLOW_LOG_BYTES_MASK', XLB.FLOW_LOG_BYTES_MASK],
+      ['XLB_FLOW_LOG_LOCK_TRIES', XLB.FLOW_LOG_LOCK_TRIES],
+      ['XLB_FLOW_LOG_BUSY', XLB.FLOW_LOG_BUSY],
       ['XLB_MAGLEV_DEFAULT_M', DEFAULT_MAGLEV_SIZE],
       ['XLB_G_COUNT', GLOBAL_COUNTERS.length],
     ];

@@ -112,18 +112,16 @@ XLB_INLINE void xlb_flow_log_count(__u64 e, int atomic)
 }
 
 /* Folds ring l's entries into this CPU's rows (atomic: the control plane's
- * fold; plain: the data plane's, into its own rows) under l's lock; returns
- * how many, 0 when another holds the lock (it is folding them). The slots
- * are zeroed before the tail moves past them (an exchange: a full barrier),
- * so the ring's CPU never writes a slot a fold has still to clear; an entry
- * whose store this CPU does not see yet (0) ends the fold: the next takes it. */
-XLB_INLINE __u32 xlb_flow_log_fold_one(struct xlb_flow_log *l, int atomic)
+ * fold; plain: the data plane's, into its own rows), l's lock held, and
+ * releases it; returns how many. The slots are zeroed before the tail moves
+ * past them (an exchange: a full barrier), so the ring's CPU never writes a
+ * slot a fold has still to clear; an entry whose store this CPU does not see
+ * yet (0) ends the fold: the next takes it. */
+XLB_INLINE __u32 xlb_flow_log_take(struct xlb_flow_log *l, int atomic)
 {
 	__u64 t, h, *slot, e;
 	__u32 i, n = 0;
 
-	if (__sync_val_compare_and_swap(&l->lock, 0, 1) != 0)
-		return 0;
 	t = *(volatile __u64 *)&l->tail;
 	h = *(volatile __u64 *)&l->head;
 	/* The rows' lines first, loads alone: their misses overlap (as many as
@@ -149,39 +147,49 @@ XLB_INLINE __u32 xlb_flow_log_fold_one(struct xlb_flow_log *l, int atomic)
 		n++;
 	}
 	__sync_lock_test_and_set(&l->tail, t + n);
-	__sync_lock_test_and_set(&l->lock, 0);
+	__sync_lock_test_and_set(&l->lock, 0); /* (the exchange is a full barrier as the JITs emit it) */
 	return n;
 }
 
-/* The data plane's fold of CPU cpu's full ring (cpu: the CPU running it). A
- * global function: verified once, not at each of xlb_flow_stats's callers. */
+/* One attempt at ring l's lock: 1 when taken. */
+XLB_INLINE int xlb_flow_log_try_lock(struct xlb_flow_log *l)
+{
+	return !*(volatile __u64 *)&l->lock && __sync_val_compare_and_swap(&l->lock, 0, 1) == 0;
+}
+
+/* The data plane's fold of CPU cpu's full ring (cpu: the CPU running it);
+ * returns the entries folded, 0 when another holds the lock (the packet then
+ * counts in the row; the next tries again). A global function: verified
+ * once, not at each of xlb_flow_stats's callers. */
 __attribute__((noinline)) int xlb_flow_log_drain(__u32 cpu)
 {
 	struct xlb_flow_log *l = xlb_lookup(&xlb_flow_log, &cpu);
 
-	return l ? xlb_flow_log_fold_one(l, 0) : 0;
+	if (!l || !xlb_flow_log_try_lock(l))
+		return 0;
+	return xlb_flow_log_take(l, 0);
 }
 
 /* Counts a packet of a flow for its backend (a new flow's first packet:
  * new_conn; a packet of the new-flow tier; reply: a backend's): into this
- * CPU's ring, or straight into the row when the ring has no room. */
+ * CPU's ring, which a packet finding it full folds first, or straight into
+ * the row when it stays full (another is folding it). */
 XLB_INLINE void xlb_flow_stats(__u32 backend_id, __u32 len, int reply, int new_conn)
 {
 	__u32 cpu = xlb_cpu();
 	struct xlb_flow_log *l = xlb_lookup(&xlb_flow_log, &cpu);
 	__u64 e = (__u64)backend_id << XLB_FLOW_LOG_ID_SHIFT | (reply ? XLB_FLOW_LOG_F_REPLY : 0) |
 		  (new_conn ? XLB_FLOW_LOG_F_NEW : 0) | (len & XLB_FLOW_LOG_BYTES_MASK);
-	__u64 h, used, *slot;
+	__u64 h, *slot;
 
 	if (l && e) {
 		h = l->head;
-		used = h - *(volatile __u64 *)&l->tail;
+		if (h - *(volatile __u64 *)&l->tail >= XLB_FLOW_LOG_SLOTS)
+			xlb_flow_log_drain(cpu);
 		slot = &l->ent[h & (XLB_FLOW_LOG_SLOTS - 1)];
-		if (used < XLB_FLOW_LOG_SLOTS && !*slot) {
+		if (h - *(volatile __u64 *)&l->tail < XLB_FLOW_LOG_SLOTS && !*slot) {
 			*slot = e;
 			*(volatile __u64 *)&l->head = h + 1;
-			if (used + 1 == XLB_FLOW_LOG_SLOTS)
-				xlb_flow_log_drain(cpu);
 			return;
 		}
 	}
@@ -252,15 +260,26 @@ static long xlb_ct6_fold_cb(void *map, const struct xlb_ct6_key *k, struct xlb_c
  * into this CPU's rows; returns the entries folded. */
 static long xlb_flow_log_fold_cb(__u64 i, void *ctx)
 {
-	__u32 cpu = (__u32)i;
+	__u32 cpu = (__u32)i, k;
 	struct xlb_flow_log *l = xlb_lookup(&xlb_flow_log, &cpu);
 
 	if (!l)
 		return 1;
-	*(__u32 *)ctx += xlb_flow_log_fold_one(l, 1);
+	/* A ring another holds is being folded into rows this fold's caller is
+	 * about to read, move or zero: wait for it (its adds are visible to
+	 * whoever takes the lock next), and report it if it stays held. */
+	for (k = 0; k < XLB_FLOW_LOG_LOCK_TRIES; k++) {
+		if (xlb_flow_log_try_lock(l)) {
+			*(__u32 *)ctx += xlb_flow_log_take(l, 1);
+			return 0;
+		}
+	}
+	*(__u32 *)ctx |= XLB_FLOW_LOG_BUSY;
 	return 0;
 }
 
+/* Returns the entries folded, with XLB_FLOW_LOG_BUSY when a ring stayed
+ * locked through XLB_FLOW_LOG_LOCK_TRIES attempts (the caller runs it again). */
 XLB_INLINE int xlb_flow_log_fold_run(void)
 {
 	struct bpf_map___xlb *m = (void *)&xlb_flow_log;
