@@ -1,8 +1,9 @@
 // Prints the suite's closing line, "tests: N passed, N failed[, N skipped]",
-// from vitest's JSON report plus tsd's exit code (the type tests count as one).
+// from vitest's JSON report plus the exit codes of tsd and of the tests'
+// type-check (each counts as one test).
 import { readFileSync } from 'node:fs';
 
-const [file, tsdRc] = process.argv.slice(2);
+const [file, ...rcs] = process.argv.slice(2);
 let passed = 0;
 let failed = 0;
 let skipped = 0;
@@ -17,6 +18,8 @@ try {
 } catch {
   failed += 1; // no report: vitest did not finish
 }
-if (tsdRc === '0') passed += 1;
-else failed += 1;
+for (const rc of rcs) {
+  if (rc === '0') passed += 1;
+  else failed += 1;
+}
 console.log(`tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);

@@ -229,7 +229,7 @@ describe('conntrack upkeep of source-NATed flows', () => {
       e.val.writeBigUInt64LE(0n, LAYOUT.xlb_ct4_val.offsets.last_seen_ns);
       ct4NewSet(dp, e.key, e.val);
     }
-    expect(gcConntrack(dp, { tcpSyn: 60, tcpEstablished: 60, tcpClosing: 60, udp: 60, other: 60 })).toEqual({ scanned: 4, removed: 0 });
+    expect(gcConntrack(dp, { tcpSyn: 60, tcpEstablished: 60, tcpClosing: 60, udp: 60, sctp: 60, other: 60 })).toEqual({ scanned: 4, removed: 0 });
     // Far in the future both directions are idle: each pair goes together.
     expect(gcConntrack(dp, undefined, BigInt(Number.MAX_SAFE_INTEGER) * 1000n)).toEqual({ scanned: 4, removed: 4 });
   });

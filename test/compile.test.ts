@@ -4,6 +4,12 @@ import { describe, it, expect } from 'vitest';
 import { compile, EMPTY_IDS, type Compiled, type CompiledVip, type Ids } from '../src/compile.js';
 import { DEFAULT_MAGLEV_SIZE, validateConfig, type DesiredState } from '../src/config.js';
 import { AddrParseError, parseHostPort, parseIPv4 } from '../src/addr.js';
+
+/** A configuration whose load balancers' VIP maps a test edits (a clone of one of the literals below). */
+type EditableConfig = {
+  load_balancers: Array<{ name: string; vips: Record<string, string> } & Record<string, unknown>>;
+  logical_switches: Array<{ name: string; ports: string[]; load_balancer: string[] }>;
+};
 import { IPPROTO, XLB } from '../src/layout.js';
 
 const VIP = '172.16.255.62:8000';
@@ -468,9 +474,9 @@ describe('compile: id stability', () => {
 
   it('adding a VIP, a backend or an LB does not change existing ids', () => {
     const before = compile(validateConfig(two));
-    const more = structuredClone(two) as typeof two & { load_balancers: Array<Record<string, unknown>> };
+    const more = structuredClone(two) as unknown as EditableConfig;
     // New VIP listed first, so a non-stable allocator would hand it id 1.
-    more.load_balancers[0]!.vips = { '10.10.0.1:8080': '10.0.2.1:8080', ...two.load_balancers[0]!.vips };
+    more.load_balancers[0]!.vips = { '10.10.0.1:8080': '10.0.2.1:8080', ...(two.load_balancers[0]!.vips as unknown as Record<string, string>) };
     more.load_balancers[1]!.vips['10.10.0.2:53'] = '10.0.0.99:53,10.0.1.1:53,10.0.1.2:53';
     more.load_balancers.unshift({ name: 'aaa', vips: { '10.20.0.1:80': '10.0.3.1:80' } });
     more.logical_switches.unshift({ name: 's0', ports: ['eth0'], load_balancer: ['aaa'] });
@@ -488,9 +494,9 @@ describe('compile: id stability', () => {
 
   it('reuses ids freed by a removal only in a later apply, and never changes a kept id', () => {
     const before = compile(validateConfig(two));
-    const swapped = structuredClone(two) as typeof two & { load_balancers: Array<Record<string, unknown>> };
+    const swapped = structuredClone(two) as unknown as EditableConfig;
     // Remove the 443 VIP and the whole dns LB; add a brand-new VIP.
-    swapped.load_balancers[0]!.vips = { '10.10.0.1:80': two.load_balancers[0]!.vips['10.10.0.1:80'], '10.10.0.3:25': '10.0.5.1:25' };
+    swapped.load_balancers[0]!.vips = { '10.10.0.1:80': two.load_balancers[0]!.vips['10.10.0.1:80']!, '10.10.0.3:25': '10.0.5.1:25' };
     swapped.load_balancers.pop();
     swapped.logical_switches[1]!.load_balancer = ['web'];
     const after = compile(validateConfig(swapped), before.ids);
@@ -510,7 +516,7 @@ describe('compile: id stability', () => {
     expect(freed).not.toContain(fresh);
     // A later apply may hand a freed id out again.
     const later = structuredClone(swapped);
-    later.load_balancers[0]!.vips = { ...(later.load_balancers[0]!.vips as Record<string, string>), '10.10.0.4:25': '10.0.5.2:25' };
+    later.load_balancers[0]!.vips = { ...later.load_balancers[0]!.vips, '10.10.0.4:25': '10.0.5.2:25' };
     const third = compile(validateConfig(later), after.ids);
     expect(freed).toContain(third.ids.vips['web 10.10.0.4:25/tcp']);
     expect(third.ids.vips['web 10.10.0.3:25/tcp']).toBe(fresh);

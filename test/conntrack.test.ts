@@ -89,7 +89,9 @@ describe('TCP state', () => {
 describe('clock', () => {
   /** The coarse clock moves at ticks (at most 10 ms apart at HZ=100); the program caches it per jiffy. */
   const TICK_NS = 10_000_000n;
-  const sleep = (ms: number): void => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  const sleep = (ms: number): void => {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  };
 
   it('stamps entries with CLOCK_MONOTONIC as of the last tick, and the per-CPU cache moves on', () => {
     const stamps: bigint[] = [];

@@ -7,7 +7,8 @@
 // per-VIP or per-load-balancer walk crept back into that path.
 import { describe, it, expect } from 'vitest';
 import { compile, compileCounters, EMPTY_IDS, type Compiled } from '../src/compile.js';
-import { ConfigError, validateConfig, validateCounters, withVip } from '../src/config.js';
+import { validateConfig, validateCounters, withVip } from '../src/config.js';
+import { ConfigError } from '../src/errors.js';
 import { tableCounters } from '../src/maglev-pool.js';
 import { MemoryStore } from '../src/store.js';
 import { applyCompiled, diffCounters } from '../src/writer.js';

@@ -11,9 +11,9 @@ const SAMPLES: Record<string, () => XlbError> = {
 };
 
 /** Exported classes that extend XlbError (not XlbError itself). */
-const subclasses = Object.entries(errors).filter(
+const subclasses = (Object.entries(errors) as Array<[string, unknown]>).filter(
   (e): e is [string, new (...args: never[]) => XlbError] =>
-    typeof e[1] === 'function' && e[1] !== XlbError && e[1].prototype instanceof XlbError,
+    typeof e[1] === 'function' && e[1] !== XlbError && (e[1] as { prototype: unknown }).prototype instanceof XlbError,
 );
 
 describe('error codes', () => {

@@ -86,7 +86,7 @@ describe('stored VIP records (no kernel)', () => {
       f.snapshot(state);
       const rest = { lbs: [], scopes: { 'switch sw': 1 }, ifaces: [], warnings: [] };
       expect(f.append({ seq: f.nextSeq(), vipsSet: [b], vipsDel: [], ...rest })).toBe(true);
-      const snap = JSON.parse(readFileSync(join(dir, STATE_FILE), 'utf8')) as { version: number; vips: Array<Record<string, unknown>> };
+      const snap = JSON.parse(readFileSync(join(dir, STATE_FILE), 'utf8')) as { version: number; vips: Array<Record<string, unknown>>; desired: Record<string, unknown> };
       expect(snap.version).toBe(3);
       // Its texts are its list in the snapshot's desired state: not stored twice.
       expect(snap.vips[0]).toMatchObject({ backendIds: [3, 9], backendWeights: [1, 2], backendsDrained: [1] });

@@ -244,9 +244,9 @@ describe('applyCompiled: basic reconciliation', () => {
     const h = new Harness();
     h.apply(A);
     const freedVip = h.ids.vips['web 10.10.0.1:443/tcp']!;
-    const next = structuredClone(A) as typeof A & { load_balancers: Array<{ vips: Record<string, string> }> };
+    const next = structuredClone(A) as unknown as { load_balancers: Array<{ vips: Record<string, string> }> };
     // Drop :443, then add :8443 in a later apply: the new VIP gets the freed id.
-    next.load_balancers[0]!.vips = { '10.10.0.1:80': A.load_balancers[0]!.vips['10.10.0.1:80'] };
+    next.load_balancers[0]!.vips = { '10.10.0.1:80': A.load_balancers[0]!.vips['10.10.0.1:80']! };
     h.apply(next);
     next.load_balancers[0]!.vips = { ...next.load_balancers[0]!.vips, '10.10.0.1:8443': '10.0.0.5:8443' };
     h.store.statsResets.length = 0;
