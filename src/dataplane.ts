@@ -446,7 +446,7 @@ export class Dataplane {
 
   /** Moves the counts the established tiers' entries hold (bpf/lib/stats.h: a packet of an
    *  established flow counts in its entry, which reaches its backend's row when the entry is
-   *  refreshed) to the backend rows: both families by default (statsOf('backend') runs it first), or
+   *  refreshed) to the backend rows: both families by default (statsOf('backend') runs it, after flowLogFold), or
    *  one (conntrack.ts, before it removes entries of that family: a walk of the other's table would
    *  be wasted). Returns the number of entries that had counts. */
   ctFold(family?: 4 | 6): number {

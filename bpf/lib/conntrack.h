@@ -78,7 +78,8 @@ XLB_INLINE void xlb_ct4_other(const struct xlb_ct4_key *k, const struct xlb_ct4_
 
 /* A hit in the new-flow tier (ctnew.h) of the packet's key (hash: its
  * 5-tuple's, for the established tier's filter; home: the bucket
- * xlb_ctn4_locate saw it in): counts the packet in its backend's row, follows
+ * xlb_ctn4_locate saw it in): counts the packet for its backend (the flow
+ * log, stats.h), follows
  * the TCP state like xlb_ct4_hit, copies
  * the entry to v, and moves the flow (both directions) to xlb_ct4 when this
  * packet confirms it. Returns 1 on a hit, 0 on a miss, -EBUSY when the bucket
@@ -94,7 +95,7 @@ XLB_INLINE int xlb_ct4_hit_new(const struct xlb_pkt4 *p, __u32 hash, __u32 home,
 
 	if (hit <= 0)
 		return hit;
-	/* (counted in the row: the entry is a copy) */
+	/* (counted through the flow log, not in the entry: it is a copy) */
 	xlb_flow_stats(v->backend_id, p->len, v->dir == XLB_DIR_REV, 0);
 	xlb_ct4_other(k, v, &ok, &ov);
 	/* Without source NAT both keys have the flow's client side: one home. */

@@ -104,7 +104,7 @@ XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit_new(const struct xlb_pkt6 *p)
 
 /* Looks the packet up and counts it (see xlb_ct4_hit: in the entry, or in its
  * backend's row with the entry's pending counts when the entry is refreshed;
- * a new-tier hit in the row; the other direction is looked at only on a state
+ * a new-tier hit through the flow log; the other direction is looked at only on a state
  * change or a timestamp refresh). Returns the entry or NULL. */
 XLB_INLINE struct xlb_ct6_val *xlb_ct6_hit(const struct xlb_pkt6 *p)
 {

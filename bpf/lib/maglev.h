@@ -134,7 +134,7 @@ XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hint, __u
 /* Starts loading the two words xlb_maglev_pick(vip_id, table_class, hint,
  * hash) reads first (the table's M and the slot of hint): both are cache
  * misses once the VIPs' tables outgrow the cache (100 VIPs of M = 16381:
- * 6.4 MiB), and the pick's own loads wait for them. */
+ * 2 MiB of byte-class tables), and the pick's own loads wait for them. */
 XLB_INLINE void xlb_maglev_prefetch(__u32 vip_id, __u8 table_class, __u32 hint, __u32 hash)
 {
 	__u32 idx = xlb_maglev_hint_index(hash, hint);

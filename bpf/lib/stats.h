@@ -3,8 +3,8 @@
  * stats.h — the per-VIP and per-backend counters (maps.h: xlb_vip_stats,
  * xlb_backend_stats; flows count per backend, VIPs only what no backend got): a row of ids per CPU in one plain array, so a counter's
  * address is one inlined computation (this CPU's row, then the id) and one
- * load, with no atomics in the data path: no other CPU writes this row (the
- * control plane's fold, on this CPU in process context, adds atomically).
+ * load, the data path adding into rows plainly: no other CPU writes this row
+ * (the control plane's folds, on this CPU in process context, add atomically).
  * Packets of the established tier count in their conntrack entry first, the
  * others (new flows, the new-flow tier) in this CPU's ring of the flow log
  * first (below).
@@ -86,7 +86,7 @@ XLB_INLINE void xlb_stats_add_pend(struct xlb_stats *s, __u64 pend, int reply, i
  * conntrack insert's compare-and-swap (a full barrier) then waits for: a new
  * flow's first packet, and each packet of the new-flow tier (the handshake),
  * would pay one. So these packets go to this CPU's ring in xlb_flow_log
- * instead (an entry and the head stored on a line in cache) and reach the
+ * instead (an entry and the head stored, on lines in cache) and reach the
  * rows in batches: when a ring is full its CPU folds it at once (the rows'
  * misses of up to XLB_FLOW_LOG_SLOTS independent adds overlap), and the
  * control plane folds every ring (xlb_flow_log_fold) before it reads the
