@@ -629,7 +629,7 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
     const readSteps = opts.smoke ? 20_000 : opts.quick ? 200_000 : 1_000_000;
     const readRuns = Math.max(runs, 3);
     const tableRead = memoryReadNs(bigVips * tableBytes, readSteps, readRuns);
-    const rowRead = memoryReadNs(backendBytes, readSteps, readRuns);
+    const backendRead = memoryReadNs(backendBytes, readSteps, readRuns);
     const oneRead = memoryReadNs(tableBytes, readSteps, readRuns);
     bar.tick('memory reads');
     const mib = (bytes: number): number => round(bytes / 2 ** 20, 0);
@@ -638,7 +638,7 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
     const readNote = `${readSteps} reads per run, each address the previous read's value; transparent huge pages: ${thp}`;
     figs.push(
       figure('scale', 'memory floor (user space)', `one dependent read of a random line in ${mib(bigVips * tableBytes)} MiB (the ${bigVips} VIPs' Maglev tables)`, 'ns', tableRead, { note: readNote }),
-      figure('scale', 'memory floor (user space)', `one dependent read of a random line in ${mib(backendBytes)} MiB (the backends' entries)`, 'ns', rowRead, { note: readNote }),
+      figure('scale', 'memory floor (user space)', `one dependent read of a random line in ${mib(backendBytes)} MiB (the backends' entries)`, 'ns', backendRead, { note: readNote }),
       figure('scale', 'memory floor (user space)', `one dependent read of a random line in ${round(tableBytes / 1024, 0)} KiB (one VIP's table)`, 'ns', oneRead, { note: readNote }),
     );
     const m = (xs: number[]): number => median(xs);
@@ -646,7 +646,7 @@ export async function runScale(opts: ScaleOptions): Promise<StageResult> {
     // id found there) its backend's entry (its counter row is not on the path: the flow log,
     // bpf/lib/stats.h): at least two dependent reads of lines no cache holds on top of what the
     // 1-VIP path does (there they hit the cache, as the one-table read does).
-    const missNs = m(tableRead) - m(oneRead) + (m(rowRead) - m(oneRead));
+    const missNs = m(tableRead) - m(oneRead) + (m(backendRead) - m(oneRead));
     ratios.push({
       stage: 'scale',
       what: `new flow, ${bigVips} VIPs: estimated floor (1 VIP/empty + a table slot's and a backend entry's dependent reads) ÷ 1 VIP/empty`,

@@ -35,6 +35,7 @@ import { hex, type MapName, type MapStore } from './store.js';
 import { ADDR_FILTER_U32_WORDS, markAddrs } from './addrfilter.js';
 import { bucketEntries, ct4NewBuckets, type BucketEntry } from './ctnew.js';
 import type { Hook } from './config.js';
+import { sleepSync } from './sleep.js';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/xlb';
 
@@ -467,7 +468,7 @@ export class Dataplane {
       // adds must be in the rows before the caller reads, moves or zeroes them.
       if (r < XLB.FLOW_LOG_BUSY) return folded;
       if (run === FLOW_LOG_FOLD_RUNS) throw new FlowLogBusyError(`xlb_flow_log_fold: a ring stayed locked through ${run} runs, 1 ms apart`);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+      sleepSync(1);
     }
   }
 
@@ -892,11 +893,10 @@ export class KernelStore implements MapStore {
       else if (ids[p] !== keep[p]) added = true;
     }
     const key = encodeU32(XLB.MAGLEV_TABLE_KEY);
-    const withIds = (b: Buffer): Buffer => {
-      Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength).copy(b, MAGLEV_BYTE_IDS_AT);
-      return b;
-    };
-    if (added) n.mapUpdate(fd, key, withIds(held), 0);
+    if (added) {
+      Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength).copy(held, MAGLEV_BYTE_IDS_AT);
+      n.mapUpdate(fd, key, held, 0);
+    }
     let same = true;
     for (let i = 1; same && i < to.length; i++) same = to[i] === from[i];
     if (!same) {

@@ -14,6 +14,7 @@ import { LAYOUT, XLB, decodeCt4Val, encodeCt4Key, encodeCt4Val, encodeU32 } from
 import { ct4KeyHash } from '../src/ctnew.js';
 import { parseIPv4 } from '../src/addr.js';
 import { gcConntrack, flushConntrack, monotonicNs, DEFAULT_CT_TIMEOUTS } from '../src/conntrack.js';
+import { sleepSync } from '../src/sleep.js';
 import { Xlb } from '../src/xlb.js';
 import { buildPacket, parsePacket, TCP_FLAGS, type PacketSpec } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
@@ -89,9 +90,6 @@ describe('TCP state', () => {
 describe('clock', () => {
   /** The coarse clock moves at ticks (at most 10 ms apart at HZ=100); the program caches it per jiffy. */
   const TICK_NS = 10_000_000n;
-  const sleep = (ms: number): void => {
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-  };
 
   it('stamps entries with CLOCK_MONOTONIC as of the last tick, and the per-CPU cache moves on', () => {
     const stamps: bigint[] = [];
@@ -103,7 +101,7 @@ describe('clock', () => {
       expect(v.lastSeenNs).toBeLessThanOrEqual(after);
       expect(v.lastSeenNs).toBeGreaterThanOrEqual(before - 2n * TICK_NS);
       stamps.push(v.lastSeenNs);
-      sleep(50);
+      sleepSync(50);
     }
     // 50 ms apart: each later stamp is later (the cached value was re-read).
     expect(stamps[1]! - stamps[0]!).toBeGreaterThanOrEqual(50_000_000n - 2n * TICK_NS);

@@ -22,7 +22,7 @@ import { Dataplane } from '../src/dataplane.js';
 import { compile, type Compiled } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
-import { encodeCt4Key, encodeCt4Val, XLB } from '../src/layout.js';
+import { encodeCt4Key, encodeCt4Val, XLB, type Stats } from '../src/layout.js';
 import { parseIPv4 } from '../src/addr.js';
 import { monotonicNs } from '../src/conntrack.js';
 import { tcpFrame } from '../bench/common.js';
@@ -59,6 +59,18 @@ async function worker(cpu: number, args: string[]): Promise<{ runs: number; fold
   return JSON.parse(stdout) as { runs: number; folded: number; rewritten: number };
 }
 
+/** A sender (its worker arguments) on CPU 0 against a folder (mode fold or foldlog) on CPU 1, for up
+ *  to 3 s: every packet sent and rewritten, the two overlapping (the folder found counts to take many
+ *  times). Returns the backend's counters before and after. */
+async function race(sendArgs: string[], foldMode: string, backendId: number): Promise<{ before: Stats; after: Stats }> {
+  const before = dp.backendStats(backendId);
+  const [send, fold] = await Promise.all([worker(0, sendArgs), worker(1, [foldMode, '10000000', '', '', '', '3'])]);
+  expect(send.runs).toBe(PACKETS);
+  expect(send.rewritten).toBe(PACKETS);
+  expect(fold.folded).toBeGreaterThan(100);
+  return { before, after: dp.backendStats(backendId) };
+}
+
 describe('established flows’ counts under a concurrent fold', () => {
   it(`${PACKETS} packets on one CPU, folds on another: each counted once`, async () => {
     expect(availableParallelism()).toBeGreaterThanOrEqual(2);
@@ -76,16 +88,7 @@ describe('established flows’ counts under a concurrent fold', () => {
       lastSeenNs: monotonicNs() - 50_000_000n,
     });
     dp.native.mapUpdate(dp.maps.xlb_ct4, key, val, 0);
-    const before = dp.backendStats(backendId);
-    const [send, fold] = await Promise.all([
-      worker(0, ['send', String(PACKETS), CLIENT, VIP, String(SPORT)]),
-      worker(1, ['fold', '10000000', '', '', '', '3']),
-    ]);
-    expect(send.runs).toBe(PACKETS);
-    expect(send.rewritten).toBe(PACKETS);
-    // The two overlapped: the folder found counts to take many times.
-    expect(fold.folded).toBeGreaterThan(100);
-    const after = dp.backendStats(backendId);
+    const { before, after } = await race(['send', String(PACKETS), CLIENT, VIP, String(SPORT)], 'fold', backendId);
     expect(after.packets - before.packets).toBe(BigInt(PACKETS));
     // the frame the sender sends, as the data plane counts it (its length)
     expect(after.bytes - before.bytes).toBe(BigInt(PACKETS * tcpFrame(0, 0, 0, 0, 0).length));
@@ -94,16 +97,7 @@ describe('established flows’ counts under a concurrent fold', () => {
   it(`${PACKETS} new flows on one CPU, the flow log folded on another: each counted once`, async () => {
     const vip = c.vips[0]!;
     const backendId = vip.backends[0]!.id;
-    const before = dp.backendStats(backendId);
-    const [send, fold] = await Promise.all([
-      worker(0, ['sendnew', String(PACKETS), '192.168.80.1', VIP]),
-      worker(1, ['foldlog', '10000000', '', '', '', '3']),
-    ]);
-    expect(send.runs).toBe(PACKETS);
-    expect(send.rewritten).toBe(PACKETS);
-    // The two overlapped: the folder found entries to take many times.
-    expect(fold.folded).toBeGreaterThan(100);
-    const after = dp.backendStats(backendId);
+    const { before, after } = await race(['sendnew', String(PACKETS), '192.168.80.1', VIP], 'foldlog', backendId);
     expect(after.newConns - before.newConns).toBe(BigInt(PACKETS));
     expect(after.packets - before.packets).toBe(BigInt(PACKETS));
     expect(after.bytes - before.bytes).toBe(BigInt(PACKETS * tcpFrame(0, 0, 0, 0, 0).length));

@@ -15,6 +15,7 @@ import { parseIPv4 } from '../src/addr.js';
 import { buildPacket, parsePacket, TCP_FLAGS } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
 import { ct4Clear } from './helpers/ct.js';
+import { sleepSync as sleepMs } from '../src/sleep.js';
 
 const PIN_ROOT = `/sys/fs/bpf/xlb-incr-ct-${process.pid}`;
 const IFINDEX = 1;
@@ -30,9 +31,6 @@ let dp: Dataplane;
 
 /** bpf_ktime_get_coarse_ns moves once a jiffy (at most 10 ms at HZ=100). */
 const CLOCK_TICK_MS = 10;
-function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
 
 function run(prog: number, data: Buffer): Buffer {
   return dp.native.progTestRun(prog, { data, ifindex: IFINDEX, repeat: 1 }).data;

@@ -180,14 +180,17 @@ XLB_INLINE void xlb_flow_stats(__u32 backend_id, __u32 len, int reply, int new_c
 	struct xlb_flow_log *l = xlb_lookup(&xlb_flow_log, &cpu);
 	__u64 e = (__u64)backend_id << XLB_FLOW_LOG_ID_SHIFT | (reply ? XLB_FLOW_LOG_F_REPLY : 0) |
 		  (new_conn ? XLB_FLOW_LOG_F_NEW : 0) | (len & XLB_FLOW_LOG_BYTES_MASK);
-	__u64 h, *slot;
+	__u64 h, used, *slot;
 
 	if (l && e) {
 		h = l->head;
-		if (h - *(volatile __u64 *)&l->tail >= XLB_FLOW_LOG_SLOTS)
+		used = h - *(volatile __u64 *)&l->tail;
+		if (used >= XLB_FLOW_LOG_SLOTS) { /* full: fold it first (the tail moves) */
 			xlb_flow_log_drain(cpu);
+			used = h - *(volatile __u64 *)&l->tail;
+		}
 		slot = &l->ent[h & (XLB_FLOW_LOG_SLOTS - 1)];
-		if (h - *(volatile __u64 *)&l->tail < XLB_FLOW_LOG_SLOTS && !*slot) {
+		if (used < XLB_FLOW_LOG_SLOTS && !*slot) {
 			*slot = e;
 			*(volatile __u64 *)&l->head = h + 1;
 			return;

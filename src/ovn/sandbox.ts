@@ -15,6 +15,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sleepSync } from '../sleep.js';
 
 export interface SandboxOptions {
   /** network namespace the daemons (and the VMs' host ends) run in; created if missing, removed on teardown */
@@ -41,10 +42,6 @@ export interface PlugOptions {
 }
 
 type Daemon = 'ovsdb-ovs' | 'ovsdb-nb' | 'ovsdb-sb' | 'ovs-vswitchd' | 'ovn-northd' | 'ovn-controller';
-
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
 
 export class OvnSandbox {
   readonly dir: string;

@@ -13,34 +13,22 @@ const [pinRoot, mode, countS, clientS, vipS, sportS, secondsS] = process.argv.sl
 const dp = Dataplane.open({ pinRoot });
 const out = { runs: 0, folded: 0, rewritten: 0 };
 try {
-  if (mode === 'send') {
-    const frame = tcpFrame(parseIPv4(clientS), parseIPv4(vipS), Number(sportS), 80, 0x10);
-    const vip = parseIPv4(vipS);
-    for (let i = 0; i < Number(countS); i++) {
-      const r = dp.native.progTestRun(dp.progs.xlb_xdp_ingress, { data: frame, ifindex: 1, repeat: 1 });
-      out.runs++;
-      if (r.data.readUInt32BE(14 + 16) !== vip) out.rewritten++;
-    }
-  } else if (mode === 'sendnew') {
-    // `count` new flows (a SYN each, from client + (i >> 15), source port 1024 + (i & 0x7fff)).
+  if (mode === 'send' || mode === 'sendnew') {
     const client = parseIPv4(clientS);
     const vip = parseIPv4(vipS);
+    const established = tcpFrame(client, vip, Number(sportS), 80, 0x10);
+    // sendnew: a SYN each, from client + (i >> 15), source port 1024 + (i & 0x7fff).
+    const frame = mode === 'send' ? () => established : (i) => tcpFrame(client + (i >>> 15), vip, 1024 + (i & 0x7fff), 80, 0x02);
     for (let i = 0; i < Number(countS); i++) {
-      const frame = tcpFrame(client + (i >>> 15), vip, 1024 + (i & 0x7fff), 80, 0x02);
-      const r = dp.native.progTestRun(dp.progs.xlb_xdp_ingress, { data: frame, ifindex: 1, repeat: 1 });
+      const r = dp.native.progTestRun(dp.progs.xlb_xdp_ingress, { data: frame(i), ifindex: 1, repeat: 1 });
       out.runs++;
       if (r.data.readUInt32BE(14 + 16) !== vip) out.rewritten++;
     }
-  } else if (mode === 'foldlog') {
-    const until = Date.now() + Number(secondsS) * 1000;
-    for (let i = 0; i < Number(countS) && Date.now() < until; i++) {
-      out.folded += dp.flowLogFold();
-      out.runs++;
-    }
   } else {
+    const fold = mode === 'foldlog' ? () => dp.flowLogFold() : () => dp.ctFold();
     const until = Date.now() + Number(secondsS) * 1000;
     for (let i = 0; i < Number(countS) && Date.now() < until; i++) {
-      out.folded += dp.ctFold();
+      out.folded += fold();
       out.runs++;
     }
   }

@@ -3,6 +3,7 @@
  * hash) and the new-flow tier xlb_ct4_new (buckets, src/ctnew.ts).
  */
 import type { Dataplane } from '../../src/dataplane.js';
+import { monotonicNs } from '../../src/conntrack.js';
 import { LAYOUT } from '../../src/layout.js';
 
 const KS = LAYOUT.xlb_ct4_key.size;
@@ -47,7 +48,7 @@ export function ct4NewSet(dp: Dataplane, key: Uint8Array, val: Uint8Array): void
  * entry is idle since boot and the timeout is half of that, so that the test
  * still sees an idle entry removed and a fresh one kept.
  */
-export function idleStamp(seconds: number, timeoutS: number, now: bigint = process.hrtime.bigint()): { stampNs: bigint; timeoutS: number } {
+export function idleStamp(seconds: number, timeoutS: number, now: bigint = monotonicNs()): { stampNs: bigint; timeoutS: number } {
   const want = BigInt(seconds) * 1_000_000_000n;
   if (now > want) return { stampNs: now - want, timeoutS };
   return { stampNs: 1n, timeoutS: Math.min(timeoutS, Number(now) / 2e9) };
