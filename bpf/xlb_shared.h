@@ -18,7 +18,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 27
+#define XLB_LAYOUT_VERSION 28
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev_c* slots */
@@ -49,9 +49,10 @@
  * tables of up to XLB_MAGLEV_CLASS_WORDS(k) words (4 KiB << 2k of value),
  * the words past M + 1 are zero. The byte class (XLB_MAGLEV_BYTE_CLASS, 6)
  * takes a table of at most XLB_MAGLEV_BYTE_IDS distinct backends and
- * XLB_MAGLEV_BYTE_SLOTS slots in a quarter of the space: M, the backend ids
- * (ids[]), then one byte per slot naming its backend's position in ids[]
- * (20 KiB for the default M instead of 64 KiB; 32 KiB of kernel memory). The control plane uses it
+ * XLB_MAGLEV_BYTE_SLOTS slots in a third of the space: M, a record per
+ * position (recs[]: the backend's id and, for an IPv4 backend, a copy of its
+ * xlb_backends entry), then one byte per slot naming its backend's position
+ * (22 KiB for the default M instead of 64 KiB; 32 KiB of kernel memory). The control plane uses it
  * where it is the smaller (M > 4,095). The class of a VIP's table travels in
  * xlb_vip_val.table_class. */
 #define XLB_MAGLEV_HDR_SLOT 0
@@ -64,8 +65,9 @@
 #define XLB_MAGLEV_TABLE_KEY 0        /* the one element of an inner map */
 #define XLB_MAGLEV_BYTE_CLASS 6
 #define XLB_MAGLEV_BYTE_IDS 256       /* a slot's byte names one of 256 positions */
-#define XLB_MAGLEV_BYTE_VALUE 20480   /* with the array's header, one kmalloc block of 32 KiB (lib/maps.h) */
-#define XLB_MAGLEV_BYTE_SLOTS (XLB_MAGLEV_BYTE_VALUE - 4 * (1 + XLB_MAGLEV_BYTE_IDS))
+#define XLB_MAGLEV_BYTE_VALUE 22528   /* with the array's header, one kmalloc block of 32 KiB (lib/maps.h) */
+#define XLB_MAGLEV_REC_SIZE 12        /* struct xlb_maglev_rec */
+#define XLB_MAGLEV_BYTE_SLOTS (XLB_MAGLEV_BYTE_VALUE - 4 - XLB_MAGLEV_REC_SIZE * XLB_MAGLEV_BYTE_IDS)
 
 /* The value of a word class-k inner map: M, then the slots. */
 #define XLB_MAGLEV_TABLE(k)                                   \
@@ -79,14 +81,6 @@ XLB_MAGLEV_TABLE(2);
 XLB_MAGLEV_TABLE(3);
 XLB_MAGLEV_TABLE(4);
 XLB_MAGLEV_TABLE(5);
-
-/* The value of a byte-class inner map: M, the backend ids by position (0 for
- * a position no slot names), then a position per slot. */
-struct xlb_maglev_table6 {
-	__u32 m;
-	__u32 ids[XLB_MAGLEV_BYTE_IDS];
-	__u8 slots[XLB_MAGLEV_BYTE_SLOTS];
-};
 
 /* Backend id 0 means "no backend" (an empty table drops or rejects). */
 #define XLB_BACKEND_NONE 0
@@ -230,6 +224,26 @@ struct xlb_backend4 {
 
 /* xlb_backend4.flags */
 #define XLB_BACKEND_F_DRAIN (1u << 0) /* no new flows (weight 0 or health down); established continue */
+
+/* A byte-class table's record of one position: the backend's id and, for an
+ * IPv4 backend, a copy of its xlb_backends entry with flags 0 (a slot never
+ * names a drained backend), so that a new flow reads its backend in the table
+ * it already reads (lib/maglev.h). The copy's address is 0 for an IPv6
+ * backend (xlb_backends6 holds it) and where the control plane had no entry
+ * to copy: the pick then reads xlb_backends. A position's record changes only
+ * while no slot names it. */
+struct xlb_maglev_rec {
+	__u32 id;
+	struct xlb_backend4 be;
+};
+
+/* The value of a byte-class inner map: M, the records by position (zero for
+ * a position no backend ever took), then a position per slot. */
+struct xlb_maglev_table6 {
+	__u32 m;
+	struct xlb_maglev_rec recs[XLB_MAGLEV_BYTE_IDS];
+	__u8 slots[XLB_MAGLEV_BYTE_SLOTS];
+};
 
 /* Key of xlb_ct4 (LRU hash): the packet's own 5-tuple, as it arrives. A
  * forward entry is keyed by client->VIP, a reverse entry by backend->client. */
@@ -491,7 +505,9 @@ _Static_assert(sizeof(struct xlb_maglev_table5) == 4 * XLB_MAGLEV_CLASS_WORDS(5)
 _Static_assert(XLB_MAGLEV_CLASS_WORDS(2) > XLB_MAGLEV_DEFAULT_M, "the default M fits class 2 (64 KiB)");
 _Static_assert(sizeof(struct xlb_maglev_table6) == XLB_MAGLEV_BYTE_VALUE, "xlb_maglev_table6 size");
 _Static_assert(XLB_MAGLEV_BYTE_SLOTS >= XLB_MAGLEV_DEFAULT_M, "the default M fits the byte class");
-_Static_assert(XLB_MAGLEV_BYTE_IDS == 1 << (8 * sizeof(__u8)), "a slot's byte names any position of ids[]");
+_Static_assert(XLB_MAGLEV_BYTE_IDS == 1 << (8 * sizeof(__u8)), "a slot's byte names any position of recs[]");
+_Static_assert(sizeof(struct xlb_maglev_rec) == XLB_MAGLEV_REC_SIZE, "xlb_maglev_rec size");
+_Static_assert(XLB_MAGLEV_BYTE_VALUE % 8 == 0, "the byte class's value is its array element, unpadded");
 #endif
 
 #endif /* XLB_SHARED_H */

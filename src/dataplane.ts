@@ -15,10 +15,11 @@ import { LayoutError } from './errors.js';
 import {
   decodeTable,
   encodeByteTableInto,
+  byteRecAt,
+  byteRecord,
   maglevBytePositions,
   maglevClass,
   maglevClassBytes,
-  MAGLEV_BYTE_IDS_AT,
   MAGLEV_BYTE_SLOTS_AT,
   XLB,
   LAYOUT,
@@ -171,6 +172,10 @@ export class Dataplane {
    *  (in a backend entry) written through this process's stores. The data plane counts only ids
    *  it finds there, so the counters of higher ids are known to be zero (KernelStore.resetStats). */
   readonly idsWritten: { vip: number; backend: number } | null;
+  /** xlb_backends as the kernel holds it (8 bytes per id), for the copies in byte-class tables' records:
+   *  read at the first such table, then kept by this process's
+   *  stores' writes; null until read, or after a write that failed (read again then). */
+  backendEntries: Buffer | null = null;
   /** Maglev tables this process wrote, by "class/VIP id", with the inner map's id (see KernelStore.readTable). */
   readonly tableCache = new Map<string, { innerId: number; table: Uint32Array }>();
   /** Inner map id of each size class's placeholder (an empty table, M = 0, in slot SYNC_SLOT of
@@ -707,13 +712,51 @@ export class KernelStore implements MapStore {
 
   update(map: MapName, key: Buffer, value: Buffer): void {
     this.noteWrites(map, key, value, 1);
-    this.dp.native.mapUpdate(this.spec(map).fd, key, value, 0);
+    this.keepingEntries(map, key, value, 1, () => this.dp.native.mapUpdate(this.spec(map).fd, key, value, 0));
   }
 
   delete(map: MapName, key: Buffer): void {
     const s = this.spec(map);
-    if (s.isArray) this.dp.native.mapUpdate(s.fd, key, Buffer.alloc(s.valueSize), 0);
-    else this.dp.native.mapDelete(s.fd, key);
+    if (s.isArray) {
+      const zero = Buffer.alloc(s.valueSize);
+      this.keepingEntries(map, key, zero, 1, () => this.dp.native.mapUpdate(s.fd, key, zero, 0));
+    } else this.dp.native.mapDelete(s.fd, key);
+  }
+
+  /**
+   * Runs a write of `count` xlb_backends entries (keys and values packed) and copies them into
+   * Dataplane.backendEntries once it succeeded; a failed write (perhaps partly done) drops that copy, to
+   * be read again. Other maps: just the write.
+   */
+  private keepingEntries(map: MapName, keys: Buffer, values: Buffer, count: number, write: () => void): void {
+    if (map !== 'xlb_backends' || !this.dp.backendEntries) return write();
+    try {
+      write();
+    } catch (e) {
+      this.dp.backendEntries = null;
+      throw e;
+    }
+    const e = this.dp.backendEntries;
+    const size = LAYOUT.xlb_backend4.size;
+    for (let i = 0; i < count; i++) {
+      const at = keys.readUInt32LE(i * 4) * size;
+      if (at + size <= e.length) values.copy(e, at, i * size, (i + 1) * size);
+    }
+  }
+
+  /** Dataplane.backendEntries, read from the kernel when this process has no copy yet. */
+  private entries(): Buffer {
+    let e = this.dp.backendEntries;
+    if (e) return e;
+    const n = this.dp.native;
+    const fd = this.dp.maps.xlb_backends;
+    const size = LAYOUT.xlb_backend4.size;
+    e = Buffer.alloc(n.mapInfo(fd).maxEntries * size);
+    const d = n.mapDump(fd, 4, size);
+    const inOrder = d.count > 0 && d.keys.readUInt32LE(0) === 0 && d.keys.readUInt32LE((d.count - 1) * 4) === d.count - 1;
+    if (inOrder) d.values.copy(e, 0, 0, Math.min(d.count * size, e.length));
+    else for (let i = 0; i < d.count; i++) d.values.copy(e, d.keys.readUInt32LE(i * 4) * size, i * size, (i + 1) * size);
+    return (this.dp.backendEntries = e);
   }
 
   private outer(cls: number): number {
@@ -814,7 +857,7 @@ export class KernelStore implements MapStore {
           // (encodeByteTableInto zeroes the scratch past what it writes: the whole value goes)
           const data =
             k === XLB.MAGLEV_BYTE_CLASS
-              ? (encodeByteTableInto(table, byteScratch), byteScratch)
+              ? (encodeByteTableInto(table, byteScratch, undefined, this.entries()), byteScratch)
               : new Uint8Array(table.buffer, table.byteOffset, table.byteLength);
           made.push(createTable(n, k, data, `xlb_mg_${vipId}`));
         }
@@ -863,46 +906,50 @@ export class KernelStore implements MapStore {
 
   /**
    * A byte-class table rewritten in place, in two writes of the whole value (the map is not mmap-able;
-   * an element update copies over the value packets are reading): first the ids of the positions new
+   * an element update copies over the value packets are reading): first the records of the positions new
    * backends take — positions no slot of the table names, so no packet reads them — then the slots (a
    * byte each: a packet reads its old or new position). Positions keep their backends
    * (maglevBytePositions), so a slot's byte changes only when its backend does; a position no slot names
-   * any more keeps its old id: a packet that read a slot's old byte may still read it (the writer removes
-   * that backend only after a grace period). When fewer positions are unnamed than new ids need (a pool
-   * near 256 backends), the table is replaced instead (swapTables: a fresh inner map, swapped in at once).
-   * Returns false then.
+   * any more keeps its old record: a packet that read a slot's old byte may still read it (the writer
+   * removes that backend only after a grace period). When fewer positions are unnamed than new ids need (a
+   * pool near 256 backends), or a named position's record would change (its copy of the entry differs
+   * from xlb_backends'), the table is replaced instead (swapTables: a fresh inner map, swapped in at
+   * once). Returns false then.
    */
   private patchByteTable(fd: number, vipId: number, to: Uint32Array, from: Uint32Array): boolean {
     const n = this.dp.native;
-    const held = readTableValue(n, fd, XLB.MAGLEV_BYTE_CLASS);
+    const held = Buffer.alloc(XLB.MAGLEV_BYTE_VALUE); // (aligned, unlike a Buffer the addon may return)
+    readTableValue(n, fd, XLB.MAGLEV_BYTE_CLASS).copy(held);
     const m = held.readUInt32LE(XLB.MAGLEV_HDR_SLOT * 4);
     if (m !== to.length - 1) throw new Error(`VIP id ${vipId}: its table has ${m} slots, not ${to.length - 1}`);
     const keep = new Uint32Array(XLB.MAGLEV_BYTE_IDS);
-    for (let p = 0; p < keep.length; p++) keep[p] = held.readUInt32LE(MAGLEV_BYTE_IDS_AT + 4 * p);
+    for (let p = 0; p < keep.length; p++) keep[p] = held.readUInt32LE(byteRecAt(p));
     const named = new Uint8Array(XLB.MAGLEV_BYTE_IDS);
     for (let i = 0; i < m; i++) named[held[MAGLEV_BYTE_SLOTS_AT + i]!] = 1;
     const placed = maglevBytePositions(to, keep, named);
-    if (!placed) {
+    const replace = (): boolean => {
       this.swapTables([{ vipId, table: to }]);
       return false;
-    }
-    const ids = placed.ids;
+    };
+    if (!placed) return replace();
+    const entries = this.entries();
     let added = false;
-    for (let p = 0; p < ids.length; p++) {
-      if (!placed.assigned[p]) ids[p] = keep[p]!; // (a position not placed keeps its id)
-      else if (ids[p] !== keep[p]) added = true;
+    for (let p = 0; p < XLB.MAGLEV_BYTE_IDS; p++) {
+      if (!placed.assigned[p]) continue; // (a position not placed keeps its record)
+      const rec = byteRecord(placed.ids[p]!, entries);
+      const at = byteRecAt(p);
+      if (rec.equals(held.subarray(at, at + rec.length))) continue;
+      if (named[p]) return replace();
+      rec.copy(held, at);
+      added = true;
     }
     const key = encodeU32(XLB.MAGLEV_TABLE_KEY);
-    if (added) {
-      Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength).copy(held, MAGLEV_BYTE_IDS_AT);
-      n.mapUpdate(fd, key, held, 0);
-    }
+    if (added) n.mapUpdate(fd, key, held, 0);
     let same = true;
     for (let i = 1; same && i < to.length; i++) same = to[i] === from[i];
     if (!same) {
-      const next = Buffer.alloc(XLB.MAGLEV_BYTE_VALUE);
-      encodeByteTableInto(to, next, placed); // (its ids already merged with the kept ones)
-      n.mapUpdate(fd, key, next, 0);
+      for (let i = 1; i < to.length; i++) held[MAGLEV_BYTE_SLOTS_AT + i - 1] = placed.positionOf(to[i]!);
+      n.mapUpdate(fd, key, held, 0);
     }
     return true;
   }
@@ -987,16 +1034,18 @@ export class KernelStore implements MapStore {
   updateMany(map: MapName, keys: Buffer, values: Buffer, count: number): void {
     const s = this.spec(map);
     this.noteWrites(map, keys, values, count);
-    for (let at = 0; at < count; at += BATCH) {
-      const n = Math.min(BATCH, count - at);
-      this.dp.native.mapUpdateBatch(
-        s.fd,
-        keys.subarray(at * s.keySize, (at + n) * s.keySize),
-        values.subarray(at * s.valueSize, (at + n) * s.valueSize),
-        n,
-        0,
-      );
-    }
+    this.keepingEntries(map, keys, values, count, () => {
+      for (let at = 0; at < count; at += BATCH) {
+        const n = Math.min(BATCH, count - at);
+        this.dp.native.mapUpdateBatch(
+          s.fd,
+          keys.subarray(at * s.keySize, (at + n) * s.keySize),
+          values.subarray(at * s.valueSize, (at + n) * s.valueSize),
+          n,
+          0,
+        );
+      }
+    });
   }
 
   /** Keeps Dataplane.idsWritten: the highest backend id and VIP id this process wrote. */

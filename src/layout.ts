@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 27;
+export const LAYOUT_VERSION = 28;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 
@@ -23,8 +23,9 @@ export const XLB = {
   MAGLEV_WORD_CLASSES: 6,
   MAGLEV_BYTE_CLASS: 6,
   MAGLEV_BYTE_IDS: 256,
-  MAGLEV_BYTE_VALUE: 20480,
-  MAGLEV_BYTE_SLOTS: 20480 - 4 * (1 + 256),
+  MAGLEV_BYTE_VALUE: 22528,
+  MAGLEV_REC_SIZE: 12,
+  MAGLEV_BYTE_SLOTS: 22528 - 4 - 12 * 256,
   MAGLEV_CLASS0_WORDS: 1024,
   MAGLEV_CLASS_SHIFT: 2,
   MAGLEV_TABLE_KEY: 0,
@@ -119,6 +120,7 @@ export const LAYOUT = {
   xlb_affinity4_key: { size: 8, offsets: { client: 0, vip_id: 4 } },
   xlb_affinity4_val: { size: 16, offsets: { backend_id: 0, pad: 4, last_seen_ns: 8 } },
   xlb_backend4: { size: 8, offsets: { addr: 0, port: 4, flags: 6, pad: 7 } },
+  xlb_maglev_rec: { size: 12, offsets: { id: 0, be: 4 } },
   xlb_ct4_key: { size: 16, offsets: { saddr: 0, daddr: 4, sport: 8, dport: 10, proto: 12, pad: 13 } },
   xlb_ct4_val: {
     size: 40,
@@ -634,9 +636,45 @@ export function maglevClass(table: Uint32Array): number {
   return cls;
 }
 
-/** Byte offset of a byte-class table's ids[] and of its slots (xlb_maglev_table6). */
-export const MAGLEV_BYTE_IDS_AT = 4;
-export const MAGLEV_BYTE_SLOTS_AT = 4 * (1 + XLB.MAGLEV_BYTE_IDS);
+/** Byte offset of a byte-class table's records (recs[]) and of its slots (xlb_maglev_table6). */
+export const MAGLEV_BYTE_RECS_AT = 4;
+export const MAGLEV_BYTE_SLOTS_AT = MAGLEV_BYTE_RECS_AT + XLB.MAGLEV_REC_SIZE * XLB.MAGLEV_BYTE_IDS;
+/** Byte offset of position p's record (its id; the copy of the backend's entry follows). */
+export const byteRecAt = (p: number): number => MAGLEV_BYTE_RECS_AT + XLB.MAGLEV_REC_SIZE * p;
+
+/**
+ * The IPv4 backends' entries a byte-class table's records copy: xlb_backends as the kernel holds it
+ * (LAYOUT.xlb_backend4, 8 bytes per id, from id 0). An id past its end, or of an IPv6 backend (held in
+ * xlb_backends6), gets a copy of zeros: the data plane then reads xlb_backends (xlb_shared.h,
+ * struct xlb_maglev_rec).
+ */
+export type BackendEntries = Buffer;
+
+const REC_WORDS = XLB.MAGLEV_REC_SIZE / 4;
+/** A 4-byte-aligned Uint32Array view of `b` (a copy when it is not aligned, which `b` then does not see). */
+function wordsOf(b: Buffer): Uint32Array {
+  if (b.byteOffset % 4 !== 0) throw new RangeError('a byte-class table is encoded into a 4-byte-aligned buffer');
+  return new Uint32Array(b.buffer, b.byteOffset, b.length >>> 2);
+}
+
+/**
+ * Writes position p's record for `id` into a byte-class value viewed as words: the id, then (IPv4) its
+ * entry as `entries` holds it with flags 0 (a slot never names a drained backend: the data plane reads
+ * only the address and port).
+ */
+function writeRecord(words: Uint32Array, p: number, id: number, entries: Uint32Array | undefined): void {
+  const w = (MAGLEV_BYTE_RECS_AT >>> 2) + REC_WORDS * p;
+  words[w] = id;
+  const e = 2 * id;
+  const has = entries !== undefined && e + 1 < entries.length;
+  words[w + 1] = has ? entries[e]! : 0; // address, network order as held
+  words[w + 2] = has ? entries[e + 1]! & 0xffff : 0; // port, network order; flags and pad zero
+}
+
+/** entries as words (xlb_backends is read into an aligned buffer: Dataplane). */
+function entryWords(entries: BackendEntries | undefined): Uint32Array | undefined {
+  return entries && wordsOf(entries);
+}
 
 /** maglevBytePositions' answer. */
 export interface BytePositions {
@@ -646,9 +684,10 @@ export interface BytePositions {
 }
 
 /**
- * A byte-class table's positions: ids[] (MAGLEV_BYTE_IDS of them, 0 where unused), which positions this
- * call placed an id at (`assigned`: XLB_BACKEND_NONE too, for an empty table), and the position of each
- * id (`positionOf`, valid until the next call). An id in `keep` (the ids[] a table holds now) keeps its
+ * A byte-class table's positions: the id at each (`ids`, MAGLEV_BYTE_IDS of them, 0 where unused), which
+ * positions this call placed an id at (`assigned`: XLB_BACKEND_NONE too, for an empty table), and the
+ * position of each id (`positionOf`, valid until the next call). An id in `keep` (the ids a table's
+ * records hold now) keeps its
  * position; a new id takes a position no kept id holds, one empty in `keep` first. With `named` (the
  * positions the table's current slots name), a new id takes only a position no slot names, so writing it
  * changes nothing a packet can read; null when there are not enough such positions (the table is then
@@ -699,31 +738,44 @@ export function maglevBytePositions(table: Uint32Array, keep?: Uint32Array, name
   return { ids, assigned, positionOf: (id) => at[id]! };
 }
 
-/** A byte-class table's value: M, ids[] and a position per slot (positions as maglevBytePositions gives them). */
-export function encodeByteTable(table: Uint32Array, keep?: Uint32Array): Buffer {
+/** A byte-class table's value: M, a record per position and a position per slot (positions as
+ *  maglevBytePositions gives them; the records' copies from `entries`). */
+export function encodeByteTable(table: Uint32Array, keep?: Uint32Array, entries?: BackendEntries): Buffer {
   const b = Buffer.alloc(XLB.MAGLEV_BYTE_VALUE);
-  encodeByteTableInto(table, b, keep && (maglevBytePositions(table, keep) ?? undefined));
+  encodeByteTableInto(table, b, keep && (maglevBytePositions(table, keep) ?? undefined), entries);
   return b;
 }
 
 /**
- * encodeByteTable into `out` (zeroed past what it writes: M, ids[] and M slot bytes, which it returns the
- * length of). With `placed` (maglevBytePositions' answer for this table, its last call), ids and slots
- * take those positions; without, ids take positions in order of first appearance, in one pass over the
- * slots.
+ * The record position p of a byte-class table gets for `id` (12 bytes: xlb_maglev_rec), copying its
+ * entry from `entries`.
  */
-export function encodeByteTableInto(table: Uint32Array, out: Buffer, placed?: BytePositions): number {
+export function byteRecord(id: number, entries?: BackendEntries): Buffer {
+  const b = Buffer.alloc(MAGLEV_BYTE_RECS_AT + XLB.MAGLEV_REC_SIZE);
+  writeRecord(wordsOf(b), 0, id, entryWords(entries));
+  return b.subarray(MAGLEV_BYTE_RECS_AT);
+}
+
+/**
+ * encodeByteTable into `out` (4-byte aligned; zeroed past what it writes: M, the records and M slot bytes,
+ * which it returns the length of). With `placed` (maglevBytePositions' answer for this table, its last
+ * call), ids and slots take those positions; without, ids take positions in order of first appearance, in
+ * one pass over the slots. Each record copies its backend's entry from `entries` (zeros without).
+ */
+export function encodeByteTableInto(table: Uint32Array, out: Buffer, placed?: BytePositions, entries?: BackendEntries): number {
   const m = table.length - 1;
   const len = MAGLEV_BYTE_SLOTS_AT + m;
   if (m > XLB.MAGLEV_BYTE_SLOTS || out.length < len) throw new RangeError(`a byte-class Maglev table of ${m} slots does not fit (at most ${XLB.MAGLEV_BYTE_SLOTS})`);
-  const ids = new Uint32Array(out.buffer, out.byteOffset + MAGLEV_BYTE_IDS_AT, XLB.MAGLEV_BYTE_IDS);
+  const words = wordsOf(out);
   const slots = new Uint8Array(out.buffer, out.byteOffset + MAGLEV_BYTE_SLOTS_AT - 1, table.length);
   out.writeUInt32LE(table[XLB.MAGLEV_HDR_SLOT]!, 0);
+  let ids: Uint32Array;
   if (placed) {
-    const { ids: placedIds, positionOf } = placed;
-    ids.set(placedIds);
+    ids = placed.ids;
+    const { positionOf } = placed;
     for (let i = 1; i < table.length; i++) slots[i] = positionOf(table[i]!);
   } else {
+    ids = freshIds;
     ids.fill(0);
     for (;;) {
       const past = encodeFresh(table, ids, slots);
@@ -731,9 +783,13 @@ export function encodeByteTableInto(table: Uint32Array, out: Buffer, placed?: By
       nextStamp(past); // (`seen` grows to hold id `past`; the pass starts again)
     }
   }
+  const e = entryWords(entries);
+  for (let p = 0; p < XLB.MAGLEV_BYTE_IDS; p++) writeRecord(words, p, ids[p]!, e);
   out.fill(0, len);
   return len;
 }
+/** encodeByteTableInto's ids by position, without `placed`. */
+const freshIds = new Uint32Array(XLB.MAGLEV_BYTE_IDS);
 
 /**
  * encodeByteTableInto's pass without `keep`: ids take positions in order of first appearance. Returns -1,
@@ -777,7 +833,7 @@ export function decodeTable(value: Buffer, cls: number): Uint32Array {
     const words = Math.min(m, XLB.MAGLEV_BYTE_SLOTS, value.length - MAGLEV_BYTE_SLOTS_AT) + 1;
     const t = new Uint32Array(Math.max(words, 1));
     t[0] = m;
-    for (let i = 1; i < words; i++) t[i] = value.readUInt32LE(MAGLEV_BYTE_IDS_AT + 4 * value[MAGLEV_BYTE_SLOTS_AT + i - 1]!);
+    for (let i = 1; i < words; i++) t[i] = value.readUInt32LE(byteRecAt(value[MAGLEV_BYTE_SLOTS_AT + i - 1]!));
     return t;
   }
   const words = Math.min(m + 1, value.length >>> 2);

@@ -183,6 +183,7 @@ export type SharedStructName =
   | 'xlb_vip4_key'
   | 'xlb_vip_val'
   | 'xlb_backend4'
+  | 'xlb_maglev_rec'
   | 'xlb_ct4_key'
   | 'xlb_ct4_val'
   | 'xlb_snat4_key'

@@ -26,6 +26,7 @@ import {
   decodeVip4Key,
   decodeVipVal,
   encodeBackend4,
+  encodeBackend4Into,
   encodeCt4Key,
   encodeCt4Val,
   encodeIface,
@@ -39,7 +40,8 @@ import {
   maglevWordClass,
   maglevBytePositions,
   encodeByteTable,
-  MAGLEV_BYTE_IDS_AT,
+  byteRecAt,
+  byteRecord,
   MAGLEV_BYTE_SLOTS_AT,
   encodeU32,
   encodeVip4Key,
@@ -87,6 +89,7 @@ describe('LAYOUT matches bpf/xlb_shared.h (as compiled into the addon)', () => {
       ['XLB_MAGLEV_BYTE_IDS', XLB.MAGLEV_BYTE_IDS],
       ['XLB_MAGLEV_BYTE_VALUE', XLB.MAGLEV_BYTE_VALUE],
       ['XLB_MAGLEV_BYTE_SLOTS', XLB.MAGLEV_BYTE_SLOTS],
+      ['XLB_MAGLEV_REC_SIZE', XLB.MAGLEV_REC_SIZE],
       ['XLB_MAGLEV_CLASS0_WORDS', XLB.MAGLEV_CLASS0_WORDS],
       ['XLB_MAGLEV_CLASS_SHIFT', XLB.MAGLEV_CLASS_SHIFT],
       ['XLB_MAGLEV_TABLE_KEY', XLB.MAGLEV_TABLE_KEY],
@@ -296,7 +299,7 @@ describe('round trips', () => {
     expect(maglevWordClass(MAX_MAGLEV_SIZE + 1)).toBe(XLB.MAGLEV_WORD_CLASSES - 1);
     expect(() => maglevWordClass(maglevClassWords(XLB.MAGLEV_WORD_CLASSES - 1) + 1)).toThrow(/largest size class/);
     expect(maglevClassBytes(2)).toBe(65536);
-    expect(maglevClassBytes(XLB.MAGLEV_BYTE_CLASS)).toBe(20480);
+    expect(maglevClassBytes(XLB.MAGLEV_BYTE_CLASS)).toBe(22528);
   });
 
   /** A table of M slots over `n` backends (ids 100 .. 100 + n − 1, slot i → id 100 + i % n). */
@@ -308,7 +311,7 @@ describe('round trips', () => {
   };
 
   it('the byte class takes a table of at most 256 backends where it is the smaller', () => {
-    expect(maglevClass(table(DEFAULT_MAGLEV_SIZE, 64))).toBe(XLB.MAGLEV_BYTE_CLASS); // 20 KiB, not 64
+    expect(maglevClass(table(DEFAULT_MAGLEV_SIZE, 64))).toBe(XLB.MAGLEV_BYTE_CLASS); // 22 KiB, not 64
     expect(maglevClass(table(DEFAULT_MAGLEV_SIZE, 256))).toBe(XLB.MAGLEV_BYTE_CLASS);
     expect(maglevClass(table(DEFAULT_MAGLEV_SIZE, 257))).toBe(2);
     expect(maglevClass(table(4093, 64))).toBe(1); // 16 KiB as words: smaller than the byte class
@@ -325,7 +328,7 @@ describe('round trips', () => {
     const b = encodeByteTable(t);
     expect(b.length).toBe(XLB.MAGLEV_BYTE_VALUE);
     expect(b.readUInt32LE(0)).toBe(7);
-    expect([0, 1, 2, 3].map((p) => b.readUInt32LE(MAGLEV_BYTE_IDS_AT + 4 * p))).toEqual([100, 101, 102, 0]);
+    expect([0, 1, 2, 3].map((p) => b.readUInt32LE(byteRecAt(p)))).toEqual([100, 101, 102, 0]);
     expect(Array.from(b.subarray(MAGLEV_BYTE_SLOTS_AT, MAGLEV_BYTE_SLOTS_AT + 9))).toEqual([0, 1, 2, 0, 1, 2, 0, 0, 0]);
     expect(Array.from(decodeTable(b, XLB.MAGLEV_BYTE_CLASS))).toEqual(Array.from(t));
     const big = table(DEFAULT_MAGLEV_SIZE, 256, 5000);
@@ -338,6 +341,21 @@ describe('round trips', () => {
     expect(maglevClass(farther)).toBe(2);
     const farthest = table(DEFAULT_MAGLEV_SIZE, 3, 5_000_000); // (encoded before it is classed)
     expect(Array.from(decodeTable(encodeByteTable(farthest), XLB.MAGLEV_BYTE_CLASS))).toEqual(Array.from(farthest));
+  });
+
+  it("a byte-class table's records copy the IPv4 entries they are given (flags 0); none past the entries' end", () => {
+    const entries = Buffer.alloc(102 * LAYOUT.xlb_backend4.size); // ids 0..101
+    encodeBackend4Into(entries, 100 * LAYOUT.xlb_backend4.size, { addr: parseIPv4('10.1.2.3'), port: 8080, flags: XLB.BACKEND_F_DRAIN });
+    encodeBackend4Into(entries, 101 * LAYOUT.xlb_backend4.size, { addr: parseIPv4('10.1.2.4'), port: 0 });
+    const b = encodeByteTable(table(7, 3), undefined, entries); // ids 100, 101, 102 at positions 0, 1, 2
+    const rec = (p: number): string => b.subarray(byteRecAt(p), byteRecAt(p) + XLB.MAGLEV_REC_SIZE).toString('hex');
+    expect(rec(0)).toBe('64000000' + '0a010203' + '1f90' + '0000');
+    expect(rec(1)).toBe('65000000' + '0a010204' + '0000' + '0000');
+    expect(rec(2)).toBe('66000000' + '00'.repeat(8)); // (past the entries: no copy)
+    expect(rec(3)).toBe('00'.repeat(XLB.MAGLEV_REC_SIZE));
+    expect(byteRecord(100, entries).toString('hex')).toBe(rec(0));
+    expect(byteRecord(100).toString('hex')).toBe('64000000' + '00'.repeat(8));
+    expect(byteRecAt(1) - byteRecAt(0)).toBe(LAYOUT.xlb_maglev_rec.size);
   });
 
   it('byte-class positions: kept ids keep theirs, new ids take empty positions first, then freed ones', () => {

@@ -10,10 +10,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { Dataplane, MAGLEV_MAPS, readTableValue } from '../src/dataplane.js';
+import { MAGLEV_BYTE_SLOTS_AT } from '../src/layout.js';
 import { compile, emptyCompiled, EMPTY_IDS, type Compiled } from '../src/compile.js';
 import { validateConfig } from '../src/config.js';
 import { applyCompiled } from '../src/writer.js';
-import { decodeTable, decodeVipVal, encodeU32, encodeVip4Key, encodeVipVal, maglevClass, maglevClassBytes, MAGLEV_BYTE_IDS_AT, IPPROTO, LAYOUT, XLB } from '../src/layout.js';
+import { decodeTable, decodeVipVal, encodeU32, encodeVip4Key, encodeVipVal, maglevClass, maglevClassBytes, byteRecAt, decodeBackend4, encodeBackend4, IPPROTO, LAYOUT, XLB } from '../src/layout.js';
 import { parseIPv4 } from '../src/addr.js';
 import { buildPacket, parsePacket } from './helpers/packet.js';
 import { closeAndUnpin } from './helpers/bpf.js';
@@ -153,6 +154,51 @@ describe('Maglev size classes', () => {
     });
   });
 
+  it("a byte-class table's records copy each backend's xlb_backends entry; new flows take the copy, or the entry when the copy is empty", () => {
+    const n = dp.native;
+    const c = last!;
+    const v = c.vips.find((x) => x.name.includes(vip(2)))!;
+    expect(maglevClass(v.table)).toBe(XLB.MAGLEV_BYTE_CLASS);
+    const innerId = n.mapLookup(dp.maps[MAGLEV_MAPS[XLB.MAGLEV_BYTE_CLASS]!], encodeU32(v.id), 4)!.readUInt32LE(0);
+    const fd = n.mapGetFdById(innerId);
+    const key = encodeU32(XLB.MAGLEV_TABLE_KEY);
+    const original = readTableValue(n, fd, XLB.MAGLEV_BYTE_CLASS);
+    try {
+      // Each named position's record: the id, then its entry as xlb_backends holds it, flags 0.
+      const named = new Set(Array.from(original.subarray(MAGLEV_BYTE_SLOTS_AT, MAGLEV_BYTE_SLOTS_AT + v.table[0]!)));
+      expect(named.size).toBe(2);
+      for (const p of named) {
+        const at = byteRecAt(p);
+        const id = original.readUInt32LE(at);
+        const entry = n.mapLookup(dp.maps.xlb_backends, encodeU32(id), LAYOUT.xlb_backend4.size)!;
+        expect(decodeBackend4(entry).addr).not.toBe(0);
+        expect(original.subarray(at + LAYOUT.xlb_maglev_rec.offsets.be, at + XLB.MAGLEV_REC_SIZE).toString('hex')).toBe(
+          Buffer.concat([entry.subarray(0, LAYOUT.xlb_backend4.offsets.flags), Buffer.alloc(2)]).toString('hex'),
+        );
+      }
+      // The data plane reads the copy: another address in one record's copy takes that backend's flows.
+      const [first] = [...named];
+      const at = byteRecAt(first!) + LAYOUT.xlb_maglev_rec.offsets.be;
+      const firstAddr = decodeBackend4(original.subarray(at, at + LAYOUT.xlb_backend4.size)).addr;
+      const firstText = backends(2).find((b) => parseIPv4(b) === firstAddr)!;
+      const other = Buffer.from(original);
+      other.writeUInt32BE(parseIPv4('10.77.0.1'), at + LAYOUT.xlb_backend4.offsets.addr);
+      n.mapUpdate(fd, key, other, 0);
+      clearConntrack();
+      const moved = destinations(2, 48, 8000);
+      expect([...moved.keys()].sort()).toEqual(['10.77.0.1', backends(2).find((b) => b !== firstText)!].sort());
+      // A copy of address 0 (none made): the pick reads xlb_backends.
+      other.writeUInt32BE(0, at + LAYOUT.xlb_backend4.offsets.addr);
+      n.mapUpdate(fd, key, other, 0);
+      clearConntrack();
+      expect([...destinations(2, 48, 8000).keys()].sort()).toEqual([...backends(2)].sort());
+    } finally {
+      n.mapUpdate(fd, key, original, 0);
+      n.closeFd(fd);
+      clearConntrack();
+    }
+  });
+
   it('a table changed in place keeps its inner map; a byte-class one keeps the positions of the backends it keeps', () => {
     const n = dp.native;
     /** What the kernel holds for VIP i (read through the inner map, not the store's copy). */
@@ -163,7 +209,7 @@ describe('Maglev size classes', () => {
       const fd = n.mapGetFdById(innerId);
       try {
         const value = readTableValue(n, fd, cls);
-        const ids = cls === XLB.MAGLEV_BYTE_CLASS ? Array.from({ length: XLB.MAGLEV_BYTE_IDS }, (_, p) => value.readUInt32LE(MAGLEV_BYTE_IDS_AT + 4 * p)) : [];
+        const ids = cls === XLB.MAGLEV_BYTE_CLASS ? Array.from({ length: XLB.MAGLEV_BYTE_IDS }, (_, p) => value.readUInt32LE(byteRecAt(p))) : [];
         return { innerId, table: Array.from(decodeTable(value, cls)), ids };
       } finally {
         n.closeFd(fd);
@@ -185,7 +231,7 @@ describe('Maglev size classes', () => {
       const seen = destinations(i, 48, 4000 + i * 100);
       expect([...seen.keys()].sort(), `VIP ${vip(i)}`).toEqual([backends(i)[0]!, `10.9.${i}.7`].sort());
     });
-    // The kept backend's position in ids[] did not move; the new one took an empty position.
+    // The kept backend's position did not move; the new one took an empty position.
     const kept = idOf(c1, 2, backends(2)[0]!);
     expect(idOf(c0, 2, backends(2)[0]!)).toBe(kept);
     const after2 = held(c1, 2);
@@ -213,7 +259,7 @@ describe('Maglev size classes', () => {
       const fd = n.mapGetFdById(innerId);
       try {
         const value = readTableValue(n, fd, XLB.MAGLEV_BYTE_CLASS);
-        const ids = Array.from({ length: XLB.MAGLEV_BYTE_IDS }, (_, p) => value.readUInt32LE(MAGLEV_BYTE_IDS_AT + 4 * p));
+        const ids = Array.from({ length: XLB.MAGLEV_BYTE_IDS }, (_, p) => value.readUInt32LE(byteRecAt(p)));
         return { innerId, table: Array.from(decodeTable(value, XLB.MAGLEV_BYTE_CLASS)), ids };
       } finally {
         n.closeFd(fd);
@@ -274,6 +320,60 @@ describe('Maglev size classes', () => {
     expect(kernel().innerId).toBe(inPlace);
     expect(kernel().table).toEqual(Array.from(empty));
     store.deleteTable(VIP_ID, XLB.MAGLEV_BYTE_CLASS);
+  });
+
+  it("a byte-class table rewritten in place rewrites a record whose copy is stale only where no slot names it; else it is replaced", () => {
+    const n = dp.native;
+    const VIP_ID = 4001; // (a table only: no VIP entry names it)
+    const M = 16381;
+    const table = (ids: number[]): Uint32Array => {
+      const t = new Uint32Array(M + 1);
+      t[0] = M;
+      for (let i = 1; i <= M; i++) t[i] = ids[(i - 1) % ids.length]!;
+      return t;
+    };
+    /** The kernel's inner map id and the address in id's record (its position found by id). */
+    const kernel = (id: number): { innerId: number; addr: number } => {
+      const innerId = n.mapLookup(dp.maps[MAGLEV_MAPS[XLB.MAGLEV_BYTE_CLASS]!], encodeU32(VIP_ID), 4)!.readUInt32LE(0);
+      const fd = n.mapGetFdById(innerId);
+      try {
+        const value = readTableValue(n, fd, XLB.MAGLEV_BYTE_CLASS);
+        const p = Array.from({ length: XLB.MAGLEV_BYTE_IDS }, (_, q) => value.readUInt32LE(byteRecAt(q))).indexOf(id);
+        expect(p, `id ${id} has a record`).toBeGreaterThanOrEqual(0);
+        return { innerId, addr: value.readUInt32BE(byteRecAt(p) + LAYOUT.xlb_maglev_rec.offsets.be + LAYOUT.xlb_backend4.offsets.addr) };
+      } finally {
+        n.closeFd(fd);
+      }
+    };
+    const store = dp.store();
+    const ID = 7001;
+    const setEntry = (addr: string): void => store.update('xlb_backends', encodeU32(ID), encodeBackend4({ addr: parseIPv4(addr), port: 80 }));
+    const ids = [7000, ID, 7002];
+    const t = table(ids);
+    const without = table([7000, 7002]);
+    setEntry('10.50.0.1');
+    store.swapTables([{ vipId: VIP_ID, table: t }]);
+    const first = kernel(ID);
+    expect(first.addr).toBe(parseIPv4('10.50.0.1'));
+    try {
+      // ID leaves (its position named by no slot), its entry changes (an id reused), it comes back:
+      // its record is rewritten in place, before any slot names it again.
+      store.patchTable(VIP_ID, without, t);
+      setEntry('10.50.0.2');
+      store.patchTable(VIP_ID, t, without);
+      expect(kernel(ID)).toEqual({ innerId: first.innerId, addr: parseIPv4('10.50.0.2') });
+      // Its entry changes while slots name it: a record a packet may be reading is never rewritten;
+      // the next change of the table replaces it, with the new copy.
+      setEntry('10.50.0.3');
+      const t2 = table([...ids, 7003]);
+      store.patchTable(VIP_ID, t2, t);
+      const replaced = kernel(ID);
+      expect(replaced.innerId).not.toBe(first.innerId);
+      expect(replaced.addr).toBe(parseIPv4('10.50.0.3'));
+    } finally {
+      store.delete('xlb_backends', encodeU32(ID));
+      store.deleteTable(VIP_ID, XLB.MAGLEV_BYTE_CLASS);
+    }
   });
 
   it('a pool crossing 256 backends with the same M moves between the byte class and a word class', () => {

@@ -8,9 +8,12 @@
  * slot's load start with the load of the table's M, not after it: two cache
  * misses in parallel instead of one after the other; when the two differ (a
  * table swapped since the entry was written), the slot of the table's M is
- * read again. A byte-class table's slot names a position in its ids[]: the
- * id is read from there (ids[] spans 17 lines; the prefetch touches the first
- * four, positions 0-62, which a VIP's new flows share).
+ * read again. A byte-class table's slot names a position in its recs[]: the
+ * id and (IPv4) a copy of the backend's entry are read from there, so that
+ * the backend's own entry in xlb_backends (a 4 KiB-page vmalloc'ed array, a
+ * miss of its own once backends are many) is not read after the slot. The
+ * prefetch touches the records of positions 0-63, which a VIP's new flows
+ * share.
  */
 #ifndef XLB_MAGLEV_H
 #define XLB_MAGLEV_H
@@ -53,11 +56,19 @@ XLB_INLINE __u32 xlb_maglev_hint_index(__u32 hash, __u32 hint)
 			xlb_lookup(_inner, &_key) : NULL);                     \
 	})
 
+/* A byte-class record's id; *copy points to its copy of the backend's entry. */
+XLB_INLINE __u32 xlb_maglev_rec_id(struct xlb_maglev_rec *r, struct xlb_backend4 **copy)
+{
+	*copy = &r->be;
+	return *(volatile __u32 *)&r->id;
+}
+
 /* The backend id in slot idx of a table: a word class's slot holds it, a
- * byte class's slot names its position in ids[] (any byte is a position of
- * ids[]: no bound check needed). Each read once (volatile). */
-#define XLB_MAGLEV_WORD_AT(t, idx) (*(volatile __u32 *)&(t)->slots[idx])
-#define XLB_MAGLEV_BYTE_AT(t, idx) (*(volatile __u32 *)&(t)->ids[*(volatile __u8 *)&(t)->slots[idx]])
+ * byte class's slot names its position in recs[] (any byte is a position of
+ * recs[]: no bound check needed; *copy then points to the record's copy of
+ * the backend's entry). Each read once (volatile). */
+#define XLB_MAGLEV_WORD_AT(t, idx, copy) (*(volatile __u32 *)&(t)->slots[idx])
+#define XLB_MAGLEV_BYTE_AT(t, idx, copy) xlb_maglev_rec_id(&(t)->recs[*(volatile __u8 *)&(t)->slots[idx]], copy)
 
 /* Every size class: its number, the bound every slot index is checked
  * against (the verifier's proof) and its kind (WORD or BYTE: which
@@ -82,7 +93,7 @@ XLB_INLINE __u32 xlb_maglev_hint_index(__u32 hash, __u32 hint)
 		id = XLB_BACKEND_NONE;                                         \
 		idx = xlb_maglev_hint_index(hash, hint);                       \
 		if (idx < (nslots))                                            \
-			id = XLB_MAGLEV_##kind##_AT(t, idx);                   \
+			id = XLB_MAGLEV_##kind##_AT(t, idx, copy);             \
 		if (m == 0)                                                    \
 			return XLB_BACKEND_NONE;                               \
 		if (m == hint)                                                 \
@@ -90,15 +101,20 @@ XLB_INLINE __u32 xlb_maglev_hint_index(__u32 hash, __u32 hint)
 		idx = xlb_maglev_index(hash, m);                               \
 		if (idx >= (nslots))                                           \
 			return XLB_BACKEND_NONE;                               \
-		return XLB_MAGLEV_##kind##_AT(t, idx);                         \
+		return XLB_MAGLEV_##kind##_AT(t, idx, copy);                   \
 	}
 
 /* The backend id Maglev gives `hash` in VIP vip_id's table of size class
  * `table_class` (whose M was `hint` when the VIP entry was written);
- * XLB_BACKEND_NONE when the VIP has no table or no backend. */
-XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hint, __u32 hash)
+ * XLB_BACKEND_NONE when the VIP has no table or no backend. *copy: the byte
+ * class's copy of the backend's IPv4 entry (its address 0 when it holds
+ * none), else NULL. */
+XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hint, __u32 hash,
+				 struct xlb_backend4 **copy)
 {
 	__u32 m, idx, id;
+
+	*copy = NULL;
 
 	switch (table_class) {
 	XLB_MAGLEV_CLASS_LIST(XLB_MAGLEV_CASE)
@@ -109,13 +125,22 @@ XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hint, __u
 /* Prefetching (select.h, xlb_backend_prefetch4): the table's M and the slot
  * `hint` gives, touched, for a pick a little later. */
 /* What a pick reads after the slot, touched too: nothing for a word class;
- * for the byte class the first four lines of ids[] (positions 0-62). */
+ * for the byte class the records of positions 0 to XLB_MAGLEV_PREFETCH_RECS
+ * - 1 (every line from M's to the last record's: a byte every line's length
+ * apart, then the last; the kernel places the value at no particular offset
+ * in its line). */
+#define XLB_CACHE_LINE 64
+#define XLB_MAGLEV_PREFETCH_RECS 64
+#define XLB_MAGLEV_PREFETCH_END (offsetof(struct xlb_maglev_table6, recs[XLB_MAGLEV_PREFETCH_RECS]) - 1)
 #define XLB_MAGLEV_WORD_MORE(t)
 #define XLB_MAGLEV_BYTE_MORE(t)                                                \
 	do {                                                                   \
-		xlb_touch(&(t)->ids[16]);                                      \
-		xlb_touch(&(t)->ids[32]);                                      \
-		xlb_touch(&(t)->ids[48]);                                      \
+		const __u8 *_b = (const __u8 *)(t);                            \
+		_Pragma("unroll") for (__u32 _o = XLB_CACHE_LINE;              \
+				       _o < XLB_MAGLEV_PREFETCH_END;           \
+				       _o += XLB_CACHE_LINE)                   \
+			xlb_touch(_b + _o);                                    \
+		xlb_touch(_b + XLB_MAGLEV_PREFETCH_END);                       \
 	} while (0)
 
 #define XLB_MAGLEV_TOUCH_CASE(k, nslots, kind)                                 \

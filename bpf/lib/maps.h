@@ -24,7 +24,7 @@ struct {
  * by the control plane before it is swapped in; a table of the same size is
  * rewritten in place. A word class's tables are filled through mmap in one
  * copy (BPF_F_MMAPABLE). The byte class's are not mmap-able: an mmap-able
- * array is vmalloc'ed in 4 KiB pages, a plain one of 20 KiB is kmalloc'ed in
+ * array is vmalloc'ed in 4 KiB pages, a plain one of 22 KiB is kmalloc'ed in
  * the kernel's direct map (huge pages), so a new flow to a random one of
  * 10,000 VIPs takes no TLB miss on its table (0.86x the new flow's time
  * there); they are written with bpf_map_update_elem. Every inner map of a

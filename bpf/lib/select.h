@@ -87,7 +87,7 @@ XLB_INLINE struct xlb_backend4 *xlb_affinity4_get(const struct xlb_affinity4_key
 }
 
 /* Picks the backend of a new flow (tuple_hash: its 5-tuple's xlb_ct4_key_hash);
- * returns its id and entry, or NULL when the
+ * returns its id and entry (or the table's copy of it), or NULL when the
  * VIP has no usable backend. With affinity, a client's new flows follow its
  * last one until affinity_timeout_s passes without a new flow. */
 XLB_INLINE struct xlb_backend4 *xlb_backend_pick(const struct xlb_pkt4 *p,
@@ -95,7 +95,7 @@ XLB_INLINE struct xlb_backend4 *xlb_backend_pick(const struct xlb_pkt4 *p,
 						 __u32 *backend_id)
 {
 	struct xlb_affinity4_key ak = { .client = p->tuple.saddr, .vip_id = vip->vip_id };
-	struct xlb_backend4 *be;
+	struct xlb_backend4 *be, *copy;
 	__u64 now = 0;
 	__u32 id;
 
@@ -105,11 +105,14 @@ XLB_INLINE struct xlb_backend4 *xlb_backend_pick(const struct xlb_pkt4 *p,
 		if (be)
 			return be;
 	}
-	id = xlb_maglev_pick(vip->vip_id, vip->table_class, vip->table_m, xlb_flow_hash4(p, vip->hash_fields, tuple_hash));
+	id = xlb_maglev_pick(vip->vip_id, vip->table_class, vip->table_m,
+			     xlb_flow_hash4(p, vip->hash_fields, tuple_hash), &copy);
 	if (id == XLB_BACKEND_NONE)
 		return NULL;
 	*backend_id = id;
-	be = xlb_lookup(&xlb_backends, &id);
+	/* The byte class's copy of the entry, in the table just read; else
+	 * (a word class, or a copy the control plane could not make) the entry. */
+	be = copy && copy->addr ? copy : xlb_lookup(&xlb_backends, &id);
 	if (be && (vip->flags & XLB_VIP_F_AFFINITY)) {
 		struct xlb_affinity4_val av = { .backend_id = *backend_id, .last_seen_ns = now };
 

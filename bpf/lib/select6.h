@@ -52,6 +52,7 @@ XLB_INLINE struct xlb_backend6 *xlb_backend6_pick(const struct xlb_pkt6 *p,
 						  const struct xlb_vip_val *vip, __u32 *backend_id)
 {
 	struct xlb_affinity6_key ak = { .vip_id = vip->vip_id };
+	struct xlb_backend4 *copy;
 	struct xlb_backend6 *be;
 	__u64 now = 0;
 	__u32 id;
@@ -72,7 +73,8 @@ XLB_INLINE struct xlb_backend6 *xlb_backend6_pick(const struct xlb_pkt6 *p,
 			}
 		}
 	}
-	id = xlb_maglev_pick(vip->vip_id, vip->table_class, vip->table_m, xlb_flow_hash6(p, vip->hash_fields));
+	id = xlb_maglev_pick(vip->vip_id, vip->table_class, vip->table_m, xlb_flow_hash6(p, vip->hash_fields),
+			     &copy); /* (an IPv4 entry's copy: not this backend's) */
 	if (id == XLB_BACKEND_NONE)
 		return NULL;
 	*backend_id = id;
