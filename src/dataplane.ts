@@ -330,10 +330,12 @@ export class Dataplane {
   /** Counters of many ids of a kind, each CPU's row summed: the span of ids each row holds is read
    *  through mmap once per CPU. An id never counted (or past the rows) reads as zero. Backend rows
    *  are read after the flow log's and the established tiers' counts are folded into them (ctFold, a
-   *  walk of every conntrack bucket of both families) unless `fold` is false. */
+   *  walk of every conntrack bucket of both families) unless `fold` is false; a ring of the flow log
+   *  held through every wait is left for the next read (flowLogFoldBestEffort): `xlb show`, the API
+   *  and the metrics never fail on it. */
   statsOf(kind: StatsKind, idList: readonly number[], opts: { fold?: boolean } = {}): Map<number, Stats> {
     if (kind === 'backend' && idList.length && opts.fold !== false) {
-      this.flowLogFold();
+      this.flowLogFoldBestEffort();
       this.ctFold();
     }
     const out = new Map<number, Stats>();
@@ -382,7 +384,7 @@ export class Dataplane {
     // The rows with the flow log folded in (a reused id's row must not get them later), without the
     // established tier's fold (ctFold): an apply must not walk every conntrack bucket (61 ms at 2M
     // entries a family). Counts still in entries reach the rows later.
-    this.flowLogFoldForApply();
+    this.flowLogFoldBestEffort();
     const be = this.statsOf('backend', moves.flatMap((m) => m.backendIds), { fold: false });
     const { fd, ids } = this.statsRows('vip');
     const o = LAYOUT.xlb_stats.offsets;
@@ -477,10 +479,11 @@ export class Dataplane {
     }
   }
 
-  /** flowLogFold for an apply, which counters must not fail: a ring that stayed locked through
-   *  every run leaves its entries for a later fold (a leaving backend's may then miss its VIP's
-   *  totals, a reused id's reach its new holder's row). */
-  flowLogFoldForApply(): number {
+  /** flowLogFold for what counters must not fail (an apply; a read of the counters): a ring that
+   *  stayed locked through every run leaves its entries for a later fold (an apply's leaving
+   *  backend may then miss its VIP's totals, a reused id's reach its new holder's row; a read
+   *  shows counts without them, behind by at most that ring's 256 entries). */
+  flowLogFoldBestEffort(): number {
     try {
       return this.flowLogFold();
     } catch (e) {
@@ -1020,7 +1023,7 @@ export class KernelStore implements MapStore {
     const ids = w ? all.filter((id) => id <= w[kind]) : all;
     // Counts of the ids' last holders still in the flow log go to their rows first, then are zeroed
     // with them (else a later fold would add them to the new holder's).
-    if (kind === 'backend' && ids.length) this.dp.flowLogFoldForApply();
+    if (kind === 'backend' && ids.length) this.dp.flowLogFoldBestEffort();
     const rows = this.dp.statsRows(kind);
     const slots = ids.filter((id) => id < rows.ids).flatMap((id) => Array.from({ length: rows.cpus }, (_, c) => c * rows.ids + id));
     const size = LAYOUT.xlb_stats.size;

@@ -340,6 +340,9 @@ export class Xlb {
     }
 
     const prev = this.inKernel;
+    // Diffed against the kernel itself (first apply, a failure, or another process's write seen by
+    // gc): the copies byte-class tables take of backend entries are read from it again too.
+    if (!prev) dp.backendEntries = null;
     const pendingBefore = this.pending.length;
     const leaving = this.leavingBackends(compiled);
     // Until this apply completes, the kernel is only known to hold what it held.

@@ -106,9 +106,9 @@ XLB_INLINE __u32 xlb_maglev_rec_id(struct xlb_maglev_rec *r, struct xlb_backend4
 
 /* The backend id Maglev gives `hash` in VIP vip_id's table of size class
  * `table_class` (whose M was `hint` when the VIP entry was written);
- * XLB_BACKEND_NONE when the VIP has no table or no backend. *copy: the byte
- * class's copy of the backend's IPv4 entry (its address 0 when it holds
- * none), else NULL. */
+ * XLB_BACKEND_NONE when the VIP has no table or no backend. With an id, *copy
+ * is the byte class's copy of that backend's IPv4 entry (its address 0 when
+ * it holds none), or NULL for a word class; without, *copy means nothing. */
 XLB_INLINE __u32 xlb_maglev_pick(__u32 vip_id, __u8 table_class, __u32 hint, __u32 hash,
 				 struct xlb_backend4 **copy)
 {
