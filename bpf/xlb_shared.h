@@ -18,7 +18,7 @@
 #endif
 
 /* Bumped whenever a struct below changes size or meaning. */
-#define XLB_LAYOUT_VERSION 28
+#define XLB_LAYOUT_VERSION 29
 
 /* Default map capacities; the control plane may resize them before load. */
 #define XLB_MAX_VIPS 16384        /* xlb_vip4 entries and xlb_maglev_c* slots */
@@ -31,6 +31,9 @@
 #define XLB_CT_SEEN_WORDS (1u << XLB_CT_SEEN_WORDS_LOG2)
 #define XLB_CT_SEEN_WORD_BITS 64
 #define XLB_CT_SEEN_BIT2_SHIFT 26 /* a key's second bit: hash bits 26..31 (its word: bits 6 up, its first bit: 0..5) */
+#define XLB_CT_SEEN_MULT 0x9e3779b1u /* its third and fourth bits: from g = hash * this (odd: 2^32 / the golden ratio) */
+#define XLB_CT_SEEN_BIT3_SHIFT 26 /* third bit: g's bits 26..31 */
+#define XLB_CT_SEEN_BIT4_SHIFT 20 /* fourth bit: g's bits 20..25 */
 #define XLB_CT_SEEN_FILTERS 2     /* two copies: one answers while the other is rebuilt */
 #define XLB_ADDR_FILTER_WORDS_LOG2 12 /* xlb_addr_filter: 2^12 words of 64 bits, 256 Ki bits (lib/addrfilter.h) */
 #define XLB_ADDR_FILTER_WORDS (1u << XLB_ADDR_FILTER_WORDS_LOG2)
@@ -482,6 +485,7 @@ _Static_assert(sizeof(struct xlb_clock) == 16, "xlb_clock size");
 _Static_assert(sizeof(struct xlb_ct_seen_word) == 8 * XLB_CT_SEEN_FILTERS, "xlb_ct_seen_word size");
 /* A key's second filter bit comes from hash bits its word index does not use, and from 6 of them (0..63). */
 _Static_assert(XLB_CT_SEEN_BIT2_SHIFT >= 6 + XLB_CT_SEEN_WORDS_LOG2 && 32 - XLB_CT_SEEN_BIT2_SHIFT == 6, "xlb_ct_seen bit 2");
+_Static_assert(32 - XLB_CT_SEEN_BIT3_SHIFT == 6 && XLB_CT_SEEN_BIT4_SHIFT + 6 == XLB_CT_SEEN_BIT3_SHIFT, "xlb_ct_seen bits 3 and 4: two 6-bit fields of g");
 _Static_assert(sizeof(struct xlb_ct_seen_ctl) == 8, "xlb_ct_seen_ctl size");
 _Static_assert(sizeof(struct xlb_ct4_bucket) == 8 + 56 * XLB_CT_NEW_WAYS, "xlb_ct4_bucket size");
 _Static_assert(sizeof(struct xlb_ct4_new_edit) == 16 + 40 + 8, "xlb_ct4_new_edit size");

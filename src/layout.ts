@@ -11,7 +11,7 @@ import { endianness } from 'node:os';
 if (endianness() !== 'LE') throw new Error('xlb supports little-endian hosts only');
 
 /** The layout version this build writes; pinned maps of another version are refused. */
-export const LAYOUT_VERSION = 28;
+export const LAYOUT_VERSION = 29;
 
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
 
@@ -54,6 +54,9 @@ export const XLB = {
   CT_NEW_WAYS: 4,
   CT_SEEN_FILTERS: 2,
   CT_SEEN_BIT2_SHIFT: 26,
+  CT_SEEN_MULT: 0x9e3779b1,
+  CT_SEEN_BIT3_SHIFT: 26,
+  CT_SEEN_BIT4_SHIFT: 20,
   CT_PEND_PKT_SHIFT: 36,
   FLOW_LOG_SLOTS: 256,
   FLOW_LOG_ID_SHIFT: 32,

@@ -267,10 +267,12 @@ describe('ct_flush', () => {
       dp.native.mapUpdate(dp.maps.xlb_ct4, old, ov);
       // Each key's bit in the copy of the filter in use (bpf/lib/ctseen.h).
       const words = dp.native.mapInfo(dp.maps.xlb_ct4_seen).maxEntries;
-      // (two bits in one word: a blocked Bloom filter)
+      // (four bits in one word: a blocked Bloom filter)
       const at = (key: Buffer): { i: number; bits: bigint } => {
         const h = ct4KeyHash(key);
-        return { i: (h >>> 6) & (words - 1), bits: (1n << BigInt(h & 63)) | (1n << BigInt(h >>> XLB.CT_SEEN_BIT2_SHIFT)) };
+        const g = Math.imul(h, XLB.CT_SEEN_MULT) >>> 0;
+        const bits = [h & 63, h >>> XLB.CT_SEEN_BIT2_SHIFT, g >>> XLB.CT_SEEN_BIT3_SHIFT, (g >>> XLB.CT_SEEN_BIT4_SHIFT) & 63];
+        return { i: (h >>> 6) & (words - 1), bits: bits.reduce((m, b) => m | (1n << BigInt(b)), 0n) };
       };
       const seen = (key: Buffer): boolean => {
         const { i, bits } = at(key);

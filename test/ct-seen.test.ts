@@ -181,7 +181,7 @@ describe('established-tier filter: false positives with a full table', () => {
 
   afterAll(() => closeAndUnpin(big, BIG_PIN));
 
-  it('with 400,000 keys held, fewer than 2 % of new flows’ SYNs are sent to look (two bits per key in 8 Mi bits; one bit in 4 Mi bits sent 8.6 %)', () => {
+  it('with 400,000 keys held, fewer than 2 % of new flows’ SYNs are sent to look (four bits per key in 8 Mi bits; one bit in 4 Mi bits sent 8.6 %)', () => {
     const ks = LAYOUT.xlb_ct4_key.size;
     const keys = Buffer.alloc(KEYS * ks);
     for (let i = 0; i < KEYS; i++) {
