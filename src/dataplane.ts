@@ -173,8 +173,8 @@ export class Dataplane {
    *  it finds there, so the counters of higher ids are known to be zero (KernelStore.resetStats). */
   readonly idsWritten: { vip: number; backend: number } | null;
   /** xlb_backends as the kernel holds it (8 bytes per id), for the copies in byte-class tables' records:
-   *  read at the first such table, then kept by this process's
-   *  stores' writes; null until read, or after a write that failed (read again then). */
+   *  read at the first such table, then kept by this process's stores' writes; null until read, after
+   *  a write that failed, and from each apply that diffs against the kernel (Xlb.apply): read again then. */
   backendEntries: Buffer | null = null;
   /** Maglev tables this process wrote, by "class/VIP id", with the inner map's id (see KernelStore.readTable). */
   readonly tableCache = new Map<string, { innerId: number; table: Uint32Array }>();
@@ -921,8 +921,7 @@ export class KernelStore implements MapStore {
    */
   private patchByteTable(fd: number, vipId: number, to: Uint32Array, from: Uint32Array): boolean {
     const n = this.dp.native;
-    const held = Buffer.alloc(XLB.MAGLEV_BYTE_VALUE); // (aligned, unlike a Buffer the addon may return)
-    readTableValue(n, fd, XLB.MAGLEV_BYTE_CLASS).copy(held);
+    const held = readTableValue(n, fd, XLB.MAGLEV_BYTE_CLASS);
     const m = held.readUInt32LE(XLB.MAGLEV_HDR_SLOT * 4);
     if (m !== to.length - 1) throw new Error(`VIP id ${vipId}: its table has ${m} slots, not ${to.length - 1}`);
     const keep = new Uint32Array(XLB.MAGLEV_BYTE_IDS);

@@ -654,7 +654,7 @@ export const byteRecAt = (p: number): number => MAGLEV_BYTE_RECS_AT + XLB.MAGLEV
 export type BackendEntries = Buffer;
 
 const REC_WORDS = XLB.MAGLEV_REC_SIZE / 4;
-/** A 4-byte-aligned Uint32Array view of `b` (a copy when it is not aligned, which `b` then does not see). */
+/** A Uint32Array view of `b`, which must be 4-byte aligned (Buffer.alloc'ed buffers are). */
 function wordsOf(b: Buffer): Uint32Array {
   if (b.byteOffset % 4 !== 0) throw new RangeError('a byte-class table is encoded into a 4-byte-aligned buffer');
   return new Uint32Array(b.buffer, b.byteOffset, b.length >>> 2);
@@ -672,11 +672,6 @@ function writeRecord(words: Uint32Array, p: number, id: number, entries: Uint32A
   const has = entries !== undefined && e + 1 < entries.length;
   words[w + 1] = has ? entries[e]! : 0; // address, network order as held
   words[w + 2] = has ? entries[e + 1]! & 0xffff : 0; // port, network order; flags and pad zero
-}
-
-/** entries as words (xlb_backends is read into an aligned buffer: Dataplane). */
-function entryWords(entries: BackendEntries | undefined): Uint32Array | undefined {
-  return entries && wordsOf(entries);
 }
 
 /** maglevBytePositions' answer. */
@@ -755,7 +750,7 @@ export function encodeByteTable(table: Uint32Array, keep?: Uint32Array, entries?
  */
 export function byteRecord(id: number, entries?: BackendEntries): Buffer {
   const b = Buffer.alloc(MAGLEV_BYTE_RECS_AT + XLB.MAGLEV_REC_SIZE);
-  writeRecord(wordsOf(b), 0, id, entryWords(entries));
+  writeRecord(wordsOf(b), 0, id, entries && wordsOf(entries));
   return b.subarray(MAGLEV_BYTE_RECS_AT);
 }
 
@@ -786,7 +781,7 @@ export function encodeByteTableInto(table: Uint32Array, out: Buffer, placed?: By
       nextStamp(past); // (`seen` grows to hold id `past`; the pass starts again)
     }
   }
-  const e = entryWords(entries);
+  const e = entries && wordsOf(entries);
   for (let p = 0; p < XLB.MAGLEV_BYTE_IDS; p++) writeRecord(words, p, ids[p]!, e);
   out.fill(0, len);
   return len;

@@ -89,6 +89,29 @@ function clearConntrack(): void {
   ct4Clear(dp);
 }
 
+/** VIP vipId's inner map in the outer map of class cls, as the kernel holds it: its id and value. */
+function innerValue(cls: number, vipId: number): { innerId: number; value: Buffer } {
+  const n = dp.native;
+  const innerId = n.mapLookup(dp.maps[MAGLEV_MAPS[cls]!], encodeU32(vipId), 4)!.readUInt32LE(0);
+  const fd = n.mapGetFdById(innerId);
+  try {
+    return { innerId, value: readTableValue(n, fd, cls) };
+  } finally {
+    n.closeFd(fd);
+  }
+}
+
+/** The ids of a byte-class value's records, by position. */
+const recordIds = (value: Buffer): number[] => Array.from({ length: XLB.MAGLEV_BYTE_IDS }, (_, p) => value.readUInt32LE(byteRecAt(p)));
+
+/** A table of M slots cycling over `ids` (every slot XLB_BACKEND_NONE when there are none). */
+function cycleTable(m: number, ids: number[]): Uint32Array {
+  const t = new Uint32Array(m + 1);
+  t[0] = m;
+  for (let i = 1; i <= m; i++) t[i] = ids.length ? ids[(i - 1) % ids.length]! : XLB.BACKEND_NONE;
+  return t;
+}
+
 beforeAll(() => {
   Dataplane.removePins(PIN_ROOT);
   dp = Dataplane.open({ pinRoot: PIN_ROOT });
@@ -159,10 +182,9 @@ describe('Maglev size classes', () => {
     const c = last!;
     const v = c.vips.find((x) => x.name.includes(vip(2)))!;
     expect(maglevClass(v.table)).toBe(XLB.MAGLEV_BYTE_CLASS);
-    const innerId = n.mapLookup(dp.maps[MAGLEV_MAPS[XLB.MAGLEV_BYTE_CLASS]!], encodeU32(v.id), 4)!.readUInt32LE(0);
+    const { innerId, value: original } = innerValue(XLB.MAGLEV_BYTE_CLASS, v.id);
     const fd = n.mapGetFdById(innerId);
     const key = encodeU32(XLB.MAGLEV_TABLE_KEY);
-    const original = readTableValue(n, fd, XLB.MAGLEV_BYTE_CLASS);
     try {
       // Each named position's record: the id, then its entry as xlb_backends holds it, flags 0.
       const named = new Set(Array.from(original.subarray(MAGLEV_BYTE_SLOTS_AT, MAGLEV_BYTE_SLOTS_AT + v.table[0]!)));
@@ -200,20 +222,12 @@ describe('Maglev size classes', () => {
   });
 
   it('a table changed in place keeps its inner map; a byte-class one keeps the positions of the backends it keeps', () => {
-    const n = dp.native;
     /** What the kernel holds for VIP i (read through the inner map, not the store's copy). */
     const held = (c: Compiled, i: number): { innerId: number; table: number[]; ids: number[] } => {
       const v = c.vips.find((x) => x.name.includes(vip(i)))!;
       const cls = maglevClass(v.table);
-      const innerId = n.mapLookup(dp.maps[MAGLEV_MAPS[cls]!], encodeU32(v.id), 4)!.readUInt32LE(0);
-      const fd = n.mapGetFdById(innerId);
-      try {
-        const value = readTableValue(n, fd, cls);
-        const ids = cls === XLB.MAGLEV_BYTE_CLASS ? Array.from({ length: XLB.MAGLEV_BYTE_IDS }, (_, p) => value.readUInt32LE(byteRecAt(p))) : [];
-        return { innerId, table: Array.from(decodeTable(value, cls)), ids };
-      } finally {
-        n.closeFd(fd);
-      }
+      const { innerId, value } = innerValue(cls, v.id);
+      return { innerId, table: Array.from(decodeTable(value, cls)), ids: cls === XLB.MAGLEV_BYTE_CLASS ? recordIds(value) : [] };
     };
     const idOf = (c: Compiled, i: number, addr: string): number =>
       c.vips.find((x) => x.name.includes(vip(i)))!.backends.find((b) => b.text.startsWith(`${addr}:`))!.id;
@@ -245,25 +259,11 @@ describe('Maglev size classes', () => {
   });
 
   it('a byte-class table rewritten in place puts new backends only at positions no slot names; else it is replaced', () => {
-    const n = dp.native;
     const VIP_ID = 4000; // (a table only: no VIP entry names it)
-    const M = 16381;
-    const table = (ids: number[]): Uint32Array => {
-      const t = new Uint32Array(M + 1);
-      t[0] = M;
-      for (let i = 1; i <= M; i++) t[i] = ids.length ? ids[(i - 1) % ids.length]! : XLB.BACKEND_NONE;
-      return t;
-    };
+    const table = (ids: number[]): Uint32Array => cycleTable(16381, ids);
     const kernel = (): { innerId: number; table: number[]; ids: number[] } => {
-      const innerId = n.mapLookup(dp.maps[MAGLEV_MAPS[XLB.MAGLEV_BYTE_CLASS]!], encodeU32(VIP_ID), 4)!.readUInt32LE(0);
-      const fd = n.mapGetFdById(innerId);
-      try {
-        const value = readTableValue(n, fd, XLB.MAGLEV_BYTE_CLASS);
-        const ids = Array.from({ length: XLB.MAGLEV_BYTE_IDS }, (_, p) => value.readUInt32LE(byteRecAt(p)));
-        return { innerId, table: Array.from(decodeTable(value, XLB.MAGLEV_BYTE_CLASS)), ids };
-      } finally {
-        n.closeFd(fd);
-      }
+      const { innerId, value } = innerValue(XLB.MAGLEV_BYTE_CLASS, VIP_ID);
+      return { innerId, table: Array.from(decodeTable(value, XLB.MAGLEV_BYTE_CLASS)), ids: recordIds(value) };
     };
     const range = (from: number, count: number): number[] => Array.from({ length: count }, (_, i) => from + i);
     const store = dp.store();
@@ -323,27 +323,14 @@ describe('Maglev size classes', () => {
   });
 
   it("a byte-class table rewritten in place rewrites a record whose copy is stale only where no slot names it; else it is replaced", () => {
-    const n = dp.native;
     const VIP_ID = 4001; // (a table only: no VIP entry names it)
-    const M = 16381;
-    const table = (ids: number[]): Uint32Array => {
-      const t = new Uint32Array(M + 1);
-      t[0] = M;
-      for (let i = 1; i <= M; i++) t[i] = ids[(i - 1) % ids.length]!;
-      return t;
-    };
+    const table = (ids: number[]): Uint32Array => cycleTable(16381, ids);
     /** The kernel's inner map id and the address in id's record (its position found by id). */
     const kernel = (id: number): { innerId: number; addr: number } => {
-      const innerId = n.mapLookup(dp.maps[MAGLEV_MAPS[XLB.MAGLEV_BYTE_CLASS]!], encodeU32(VIP_ID), 4)!.readUInt32LE(0);
-      const fd = n.mapGetFdById(innerId);
-      try {
-        const value = readTableValue(n, fd, XLB.MAGLEV_BYTE_CLASS);
-        const p = Array.from({ length: XLB.MAGLEV_BYTE_IDS }, (_, q) => value.readUInt32LE(byteRecAt(q))).indexOf(id);
-        expect(p, `id ${id} has a record`).toBeGreaterThanOrEqual(0);
-        return { innerId, addr: value.readUInt32BE(byteRecAt(p) + LAYOUT.xlb_maglev_rec.offsets.be + LAYOUT.xlb_backend4.offsets.addr) };
-      } finally {
-        n.closeFd(fd);
-      }
+      const { innerId, value } = innerValue(XLB.MAGLEV_BYTE_CLASS, VIP_ID);
+      const p = recordIds(value).indexOf(id);
+      expect(p, `id ${id} has a record`).toBeGreaterThanOrEqual(0);
+      return { innerId, addr: value.readUInt32BE(byteRecAt(p) + LAYOUT.xlb_maglev_rec.offsets.be + LAYOUT.xlb_backend4.offsets.addr) };
     };
     const store = dp.store();
     const ID = 7001;
